@@ -1,0 +1,118 @@
+//! Messages of the [`ExecActor`](super::ExecActor).
+
+use std::os::unix::net::UnixStream;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+
+use super::error::ExecError;
+use crate::monitor::spec::ContainerSpec;
+
+/// Which of a container's streams an attached client gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttachOptions {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// An attach that arrived before the container started (`docker run` attaches first).
+/// The stream is delivered before the container's process runs, so no output is lost.
+#[derive(Debug)]
+pub struct PendingAttach {
+    pub options: AttachOptions,
+    pub reply: oneshot::Sender<Result<UnixStream, ExecError>>,
+}
+
+/// From `ContainerStoreActor` on start. Spawns the container's monitor, connects each
+/// pending attach, then lets the container's process run. Independent starts run
+/// concurrently.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Started, ExecError>")]
+pub struct StartContainer {
+    pub spec: ContainerSpec,
+    pub attaches: Vec<PendingAttach>,
+}
+
+/// The reply to [`StartContainer`].
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The container init's pid in the host's pid namespace.
+    pub pid: i32,
+    pub started_at: DateTime<Utc>,
+}
+
+/// From the supervisor, once, before `Init`: where exits are reported.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SubscribeExits(pub Recipient<ContainerExited>);
+
+/// To the subscriber (`ContainerStoreActor`) when a container's process has exited and its
+/// output has been written out.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ContainerExited {
+    pub id: String,
+    pub exit_code: i32,
+    pub finished_at: DateTime<Utc>,
+    pub oom_killed: bool,
+}
+
+/// From `ContainerStoreActor` (stop, kill, shutdown): sends `signal` to the container's
+/// init. `NotRunning` when there is no live monitor for `id`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), ExecError>")]
+pub struct SignalContainer {
+    pub id: String,
+    pub signal: i32,
+}
+
+/// From `ContainerStoreActor` for an attach to a running container. The stream carries
+/// Docker's stdcopy frames (or raw bytes with a TTY) out, and raw stdin in; shutting down
+/// its write side ends the container's stdin (with `StdinOnce`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<UnixStream, ExecError>")]
+pub struct AttachContainer {
+    pub id: String,
+    pub options: AttachOptions,
+}
+
+/// From `ContainerStoreActor` for `POST /containers/{id}/resize` (TTY only).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), ExecError>")]
+pub struct ResizeContainer {
+    pub id: String,
+    pub height: u16,
+    pub width: u16,
+}
+
+/// From `ContainerStoreActor::Init` for each container its records say was running:
+/// re-attaches to a monitor that is still alive, or reads the exit status it left.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<RestoreState, ExecError>")]
+pub struct RestoreContainer {
+    pub id: String,
+}
+
+/// The reply to [`RestoreContainer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreState {
+    /// The monitor is alive and watched again; its exit will be reported as usual.
+    Running { pid: i32 },
+    /// The container exited while berthd was away.
+    Exited {
+        exit_code: i32,
+        finished_at: DateTime<Utc>,
+    },
+    /// Neither a monitor nor an exit status: the host rebooted, or the exec root was lost.
+    Gone,
+}
+
+/// From `ContainerStoreActor` after removal: deletes the container's state dir under the
+/// exec root.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), ExecError>")]
+pub struct CleanupContainer {
+    pub id: String,
+}

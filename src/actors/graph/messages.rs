@@ -1,0 +1,128 @@
+//! Messages of the [`GraphActor`](super::GraphActor).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::error::GraphError;
+use crate::monitor::spec::RootfsSpec;
+
+/// A rootfs tarball being received (plain, or gzip-compressed). Read on a blocking thread.
+pub type TarSource = Box<dyn Read + Send>;
+
+/// From `api::images::create` (`docker import`): makes a one-layer image from a rootfs
+/// tarball and tags it `repo:tag` when a repo is given. Replies with `sha256:<id>`.
+#[derive(Message)]
+#[rtype(result = "Result<String, GraphError>")]
+pub struct ImportImage {
+    pub source: TarSource,
+    /// Already split from the `repo` query parameter (`imptest:1` → `imptest`, `1`).
+    pub repo: Option<String>,
+    pub tag: Option<String>,
+    /// The history comment (`docker import -m`).
+    pub message: String,
+    /// Dockerfile-style changes (`docker import -c 'CMD ["sh"]'`).
+    pub changes: Vec<String>,
+}
+
+impl std::fmt::Debug for ImportImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportImage")
+            .field("repo", &self.repo)
+            .field("tag", &self.tag)
+            .finish_non_exhaustive()
+    }
+}
+
+/// From `api::images::list`.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<ImageSummary>")]
+pub struct ListImages;
+
+/// One row of `GET /images/json`, with Docker's field names.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageSummary {
+    pub containers: i64,
+    pub created: i64,
+    pub id: String,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub parent_id: String,
+    pub repo_digests: Vec<String>,
+    pub repo_tags: Vec<String>,
+    pub shared_size: i64,
+    pub size: i64,
+    pub virtual_size: i64,
+}
+
+/// From `ContainerStoreActor` (create) and `api::images::inspect`: finds an image by
+/// `name[:tag]`, `sha256:<id>`, full id or unique id prefix. `NotFound` otherwise, with
+/// Docker's text (`No such image: busybox:latest`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ImageInfo, GraphError>")]
+pub struct ResolveImage {
+    pub reference: String,
+}
+
+/// An image as the rest of the daemon needs it.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    /// `sha256:<64 hex>`.
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    /// RFC 3339.
+    pub created: String,
+    pub size: i64,
+    /// The runtime defaults from the image config.
+    pub config: ImageRuntimeConfig,
+    /// The image config document as stored (for `docker image inspect`).
+    pub raw_config: serde_json::Value,
+}
+
+/// The `config` section of an image config, with Docker's field names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageRuntimeConfig {
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Option<Vec<String>>,
+    pub working_dir: String,
+    pub user: String,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    pub stop_signal: Option<String>,
+}
+
+/// From `ContainerStoreActor` on create: makes the container's read-write layer on top
+/// of the image and replies with the mount that the container's init makes.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<RootfsSpec, GraphError>")]
+pub struct CreateRwLayer {
+    pub container_id: String,
+    /// `sha256:<id>`.
+    pub image_id: String,
+}
+
+/// From `ContainerStoreActor` on remove: deletes the container's read-write layer.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), GraphError>")]
+pub struct RemoveRwLayer {
+    pub container_id: String,
+}
+
+/// From `api::system::info`.
+#[derive(Debug, Message)]
+#[rtype(result = "DriverInfo")]
+pub struct GetDriverInfo;
+
+/// What `/info` shows of the storage driver.
+#[derive(Debug, Clone)]
+pub struct DriverInfo {
+    /// `overlay2` or `vfs`.
+    pub name: String,
+    /// `DriverStatus` pairs (`["Backing Filesystem", "extfs"]`, …).
+    pub status: Vec<(String, String)>,
+    pub images: usize,
+}

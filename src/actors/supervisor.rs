@@ -1,0 +1,1 @@
+//! DaemonSupervisor: start-up in order, shutdown in reverse.

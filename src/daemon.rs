@@ -1,0 +1,1 @@
+//! System checks, work dirs, pidfile, sd_notify.

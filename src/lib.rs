@@ -1,0 +1,24 @@
+//! berth: a container engine daemon that speaks the Docker Engine API.
+//!
+//! Map of the crate:
+//! - [`config`]: dockerd-compatible flags and daemon.json, merged and validated.
+//! - [`daemon`]: system checks, work dirs, pidfile and sd_notify (seed steps 4.1 to 4.3, 4.12).
+//! - [`actors`]: one actix actor per subsystem, started and stopped in order by
+//!   [`actors::supervisor::DaemonSupervisor`].
+//! - [`api`]: the Engine API routes (actix-web), errors and per-request tracing.
+//! - [`server`]: listeners, and the hijacked attach and exec streams served below
+//!   actix-http's HTTP/1 codec.
+//! - [`monitor`]: the per-container monitor process (berthd re-executed).
+//! - [`sys`]: the only home of raw syscalls and `unsafe`.
+//! - [`metrics`]: the Prometheus registry behind `/metrics`.
+
+pub mod actors;
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod metrics;
+pub mod monitor;
+pub mod server;
+pub mod sys;
+pub mod util;

@@ -1,0 +1,101 @@
+//! What berthd hands a monitor: everything needed to create one container's init.
+//!
+//! The spec travels as one JSON document over the monitor's control socket, so that the
+//! start path writes no file for it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// One container, as the monitor creates it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// The full 64-hex-digit container id.
+    pub id: String,
+    /// The root filesystem mount, made by the init inside its new mount namespace.
+    pub rootfs: RootfsSpec,
+    /// The UTS hostname (Docker: the short id, unless `--hostname`).
+    pub hostname: String,
+    pub domainname: String,
+    /// argv; `args[0]` is looked up in the container's `PATH` when it has no `/`.
+    pub args: Vec<String>,
+    /// `KEY=value` entries, already merged from the image and the create request.
+    pub env: Vec<String>,
+    /// Working directory inside the container ("" means `/`).
+    pub cwd: String,
+    /// `uid[:gid]` or `name[:group]`, resolved against the container's /etc/passwd and
+    /// /etc/group ("" means root).
+    pub user: String,
+    /// Allocate a pty for stdio (`docker run -t`).
+    pub tty: bool,
+    /// Keep stdin open (`-i`); without it the container's stdin is /dev/null.
+    pub open_stdin: bool,
+    /// Close the container's stdin when the first attached client closes its stdin.
+    pub stdin_once: bool,
+    /// The json-file log the monitor appends to (`containers/<id>/<id>-json.log`).
+    pub log_path: PathBuf,
+    /// The container's runtime dir under the exec root: the monitor's socket, its pid file
+    /// and the exit status live here.
+    pub state_dir: PathBuf,
+    /// The container's cgroup and limits.
+    pub cgroup: CgroupSpec,
+    /// Extra mounts made after the rootfs, in order (hosts, hostname, resolv.conf, volumes).
+    pub mounts: Vec<MountSpec>,
+    /// The network namespace the container joins.
+    pub network: NetworkSpec,
+    /// Mount the rootfs read-only (`--read-only`).
+    pub readonly_rootfs: bool,
+}
+
+/// The mount that becomes the container's `/`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RootfsSpec {
+    /// `overlay`, or `bind` for the vfs driver.
+    pub fstype: String,
+    /// Mount source (`overlay`, or the vfs directory for a bind mount).
+    pub source: String,
+    /// Mount data (`lowerdir=…,upperdir=…,workdir=…`), empty for a bind mount.
+    pub options: String,
+    /// Where the rootfs is mounted before `pivot_root` (a directory that exists).
+    pub target: PathBuf,
+}
+
+/// A mount inside the container, as in an OCI spec.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountSpec {
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// `bind`, `tmpfs`, …
+    pub fstype: String,
+    /// `ro`, `rw`, `rbind`, `nosuid`, `nodev`, `noexec`, `rprivate`, `mode=755`, …
+    pub options: Vec<String>,
+}
+
+/// The container's cgroup: `<parent>/<id>` in every hierarchy in use.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CgroupSpec {
+    /// Relative to each hierarchy's root, e.g. `berth/<id>`.
+    pub path: String,
+    /// Memory limit in bytes (0: none).
+    pub memory: i64,
+    /// Maximum number of pids (0: none).
+    pub pids: i64,
+    /// CFS quota in microseconds per `cpu_period` (0: none).
+    pub cpu_quota: i64,
+    pub cpu_period: u64,
+    /// Relative CPU weight as Docker's `--cpu-shares` (0: default).
+    pub cpu_shares: u64,
+}
+
+/// Which network namespace the container gets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum NetworkSpec {
+    /// A new network namespace with only `lo`, brought up (`--network none`).
+    None,
+    /// A new network namespace that berthd wires (veth into it) after the monitor reports
+    /// the init's pid and before it lets the init run.
+    New,
+    /// The host's network namespace (`--network host`).
+    Host,
+}

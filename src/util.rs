@@ -1,0 +1,98 @@
+//! Small helpers shared by every subsystem: error chains, atomic file writes, ids.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Renders an error and its sources as `outer: inner: root`, skipping a source whose text
+/// the outer message already contains.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+/// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename,
+/// fsync of the directory. A crash leaves the old or the new content, never a torn file.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_inner(path, data, true)
+}
+
+/// As [`write_atomic`], without the fsyncs: the rename is still atomic, but a power cut may
+/// lose the new content. For files under the exec root (tmpfs) and caches.
+pub fn write_atomic_nosync(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_inner(path, data, false)
+}
+
+fn write_atomic_inner(path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let res = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        if sync {
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, path)?;
+        if sync {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// A new 64-hex-digit id, as Docker makes for containers and exec instances.
+pub fn new_id() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+/// True for a full 64-digit lowercase hex id.
+pub fn is_full_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn ids_are_full() {
+        let id = new_id();
+        assert!(is_full_id(&id));
+        assert!(!is_full_id("abc"));
+    }
+}
