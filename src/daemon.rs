@@ -1,1 +1,349 @@
-//! System checks, work dirs, pidfile, sd_notify.
+//! Process-level start-up steps that come before the actors: system checks (seed 4.2),
+//! work dirs and TMPDIR (4.3), the pidfile, and systemd's notify and socket activation
+//! protocols (4.12).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+
+use crate::error::ErrorKind;
+
+/// A start-up step that failed; each Display is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("berthd runs only on Linux")]
+    NotLinux,
+    #[error("berthd needs to be started as root (euid {euid})")]
+    NotRoot { euid: u32 },
+    #[error("kernel {version} is too old: berthd needs at least 3.10")]
+    KernelTooOld { version: String },
+    #[error("kernel version {version} could not be parsed")]
+    KernelUnparsable { version: String },
+    #[error("architecture {arch} is not supported (x86_64 and aarch64 are)")]
+    Architecture { arch: String },
+    #[error("data root {path} could not be created")]
+    DataRoot {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("exec root {path} could not be created")]
+    ExecRoot {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "pid file found, ensure berthd is not running or delete {path} (it names live process {pid})"
+    )]
+    PidfileLive { path: PathBuf, pid: i32 },
+    #[error("pid file {path} could not be written")]
+    Pidfile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StartupError {
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::System
+    }
+}
+
+/// The facts that the system checks found, for `/info` and the start-up log.
+#[derive(Debug, Clone)]
+pub struct SystemFacts {
+    pub kernel_version: String,
+    /// `x86_64` or `aarch64`.
+    pub arch: String,
+    pub operating_system: String,
+    pub os_version: String,
+    pub ncpu: usize,
+    pub mem_total: u64,
+    pub hostname: String,
+}
+
+/// Seed step 4.2: Linux only, root, kernel at least 3.10, a known architecture.
+pub fn system_checks() -> Result<SystemFacts, StartupError> {
+    if !cfg!(target_os = "linux") {
+        return Err(StartupError::NotLinux);
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if euid != 0 {
+        return Err(StartupError::NotRoot { euid });
+    }
+    let uts = nix::sys::utsname::uname().map_err(|_| StartupError::NotLinux)?;
+    let release = uts.release().to_string_lossy().into_owned();
+    check_kernel(&release)?;
+    let arch = uts.machine().to_string_lossy().into_owned();
+    if arch != "x86_64" && arch != "aarch64" {
+        return Err(StartupError::Architecture { arch });
+    }
+    let (operating_system, os_version) = os_release();
+    Ok(SystemFacts {
+        kernel_version: release,
+        arch,
+        operating_system,
+        os_version,
+        ncpu: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        mem_total: mem_total(),
+        hostname: uts.nodename().to_string_lossy().into_owned(),
+    })
+}
+
+/// Accepts `3.10` and later; `6.18.44-fc-v595` parses as 6.18.
+pub fn check_kernel(release: &str) -> Result<(), StartupError> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major: Option<u32> = parts.next().and_then(|p| p.parse().ok());
+    let minor: Option<u32> = parts.next().and_then(|p| p.parse().ok());
+    match (major, minor) {
+        (Some(ma), Some(mi)) if (ma, mi) >= (3, 10) => Ok(()),
+        (Some(_), Some(_)) => Err(StartupError::KernelTooOld {
+            version: release.to_owned(),
+        }),
+        _ => Err(StartupError::KernelUnparsable {
+            version: release.to_owned(),
+        }),
+    }
+}
+
+fn os_release() -> (String, String) {
+    let text = fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim_matches('"').to_owned())
+    };
+    (
+        field("PRETTY_NAME=").unwrap_or_else(|| "Linux".to_owned()),
+        field("VERSION_ID=").unwrap_or_default(),
+    )
+}
+
+fn mem_total() -> u64 {
+    fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// Seed step 4.3: resolves the data root (following symlinks), creates it 0700 and its
+/// `tmp/`, points TMPDIR there, and creates the exec root 0700. Returns the resolved
+/// data root.
+pub fn prepare_work_dirs(data_root: &Path, exec_root: &Path) -> Result<PathBuf, StartupError> {
+    let data_err = |source| StartupError::DataRoot {
+        path: data_root.to_owned(),
+        source,
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_root)
+        .map_err(data_err)?;
+    let resolved = fs::canonicalize(data_root).map_err(data_err)?;
+    fs::set_permissions(&resolved, fs::Permissions::from_mode(0o700)).map_err(data_err)?;
+    let tmp = resolved.join("tmp");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&tmp)
+        .map_err(data_err)?;
+    // Probe that the data root is writable now rather than at the first container.
+    let probe = tmp.join(format!(".probe-{}", std::process::id()));
+    fs::write(&probe, b"").map_err(data_err)?;
+    let _ = fs::remove_file(&probe);
+    set_tmpdir(&tmp);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(exec_root)
+        .map_err(|source| StartupError::ExecRoot {
+            path: exec_root.to_owned(),
+            source,
+        })?;
+    Ok(resolved)
+}
+
+fn set_tmpdir(tmp: &Path) {
+    crate::sys::env::set_var_before_threads("TMPDIR", tmp.as_os_str());
+}
+
+/// A pidfile that is removed when dropped.
+#[derive(Debug)]
+pub struct Pidfile {
+    path: PathBuf,
+}
+
+impl Pidfile {
+    /// Creates `path` with our pid. Refuses when it names a live process; replaces a stale
+    /// one.
+    pub fn create(path: &Path) -> Result<Pidfile, StartupError> {
+        if let Ok(text) = fs::read_to_string(path) {
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                if pid > 0
+                    && pid != std::process::id() as i32
+                    && Path::new(&format!("/proc/{pid}")).exists()
+                {
+                    return Err(StartupError::PidfileLive {
+                        path: path.to_owned(),
+                        pid,
+                    });
+                }
+            }
+        }
+        let err = |source| StartupError::Pidfile {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(err)?;
+        }
+        crate::util::write_atomic_nosync(path, format!("{}\n", std::process::id()).as_bytes())
+            .map_err(err)?;
+        Ok(Pidfile {
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Drop for Pidfile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Sends `state` (`READY=1`, `STOPPING=1`, …) to systemd when `$NOTIFY_SOCKET` is set.
+/// Does nothing otherwise. Abstract sockets (`@name`) are supported.
+pub fn sd_notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(e) = sd_notify_to(Path::new(&path), state) {
+        tracing::warn!(error = %e, "sd_notify failed");
+    }
+}
+
+fn sd_notify_to(path: &Path, state: &str) -> io::Result<()> {
+    let sock = UnixDatagram::unbound()?;
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+        sock.send_to_addr(state.as_bytes(), &addr)?;
+    } else {
+        sock.send_to(state.as_bytes(), path)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions() {
+        assert!(check_kernel("6.18.44-fc-v595").is_ok());
+        assert!(check_kernel("3.10.0-1160.el7.x86_64").is_ok());
+        assert!(matches!(
+            check_kernel("3.9.11"),
+            Err(StartupError::KernelTooOld { .. })
+        ));
+        assert!(matches!(
+            check_kernel("2.6.32"),
+            Err(StartupError::KernelTooOld { .. })
+        ));
+        assert!(matches!(
+            check_kernel("garbage"),
+            Err(StartupError::KernelUnparsable { .. })
+        ));
+    }
+
+    #[test]
+    fn pidfile_refuses_a_live_pid_and_replaces_a_stale_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("berthd.pid");
+        // Pid 1 is always alive.
+        fs::write(&p, "1\n").unwrap();
+        assert!(matches!(
+            Pidfile::create(&p),
+            Err(StartupError::PidfileLive { pid: 1, .. })
+        ));
+        // A pid that cannot exist (above pid_max) is stale.
+        fs::write(&p, "999999999\n").unwrap();
+        let pf = Pidfile::create(&p).unwrap();
+        assert_eq!(
+            fs::read_to_string(&p).unwrap().trim(),
+            std::process::id().to_string()
+        );
+        drop(pf);
+        assert!(!p.exists());
+    }
+
+    #[test]
+    fn sd_notify_reaches_a_listening_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("notify.sock");
+        let listener = UnixDatagram::bind(&p).unwrap();
+        sd_notify_to(&p, "READY=1").unwrap();
+        let mut buf = [0u8; 64];
+        let n = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
+    }
+}
+
+/// The cgroup layout, as `/info` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CgroupFacts {
+    /// 2 on a unified (v2-only) host; 1 on v1 and hybrid hosts, as dockerd reports.
+    pub version: u8,
+    pub memory_limit: bool,
+    pub swap_limit: bool,
+    pub cpu_cfs: bool,
+    pub cpu_shares: bool,
+    pub cpuset: bool,
+    pub pids: bool,
+}
+
+impl CgroupFacts {
+    pub fn detect() -> CgroupFacts {
+        Self::detect_in(Path::new("/sys/fs/cgroup"))
+    }
+
+    /// Reads the layout under `root` (a cgroup mount point such as `/sys/fs/cgroup`).
+    pub fn detect_in(root: &Path) -> CgroupFacts {
+        if root.join("cgroup.controllers").exists() {
+            let ctrls = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            let has = |c: &str| ctrls.split_whitespace().any(|x| x == c);
+            return CgroupFacts {
+                version: 2,
+                memory_limit: has("memory"),
+                // cgroup v2 limits swap wherever it limits memory.
+                swap_limit: has("memory"),
+                cpu_cfs: has("cpu"),
+                cpu_shares: has("cpu"),
+                cpuset: has("cpuset"),
+                pids: has("pids"),
+            };
+        }
+        CgroupFacts {
+            version: 1,
+            memory_limit: root.join("memory/memory.limit_in_bytes").exists(),
+            swap_limit: root.join("memory/memory.memsw.limit_in_bytes").exists(),
+            cpu_cfs: root.join("cpu/cpu.cfs_quota_us").exists(),
+            cpu_shares: root.join("cpu/cpu.shares").exists(),
+            cpuset: root.join("cpuset/cpuset.cpus").exists(),
+            pids: root.join("pids/pids.max").exists() || root.join("pids").exists(),
+        }
+    }
+}

@@ -12,6 +12,8 @@
 //! - [`sys`]: the only home of raw syscalls and `unsafe`.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 
+#![recursion_limit = "256"]
+
 pub mod actors;
 pub mod api;
 pub mod config;

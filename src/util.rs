@@ -96,3 +96,44 @@ mod tests {
         assert!(!is_full_id("abc"));
     }
 }
+
+/// A blocking `Read` over byte chunks that an async task sends, for streaming a request
+/// body into work that runs on a blocking thread (a layer import).
+#[derive(Debug)]
+pub struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    cur: bytes::Bytes,
+}
+
+/// A bounded channel of body chunks and the reader at its end.
+pub fn body_channel(
+    capacity: usize,
+) -> (
+    tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    ChannelReader,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    (
+        tx,
+        ChannelReader {
+            rx,
+            cur: bytes::Bytes::new(),
+        },
+    )
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.cur = chunk,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}

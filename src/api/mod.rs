@@ -1,1 +1,255 @@
-//! The Engine API.
+//! The Docker Engine API on actix-web.
+//!
+//! Every route is served with and without the `/v1.NN` prefix. Every reply carries the
+//! headers the CLI reads (`Api-Version`, `Ostype`, `Server`, `Docker-Experimental`). A
+//! middleware opens a tracing span per request and records the request metrics. The
+//! hijacked routes (attach, exec start) never reach actix-web: `server` serves them below
+//! actix-http's codec.
+
+pub mod containers;
+pub mod error;
+pub mod images;
+pub mod system;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
+use actix_web::{HttpResponse, web};
+use tracing::Instrument;
+
+pub use error::ApiError;
+
+use crate::actors::supervisor::Actors;
+use crate::config::DaemonConfig;
+use crate::daemon::SystemFacts;
+use crate::metrics::metrics;
+
+/// The newest API version whose reply shapes berthd produces (dockerd 20.10's).
+pub const API_VERSION: &str = "1.41";
+/// The oldest API version accepted, as dockerd 20.10.
+pub const MIN_API_VERSION: &str = "1.12";
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub actors: Actors,
+    pub config: Arc<DaemonConfig>,
+    pub facts: Arc<SystemFacts>,
+    /// The resolved data root.
+    pub data_root: PathBuf,
+}
+
+/// Registers every route, once at the root and once under `/v{version}`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::scope("/v{version}").configure(routes))
+        .configure(routes);
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    system::routes(cfg);
+    containers::routes(cfg);
+    images::routes(cfg);
+}
+
+/// The headers dockerd puts on every reply.
+pub fn default_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("Api-Version", API_VERSION))
+        .add(("Ostype", "linux"))
+        .add(("Docker-Experimental", "false"))
+        .add((
+            "Server",
+            concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)"),
+        ))
+}
+
+/// Parses `1.41` as (1, 41).
+pub fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Checks the `/v1.NN` prefix of `path`, as dockerd does: a version above ours or below
+/// the minimum is refused with 400. Returns the error reply, if any.
+pub fn check_version(path: &str) -> Option<HttpResponse> {
+    let rest = path.strip_prefix("/v")?;
+    let ver = rest.split('/').next()?;
+    let Some(v) = parse_version(ver) else {
+        return Some(
+            HttpResponse::NotFound()
+                .json(serde_json::json!({"message": format!("page not found: {path}")})),
+        );
+    };
+    let max = parse_version(API_VERSION)?;
+    let min = parse_version(MIN_API_VERSION)?;
+    if v > max {
+        return Some(HttpResponse::BadRequest().json(serde_json::json!({
+            "message": format!(
+                "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
+            )
+        })));
+    }
+    if v < min {
+        return Some(
+            HttpResponse::BadRequest()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!(
+                    "client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version\n"
+                )),
+        );
+    }
+    None
+}
+
+/// The route label for metrics: the matched pattern without the version scope.
+fn route_label(pattern: Option<String>) -> String {
+    match pattern {
+        Some(p) => p
+            .strip_prefix("/v{version}")
+            .map(str::to_owned)
+            .unwrap_or(p),
+        None => "unmatched".to_owned(),
+    }
+}
+
+/// Span per request, the version check, and the request metrics.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let span = tracing::debug_span!(
+        "request",
+        method = %method,
+        path = %req.path(),
+        request_id = %format!("{:08x}", rand::random::<u32>()),
+    );
+    if let Some(resp) = check_version(req.path()) {
+        let (http_req, _) = req.into_parts();
+        let res = ServiceResponse::new(http_req, resp).map_into_right_body();
+        record(&method, "version_check".to_owned(), res.status(), started);
+        return Ok(res);
+    }
+    let res = next.call(req).instrument(span.clone()).await?;
+    let route = route_label(res.request().match_pattern());
+    let _enter = span.enter();
+    tracing::debug!(status = res.status().as_u16(), route = %route, "request served");
+    record(&method, route, res.status(), started);
+    Ok(res.map_into_left_body())
+}
+
+fn record(method: &actix_web::http::Method, route: String, status: StatusCode, started: Instant) {
+    let m = metrics();
+    m.api_requests
+        .with_label_values(&[method.as_str(), &route, status.as_str()])
+        .inc();
+    m.api_latency
+        .with_label_values(&[method.as_str(), &route])
+        .observe(started.elapsed().as_secs_f64());
+}
+
+/// The JSON error body for routes that do not exist, as dockerd answers them.
+pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound()
+        .json(serde_json::json!({"message": format!("page not found: {}", req.path())}))
+}
+
+/// Builds the whole App for one worker.
+pub fn app(
+    state: AppState,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .app_data(web::Data::new(state))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(4 << 20)
+                .error_handler(|err, _| {
+                    ApiError::bad_request(format!("invalid JSON body: {err}")).into()
+                }),
+        )
+        .app_data(
+            web::QueryConfig::default().error_handler(|err, _| {
+                ApiError::bad_request(format!("invalid query: {err}")).into()
+            }),
+        )
+        .wrap(from_fn(observe))
+        .wrap(default_headers())
+        .configure(configure)
+        .default_service(web::to(not_found))
+}
+
+/// Go's `strconv.ParseBool`, which dockerd uses for query flags (docker-py sends
+/// `True`/`False`). Empty means `default`.
+pub fn parse_bool(v: Option<&str>, default: bool) -> Result<bool, ApiError> {
+    match v {
+        None | Some("") => Ok(default),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid boolean value {other:?}"
+        ))),
+    }
+}
+
+/// A JSON reply with `Content-Type: application/json`.
+pub fn json_reply(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .body(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert!(check_version("/_ping").is_none());
+        assert!(check_version("/v1.41/info").is_none());
+        assert!(check_version("/v1.24/info").is_none());
+        assert_eq!(
+            check_version("/v1.45/info").unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            check_version("/v1.11/info").unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            check_version("/vx/info").unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn go_bools() {
+        assert!(parse_bool(Some("True"), false).unwrap());
+        assert!(!parse_bool(Some("0"), true).unwrap());
+        assert!(parse_bool(None, true).unwrap());
+        assert!(parse_bool(Some("yes"), false).is_err());
+    }
+
+    #[test]
+    fn route_labels_drop_the_version_scope() {
+        assert_eq!(
+            route_label(Some("/v{version}/containers/{id}/json".into())),
+            "/containers/{id}/json"
+        );
+        assert_eq!(route_label(None), "unmatched");
+    }
+}

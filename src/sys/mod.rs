@@ -1,1 +1,2 @@
 //! The only home of raw syscalls and `unsafe`.
+pub mod env;

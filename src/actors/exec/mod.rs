@@ -26,7 +26,8 @@ pub struct ExecActor {
 }
 
 impl ExecActor {
-    pub fn new(config: Arc<DaemonConfig>) -> Self {
+    pub fn new(config: Arc<DaemonConfig>, monitor_exe: std::path::PathBuf) -> Self {
+        let _ = monitor_exe;
         ExecActor {
             config,
             exits: None,

@@ -1,1 +1,1070 @@
-//! placeholder
+//! ContainerStoreActor: container records, their state machine, and restore at start-up
+//! (seed steps 4.8 and 4.10).
+//!
+//! State: every container's record in memory (`containers`, with a name index), plus the
+//! waiters and pending attaches of each. Records are persisted under
+//! `<data-root>/containers/<id>/` by a [`persist::Persister`] (ordered per container, off
+//! the arbiter). Threads: the actor runs on its own arbiter; every call to another actor is
+//! a future inside a `ResponseActFuture`, so independent creates, starts and stops run
+//! side by side and only the short state updates run on the actor.
+//!
+//! Durability: a create is fsynced before it is answered (config.v2.json and
+//! hostconfig.json); later state changes (running, exited) are written atomically but not
+//! fsynced, since the monitors' exit files let a restart reconcile them.
+//!
+//! Architecture invariant: only ContainerStoreActor changes a container's state.
+
+pub mod create;
+pub mod error;
+pub mod messages;
+pub mod persist;
+pub mod state;
+pub mod view;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::Utc;
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub use error::StoreError;
+pub use messages::*;
+
+use self::persist::Persister;
+use self::state::{Container, State, Status};
+use super::exec::{
+    AttachContainer, CleanupContainer, ContainerExited, ExecActor, ExecError, PendingAttach,
+    ResizeContainer, RestoreContainer, RestoreState, SignalContainer, StartContainer as ExecStart,
+};
+use super::graph::{CreateRwLayer, GetDriverInfo, GraphActor, RemoveRwLayer, ResolveImage};
+use super::graphdb::{GraphDbActor, GraphDbError, ListNames, ReleaseEntity, ReserveName};
+use super::network::{GetNetworkInfo, NetworkActor, NetworkInfo, plan_network};
+use super::{ActorClient, Init, LifecycleError, Shutdown};
+use crate::config::DaemonConfig;
+use crate::metrics::metrics;
+
+/// The addresses the store talks to.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    pub graphdb: ActorClient<GraphDbActor>,
+    pub graph: ActorClient<GraphActor>,
+    pub network: ActorClient<NetworkActor>,
+    pub exec: ActorClient<ExecActor>,
+}
+
+struct Waiter {
+    condition: WaitCondition,
+    tx: oneshot::Sender<WaitOutcome>,
+}
+
+/// A record and what is attached to it in memory only.
+struct Entry {
+    c: Container,
+    starting: bool,
+    removing: bool,
+    pending: Vec<PendingAttach>,
+    waiters: Vec<Waiter>,
+}
+
+impl Entry {
+    fn new(c: Container) -> Self {
+        Entry {
+            c,
+            starting: false,
+            removing: false,
+            pending: Vec::new(),
+            waiters: Vec::new(),
+        }
+    }
+
+    /// Answers the waiters whose condition an exit meets.
+    fn notify_exit(&mut self) {
+        let code = self.c.state.exit_code;
+        let mut keep = Vec::new();
+        for w in self.waiters.drain(..) {
+            if w.condition == WaitCondition::Removed {
+                keep.push(w);
+            } else {
+                let _ = w.tx.send(WaitOutcome {
+                    status_code: code,
+                    error: None,
+                });
+            }
+        }
+        self.waiters = keep;
+    }
+}
+
+/// The container store. See the module docs.
+pub struct ContainerStoreActor {
+    config: Arc<DaemonConfig>,
+    data_root: PathBuf,
+    peers: Peers,
+    persister: Option<Persister>,
+    containers: HashMap<String, Entry>,
+    /// `/name` → id.
+    names: HashMap<String, String>,
+    net: NetworkInfo,
+    driver: String,
+    shutting_down: bool,
+}
+
+impl std::fmt::Debug for ContainerStoreActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerStoreActor")
+            .field("containers", &self.containers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+type Fut<T> = ResponseActFuture<ContainerStoreActor, T>;
+
+fn ready<T: 'static>(v: T) -> Fut<T> {
+    Box::pin(actix::fut::ready(v))
+}
+
+impl ContainerStoreActor {
+    /// `data_root` is the resolved data root (symlinks followed).
+    pub fn new(config: Arc<DaemonConfig>, data_root: PathBuf, peers: Peers) -> Self {
+        ContainerStoreActor {
+            config,
+            data_root,
+            peers,
+            persister: None,
+            containers: HashMap::new(),
+            names: HashMap::new(),
+            net: NetworkInfo::default(),
+            driver: String::new(),
+            shutting_down: false,
+        }
+    }
+
+    fn containers_dir(&self) -> PathBuf {
+        self.data_root.join("containers")
+    }
+
+    fn persister(&self) -> Result<Persister, StoreError> {
+        self.persister.clone().ok_or(StoreError::ShuttingDown)
+    }
+
+    /// Finds a container by full id, name, or unique id prefix.
+    fn resolve(&self, key: &str) -> Result<String, StoreError> {
+        if self.containers.contains_key(key) {
+            return Ok(key.to_owned());
+        }
+        let name = if key.starts_with('/') {
+            key.to_owned()
+        } else {
+            format!("/{key}")
+        };
+        if let Some(id) = self.names.get(&name) {
+            return Ok(id.clone());
+        }
+        let not_found = || StoreError::NotFound { id: key.to_owned() };
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let mut found = self.containers.keys().filter(|id| id.starts_with(key));
+        match (found.next(), found.next()) {
+            (Some(id), None) => Ok(id.clone()),
+            (Some(_), Some(_)) => Err(StoreError::Ambiguous {
+                prefix: key.to_owned(),
+            }),
+            _ => Err(not_found()),
+        }
+    }
+
+    fn entry(&mut self, key: &str) -> Result<&mut Entry, StoreError> {
+        let id = self.resolve(key)?;
+        self.containers
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound { id })
+    }
+
+    /// Queues the record's state for writing (atomic, not fsynced).
+    fn save_state(&self, c: &Container) {
+        let Some(p) = &self.persister else { return };
+        let path = self.containers_dir().join(&c.id).join("config.v2.json");
+        match serde_json::to_vec(c) {
+            Ok(bytes) => p.queue(&c.id, move || {
+                if path.parent().is_some_and(Path::exists) {
+                    crate::util::write_atomic_nosync(&path, &bytes)
+                } else {
+                    // Removed meanwhile: nothing to update.
+                    Ok(())
+                }
+            }),
+            Err(e) => tracing::error!(error = %e, "container record could not be encoded"),
+        }
+    }
+
+    /// Removes a stopped container: its layer, its names, its runtime dir and its record.
+    /// The caller has checked that it is not running and marked it `removing`.
+    fn remove_stopped(&mut self, id: String) -> Fut<Result<(), StoreError>> {
+        let peers = self.peers.clone();
+        let dir = self.containers_dir().join(&id);
+        let persister = self.persister.clone();
+        let id2 = id.clone();
+        let work = async move {
+            peers
+                .graph
+                .send(RemoveRwLayer {
+                    container_id: id2.clone(),
+                })
+                .await
+                .map_err(StoreError::mailbox("graph"))??;
+            peers
+                .graphdb
+                .send(ReleaseEntity { id: id2.clone() })
+                .await
+                .map_err(StoreError::mailbox("graphdb"))??;
+            if let Err(e) = peers.exec.send(CleanupContainer { id: id2.clone() }).await {
+                tracing::warn!(error = %e, container_id = %id2, "runtime dir not cleaned up");
+            }
+            let remove_dir = move || match fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+            match persister {
+                Some(p) => p.run(&id2, remove_dir).await,
+                None => remove_dir(),
+            }
+            .map_err(|source| StoreError::Persist {
+                path: PathBuf::from(&id2),
+                source,
+            })
+        };
+        Box::pin(
+            actix::fut::wrap_future::<_, Self>(work).map(move |res, act, _| {
+                match res {
+                    Ok(()) => {
+                        if let Some(mut e) = act.containers.remove(&id) {
+                            act.names.remove(&e.c.name);
+                            let code = e.c.state.exit_code;
+                            for w in e.waiters.drain(..) {
+                                let _ = w.tx.send(WaitOutcome {
+                                    status_code: code,
+                                    error: None,
+                                });
+                            }
+                            // Dropping pending attaches closes their hijacked streams.
+                        }
+                        tracing::info!(container_id = %id, "container removed");
+                        Ok(())
+                    }
+                    Err(e) => {
+                        if let Some(entry) = act.containers.get_mut(&id) {
+                            entry.removing = false;
+                            entry.c.state.status = Status::Dead;
+                            entry.c.state.error = e.to_string();
+                        }
+                        Err(e)
+                    }
+                }
+            }),
+        )
+    }
+
+    /// Sends `signal`, waits `timeout` seconds for the exit, then SIGKILL (seed's stop).
+    fn stop_future(
+        &mut self,
+        id: &str,
+        signal: i32,
+        timeout: Option<Duration>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + use<> {
+        let (tx, mut rx) = oneshot::channel();
+        if let Some(e) = self.containers.get_mut(id) {
+            e.waiters.push(Waiter {
+                condition: WaitCondition::NextExit,
+                tx,
+            });
+        }
+        let exec = self.peers.exec.clone();
+        let id = id.to_owned();
+        async move {
+            let sent = exec
+                .send(SignalContainer {
+                    id: id.clone(),
+                    signal,
+                })
+                .await
+                .map_err(StoreError::mailbox("exec"))?;
+            if let Err(e) = sent {
+                // Already gone: the exit is on its way.
+                tracing::debug!(error = %e, container_id = %id, "stop signal not delivered");
+            }
+            let waited = match timeout {
+                Some(t) => tokio::time::timeout(t, &mut rx).await.ok(),
+                None => Some((&mut rx).await),
+            };
+            if waited.is_some() {
+                return Ok(());
+            }
+            tracing::info!(container_id = %id, "container did not stop in time; killing it");
+            let _ = exec
+                .send(SignalContainer {
+                    id: id.clone(),
+                    signal: libc::SIGKILL,
+                })
+                .await;
+            match tokio::time::timeout(Duration::from_secs(30), rx).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err(StoreError::StopTimeout { id }),
+            }
+        }
+    }
+
+    fn stop_signal_of(c: &Container) -> i32 {
+        c.config
+            .get("StopSignal")
+            .and_then(Value::as_str)
+            .and_then(|s| state::parse_signal(s).ok())
+            .unwrap_or(libc::SIGTERM)
+    }
+}
+
+impl Actor for ContainerStoreActor {
+    type Context = Context<Self>;
+}
+
+/// Reads every record under `containers/`. A record that cannot be read is logged and
+/// skipped (left on disk for the operator), so one bad file cannot stop the daemon.
+fn load_records(dir: &Path) -> std::io::Result<Vec<Container>> {
+    fs::create_dir_all(dir)?;
+    let mut out = Vec::new();
+    for ent in fs::read_dir(dir)? {
+        let ent = ent?;
+        let path = ent.path();
+        if !path.is_dir() || !crate::util::is_full_id(&ent.file_name().to_string_lossy()) {
+            continue;
+        }
+        let record = path.join("config.v2.json");
+        let parsed = fs::read(&record)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Container>(&b).map_err(|e| e.to_string()))
+            .and_then(|mut c| {
+                let host = fs::read(path.join("hostconfig.json")).map_err(|e| e.to_string())?;
+                c.host_config = serde_json::from_slice(&host).map_err(|e| e.to_string())?;
+                Ok(c)
+            });
+        match parsed {
+            Ok(c) => out.push(c),
+            Err(e) => {
+                tracing::warn!(path = %record.display(), error = %e, "container record skipped")
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Handler<Init> for ContainerStoreActor {
+    type Result = Fut<Result<(), LifecycleError>>;
+    fn handle(&mut self, _: Init, _: &mut Self::Context) -> Self::Result {
+        let persister = match Persister::start() {
+            Ok(p) => p,
+            Err(e) => return ready(Err(LifecycleError::from_error(&e))),
+        };
+        self.persister = Some(persister);
+        let dir = self.containers_dir();
+        let peers = self.peers.clone();
+        let work = async move {
+            let records = tokio::task::spawn_blocking({
+                let dir = dir.clone();
+                move || load_records(&dir)
+            })
+            .await
+            .map_err(|e| LifecycleError(format!("loading container records: {e}")))?
+            .map_err(|e| LifecycleError(format!("containers dir {}: {e}", dir.display())))?;
+            let net = peers
+                .network
+                .send(GetNetworkInfo)
+                .await
+                .map_err(|e| LifecycleError::from_error(&e))?;
+            let driver = peers
+                .graph
+                .send(GetDriverInfo)
+                .await
+                .map_err(|e| LifecycleError::from_error(&e))?
+                .name;
+            // Names: the database is the durable index; a record whose name it lost is
+            // registered again, and a name whose record is gone is released.
+            let db_names = peers
+                .graphdb
+                .send(ListNames)
+                .await
+                .map_err(|e| LifecycleError::from_error(&e))?
+                .map_err(|e| LifecycleError::from_error(&e))?;
+            for (name, id) in &db_names {
+                if !records.iter().any(|c| &c.id == id) {
+                    tracing::info!(name = %name, "releasing the name of a missing container");
+                    let _ = peers.graphdb.send(ReleaseEntity { id: id.clone() }).await;
+                }
+            }
+            let mut restored = Vec::with_capacity(records.len());
+            for mut c in records {
+                if !db_names.iter().any(|(_, id)| id == &c.id) {
+                    match peers
+                        .graphdb
+                        .send(ReserveName {
+                            name: c.name.clone(),
+                            id: c.id.clone(),
+                        })
+                        .await
+                    {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, container_id = %c.id, "name not restored")
+                        }
+                        Err(e) => return Err(LifecycleError::from_error(&e)),
+                    }
+                }
+                if c.state.is_running() {
+                    match peers.exec.send(RestoreContainer { id: c.id.clone() }).await {
+                        Ok(Ok(RestoreState::Running { pid })) => {
+                            c.state.pid = pid;
+                            tracing::info!(container_id = %c.id, pid, "container still running; monitor re-attached");
+                        }
+                        Ok(Ok(RestoreState::Exited {
+                            exit_code,
+                            finished_at,
+                        })) => {
+                            c.state.set_exited(exit_code, finished_at, false);
+                            tracing::info!(container_id = %c.id, exit_code, "container exited while the daemon was away");
+                        }
+                        Ok(Ok(RestoreState::Gone)) | Ok(Err(_)) => {
+                            c.state.set_exited(255, Utc::now(), false);
+                            c.state.error = "the container's monitor was lost".to_owned();
+                            tracing::warn!(container_id = %c.id, "container's monitor is gone; marked exited");
+                        }
+                        Err(e) => return Err(LifecycleError::from_error(&e)),
+                    }
+                }
+                restored.push(c);
+            }
+            Ok((restored, net, driver))
+        };
+        Box::pin(
+            actix::fut::wrap_future::<_, Self>(work).map(|res, act, ctx| {
+                let (records, net, driver) = res?;
+                act.net = net;
+                act.driver = driver;
+                let mut auto_remove = Vec::new();
+                for c in records {
+                    act.names.insert(c.name.clone(), c.id.clone());
+                    if !c.state.is_running()
+                        && c.host_bool("AutoRemove")
+                        && c.state.started_at.is_some()
+                    {
+                        auto_remove.push(c.id.clone());
+                    }
+                    act.save_state(&c);
+                    act.containers.insert(c.id.clone(), Entry::new(c));
+                }
+                for id in auto_remove {
+                    if let Some(e) = act.containers.get_mut(&id) {
+                        e.removing = true;
+                    }
+                    ctx.spawn(act.remove_stopped(id).map(|_, _, _| ()));
+                }
+                tracing::info!(
+                    containers = act.containers.len(),
+                    "container records loaded"
+                );
+                Ok(())
+            }),
+        )
+    }
+}
+
+impl Handler<Shutdown> for ContainerStoreActor {
+    type Result = Fut<Result<(), LifecycleError>>;
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+        self.shutting_down = true;
+        if self.config.live_restore {
+            tracing::info!("live-restore: containers keep running");
+            return ready(Ok(()));
+        }
+        let timeout = Duration::from_secs(self.config.shutdown_timeout);
+        let running: Vec<(String, i32)> = self
+            .containers
+            .values()
+            .filter(|e| e.c.state.is_running())
+            .map(|e| (e.c.id.clone(), Self::stop_signal_of(&e.c)))
+            .collect();
+        let stops: Vec<_> = running
+            .iter()
+            .map(|(id, sig)| self.stop_future(id, *sig, Some(timeout)))
+            .collect();
+        let n = stops.len();
+        Box::pin(actix::fut::wrap_future(async move {
+            let results = join_all(stops).await;
+            let failed = results.iter().filter(|r| r.is_err()).count();
+            tracing::info!(
+                stopped = n - failed,
+                failed,
+                "containers stopped for shutdown"
+            );
+            if failed > 0 {
+                return Err(LifecycleError(format!("{failed} containers did not stop")));
+            }
+            Ok(())
+        }))
+    }
+}
+
+impl Handler<CreateContainer> for ContainerStoreActor {
+    type Result = Fut<Result<Created, StoreError>>;
+    fn handle(&mut self, msg: CreateContainer, _: &mut Self::Context) -> Self::Result {
+        if self.shutting_down {
+            return ready(Err(StoreError::ShuttingDown));
+        }
+        let (mut config, host_config) = match create::split_body(msg.body) {
+            Ok(v) => v,
+            Err(e) => return ready(Err(e)),
+        };
+        let image_ref = config
+            .get("Image")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        if image_ref.is_empty() {
+            return ready(Err(StoreError::InvalidConfig {
+                reason: "no image specified".to_owned(),
+            }));
+        }
+        let name = match msg.name.filter(|n| !n.is_empty()) {
+            Some(n) => match state::validate_name(&n) {
+                Ok(n) => n,
+                Err(e) => return ready(Err(e)),
+            },
+            None => {
+                let mut attempt = 0;
+                loop {
+                    let n = state::generate_name(attempt);
+                    if !self.names.contains_key(&n) {
+                        break n;
+                    }
+                    attempt += 1;
+                }
+            }
+        };
+        if let Some(holder) = self.names.get(&name) {
+            return ready(Err(StoreError::GraphDb(GraphDbError::NameInUse {
+                name,
+                holder: holder.clone(),
+            })));
+        }
+        let mode = host_config
+            .get("NetworkMode")
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            .to_owned();
+        let network = match plan_network(&self.net, &mode) {
+            Ok(n) => n,
+            Err(e) => return ready(Err(e.into())),
+        };
+        let id = crate::util::new_id();
+        if config
+            .get("Hostname")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            config.insert("Hostname".into(), json!(&id[..12]));
+        }
+        // Hold the name now so that a concurrent create of the same name conflicts.
+        self.names.insert(name.clone(), id.clone());
+        let persister = match self.persister() {
+            Ok(p) => p,
+            Err(e) => return ready(Err(e)),
+        };
+        let peers = self.peers.clone();
+        let dir = self.containers_dir().join(&id);
+        let driver = self.driver.clone();
+        let dns = self.config.dns.clone();
+        let (id2, name2) = (id.clone(), name.clone());
+        let work = async move {
+            let image = peers
+                .graph
+                .send(ResolveImage {
+                    reference: image_ref,
+                })
+                .await
+                .map_err(StoreError::mailbox("graph"))??;
+            let (path, args) = create::merge_image(&mut config, &image.config)?;
+            peers
+                .graphdb
+                .send(ReserveName {
+                    name: name2.clone(),
+                    id: id2.clone(),
+                })
+                .await
+                .map_err(StoreError::mailbox("graphdb"))??;
+            let undo_name = || async {
+                let _ = peers.graphdb.send(ReleaseEntity { id: id2.clone() }).await;
+            };
+            let rootfs = match peers
+                .graph
+                .send(CreateRwLayer {
+                    container_id: id2.clone(),
+                    image_id: image.id.clone(),
+                })
+                .await
+                .map_err(StoreError::mailbox("graph"))
+                .and_then(|r| r.map_err(StoreError::from))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    undo_name().await;
+                    return Err(e);
+                }
+            };
+            let c = Container {
+                id: id2.clone(),
+                name: name2,
+                created: Utc::now(),
+                path,
+                args,
+                config,
+                host_config,
+                image: image.id,
+                state: State::new(),
+                rootfs,
+                driver,
+                network,
+                restart_count: 0,
+            };
+            let record = serde_json::to_vec(&c).map_err(|e| StoreError::InvalidConfig {
+                reason: e.to_string(),
+            })?;
+            let host =
+                serde_json::to_vec(&c.host_config).map_err(|e| StoreError::InvalidConfig {
+                    reason: e.to_string(),
+                })?;
+            let hostname = c
+                .config
+                .get("Hostname")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let dir2 = dir.clone();
+            let written = persister
+                .run(&id2, move || {
+                    write_container_dir(&dir2, &hostname, &dns, &record, &host)
+                })
+                .await;
+            if let Err(source) = written {
+                let _ = fs::remove_dir_all(&dir);
+                let _ = peers
+                    .graph
+                    .send(RemoveRwLayer {
+                        container_id: id2.clone(),
+                    })
+                    .await;
+                undo_name().await;
+                return Err(StoreError::Persist { path: dir, source });
+            }
+            Ok(c)
+        };
+        Box::pin(
+            actix::fut::wrap_future::<_, Self>(work).map(move |res, act, _| match res {
+                Ok(c) => {
+                    tracing::info!(container_id = %c.id, name = %c.name, "container created");
+                    let id = c.id.clone();
+                    act.containers.insert(id.clone(), Entry::new(c));
+                    Ok(Created {
+                        id,
+                        warnings: Vec::new(),
+                    })
+                }
+                Err(e) => {
+                    if act.names.get(&name) == Some(&id) {
+                        act.names.remove(&name);
+                    }
+                    Err(e)
+                }
+            }),
+        )
+    }
+}
+
+/// Writes a new container's dir: hostname, hosts, resolv.conf and the two records
+/// (fsynced), so that a create is durable when it is answered.
+fn write_container_dir(
+    dir: &Path,
+    hostname: &str,
+    dns: &[std::net::IpAddr],
+    record: &[u8],
+    host_config: &[u8],
+) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+    fs::write(dir.join("hosts"), create::hosts_file(hostname))?;
+    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    fs::write(
+        dir.join("resolv.conf"),
+        create::resolv_conf(&host_resolv, dns),
+    )?;
+    crate::util::write_atomic(&dir.join("hostconfig.json"), host_config)?;
+    crate::util::write_atomic(&dir.join("config.v2.json"), record)
+}
+
+impl Handler<StartContainer> for ContainerStoreActor {
+    type Result = Fut<Result<(), StoreError>>;
+    fn handle(&mut self, msg: StartContainer, _: &mut Self::Context) -> Self::Result {
+        if self.shutting_down {
+            return ready(Err(StoreError::ShuttingDown));
+        }
+        let containers_dir = self.containers_dir();
+        let exec_root = self.config.exec_root.clone();
+        let entry = match self.entry(&msg.id) {
+            Ok(e) => e,
+            Err(e) => return ready(Err(e)),
+        };
+        let id = entry.c.id.clone();
+        if entry.removing {
+            return ready(Err(StoreError::RemovalInProgress { id }));
+        }
+        if let Err(e) = entry.c.state.can_start(&id) {
+            return ready(Err(e));
+        }
+        if entry.starting {
+            return ready(Err(StoreError::AlreadyRunning { id }));
+        }
+        entry.starting = true;
+        let spec = create::build_spec(&entry.c, &containers_dir.join(&id), &exec_root);
+        let attaches = std::mem::take(&mut entry.pending);
+        let network_label = match entry.c.network {
+            crate::monitor::spec::NetworkSpec::None => "none",
+            crate::monitor::spec::NetworkSpec::Host => "host",
+            crate::monitor::spec::NetworkSpec::New => "bridge",
+        };
+        let exec = self.peers.exec.clone();
+        let t0 = Instant::now();
+        let work = async move { exec.send(ExecStart { spec, attaches }).await };
+        Box::pin(
+            actix::fut::wrap_future::<_, Self>(work).map(move |res, act, ctx| {
+                let Some(entry) = act.containers.get_mut(&id) else {
+                    return Err(StoreError::NotFound { id });
+                };
+                entry.starting = false;
+                let res = res
+                    .map_err(StoreError::mailbox("exec"))
+                    .and_then(|r| r.map_err(StoreError::from));
+                match res {
+                    Ok(started) => {
+                        // A very fast exit may have been reported already.
+                        if entry.c.state.status != Status::Exited
+                            || entry
+                                .c
+                                .state
+                                .started_at
+                                .is_none_or(|s| s < started.started_at)
+                        {
+                            entry.c.state.set_running(started.pid, started.started_at);
+                        }
+                        metrics()
+                            .container_start
+                            .with_label_values(&[network_label])
+                            .observe(t0.elapsed().as_secs_f64());
+                        tracing::info!(container_id = %id, pid = started.pid, "container started");
+                        let c = entry.c.clone();
+                        act.save_state(&c);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        entry.c.state.error = e.to_string();
+                        if let StoreError::Exec(ExecError::StartFailed { message, .. }) = &e {
+                            entry.c.state.exit_code = if message.contains("permission denied") {
+                                126
+                            } else {
+                                127
+                            };
+                        }
+                        let c = entry.c.clone();
+                        act.save_state(&c);
+                        if c.host_bool("AutoRemove") {
+                            if let Some(entry) = act.containers.get_mut(&id) {
+                                entry.removing = true;
+                            }
+                            ctx.spawn(act.remove_stopped(id.clone()).map(|_, _, _| ()));
+                        }
+                        Err(e)
+                    }
+                }
+            }),
+        )
+    }
+}
+
+impl Handler<ContainerExited> for ContainerStoreActor {
+    type Result = ();
+    fn handle(&mut self, msg: ContainerExited, ctx: &mut Self::Context) {
+        let Some(entry) = self.containers.get_mut(&msg.id) else {
+            return;
+        };
+        entry
+            .c
+            .state
+            .set_exited(msg.exit_code, msg.finished_at, msg.oom_killed);
+        // The start reply may still be on its way; it must not flip the state back.
+        if entry.c.state.started_at.is_none() {
+            entry.c.state.started_at = Some(msg.finished_at);
+        }
+        entry.notify_exit();
+        tracing::info!(container_id = %msg.id, exit_code = msg.exit_code, "container exited");
+        let c = entry.c.clone();
+        let auto_remove = c.host_bool("AutoRemove") && !entry.removing && !self.shutting_down;
+        if auto_remove {
+            entry.removing = true;
+        }
+        self.save_state(&c);
+        if auto_remove {
+            ctx.spawn(self.remove_stopped(msg.id).map(|_, _, _| ()));
+        }
+    }
+}
+
+impl Handler<StopContainer> for ContainerStoreActor {
+    type Result = Fut<Result<(), StoreError>>;
+    fn handle(&mut self, msg: StopContainer, _: &mut Self::Context) -> Self::Result {
+        let entry = match self.entry(&msg.id) {
+            Ok(e) => e,
+            Err(e) => return ready(Err(e)),
+        };
+        let id = entry.c.id.clone();
+        if !entry.c.state.is_running() {
+            return ready(Err(StoreError::NotRunning { id }));
+        }
+        let signal = match msg.signal.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => match state::parse_signal(s) {
+                Ok(s) => s,
+                Err(e) => return ready(Err(e)),
+            },
+            None => Self::stop_signal_of(&entry.c),
+        };
+        let secs = msg.timeout.unwrap_or_else(|| {
+            entry
+                .c
+                .config
+                .get("StopTimeout")
+                .and_then(Value::as_i64)
+                .unwrap_or(10)
+        });
+        let timeout = u64::try_from(secs).ok().map(Duration::from_secs);
+        Box::pin(actix::fut::wrap_future(
+            self.stop_future(&id, signal, timeout),
+        ))
+    }
+}
+
+impl Handler<KillContainer> for ContainerStoreActor {
+    type Result = Fut<Result<(), StoreError>>;
+    fn handle(&mut self, msg: KillContainer, _: &mut Self::Context) -> Self::Result {
+        let entry = match self.entry(&msg.id) {
+            Ok(e) => e,
+            Err(e) => return ready(Err(e)),
+        };
+        let id = entry.c.id.clone();
+        if !entry.c.state.is_running() {
+            return ready(Err(StoreError::KillNotRunning { id }));
+        }
+        let signal = match msg.signal.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => match state::parse_signal(s) {
+                Ok(s) => s,
+                Err(e) => return ready(Err(e)),
+            },
+            None => libc::SIGKILL,
+        };
+        let exec = self.peers.exec.clone();
+        Box::pin(actix::fut::wrap_future(async move {
+            exec.send(SignalContainer { id, signal })
+                .await
+                .map_err(StoreError::mailbox("exec"))?
+                .map_err(StoreError::from)
+        }))
+    }
+}
+
+impl Handler<RemoveContainer> for ContainerStoreActor {
+    type Result = Fut<Result<(), StoreError>>;
+    fn handle(&mut self, msg: RemoveContainer, _: &mut Self::Context) -> Self::Result {
+        let entry = match self.entry(&msg.id) {
+            Ok(e) => e,
+            Err(e) => return ready(Err(e)),
+        };
+        let id = entry.c.id.clone();
+        if entry.removing {
+            return ready(Err(StoreError::RemovalInProgress { id }));
+        }
+        let running = entry.c.state.is_running() || entry.starting;
+        if running && !msg.force {
+            return ready(Err(StoreError::RemoveRunning { id }));
+        }
+        entry.removing = true;
+        if !running {
+            return self.remove_stopped(id);
+        }
+        let kill = self.stop_future(&id, libc::SIGKILL, Some(Duration::ZERO));
+        Box::pin(actix::fut::wrap_future::<_, Self>(kill).then(
+            move |res, act, _| -> Fut<Result<(), StoreError>> {
+                match res {
+                    Ok(()) => act.remove_stopped(id),
+                    Err(e) => {
+                        if let Some(entry) = act.containers.get_mut(&id) {
+                            entry.removing = false;
+                        }
+                        ready(Err(e))
+                    }
+                }
+            },
+        ))
+    }
+}
+
+impl Handler<ListContainers> for ContainerStoreActor {
+    type Result = Result<Vec<Value>, StoreError>;
+    fn handle(&mut self, msg: ListContainers, _: &mut Self::Context) -> Self::Result {
+        let now = Utc::now();
+        let mut rows: Vec<&Container> = self
+            .containers
+            .values()
+            .map(|e| &e.c)
+            .filter(|c| {
+                msg.all || c.state.is_running() || msg.filters.iter().any(|(k, _)| k == "status")
+            })
+            .filter(|c| view::matches(c, &msg.filters))
+            .collect();
+        rows.sort_by(|a, b| b.created.cmp(&a.created));
+        if let Some(limit) = msg.limit.filter(|l| *l > 0) {
+            rows.truncate(limit);
+        }
+        Ok(rows.into_iter().map(|c| view::summary(c, now)).collect())
+    }
+}
+
+impl Handler<InspectContainer> for ContainerStoreActor {
+    type Result = Result<Value, StoreError>;
+    fn handle(&mut self, msg: InspectContainer, _: &mut Self::Context) -> Self::Result {
+        let data_root = self.data_root.clone();
+        let entry = self.entry(&msg.id)?;
+        let mut doc = view::inspect(&entry.c, &data_root, view::driver_data(&entry.c));
+        if entry.removing {
+            doc["State"]["Status"] = json!("removing");
+        }
+        Ok(doc)
+    }
+}
+
+impl Handler<WaitContainer> for ContainerStoreActor {
+    type Result = Result<oneshot::Receiver<WaitOutcome>, StoreError>;
+    fn handle(&mut self, msg: WaitContainer, _: &mut Self::Context) -> Self::Result {
+        let entry = self.entry(&msg.id)?;
+        let (tx, rx) = oneshot::channel();
+        if msg.condition == WaitCondition::NotRunning
+            && !entry.c.state.is_running()
+            && !entry.starting
+        {
+            let _ = tx.send(WaitOutcome {
+                status_code: entry.c.state.exit_code,
+                error: None,
+            });
+        } else {
+            entry.waiters.push(Waiter {
+                condition: msg.condition,
+                tx,
+            });
+        }
+        Ok(rx)
+    }
+}
+
+impl Handler<AttachToContainer> for ContainerStoreActor {
+    type Result = Fut<Result<AttachStream, StoreError>>;
+    fn handle(&mut self, msg: AttachToContainer, _: &mut Self::Context) -> Self::Result {
+        let entry = match self.entry(&msg.id) {
+            Ok(e) => e,
+            Err(e) => return ready(Err(e)),
+        };
+        let id = entry.c.id.clone();
+        if entry.c.state.status == Status::Paused {
+            return ready(Err(StoreError::Paused { id }));
+        }
+        if entry.c.state.is_running() && !entry.starting {
+            let exec = self.peers.exec.clone();
+            return Box::pin(actix::fut::wrap_future(async move {
+                let stream = exec
+                    .send(AttachContainer {
+                        id,
+                        options: msg.options,
+                    })
+                    .await
+                    .map_err(StoreError::mailbox("exec"))??;
+                Ok(AttachStream::Ready(stream))
+            }));
+        }
+        // Not started yet (docker run, docker start -a): the stream arrives at start.
+        let (tx, rx) = oneshot::channel();
+        entry.pending.push(PendingAttach {
+            options: msg.options,
+            reply: tx,
+        });
+        ready(Ok(AttachStream::Pending(rx)))
+    }
+}
+
+impl Handler<ResizeTty> for ContainerStoreActor {
+    type Result = Fut<Result<(), StoreError>>;
+    fn handle(&mut self, msg: ResizeTty, _: &mut Self::Context) -> Self::Result {
+        let entry = match self.entry(&msg.id) {
+            Ok(e) => e,
+            Err(e) => return ready(Err(e)),
+        };
+        let id = entry.c.id.clone();
+        if !entry.c.state.is_running() {
+            return ready(Err(StoreError::KillNotRunning { id }));
+        }
+        let exec = self.peers.exec.clone();
+        Box::pin(actix::fut::wrap_future(async move {
+            exec.send(ResizeContainer {
+                id,
+                height: msg.height,
+                width: msg.width,
+            })
+            .await
+            .map_err(StoreError::mailbox("exec"))?
+            .map_err(StoreError::from)
+        }))
+    }
+}
+
+impl Handler<CountContainers> for ContainerStoreActor {
+    type Result = MessageResult<CountContainers>;
+    fn handle(&mut self, _: CountContainers, _: &mut Self::Context) -> Self::Result {
+        let mut n = Counts::default();
+        for e in self.containers.values() {
+            n.total += 1;
+            let status = if e.removing {
+                Status::Removing
+            } else {
+                e.c.state.status
+            };
+            match status {
+                Status::Created => n.created += 1,
+                Status::Running => n.running += 1,
+                Status::Paused => n.paused += 1,
+                Status::Restarting => n.restarting += 1,
+                Status::Exited => n.exited += 1,
+                Status::Dead => n.dead += 1,
+                Status::Removing => n.removing += 1,
+            }
+        }
+        MessageResult(n)
+    }
+}

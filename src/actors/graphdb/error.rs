@@ -1,0 +1,38 @@
+//! Errors of the name graph.
+
+use std::path::PathBuf;
+
+use crate::error::ErrorKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GraphDbError {
+    /// Docker's text, so that scripts matching on it keep working.
+    #[error(
+        "Conflict. The container name \"{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
+    NameInUse { name: String, holder: String },
+    #[error("link graph {path} could not be opened")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("link graph {op} failed")]
+    Sqlite {
+        op: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("link graph is closed")]
+    Closed,
+}
+
+impl GraphDbError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            GraphDbError::NameInUse { .. } => ErrorKind::Conflict,
+            GraphDbError::Open { .. } | GraphDbError::Sqlite { .. } => ErrorKind::System,
+            GraphDbError::Closed => ErrorKind::Unavailable,
+        }
+    }
+}

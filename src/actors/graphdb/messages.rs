@@ -1,0 +1,29 @@
+//! Messages of the [`GraphDbActor`](super::GraphDbActor).
+
+use actix::prelude::*;
+
+use super::error::GraphDbError;
+
+/// From `ContainerStoreActor` on create (and on `Init`, to re-register names of records
+/// the database lost). Reserves `/name` for container `id`; idempotent for the same id;
+/// `NameInUse` when another container holds it.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), GraphDbError>")]
+pub struct ReserveName {
+    /// With or without the leading `/`.
+    pub name: String,
+    pub id: String,
+}
+
+/// From `ContainerStoreActor` on remove (and to undo a failed create): drops the
+/// container's entity with its names and links.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), GraphDbError>")]
+pub struct ReleaseEntity {
+    pub id: String,
+}
+
+/// From `ContainerStoreActor::Init`: every top-level name as `("/name", id)`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<(String, String)>, GraphDbError>")]
+pub struct ListNames;

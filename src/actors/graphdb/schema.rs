@@ -1,0 +1,181 @@
+//! The seed's link-graph schema and the queries on it, as plain functions on a
+//! `Connection` so that they can be tested without the actor.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::error::GraphDbError;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS entity (
+    id TEXT NOT NULL PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS edge (
+    "entity_id" TEXT NOT NULL,
+    "parent_id" TEXT NULL,
+    "name" TEXT NOT NULL,
+    CONSTRAINT "parent_fk" FOREIGN KEY ("parent_id") REFERENCES "entity" ("id"),
+    CONSTRAINT "entity_fk" FOREIGN KEY ("entity_id") REFERENCES "entity" ("id")
+);
+CREATE UNIQUE INDEX IF NOT EXISTS "name_index" ON "edge" (parent_id, name);
+INSERT OR IGNORE INTO entity (id) VALUES ('0');
+INSERT INTO edge (entity_id, name)
+    SELECT '0', '/' WHERE NOT EXISTS
+    (SELECT 1 FROM edge WHERE entity_id = '0' AND parent_id IS NULL);
+"#;
+
+/// The root entity, parent of every top-level name.
+const ROOT: &str = "0";
+
+fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> GraphDbError {
+    move |source| GraphDbError::Sqlite { op, source }
+}
+
+/// Opens (creating) the database and its schema. WAL with `synchronous=NORMAL`: a commit
+/// is atomic and survives a daemon crash without an fsync per create; a power cut can lose
+/// only the last commits, never corrupt the file.
+pub fn open(path: &Path) -> Result<Connection, GraphDbError> {
+    let open_err = |source| GraphDbError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(open_err)?;
+    conn.execute_batch(SCHEMA).map_err(open_err)?;
+    Ok(conn)
+}
+
+fn bare(name: &str) -> &str {
+    name.strip_prefix('/').unwrap_or(name)
+}
+
+/// Reserves `/name` for `id`. Idempotent for the same id.
+pub fn reserve_name(conn: &mut Connection, name: &str, id: &str) -> Result<(), GraphDbError> {
+    let name = bare(name);
+    let tx = conn.transaction().map_err(sql("begin"))?;
+    let holder: Option<String> = tx
+        .query_row(
+            "SELECT entity_id FROM edge WHERE parent_id = ?1 AND name = ?2",
+            params![ROOT, name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql("lookup"))?;
+    match holder {
+        Some(h) if h == id => return Ok(()),
+        Some(holder) => {
+            return Err(GraphDbError::NameInUse {
+                name: format!("/{name}"),
+                holder,
+            });
+        }
+        None => {}
+    }
+    tx.execute("INSERT OR IGNORE INTO entity (id) VALUES (?1)", params![id])
+        .map_err(sql("insert entity"))?;
+    tx.execute(
+        "INSERT INTO edge (entity_id, parent_id, name) VALUES (?1, ?2, ?3)",
+        params![id, ROOT, name],
+    )
+    .map_err(sql("insert edge"))?;
+    tx.commit().map_err(sql("commit"))
+}
+
+/// Removes `id`'s entity with every edge to or from it. Idempotent.
+pub fn purge(conn: &mut Connection, id: &str) -> Result<(), GraphDbError> {
+    if id == ROOT {
+        return Ok(());
+    }
+    let tx = conn.transaction().map_err(sql("begin"))?;
+    tx.execute(
+        "DELETE FROM edge WHERE entity_id = ?1 OR parent_id = ?1",
+        params![id],
+    )
+    .map_err(sql("delete edges"))?;
+    tx.execute("DELETE FROM entity WHERE id = ?1", params![id])
+        .map_err(sql("delete entity"))?;
+    tx.commit().map_err(sql("commit"))
+}
+
+/// Every top-level name as `("/name", id)`.
+pub fn list_names(conn: &mut Connection) -> Result<Vec<(String, String)>, GraphDbError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name, entity_id FROM edge WHERE parent_id = ?1")
+        .map_err(sql("prepare"))?;
+    let rows = stmt
+        .query_map(params![ROOT], |r| {
+            Ok((
+                format!("/{}", r.get::<_, String>(0)?),
+                r.get::<_, String>(1)?,
+            ))
+        })
+        .map_err(sql("list"))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sql("list"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("linkgraph.db")).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn schema_has_the_seed_tables_and_root() {
+        let (_d, conn) = db();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM entity WHERE id = '0'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+        let root: String = conn
+            .query_row(
+                "SELECT name FROM edge WHERE entity_id = '0' AND parent_id IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(root, "/");
+    }
+
+    #[test]
+    fn names_are_unique_and_released() {
+        let (_d, mut conn) = db();
+        reserve_name(&mut conn, "/web", "aaa").unwrap();
+        reserve_name(&mut conn, "web", "aaa").unwrap();
+        let err = reserve_name(&mut conn, "web", "bbb").unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Conflict);
+        assert!(
+            err.to_string()
+                .contains("\"/web\" is already in use by container \"aaa\"")
+        );
+        purge(&mut conn, "aaa").unwrap();
+        reserve_name(&mut conn, "web", "bbb").unwrap();
+        assert_eq!(
+            list_names(&mut conn).unwrap(),
+            vec![("/web".to_owned(), "bbb".to_owned())]
+        );
+    }
+
+    #[test]
+    fn reopening_keeps_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("linkgraph.db");
+        {
+            let mut c = open(&p).unwrap();
+            reserve_name(&mut c, "db", "ccc").unwrap();
+        }
+        let mut c = open(&p).unwrap();
+        assert_eq!(list_names(&mut c).unwrap().len(), 1);
+    }
+}

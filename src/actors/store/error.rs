@@ -1,0 +1,102 @@
+//! Errors of the container store.
+
+use std::path::PathBuf;
+
+use crate::actors::exec::ExecError;
+use crate::actors::graph::GraphError;
+use crate::actors::graphdb::GraphDbError;
+use crate::actors::network::NetworkError;
+use crate::error::ErrorKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("No such container: {id}")]
+    NotFound { id: String },
+    #[error("multiple containers match the prefix {prefix}: use more characters")]
+    Ambiguous { prefix: String },
+    #[error("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidName { name: String },
+    #[error("invalid container config: {reason}")]
+    InvalidConfig { reason: String },
+    #[error("no command specified")]
+    NoCommand,
+    #[error("container {id} is already running")]
+    AlreadyRunning { id: String },
+    #[error("container {id} is not running")]
+    NotRunning { id: String },
+    #[error("Container {id} is not running")]
+    KillNotRunning { id: String },
+    #[error(
+        "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+    )]
+    RemoveRunning { id: String },
+    #[error("removal of container {id} is already in progress")]
+    RemovalInProgress { id: String },
+    #[error("You cannot attach to a stopped container, start it first")]
+    AttachStopped { id: String },
+    #[error("container {id} is paused, unpause it first")]
+    Paused { id: String },
+    #[error("invalid signal: {signal}")]
+    InvalidSignal { signal: String },
+    #[error("invalid wait condition: {condition}")]
+    InvalidCondition { condition: String },
+    #[error("container {id} did not stop")]
+    StopTimeout { id: String },
+    #[error("{feature} is not supported by this berthd yet")]
+    Unsupported { feature: String },
+    #[error("container record {path} could not be written")]
+    Persist {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    GraphDb(#[from] GraphDbError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("{actor} did not answer")]
+    Mailbox {
+        actor: &'static str,
+        #[source]
+        source: actix::MailboxError,
+    },
+}
+
+impl StoreError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::NotFound { .. } => ErrorKind::NotFound,
+            StoreError::Ambiguous { .. }
+            | StoreError::InvalidName { .. }
+            | StoreError::InvalidConfig { .. }
+            | StoreError::NoCommand
+            | StoreError::InvalidSignal { .. }
+            | StoreError::InvalidCondition { .. } => ErrorKind::InvalidParameter,
+            StoreError::AlreadyRunning { .. } => ErrorKind::NotModified,
+            StoreError::NotRunning { .. } => ErrorKind::NotModified,
+            StoreError::KillNotRunning { .. }
+            | StoreError::RemoveRunning { .. }
+            | StoreError::RemovalInProgress { .. }
+            | StoreError::AttachStopped { .. }
+            | StoreError::Paused { .. } => ErrorKind::Conflict,
+            StoreError::StopTimeout { .. } | StoreError::Persist { .. } => ErrorKind::System,
+            StoreError::Unsupported { .. } => ErrorKind::NotImplemented,
+            StoreError::ShuttingDown => ErrorKind::Unavailable,
+            StoreError::Graph(e) => e.kind(),
+            StoreError::GraphDb(e) => e.kind(),
+            StoreError::Network(e) => e.kind(),
+            StoreError::Exec(e) => e.kind(),
+            StoreError::Mailbox { .. } => ErrorKind::Unavailable,
+        }
+    }
+
+    pub fn mailbox(actor: &'static str) -> impl FnOnce(actix::MailboxError) -> StoreError {
+        move |source| StoreError::Mailbox { actor, source }
+    }
+}

@@ -1,0 +1,162 @@
+//! Messages of the [`ContainerStoreActor`](super::ContainerStoreActor).
+
+use std::os::unix::net::UnixStream;
+
+use actix::prelude::*;
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+
+use super::error::StoreError;
+use crate::actors::exec::{AttachOptions, ExecError};
+
+/// From `api::containers::create`. Resolves the image, reserves the name, makes the
+/// read-write layer and persists the record.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Created, StoreError>")]
+pub struct CreateContainer {
+    pub name: Option<String>,
+    /// The request body: Config fields at the top level, plus `HostConfig` and
+    /// `NetworkingConfig`.
+    pub body: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+/// From `api::containers::start`. Running → `AlreadyRunning` (304).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct StartContainer {
+    pub id: String,
+}
+
+/// From `api::containers::stop` and `restart`. Not running → `NotRunning` (304).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct StopContainer {
+    pub id: String,
+    /// Seconds before SIGKILL; `None`: the container's StopTimeout, else 10.
+    pub timeout: Option<i64>,
+    pub signal: Option<String>,
+}
+
+/// From `api::containers::kill`. Not running → 409.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct KillContainer {
+    pub id: String,
+    pub signal: Option<String>,
+}
+
+/// From `api::containers::remove`. Running without `force` → 409.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct RemoveContainer {
+    pub id: String,
+    pub force: bool,
+}
+
+/// From `api::containers::list`: the rows of `GET /containers/json`, rendered.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<Value>, StoreError>")]
+pub struct ListContainers {
+    pub all: bool,
+    pub limit: Option<usize>,
+    /// Docker's filters: `{"name":{"t1":true}}` or `{"name":["t1"]}`, already parsed.
+    pub filters: Vec<(String, Vec<String>)>,
+}
+
+/// From `api::containers::inspect`: the whole `docker inspect` document.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Value, StoreError>")]
+pub struct InspectContainer {
+    pub id: String,
+}
+
+/// From `api::containers::wait`. The reply arrives at once (so the API can send its
+/// headers); the receiver fires when the condition is met.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<oneshot::Receiver<WaitOutcome>, StoreError>")]
+pub struct WaitContainer {
+    pub id: String,
+    pub condition: WaitCondition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: &str) -> Result<WaitCondition, StoreError> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(StoreError::InvalidCondition {
+                condition: other.to_owned(),
+            }),
+        }
+    }
+}
+
+/// What a waiter gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitOutcome {
+    pub status_code: i32,
+    pub error: Option<String>,
+}
+
+/// From the hijacked `POST /containers/{id}/attach`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<AttachStream, StoreError>")]
+pub struct AttachToContainer {
+    pub id: String,
+    pub options: AttachOptions,
+}
+
+/// A stream to the container's monitor, now or once the container starts.
+#[derive(Debug)]
+pub enum AttachStream {
+    Ready(UnixStream),
+    /// The container has not started yet: the stream arrives just before its process runs.
+    Pending(oneshot::Receiver<Result<UnixStream, ExecError>>),
+}
+
+/// From `api::containers::resize`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct ResizeTty {
+    pub id: String,
+    pub height: u16,
+    pub width: u16,
+}
+
+/// From `/info` and `/metrics`: containers by state.
+#[derive(Debug, Message)]
+#[rtype(result = "Counts")]
+pub struct CountContainers;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: usize,
+    pub created: usize,
+    pub running: usize,
+    pub paused: usize,
+    pub restarting: usize,
+    pub exited: usize,
+    pub dead: usize,
+    pub removing: usize,
+}
+
+impl Counts {
+    /// Docker's `ContainersStopped`: everything not running or paused.
+    pub fn stopped(&self) -> usize {
+        self.total - self.running - self.paused
+    }
+}

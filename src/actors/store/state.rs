@@ -1,0 +1,475 @@
+//! The container record and its state machine, as plain data and functions.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::error::StoreError;
+use crate::monitor::spec::{NetworkSpec, RootfsSpec};
+
+/// The lifecycle states Docker reports (`State.Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Parses a `status` filter value.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "created" => Status::Created,
+            "running" => Status::Running,
+            "paused" => Status::Paused,
+            "restarting" => Status::Restarting,
+            "removing" => Status::Removing,
+            "exited" => Status::Exited,
+            "dead" => Status::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// A container's runtime state, persisted with its record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub oom_killed: bool,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl State {
+    pub fn new() -> Self {
+        State {
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            oom_killed: false,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Running | Status::Paused | Status::Restarting
+        )
+    }
+
+    /// Whether a start may proceed: `AlreadyRunning` (304) when running, `Paused` (409).
+    pub fn can_start(&self, id: &str) -> Result<(), StoreError> {
+        match self.status {
+            Status::Running | Status::Restarting => {
+                Err(StoreError::AlreadyRunning { id: id.into() })
+            }
+            Status::Paused => Err(StoreError::Paused { id: id.into() }),
+            Status::Removing => Err(StoreError::RemovalInProgress { id: id.into() }),
+            Status::Created | Status::Exited | Status::Dead => Ok(()),
+        }
+    }
+
+    pub fn set_running(&mut self, pid: i32, at: DateTime<Utc>) {
+        self.status = Status::Running;
+        self.pid = pid;
+        self.exit_code = 0;
+        self.error.clear();
+        self.oom_killed = false;
+        self.started_at = Some(at);
+    }
+
+    pub fn set_exited(&mut self, code: i32, at: DateTime<Utc>, oom: bool) {
+        self.status = Status::Exited;
+        self.pid = 0;
+        self.exit_code = code;
+        self.oom_killed = oom;
+        self.finished_at = Some(at);
+    }
+
+    /// `State` as `docker inspect` shows it.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "Status": self.status.as_str(),
+            "Running": self.is_running(),
+            "Paused": self.status == Status::Paused,
+            "Restarting": self.status == Status::Restarting,
+            "OOMKilled": self.oom_killed,
+            "Dead": self.status == Status::Dead,
+            "Pid": self.pid,
+            "ExitCode": self.exit_code,
+            "Error": self.error,
+            "StartedAt": docker_time(self.started_at),
+            "FinishedAt": docker_time(self.finished_at),
+        })
+    }
+
+    /// The `Status` column of `docker ps`: `Up 2 minutes`, `Exited (0) 31 seconds ago`, …
+    pub fn status_text(&self, now: DateTime<Utc>) -> String {
+        match self.status {
+            Status::Created => "Created".to_owned(),
+            Status::Running | Status::Paused | Status::Restarting => {
+                let up = human_duration(since(self.started_at, now));
+                match self.status {
+                    Status::Paused => format!("Up {up} (Paused)"),
+                    Status::Restarting => format!("Restarting ({}) {up} ago", self.exit_code),
+                    _ => format!("Up {up}"),
+                }
+            }
+            Status::Removing => "Removal In Progress".to_owned(),
+            Status::Exited => {
+                if self.finished_at.is_none() {
+                    return format!("Exited ({})", self.exit_code);
+                }
+                format!(
+                    "Exited ({}) {} ago",
+                    self.exit_code,
+                    human_duration(since(self.finished_at, now))
+                )
+            }
+            Status::Dead => "Dead".to_owned(),
+        }
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
+
+fn since(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> chrono::Duration {
+    t.map(|t| now - t).unwrap_or_else(chrono::Duration::zero)
+}
+
+/// Docker's `units.HumanDuration`.
+pub fn human_duration(d: chrono::Duration) -> String {
+    let secs = d.num_seconds();
+    if secs < 1 {
+        return "Less than a second".to_owned();
+    }
+    if secs == 1 {
+        return "1 second".to_owned();
+    }
+    if secs < 60 {
+        return format!("{secs} seconds");
+    }
+    let mins = d.num_minutes();
+    if mins == 1 {
+        return "About a minute".to_owned();
+    }
+    if mins < 60 {
+        return format!("{mins} minutes");
+    }
+    let hours = d.num_hours();
+    if hours == 1 {
+        return "About an hour".to_owned();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", hours / 24 / 365)
+}
+
+/// RFC 3339 with nanoseconds, and Go's zero time for "never".
+pub fn docker_time(t: Option<DateTime<Utc>>) -> String {
+    match t {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        None => "0001-01-01T00:00:00Z".to_owned(),
+    }
+}
+
+/// One container, as persisted in `containers/<id>/config.v2.json` (and its HostConfig in
+/// `hostconfig.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    /// With the leading `/`.
+    pub name: String,
+    pub created: DateTime<Utc>,
+    pub path: String,
+    pub args: Vec<String>,
+    /// Docker's `Config`, every key present.
+    pub config: Map<String, Value>,
+    /// Docker's `HostConfig`, every key present. Persisted in hostconfig.json.
+    #[serde(skip)]
+    pub host_config: Map<String, Value>,
+    /// `sha256:<id>`.
+    pub image: String,
+    pub state: State,
+    pub rootfs: RootfsSpec,
+    pub driver: String,
+    pub network: NetworkSpec,
+    pub restart_count: i64,
+}
+
+impl Container {
+    pub fn short_id(&self) -> &str {
+        &self.id[..12.min(self.id.len())]
+    }
+
+    pub fn config_bool(&self, key: &str) -> bool {
+        self.config
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    pub fn host_bool(&self, key: &str) -> bool {
+        self.host_config
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    pub fn host_i64(&self, key: &str) -> i64 {
+        self.host_config
+            .get(key)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+
+    pub fn network_mode(&self) -> &str {
+        self.host_config
+            .get("NetworkMode")
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+    }
+
+    /// The `Command` column: path and args joined by spaces.
+    pub fn command_line(&self) -> String {
+        let mut s = self.path.clone();
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(a);
+        }
+        s
+    }
+
+    pub fn labels(&self) -> Map<String, Value> {
+        self.config
+            .get("Labels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Checks a requested name against Docker's rule `^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$` and
+/// returns it with its leading `/`.
+pub fn validate_name(name: &str) -> Result<String, StoreError> {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    let mut chars = bare.chars();
+    let ok = match chars.next() {
+        Some(c) if c.is_ascii_alphanumeric() => {
+            let rest: Vec<char> = chars.collect();
+            !rest.is_empty()
+                && rest
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(format!("/{bare}"))
+    } else {
+        Err(StoreError::InvalidName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+const ADJECTIVES: &[&str] = &[
+    "brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+    "nimble", "proud", "quiet", "rapid", "sharp", "steady", "tender", "vivid", "witty", "zealous",
+    "bold", "clever", "daring", "earnest", "frosty", "glad", "humble", "idle", "jovial", "kind",
+];
+
+const NAMES: &[&str] = &[
+    "noether",
+    "hopper",
+    "lovelace",
+    "turing",
+    "curie",
+    "meitner",
+    "ramanujan",
+    "euler",
+    "gauss",
+    "hamilton",
+    "kepler",
+    "lamarr",
+    "shannon",
+    "dijkstra",
+    "knuth",
+    "liskov",
+    "ritchie",
+    "thompson",
+    "torvalds",
+    "babbage",
+    "boole",
+    "cerf",
+    "darwin",
+    "fermi",
+    "galois",
+    "hypatia",
+    "johnson",
+    "kowalevski",
+    "leavitt",
+    "mirzakhani",
+];
+
+/// A random `adjective_name`; the caller retries on a collision.
+pub fn generate_name(attempt: u32) -> String {
+    let a = ADJECTIVES[rand::random_range(0..ADJECTIVES.len())];
+    let n = NAMES[rand::random_range(0..NAMES.len())];
+    if attempt == 0 {
+        format!("/{a}_{n}")
+    } else {
+        format!("/{a}_{n}{}", rand::random_range(0..100))
+    }
+}
+
+/// Parses a signal as Docker accepts it: `KILL`, `SIGKILL`, `9`.
+pub fn parse_signal(s: &str) -> Result<i32, StoreError> {
+    let invalid = || StoreError::InvalidSignal {
+        signal: s.to_owned(),
+    };
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(invalid())
+        };
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let sig = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return Err(invalid()),
+    };
+    Ok(sig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn names() {
+        assert_eq!(validate_name("t1").unwrap(), "/t1");
+        assert_eq!(validate_name("/web.db-1_x").unwrap(), "/web.db-1_x");
+        for bad in ["", "/", "a", "-x", "x y", "../x", "a/b", "é1"] {
+            let e = validate_name(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidParameter, "{bad}");
+        }
+        let g = generate_name(0);
+        assert!(validate_name(&g).is_ok());
+    }
+
+    #[test]
+    fn start_rules() {
+        let mut s = State::new();
+        assert!(s.can_start("x").is_ok());
+        s.set_running(42, Utc::now());
+        assert_eq!(s.can_start("x").unwrap_err().kind(), ErrorKind::NotModified);
+        s.status = Status::Paused;
+        assert_eq!(s.can_start("x").unwrap_err().kind(), ErrorKind::Conflict);
+        s.set_exited(3, Utc::now(), false);
+        assert!(s.can_start("x").is_ok());
+        assert_eq!(s.pid, 0);
+    }
+
+    #[test]
+    fn status_texts() {
+        let now = Utc::now();
+        let mut s = State::new();
+        assert_eq!(s.status_text(now), "Created");
+        s.set_running(1, now);
+        assert_eq!(s.status_text(now), "Up Less than a second");
+        s.started_at = Some(now - chrono::Duration::seconds(150));
+        assert_eq!(s.status_text(now), "Up 2 minutes");
+        s.set_exited(0, now - chrono::Duration::seconds(31), false);
+        assert_eq!(s.status_text(now), "Exited (0) 31 seconds ago");
+        assert_eq!(
+            human_duration(chrono::Duration::seconds(3600)),
+            "About an hour"
+        );
+        assert_eq!(human_duration(chrono::Duration::hours(72)), "3 days");
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("sigterm").unwrap(), 15);
+        assert_eq!(parse_signal("2").unwrap(), 2);
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("NOPE").is_err());
+    }
+
+    #[test]
+    fn docker_times() {
+        assert_eq!(docker_time(None), "0001-01-01T00:00:00Z");
+    }
+}

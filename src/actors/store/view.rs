@@ -1,0 +1,156 @@
+//! The JSON that `docker ps` and `docker inspect` read, rendered from a record.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::state::{Container, Status, docker_time};
+use crate::monitor::spec::NetworkSpec;
+
+fn network_name(c: &Container) -> &'static str {
+    match c.network {
+        NetworkSpec::None => "none",
+        NetworkSpec::Host => "host",
+        NetworkSpec::New => "bridge",
+    }
+}
+
+fn endpoint() -> Value {
+    json!({
+        "IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": "", "EndpointID": "",
+        "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": null
+    })
+}
+
+/// One row of `GET /containers/json`.
+pub fn summary(c: &Container, now: DateTime<Utc>) -> Value {
+    json!({
+        "Id": c.id,
+        "Names": [c.name],
+        "Image": c.config.get("Image").cloned().unwrap_or(Value::Null),
+        "ImageID": c.image,
+        "Command": c.command_line(),
+        "Created": c.created.timestamp(),
+        "Ports": [],
+        "Labels": c.labels(),
+        "State": c.state.status.as_str(),
+        "Status": c.state.status_text(now),
+        "HostConfig": {"NetworkMode": c.network_mode()},
+        "NetworkSettings": {"Networks": {network_name(c): endpoint()}},
+        "Mounts": mounts(c),
+    })
+}
+
+fn mounts(c: &Container) -> Value {
+    let binds = super::create::str_slice(c.host_config.get("Binds"), "Binds")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    Value::Array(
+        binds
+            .iter()
+            .filter_map(|b| super::create::parse_bind(b))
+            .map(|m| {
+                let rw = !m.options.iter().any(|o| o == "ro");
+                json!({
+                    "Type": "bind", "Source": m.source, "Destination": m.destination,
+                    "Mode": if rw { "" } else { "ro" }, "RW": rw, "Propagation": "rprivate"
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The `docker inspect` document.
+pub fn inspect(c: &Container, data_root: &Path, driver_data: Value) -> Value {
+    let dir = data_root.join("containers").join(&c.id);
+    let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let mut host_config = Value::Object(c.host_config.clone());
+    if let Some(h) = host_config.as_object_mut() {
+        h.remove("Mounts");
+    }
+    json!({
+        "Id": c.id,
+        "Created": docker_time(Some(c.created)),
+        "Path": c.path,
+        "Args": c.args,
+        "State": c.state.to_json(),
+        "Image": c.image,
+        "ResolvConfPath": p("resolv.conf"),
+        "HostnamePath": p("hostname"),
+        "HostsPath": p("hosts"),
+        "LogPath": p(&format!("{}-json.log", c.id)),
+        "Name": c.name,
+        "RestartCount": c.restart_count,
+        "Driver": c.driver,
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "HostConfig": host_config,
+        "GraphDriver": {"Data": driver_data, "Name": c.driver},
+        "Mounts": mounts(c),
+        "Config": Value::Object(c.config.clone()),
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0, "Ports": {},
+            "SandboxKey": if c.state.pid > 0 { format!("/proc/{}/ns/net", c.state.pid) } else { String::new() },
+            "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
+            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "Networks": {network_name(c): endpoint()}
+        }
+    })
+}
+
+/// The GraphDriver.Data of `docker inspect`, from the rootfs mount options.
+pub fn driver_data(c: &Container) -> Value {
+    if c.rootfs.fstype == "overlay" {
+        let opt = |k: &str| {
+            c.rootfs
+                .options
+                .split(',')
+                .find_map(|o| o.strip_prefix(k))
+                .unwrap_or("")
+                .to_owned()
+        };
+        json!({
+            "LowerDir": opt("lowerdir="),
+            "MergedDir": c.rootfs.target,
+            "UpperDir": opt("upperdir="),
+            "WorkDir": opt("workdir="),
+        })
+    } else {
+        json!({"Dir": c.rootfs.source})
+    }
+}
+
+/// Whether `c` passes Docker's `ps` filters (name, id, status, label).
+pub fn matches(c: &Container, filters: &[(String, Vec<String>)]) -> bool {
+    filters.iter().all(|(key, values)| {
+        values.iter().any(|v| match key.as_str() {
+            // Docker matches names as a regular expression; a substring covers the
+            // common use (`--filter name=t1`).
+            "name" => c
+                .name
+                .trim_start_matches('/')
+                .contains(v.trim_start_matches('/')),
+            "id" => c.id.starts_with(v.as_str()),
+            "status" => Status::parse(v) == Some(c.state.status),
+            "label" => {
+                let labels = c.labels();
+                match v.split_once('=') {
+                    Some((k, val)) => labels.get(k).and_then(Value::as_str) == Some(val),
+                    None => labels.contains_key(v.as_str()),
+                }
+            }
+            "exited" => {
+                c.state.status == Status::Exited && v.parse::<i32>().ok() == Some(c.state.exit_code)
+            }
+            _ => true,
+        })
+    })
+}

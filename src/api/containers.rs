@@ -1,0 +1,307 @@
+//! `/containers/...` routes (attach is hijacked and lives in `server`).
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, AppState, json_reply, parse_bool};
+use crate::actors::store::{
+    CreateContainer, InspectContainer, KillContainer, ListContainers, RemoveContainer, ResizeTty,
+    StartContainer, StopContainer, WaitCondition, WaitContainer,
+};
+
+type Query = web::Query<HashMap<String, String>>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/containers/create", web::post().to(create))
+        .route("/containers/json", web::get().to(list))
+        .route("/containers/{id}/json", web::get().to(inspect))
+        .route("/containers/{id}/start", web::post().to(start))
+        .route("/containers/{id}/stop", web::post().to(stop))
+        .route("/containers/{id}/restart", web::post().to(restart))
+        .route("/containers/{id}/kill", web::post().to(kill))
+        .route("/containers/{id}/wait", web::post().to(wait))
+        .route("/containers/{id}/resize", web::post().to(resize))
+        .route("/containers/{id}", web::delete().to(remove));
+}
+
+fn q<'a>(query: &'a Query, key: &str) -> Option<&'a str> {
+    query.get(key).map(String::as_str)
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    query: Query,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: Map<String, Value> = if body.is_empty() {
+        Map::new()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => {
+                return Err(ApiError::bad_request(
+                    "the request body must be a JSON object",
+                ));
+            }
+            Err(e) => return Err(ApiError::bad_request(format!("invalid JSON body: {e}"))),
+        }
+    };
+    let created = state
+        .actors
+        .store
+        .send(CreateContainer {
+            name: q(&query, "name").map(str::to_owned),
+            body,
+        })
+        .await??;
+    Ok(json_reply(
+        StatusCode::CREATED,
+        &json!({"Id": created.id, "Warnings": created.warnings}),
+    ))
+}
+
+/// Docker's `filters` query: `{"name":{"t1":true}}` (CLI) or `{"name":["t1"]}` (SDKs).
+pub fn parse_filters(raw: Option<&str>) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let v: Value = serde_json::from_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
+    let Value::Object(m) = v else {
+        return Err(ApiError::bad_request("invalid filters: not an object"));
+    };
+    let mut out = Vec::new();
+    for (k, v) in m {
+        let values = match v {
+            Value::Object(set) => set.into_iter().map(|(x, _)| x).collect(),
+            Value::Array(items) => items
+                .into_iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            Value::String(s) => vec![s],
+            _ => return Err(ApiError::bad_request(format!("invalid filter {k}"))),
+        };
+        out.push((k, values));
+    }
+    Ok(out)
+}
+
+async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+    let all = parse_bool(q(&query, "all"), false)?;
+    let limit = match q(&query, "limit") {
+        Some(l) if !l.is_empty() => Some(
+            l.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit {l}")))?,
+        ),
+        _ => None,
+    };
+    let rows = state
+        .actors
+        .store
+        .send(ListContainers {
+            all,
+            limit: limit.and_then(|l| usize::try_from(l).ok()),
+            filters: parse_filters(q(&query, "filters"))?,
+        })
+        .await??;
+    Ok(json_reply(StatusCode::OK, &Value::Array(rows)))
+}
+
+async fn inspect(
+    state: web::Data<AppState>,
+    path: web::Path<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.get("id").cloned().unwrap_or_default();
+    let doc = state.actors.store.send(InspectContainer { id }).await??;
+    Ok(json_reply(StatusCode::OK, &doc))
+}
+
+fn id_of(path: &web::Path<HashMap<String, String>>) -> String {
+    path.get("id").cloned().unwrap_or_default()
+}
+
+async fn start(
+    state: web::Data<AppState>,
+    path: web::Path<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .actors
+        .store
+        .send(StartContainer { id: id_of(&path) })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn timeout_of(query: &Query) -> Result<Option<i64>, ApiError> {
+    match q(query, "t").or_else(|| q(query, "timeout")) {
+        Some(t) if !t.is_empty() => t
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid timeout {t}"))),
+        _ => Ok(None),
+    }
+}
+
+async fn stop(
+    state: web::Data<AppState>,
+    path: web::Path<HashMap<String, String>>,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .actors
+        .store
+        .send(StopContainer {
+            id: id_of(&path),
+            timeout: timeout_of(&query)?,
+            signal: q(&query, "signal").map(str::to_owned),
+        })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn restart(
+    state: web::Data<AppState>,
+    path: web::Path<HashMap<String, String>>,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let id = id_of(&path);
+    let stopped = state
+        .actors
+        .store
+        .send(StopContainer {
+            id: id.clone(),
+            timeout: timeout_of(&query)?,
+            signal: q(&query, "signal").map(str::to_owned),
+        })
+        .await?;
+    match stopped {
+        Ok(()) => {}
+        // Restarting a stopped container just starts it.
+        Err(e) if e.kind() == crate::error::ErrorKind::NotModified => {}
+        Err(e) => return Err(e.into()),
+    }
+    state.actors.store.send(StartContainer { id }).await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn kill(
+    state: web::Data<AppState>,
+    path: web::Path<HashMap<String, String>>,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .actors
+        .store
+        .send(KillContainer {
+            id: id_of(&path),
+            signal: q(&query, "signal").map(str::to_owned),
+        })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Sends the 200 head at once and the body at the exit, as dockerd does: `docker run`
+/// arms its wait before it starts the container.
+async fn wait(
+    state: web::Data<AppState>,
+    path: web::Path<HashMap<String, String>>,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let condition =
+        WaitCondition::parse(q(&query, "condition").unwrap_or("")).map_err(ApiError::from)?;
+    let rx = state
+        .actors
+        .store
+        .send(WaitContainer {
+            id: id_of(&path),
+            condition,
+        })
+        .await??;
+    let body = futures_util::stream::once(async move {
+        let doc = match rx.await {
+            Ok(out) => json!({
+                "Error": out.error.map(|m| json!({"Message": m})),
+                "StatusCode": out.status_code
+            }),
+            Err(_) => json!({
+                "Error": {"Message": "the daemon stopped waiting (shutting down)"},
+                "StatusCode": -1
+            }),
+        };
+        Ok::<_, actix_web::Error>(Bytes::from(format!("{doc}\n")))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(body))
+}
+
+async fn resize(
+    state: web::Data<AppState>,
+    path: web::Path<HashMap<String, String>>,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let dim = |k: &str| -> Result<u16, ApiError> {
+        q(&query, k)
+            .unwrap_or("0")
+            .parse::<u16>()
+            .map_err(|_| ApiError::bad_request(format!("invalid {k}")))
+    };
+    state
+        .actors
+        .store
+        .send(ResizeTty {
+            id: id_of(&path),
+            height: dim("h")?,
+            width: dim("w")?,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn remove(
+    state: web::Data<AppState>,
+    path: web::Path<HashMap<String, String>>,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let force = parse_bool(q(&query, "force"), false)?;
+    if parse_bool(q(&query, "link"), false)? {
+        return Err(ApiError::new(
+            crate::error::ErrorKind::NotImplemented,
+            "removing links is not supported by this berthd yet",
+        ));
+    }
+    // `v` (anonymous volumes) is accepted: containers have none yet.
+    parse_bool(q(&query, "v"), false)?;
+    state
+        .actors
+        .store
+        .send(RemoveContainer {
+            id: id_of(&path),
+            force,
+        })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_in_both_shapes() {
+        assert_eq!(
+            parse_filters(Some(r#"{"name":{"t1":true}}"#)).unwrap(),
+            vec![("name".to_owned(), vec!["t1".to_owned()])]
+        );
+        assert_eq!(
+            parse_filters(Some(r#"{"status":["exited"]}"#)).unwrap(),
+            vec![("status".to_owned(), vec!["exited".to_owned()])]
+        );
+        assert!(parse_filters(Some("nope")).is_err());
+        assert!(parse_filters(None).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,167 @@
+//! `/images/...` routes: import, list, inspect.
+
+use std::collections::HashMap;
+use std::io;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, json_reply};
+use crate::actors::graph::{ImportImage, ListImages, ResolveImage};
+use crate::error::ErrorKind;
+
+type Query = web::Query<HashMap<String, String>>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/images/create", web::post().to(create))
+        .route("/images/json", web::get().to(list))
+        .route("/images/{name:.*}/json", web::get().to(inspect));
+}
+
+/// Splits `repo[:tag]` where the repo may hold a registry port (`host:5000/x:1`).
+pub fn split_repo_tag(s: &str) -> (String, Option<String>) {
+    match s.rfind(':') {
+        Some(i) if !s[i + 1..].contains('/') => (s[..i].to_owned(), Some(s[i + 1..].to_owned())),
+        _ => (s.to_owned(), None),
+    }
+}
+
+/// `POST /images/create`: `fromSrc=-` imports the request body (`docker import`);
+/// `fromImage` would pull, and no registry is reachable from berthd.
+async fn create(
+    state: web::Data<AppState>,
+    query: Query,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(image) = query.get("fromImage") {
+        let tag = query.get("tag").map(String::as_str).unwrap_or("latest");
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!(
+                "pull access denied for {image}:{tag}: berthd does not pull from registries; bring the image in with docker load or docker import"
+            ),
+        ));
+    }
+    match query.get("fromSrc").map(String::as_str) {
+        Some("-") => {}
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorKind::NotImplemented,
+                format!(
+                    "importing from {other} is not supported: send the tarball in the request body (fromSrc=-)"
+                ),
+            ));
+        }
+        None => return Err(ApiError::bad_request("fromSrc or fromImage is required")),
+    }
+    let (mut repo, mut tag) = match query.get("repo").filter(|r| !r.is_empty()) {
+        Some(r) => {
+            let (repo, tag) = split_repo_tag(r);
+            (Some(repo), tag)
+        }
+        None => (None, None),
+    };
+    if let Some(t) = query.get("tag").filter(|t| !t.is_empty()) {
+        tag = Some(t.clone());
+    }
+    if let Some(r) = &repo {
+        if r.is_empty() {
+            repo = None;
+        }
+    }
+    let changes: Vec<String> = query
+        .get("changes")
+        .map(|c| {
+            c.lines()
+                .map(str::to_owned)
+                .filter(|l| !l.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let (tx, reader) = crate::util::body_channel(16);
+    let graph = state.actors.graph.clone();
+    let import = graph.send(ImportImage {
+        source: Box::new(reader),
+        repo,
+        tag,
+        message: query.get("message").cloned().unwrap_or_default(),
+        changes,
+    });
+    // Feed the body to the importer while it runs.
+    let feed = async move {
+        while let Some(chunk) = payload.next().await {
+            let item =
+                chunk.map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()));
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    };
+    let (res, ()) = futures_util::join!(import, feed);
+    let id = res??;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(format!("{}\n", json!({"status": id}))))
+}
+
+async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let rows = state.actors.graph.send(ListImages).await?;
+    let v = serde_json::to_value(rows).unwrap_or(Value::Array(Vec::new()));
+    Ok(json_reply(StatusCode::OK, &v))
+}
+
+async fn inspect(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let reference = path.into_inner();
+    let image = state
+        .actors
+        .graph
+        .send(ResolveImage { reference })
+        .await??;
+    let raw = &image.raw_config;
+    let doc = json!({
+        "Id": image.id,
+        "RepoTags": image.repo_tags,
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": raw.get("history").and_then(|h| h.get(0)).and_then(|h| h.get("comment")).cloned().unwrap_or(json!("")),
+        "Created": image.created,
+        "Container": "",
+        "ContainerConfig": raw.get("container_config").cloned().unwrap_or(Value::Null),
+        "DockerVersion": raw.get("docker_version").cloned().unwrap_or(json!("")),
+        "Author": raw.get("author").cloned().unwrap_or(json!("")),
+        "Config": raw.get("config").cloned().unwrap_or(Value::Null),
+        "Architecture": raw.get("architecture").cloned().unwrap_or(json!("")),
+        "Os": raw.get("os").cloned().unwrap_or(json!("linux")),
+        "Size": image.size,
+        "VirtualSize": image.size,
+        "GraphDriver": {"Data": null, "Name": ""},
+        "RootFS": raw.get("rootfs").cloned().unwrap_or(Value::Null),
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    });
+    Ok(json_reply(StatusCode::OK, &doc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_tags() {
+        assert_eq!(
+            split_repo_tag("imptest:1"),
+            ("imptest".into(), Some("1".into()))
+        );
+        assert_eq!(split_repo_tag("busybox"), ("busybox".into(), None));
+        assert_eq!(split_repo_tag("host:5000/x"), ("host:5000/x".into(), None));
+        assert_eq!(
+            split_repo_tag("host:5000/x:2"),
+            ("host:5000/x".into(), Some("2".into()))
+        );
+    }
+}
