@@ -216,7 +216,8 @@ pub enum FileProblem {
     about = "A container engine daemon that speaks the Docker Engine API",
     disable_version_flag = true,
     disable_help_subcommand = true,
-    max_term_width = 100
+    max_term_width = 100,
+    args_override_self = true
 )]
 struct Flags {
     /// Daemon socket(s) to listen on: unix:///path, tcp://host:port, fd:// or fd://N [default: unix:///run/berth.sock]
@@ -1189,6 +1190,27 @@ mod tests {
                 "{args:?}: {e:?}"
             );
         }
+    }
+
+    #[test]
+    fn repeated_single_flags_take_the_last_value() {
+        // pflag semantics: the last value wins; repeatable flags still collect every value.
+        let c = ok(&[
+            "--icc=false",
+            "--icc",
+            "--data-root=/a",
+            "--data-root=/b",
+            "-H",
+            "/x",
+            "-H",
+            "/y",
+        ]);
+        assert!(c.icc);
+        assert_eq!(c.data_root, PathBuf::from("/b"));
+        assert_eq!(
+            c.hosts,
+            vec![HostAddr::Unix("/x".into()), HostAddr::Unix("/y".into())]
+        );
     }
 
     #[test]
