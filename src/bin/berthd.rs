@@ -1,1 +1,170 @@
-fn main() {}
+//! `berthd`: flags, tracing, the actix System and the supervisor; nothing else.
+//!
+//! `berthd monitor ...` is the per-container monitor (see `berth::monitor`), dispatched
+//! before anything else starts so that it stays a small single-threaded process.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use berth::actors::supervisor::{Actors, Boot, DaemonSupervisor, StopAll};
+use berth::api::AppState;
+use berth::config::{self, DaemonConfig, Loaded, LogFormat};
+use berth::daemon::{self, Pidfile};
+use berth::server;
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "monitor") {
+        let code = berth::monitor::main(args[2..].to_vec());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    let config = match config::load(args) {
+        Ok(Loaded::Run(c)) => c,
+        Ok(Loaded::Exit(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return fail(&e),
+    };
+    init_tracing(&config);
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(line) => {
+            eprintln!("berthd: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fail(e: &(dyn std::error::Error + 'static)) -> ExitCode {
+    eprintln!("berthd: {}", berth::util::error_chain(e));
+    ExitCode::FAILURE
+}
+
+fn init_tracing(config: &DaemonConfig) {
+    let level = match config.log_level.as_str() {
+        "fatal" => "error",
+        l => l,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},actix_server=warn"))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Everything after the flags. An error is one line for the operator.
+fn run(config: DaemonConfig) -> Result<(), String> {
+    let err = |e: &(dyn std::error::Error + 'static)| berth::util::error_chain(e);
+    // Seed 4.2 and 4.1's pidfile, then 4.3; all before any thread starts (TMPDIR).
+    let facts = daemon::system_checks().map_err(|e| err(&e))?;
+    tracing::info!(
+        kernel = %facts.kernel_version,
+        arch = %facts.arch,
+        cgroup_version = daemon::CgroupFacts::detect().version,
+        "system checks passed"
+    );
+    server::precheck(&config.hosts).map_err(|e| err(&e))?;
+    let pidfile = Pidfile::create(&config.pidfile).map_err(|e| err(&e))?;
+    let data_root =
+        daemon::prepare_work_dirs(&config.data_root, &config.exec_root).map_err(|e| err(&e))?;
+    let monitor_exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    let config = Arc::new(config);
+    let system = actix_rt::System::new();
+    let result = system.block_on(serve(config, facts, data_root, monitor_exe));
+    drop(pidfile);
+    result
+}
+
+async fn serve(
+    config: Arc<DaemonConfig>,
+    facts: daemon::SystemFacts,
+    data_root: std::path::PathBuf,
+    monitor_exe: std::path::PathBuf,
+) -> Result<(), String> {
+    use actix::Actor;
+    let actors = Actors::create(config.clone(), data_root.clone(), monitor_exe);
+    let supervisor = DaemonSupervisor::default().start();
+    supervisor
+        .send(Boot {
+            steps: actors.in_order(),
+        })
+        .await
+        .map_err(|e| format!("supervisor: {e}"))?
+        .map_err(|e| format!("failed to start: {e}"))?;
+    let state = AppState {
+        actors,
+        config: config.clone(),
+        facts: Arc::new(facts),
+        data_root,
+    };
+    let listeners = match server::bind_all(&config.hosts) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = supervisor.send(StopAll).await;
+            return Err(berth::util::error_chain(&e));
+        }
+    };
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(2);
+    let (api, socket_paths) = match server::start(listeners, state.clone(), workers) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = supervisor.send(StopAll).await;
+            return Err(format!("API server: {e}"));
+        }
+    };
+    let metrics = match config.metrics_addr {
+        Some(addr) => match server::start_metrics(addr, state) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                api.stop(false).await;
+                let _ = supervisor.send(StopAll).await;
+                return Err(format!("metrics endpoint {addr}: {e}"));
+            }
+        },
+        None => None,
+    };
+    tracing::info!(actor = "api", hosts = ?config.hosts, "actor initialised");
+    tracing::info!("berthd is ready");
+    daemon::sd_notify("READY=1");
+
+    wait_for_signal().await;
+
+    daemon::sd_notify("STOPPING=1");
+    tracing::info!(actor = "api", "actor shutting down");
+    api.pause().await;
+    tracing::info!(actor = "api", "actor shut down");
+    if let Some(m) = metrics {
+        m.stop(false).await;
+    }
+    let _ = supervisor.send(StopAll).await;
+    api.stop(false).await;
+    for p in socket_paths {
+        let _ = std::fs::remove_file(p);
+    }
+    tracing::info!("berthd stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("signal handlers could not be installed; stopping");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
+    }
+}

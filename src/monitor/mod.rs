@@ -6,3 +6,10 @@
 //! unix socket in the exec root, and records the exit status. It outlives berthd.
 
 pub mod spec;
+
+/// The monitor's entry point (`berthd monitor ...`); `args` follow the word `monitor`.
+pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
+    let _ = args;
+    eprintln!("berthd monitor: not built yet");
+    1
+}

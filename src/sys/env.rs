@@ -9,3 +9,9 @@ pub fn set_var_before_threads(key: &str, value: &OsStr) {
     // environment concurrently (the reason `set_var` is unsafe).
     unsafe { std::env::set_var(key, value) };
 }
+
+/// Removes an environment variable; the same rule as [`set_var_before_threads`].
+pub fn remove_var_before_threads(key: &str) {
+    // SAFETY: as in `set_var_before_threads`: no other thread exists yet.
+    unsafe { std::env::remove_var(key) };
+}

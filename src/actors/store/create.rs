@@ -192,9 +192,10 @@ fn refuse_unsupported(host: &Map<String, Value>) -> Result<(), StoreError> {
 }
 
 /// The request body split into Config and HostConfig, each over Docker's full key set.
-pub fn split_body(
-    mut body: Map<String, Value>,
-) -> Result<(Map<String, Value>, Map<String, Value>), StoreError> {
+/// A container's Config and HostConfig, each a JSON object.
+pub type ConfigPair = (Map<String, Value>, Map<String, Value>);
+
+pub fn split_body(mut body: Map<String, Value>) -> Result<ConfigPair, StoreError> {
     let host_in = match body.remove("HostConfig") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,

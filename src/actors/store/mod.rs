@@ -941,7 +941,7 @@ impl Handler<ListContainers> for ContainerStoreActor {
             })
             .filter(|c| view::matches(c, &msg.filters))
             .collect();
-        rows.sort_by(|a, b| b.created.cmp(&a.created));
+        rows.sort_by_key(|c| std::cmp::Reverse(c.created));
         if let Some(limit) = msg.limit.filter(|l| *l > 0) {
             rows.truncate(limit);
         }

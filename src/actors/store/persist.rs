@@ -12,13 +12,14 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() -> io::Result<()> + Send>;
+type Queue = mpsc::Sender<(Job, Option<oneshot::Sender<io::Result<()>>>)>;
 
 const SHARDS: usize = 2;
 
 /// A handle to the writer threads; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Persister {
-    shards: Vec<mpsc::Sender<(Job, Option<oneshot::Sender<io::Result<()>>>)>>,
+    shards: Vec<Queue>,
 }
 
 impl Persister {
@@ -45,7 +46,7 @@ impl Persister {
         Ok(Persister { shards })
     }
 
-    fn shard(&self, key: &str) -> &mpsc::Sender<(Job, Option<oneshot::Sender<io::Result<()>>>)> {
+    fn shard(&self, key: &str) -> &Queue {
         let h = key
             .bytes()
             .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
