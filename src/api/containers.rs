@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
@@ -111,27 +111,21 @@ async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, 
     Ok(json_reply(StatusCode::OK, &Value::Array(rows)))
 }
 
-async fn inspect(
-    state: web::Data<AppState>,
-    path: web::Path<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
-    let id = path.get("id").cloned().unwrap_or_default();
+async fn inspect(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let id = id_of(&req);
     let doc = state.actors.store.send(InspectContainer { id }).await??;
     Ok(json_reply(StatusCode::OK, &doc))
 }
 
-fn id_of(path: &web::Path<HashMap<String, String>>) -> String {
-    path.get("id").cloned().unwrap_or_default()
+fn id_of(req: &HttpRequest) -> String {
+    req.match_info().query("id").to_owned()
 }
 
-async fn start(
-    state: web::Data<AppState>,
-    path: web::Path<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
+async fn start(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     state
         .actors
         .store
-        .send(StartContainer { id: id_of(&path) })
+        .send(StartContainer { id: id_of(&req) })
         .await??;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -148,14 +142,14 @@ fn timeout_of(query: &Query) -> Result<Option<i64>, ApiError> {
 
 async fn stop(
     state: web::Data<AppState>,
-    path: web::Path<HashMap<String, String>>,
+    req: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     state
         .actors
         .store
         .send(StopContainer {
-            id: id_of(&path),
+            id: id_of(&req),
             timeout: timeout_of(&query)?,
             signal: q(&query, "signal").map(str::to_owned),
         })
@@ -165,10 +159,10 @@ async fn stop(
 
 async fn restart(
     state: web::Data<AppState>,
-    path: web::Path<HashMap<String, String>>,
+    req: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id_of(&path);
+    let id = id_of(&req);
     let stopped = state
         .actors
         .store
@@ -190,14 +184,14 @@ async fn restart(
 
 async fn kill(
     state: web::Data<AppState>,
-    path: web::Path<HashMap<String, String>>,
+    req: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     state
         .actors
         .store
         .send(KillContainer {
-            id: id_of(&path),
+            id: id_of(&req),
             signal: q(&query, "signal").map(str::to_owned),
         })
         .await??;
@@ -208,7 +202,7 @@ async fn kill(
 /// arms its wait before it starts the container.
 async fn wait(
     state: web::Data<AppState>,
-    path: web::Path<HashMap<String, String>>,
+    req: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     let condition =
@@ -217,7 +211,7 @@ async fn wait(
         .actors
         .store
         .send(WaitContainer {
-            id: id_of(&path),
+            id: id_of(&req),
             condition,
         })
         .await??;
@@ -241,7 +235,7 @@ async fn wait(
 
 async fn resize(
     state: web::Data<AppState>,
-    path: web::Path<HashMap<String, String>>,
+    req: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     let dim = |k: &str| -> Result<u16, ApiError> {
@@ -254,7 +248,7 @@ async fn resize(
         .actors
         .store
         .send(ResizeTty {
-            id: id_of(&path),
+            id: id_of(&req),
             height: dim("h")?,
             width: dim("w")?,
         })
@@ -264,7 +258,7 @@ async fn resize(
 
 async fn remove(
     state: web::Data<AppState>,
-    path: web::Path<HashMap<String, String>>,
+    req: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     let force = parse_bool(q(&query, "force"), false)?;
@@ -280,7 +274,7 @@ async fn remove(
         .actors
         .store
         .send(RemoveContainer {
-            id: id_of(&path),
+            id: id_of(&req),
             force,
         })
         .await??;

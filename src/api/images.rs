@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -113,11 +113,8 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(json_reply(StatusCode::OK, &v))
 }
 
-async fn inspect(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let reference = path.into_inner();
+async fn inspect(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let reference = req.match_info().query("name").to_owned();
     let image = state
         .actors
         .graph

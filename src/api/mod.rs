@@ -47,7 +47,7 @@ pub struct AppState {
 
 /// Registers every route, once at the root and once under `/v{version}`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/v{version}").configure(routes))
+    cfg.service(web::scope(r"/v{version:[0-9]+\.[0-9]+}").configure(routes))
         .configure(routes);
 }
 
@@ -79,6 +79,10 @@ pub fn parse_version(v: &str) -> Option<(u32, u32)> {
 /// the minimum is refused with 400. Returns the error reply, if any.
 pub fn check_version(path: &str) -> Option<HttpResponse> {
     let rest = path.strip_prefix("/v")?;
+    if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+        // `/version`, not a version prefix.
+        return None;
+    }
     let ver = rest.split('/').next()?;
     let Some(v) = parse_version(ver) else {
         return Some(
@@ -111,7 +115,7 @@ pub fn check_version(path: &str) -> Option<HttpResponse> {
 fn route_label(pattern: Option<String>) -> String {
     match pattern {
         Some(p) => p
-            .strip_prefix("/v{version}")
+            .strip_prefix(r"/v{version:[0-9]+\.[0-9]+}")
             .map(str::to_owned)
             .unwrap_or(p),
         None => "unmatched".to_owned(),
@@ -230,8 +234,9 @@ mod tests {
             check_version("/v1.11/info").unwrap().status(),
             StatusCode::BAD_REQUEST
         );
+        assert!(check_version("/version").is_none());
         assert_eq!(
-            check_version("/vx/info").unwrap().status(),
+            check_version("/v1.x/info").unwrap().status(),
             StatusCode::NOT_FOUND
         );
     }
@@ -247,7 +252,9 @@ mod tests {
     #[test]
     fn route_labels_drop_the_version_scope() {
         assert_eq!(
-            route_label(Some("/v{version}/containers/{id}/json".into())),
+            route_label(Some(
+                r"/v{version:[0-9]+\.[0-9]+}/containers/{id}/json".into()
+            )),
             "/containers/{id}/json"
         );
         assert_eq!(route_label(None), "unmatched");

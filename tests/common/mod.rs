@@ -1,0 +1,327 @@
+//! `TestDaemon`: a real berthd on a temp data root, exec root, socket and pidfile, driven
+//! through the real docker CLI; everything it made is removed on drop, also when a test
+//! fails.
+#![allow(dead_code)]
+
+use std::io::{BufRead, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Skips the calling test (with a printed reason) unless it runs as root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: this test needs root (it starts a real berthd)");
+            return;
+        }
+    };
+}
+
+pub fn berthd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_berthd")
+}
+
+/// The busybox rootfs tarball, built once per machine by scripts/mkbusybox.sh (the build
+/// is deterministic, so concurrent test binaries agree on its bytes).
+pub fn busybox_tar() -> PathBuf {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("busybox.tar");
+        if !out.exists() {
+            let tmp = out.with_extension(format!("tar.{}", std::process::id()));
+            let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mkbusybox.sh"))
+                .arg(&tmp)
+                .status()
+                .expect("run scripts/mkbusybox.sh");
+            assert!(st.success(), "scripts/mkbusybox.sh failed");
+            std::fs::rename(&tmp, &out).unwrap();
+        }
+        out
+    })
+    .clone()
+}
+
+/// A free loopback TCP port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[derive(Debug)]
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub sock: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: PathBuf,
+    pub log_path: PathBuf,
+    pub metrics_port: u16,
+    child: Option<Child>,
+    docker_config: PathBuf,
+}
+
+/// Options for [`TestDaemon::start_with`].
+#[derive(Debug, Default, Clone)]
+pub struct Opts {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl TestDaemon {
+    /// A daemon with `-b none` (no bridge in this build) and JSON logs.
+    pub fn start() -> TestDaemon {
+        Self::start_with(Opts::default())
+    }
+
+    pub fn start_with(opts: Opts) -> TestDaemon {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test.")
+            .tempdir()
+            .unwrap();
+        let mut d = TestDaemon {
+            sock: dir.path().join("api.sock"),
+            data_root: dir.path().join("data"),
+            exec_root: dir.path().join("exec"),
+            pidfile: dir.path().join("berthd.pid"),
+            log_path: dir.path().join("berthd.log"),
+            metrics_port: free_port(),
+            docker_config: dir.path().join("docker-config"),
+            child: None,
+            dir,
+        };
+        std::fs::create_dir_all(&d.docker_config).unwrap();
+        d.spawn(&opts);
+        d
+    }
+
+    /// The command line berthd gets (without extra args).
+    pub fn base_args(&self) -> Vec<String> {
+        vec![
+            "--data-root".into(),
+            self.data_root.display().to_string(),
+            "--exec-root".into(),
+            self.exec_root.display().to_string(),
+            "--pidfile".into(),
+            self.pidfile.display().to_string(),
+            "-H".into(),
+            format!("unix://{}", self.sock.display()),
+            "--metrics-addr".into(),
+            format!("127.0.0.1:{}", self.metrics_port),
+            "--log-format".into(),
+            "json".into(),
+            "--config-file".into(),
+            self.dir.path().join("no-daemon.json").display().to_string(),
+        ]
+    }
+
+    fn spawn(&mut self, opts: &Opts) {
+        // An explicit config file that does not exist is an error; give an empty one.
+        std::fs::write(self.dir.path().join("no-daemon.json"), "{}").unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let mut cmd = Command::new(berthd_bin());
+        cmd.args(self.base_args())
+            .args(&opts.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn berthd"));
+        self.wait_ready();
+    }
+
+    /// Restarts the daemon on the same roots (after [`TestDaemon::stop`]).
+    pub fn restart(&mut self, opts: &Opts) {
+        assert!(self.child.is_none(), "stop the daemon first");
+        self.spawn(opts);
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("berthd exited early ({st}):\n{}", self.log());
+            }
+            if self.ping() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthd not ready in 30 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `HEAD /_ping` answered 200.
+    pub fn ping(&self) -> bool {
+        self.raw("HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .map(|r| r.starts_with("HTTP/1.1 200"))
+            .unwrap_or(false)
+    }
+
+    /// Sends raw bytes on a fresh connection and reads the reply until the server closes.
+    pub fn raw(&self, request: &str) -> std::io::Result<String> {
+        let mut s = UnixStream::connect(&self.sock)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(request.as_bytes())?;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The daemon's JSON log records.
+    pub fn log_records(&self) -> Vec<serde_json::Value> {
+        let f = std::fs::File::open(&self.log_path).unwrap();
+        std::io::BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect()
+    }
+
+    /// `docker` with DOCKER_HOST pointing at this daemon.
+    pub fn docker_cmd(&self) -> Command {
+        let mut c = Command::new("docker");
+        c.env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT");
+        c
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_cmd().args(args).output().expect("run docker")
+    }
+
+    /// Runs docker and asserts success; returns stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed ({}):\nstdout: {}\nstderr: {}\ndaemon log tail:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 30)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `docker import` of the busybox rootfs as busybox:latest with CMD sh.
+    pub fn import_busybox(&self) -> String {
+        let tar = busybox_tar();
+        self.docker_ok(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            "busybox:latest",
+        ])
+        .trim()
+        .to_owned()
+    }
+
+    /// SIGTERM and wait (60 s, then SIGKILL). Returns the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        signal(child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Pids of processes whose command line mentions this daemon's exec root (its
+    /// monitors); only ours, since the path is unique to this test.
+    pub fn monitor_pids(&self) -> Vec<i32> {
+        pids_mentioning(&self.exec_root)
+    }
+}
+
+/// Pids whose command line contains `needle`.
+pub fn pids_mentioning(needle: &Path) -> Vec<i32> {
+    let needle = needle.display().to_string();
+    let mut out = Vec::new();
+    let me = std::process::id() as i32;
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(&needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::try_from(sig).unwrap(),
+    );
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        // Monitors this daemon started (live-restore tests leave some): end them by pid.
+        for pid in self.monitor_pids() {
+            signal(pid as u32, libc::SIGKILL);
+        }
+        // Anything still mounted under our temp dir.
+        let root = self.dir.path().display().to_string();
+        if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let mut points: Vec<&str> = info
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|p| p.starts_with(&root))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+}
