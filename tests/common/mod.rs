@@ -1,7 +1,7 @@
 //! `TestDaemon`: a real berthd on a temp data root, exec root, socket and pidfile, driven
 //! through the real docker CLI; everything it made is removed on drop, also when a test
 //! fails.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, Read, Write};
 use std::net::TcpListener;
