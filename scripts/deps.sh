@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what berthd and its tests need on a fresh Debian machine (idempotent; quick
+# when everything is there): iptables, busybox-static (the test image), prometheus (for
+# promtool), systemd (systemd-analyze), the docker CLI when missing, and the Python docker
+# SDK.
+set -euo pipefail
+
+need=()
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
+[[ -x /bin/busybox ]] || need+=(busybox-static)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v docker >/dev/null 2>&1 || need+=(docker.io)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if ((${#need[@]})); then
+    echo "deps: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # docker.io pulls in dockerd and containerd; only its CLI is used, and nothing here
+    # starts them.
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! python3 -c 'import docker' >/dev/null 2>&1; then
+    echo "deps: installing the Python docker SDK" >&2
+    python3 -m pip install -q 'docker==7.1.0'
+fi
