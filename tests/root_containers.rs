@@ -1,0 +1,247 @@
+//! The first containers, driven by the real docker CLI and the Python SDK against a real
+//! berthd: import, images, run (attached, piped stdin, detached), ps, stop, rm, exit
+//! codes, namespaces, errors a user meets, restart and live-restore. Root only.
+#![allow(clippy::tests_outside_test_module, clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{Opts, TestDaemon};
+
+fn ns_of(pid: &str, ns: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn the_docker_cli_runs_a_first_container() {
+    require_root!();
+    let d = TestDaemon::start();
+    let id = d.import_busybox();
+    assert!(id.starts_with("sha256:"), "{id}");
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert!(images.contains("busybox:latest"), "{images}");
+
+    let out = d.docker_ok(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
+    assert_eq!(out, "hi\n");
+
+    let out = d.docker(&["run", "--network", "none", "--name", "ex3", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = d.docker_ok(&["ps", "-a", "--filter", "name=ex3", "--format", "{{.Status}}"]);
+    assert!(status.starts_with("Exited (3)"), "{status}");
+
+    let id = d.docker_ok(&["run", "-d", "--network", "none", "--name", "t1", "busybox", "sleep", "60"]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Status}} {{.Command}}"]);
+    assert!(ps.contains("t1 Up"), "{ps}");
+    assert!(ps.contains("\"sleep 60\""), "{ps}");
+    assert_eq!(d.docker_ok(&["stop", "-t", "1", "t1"]).trim(), "t1");
+    let state = d.docker_ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "t1"]);
+    assert_eq!(state.trim(), "exited 137");
+    assert_eq!(d.docker_ok(&["rm", "t1"]).trim(), "t1");
+    d.docker_ok(&["rm", "ex3"]);
+    assert_eq!(d.docker_ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn stdin_reaches_the_container_through_the_hijacked_attach() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let mut child = d
+        .docker_cmd()
+        .args(["run", "-i", "--rm", "--network", "none", "busybox", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    // A larger input arrives whole and in order.
+    let input: String = (0..20000).map(|i| format!("line {i}\n")).collect();
+    let mut child = d
+        .docker_cmd()
+        .args(["run", "-i", "--rm", "--network", "none", "busybox", "wc", "-l"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "20000");
+}
+
+#[test]
+fn the_container_gets_its_own_namespaces_rootfs_and_hostname() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let out = d.docker_ok(&[
+        "run", "--name", "nsx", "--network", "none", "busybox", "sh", "-c",
+        "echo $$; hostname; grep ' / ' /proc/self/mountinfo | head -1; ls /sys/class/net",
+    ]);
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "nsx"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "pid 1 is the command: {out}");
+    assert_eq!(lines[1], &id.trim()[..12], "hostname is the short id: {out}");
+    let driver = d.docker_ok(&["info", "--format", "{{.Driver}}"]);
+    if driver.trim() == "overlay2" {
+        assert!(lines[2].contains("overlay"), "rootfs from the driver: {out}");
+    }
+    assert_eq!(lines[3..], ["lo"], "only lo with --network none: {out}");
+
+    let cid = d.docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]);
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", cid.trim()]);
+    let pid = pid.trim();
+    assert_ne!(pid, "0");
+    for ns in ["mnt", "pid", "uts", "ipc", "net"] {
+        assert_ne!(ns_of(pid, ns), ns_of("self", ns), "{ns} namespace is the host's");
+    }
+    d.docker_ok(&["rm", "-f", cid.trim()]);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .map(|c| !c.contains("sleep"))
+                .unwrap_or(true),
+        "the container's process outlived rm -f"
+    );
+}
+
+#[test]
+fn errors_a_user_meets_are_clear() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    // A missing image: the CLI tries to pull, and berthd says why it cannot.
+    let out = d.docker(&["run", "--rm", "--network", "none", "nosuchimage", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Unable to find image 'nosuchimage:latest' locally"), "{err}");
+    assert!(err.contains("does not pull from registries"), "{err}");
+    // A name already taken.
+    d.docker_ok(&["create", "--network", "none", "--name", "dup", "busybox", "true"]);
+    let out = d.docker(&["create", "--network", "none", "--name", "dup", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("The container name \"/dup\" is already in use"), "{err}");
+    // A command that does not exist: 127, as with dockerd.
+    let out = d.docker(&["run", "--rm", "--network", "none", "busybox", "nosuchcmd"]);
+    assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found"));
+    // Removing a running container needs -f.
+    d.docker_ok(&["run", "-d", "--network", "none", "--name", "busy", "busybox", "sleep", "60"]);
+    let out = d.docker(&["rm", "busy"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("You cannot remove a running container"));
+    d.docker_ok(&["rm", "-f", "busy", "dup"]);
+    // The default bridge is not there yet: a clear refusal, not a broken container.
+    let out = d.docker(&["run", "--rm", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--network none"));
+    // Bad JSON never reaches a record.
+    let reply = d
+        .raw("POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{\"Cmd\":3}")
+        .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert_eq!(d.docker_ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn the_python_sdk_creates_starts_waits_and_removes() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url='unix://{}')
+ct = c.containers.create('busybox', ['sh', '-c', 'exit 3'], network_mode='none', name='sdk1')
+ct.start()
+print(ct.wait()['StatusCode'])
+ct.reload()
+print(ct.status)
+print(len(c.containers.list(all=True)))
+ct.remove()
+print(len(c.containers.list(all=True)))
+d = c.containers.run('busybox', ['sleep', '30'], network_mode='none', detach=True)
+d.reload()
+print(d.status)
+d.remove(force=True)
+print(len(c.images.list()))
+"#,
+        d.sock.display()
+    );
+    let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        common::tail(&d.log(), 20)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().collect::<Vec<_>>(), ["3", "exited", "1", "0", "running", "1"]);
+}
+
+#[test]
+fn shutdown_stops_containers_and_a_restart_remembers_them() {
+    require_root!();
+    let mut d = TestDaemon::start_with(Opts {
+        args: vec!["--shutdown-timeout".into(), "1".into()],
+        ..Opts::default()
+    });
+    d.import_busybox();
+    let id = d.docker_ok(&["run", "-d", "--network", "none", "--name", "keep", "busybox", "sleep", "600"]);
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "keep"]);
+    assert!(d.stop().success());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the container outlived the daemon's shutdown"
+    );
+    d.restart(&Opts::default());
+    let ps = d.docker_ok(&["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.State}}"]);
+    assert_eq!(ps.trim(), format!("{} keep exited", &id.trim()[..12]));
+    // The name is still taken after the restart (the link graph is a real file).
+    let out = d.docker(&["create", "--network", "none", "--name", "keep", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    d.docker_ok(&["start", "keep"]);
+    assert!(d.docker_ok(&["ps", "--format", "{{.Names}}"]).contains("keep"));
+    d.docker_ok(&["rm", "-f", "keep"]);
+}
+
+#[test]
+fn live_restore_keeps_containers_running_across_a_restart() {
+    require_root!();
+    let live = Opts {
+        args: vec!["--live-restore".into()],
+        ..Opts::default()
+    };
+    let mut d = TestDaemon::start_with(live.clone());
+    d.import_busybox();
+    d.docker_ok(&["run", "-d", "--network", "none", "--name", "lr", "busybox", "sleep", "600"]);
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "lr"]);
+    assert!(d.stop().success());
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "live-restore must leave the container running"
+    );
+    d.restart(&live);
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.trim(), "lr running");
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "lr"]).trim(),
+        pid.trim()
+    );
+    d.docker_ok(&["kill", "lr"]);
+    let out = d.docker_ok(&["wait", "lr"]);
+    assert_eq!(out.trim(), "137");
+    d.docker_ok(&["rm", "lr"]);
+}
