@@ -1,7 +1,10 @@
 //! GraphActor: graph drivers, layers, images, tags and volumes (seed step 4.4).
 
+pub mod archive;
+pub mod changes;
 pub mod error;
 pub mod messages;
+pub mod reference;
 
 use std::sync::Arc;
 
