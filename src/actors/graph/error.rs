@@ -20,16 +20,60 @@ pub enum GraphError {
         #[source]
         source: std::io::Error,
     },
+    /// The tarball given to `docker import` is not a safe, readable tar archive.
+    #[error("invalid archive: {reason}")]
+    InvalidArchive { reason: String },
+    /// A repository name or tag that Docker would refuse.
+    #[error("invalid reference format: {reference:?}: {reason}")]
+    InvalidReference { reference: String, reason: String },
+    /// A `docker import --change` instruction that cannot be applied.
+    #[error("invalid change {change:?}: {reason}")]
+    InvalidChange { change: String, reason: String },
+    /// A container id that cannot name a layer directory.
+    #[error("invalid container id {id:?}")]
+    InvalidContainerId { id: String },
+    /// The container already has a read-write layer.
+    #[error("container {container_id} already has a read-write layer")]
+    LayerExists { container_id: String },
+    /// A message arrived before `Init` finished (or after it failed).
+    #[error("the graph subsystem is not initialised")]
+    NotReady,
+    /// A blocking task panicked or was cancelled.
+    #[error("the {operation} task failed")]
+    TaskFailed { operation: &'static str },
 }
 
 impl GraphError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             GraphError::ImageNotFound { .. } => ErrorKind::NotFound,
-            GraphError::UnknownDriver { .. } => ErrorKind::InvalidParameter,
+            GraphError::UnknownDriver { .. }
+            | GraphError::InvalidArchive { .. }
+            | GraphError::InvalidReference { .. }
+            | GraphError::InvalidChange { .. }
+            | GraphError::InvalidContainerId { .. } => ErrorKind::InvalidParameter,
+            GraphError::LayerExists { .. } => ErrorKind::Conflict,
+            GraphError::NotReady => ErrorKind::Unavailable,
             GraphError::DriverUnusable { .. }
             | GraphError::NoDriver { .. }
-            | GraphError::Io { .. } => ErrorKind::System,
+            | GraphError::Io { .. }
+            | GraphError::TaskFailed { .. } => ErrorKind::System,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_text_is_dockers() {
+        let e = GraphError::ImageNotFound {
+            reference: "busybox:latest".into(),
+        };
+        assert_eq!(e.to_string(), "No such image: busybox:latest");
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = GraphError::InvalidArchive { reason: "x".into() };
+        assert_eq!(e.kind(), ErrorKind::InvalidParameter);
     }
 }

@@ -1,7 +1,28 @@
-//! GraphActor: graph drivers, layers, images, tags and volumes (seed step 4.4).
+//! GraphActor: graph drivers, layers, images and tags (seed step 4.4).
+//!
+//! State: an `Arc<GraphStore>` made by `Init` ([`store::GraphStore`]): the selected
+//! [`driver::Driver`] (overlay2 or vfs) and the in-memory index of images, layers,
+//! container layers and tags, behind one `parking_lot::Mutex` inside the store.
+//!
+//! Threads and blocking: the actor runs on an arbiter and never blocks it. Work that
+//! touches the disk (Init's driver probe and load, imports, making and removing
+//! container layers, Shutdown's flush) runs in `tokio::task::spawn_blocking` with a
+//! clone of the `Arc`; the store locks its mutex only for short commits, so a long
+//! import does not hold up `ListImages`, `ResolveImage` or another import. Lookups
+//! (`ListImages`, `ResolveImage`, `GetDriverInfo`) read the in-memory index directly.
+//!
+//! Architecture invariant: the graph never mounts a container's rootfs; it replies with
+//! a [`RootfsSpec`](crate::monitor::spec::RootfsSpec) that the container's init mounts
+//! in its own mount namespace.
 
+pub mod archive;
+pub mod changes;
+mod copy;
+pub mod driver;
 pub mod error;
 pub mod messages;
+pub mod reference;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -9,20 +30,58 @@ use actix::prelude::*;
 
 pub use error::GraphError;
 pub use messages::*;
+pub use store::GraphStore;
 
 use super::{Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
+use crate::monitor::spec::RootfsSpec;
 
 /// The graph subsystem. See the module docs.
 #[derive(Debug)]
 pub struct GraphActor {
-    #[allow(dead_code)]
     config: Arc<DaemonConfig>,
+    /// Set by `Init`; shared with blocking tasks.
+    store: Option<Arc<GraphStore>>,
 }
 
 impl GraphActor {
     pub fn new(config: Arc<DaemonConfig>) -> Self {
-        GraphActor { config }
+        GraphActor {
+            config,
+            store: None,
+        }
+    }
+
+    fn store(&self) -> Result<Arc<GraphStore>, GraphError> {
+        self.store.clone().ok_or(GraphError::NotReady)
+    }
+}
+
+/// Runs `f` on a blocking thread.
+async fn blocking<T, F>(operation: &'static str, f: F) -> Result<T, GraphError>
+where
+    F: FnOnce() -> Result<T, GraphError> + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|_| GraphError::TaskFailed { operation })?
+}
+
+/// Runs `f` on a blocking thread with the store, or fails with `NotReady`.
+fn with_store<T, F>(
+    actor: &GraphActor,
+    operation: &'static str,
+    f: F,
+) -> ResponseFuture<Result<T, GraphError>>
+where
+    F: FnOnce(&GraphStore) -> Result<T, GraphError> + Send + 'static,
+    T: Send + 'static,
+{
+    match actor.store() {
+        Ok(store) => Box::pin(blocking(operation, move || f(&store))),
+        Err(e) => Box::pin(async move { Err(e) }),
     }
 }
 
@@ -31,67 +90,85 @@ impl Actor for GraphActor {
 }
 
 impl Handler<Init> for GraphActor {
-    type Result = Result<(), LifecycleError>;
+    type Result = ResponseActFuture<Self, Result<(), LifecycleError>>;
     fn handle(&mut self, _: Init, _: &mut Self::Context) -> Self::Result {
-        Ok(())
+        let config = self.config.clone();
+        let fut = blocking("graph init", move || GraphStore::open(&config));
+        Box::pin(
+            actix::fut::wrap_future::<_, Self>(fut).map(|res, act, _| match res {
+                Ok(store) => {
+                    act.store = Some(Arc::new(store));
+                    Ok(())
+                }
+                Err(e) => Err(LifecycleError::from_error(&e)),
+            }),
+        )
     }
 }
 
 impl Handler<Shutdown> for GraphActor {
-    type Result = Result<(), LifecycleError>;
+    type Result = ResponseFuture<Result<(), LifecycleError>>;
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
-        Ok(())
+        let Some(store) = self.store.clone() else {
+            return Box::pin(async { Ok(()) });
+        };
+        Box::pin(async move {
+            blocking("graph shutdown", move || store.shutdown())
+                .await
+                .map_err(|e| LifecycleError::from_error(&e))
+        })
     }
 }
 
 impl Handler<ImportImage> for GraphActor {
-    type Result = Result<String, GraphError>;
-    fn handle(&mut self, _: ImportImage, _: &mut Self::Context) -> Self::Result {
-        Err(GraphError::ImageNotFound {
-            reference: "-".into(),
-        })
+    type Result = ResponseFuture<Result<String, GraphError>>;
+    fn handle(&mut self, msg: ImportImage, _: &mut Self::Context) -> Self::Result {
+        with_store(self, "image import", move |s| s.import(msg))
     }
 }
 
 impl Handler<ListImages> for GraphActor {
     type Result = MessageResult<ListImages>;
     fn handle(&mut self, _: ListImages, _: &mut Self::Context) -> Self::Result {
-        MessageResult(Vec::new())
+        MessageResult(self.store.as_ref().map(|s| s.list()).unwrap_or_default())
     }
 }
 
 impl Handler<ResolveImage> for GraphActor {
     type Result = Result<ImageInfo, GraphError>;
     fn handle(&mut self, msg: ResolveImage, _: &mut Self::Context) -> Self::Result {
-        Err(GraphError::ImageNotFound {
-            reference: msg.reference,
-        })
+        self.store()?.resolve(&msg.reference)
     }
 }
 
 impl Handler<CreateRwLayer> for GraphActor {
-    type Result = Result<crate::monitor::spec::RootfsSpec, GraphError>;
+    type Result = ResponseFuture<Result<RootfsSpec, GraphError>>;
     fn handle(&mut self, msg: CreateRwLayer, _: &mut Self::Context) -> Self::Result {
-        Err(GraphError::ImageNotFound {
-            reference: msg.image_id,
+        with_store(self, "container layer create", move |s| {
+            s.create_rw(&msg.container_id, &msg.image_id)
         })
     }
 }
 
 impl Handler<RemoveRwLayer> for GraphActor {
-    type Result = Result<(), GraphError>;
-    fn handle(&mut self, _: RemoveRwLayer, _: &mut Self::Context) -> Self::Result {
-        Ok(())
+    type Result = ResponseFuture<Result<(), GraphError>>;
+    fn handle(&mut self, msg: RemoveRwLayer, _: &mut Self::Context) -> Self::Result {
+        with_store(self, "container layer remove", move |s| {
+            s.remove_rw(&msg.container_id)
+        })
     }
 }
 
 impl Handler<GetDriverInfo> for GraphActor {
     type Result = MessageResult<GetDriverInfo>;
     fn handle(&mut self, _: GetDriverInfo, _: &mut Self::Context) -> Self::Result {
-        MessageResult(DriverInfo {
-            name: "vfs".into(),
-            status: Vec::new(),
-            images: 0,
+        MessageResult(match &self.store {
+            Some(s) => s.driver_info(),
+            None => DriverInfo {
+                name: String::new(),
+                status: Vec::new(),
+                images: 0,
+            },
         })
     }
 }

@@ -1,0 +1,107 @@
+//! `cp -a` for the vfs driver: copies a tree with modes, owners, times, xattrs, symlinks,
+//! hard links (kept as links), device nodes and fifos. Never follows a symlink.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+
+use super::error::GraphError;
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> GraphError + '_ {
+    move |source| GraphError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Copies the directory `src` to `dst` (which must not exist).
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), GraphError> {
+    let mut links = HashMap::new();
+    copy_dir(src, dst, &mut links)
+}
+
+fn copy_dir(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> Result<(), GraphError> {
+    let meta = fs::symlink_metadata(src).map_err(io_error(src))?;
+    fs::create_dir(dst).map_err(io_error(dst))?;
+    for entry in fs::read_dir(src).map_err(io_error(src))? {
+        let entry = entry.map_err(io_error(src))?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let m = fs::symlink_metadata(&from).map_err(io_error(&from))?;
+        let ft = m.file_type();
+        if ft.is_dir() {
+            copy_dir(&from, &to, links)?;
+            continue;
+        }
+        if m.nlink() > 1 {
+            if let Some(first) = links.get(&(m.dev(), m.ino())) {
+                fs::hard_link(first, &to).map_err(io_error(&to))?;
+                continue;
+            }
+            links.insert((m.dev(), m.ino()), to.clone());
+        }
+        if ft.is_symlink() {
+            let target = fs::read_link(&from).map_err(io_error(&from))?;
+            std::os::unix::fs::symlink(&target, &to).map_err(io_error(&to))?;
+        } else if ft.is_file() {
+            fs::copy(&from, &to).map_err(io_error(&to))?;
+        } else {
+            let kind = if ft.is_char_device() {
+                SFlag::S_IFCHR
+            } else if ft.is_block_device() {
+                SFlag::S_IFBLK
+            } else if ft.is_fifo() {
+                SFlag::S_IFIFO
+            } else {
+                // Sockets are not worth copying (Docker skips them too).
+                continue;
+            };
+            nix::sys::stat::mknod(
+                &to,
+                kind,
+                Mode::from_bits_truncate(m.mode() & 0o777),
+                m.rdev(),
+            )
+            .map_err(|e| GraphError::Io {
+                path: to.clone(),
+                source: io::Error::from(e),
+            })?;
+        }
+        copy_meta(&from, &to, &m, ft.is_symlink())?;
+    }
+    copy_meta(src, dst, &meta, false)
+}
+
+fn copy_meta(from: &Path, to: &Path, m: &fs::Metadata, symlink: bool) -> Result<(), GraphError> {
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid())).map_err(io_error(to))?;
+    }
+    if !symlink {
+        fs::set_permissions(to, fs::Permissions::from_mode(m.mode() & 0o7777))
+            .map_err(io_error(to))?;
+    }
+    if let Ok(names) = xattr::list(from) {
+        for name in names {
+            if let Ok(Some(value)) = xattr::get(from, &name) {
+                let _ = xattr::set(to, &name, &value);
+            }
+        }
+    }
+    let atime = TimeSpec::new(m.atime(), m.atime_nsec());
+    let mtime = TimeSpec::new(m.mtime(), m.mtime_nsec());
+    nix::sys::stat::utimensat(None, to, &atime, &mtime, UtimensatFlags::NoFollowSymlink).map_err(
+        |e| GraphError::Io {
+            path: to.to_owned(),
+            source: io::Error::from(e),
+        },
+    )
+}

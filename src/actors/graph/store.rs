@@ -1,0 +1,1262 @@
+//! The image and layer store: metadata under `data-root/image/<driver>/`, layer
+//! contents through the [`Driver`].
+//!
+//! ```text
+//! imagedb/content/sha256/<id>                  image config JSON; id = sha256 of the bytes
+//! layerdb/sha256/<chain-id>/{diff,size,cache-id,parent?}
+//! layerdb/mounts/<container-id>/{mount-id,init-id?,parent}
+//! repositories.json                            {"Repositories":{"busybox":{"busybox:latest":"sha256:…"}}}
+//! ```
+//!
+//! Crash safety: layer contents are renamed into place when complete, then the layer
+//! metadata dir is written under a temp name and renamed, then the image config and
+//! the tag are written with `write_atomic`. Each step is durable before the next
+//! starts, so a crash leaves a prefix of them; [`GraphStore::open`] removes what no
+//! later step refers to (a layer dir without metadata, a layer without an image, an
+//! image whose layer is gone), so that an image is either complete or absent.
+//!
+//! Locking: all in-memory state is behind one `parking_lot::Mutex`, held only for map
+//! updates and the small metadata writes of one commit (a few fsyncs), never during
+//! extraction or copying, so a long import does not stall listing or other imports.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::archive::{self, ArchiveError};
+use super::changes::{ContainerConfig, apply_changes};
+use super::driver::{self, Driver};
+use super::error::GraphError;
+use super::messages::{DriverInfo, ImageInfo, ImageSummary, ImportImage};
+use super::reference::{self, Reference};
+use crate::config::DaemonConfig;
+use crate::monitor::spec::RootfsSpec;
+use crate::util::write_atomic;
+
+/// One layer of an image (`layerdb/sha256/<chain-id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// `sha256:<hex>`.
+    pub chain_id: String,
+    /// `sha256:<hex>` of the uncompressed tar stream.
+    pub diff_id: String,
+    pub parent: Option<String>,
+    /// The layer's directory name under the driver home.
+    pub cache_id: String,
+    pub size: i64,
+}
+
+/// A container's read-write layer (`layerdb/mounts/<container-id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountRecord {
+    pub mount_id: String,
+    pub init_id: Option<String>,
+    /// Chain id of the image's top layer.
+    pub parent: String,
+}
+
+/// An image as loaded from its config.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// 64 hex digits.
+    pub id: String,
+    pub raw: serde_json::Value,
+    pub config: ContainerConfig,
+    /// RFC 3339, as stored.
+    pub created: String,
+    /// Chain ids, bottom layer first.
+    pub chain: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ImageDoc {
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    config: Option<ContainerConfig>,
+    rootfs: RootFs,
+}
+
+#[derive(Debug, Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+impl Image {
+    fn parse(id: &str, bytes: &[u8]) -> Result<Image, String> {
+        let doc: ImageDoc = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        Ok(Image {
+            id: id.to_owned(),
+            raw,
+            config: doc.config.unwrap_or_default(),
+            created: doc.created.unwrap_or_default(),
+            chain: chain_ids(&doc.rootfs.diff_ids),
+        })
+    }
+
+    fn created_unix(&self) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(&self.created).map_or(0, |t| t.timestamp())
+    }
+}
+
+/// Chain ids from diff ids: `chain[0] = diff[0]`, `chain[i] = sha256(chain[i-1] + " " + diff[i])`.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
+            ),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// `repositories.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Repositories {
+    #[serde(rename = "Repositories", default)]
+    pub repositories: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Repositories {
+    /// Points `name:tag` at `id` (`sha256:<hex>`), moving the tag if it existed.
+    pub fn set(&mut self, name: &str, tag: &str, id: &str) {
+        self.repositories
+            .entry(name.to_owned())
+            .or_default()
+            .insert(format!("{name}:{tag}"), id.to_owned());
+    }
+
+    pub fn get(&self, name: &str, tag: &str) -> Option<&str> {
+        self.repositories
+            .get(name)?
+            .get(&format!("{name}:{tag}"))
+            .map(String::as_str)
+    }
+
+    /// Every `name:tag` that points at `id`, sorted.
+    pub fn tags_of(&self, id: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .repositories
+            .values()
+            .flat_map(|m| m.iter())
+            .filter(|(_, v)| v.as_str() == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Drops tags whose image is not kept; true when anything changed.
+    pub fn retain_images(&mut self, keep: impl Fn(&str) -> bool) -> bool {
+        let mut changed = false;
+        for m in self.repositories.values_mut() {
+            let before = m.len();
+            m.retain(|_, v| keep(v));
+            changed |= m.len() != before;
+        }
+        self.repositories.retain(|_, m| !m.is_empty());
+        changed
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// By 64-hex id.
+    images: BTreeMap<String, Image>,
+    /// By chain id (`sha256:<hex>`).
+    layers: HashMap<String, Layer>,
+    /// By container id.
+    mounts: HashMap<String, MountRecord>,
+    /// Containers whose read-write layer is being made.
+    pending_mounts: HashSet<String>,
+    repos: Repositories,
+}
+
+/// The graph: a driver, the metadata dir and the in-memory index of both.
+#[derive(Debug)]
+pub struct GraphStore {
+    driver: Driver,
+    meta: PathBuf,
+    /// Flush layer contents (`syncfs`) before committing their metadata.
+    sync_layers: bool,
+    state: Mutex<State>,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> GraphError + '_ {
+    move |source| GraphError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), GraphError> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_error(dir))
+}
+
+/// The image `architecture` for this host, in Go's naming.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        other => other,
+    }
+}
+
+/// A container id that can name a directory: 1–128 of `[A-Za-z0-9_-]`.
+fn valid_container_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn map_archive(e: ArchiveError) -> GraphError {
+    match e {
+        ArchiveError::Invalid(reason) => GraphError::InvalidArchive { reason },
+        ArchiveError::Io { path, source } => GraphError::Io { path, source },
+    }
+}
+
+/// Validates an import's `repo` and `tag` and returns the familiar name and the tag.
+pub fn parse_repo_tag(repo: &str, tag: Option<&str>) -> Result<(String, String), GraphError> {
+    let bad = |reason: String| GraphError::InvalidReference {
+        reference: repo.to_owned(),
+        reason,
+    };
+    // `repo` may still carry a tag when the caller did not split it.
+    let (name, inline_tag) = reference::split_name_tag(repo);
+    let tag = tag.filter(|t| !t.is_empty()).or(inline_tag);
+    if crate::util::is_full_id(name) {
+        return Err(bad(
+            "a repository name cannot be a 64-byte hexadecimal string".into(),
+        ));
+    }
+    let name = reference::normalize_name(name).map_err(bad)?;
+    let tag = tag.unwrap_or(reference::DEFAULT_TAG);
+    reference::validate_tag(tag).map_err(bad)?;
+    Ok((name, tag.to_owned()))
+}
+
+impl GraphStore {
+    /// Selects the driver from the configuration (flag, `$BERTH_DRIVER`, priority
+    /// list) and opens the store.
+    pub fn open(config: &DaemonConfig) -> Result<GraphStore, GraphError> {
+        let env = std::env::var(driver::DRIVER_ENV).ok();
+        let drv = driver::select(
+            &config.data_root,
+            config.storage_driver.as_deref(),
+            env.as_deref(),
+        )?;
+        let mut sync_layers = true;
+        for opt in &config.storage_opts {
+            match opt.split_once('=') {
+                Some(("berth.sync_layers", v)) => sync_layers = v != "false",
+                _ => tracing::warn!(option = %opt, "storage option ignored"),
+            }
+        }
+        let store = Self::open_with(&config.data_root, drv, sync_layers)?;
+        tracing::info!(
+            driver = store.driver.name(),
+            images = store.image_count(),
+            "graph ready"
+        );
+        Ok(store)
+    }
+
+    /// Opens the store for `driver` under `data_root`, loading the metadata and removing
+    /// what a crash left half-made.
+    pub fn open_with(
+        data_root: &Path,
+        driver: Driver,
+        sync_layers: bool,
+    ) -> Result<GraphStore, GraphError> {
+        let meta = data_root.join("image").join(driver.name());
+        let store = GraphStore {
+            driver,
+            meta,
+            sync_layers,
+            state: Mutex::new(State::default()),
+        };
+        for d in [
+            store.driver.home.clone(),
+            store.imagedb(),
+            store.layerdb(),
+            store.mountsdb(),
+        ] {
+            fs::create_dir_all(&d).map_err(io_error(&d))?;
+        }
+        store.load()?;
+        Ok(store)
+    }
+
+    fn imagedb(&self) -> PathBuf {
+        self.meta.join("imagedb/content/sha256")
+    }
+    fn layerdb(&self) -> PathBuf {
+        self.meta.join("layerdb/sha256")
+    }
+    fn mountsdb(&self) -> PathBuf {
+        self.meta.join("layerdb/mounts")
+    }
+    fn repos_path(&self) -> PathBuf {
+        self.meta.join("repositories.json")
+    }
+
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    pub fn image_count(&self) -> usize {
+        self.state.lock().images.len()
+    }
+
+    fn load(&self) -> Result<(), GraphError> {
+        let mut st = State::default();
+        // Layers.
+        let layerdb = self.layerdb();
+        for (name, path) in list_dir(&layerdb)? {
+            if name.starts_with('.') || !crate::util::is_full_id(&name) {
+                remove_any(&path)?;
+                continue;
+            }
+            match read_layer(&path, &name) {
+                Ok(l) if self.driver.layer_exists(&l.cache_id) => {
+                    st.layers.insert(l.chain_id.clone(), l);
+                }
+                Ok(l) => {
+                    tracing::warn!(layer = %l.chain_id, "layer contents missing; removing its metadata");
+                    remove_dir_atomic(&path)?;
+                }
+                Err(reason) => {
+                    tracing::warn!(path = %path.display(), %reason, "unreadable layer metadata removed");
+                    remove_dir_atomic(&path)?;
+                }
+            }
+        }
+        // Layers whose parent is gone are incomplete too.
+        loop {
+            let broken: Vec<String> = st
+                .layers
+                .values()
+                .filter(|l| {
+                    l.parent
+                        .as_ref()
+                        .is_some_and(|p| !st.layers.contains_key(p))
+                })
+                .map(|l| l.chain_id.clone())
+                .collect();
+            if broken.is_empty() {
+                break;
+            }
+            for c in broken {
+                st.layers.remove(&c);
+                remove_dir_atomic(&layerdb.join(c.trim_start_matches("sha256:")))?;
+            }
+        }
+        // Container layers.
+        let mountsdb = self.mountsdb();
+        for (name, path) in list_dir(&mountsdb)? {
+            if name.starts_with('.') {
+                remove_any(&path)?;
+                continue;
+            }
+            match read_mount(&path) {
+                Ok(m)
+                    if self.driver.layer_exists(&m.mount_id)
+                        && st.layers.contains_key(&m.parent) =>
+                {
+                    st.mounts.insert(name, m);
+                }
+                Ok(_) => {
+                    tracing::warn!(container = %name, "container layer incomplete; removing it");
+                    remove_dir_atomic(&path)?;
+                }
+                Err(reason) => {
+                    tracing::warn!(path = %path.display(), %reason, "unreadable mount metadata removed");
+                    remove_dir_atomic(&path)?;
+                }
+            }
+        }
+        // Images.
+        let imagedb = self.imagedb();
+        for (name, path) in list_dir(&imagedb)? {
+            if name.starts_with('.') {
+                remove_any(&path)?;
+                continue;
+            }
+            let bytes = fs::read(&path).map_err(io_error(&path))?;
+            if !crate::util::is_full_id(&name) || hex::encode(Sha256::digest(&bytes)) != name {
+                tracing::warn!(path = %path.display(), "image config does not match its id; ignored");
+                continue;
+            }
+            match Image::parse(&name, &bytes) {
+                Ok(img) if img.chain.iter().all(|c| st.layers.contains_key(c)) => {
+                    st.images.insert(name, img);
+                }
+                Ok(_) => {
+                    tracing::warn!(image = %name, "image layers missing; removing the image");
+                    fs::remove_file(&path).map_err(io_error(&path))?;
+                }
+                Err(reason) => {
+                    tracing::warn!(image = %name, %reason, "unreadable image config ignored");
+                }
+            }
+        }
+        // Layers no image or container uses (a crash between layer and image commit).
+        let mut used: HashSet<String> = HashSet::new();
+        for img in st.images.values() {
+            used.extend(img.chain.iter().cloned());
+        }
+        for m in st.mounts.values() {
+            let mut cur = Some(m.parent.clone());
+            while let Some(c) = cur {
+                cur = st.layers.get(&c).and_then(|l| l.parent.clone());
+                used.insert(c);
+            }
+        }
+        let unused: Vec<String> = st
+            .layers
+            .keys()
+            .filter(|c| !used.contains(*c))
+            .cloned()
+            .collect();
+        for c in unused {
+            tracing::info!(layer = %c, "removing a layer no image uses");
+            st.layers.remove(&c);
+            remove_dir_atomic(&layerdb.join(c.trim_start_matches("sha256:")))?;
+        }
+        // Tags.
+        let repos_path = self.repos_path();
+        for (name, path) in list_dir(&self.meta)? {
+            if name.starts_with(".repositories.json.tmp") {
+                remove_any(&path)?;
+            }
+        }
+        if let Ok(bytes) = fs::read(&repos_path) {
+            match serde_json::from_slice::<Repositories>(&bytes) {
+                Ok(r) => st.repos = r,
+                Err(e) => tracing::warn!(error = %e, "repositories.json unreadable; tags lost"),
+            }
+        }
+        let images = &st.images;
+        let changed = st.repos.retain_images(|id| {
+            id.strip_prefix("sha256:")
+                .is_some_and(|h| images.contains_key(h))
+        });
+        if changed {
+            write_json(&repos_path, &st.repos)?;
+        }
+        // Layer dirs nothing names.
+        let mut keep: HashSet<String> = st.layers.values().map(|l| l.cache_id.clone()).collect();
+        for m in st.mounts.values() {
+            keep.insert(m.mount_id.clone());
+            keep.extend(m.init_id.clone());
+        }
+        self.driver.cleanup(&keep)?;
+        *self.state.lock() = st;
+        Ok(())
+    }
+
+    /// `docker import`: extracts the tarball into a new layer, writes the image config
+    /// and tags it. Blocking; run it on a blocking thread.
+    pub fn import(&self, msg: ImportImage) -> Result<String, GraphError> {
+        let target = match msg.repo.as_deref().filter(|r| !r.is_empty()) {
+            Some(repo) => Some(parse_repo_tag(repo, msg.tag.as_deref())?),
+            None => None,
+        };
+        let mut cfg = ContainerConfig::default();
+        apply_changes(&mut cfg, &msg.changes)
+            .map_err(|(change, reason)| GraphError::InvalidChange { change, reason })?;
+
+        let (cache_id, content) = self.driver.new_layer()?;
+        let extracted = match archive::extract(msg.source, &content) {
+            Ok(x) => x,
+            Err(e) => {
+                self.discard(&cache_id);
+                return Err(map_archive(e));
+            }
+        };
+        self.commit_import(&cache_id, &content, extracted, cfg, &msg.message, target)
+    }
+
+    fn discard(&self, cache_id: &str) {
+        if let Err(e) = self.driver.remove(cache_id) {
+            tracing::warn!(layer = %cache_id, error = %e, "removing a failed layer failed");
+        }
+    }
+
+    fn commit_import(
+        &self,
+        cache_id: &str,
+        content: &Path,
+        extracted: archive::Extracted,
+        cfg: ContainerConfig,
+        message: &str,
+        target: Option<(String, String)>,
+    ) -> Result<String, GraphError> {
+        let prepared = self.prepare_import(cache_id, content, &extracted, cfg, message);
+        let (layer, id, bytes, image) = match prepared {
+            Ok(x) => x,
+            Err(e) => {
+                self.discard(cache_id);
+                return Err(e);
+            }
+        };
+        let mut st = self.state.lock();
+        let duplicate = st.layers.contains_key(&layer.chain_id);
+        if !duplicate {
+            if let Err(e) = self.write_layer(&layer) {
+                drop(st);
+                self.discard(cache_id);
+                return Err(e);
+            }
+            st.layers.insert(layer.chain_id.clone(), layer);
+        }
+        // From here on a failure leaves a layer no image uses; Init removes it.
+        let path = self.imagedb().join(&id);
+        write_atomic(&path, &bytes).map_err(io_error(&path))?;
+        st.images.insert(id.clone(), image);
+        let full = format!("sha256:{id}");
+        if let Some((name, tag)) = target {
+            st.repos.set(&name, &tag, &full);
+            write_json(&self.repos_path(), &st.repos)?;
+        }
+        drop(st);
+        if duplicate {
+            // The same content is already a layer: keep that one.
+            self.discard(cache_id);
+        }
+        Ok(full)
+    }
+
+    /// Flushes and commits the layer dir and builds the image config.
+    fn prepare_import(
+        &self,
+        cache_id: &str,
+        content: &Path,
+        extracted: &archive::Extracted,
+        cfg: ContainerConfig,
+        message: &str,
+    ) -> Result<(Layer, String, Vec<u8>, Image), GraphError> {
+        if self.sync_layers {
+            // One syncfs instead of an fsync per file: the layer's data is on disk
+            // before any metadata names it.
+            let f = fs::File::open(content).map_err(io_error(content))?;
+            nix::unistd::syncfs(f.as_raw_fd()).map_err(|e| GraphError::Io {
+                path: content.to_owned(),
+                source: io::Error::from(e),
+            })?;
+        }
+        self.driver.commit(cache_id)?;
+        let layer = Layer {
+            chain_id: extracted.diff_id.clone(),
+            diff_id: extracted.diff_id.clone(),
+            parent: None,
+            cache_id: cache_id.to_owned(),
+            size: i64::try_from(extracted.size).unwrap_or(i64::MAX),
+        };
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let comment = if message.is_empty() {
+            "Imported from -".to_owned()
+        } else {
+            message.to_owned()
+        };
+        let doc = serde_json::json!({
+            "architecture": host_arch(),
+            "config": cfg,
+            "created": now,
+            "history": [{"created": now, "comment": comment}],
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [&extracted.diff_id]},
+        });
+        let bytes = serde_json::to_vec(&doc).map_err(|e| GraphError::Io {
+            path: self.imagedb(),
+            source: io::Error::other(e),
+        })?;
+        let id = hex::encode(Sha256::digest(&bytes));
+        let image = Image::parse(&id, &bytes).map_err(|e| GraphError::Io {
+            path: self.imagedb().join(&id),
+            source: io::Error::other(e),
+        })?;
+        Ok((layer, id, bytes, image))
+    }
+
+    fn write_layer(&self, l: &Layer) -> Result<(), GraphError> {
+        let mut files = vec![
+            ("diff", l.diff_id.clone()),
+            ("size", l.size.to_string()),
+            ("cache-id", l.cache_id.clone()),
+        ];
+        if let Some(p) = &l.parent {
+            files.push(("parent", p.clone()));
+        }
+        write_dir_atomic(
+            &self.layerdb(),
+            l.chain_id.trim_start_matches("sha256:"),
+            &files,
+        )
+    }
+
+    /// `GET /images/json` rows, newest first.
+    pub fn list(&self) -> Vec<ImageSummary> {
+        let st = self.state.lock();
+        let mut rows: Vec<ImageSummary> = st
+            .images
+            .values()
+            .map(|img| {
+                let size = image_size(&st, img);
+                let id = format!("sha256:{}", img.id);
+                ImageSummary {
+                    containers: -1,
+                    created: img.created_unix(),
+                    repo_tags: st.repos.tags_of(&id),
+                    id,
+                    labels: img.config.labels.clone(),
+                    parent_id: String::new(),
+                    repo_digests: Vec::new(),
+                    shared_size: -1,
+                    size,
+                    virtual_size: size,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+        rows
+    }
+
+    /// Finds an image by `name[:tag]`, `sha256:<id>`, full id or unique id prefix.
+    pub fn resolve(&self, reference: &str) -> Result<ImageInfo, GraphError> {
+        let st = self.state.lock();
+        let found = resolve_in(&st, reference)?;
+        let img = &st.images[&found];
+        let id = format!("sha256:{}", img.id);
+        Ok(ImageInfo {
+            repo_tags: st.repos.tags_of(&id),
+            id,
+            created: img.created.clone(),
+            size: image_size(&st, img),
+            config: img.config.runtime(),
+            raw_config: img.raw.clone(),
+        })
+    }
+
+    /// Makes a container's read-write layer on the image and records it.
+    pub fn create_rw(&self, container_id: &str, image_id: &str) -> Result<RootfsSpec, GraphError> {
+        if !valid_container_id(container_id) {
+            return Err(GraphError::InvalidContainerId {
+                id: container_id.to_owned(),
+            });
+        }
+        let not_found = || GraphError::ImageNotFound {
+            reference: image_id.to_owned(),
+        };
+        let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
+        let (lowers, parent) = {
+            let mut st = self.state.lock();
+            if st.mounts.contains_key(container_id) || st.pending_mounts.contains(container_id) {
+                return Err(GraphError::LayerExists {
+                    container_id: container_id.to_owned(),
+                });
+            }
+            let img = st.images.get(hex).ok_or_else(not_found)?;
+            // Cache ids, top layer first.
+            let lowers: Vec<String> = img
+                .chain
+                .iter()
+                .rev()
+                .filter_map(|c| st.layers.get(c).map(|l| l.cache_id.clone()))
+                .collect();
+            let parent = img.chain.last().cloned().ok_or_else(not_found)?;
+            st.pending_mounts.insert(container_id.to_owned());
+            (lowers, parent)
+        };
+        let res = self.create_rw_unlocked(container_id, &lowers, parent);
+        self.state.lock().pending_mounts.remove(container_id);
+        res
+    }
+
+    fn create_rw_unlocked(
+        &self,
+        container_id: &str,
+        lowers: &[String],
+        parent: String,
+    ) -> Result<RootfsSpec, GraphError> {
+        let mount_id = crate::util::new_id();
+        let made = self.driver.create_rw(&mount_id, lowers);
+        let (init_id, spec) = match made {
+            Ok(x) => x,
+            Err(e) => {
+                self.discard(&mount_id);
+                self.discard(&format!("{mount_id}-init"));
+                return Err(e);
+            }
+        };
+        let record = MountRecord {
+            mount_id: mount_id.clone(),
+            init_id: init_id.clone(),
+            parent,
+        };
+        let mut files = vec![
+            ("mount-id", record.mount_id.clone()),
+            ("parent", record.parent.clone()),
+        ];
+        if let Some(i) = &init_id {
+            files.push(("init-id", i.clone()));
+        }
+        let mut st = self.state.lock();
+        if let Err(e) = write_dir_atomic(&self.mountsdb(), container_id, &files) {
+            drop(st);
+            self.discard(&mount_id);
+            if let Some(i) = &init_id {
+                self.discard(i);
+            }
+            return Err(e);
+        }
+        st.mounts.insert(container_id.to_owned(), record);
+        Ok(spec)
+    }
+
+    /// Deletes a container's read-write layer; Ok when there is none.
+    pub fn remove_rw(&self, container_id: &str) -> Result<(), GraphError> {
+        if !valid_container_id(container_id) {
+            return Err(GraphError::InvalidContainerId {
+                id: container_id.to_owned(),
+            });
+        }
+        let record = {
+            let mut st = self.state.lock();
+            let Some(record) = st.mounts.remove(container_id) else {
+                return Ok(());
+            };
+            // Metadata first: a crash after this leaves only dirs that Init removes.
+            if let Err(e) = remove_dir_atomic(&self.mountsdb().join(container_id)) {
+                st.mounts.insert(container_id.to_owned(), record);
+                return Err(e);
+            }
+            record
+        };
+        self.driver.remove(&record.mount_id)?;
+        if let Some(i) = &record.init_id {
+            self.driver.remove(i)?;
+        }
+        Ok(())
+    }
+
+    pub fn driver_info(&self) -> DriverInfo {
+        DriverInfo {
+            name: self.driver.name().to_owned(),
+            status: self.driver.status.clone(),
+            images: self.image_count(),
+        }
+    }
+
+    /// Unmounts what the driver may have mounted and flushes the layer contents.
+    pub fn shutdown(&self) -> Result<(), GraphError> {
+        let mounts: Vec<String> = self
+            .state
+            .lock()
+            .mounts
+            .values()
+            .map(|m| m.mount_id.clone())
+            .collect();
+        self.driver.unmount_all(&mounts);
+        let home = &self.driver.home;
+        let f = fs::File::open(home).map_err(io_error(home))?;
+        nix::unistd::syncfs(f.as_raw_fd()).map_err(|e| GraphError::Io {
+            path: home.clone(),
+            source: io::Error::from(e),
+        })
+    }
+}
+
+fn image_size(st: &State, img: &Image) -> i64 {
+    img.chain
+        .iter()
+        .filter_map(|c| st.layers.get(c))
+        .map(|l| l.size)
+        .sum()
+}
+
+/// Resolves `reference` to an image id (hex) like Docker's `GetImage`: an id, else a
+/// name (and tag), else a unique id prefix. An ambiguous prefix is not found.
+fn resolve_in(st: &State, reference: &str) -> Result<String, GraphError> {
+    let by_prefix = |prefix: &str| -> Option<String> {
+        let mut it = st
+            .images
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone());
+        let first = it.next()?;
+        if it.next().is_some() {
+            tracing::debug!(%prefix, "ambiguous image id prefix");
+            return None;
+        }
+        Some(first)
+    };
+    let found = match reference::parse_reference(reference) {
+        Ok(Reference::Id(hex)) => st.images.contains_key(&hex).then_some(hex),
+        Ok(Reference::Prefix(hex)) => by_prefix(&hex),
+        Ok(Reference::Tagged { name, tag }) => {
+            let by_name = st
+                .repos
+                .get(&name, &tag)
+                .and_then(|id| id.strip_prefix("sha256:"))
+                .filter(|h| st.images.contains_key(*h))
+                .map(str::to_owned);
+            match by_name {
+                Some(h) => Some(h),
+                None => {
+                    let found = reference::as_id_prefix(reference).and_then(by_prefix);
+                    if found.is_none() {
+                        return Err(GraphError::ImageNotFound {
+                            reference: format!("{name}:{tag}"),
+                        });
+                    }
+                    found
+                }
+            }
+        }
+        Err(_) => reference::as_id_prefix(reference).and_then(by_prefix),
+    };
+    found.ok_or_else(|| GraphError::ImageNotFound {
+        reference: reference.to_owned(),
+    })
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, GraphError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        out.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.path(),
+        ));
+    }
+    Ok(out)
+}
+
+fn remove_any(path: &Path) -> Result<(), GraphError> {
+    let res = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(_) => Ok(()),
+    };
+    res.map_err(io_error(path))
+}
+
+fn read_small(dir: &Path, name: &str) -> Result<String, String> {
+    fs::read_to_string(dir.join(name))
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+fn read_layer(dir: &Path, hex: &str) -> Result<Layer, String> {
+    let diff_id = read_small(dir, "diff")?;
+    let size = read_small(dir, "size")?
+        .parse::<i64>()
+        .map_err(|e| format!("size: {e}"))?;
+    let cache_id = read_small(dir, "cache-id")?;
+    if !crate::util::is_full_id(&cache_id) {
+        return Err("cache-id is not an id".into());
+    }
+    let parent = read_small(dir, "parent").ok().filter(|p| !p.is_empty());
+    Ok(Layer {
+        chain_id: format!("sha256:{hex}"),
+        diff_id,
+        parent,
+        cache_id,
+        size,
+    })
+}
+
+fn read_mount(dir: &Path) -> Result<MountRecord, String> {
+    let mount_id = read_small(dir, "mount-id")?;
+    if !crate::util::is_full_id(&mount_id) {
+        return Err("mount-id is not an id".into());
+    }
+    let init_id = read_small(dir, "init-id").ok().filter(|s| !s.is_empty());
+    if init_id
+        .as_deref()
+        .is_some_and(|i| i != format!("{mount_id}-init"))
+    {
+        return Err("init-id does not belong to mount-id".into());
+    }
+    Ok(MountRecord {
+        mount_id,
+        init_id,
+        parent: read_small(dir, "parent")?,
+    })
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), GraphError> {
+    let bytes = serde_json::to_vec(v).map_err(|e| GraphError::Io {
+        path: path.to_owned(),
+        source: io::Error::other(e),
+    })?;
+    write_atomic(path, &bytes).map_err(io_error(path))
+}
+
+/// Writes a metadata dir atomically: files in `.<name>.tmp-…`, then a rename to `name`.
+fn write_dir_atomic(parent: &Path, name: &str, files: &[(&str, String)]) -> Result<(), GraphError> {
+    let tmp = parent.join(format!(
+        ".{name}.tmp-{}",
+        hex::encode(rand::random::<[u8; 4]>())
+    ));
+    let res = (|| {
+        fs::create_dir(&tmp).map_err(io_error(&tmp))?;
+        for (file, content) in files {
+            let p = tmp.join(file);
+            write_atomic(&p, content.as_bytes()).map_err(io_error(&p))?;
+        }
+        let to = parent.join(name);
+        fs::rename(&tmp, &to).map_err(io_error(&to))?;
+        fsync_dir(parent)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    res
+}
+
+/// Removes a metadata dir: a rename to `.<name>.removing-…` (durable), then the delete.
+fn remove_dir_atomic(path: &Path) -> Result<(), GraphError> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(());
+    };
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    let doomed = parent.join(format!(
+        ".{}.removing-{}",
+        name.to_string_lossy(),
+        hex::encode(rand::random::<[u8; 4]>())
+    ));
+    fs::rename(path, &doomed).map_err(io_error(path))?;
+    fsync_dir(parent)?;
+    fs::remove_dir_all(&doomed).map_err(io_error(&doomed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn vfs_store(root: &Path) -> GraphStore {
+        let drv = driver::probe(driver::DriverKind::Vfs, root).unwrap();
+        GraphStore::open_with(root, drv, false).unwrap()
+    }
+
+    fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_mtime(1_700_000_000);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn import(
+        s: &GraphStore,
+        tar: Vec<u8>,
+        repo: Option<&str>,
+        tag: Option<&str>,
+        changes: &[&str],
+    ) -> Result<String, GraphError> {
+        s.import(ImportImage {
+            source: Box::new(io::Cursor::new(tar)),
+            repo: repo.map(Into::into),
+            tag: tag.map(Into::into),
+            message: String::new(),
+            changes: changes.iter().map(|c| c.to_string()).collect(),
+        })
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn import_list_resolve_and_retag() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = vfs_store(tmp.path());
+        let id = import(
+            &s,
+            tarball(&[("bin/sh", b"12345")]),
+            Some("busybox"),
+            None,
+            &[r#"CMD ["sh"]"#, "ENV A=b"],
+        )
+        .unwrap();
+        assert!(id.starts_with("sha256:") && crate::util::is_full_id(&id[7..]));
+        // The stored config's id is the sha256 of its bytes.
+        let bytes = fs::read(s.imagedb().join(&id[7..])).unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), id[7..]);
+        let raw: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(raw["os"], "linux");
+        assert_eq!(raw["architecture"], host_arch());
+        assert_eq!(raw["rootfs"]["type"], "layers");
+        assert_eq!(raw["history"][0]["comment"], "Imported from -");
+        assert_eq!(raw["config"]["Cmd"], serde_json::json!(["sh"]));
+
+        let rows = s.list();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].id, id);
+        assert_eq!(rows[0].repo_tags, vec!["busybox:latest"]);
+        assert_eq!(rows[0].size, 5);
+        assert_eq!(rows[0].containers, -1);
+
+        for r in [
+            "busybox",
+            "busybox:latest",
+            "library/busybox",
+            "docker.io/library/busybox:latest",
+            &id,
+            &id[7..],
+            &id[7..12],
+        ] {
+            let info = s.resolve(r).unwrap_or_else(|e| panic!("{r}: {e}"));
+            assert_eq!(info.id, id);
+            assert_eq!(info.config.cmd, Some(vec!["sh".to_owned()]));
+            assert_eq!(info.config.env, Some(vec!["A=b".to_owned()]));
+        }
+        let e = s.resolve("busybox:other").unwrap_err();
+        assert_eq!(e.to_string(), "No such image: busybox:other");
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            s.resolve("nope").unwrap_err().to_string(),
+            "No such image: nope:latest"
+        );
+
+        // Re-tagging moves the tag; the same content shares the layer.
+        let id2 = import(
+            &s,
+            tarball(&[("bin/sh", b"12345")]),
+            Some("busybox:latest"),
+            None,
+            &[],
+        )
+        .unwrap();
+        assert_ne!(id, id2);
+        assert_eq!(s.resolve("busybox").unwrap().id, id2);
+        assert!(s.resolve(&id).unwrap().repo_tags.is_empty());
+        assert_eq!(names(&s.driver.home).len(), 1, "duplicate layer kept");
+        let rows = s.list();
+        assert_eq!(rows.len(), 2);
+
+        // A restart sees the same.
+        drop(s);
+        let s = vfs_store(tmp.path());
+        assert_eq!(s.list().len(), 2);
+        assert_eq!(s.resolve("busybox:latest").unwrap().id, id2);
+    }
+
+    #[test]
+    fn bad_input_leaves_nothing_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = vfs_store(tmp.path());
+        let mut evil = tarball(&[("ok", b"x")]);
+        // Corrupt the checksum of the first header.
+        evil[148] = b'9';
+        let e = import(&s, evil, Some("evil"), None, &[]).unwrap_err();
+        assert!(matches!(e, GraphError::InvalidArchive { .. }), "{e:?}");
+        assert_eq!(e.kind(), ErrorKind::InvalidParameter);
+        let e = import(&s, tarball(&[("a", b"x")]), Some("Bad Name"), None, &[]).unwrap_err();
+        assert!(matches!(e, GraphError::InvalidReference { .. }), "{e:?}");
+        let e = import(&s, tarball(&[("a", b"x")]), Some("a"), Some("bad tag"), &[]).unwrap_err();
+        assert!(matches!(e, GraphError::InvalidReference { .. }), "{e:?}");
+        let e = import(&s, tarball(&[("a", b"x")]), None, None, &["FROM x"]).unwrap_err();
+        assert!(matches!(e, GraphError::InvalidChange { .. }), "{e:?}");
+        assert!(names(&s.driver.home).is_empty());
+        assert!(names(&s.layerdb()).is_empty());
+        assert!(names(&s.imagedb()).is_empty());
+        assert!(s.list().is_empty());
+    }
+
+    #[test]
+    fn repositories_json_round_trip() {
+        let mut r = Repositories::default();
+        r.set("busybox", "latest", "sha256:aa");
+        r.set("busybox", "1", "sha256:bb");
+        r.set("busybox", "latest", "sha256:cc");
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"Repositories":{"busybox":{"busybox:1":"sha256:bb","busybox:latest":"sha256:cc"}}}"#
+        );
+        let back: Repositories = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.get("busybox", "latest"), Some("sha256:cc"));
+        assert_eq!(back.tags_of("sha256:bb"), vec!["busybox:1"]);
+        let mut back = back;
+        assert!(back.retain_images(|id| id == "sha256:cc"));
+        assert_eq!(back.tags_of("sha256:bb"), Vec::<String>::new());
+        assert!(!back.retain_images(|_| true));
+    }
+
+    fn fake_image(id: &str) -> Image {
+        Image {
+            id: id.to_owned(),
+            raw: serde_json::json!({}),
+            config: ContainerConfig::default(),
+            created: String::new(),
+            chain: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn id_prefixes_must_be_unique() {
+        let mut st = State::default();
+        let a = format!("abc1{}", "0".repeat(60));
+        let b = format!("abc2{}", "0".repeat(60));
+        let c = format!("ffff{}", "0".repeat(60));
+        for id in [&a, &b, &c] {
+            st.images.insert(id.clone(), fake_image(id));
+        }
+        assert_eq!(resolve_in(&st, "abc1").unwrap(), a);
+        assert_eq!(resolve_in(&st, "sha256:abc2").unwrap(), b);
+        assert_eq!(resolve_in(&st, "f").unwrap(), c);
+        assert_eq!(resolve_in(&st, &a).unwrap(), a);
+        let e = resolve_in(&st, "abc").unwrap_err();
+        assert_eq!(e.to_string(), "No such image: abc:latest");
+        let e = resolve_in(&st, "sha256:abc").unwrap_err();
+        assert_eq!(e.to_string(), "No such image: sha256:abc");
+        assert!(resolve_in(&st, "abd").is_err());
+        // A tag wins over an id prefix.
+        st.repos.set("abc1", "latest", &format!("sha256:{c}"));
+        assert_eq!(resolve_in(&st, "abc1").unwrap(), c);
+    }
+
+    #[test]
+    fn crash_leftovers_are_cleaned_on_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = vfs_store(tmp.path());
+        let id = import(&s, tarball(&[("f", b"x")]), Some("keep"), None, &[]).unwrap();
+        let home = s.driver.home.clone();
+        let layerdb = s.layerdb();
+        let imagedb = s.imagedb();
+        let kept_layers = names(&home);
+        drop(s);
+
+        let fresh = || crate::util::new_id();
+        // A half-extracted layer and a half-removed one.
+        fs::create_dir_all(home.join(format!("{}-tmp/dir/etc", fresh()))).unwrap();
+        fs::create_dir_all(home.join(format!("{}-removing-1234/dir", fresh()))).unwrap();
+        // Layer contents committed but no metadata yet.
+        fs::create_dir_all(home.join(fresh()).join("dir")).unwrap();
+        // Layer metadata whose contents are gone.
+        let missing = fresh();
+        write_dir_atomic(
+            &layerdb,
+            &missing,
+            &[
+                ("diff", format!("sha256:{missing}")),
+                ("size", "1".into()),
+                ("cache-id", fresh()),
+            ],
+        )
+        .unwrap();
+        // A complete layer no image uses (crash before the image config).
+        let unused_cache = fresh();
+        fs::create_dir_all(home.join(&unused_cache).join("dir")).unwrap();
+        let unused = fresh();
+        write_dir_atomic(
+            &layerdb,
+            &unused,
+            &[
+                ("diff", format!("sha256:{unused}")),
+                ("size", "1".into()),
+                ("cache-id", unused_cache),
+            ],
+        )
+        .unwrap();
+        // A half-written metadata dir and a write_atomic temp file.
+        fs::create_dir_all(layerdb.join(format!(".{}.tmp-abcd", fresh()))).unwrap();
+        fs::write(imagedb.join(".x.tmp-1-2"), b"{").unwrap();
+        // An image whose layer is gone, tagged.
+        let doc = serde_json::to_vec(&serde_json::json!({"rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", fresh())]}})).unwrap();
+        let orphan_id = hex::encode(Sha256::digest(&doc));
+        fs::write(imagedb.join(&orphan_id), &doc).unwrap();
+        let repos_path = tmp.path().join("image/vfs/repositories.json");
+        let mut repos: Repositories =
+            serde_json::from_slice(&fs::read(&repos_path).unwrap()).unwrap();
+        repos.set("orphan", "latest", &format!("sha256:{orphan_id}"));
+        fs::write(&repos_path, serde_json::to_vec(&repos).unwrap()).unwrap();
+
+        let s = vfs_store(tmp.path());
+        assert_eq!(names(&home), kept_layers);
+        assert_eq!(names(&layerdb).len(), 1);
+        assert_eq!(names(&imagedb), vec![id[7..].to_owned()]);
+        assert_eq!(s.list().len(), 1);
+        assert_eq!(s.resolve("keep").unwrap().id, id);
+        assert!(s.resolve("orphan").is_err());
+        let repos: Repositories = serde_json::from_slice(&fs::read(&repos_path).unwrap()).unwrap();
+        assert!(repos.get("orphan", "latest").is_none());
+    }
+
+    #[test]
+    fn container_layers_on_vfs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = vfs_store(tmp.path());
+        let id = import(&s, tarball(&[("bin/sh", b"sh")]), Some("img"), None, &[]).unwrap();
+        let cid = crate::util::new_id();
+        let spec = s.create_rw(&cid, &id).unwrap();
+        assert_eq!(spec.fstype, "bind");
+        assert_eq!(fs::read(spec.target.join("bin/sh")).unwrap(), b"sh");
+        let e = s.create_rw(&cid, &id).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        let e = s.create_rw("../x", &id).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidParameter);
+        let e = s.create_rw("other", "sha256:0000").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(s.mountsdb().join(&cid).join("mount-id").is_file());
+        // Survives a restart; the image layer is in use.
+        drop(s);
+        let s = vfs_store(tmp.path());
+        assert!(spec.target.is_dir());
+        s.remove_rw(&cid).unwrap();
+        s.remove_rw(&cid).unwrap();
+        assert!(!spec.target.exists());
+        assert!(names(&s.mountsdb()).is_empty());
+        assert_eq!(names(&s.driver.home).len(), 1);
+    }
+
+    #[test]
+    fn chain_ids_follow_docker() {
+        let d = vec!["sha256:a".to_owned(), "sha256:b".to_owned()];
+        let c = chain_ids(&d);
+        assert_eq!(c[0], "sha256:a");
+        assert_eq!(
+            c[1],
+            format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(b"sha256:a sha256:b"))
+            )
+        );
+    }
+}

@@ -1,0 +1,427 @@
+//! Root tests of the GraphActor: driver selection, import, lookups, container layers
+//! that really mount, and a restart on the same data root.
+//!
+//! Each test uses its own temp data root; mounts are undone by a Drop guard.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure, as tests do"
+)]
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use berth::actors::graph::*;
+use berth::actors::{Init, Shutdown};
+use berth::config::DaemonConfig;
+use berth::error::ErrorKind;
+
+fn skip_unless_root() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: root tests need euid 0");
+        return true;
+    }
+    false
+}
+
+fn temp_root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("berth-graph-test-")
+        .tempdir()
+        .unwrap()
+}
+
+fn config(root: &Path, driver: Option<&str>) -> Arc<DaemonConfig> {
+    let mut c = DaemonConfig::defaults();
+    c.data_root = root.join("data");
+    c.exec_root = root.join("exec");
+    c.storage_driver = driver.map(Into::into);
+    Arc::new(c)
+}
+
+/// A busybox rootfs: bin/busybox, a few applet symlinks, etc/passwd.
+fn busybox_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let dir = |b: &mut tar::Builder<Vec<u8>>, name: &str, mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, name, io::empty()).unwrap();
+    };
+    dir(&mut b, "bin/", 0o755);
+    dir(&mut b, "etc/", 0o755);
+    dir(&mut b, "tmp/", 0o1777);
+    b.append_path_with_name("/bin/busybox", "bin/busybox")
+        .unwrap();
+    for applet in ["sh", "ls", "cat", "echo"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    let passwd = b"root:x:0:0:root:/root:/bin/sh\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(passwd.len() as u64);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "etc/passwd", &passwd[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn import_msg(tar: Vec<u8>, repo: &str, tag: &str) -> ImportImage {
+    ImportImage {
+        source: Box::new(io::Cursor::new(tar)),
+        repo: Some(repo.into()),
+        tag: Some(tag.into()),
+        message: String::new(),
+        changes: vec![r#"CMD ["sh"]"#.into()],
+    }
+}
+
+/// What Init should pick for a data root: overlay2 unless the filesystem cannot hold
+/// overlay upper layers.
+fn expected_driver(root: &Path) -> &'static str {
+    let st = nix::sys::statfs::statfs(root).unwrap();
+    if st.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC {
+        "vfs"
+    } else {
+        "overlay2"
+    }
+}
+
+/// Unmounts on drop, also when an assertion fails.
+struct MountGuard(PathBuf);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+fn mount_spec(spec: &berth::monitor::spec::RootfsSpec) -> MountGuard {
+    use nix::mount::MsFlags;
+    if spec.fstype == "bind" {
+        nix::mount::mount(
+            Some(spec.source.as_str()),
+            &spec.target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+    } else {
+        nix::mount::mount(
+            Some(spec.source.as_str()),
+            &spec.target,
+            Some(spec.fstype.as_str()),
+            MsFlags::empty(),
+            Some(spec.options.as_str()),
+        )
+        .unwrap_or_else(|e| panic!("mount {spec:?}: {e}"));
+    }
+    MountGuard(spec.target.clone())
+}
+
+fn upperdir(spec: &berth::monitor::spec::RootfsSpec) -> PathBuf {
+    if spec.fstype == "bind" {
+        return PathBuf::from(&spec.source);
+    }
+    let up = spec
+        .options
+        .split(',')
+        .find_map(|o| o.strip_prefix("upperdir="))
+        .unwrap();
+    PathBuf::from(up)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay2_import_resolve_mount_and_restart() {
+        if skip_unless_root() {
+            return;
+        }
+        let tmp = temp_root();
+        let cfg = config(tmp.path(), None);
+        let want_driver = expected_driver(tmp.path());
+        let cid = berth::util::new_id();
+
+        let (id, spec) = System::new().block_on(async {
+            let graph = GraphActor::new(cfg.clone()).start();
+            graph.send(Init).await.unwrap().unwrap();
+            let info = graph.send(GetDriverInfo).await.unwrap();
+            assert_eq!(info.name, want_driver);
+            if want_driver == "overlay2" {
+                let status: Vec<(&str, &str)> = info
+                    .status
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect();
+                assert_eq!(status[0], ("Backing Filesystem", "extfs"));
+                assert!(status.contains(&("Supports d_type", "true")));
+            }
+            assert_eq!(info.images, 0);
+            assert!(cfg.data_root.join(want_driver).is_dir());
+            assert!(cfg.data_root.join("image").join(want_driver).is_dir());
+
+            let id = graph
+                .send(import_msg(busybox_tar(), "busybox", "latest"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+
+            let rows = graph.send(ListImages).await.unwrap();
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].id, id);
+            assert_eq!(rows[0].repo_tags, vec!["busybox:latest".to_owned()]);
+            let busybox_size = fs::metadata("/bin/busybox").unwrap().len() as i64;
+            assert_eq!(rows[0].size, busybox_size + 30);
+            assert_eq!(rows[0].virtual_size, rows[0].size);
+
+            for r in [
+                "busybox",
+                "busybox:latest",
+                "docker.io/library/busybox",
+                &id,
+                &id[7..],
+                &id[7..10],
+            ] {
+                let info = graph
+                    .send(ResolveImage {
+                        reference: r.to_owned(),
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{r}: {e}"));
+                assert_eq!(info.id, id);
+                assert_eq!(info.config.cmd, Some(vec!["sh".to_owned()]));
+                assert_eq!(info.repo_tags, vec!["busybox:latest".to_owned()]);
+            }
+            let e = graph
+                .send(ResolveImage {
+                    reference: "busybox:nope".into(),
+                })
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(e.to_string(), "No such image: busybox:nope");
+
+            let spec = graph
+                .send(CreateRwLayer {
+                    container_id: cid.clone(),
+                    image_id: id.clone(),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                spec.fstype,
+                if want_driver == "overlay2" {
+                    "overlay"
+                } else {
+                    "bind"
+                }
+            );
+            (id, spec)
+        });
+
+        // The spec mounts, shows the image, and writes land in the container's layer.
+        {
+            let _guard = mount_spec(&spec);
+            let root = &spec.target;
+            assert!(root.join("bin/busybox").is_file());
+            assert_eq!(
+                fs::read_to_string(root.join("etc/passwd")).unwrap(),
+                "root:x:0:0:root:/root:/bin/sh\n"
+            );
+            assert!(root.join("proc").is_dir(), "mount points are prepared");
+            assert!(root.join("etc/hosts").is_file());
+            // The busybox in the layer really runs there.
+            let out = std::process::Command::new("chroot")
+                .arg(root)
+                .args(["/bin/sh", "-c", "echo hi > /hello.txt && cat /hello.txt"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            assert_eq!(out.stdout, b"hi\n");
+            assert_eq!(
+                fs::read_to_string(upperdir(&spec).join("hello.txt")).unwrap(),
+                "hi\n"
+            );
+        }
+        if spec.fstype == "overlay" {
+            // The image layer is untouched.
+            let lower = spec
+                .options
+                .split(',')
+                .find_map(|o| o.strip_prefix("lowerdir="))
+                .unwrap();
+            for l in lower.split(':') {
+                assert!(!Path::new(l).join("hello.txt").exists());
+            }
+        }
+
+        System::new().block_on(async {
+            let graph = GraphActor::new(cfg.clone()).start();
+            graph.send(Init).await.unwrap().unwrap();
+            // The restarted actor still has the image and the container's layer.
+            let rows = graph.send(ListImages).await.unwrap();
+            assert_eq!(rows.len(), 1);
+            let info = graph
+                .send(ResolveImage {
+                    reference: "busybox:latest".into(),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(info.id, id);
+            assert!(upperdir(&spec).join("hello.txt").is_file());
+
+            graph
+                .send(RemoveRwLayer {
+                    container_id: cid.clone(),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(!spec.target.exists());
+            assert!(!upperdir(&spec).exists());
+            // Idempotent.
+            graph
+                .send(RemoveRwLayer {
+                    container_id: cid.clone(),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            graph.send(Shutdown).await.unwrap().unwrap();
+        });
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(tmp.path().to_str().unwrap()),
+            "a mount was left behind"
+        );
+    }
+
+    #[test]
+    fn named_drivers_and_bad_archives() {
+        if skip_unless_root() {
+            return;
+        }
+        let tmp = temp_root();
+        System::new().block_on(async {
+            let graph = GraphActor::new(config(tmp.path(), Some("zfs"))).start();
+            let e = graph.send(Init).await.unwrap().unwrap_err();
+            assert!(e.to_string().contains("zfs is not supported"), "{e}");
+
+            let cfg = config(tmp.path(), Some("vfs"));
+            let graph = GraphActor::new(cfg.clone()).start();
+            graph.send(Init).await.unwrap().unwrap();
+            assert_eq!(graph.send(GetDriverInfo).await.unwrap().name, "vfs");
+
+            // A tarball that climbs out of the layer: refused, nothing left.
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.as_old_mut().name[..10].copy_from_slice(b"../escaped");
+            h.set_size(1);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append(&h, &b"x"[..]).unwrap();
+            let e = graph
+                .send(import_msg(b.into_inner().unwrap(), "evil", "latest"))
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidParameter, "{e}");
+            assert!(e.to_string().contains("leaves the layer"), "{e}");
+            assert_eq!(fs::read_dir(cfg.data_root.join("vfs")).unwrap().count(), 0);
+            assert!(!cfg.data_root.join("escaped").exists());
+            assert!(graph.send(ListImages).await.unwrap().is_empty());
+            graph.send(Shutdown).await.unwrap().unwrap();
+        });
+    }
+
+    /// A reader that delivers a tarball only after the test says so.
+    struct Gate {
+        rx: std::sync::mpsc::Receiver<()>,
+        opened: bool,
+        data: io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for Gate {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !self.opened {
+                self.rx
+                    .recv_timeout(Duration::from_secs(20))
+                    .map_err(|_| io::Error::other("gate never opened"))?;
+                self.opened = true;
+            }
+            self.data.read(buf)
+        }
+    }
+
+    #[test]
+    fn a_slow_import_does_not_block_other_messages() {
+        if skip_unless_root() {
+            return;
+        }
+        let tmp = temp_root();
+        let cfg = config(tmp.path(), Some("vfs"));
+        System::new().block_on(async {
+            let graph = GraphActor::new(cfg).start();
+            graph.send(Init).await.unwrap().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let slow = graph.send(ImportImage {
+                source: Box::new(Gate {
+                    rx,
+                    opened: false,
+                    data: io::Cursor::new(busybox_tar()),
+                }),
+                repo: Some("slow".into()),
+                tag: None,
+                message: "slow one".into(),
+                changes: Vec::new(),
+            });
+            let slow = actix::spawn(slow);
+            actix::clock::sleep(Duration::from_millis(50)).await;
+            // While the slow import waits for its body, other work goes on.
+            let quick = graph
+                .send(import_msg(busybox_tar(), "quick", "1"))
+                .timeout(Duration::from_secs(5))
+                .await
+                .unwrap()
+                .unwrap();
+            let rows = graph
+                .send(ListImages)
+                .timeout(Duration::from_secs(1))
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].id, quick);
+            tx.send(()).unwrap();
+            let slow_id = slow.await.unwrap().unwrap().unwrap();
+            let info = graph
+                .send(ResolveImage {
+                    reference: "slow".into(),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(info.id, slow_id);
+            assert_eq!(info.raw_config["history"][0]["comment"], "slow one");
+            assert_eq!(graph.send(ListImages).await.unwrap().len(), 2);
+        });
+    }
+}
