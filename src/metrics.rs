@@ -51,8 +51,8 @@ pub struct Metrics {
 fn build() -> Result<Metrics, prometheus::Error> {
     let registry = Registry::new();
     let fast = vec![
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-        2.5, 5.0, 10.0,
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0,
     ];
     let api_requests = IntCounterVec::new(
         Opts::new("berth_api_requests_total", "Engine API requests served"),
@@ -79,7 +79,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["network"],
     )?;
     let actor_messages = IntCounterVec::new(
-        Opts::new("berth_actor_messages_total", "Messages answered by each actor"),
+        Opts::new(
+            "berth_actor_messages_total",
+            "Messages answered by each actor",
+        ),
         &["actor", "message", "result"],
     )?;
     let actor_latency = HistogramVec::new(
@@ -155,12 +158,20 @@ mod tests {
     fn every_exported_name_is_rendered() {
         let m = metrics();
         // Touch each vector once so that it has a sample to render.
-        m.api_requests.with_label_values(&["GET", "/_ping", "200"]).inc();
-        m.api_latency.with_label_values(&["GET", "/_ping"]).observe(0.001);
+        m.api_requests
+            .with_label_values(&["GET", "/_ping", "200"])
+            .inc();
+        m.api_latency
+            .with_label_values(&["GET", "/_ping"])
+            .observe(0.001);
         m.containers.with_label_values(&["running"]).set(0);
         m.container_start.with_label_values(&["none"]).observe(0.01);
-        m.actor_messages.with_label_values(&["graph", "Init", "ok"]).inc();
-        m.actor_latency.with_label_values(&["graph", "Init"]).observe(0.01);
+        m.actor_messages
+            .with_label_values(&["graph", "Init", "ok"])
+            .inc();
+        m.actor_latency
+            .with_label_values(&["graph", "Init"])
+            .observe(0.01);
         m.actor_mailbox.with_label_values(&["graph"]).set(0);
         m.actor_up.with_label_values(&["graph"]).set(1);
         let text = render();

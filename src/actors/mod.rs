@@ -105,7 +105,11 @@ impl<A: Actor> ActorClient<A> {
     }
 
     /// As [`ActorClient::send`] with an explicit timeout.
-    pub async fn send_timeout<M>(&self, msg: M, timeout: Duration) -> Result<M::Result, MailboxError>
+    pub async fn send_timeout<M>(
+        &self,
+        msg: M,
+        timeout: Duration,
+    ) -> Result<M::Result, MailboxError>
     where
         A: Handler<M>,
         A::Context: ToEnvelope<A, M>,

@@ -28,6 +28,12 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
+    #[error("network namespace of container {id} could not be wired")]
+    WireNetwork {
+        id: String,
+        #[source]
+        source: super::messages::HookError,
+    },
     /// The container's process could not be started; the text is shown to the client as
     /// is (`exec: "foo": executable file not found in $PATH`), since the CLI reads it to
     /// choose exit status 127 or 126.
@@ -42,7 +48,8 @@ impl ExecError {
             ExecError::UnknownDriver { .. } => ErrorKind::InvalidParameter,
             ExecError::ExecRoot { .. }
             | ExecError::SpawnMonitor { .. }
-            | ExecError::Monitor { .. } => ErrorKind::System,
+            | ExecError::Monitor { .. }
+            | ExecError::WireNetwork { .. } => ErrorKind::System,
             ExecError::StartFailed { .. } => ErrorKind::InvalidParameter,
         }
     }

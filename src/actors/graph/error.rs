@@ -27,9 +27,9 @@ impl GraphError {
         match self {
             GraphError::ImageNotFound { .. } => ErrorKind::NotFound,
             GraphError::UnknownDriver { .. } => ErrorKind::InvalidParameter,
-            GraphError::DriverUnusable { .. } | GraphError::NoDriver { .. } | GraphError::Io { .. } => {
-                ErrorKind::System
-            }
+            GraphError::DriverUnusable { .. }
+            | GraphError::NoDriver { .. }
+            | GraphError::Io { .. } => ErrorKind::System,
         }
     }
 }

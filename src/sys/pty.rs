@@ -1,0 +1,51 @@
+//! Pseudo terminals for `docker run -t`.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+
+use super::SysError;
+
+/// A new pty pair; both ends close on exec (the init dups the slave onto 0, 1 and 2).
+pub fn open_pty() -> Result<(OwnedFd, OwnedFd), SysError> {
+    let p = nix::pty::openpty(None, None).map_err(|e| SysError::call("openpty", e))?;
+    for fd in [&p.master, &p.slave] {
+        fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+            .map_err(|e| SysError::call("fcntl", e))?;
+    }
+    Ok((p.master, p.slave))
+}
+
+/// Makes `fd` the controlling terminal of the calling process (a session leader).
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), SysError> {
+    // SAFETY: TIOCSCTTY takes an int argument by value; `fd` is a valid open descriptor.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    if r != 0 {
+        return Err(SysError::Call {
+            call: "ioctl TIOCSCTTY",
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Sets a terminal's window size.
+pub fn set_winsize(fd: BorrowedFd<'_>, height: u16, width: u16) -> Result<(), SysError> {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a `winsize` through the pointer, which points to a live
+    // local value for the duration of the call.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if r != 0 {
+        return Err(SysError::Call {
+            call: "ioctl TIOCSWINSZ",
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
