@@ -5,7 +5,7 @@
 //! and the child exits.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::dup2;
@@ -19,14 +19,21 @@ use crate::util::error_chain;
 /// The child's side of the descriptors the monitor prepared.
 #[derive(Debug)]
 pub struct InitFds {
-    /// stdin, stdout, stderr for the command (the pty slave three times with a tty).
-    pub stdio: [OwnedFd; 3],
-    /// Set when `stdio` is a pty slave: becomes the controlling terminal.
-    pub tty: bool,
+    pub stdio: InitStdio,
     /// Read end of the "go" pipe: one byte lets the init exec.
     pub sync: OwnedFd,
     /// Write end of the error pipe (close-on-exec).
     pub err: OwnedFd,
+}
+
+/// The init's stdio.
+#[derive(Debug)]
+pub enum InitStdio {
+    /// stdin, stdout and stderr.
+    Fds([OwnedFd; 3]),
+    /// A tty: the init opens a pty in the container's devpts and sends the master to the
+    /// monitor over this socket.
+    Pty(OwnedFd),
 }
 
 /// Runs the init and never returns: exec on success, exit 1 after reporting a failure.
@@ -66,12 +73,11 @@ fn setup_and_exec(
     sys::process::reset_signals().map_err(sys_fail)?;
     sys::cgroups::ContainerCgroup::join_self(procs_files).map_err(sys_fail)?;
     nix::unistd::setsid().map_err(|e| sys_fail(sys::SysError::call("setsid", e)))?;
-    for (i, fd) in fds.stdio.iter().enumerate() {
-        let target = RawFd::try_from(i).unwrap_or(0);
-        dup2(fd.as_raw_fd(), target).map_err(|e| sys_fail(sys::SysError::call("dup2", e)))?;
-    }
-    if fds.tty {
-        sys::pty::set_controlling_tty(fds.stdio[0].as_fd()).map_err(sys_fail)?;
+    if let InitStdio::Fds(stdio) = &fds.stdio {
+        for (i, fd) in stdio.iter().enumerate() {
+            let target = RawFd::try_from(i).unwrap_or(0);
+            dup2(fd.as_raw_fd(), target).map_err(|e| sys_fail(sys::SysError::call("dup2", e)))?;
+        }
     }
     sys::namespaces::set_hostname(&spec.hostname, &spec.domainname).map_err(sys_fail)?;
     let new_netns = spec.network != NetworkSpec::Host;
@@ -80,7 +86,22 @@ fn setup_and_exec(
     }
     sys::mounts::prepare_rootfs(&spec.rootfs, &spec.mounts, new_netns).map_err(sys_fail)?;
     sys::mounts::pivot_root(&spec.rootfs.target).map_err(sys_fail)?;
+    let cwd = if spec.cwd.is_empty() {
+        "/"
+    } else {
+        spec.cwd.as_str()
+    };
+    if !Path::new(cwd).exists() {
+        // Docker creates a missing working directory (as root, before switching user, and
+        // before the rootfs may become read-only).
+        let _ = std::fs::create_dir_all(cwd);
+    }
     sys::mounts::finish_rootfs(spec.readonly_rootfs).map_err(sys_fail)?;
+    if let InitStdio::Pty(sock) = &fds.stdio {
+        let master = sys::pty::open_container_pty().map_err(sys_fail)?;
+        sys::process::send_with_fds(sock.as_raw_fd(), b"p", &[master.as_raw_fd()])
+            .map_err(|e| Failure::Msg(format!("sending the pty to the monitor: {e}")))?;
+    }
 
     // Wait for "go" (the monitor has handed out the attaches, berthd wired the network).
     let mut b = [0u8; 1];

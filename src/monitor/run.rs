@@ -16,7 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, pipe2};
 
-use super::init::{self, InitFds};
+use super::init::{self, InitFds, InitStdio};
 use super::proto::{
     AttachFlags, CtlEvent, CtlRequest, EXIT_FILE, ExitStatus, LineBuf, LogSplitter, SOCKET_NAME,
     STDERR, STDOUT, SockReply, SockRequest, encode_line, now_rfc3339, stdcopy_frame,
@@ -181,6 +181,8 @@ impl Conn {
 }
 
 struct Monitor {
+    /// The container's mount namespace, released after the exit was reported.
+    mnt_ns: Option<File>,
     pid: Pid,
     tty: bool,
     stdin_once: bool,
@@ -241,35 +243,31 @@ impl Monitor {
         };
 
         let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| setup_err(&SysError::call("pipe2", e)));
-        let (stdio, out, err, stdin): ([OwnedFd; 3], OwnedFd, Option<OwnedFd>, Option<OwnedFd>) =
-            if spec.tty {
-                let (master, slave) =
-                    sys::pty::open_pty().map_err(|e| cleanup_cg(setup_err(&e)))?;
-                let dup = |f: &OwnedFd| {
-                    f.try_clone()
-                        .map_err(|e| cleanup_cg(io_setup("dup", Path::new("pty"), e)))
-                };
-                let s1 = dup(&slave)?;
-                let s2 = dup(&slave)?;
-                let stdin = if spec.open_stdin {
-                    Some(dup(&master)?)
-                } else {
-                    None
-                };
-                ([slave, s1, s2], master, None, stdin)
+        // With a tty the master arrives from the init later (see `InitStdio::Pty`).
+        let mut pty_sock: Option<UnixStream> = None;
+        let (stdio, out, err, stdin) = if spec.tty {
+            let (ours, theirs) = UnixStream::pair()
+                .map_err(|e| cleanup_cg(io_setup("socketpair", Path::new("pty"), e)))?;
+            pty_sock = Some(ours);
+            (InitStdio::Pty(OwnedFd::from(theirs)), None, None, None)
+        } else {
+            let (out_r, out_w) = pipe().map_err(cleanup_cg)?;
+            let (err_r, err_w) = pipe().map_err(cleanup_cg)?;
+            let (in_r, in_w) = if spec.open_stdin {
+                let (r, w) = pipe().map_err(cleanup_cg)?;
+                (r, Some(w))
             } else {
-                let (out_r, out_w) = pipe().map_err(cleanup_cg)?;
-                let (err_r, err_w) = pipe().map_err(cleanup_cg)?;
-                let (in_r, in_w) = if spec.open_stdin {
-                    let (r, w) = pipe().map_err(cleanup_cg)?;
-                    (r, Some(w))
-                } else {
-                    let null = File::open("/dev/null")
-                        .map_err(|e| cleanup_cg(io_setup("open", Path::new("/dev/null"), e)))?;
-                    (OwnedFd::from(null), None)
-                };
-                ([in_r, out_w, err_w], out_r, Some(err_r), in_w)
+                let null = File::open("/dev/null")
+                    .map_err(|e| cleanup_cg(io_setup("open", Path::new("/dev/null"), e)))?;
+                (OwnedFd::from(null), None)
             };
+            (
+                InitStdio::Fds([in_r, out_w, err_w]),
+                Some(out_r),
+                Some(err_r),
+                in_w,
+            )
+        };
         let (sync_r, sync_w) = pipe().map_err(cleanup_cg)?;
         let (errp_r, errp_w) = pipe().map_err(cleanup_cg)?;
 
@@ -280,7 +278,6 @@ impl Monitor {
         let procs = cgroup.procs_files();
         let fds = InitFds {
             stdio,
-            tty: spec.tty,
             sync: sync_r,
             err: errp_w,
         };
@@ -292,15 +289,20 @@ impl Monitor {
             CloneResult::Parent { child } => child,
         };
         drop(fds);
+        // Holding the init's mount namespace moves its teardown (unmounting the rootfs,
+        // which waits for an RCU grace period) out of the init's exit path: the exit
+        // status is ready sooner, and the monitor pays the wait after reporting it.
+        let mnt_ns = File::open(format!("/proc/{pid}/ns/mnt")).ok();
 
         let mut m = Monitor {
+            mnt_ns,
             pid,
             tty: spec.tty,
             stdin_once: spec.stdin_once,
             state_dir,
             listener: Some(listener),
             ctl: None,
-            out: Some(out),
+            out,
             err,
             stdin,
             stdin_buf: Vec::new(),
@@ -350,6 +352,23 @@ impl Monitor {
             m.abort();
             return Err(StartError::Quiet);
         }
+        if let Some(sock) = pty_sock {
+            let mut b = [0u8; 1];
+            let mut fds = Vec::new();
+            let _ = sys::process::recv_with_fds(sock.as_raw_fd(), &mut b, &mut fds);
+            let Some(master) = fds.pop() else {
+                let _ = ctl.send(&CtlEvent::Failed {
+                    message: "the container's pty did not arrive".to_owned(),
+                    exec: false,
+                });
+                m.abort();
+                return Err(StartError::Quiet);
+            };
+            if spec.open_stdin {
+                m.stdin = master.try_clone().ok();
+            }
+            m.out = Some(master);
+        }
         if ctl.send(&CtlEvent::Started { pid: pid.as_raw() }).is_err() {
             // berthd is gone: the container runs on, unwatched until it is restored.
         }
@@ -394,6 +413,8 @@ impl Monitor {
             self.poll_once();
         }
         let _ = fs::remove_file(self.state_dir.join(SOCKET_NAME));
+        self.conns.clear();
+        self.mnt_ns = None;
     }
 
     /// The container is gone and its output read: exit status to disk, to berthd and
