@@ -1,6 +1,8 @@
 //! Root tests of the exec subsystem: real namespaces, mounts and cgroups through the
 //! ExecActor and `berthd monitor`. They skip unless euid is 0.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "common/exec_support.rs"]
 mod exec_support;
 
@@ -379,31 +381,6 @@ fn concurrent_starts_and_latency() {
         }
         for id in ids {
             assert_eq!(ex.wait_exit(&id).await.exit_code, 0);
-        }
-    });
-}
-
-#[test]
-fn zz_debug_timing() {
-    require_root!();
-    let fx = Fixture::new();
-    system(async {
-        let mut ex = Exec::start(&fx).await;
-        for kind in [Kind::Bind, Kind::Bind, Kind::Overlay] {
-            let spec = fx.spec(kind, &["echo", "x"]);
-            let id = spec.id.clone();
-            let t = Instant::now();
-            let (res, mut streams) = ex.start_with(spec, &[OUT_ERR]).await;
-            res.unwrap();
-            let t1 = t.elapsed();
-            let s = streams.pop().unwrap();
-            let _raw = tokio::task::spawn_blocking(move || exec_support::read_all(s))
-                .await
-                .unwrap();
-            let t2 = t.elapsed();
-            ex.wait_exit(&id).await;
-            let t3 = t.elapsed();
-            eprintln!("{kind:?}: started {t1:?} eof {t2:?} exit {t3:?}");
         }
     });
 }

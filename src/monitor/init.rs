@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::unistd::dup2;
 
@@ -37,8 +37,8 @@ pub enum InitStdio {
 }
 
 /// Runs the init and never returns: exec on success, exit 1 after reporting a failure.
-pub fn run(spec: &ContainerSpec, procs_files: &[PathBuf], fds: InitFds) -> ! {
-    let msg = match setup_and_exec(spec, procs_files, &fds) {
+pub fn run(spec: &ContainerSpec, fds: InitFds) -> ! {
+    let msg = match setup_and_exec(spec, &fds) {
         Ok(never) => match never {},
         Err(Failure::Quiet) => sys::process::exit_now(1),
         Err(Failure::Msg(m)) => m,
@@ -65,13 +65,9 @@ fn sys_fail(e: sys::SysError) -> Failure {
     Failure::Msg(error_chain(&e))
 }
 
-fn setup_and_exec(
-    spec: &ContainerSpec,
-    procs_files: &[PathBuf],
-    fds: &InitFds,
-) -> Result<Never, Failure> {
+fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure> {
+    // The monitor moves us into the container's cgroup meanwhile (before "go").
     sys::process::reset_signals().map_err(sys_fail)?;
-    sys::cgroups::ContainerCgroup::join_self(procs_files).map_err(sys_fail)?;
     nix::unistd::setsid().map_err(|e| sys_fail(sys::SysError::call("setsid", e)))?;
     if let InitStdio::Fds(stdio) = &fds.stdio {
         for (i, fd) in stdio.iter().enumerate() {

@@ -65,6 +65,22 @@ impl Ctl {
     }
 }
 
+thread_local! {
+    /// `BERTH_MONITOR_TIMING=1`: the start phases' timings go to the monitor's stderr
+    /// (see `BERTH_MONITOR_STDERR`).
+    static TIMING: Option<Instant> =
+        std::env::var_os("BERTH_MONITOR_TIMING").map(|_| Instant::now());
+}
+macro_rules! tm {
+    ($l:expr) => {
+        TIMING.with(|t| {
+            if let Some(t) = t {
+                eprintln!("{:>8.3}ms {}", t.elapsed().as_secs_f64() * 1000.0, $l);
+            }
+        })
+    };
+}
+
 /// The monitor's entry point after daemonizing: returns the process exit code.
 pub fn run(ctl: OwnedFd) -> i32 {
     let mut ctl = Ctl {
@@ -72,10 +88,12 @@ pub fn run(ctl: OwnedFd) -> i32 {
         lines: LineBuf::default(),
         fds: VecDeque::new(),
     };
+    tm!("start");
     let spec = match ctl.recv() {
         Ok(Some(CtlRequest::Spec(spec))) => spec,
         _ => return 2,
     };
+    tm!("spec read");
     let mut m = match Monitor::start(&spec, &mut ctl) {
         Ok(m) => m,
         Err(StartError::Setup(message)) => {
@@ -217,6 +235,7 @@ impl Monitor {
         let listener = UnixListener::bind(SOCKET_NAME)
             .map_err(|e| io_setup("listen on", &state_dir.join(SOCKET_NAME), e))?;
 
+        tm!("listener bound");
         if let Some(parent) = spec.log_path.parent() {
             let _ = fs::create_dir_all(parent);
         }
@@ -227,7 +246,9 @@ impl Monitor {
             .open(&spec.log_path)
             .map_err(|e| io_setup("open log", &spec.log_path, e))?;
 
+        tm!("log open");
         let layout = CgroupLayout::detect();
+        tm!("layout detected");
         let limits = Limits {
             memory: spec.cgroup.memory,
             pids: spec.cgroup.pids,
@@ -237,6 +258,7 @@ impl Monitor {
         };
         let cgroup = ContainerCgroup::create(&layout, &spec.cgroup.path, &limits)
             .map_err(|e| setup_err(&e))?;
+        tm!("cgroup created");
         let cleanup_cg = |e: StartError| {
             cgroup.remove(Duration::from_millis(200));
             e
@@ -271,11 +293,11 @@ impl Monitor {
         let (sync_r, sync_w) = pipe().map_err(cleanup_cg)?;
         let (errp_r, errp_w) = pipe().map_err(cleanup_cg)?;
 
+        tm!("pipes");
         let mask = sys::process::block_sigchld().map_err(|e| cleanup_cg(setup_err(&e)))?;
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| cleanup_cg(setup_err(&SysError::call("signalfd", e))))?;
 
-        let procs = cgroup.procs_files();
         let fds = InitFds {
             stdio,
             sync: sync_r,
@@ -285,14 +307,16 @@ impl Monitor {
             net: spec.network != NetworkSpec::Host,
         };
         let pid = match clone_init(ns).map_err(|e| cleanup_cg(setup_err(&e)))? {
-            CloneResult::Child => init::run(spec, &procs, fds),
+            CloneResult::Child => init::run(spec, fds),
             CloneResult::Parent { child } => child,
         };
+        tm!("cloned");
         drop(fds);
         // Holding the init's mount namespace moves its teardown (unmounting the rootfs,
         // which waits for an RCU grace period) out of the init's exit path: the exit
         // status is ready sooner, and the monitor pays the wait after reporting it.
         let mnt_ns = File::open(format!("/proc/{pid}/ns/mnt")).ok();
+        tm!("mnt ns opened");
 
         let mut m = Monitor {
             mnt_ns,
@@ -322,6 +346,18 @@ impl Monitor {
             m.abort();
             return Err(StartError::Quiet);
         }
+        tm!("ready sent");
+        // Moving a process between cgroups waits for an RCU grace period (milliseconds):
+        // done here, while the init makes its mounts, rather than by the init itself.
+        if let Err(e) = ContainerCgroup::join(&m.cgroup.procs_files(), pid.as_raw()) {
+            let _ = ctl.send(&CtlEvent::Failed {
+                message: error_chain(&e),
+                exec: false,
+            });
+            m.abort();
+            return Err(StartError::Quiet);
+        }
+        tm!("cgroup joined");
         loop {
             match ctl.recv() {
                 Ok(Some(CtlRequest::Attach(list))) => {
@@ -339,10 +375,12 @@ impl Monitor {
                 }
             }
         }
+        tm!("go received");
         let _ = nix::unistd::write(&sync_w, &[1u8]);
         drop(sync_w);
         let mut msg = Vec::new();
         let _ = File::from(errp_r).read_to_end(&mut msg);
+        tm!("err pipe eof");
         if !msg.is_empty() {
             let message = String::from_utf8_lossy(&msg).into_owned();
             let _ = ctl.send(&CtlEvent::Failed {

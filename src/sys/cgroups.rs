@@ -409,10 +409,11 @@ impl ContainerCgroup {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
-    /// Moves the calling process into every directory (writes "0" to `cgroup.procs`).
-    pub fn join_self(procs_files: &[PathBuf]) -> Result<(), SysError> {
+    /// Moves process `pid` (0: the caller) into every directory via `cgroup.procs`.
+    pub fn join(procs_files: &[PathBuf], pid: i32) -> Result<(), SysError> {
+        let pid = pid.to_string();
         for f in procs_files {
-            write_file(f, "0")?;
+            write_file(f, &pid)?;
         }
         Ok(())
     }

@@ -21,10 +21,20 @@ pub const MONITOR_CTL_FD: RawFd = 3;
 pub fn spawn_monitor(exe: &Path, ctl: OwnedFd) -> io::Result<Child> {
     let fd = ctl.as_raw_fd();
     let mut cmd = Command::new(exe);
+    // BERTH_MONITOR_STDERR=<file> keeps the monitors' diagnostics (for debugging).
+    let stderr = std::env::var_os("BERTH_MONITOR_STDERR")
+        .and_then(|p| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+                .ok()
+        })
+        .map_or_else(Stdio::null, Stdio::from);
     cmd.arg("monitor")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     // SAFETY: the closure runs in the forked child of a multithreaded process and only
     // makes async-signal-safe calls (dup2, fcntl) on descriptors, without allocating.
     unsafe {

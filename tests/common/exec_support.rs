@@ -1,4 +1,5 @@
 //! Fixtures for tests/root_exec.rs: a busybox rootfs, container specs, an ExecActor with
+#![allow(clippy::unwrap_used)]
 //! its own exec root, and guards that remove what a test made even when it fails.
 
 #![allow(dead_code)]
