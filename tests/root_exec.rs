@@ -2,6 +2,8 @@
 //! ExecActor and `berthd monitor`. They skip unless euid is 0.
 
 #![allow(clippy::unwrap_used)]
+// An integration test file is a test crate of its own; there is no module to put tests in.
+#![allow(clippy::tests_outside_test_module)]
 
 #[path = "common/exec_support.rs"]
 mod exec_support;
