@@ -13,9 +13,10 @@ use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use berth::actors::exec::{
-    AttachContainer, AttachOptions, CleanupContainer, ExecError, RestoreContainer, RestoreState,
-    SignalContainer,
+    AttachContainer, AttachOptions, CleanupContainer, ExecError, NetworkHook, PendingAttach,
+    RestoreContainer, RestoreState, SignalContainer, StartContainer,
 };
+use berth::monitor::spec::{MountSpec, NetworkSpec};
 use exec_support::{Exec, Fixture, Kind, OUT_ERR, demux, mounts_below, processes_below};
 
 fn system<F: std::future::Future<Output = ()>>(f: F) {
@@ -384,5 +385,227 @@ fn concurrent_starts_and_latency() {
         for id in ids {
             assert_eq!(ex.wait_exit(&id).await.exit_code, 0);
         }
+    });
+}
+
+#[test]
+fn network_hook_runs_before_the_process_and_can_abort() {
+    require_root!();
+    let fx = Fixture::new();
+    system(async {
+        let mut ex = Exec::start(&fx).await;
+        let mut spec = fx.spec(Kind::Bind, &["sh", "-c", "cat /tmp/hook-$HOSTNAME"]);
+        spec.network = NetworkSpec::New;
+        let marker = fx.lower.join(format!("tmp/hook-{}", spec.hostname));
+        let id = spec.id.clone();
+        let hook = NetworkHook(Box::new(move |pid: i32| {
+            Box::pin(async move {
+                let host = std::fs::read_link("/proc/self/ns/net")?;
+                let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net"))?;
+                assert_ne!(host, theirs);
+                std::fs::write(&marker, format!("{pid}\n"))?;
+                Ok(())
+            })
+        }));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let msg = StartContainer {
+            spec,
+            attaches: vec![PendingAttach {
+                options: OUT_ERR,
+                reply: tx,
+            }],
+            network_hook: Some(hook),
+        };
+        let started = ex.addr.send(msg).await.unwrap().unwrap();
+        let s = rx.await.unwrap().unwrap();
+        let raw = tokio::task::spawn_blocking(move || exec_support::read_all(s))
+            .await
+            .unwrap();
+        assert_eq!(demux(&raw).0, format!("{}\n", started.pid).as_bytes());
+        assert_eq!(ex.wait_exit(&id).await.exit_code, 0);
+
+        // A failing hook aborts the start: no process, no cgroup.
+        let mut spec = fx.spec(Kind::Bind, &["sleep", "60"]);
+        spec.network = NetworkSpec::New;
+        let dirs = fx.cgroup_dirs(&spec);
+        let hook = NetworkHook(Box::new(|_pid: i32| {
+            Box::pin(async { Err("no veth for you".into()) })
+        }));
+        let mut msg = StartContainer::new(spec, Vec::new());
+        msg.network_hook = Some(hook);
+        let r = ex.addr.send(msg).await.unwrap();
+        assert!(matches!(r, Err(ExecError::WireNetwork { .. })), "{r:?}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while dirs.iter().any(|d| d.exists()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for d in &dirs {
+            assert!(!d.exists(), "cgroup {} left behind", d.display());
+        }
+    });
+}
+
+#[test]
+fn extra_mounts_are_made_and_targets_created() {
+    require_root!();
+    let fx = Fixture::new();
+    system(async {
+        let mut ex = Exec::start(&fx).await;
+        let hosts = fx.tmp.path().join("hosts");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+        let vol = fx.tmp.path().join("vol");
+        std::fs::create_dir_all(&vol).unwrap();
+        std::fs::write(vol.join("f"), "data\n").unwrap();
+        let mut spec = fx.spec(
+            Kind::Overlay,
+            &[
+                "sh",
+                "-c",
+                "cat /etc/hosts /data/f; touch /data/x 2>/dev/null || echo ro; \
+                 grep -c ' /run tmpfs' /proc/mounts",
+            ],
+        );
+        spec.mounts = vec![
+            MountSpec {
+                source: hosts,
+                destination: "/etc/hosts".into(),
+                fstype: "bind".into(),
+                options: vec!["rbind".into(), "rprivate".into()],
+            },
+            MountSpec {
+                source: vol,
+                destination: "/data".into(),
+                fstype: "bind".into(),
+                options: vec!["rbind".into(), "ro".into()],
+            },
+            MountSpec {
+                source: "tmpfs".into(),
+                destination: "/run".into(),
+                fstype: "tmpfs".into(),
+                options: vec!["nosuid".into(), "mode=755".into()],
+            },
+        ];
+        let (out, err, code) = ex.run(spec).await;
+        assert_eq!(out, "127.0.0.1 localhost\ndata\nro\n1\n", "stderr: {err}");
+        assert_eq!(code, 0);
+    });
+    assert!(mounts_below(fx.tmp.path()).is_empty());
+}
+
+#[test]
+fn late_attach_sends_stdin_and_gets_output() {
+    require_root!();
+    let fx = Fixture::new();
+    system(async {
+        let mut ex = Exec::start(&fx).await;
+        let mut spec = fx.spec(Kind::Bind, &["cat"]);
+        spec.open_stdin = true;
+        let id = spec.id.clone();
+        let (res, _) = ex.start_with(spec, &[]).await;
+        res.unwrap();
+        let opts = AttachOptions {
+            stdin: true,
+            stdout: true,
+            stderr: false,
+        };
+        let s = ex
+            .addr
+            .send(AttachContainer {
+                id: id.clone(),
+                options: opts,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let got = tokio::task::spawn_blocking(move || {
+            let mut s = s;
+            s.write_all(b"abc\n").unwrap();
+            let mut buf = [0u8; 12];
+            s.read_exact(&mut buf).unwrap();
+            buf.to_vec()
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, b"\x01\x00\x00\x00\x00\x00\x00\x04abc\n");
+        // Without stdin_once, a detached client leaves stdin open: still running.
+        ex.addr
+            .send(SignalContainer {
+                id: id.clone(),
+                signal: libc::SIGKILL,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ex.wait_exit(&id).await.exit_code, 137);
+    });
+}
+
+/// PSS of the monitors, per container, with 10 containers running.
+#[test]
+fn monitor_memory_per_container() {
+    require_root!();
+    let fx = Fixture::new();
+    system(async {
+        let mut ex = Exec::start(&fx).await;
+        let mut ids = Vec::new();
+        for _ in 0..10 {
+            let spec = fx.spec(Kind::Bind, &["sleep", "60"]);
+            ids.push(spec.id.clone());
+            let (res, _) = ex.start_with(spec, &[OUT_ERR]).await;
+            res.unwrap();
+        }
+        let monitors = processes_below(fx.tmp.path());
+        assert_eq!(monitors.len(), 10, "one monitor per container");
+        let (mut pss, mut private) = (0u64, 0u64);
+        for pid in &monitors {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+            for l in text.lines() {
+                let mut it = l.split_whitespace();
+                let (k, v) = (it.next().unwrap_or(""), it.next().unwrap_or("0"));
+                let v: u64 = v.parse().unwrap_or(0);
+                match k {
+                    "Pss:" => pss += v,
+                    "Private_Dirty:" | "Private_Clean:" => private += v,
+                    _ => {}
+                }
+            }
+        }
+        eprintln!(
+            "monitor memory per container: PSS {} KiB, private {} KiB",
+            pss / 10,
+            private / 10
+        );
+        for id in &ids {
+            ex.addr
+                .send(SignalContainer {
+                    id: id.clone(),
+                    signal: libc::SIGKILL,
+                })
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        for id in &ids {
+            assert_eq!(ex.wait_exit(id).await.exit_code, 137);
+        }
+        assert!(pss / 10 <= 512, "monitor PSS {} KiB > 512 KiB", pss / 10);
+    });
+}
+
+#[test]
+fn memory_limit_oom_kill_is_reported() {
+    require_root!();
+    let fx = Fixture::new();
+    system(async {
+        let mut ex = Exec::start(&fx).await;
+        let mut spec = fx.spec(Kind::Bind, &["tail", "/dev/zero"]);
+        spec.cgroup.memory = 16 << 20;
+        spec.cgroup.pids = 20;
+        let id = spec.id.clone();
+        let (res, _) = ex.start_with(spec, &[]).await;
+        res.unwrap();
+        let exit = ex.wait_exit(&id).await;
+        assert_eq!(exit.exit_code, 137);
+        assert!(exit.oom_killed);
     });
 }

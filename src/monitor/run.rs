@@ -443,7 +443,10 @@ impl Monitor {
             }
             if let Some(d) = drain_deadline {
                 self.conns.retain(|c| !c.dead);
-                let flushed = self.conns.iter().all(|c| c.pending() == 0);
+                let flushed = self
+                    .conns
+                    .iter()
+                    .all(|c| c.pending() == 0 && c.mode != Mode::Handshake);
                 if flushed || Instant::now() > d {
                     break;
                 }
@@ -521,11 +524,10 @@ impl Monitor {
         let mut pfds: Vec<PollFd<'_>> = Vec::new();
         let r = PollFlags::POLLIN;
         let w = PollFlags::POLLOUT;
-        if self.finished.is_none() {
-            if let Some(l) = &self.listener {
-                toks.push(Tok::Listener);
-                pfds.push(PollFd::new(l.as_fd(), r));
-            }
+        // Still served while draining: a late watch gets the exit status at once.
+        if let Some(l) = &self.listener {
+            toks.push(Tok::Listener);
+            pfds.push(PollFd::new(l.as_fd(), r));
         }
         if let Some(c) = &self.ctl {
             toks.push(Tok::Ctl);

@@ -311,10 +311,15 @@ pub(crate) fn sock_request(
 
 /// True for the errors that mean "no monitor listens there".
 pub(crate) fn is_absent(e: &io::Error) -> bool {
+    // A monitor that exits while we talk to it resets the connection.
     matches!(
         e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-    ) || e.kind() == io::ErrorKind::UnexpectedEof
+        io::ErrorKind::NotFound
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// What a watch request found.

@@ -8,6 +8,8 @@ use crate::error::ErrorKind;
 pub enum ExecError {
     #[error("container {id} is not running")]
     NotRunning { id: String },
+    #[error("container {id} is already running")]
+    AlreadyRunning { id: String },
     #[error("exec driver {name} is not supported (use native)")]
     UnknownDriver { name: String },
     #[error("exec root {path} could not be prepared")]
@@ -44,7 +46,7 @@ pub enum ExecError {
 impl ExecError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ExecError::NotRunning { .. } => ErrorKind::Conflict,
+            ExecError::NotRunning { .. } | ExecError::AlreadyRunning { .. } => ErrorKind::Conflict,
             ExecError::UnknownDriver { .. } => ErrorKind::InvalidParameter,
             ExecError::ExecRoot { .. }
             | ExecError::SpawnMonitor { .. }

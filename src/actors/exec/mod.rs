@@ -19,7 +19,7 @@ mod client;
 pub mod error;
 pub mod messages;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +56,8 @@ pub struct ExecActor {
     exits: Option<Recipient<ContainerExited>>,
     /// Live monitors by container id.
     watched: HashMap<String, Watched>,
+    /// Containers whose start is under way (a second start is refused).
+    starting: HashSet<String>,
 }
 
 impl ExecActor {
@@ -65,6 +67,7 @@ impl ExecActor {
             monitor_exe,
             exits: None,
             watched: HashMap::new(),
+            starting: HashSet::new(),
         }
     }
 
@@ -209,6 +212,10 @@ impl Handler<StartContainer> for ExecActor {
             attaches,
             network_hook,
         } = msg;
+        if self.watched.contains_key(&spec.id) || !self.starting.insert(spec.id.clone()) {
+            let id = spec.id;
+            return Box::pin(actix::fut::ready(Err(ExecError::AlreadyRunning { id })));
+        }
         if spec.state_dir.as_os_str().is_empty() {
             spec.state_dir = state_dir(&self.config.exec_root, &spec.id);
         }
@@ -219,6 +226,7 @@ impl Handler<StartContainer> for ExecActor {
         let fut =
             tracing::Instrument::instrument(client::start(exe, spec, attaches, network_hook), span);
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
+            act.starting.remove(&id);
             let (started, conn) = res?;
             act.watch(ctx, id, dir.clone(), conn.wait_exit(dir));
             Ok(started)
