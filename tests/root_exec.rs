@@ -130,6 +130,17 @@ fn namespaces_differ_cgroup_lives_and_goes_sigkill_gives_137() {
         let dirs = fx.cgroup_dirs(&spec);
         let (res, _) = ex.start_with(spec, &[]).await;
         let pid = res.unwrap().pid;
+        // Only stdio reaches the container: no descriptor of the monitor leaks.
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        fds.sort();
+        let links: Vec<_> = fds
+            .iter()
+            .map(|f| std::fs::read_link(format!("/proc/{pid}/fd/{f}")).unwrap())
+            .collect();
+        assert_eq!(fds, ["0", "1", "2"], "{links:?}");
         for ns in ["mnt", "pid", "uts", "ipc", "net"] {
             let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
             let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();

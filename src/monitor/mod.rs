@@ -68,6 +68,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
         eprintln!("berthd monitor: unexpected argument {a:?}");
         return 2;
     }
+    // Nothing but stdio and the control socket may reach the container.
+    crate::sys::process::close_fds_from(crate::sys::process::MONITOR_CTL_FD + 1);
     let Some(ctl) = crate::sys::process::take_monitor_ctl_fd() else {
         eprintln!("berthd monitor: no control socket on descriptor 3; started by hand?");
         return 2;

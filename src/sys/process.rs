@@ -159,3 +159,28 @@ pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Closes every descriptor numbered `first` or above (what a spawner leaked to us:
+/// socket-activation fds, a build tool's jobserver pipe...).
+pub fn close_fds_from(first: RawFd) {
+    let Ok(first_u) = libc::c_uint::try_from(first) else {
+        return;
+    };
+    // SAFETY: close_range only closes descriptors; the caller owns nothing at or above
+    // `first` that it still needs (the monitor calls this first thing).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first_u, libc::c_uint::MAX, 0) };
+    if r == 0 {
+        return;
+    }
+    // Old kernels: walk /proc/self/fd.
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .filter(|fd| *fd >= first)
+        .collect();
+    for fd in fds {
+        let _ = nix::unistd::close(fd);
+    }
+}

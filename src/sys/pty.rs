@@ -3,19 +3,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-
 use super::SysError;
-
-/// A new pty pair; both ends close on exec (the init dups the slave onto 0, 1 and 2).
-pub fn open_pty() -> Result<(OwnedFd, OwnedFd), SysError> {
-    let p = nix::pty::openpty(None, None).map_err(|e| SysError::call("openpty", e))?;
-    for fd in [&p.master, &p.slave] {
-        fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
-            .map_err(|e| SysError::call("fcntl", e))?;
-    }
-    Ok((p.master, p.slave))
-}
 
 /// Makes `fd` the controlling terminal of the calling process (a session leader).
 pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), SysError> {
