@@ -306,11 +306,32 @@ impl Monitor {
         let ns = CloneNamespaces {
             net: spec.network != NetworkSpec::Host,
         };
-        let pid = match clone_init(ns).map_err(|e| cleanup_cg(setup_err(&e)))? {
+        let v2_dir = cgroup.v2_dir.as_ref().and_then(|d| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(d)
+                .ok()
+        });
+        let (res, born_in_v2) = clone_init(ns, v2_dir.as_ref().map(|f| f.as_fd()))
+            .map_err(|e| cleanup_cg(setup_err(&e)))?;
+        let pid = match res {
             CloneResult::Child => init::run(spec, fds),
             CloneResult::Parent { child } => child,
         };
-        tm!("cloned");
+        drop(v2_dir);
+        tm!(if born_in_v2 {
+            "cloned into the v2 cgroup"
+        } else {
+            "cloned"
+        });
+        // The cgroups the init still has to be moved into.
+        let mut to_join = cgroup.procs_files();
+        if born_in_v2 {
+            if let Some(d) = &cgroup.v2_dir {
+                to_join.retain(|p| !p.starts_with(d));
+            }
+        }
         drop(fds);
         // Holding the init's mount namespace moves its teardown (unmounting the rootfs,
         // which waits for an RCU grace period) out of the init's exit path: the exit
@@ -349,7 +370,7 @@ impl Monitor {
         tm!("ready sent");
         // Moving a process between cgroups waits for an RCU grace period (milliseconds):
         // done here, while the init makes its mounts, rather than by the init itself.
-        if let Err(e) = ContainerCgroup::join(&m.cgroup.procs_files(), pid.as_raw()) {
+        if let Err(e) = ContainerCgroup::join(&to_join, pid.as_raw()) {
             let _ = ctl.send(&CtlEvent::Failed {
                 message: error_chain(&e),
                 exec: false,

@@ -242,6 +242,8 @@ pub struct ContainerCgroup {
     pub dirs: Vec<PathBuf>,
     /// Where the memory controller lives for this container, and whether it is v2.
     pub memory: Option<(PathBuf, bool)>,
+    /// The directory in the unified (v2) hierarchy, if any.
+    pub v2_dir: Option<PathBuf>,
 }
 
 fn write_file(path: &Path, data: &str) -> Result<(), SysError> {
@@ -373,6 +375,7 @@ impl ContainerCgroup {
             let dir = root.join(rel);
             mkdir(&dir)?;
             self.dirs.push(dir.clone());
+            self.v2_dir = Some(dir.clone());
             let has = |c: &str| wanted.contains(&c);
             if has("memory") {
                 self.memory = Some((dir.clone(), true));
