@@ -339,3 +339,80 @@ impl Handler<CleanupContainer> for ExecActor {
         Box::pin(fut.into_actor(self))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_dir_is_under_exec_root() {
+        assert_eq!(
+            state_dir(Path::new("/run/berth"), "abc"),
+            PathBuf::from("/run/berth/containers/abc")
+        );
+    }
+
+    #[test]
+    fn unknown_driver_fails_init_and_absent_monitor_is_not_running() {
+        let t = tempfile::tempdir().unwrap();
+        actix_rt::System::new().block_on(async {
+            let mut c = DaemonConfig::defaults();
+            c.exec_root = t.path().to_path_buf();
+            c.exec_driver = "oci".into();
+            let a = ExecActor::new(Arc::new(c.clone()), PathBuf::from("/nonexistent")).start();
+            assert!(a.send(Init).await.unwrap().is_err());
+
+            c.exec_driver = "native".into();
+            let a = ExecActor::new(Arc::new(c), PathBuf::from("/nonexistent")).start();
+            a.send(Init).await.unwrap().unwrap();
+            assert!(t.path().join("containers").is_dir());
+            let r = a
+                .send(SignalContainer {
+                    id: "x".into(),
+                    signal: 9,
+                })
+                .await
+                .unwrap();
+            assert!(matches!(r, Err(ExecError::NotRunning { .. })), "{r:?}");
+            let r = a.send(RestoreContainer { id: "x".into() }).await.unwrap();
+            assert_eq!(r.unwrap(), RestoreState::Gone);
+            a.send(CleanupContainer { id: "x".into() })
+                .await
+                .unwrap()
+                .unwrap();
+
+            let spec = crate::monitor::spec::ContainerSpec {
+                id: "y".into(),
+                rootfs: crate::monitor::spec::RootfsSpec {
+                    fstype: "bind".into(),
+                    source: "/".into(),
+                    options: String::new(),
+                    target: "/".into(),
+                },
+                hostname: "y".into(),
+                domainname: String::new(),
+                args: vec!["true".into()],
+                env: Vec::new(),
+                cwd: String::new(),
+                user: String::new(),
+                tty: false,
+                open_stdin: false,
+                stdin_once: false,
+                log_path: t.path().join("y.log"),
+                state_dir: PathBuf::new(),
+                cgroup: Default::default(),
+                mounts: Vec::new(),
+                network: crate::monitor::spec::NetworkSpec::None,
+                readonly_rootfs: false,
+            };
+            let r = a.send(StartContainer::new(spec, Vec::new())).await.unwrap();
+            assert!(matches!(r, Err(ExecError::SpawnMonitor { .. })), "{r:?}");
+        });
+    }
+
+    #[test]
+    fn exit_time_parses_or_falls_back() {
+        let t = parse_time("2026-01-02T03:04:05.123456789Z");
+        assert_eq!(t.to_rfc3339(), "2026-01-02T03:04:05.123456789+00:00");
+    }
+}
