@@ -1,3 +1,82 @@
 //! The only home of raw syscalls and `unsafe`.
+//!
+//! - [`cgroups`]: cgroup v1/v2 layout detection, container cgroups and their limits.
+//! - [`namespaces`]: the container init's `clone`, hostname, loopback.
+//! - [`mounts`]: the container's root filesystem: rootfs, /proc, /sys, /dev, pivot_root,
+//!   masked and read-only paths.
+//! - [`caps`]: capability sets and the switch to the container's user.
+//! - [`pty`]: pseudo terminals and window sizes.
+//! - [`process`]: spawning the monitor, daemonizing, signals, fd passing.
+//! - [`env`]: environment changes before threads start.
+//! - [`systemd`]: sockets passed by systemd.
+//!
+//! Every error names the path or the call that failed and keeps the errno.
+
+pub mod caps;
 pub mod env;
+pub mod cgroups;
+pub mod mounts;
+pub mod namespaces;
+pub mod process;
+pub mod pty;
 pub mod systemd;
+
+use std::io;
+use std::path::PathBuf;
+
+/// A failed system call, naming what it was applied to.
+#[derive(Debug, thiserror::Error)]
+pub enum SysError {
+    #[error("error mounting {source_name:?} to rootfs at {target:?}")]
+    Mount {
+        source_name: String,
+        target: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("error unmounting {target:?}")]
+    Unmount {
+        target: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("error creating {path:?}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("error writing {path:?}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("error removing {path:?}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("pivot_root to {path:?} failed")]
+    PivotRoot {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{call} failed")]
+    Call {
+        call: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl SysError {
+    pub(crate) fn call(call: &'static str, e: nix::Error) -> Self {
+        SysError::Call {
+            call,
+            source: io::Error::from(e),
+        }
+    }
+}

@@ -8,6 +8,8 @@ use crate::error::ErrorKind;
 pub enum ExecError {
     #[error("container {id} is not running")]
     NotRunning { id: String },
+    #[error("container {id} is already running")]
+    AlreadyRunning { id: String },
     #[error("exec driver {name} is not supported (use native)")]
     UnknownDriver { name: String },
     #[error("exec root {path} could not be prepared")]
@@ -28,6 +30,12 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
+    #[error("network namespace of container {id} could not be wired")]
+    WireNetwork {
+        id: String,
+        #[source]
+        source: super::messages::HookError,
+    },
     /// The container's process could not be started; the text is shown to the client as
     /// is (`exec: "foo": executable file not found in $PATH`), since the CLI reads it to
     /// choose exit status 127 or 126.
@@ -38,11 +46,12 @@ pub enum ExecError {
 impl ExecError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ExecError::NotRunning { .. } => ErrorKind::Conflict,
+            ExecError::NotRunning { .. } | ExecError::AlreadyRunning { .. } => ErrorKind::Conflict,
             ExecError::UnknownDriver { .. } => ErrorKind::InvalidParameter,
             ExecError::ExecRoot { .. }
             | ExecError::SpawnMonitor { .. }
-            | ExecError::Monitor { .. } => ErrorKind::System,
+            | ExecError::Monitor { .. }
+            | ExecError::WireNetwork { .. } => ErrorKind::System,
             ExecError::StartFailed { .. } => ErrorKind::InvalidParameter,
         }
     }

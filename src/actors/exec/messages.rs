@@ -28,11 +28,43 @@ pub struct PendingAttach {
 /// From `ContainerStoreActor` on start. Spawns the container's monitor, connects each
 /// pending attach, then lets the container's process run. Independent starts run
 /// concurrently.
+///
+/// `spec.state_dir` should be [`super::state_dir`]`(exec_root, id)` (an empty path is
+/// filled in): `RestoreContainer` finds the monitor there by id alone.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Started, ExecError>")]
 pub struct StartContainer {
     pub spec: ContainerSpec,
     pub attaches: Vec<PendingAttach>,
+    /// With `NetworkSpec::New`: called with the init's host pid once its network
+    /// namespace exists and before the container's process runs (veth into the
+    /// namespace). An error aborts the start.
+    pub network_hook: Option<NetworkHook>,
+}
+
+impl StartContainer {
+    /// A start without a network hook.
+    pub fn new(spec: ContainerSpec, attaches: Vec<PendingAttach>) -> Self {
+        StartContainer {
+            spec,
+            attaches,
+            network_hook: None,
+        }
+    }
+}
+
+/// The error a [`NetworkHook`] may return.
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Wires a new network namespace, given the pid of a process inside it.
+pub struct NetworkHook(
+    pub Box<dyn FnOnce(i32) -> futures::future::BoxFuture<'static, Result<(), HookError>> + Send>,
+);
+
+impl std::fmt::Debug for NetworkHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NetworkHook")
+    }
 }
 
 /// The reply to [`StartContainer`].

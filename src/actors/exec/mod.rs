@@ -1,37 +1,165 @@
 //! ExecActor: runs container processes through per-container monitors (seed step 4.7).
 //!
-//! State: one entry per live monitor (its control connection). Threads: the actor runs on
-//! its own arbiter; spawning a monitor (fork + exec) runs in `spawn_blocking`.
+//! State: one entry per live monitor this actor watches (its state dir, the init's pid,
+//! the handle of the future that waits for its exit). Threads: the actor runs on its own
+//! arbiter; spawning a monitor (fork + exec) and the short socket requests run in
+//! `spawn_blocking`. A start is a `ResponseActFuture` whose work runs outside the actor's
+//! state, so independent starts proceed concurrently; only the final bookkeeping touches
+//! the state.
+//!
+//! Each container's state dir is [`state_dir`]`(exec_root, id)`: the monitor's socket
+//! (`monitor.sock`) and, after the exit, `exit.json`. See [`crate::monitor`] for the
+//! protocols.
+//!
 //! Architecture invariant: only ExecActor starts monitors, and only monitors fork
-//! container processes.
+//! container processes. Shutdown drops the watches and leaves containers running (the
+//! store decides whether to stop them first).
 
+mod client;
 pub mod error;
 pub mod messages;
 
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use tracing::{debug, info, warn};
 
 pub use error::ExecError;
 pub use messages::*;
 
 use super::{Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
+use crate::monitor::proto::{ExitStatus, SockReply, SockRequest};
+
+/// Where a container's monitor keeps its socket and exit status.
+pub fn state_dir(exec_root: &Path, id: &str) -> PathBuf {
+    exec_root.join("containers").join(id)
+}
+
+/// A monitor this actor watches.
+#[derive(Debug)]
+struct Watched {
+    state_dir: PathBuf,
+    watch: SpawnHandle,
+}
 
 /// The exec subsystem. See the module docs.
 #[derive(Debug)]
 pub struct ExecActor {
     config: Arc<DaemonConfig>,
+    /// The binary re-executed as `<exe> monitor`.
+    monitor_exe: PathBuf,
     exits: Option<Recipient<ContainerExited>>,
+    /// Live monitors by container id.
+    watched: HashMap<String, Watched>,
+    /// Containers whose start is under way (a second start is refused).
+    starting: HashSet<String>,
 }
 
 impl ExecActor {
-    pub fn new(config: Arc<DaemonConfig>, monitor_exe: std::path::PathBuf) -> Self {
-        let _ = monitor_exe;
+    pub fn new(config: Arc<DaemonConfig>, monitor_exe: PathBuf) -> Self {
         ExecActor {
             config,
+            monitor_exe,
             exits: None,
+            watched: HashMap::new(),
+            starting: HashSet::new(),
         }
+    }
+
+    fn dir_of(&self, id: &str) -> PathBuf {
+        match self.watched.get(id) {
+            Some(w) => w.state_dir.clone(),
+            None => state_dir(&self.config.exec_root, id),
+        }
+    }
+
+    /// Watches a running monitor until its container exits, then reports the exit.
+    fn watch<F>(&mut self, ctx: &mut Context<Self>, id: String, dir: PathBuf, exit: F)
+    where
+        F: std::future::Future<Output = Option<ExitStatus>> + 'static,
+    {
+        let id2 = id.clone();
+        let handle = ctx.spawn(exit.into_actor(self).map(move |status, act, _| {
+            act.watched.remove(&id2);
+            let (exit_code, finished_at, oom_killed) = match status {
+                Some(st) => (st.exit_code, parse_time(&st.finished_at), st.oom_killed),
+                None => {
+                    warn!(container_id = %id2, "monitor vanished without an exit status");
+                    (255, Utc::now(), false)
+                }
+            };
+            debug!(container_id = %id2, exit_code, "container exited");
+            if let Some(r) = &act.exits {
+                r.do_send(ContainerExited {
+                    id: id2,
+                    exit_code,
+                    finished_at,
+                    oom_killed,
+                });
+            }
+        }));
+        if let Some(old) = self.watched.insert(
+            id,
+            Watched {
+                state_dir: dir,
+                watch: handle,
+            },
+        ) {
+            ctx.cancel_future(old.watch);
+        }
+    }
+}
+
+fn parse_time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|_| Utc::now())
+}
+
+fn join_err(id: &str, e: tokio::task::JoinError) -> ExecError {
+    ExecError::Monitor {
+        id: id.to_owned(),
+        source: io::Error::other(e),
+    }
+}
+
+/// One request on a monitor's socket, on a blocking thread. A missing monitor is
+/// `NotRunning`.
+async fn request(
+    id: String,
+    dir: PathBuf,
+    req: SockRequest,
+) -> Result<(std::os::unix::net::UnixStream, SockReply), ExecError> {
+    let id2 = id.clone();
+    let res = tokio::task::spawn_blocking(move || client::sock_request(&dir, &req))
+        .await
+        .map_err(|e| join_err(&id2, e))?;
+    match res {
+        Ok(r) => Ok(r),
+        Err(e) if client::is_absent(&e) => Err(ExecError::NotRunning { id }),
+        Err(source) => Err(ExecError::Monitor { id, source }),
+    }
+}
+
+fn expect_ok(id: String, reply: SockReply) -> Result<(), ExecError> {
+    match reply {
+        SockReply::Ok => Ok(()),
+        SockReply::Error { message } if message.contains("not running") => {
+            Err(ExecError::NotRunning { id })
+        }
+        SockReply::Error { message } => Err(ExecError::Monitor {
+            id,
+            source: io::Error::other(message),
+        }),
+        other => Err(ExecError::Monitor {
+            id,
+            source: io::Error::other(format!("unexpected reply {other:?}")),
+        }),
     }
 }
 
@@ -48,13 +176,23 @@ impl Handler<Init> for ExecActor {
             };
             return Err(LifecycleError::from_error(&e));
         }
+        let dir = self.config.exec_root.join("containers");
+        if let Err(source) = std::fs::create_dir_all(&dir) {
+            let e = ExecError::ExecRoot { path: dir, source };
+            return Err(LifecycleError::from_error(&e));
+        }
         Ok(())
     }
 }
 
 impl Handler<Shutdown> for ExecActor {
     type Result = Result<(), LifecycleError>;
-    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        // Containers keep running; their monitors carry on without us.
+        for (_, w) in self.watched.drain() {
+            ctx.cancel_future(w.watch);
+        }
+        info!("exec: watches dropped, containers left to their monitors");
         Ok(())
     }
 }
@@ -67,43 +205,214 @@ impl Handler<SubscribeExits> for ExecActor {
 }
 
 impl Handler<StartContainer> for ExecActor {
-    type Result = Result<Started, ExecError>;
+    type Result = ResponseActFuture<Self, Result<Started, ExecError>>;
     fn handle(&mut self, msg: StartContainer, _: &mut Self::Context) -> Self::Result {
-        Err(ExecError::NotRunning { id: msg.spec.id })
+        let StartContainer {
+            mut spec,
+            attaches,
+            network_hook,
+        } = msg;
+        if self.watched.contains_key(&spec.id) || !self.starting.insert(spec.id.clone()) {
+            let id = spec.id;
+            return Box::pin(actix::fut::ready(Err(ExecError::AlreadyRunning { id })));
+        }
+        if spec.state_dir.as_os_str().is_empty() {
+            spec.state_dir = state_dir(&self.config.exec_root, &spec.id);
+        }
+        let id = spec.id.clone();
+        let dir = spec.state_dir.clone();
+        let exe = self.monitor_exe.clone();
+        let span = tracing::debug_span!("start_container", container_id = %id);
+        let fut =
+            tracing::Instrument::instrument(client::start(exe, spec, attaches, network_hook), span);
+        Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
+            act.starting.remove(&id);
+            let (started, conn) = res?;
+            act.watch(ctx, id, dir.clone(), conn.wait_exit(dir));
+            Ok(started)
+        }))
     }
 }
 
 impl Handler<SignalContainer> for ExecActor {
-    type Result = Result<(), ExecError>;
+    type Result = ResponseFuture<Result<(), ExecError>>;
     fn handle(&mut self, msg: SignalContainer, _: &mut Self::Context) -> Self::Result {
-        Err(ExecError::NotRunning { id: msg.id })
+        let dir = self.dir_of(&msg.id);
+        Box::pin(async move {
+            let req = SockRequest::Signal { signal: msg.signal };
+            let (_s, reply) = request(msg.id.clone(), dir, req).await?;
+            expect_ok(msg.id, reply)
+        })
     }
 }
 
 impl Handler<AttachContainer> for ExecActor {
-    type Result = Result<std::os::unix::net::UnixStream, ExecError>;
+    type Result = ResponseFuture<Result<std::os::unix::net::UnixStream, ExecError>>;
     fn handle(&mut self, msg: AttachContainer, _: &mut Self::Context) -> Self::Result {
-        Err(ExecError::NotRunning { id: msg.id })
+        let dir = self.dir_of(&msg.id);
+        Box::pin(async move {
+            let req = SockRequest::Attach(client::flags(msg.options));
+            let (s, reply) = request(msg.id.clone(), dir, req).await?;
+            expect_ok(msg.id, reply)?;
+            Ok(s)
+        })
     }
 }
 
 impl Handler<ResizeContainer> for ExecActor {
-    type Result = Result<(), ExecError>;
+    type Result = ResponseFuture<Result<(), ExecError>>;
     fn handle(&mut self, msg: ResizeContainer, _: &mut Self::Context) -> Self::Result {
-        Err(ExecError::NotRunning { id: msg.id })
+        let dir = self.dir_of(&msg.id);
+        Box::pin(async move {
+            let req = SockRequest::Resize {
+                height: msg.height,
+                width: msg.width,
+            };
+            let (_s, reply) = request(msg.id.clone(), dir, req).await?;
+            expect_ok(msg.id, reply)
+        })
     }
 }
 
 impl Handler<RestoreContainer> for ExecActor {
-    type Result = Result<RestoreState, ExecError>;
-    fn handle(&mut self, _: RestoreContainer, _: &mut Self::Context) -> Self::Result {
-        Ok(RestoreState::Gone)
+    type Result = ResponseActFuture<Self, Result<RestoreState, ExecError>>;
+    fn handle(&mut self, msg: RestoreContainer, _: &mut Self::Context) -> Self::Result {
+        let id = msg.id;
+        let dir = self.dir_of(&id);
+        let dir2 = dir.clone();
+        let id2 = id.clone();
+        let id3 = id.clone();
+        let fut = async move {
+            tokio::task::spawn_blocking(move || {
+                match client::watch(&dir2) {
+                    Ok(r) => Ok(Some(r)),
+                    // No live monitor: did it leave an exit status?
+                    Err(e) if client::is_absent(&e) => {
+                        Ok(client::read_exit_file(&dir2).map(client::WatchReply::Exited))
+                    }
+                    Err(source) => Err(ExecError::Monitor { id: id2, source }),
+                }
+            })
+            .await
+            .map_err(|e| join_err(&id, e))?
+        };
+        Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
+            let id = id3;
+            match res? {
+                Some(client::WatchReply::Running { pid, sock }) => {
+                    let conn =
+                        client::WatchConn::new(sock).map_err(|source| ExecError::Monitor {
+                            id: id.clone(),
+                            source,
+                        })?;
+                    act.watch(ctx, id, dir.clone(), conn.wait_exit(dir));
+                    Ok(RestoreState::Running { pid })
+                }
+                Some(client::WatchReply::Exited(st)) => Ok(RestoreState::Exited {
+                    exit_code: st.exit_code,
+                    finished_at: parse_time(&st.finished_at),
+                }),
+                None => Ok(RestoreState::Gone),
+            }
+        }))
     }
 }
 
 impl Handler<CleanupContainer> for ExecActor {
-    type Result = Result<(), ExecError>;
-    fn handle(&mut self, _: CleanupContainer, _: &mut Self::Context) -> Self::Result {
-        Ok(())
+    type Result = ResponseActFuture<Self, Result<(), ExecError>>;
+    fn handle(&mut self, msg: CleanupContainer, ctx: &mut Self::Context) -> Self::Result {
+        let dir = self.dir_of(&msg.id);
+        if let Some(w) = self.watched.remove(&msg.id) {
+            ctx.cancel_future(w.watch);
+        }
+        let id = msg.id;
+        let fut = async move {
+            let id2 = id.clone();
+            tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(ExecError::ExecRoot { path: dir, source }),
+            })
+            .await
+            .map_err(|e| join_err(&id2, e))?
+        };
+        Box::pin(fut.into_actor(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_dir_is_under_exec_root() {
+        assert_eq!(
+            state_dir(Path::new("/run/berth"), "abc"),
+            PathBuf::from("/run/berth/containers/abc")
+        );
+    }
+
+    #[test]
+    fn unknown_driver_fails_init_and_absent_monitor_is_not_running() {
+        let t = tempfile::tempdir().unwrap();
+        actix_rt::System::new().block_on(async {
+            let mut c = DaemonConfig::defaults();
+            c.exec_root = t.path().to_path_buf();
+            c.exec_driver = "oci".into();
+            let a = ExecActor::new(Arc::new(c.clone()), PathBuf::from("/nonexistent")).start();
+            assert!(a.send(Init).await.unwrap().is_err());
+
+            c.exec_driver = "native".into();
+            let a = ExecActor::new(Arc::new(c), PathBuf::from("/nonexistent")).start();
+            a.send(Init).await.unwrap().unwrap();
+            assert!(t.path().join("containers").is_dir());
+            let r = a
+                .send(SignalContainer {
+                    id: "x".into(),
+                    signal: 9,
+                })
+                .await
+                .unwrap();
+            assert!(matches!(r, Err(ExecError::NotRunning { .. })), "{r:?}");
+            let r = a.send(RestoreContainer { id: "x".into() }).await.unwrap();
+            assert_eq!(r.unwrap(), RestoreState::Gone);
+            a.send(CleanupContainer { id: "x".into() })
+                .await
+                .unwrap()
+                .unwrap();
+
+            let spec = crate::monitor::spec::ContainerSpec {
+                id: "y".into(),
+                rootfs: crate::monitor::spec::RootfsSpec {
+                    fstype: "bind".into(),
+                    source: "/".into(),
+                    options: String::new(),
+                    target: "/".into(),
+                },
+                hostname: "y".into(),
+                domainname: String::new(),
+                args: vec!["true".into()],
+                env: Vec::new(),
+                cwd: String::new(),
+                user: String::new(),
+                tty: false,
+                open_stdin: false,
+                stdin_once: false,
+                log_path: t.path().join("y.log"),
+                state_dir: PathBuf::new(),
+                cgroup: Default::default(),
+                mounts: Vec::new(),
+                network: crate::monitor::spec::NetworkSpec::None,
+                readonly_rootfs: false,
+            };
+            let r = a.send(StartContainer::new(spec, Vec::new())).await.unwrap();
+            assert!(matches!(r, Err(ExecError::SpawnMonitor { .. })), "{r:?}");
+        });
+    }
+
+    #[test]
+    fn exit_time_parses_or_falls_back() {
+        let t = parse_time("2026-01-02T03:04:05.123456789Z");
+        assert_eq!(t.to_rfc3339(), "2026-01-02T03:04:05.123456789+00:00");
     }
 }

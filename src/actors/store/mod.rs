@@ -747,7 +747,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
         };
         let exec = self.peers.exec.clone();
         let t0 = Instant::now();
-        let work = async move { exec.send(ExecStart { spec, attaches }).await };
+        let work = async move { exec.send(ExecStart::new(spec, attaches)).await };
         Box::pin(
             actix::fut::wrap_future::<_, Self>(work).map(move |res, act, ctx| {
                 let Some(entry) = act.containers.get_mut(&id) else {

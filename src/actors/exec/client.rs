@@ -1,0 +1,343 @@
+//! berthd's side of the monitor protocols (see [`crate::monitor`]): starting a monitor
+//! over its control socket, and one-shot requests on its `monitor.sock`.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tracing::Instrument;
+
+use super::error::ExecError;
+use super::messages::{AttachOptions, NetworkHook, PendingAttach, Started};
+use crate::monitor::proto::{
+    AttachFlags, CtlEvent, CtlRequest, EXIT_FILE, ExitStatus, LineBuf, SOCKET_NAME, SockReply,
+    SockRequest, connect_unix, encode_line,
+};
+use crate::monitor::spec::{ContainerSpec, NetworkSpec};
+use crate::sys;
+
+/// How long a one-shot socket request may take.
+const SOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) fn flags(o: AttachOptions) -> AttachFlags {
+    AttachFlags {
+        stdin: o.stdin,
+        stdout: o.stdout,
+        stderr: o.stderr,
+    }
+}
+
+/// The control connection to a monitor this berthd started.
+#[derive(Debug)]
+pub(crate) struct MonitorConn {
+    sock: tokio::net::UnixStream,
+    lines: LineBuf,
+}
+
+impl MonitorConn {
+    fn new(sock: UnixStream) -> io::Result<Self> {
+        sock.set_nonblocking(true)?;
+        Ok(MonitorConn {
+            sock: tokio::net::UnixStream::from_std(sock)?,
+            lines: LineBuf::default(),
+        })
+    }
+
+    /// The next event; `None` when the monitor closed the connection.
+    async fn next_event(&mut self) -> io::Result<Option<CtlEvent>> {
+        loop {
+            if let Some(line) = self.lines.next_line() {
+                let ev = serde_json::from_slice(&line)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                return Ok(Some(ev));
+            }
+            let mut buf = [0u8; 4096];
+            let n = self.sock.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.lines.push(&buf[..n]);
+        }
+    }
+
+    async fn send(&mut self, req: &CtlRequest) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.sock.write_all(&encode_line(req)).await
+    }
+
+    /// Waits for the container's exit. `None` when the monitor vanished without one and
+    /// left no exit.json either.
+    pub(crate) async fn wait_exit(mut self, state_dir: PathBuf) -> Option<ExitStatus> {
+        loop {
+            match self.next_event().await {
+                Ok(Some(CtlEvent::Exited(st))) => return Some(st),
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        tokio::task::spawn_blocking(move || read_exit_file(&state_dir))
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// A watch connection on `monitor.sock` (after a restore); the same exit semantics.
+#[derive(Debug)]
+pub(crate) struct WatchConn {
+    sock: tokio::net::UnixStream,
+    lines: LineBuf,
+}
+
+impl WatchConn {
+    /// Wraps a watch connection; must run inside the runtime that will poll it.
+    pub(crate) fn new(sock: UnixStream) -> io::Result<Self> {
+        sock.set_nonblocking(true)?;
+        Ok(WatchConn {
+            sock: tokio::net::UnixStream::from_std(sock)?,
+            lines: LineBuf::default(),
+        })
+    }
+
+    pub(crate) async fn wait_exit(mut self, state_dir: PathBuf) -> Option<ExitStatus> {
+        let mut buf = [0u8; 1024];
+        loop {
+            if let Some(line) = self.lines.next_line() {
+                if let Ok(SockReply::Exited(st)) = serde_json::from_slice(&line) {
+                    return Some(st);
+                }
+                continue;
+            }
+            match self.sock.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.lines.push(&buf[..n]),
+            }
+        }
+        tokio::task::spawn_blocking(move || read_exit_file(&state_dir))
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// Reads `<state_dir>/exit.json`.
+pub(crate) fn read_exit_file(state_dir: &Path) -> Option<ExitStatus> {
+    let data = std::fs::read(state_dir.join(EXIT_FILE)).ok()?;
+    serde_json::from_slice(&data).ok()
+}
+
+fn monitor_err(id: &str, source: io::Error) -> ExecError {
+    ExecError::Monitor {
+        id: id.to_owned(),
+        source,
+    }
+}
+
+/// Spawns the monitor and sends the first batch; runs on a blocking thread.
+fn spawn_and_send(
+    exe: &Path,
+    spec: &ContainerSpec,
+    batch: &[u8],
+    fds: &[OwnedFd],
+) -> Result<UnixStream, ExecError> {
+    let id = &spec.id;
+    std::fs::create_dir_all(&spec.state_dir).map_err(|source| ExecError::ExecRoot {
+        path: spec.state_dir.clone(),
+        source,
+    })?;
+    let (ours, theirs) = UnixStream::pair().map_err(|e| monitor_err(id, e))?;
+    let mut child = sys::process::spawn_monitor(exe, OwnedFd::from(theirs)).map_err(|source| {
+        ExecError::SpawnMonitor {
+            id: id.clone(),
+            source,
+        }
+    })?;
+    // The monitor daemonizes at once: reap the short-lived parent off this thread.
+    tokio::task::spawn_blocking(move || {
+        let _ = child.wait();
+    });
+    let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let mut sent = sys::process::send_with_fds(ours.as_raw_fd(), batch, &raw)
+        .map_err(|e| monitor_err(id, e))?;
+    if sent < batch.len() {
+        (&ours)
+            .write_all(&batch[sent..])
+            .map_err(|e| monitor_err(id, e))?;
+        sent = batch.len();
+    }
+    debug_assert_eq!(sent, batch.len());
+    Ok(ours)
+}
+
+/// Starts the container: spawns its monitor, hands each pending attach a connected
+/// stream, wires the network through `hook` if asked, then lets the process run.
+pub(crate) async fn start(
+    exe: PathBuf,
+    spec: ContainerSpec,
+    attaches: Vec<PendingAttach>,
+    hook: Option<NetworkHook>,
+) -> Result<(Started, MonitorConn), ExecError> {
+    let id = spec.id.clone();
+    let wait_ready = spec.network == NetworkSpec::New && hook.is_some();
+
+    // One socketpair per attach: the client's end goes out now, before the process can
+    // write anything; the monitor's end travels with the spec.
+    let mut their_fds: Vec<OwnedFd> = Vec::new();
+    let mut attach_flags: Vec<AttachFlags> = Vec::new();
+    for a in attaches {
+        match UnixStream::pair() {
+            Ok((client, mon)) => {
+                if a.reply.send(Ok(client)).is_ok() {
+                    their_fds.push(OwnedFd::from(mon));
+                    attach_flags.push(flags(a.options));
+                }
+            }
+            Err(e) => {
+                let _ = a.reply.send(Err(monitor_err(&id, e)));
+            }
+        }
+    }
+    let mut batch = encode_line(&CtlRequest::Spec(Box::new(spec.clone())));
+    if !attach_flags.is_empty() {
+        batch.extend(encode_line(&CtlRequest::Attach(attach_flags)));
+    }
+    if !wait_ready {
+        batch.extend(encode_line(&CtlRequest::Go));
+    }
+    let span = tracing::Span::current();
+    let sock = tokio::task::spawn_blocking(move || {
+        let _g = span.enter();
+        spawn_and_send(&exe, &spec, &batch, &their_fds)
+    })
+    .await
+    .map_err(|e| monitor_err(&id, io::Error::other(e)))??;
+    let mut conn = MonitorConn::new(sock).map_err(|e| monitor_err(&id, e))?;
+
+    let gone = || {
+        monitor_err(
+            &id,
+            io::Error::new(io::ErrorKind::UnexpectedEof, "monitor exited"),
+        )
+    };
+    loop {
+        let ev = conn.next_event().await.map_err(|e| monitor_err(&id, e))?;
+        match ev {
+            Some(CtlEvent::Ready { pid }) => {
+                if let (true, Some(NetworkHook(f))) = (wait_ready, hook) {
+                    // Dropping `conn` on error makes the monitor kill the paused init.
+                    f(pid)
+                        .instrument(tracing::debug_span!("network_hook", pid))
+                        .await
+                        .map_err(|source| ExecError::WireNetwork {
+                            id: id.clone(),
+                            source,
+                        })?;
+                    conn.send(&CtlRequest::Go)
+                        .await
+                        .map_err(|e| monitor_err(&id, e))?;
+                }
+                break;
+            }
+            Some(CtlEvent::Failed { message, exec }) => return Err(failed(&id, message, exec)),
+            Some(_) => {}
+            None => return Err(gone()),
+        }
+    }
+    loop {
+        match conn.next_event().await.map_err(|e| monitor_err(&id, e))? {
+            Some(CtlEvent::Started { pid }) => {
+                let started = Started {
+                    pid,
+                    started_at: chrono::Utc::now(),
+                };
+                return Ok((started, conn));
+            }
+            Some(CtlEvent::Failed { message, exec }) => return Err(failed(&id, message, exec)),
+            Some(_) => {}
+            None => return Err(gone()),
+        }
+    }
+}
+
+fn failed(id: &str, message: String, exec: bool) -> ExecError {
+    if exec {
+        ExecError::StartFailed {
+            id: id.to_owned(),
+            message,
+        }
+    } else {
+        monitor_err(id, io::Error::other(message))
+    }
+}
+
+/// Connects to `monitor.sock`, sends `req` and reads the one-line reply. Blocking.
+/// The stream is returned positioned just after the reply line.
+pub(crate) fn sock_request(
+    state_dir: &Path,
+    req: &SockRequest,
+) -> io::Result<(UnixStream, SockReply)> {
+    let mut s = connect_unix(&state_dir.join(SOCKET_NAME))?;
+    s.set_read_timeout(Some(SOCK_TIMEOUT))?;
+    s.set_write_timeout(Some(SOCK_TIMEOUT))?;
+    s.write_all(&encode_line(req))?;
+    // Byte by byte, so that nothing after the reply line is consumed.
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        let n = s.read(&mut b)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "monitor closed the connection",
+            ));
+        }
+        if b[0] == b'\n' {
+            break;
+        }
+        line.push(b[0]);
+        if line.len() > 64 * 1024 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "reply too long"));
+        }
+    }
+    let reply =
+        serde_json::from_slice(&line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    s.set_read_timeout(None)?;
+    s.set_write_timeout(None)?;
+    Ok((s, reply))
+}
+
+/// True for the errors that mean "no monitor listens there".
+pub(crate) fn is_absent(e: &io::Error) -> bool {
+    // A monitor that exits while we talk to it resets the connection.
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// What a watch request found.
+#[derive(Debug)]
+pub(crate) enum WatchReply {
+    Running { pid: i32, sock: UnixStream },
+    Exited(ExitStatus),
+}
+
+/// A watch on a running monitor (restore). Blocking.
+pub(crate) fn watch(state_dir: &Path) -> io::Result<WatchReply> {
+    let (s, reply) = sock_request(state_dir, &SockRequest::Watch)?;
+    match reply {
+        SockReply::Running { pid } => Ok(WatchReply::Running { pid, sock: s }),
+        SockReply::Exited(st) => Ok(WatchReply::Exited(st)),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected reply {other:?}"),
+        )),
+    }
+}

@@ -1,0 +1,164 @@
+//! The container init: what the monitor's cloned child does between `clone` and `exec`.
+//!
+//! The monitor is single-threaded, so the child may allocate freely. Every failure is
+//! written as text to the error pipe (close-on-exec: a successful exec closes it empty)
+//! and the child exits.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::unistd::dup2;
+
+use super::lookup;
+use super::spec::{ContainerSpec, NetworkSpec};
+use super::user;
+use crate::sys;
+use crate::util::error_chain;
+
+/// The child's side of the descriptors the monitor prepared.
+#[derive(Debug)]
+pub struct InitFds {
+    pub stdio: InitStdio,
+    /// Read end of the "go" pipe: one byte lets the init exec.
+    pub sync: OwnedFd,
+    /// Write end of the error pipe (close-on-exec).
+    pub err: OwnedFd,
+}
+
+/// The init's stdio.
+#[derive(Debug)]
+pub enum InitStdio {
+    /// stdin, stdout and stderr.
+    Fds([OwnedFd; 3]),
+    /// A tty: the init opens a pty in the container's devpts and sends the master to the
+    /// monitor over this socket.
+    Pty(OwnedFd),
+}
+
+/// Runs the init and never returns: exec on success, exit 1 after reporting a failure.
+pub fn run(spec: &ContainerSpec, fds: InitFds) -> ! {
+    let msg = match setup_and_exec(spec, &fds) {
+        Ok(never) => match never {},
+        Err(Failure::Quiet) => sys::process::exit_now(1),
+        Err(Failure::Msg(m)) => m,
+    };
+    let mut rest = msg.as_bytes();
+    while !rest.is_empty() {
+        match nix::unistd::write(&fds.err, rest) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => rest = &rest[n..],
+        }
+    }
+    sys::process::exit_now(1)
+}
+
+enum Failure {
+    /// The monitor went away before "go": exit without a word.
+    Quiet,
+    Msg(String),
+}
+
+enum Never {}
+
+fn sys_fail(e: sys::SysError) -> Failure {
+    Failure::Msg(error_chain(&e))
+}
+
+fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure> {
+    // The monitor moves us into the container's cgroup meanwhile (before "go").
+    sys::process::reset_signals().map_err(sys_fail)?;
+    nix::unistd::setsid().map_err(|e| sys_fail(sys::SysError::call("setsid", e)))?;
+    if let InitStdio::Fds(stdio) = &fds.stdio {
+        for (i, fd) in stdio.iter().enumerate() {
+            let target = RawFd::try_from(i).unwrap_or(0);
+            dup2(fd.as_raw_fd(), target).map_err(|e| sys_fail(sys::SysError::call("dup2", e)))?;
+        }
+    }
+    sys::namespaces::set_hostname(&spec.hostname, &spec.domainname).map_err(sys_fail)?;
+    let new_netns = spec.network != NetworkSpec::Host;
+    if new_netns {
+        sys::namespaces::loopback_up().map_err(sys_fail)?;
+    }
+    sys::mounts::prepare_rootfs(&spec.rootfs, &spec.mounts, new_netns).map_err(sys_fail)?;
+    sys::mounts::pivot_root(&spec.rootfs.target).map_err(sys_fail)?;
+    let cwd = if spec.cwd.is_empty() {
+        "/"
+    } else {
+        spec.cwd.as_str()
+    };
+    if !Path::new(cwd).exists() {
+        // Docker creates a missing working directory (as root, before switching user, and
+        // before the rootfs may become read-only).
+        let _ = std::fs::create_dir_all(cwd);
+    }
+    sys::mounts::finish_rootfs(spec.readonly_rootfs).map_err(sys_fail)?;
+    if let InitStdio::Pty(sock) = &fds.stdio {
+        let master = sys::pty::open_container_pty().map_err(sys_fail)?;
+        sys::process::send_with_fds(sock.as_raw_fd(), b"p", &[master.as_raw_fd()])
+            .map_err(|e| Failure::Msg(format!("sending the pty to the monitor: {e}")))?;
+    }
+
+    // Wait for "go" (the monitor has handed out the attaches, berthd wired the network).
+    let mut b = [0u8; 1];
+    match nix::unistd::read(fds.sync.as_raw_fd(), &mut b) {
+        Ok(1) => {}
+        _ => return Err(Failure::Quiet),
+    }
+
+    let passwd = std::fs::read_to_string("/etc/passwd").ok();
+    let group = std::fs::read_to_string("/etc/group").ok();
+    let u = user::resolve(&spec.user, passwd.as_deref(), group.as_deref()).map_err(Failure::Msg)?;
+
+    let mut env: Vec<String> = spec.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={}", lookup::DEFAULT_PATH));
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", u.home));
+    }
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) && !spec.hostname.is_empty() {
+        env.push(format!("HOSTNAME={}", spec.hostname));
+    }
+
+    let cwd = if spec.cwd.is_empty() {
+        "/"
+    } else {
+        spec.cwd.as_str()
+    };
+    if !Path::new(cwd).exists() {
+        // Docker creates a missing working directory (as root, before switching user).
+        let _ = std::fs::create_dir_all(cwd);
+    }
+    sys::caps::switch_user(u.uid, u.gid, &u.groups).map_err(sys_fail)?;
+    nix::unistd::chdir(cwd).map_err(|e| {
+        Failure::Msg(format!(
+            "chdir to cwd ({}) set in config.json failed: {}",
+            lookup::quote(cwd),
+            lookup::errno_text(e)
+        ))
+    })?;
+
+    let Some(arg0) = spec.args.first() else {
+        return Err(Failure::Msg("no command specified".to_owned()));
+    };
+    let path_env = lookup::path_of(&env);
+    let exe = lookup::look_path(arg0, path_env).map_err(Failure::Msg)?;
+    let c = |s: &str| CString::new(s).map_err(|_| Failure::Msg(format!("invalid string {s:?}")));
+    let exe_c = c(&exe.to_string_lossy())?;
+    let argv = spec
+        .args
+        .iter()
+        .map(|a| c(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = env.iter().map(|e| c(e)).collect::<Result<Vec<_>, _>>()?;
+    let e = match nix::unistd::execve(&exe_c, &argv, &envp) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    Err(Failure::Msg(format!(
+        "exec {}: {}",
+        exe.display(),
+        lookup::errno_text(e)
+    )))
+}

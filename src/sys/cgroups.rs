@@ -1,0 +1,560 @@
+//! cgroups: which hierarchies the host has (v1, hybrid or v2-only), and one container's
+//! cgroup in each of them.
+//!
+//! On v1 and hybrid hosts a container gets `<mount>/<path>` in each v1 hierarchy of
+//! `memory cpu cpuacct pids blkio freezer devices` that is mounted, plus the unified
+//! hierarchy when there is one (hybrid: /sys/fs/cgroup/unified, for tracking only). On a
+//! v2-only host it gets one directory, with the controllers it needs enabled in each
+//! ancestor's `cgroup.subtree_control`.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::SysError;
+
+/// The v1 controllers a container joins (cpuset is left out: a new v1 cpuset group has
+/// no cpus until they are copied in, and Docker's default leaves it unset too).
+pub const V1_CONTROLLERS: &[&str] = &[
+    "memory", "cpu", "cpuacct", "pids", "blkio", "freezer", "devices",
+];
+
+/// The cgroup hierarchies of this host, and which limits it supports (for `/info`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupLayout {
+    /// v1 hierarchies: controller → mount point. Co-mounted controllers (`cpu,cpuacct`)
+    /// appear once per controller with the same mount point.
+    pub v1: Vec<(String, PathBuf)>,
+    /// The cgroup2 mount, if any (v2-only: /sys/fs/cgroup; hybrid: /sys/fs/cgroup/unified).
+    pub unified: Option<PathBuf>,
+    pub memory_limit: bool,
+    pub swap_limit: bool,
+    pub pids_limit: bool,
+    pub cpu_cfs_quota: bool,
+    pub cpu_shares: bool,
+    pub cpuset: bool,
+}
+
+impl CgroupLayout {
+    /// Reads /proc/self/mountinfo and probes the controllers' files.
+    pub fn detect() -> CgroupLayout {
+        let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut layout = CgroupLayout::from_mountinfo(&text);
+        layout.probe();
+        layout
+    }
+
+    /// The hierarchies named in a mountinfo text; the capability flags stay false.
+    pub fn from_mountinfo(text: &str) -> CgroupLayout {
+        let mut layout = CgroupLayout::default();
+        for line in text.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let left: Vec<&str> = left.split(' ').collect();
+            let right: Vec<&str> = right.split(' ').collect();
+            if left.len() < 5 || right.len() < 3 {
+                continue;
+            }
+            let (root, mount_point) = (left[3], unescape_mountinfo(left[4]));
+            if root != "/" {
+                continue;
+            }
+            match right[0] {
+                "cgroup2" if layout.unified.is_none() => {
+                    layout.unified = Some(PathBuf::from(mount_point));
+                }
+                "cgroup" => {
+                    for opt in right[2].split(',') {
+                        let known = V1_CONTROLLERS.contains(&opt) || opt == "cpuset";
+                        if known && !layout.v1.iter().any(|(c, _)| c == opt) {
+                            layout
+                                .v1
+                                .push((opt.to_owned(), PathBuf::from(&mount_point)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        layout
+    }
+
+    /// 2 only when there is no v1 controller hierarchy (a unified/v2-only host), as dockerd
+    /// reports `CgroupVersion`.
+    pub fn version(&self) -> u8 {
+        if self.v1.is_empty() && self.unified.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The mount point of a v1 controller.
+    pub fn v1_mount(&self, controller: &str) -> Option<&Path> {
+        self.v1
+            .iter()
+            .find(|(c, _)| c == controller)
+            .map(|(_, p)| p.as_path())
+    }
+
+    /// Controllers the unified hierarchy offers (empty on hybrid hosts).
+    pub fn v2_controllers(&self) -> Vec<String> {
+        let Some(root) = &self.unified else {
+            return Vec::new();
+        };
+        fs::read_to_string(root.join("cgroup.controllers"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn probe(&mut self) {
+        if self.version() == 2 {
+            let ctrls = self.v2_controllers();
+            let has = |c: &str| ctrls.iter().any(|x| x == c);
+            self.memory_limit = has("memory");
+            self.pids_limit = has("pids");
+            self.cpu_cfs_quota = has("cpu");
+            self.cpu_shares = has("cpu");
+            self.cpuset = has("cpuset");
+            self.swap_limit = self.memory_limit && v2_has_swap(self.unified.as_deref());
+        } else {
+            let file = |c: &str, f: &str| self.v1_mount(c).is_some_and(|m| m.join(f).exists());
+            let flags = [
+                file("memory", "memory.limit_in_bytes"),
+                file("memory", "memory.memsw.limit_in_bytes"),
+                self.v1_mount("pids").is_some(),
+                file("cpu", "cpu.cfs_quota_us"),
+                file("cpu", "cpu.shares"),
+                self.v1_mount("cpuset").is_some(),
+            ];
+            [
+                self.memory_limit,
+                self.swap_limit,
+                self.pids_limit,
+                self.cpu_cfs_quota,
+                self.cpu_shares,
+                self.cpuset,
+            ] = flags;
+        }
+    }
+}
+
+/// `memory.swap.max` exists only below the root; look in our own cgroup or a child of root.
+fn v2_has_swap(root: Option<&Path>) -> bool {
+    let Some(root) = root else { return false };
+    let own = fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_owned));
+    if let Some(own) = own {
+        let p = root.join(own.trim_start_matches('/'));
+        if p != root && p.join("memory.swap.max").exists() {
+            return true;
+        }
+    }
+    fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.path().join("memory.swap.max").exists())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = u32::from(b[i + 1] - b'0') * 64
+                + u32::from(b[i + 2] - b'0') * 8
+                + u32::from(b[i + 3] - b'0');
+            out.push(u8::try_from(v).unwrap_or(b'?'));
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Limits for a container's cgroup (see `monitor::spec::CgroupSpec`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory: i64,
+    pub pids: i64,
+    pub cpu_quota: i64,
+    pub cpu_period: u64,
+    pub cpu_shares: u64,
+}
+
+/// Checks that a cgroup path is relative and stays inside the hierarchy.
+pub fn check_rel_path(rel: &str) -> Result<PathBuf, SysError> {
+    let p = Path::new(rel);
+    let ok = !rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+    if ok {
+        Ok(p.to_path_buf())
+    } else {
+        Err(SysError::Create {
+            path: p.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "cgroup path must be relative"),
+        })
+    }
+}
+
+/// `--cpu-shares` (2..262144) to cgroup v2 `cpu.weight` (1..10000), as runc converts.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    let s = shares.clamp(2, 262_144);
+    1 + ((s - 2) * 9999) / 262_142
+}
+
+/// The devices a container may use (v1 devices cgroup): Docker's default list.
+const DEVICE_ALLOW: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
+
+/// One container's cgroup directories.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerCgroup {
+    /// Every directory made, deepest path per hierarchy (removed in reverse at exit).
+    pub dirs: Vec<PathBuf>,
+    /// Where the memory controller lives for this container, and whether it is v2.
+    pub memory: Option<(PathBuf, bool)>,
+    /// The directory in the unified (v2) hierarchy, if any.
+    pub v2_dir: Option<PathBuf>,
+}
+
+fn write_file(path: &Path, data: &str) -> Result<(), SysError> {
+    let res = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(data.as_bytes()));
+    res.map_err(|source| SysError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn mkdir(path: &Path) -> Result<(), SysError> {
+    match fs::create_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(source) => Err(SysError::Create {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+impl ContainerCgroup {
+    /// Creates `rel` in every hierarchy in use and applies `limits`.
+    pub fn create(layout: &CgroupLayout, rel: &str, limits: &Limits) -> Result<Self, SysError> {
+        let rel = check_rel_path(rel)?;
+        let mut cg = ContainerCgroup::default();
+        let res = cg.create_inner(layout, &rel, limits);
+        if let Err(e) = res {
+            cg.remove(Duration::from_millis(0));
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    fn create_inner(
+        &mut self,
+        layout: &CgroupLayout,
+        rel: &Path,
+        limits: &Limits,
+    ) -> Result<(), SysError> {
+        let mut seen: Vec<&Path> = Vec::new();
+        for ctrl in V1_CONTROLLERS {
+            let Some(mount) = layout.v1_mount(ctrl) else {
+                continue;
+            };
+            if seen.contains(&mount) {
+                continue;
+            }
+            seen.push(mount);
+            let dir = mount.join(rel);
+            mkdir(&dir)?;
+            self.dirs.push(dir.clone());
+            let co: Vec<&str> = layout
+                .v1
+                .iter()
+                .filter(|(_, m)| m == mount)
+                .map(|(c, _)| c.as_str())
+                .collect();
+            if co.contains(&"memory") {
+                self.memory = Some((dir.clone(), false));
+                if limits.memory > 0 {
+                    write_file(
+                        &dir.join("memory.limit_in_bytes"),
+                        &limits.memory.to_string(),
+                    )?;
+                }
+            }
+            if co.contains(&"pids") && limits.pids > 0 {
+                write_file(&dir.join("pids.max"), &limits.pids.to_string())?;
+            }
+            if co.contains(&"cpu") {
+                if limits.cpu_quota > 0 {
+                    if limits.cpu_period > 0 {
+                        write_file(
+                            &dir.join("cpu.cfs_period_us"),
+                            &limits.cpu_period.to_string(),
+                        )?;
+                    }
+                    write_file(&dir.join("cpu.cfs_quota_us"), &limits.cpu_quota.to_string())?;
+                }
+                if limits.cpu_shares > 0 {
+                    write_file(&dir.join("cpu.shares"), &limits.cpu_shares.to_string())?;
+                }
+            }
+            if co.contains(&"devices") {
+                write_file(&dir.join("devices.deny"), "a")?;
+                for rule in DEVICE_ALLOW {
+                    write_file(&dir.join("devices.allow"), rule)?;
+                }
+            }
+        }
+        if let Some(root) = &layout.unified {
+            let available = layout.v2_controllers();
+            let mut wanted: Vec<&str> = Vec::new();
+            for c in ["memory", "pids", "cpu"] {
+                if available.iter().any(|a| a == c) {
+                    wanted.push(c);
+                }
+            }
+            // Enable the controllers in every ancestor, so that the leaf gets their files.
+            if !wanted.is_empty() {
+                let mut cur = root.clone();
+                let comps: Vec<_> = rel.components().collect();
+                for (i, comp) in comps.iter().enumerate() {
+                    let enabled =
+                        fs::read_to_string(cur.join("cgroup.subtree_control")).unwrap_or_default();
+                    let missing: Vec<String> = wanted
+                        .iter()
+                        .filter(|w| !enabled.split_whitespace().any(|e| e == **w))
+                        .map(|w| format!("+{w}"))
+                        .collect();
+                    if !missing.is_empty() {
+                        write_file(&cur.join("cgroup.subtree_control"), &missing.join(" "))?;
+                    }
+                    cur.push(comp.as_os_str());
+                    if i + 1 < comps.len() {
+                        match fs::create_dir(&cur) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                            Err(source) => {
+                                return Err(SysError::Create { path: cur, source });
+                            }
+                        }
+                    }
+                }
+            }
+            let dir = root.join(rel);
+            mkdir(&dir)?;
+            self.dirs.push(dir.clone());
+            self.v2_dir = Some(dir.clone());
+            let has = |c: &str| wanted.contains(&c);
+            if has("memory") {
+                self.memory = Some((dir.clone(), true));
+                if limits.memory > 0 {
+                    write_file(&dir.join("memory.max"), &limits.memory.to_string())?;
+                }
+            }
+            if has("pids") && limits.pids > 0 {
+                write_file(&dir.join("pids.max"), &limits.pids.to_string())?;
+            }
+            if has("cpu") {
+                if limits.cpu_quota > 0 {
+                    let period = if limits.cpu_period > 0 {
+                        limits.cpu_period
+                    } else {
+                        100_000
+                    };
+                    write_file(
+                        &dir.join("cpu.max"),
+                        &format!("{} {period}", limits.cpu_quota),
+                    )?;
+                }
+                if limits.cpu_shares > 0 {
+                    let w = shares_to_weight(limits.cpu_shares);
+                    write_file(&dir.join("cpu.weight"), &w.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The `cgroup.procs` files the init writes itself into.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// Moves process `pid` (0: the caller) into every directory via `cgroup.procs`.
+    pub fn join(procs_files: &[PathBuf], pid: i32) -> Result<(), SysError> {
+        let pid = pid.to_string();
+        for f in procs_files {
+            write_file(f, &pid)?;
+        }
+        Ok(())
+    }
+
+    /// True when the memory controller counted an OOM kill in this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let Some((dir, v2)) = &self.memory else {
+            return false;
+        };
+        let (file, key) = if *v2 {
+            ("memory.events", "oom_kill")
+        } else {
+            ("memory.oom_control", "oom_kill")
+        };
+        let text = fs::read_to_string(dir.join(file)).unwrap_or_default();
+        text.lines().any(|l| {
+            let mut it = l.split_whitespace();
+            it.next() == Some(key) && it.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) > 0
+        })
+    }
+
+    /// Removes the directories, retrying while exiting processes still hold them (EBUSY)
+    /// until `patience` has passed. Returns the directories that could not be removed.
+    pub fn remove(&self, patience: Duration) -> Vec<PathBuf> {
+        let deadline = Instant::now() + patience;
+        let mut left = Vec::new();
+        for dir in self.dirs.iter().rev() {
+            loop {
+                match fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => {
+                        left.push(dir.clone());
+                        break;
+                    }
+                }
+            }
+        }
+        left
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+25 31 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+26 25 0:24 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+27 26 0:25 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+28 26 0:26 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+29 26 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+30 26 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+31 26 0:29 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+";
+
+    const V2: &str = "\
+26 25 0:24 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
+";
+
+    #[test]
+    fn hybrid_is_version_1_with_unified() {
+        let l = CgroupLayout::from_mountinfo(HYBRID);
+        assert_eq!(l.version(), 1);
+        assert_eq!(
+            l.unified.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            l.v1_mount("cpuacct"),
+            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct"))
+        );
+        assert_eq!(l.v1_mount("cpu"), l.v1_mount("cpuacct"));
+        assert_eq!(
+            l.v1_mount("memory"),
+            Some(Path::new("/sys/fs/cgroup/memory"))
+        );
+        assert!(l.v1_mount("freezer").is_none());
+        assert!(l.v1.iter().all(|(c, _)| !c.contains("systemd")));
+    }
+
+    #[test]
+    fn unified_only_is_version_2() {
+        let l = CgroupLayout::from_mountinfo(V2);
+        assert_eq!(l.version(), 2);
+        assert_eq!(l.unified.as_deref(), Some(Path::new("/sys/fs/cgroup")));
+    }
+
+    #[test]
+    fn rel_paths_stay_inside() {
+        assert!(check_rel_path("berth/abc").is_ok());
+        assert!(check_rel_path("/berth").is_err());
+        assert!(check_rel_path("berth/../..").is_err());
+        assert!(check_rel_path("").is_err());
+    }
+
+    #[test]
+    fn shares_convert_like_runc() {
+        assert_eq!(shares_to_weight(0), 0);
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+    }
+
+    #[test]
+    fn mountinfo_octal_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+
+    #[test]
+    fn create_in_fake_hierarchy() {
+        let t = tempfile::tempdir().unwrap();
+        let mem = t.path().join("memory");
+        fs::create_dir_all(&mem).unwrap();
+        let layout = CgroupLayout {
+            v1: vec![("memory".into(), mem.clone())],
+            ..Default::default()
+        };
+        // A plain directory accepts the limit file as a new file.
+        let cg = ContainerCgroup::create(
+            &layout,
+            "berth/x",
+            &Limits {
+                memory: 1 << 20,
+                ..Default::default()
+            },
+        );
+        // Plain dirs don't have memory.limit_in_bytes, so opening it for write fails.
+        assert!(cg.is_err());
+        assert!(!mem.join("berth/x").exists());
+        let cg = ContainerCgroup::create(&layout, "berth/y", &Limits::default()).unwrap();
+        assert_eq!(cg.dirs, vec![mem.join("berth/y")]);
+        assert_eq!(cg.procs_files(), vec![mem.join("berth/y/cgroup.procs")]);
+        assert!(cg.remove(Duration::from_millis(10)).is_empty());
+        assert!(!mem.join("berth/y").exists());
+    }
+}

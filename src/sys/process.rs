@@ -1,0 +1,186 @@
+//! Processes and descriptors: spawning the monitor, daemonizing it, resetting signals for
+//! the container's exec, and passing descriptors over unix sockets.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+
+use super::SysError;
+
+/// The descriptor number the monitor finds its control socket at.
+pub const MONITOR_CTL_FD: RawFd = 3;
+
+/// Starts `exe monitor` with `ctl` as its descriptor 3 and nothing else inherited
+/// (stdio is /dev/null). The monitor daemonizes at once, so the returned child exits
+/// within milliseconds and only needs reaping.
+pub fn spawn_monitor(exe: &Path, ctl: OwnedFd) -> io::Result<Child> {
+    let fd = ctl.as_raw_fd();
+    let mut cmd = Command::new(exe);
+    // BERTH_MONITOR_STDERR=<file> keeps the monitors' diagnostics (for debugging).
+    let stderr = std::env::var_os("BERTH_MONITOR_STDERR")
+        .and_then(|p| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+                .ok()
+        })
+        .map_or_else(Stdio::null, Stdio::from);
+    cmd.arg("monitor")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    // SAFETY: the closure runs in the forked child of a multithreaded process and only
+    // makes async-signal-safe calls (dup2, fcntl) on descriptors, without allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == MONITOR_CTL_FD {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, MONITOR_CTL_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn();
+    drop(ctl);
+    child
+}
+
+/// Takes ownership of the monitor's control socket at [`MONITOR_CTL_FD`]; `None` when
+/// that descriptor is not open.
+pub fn take_monitor_ctl_fd() -> Option<OwnedFd> {
+    // SAFETY: F_GETFD only inspects the descriptor table entry.
+    let open = unsafe { libc::fcntl(MONITOR_CTL_FD, libc::F_GETFD) } >= 0;
+    if !open {
+        return None;
+    }
+    // SAFETY: descriptor 3 is open (checked above), was handed to this process by its
+    // spawner for this purpose, and nothing else in the process owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(MONITOR_CTL_FD) };
+    let _ = nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    Some(fd)
+}
+
+/// Forks; the parent exits at once, the child becomes a session leader without a
+/// controlling terminal. Afterwards the caller is re-parented to init (or the nearest
+/// subreaper) and no longer dies with, or depends on, its spawner.
+///
+/// Must be called while the process is single-threaded (the monitor's start).
+pub fn daemonize() -> Result<(), SysError> {
+    // SAFETY: the monitor calls this first thing, before it starts any thread, so the
+    // child is an exact copy of a single-threaded process.
+    match unsafe { nix::unistd::fork() }.map_err(|e| SysError::call("fork", e))? {
+        nix::unistd::ForkResult::Parent { .. } => exit_now(0),
+        nix::unistd::ForkResult::Child => {}
+    }
+    nix::unistd::setsid().map_err(|e| SysError::call("setsid", e))?;
+    Ok(())
+}
+
+/// Exits the process at once, without running destructors or atexit handlers.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions; it never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Blocks SIGCHLD (for a signalfd) and returns the mask to restore in children.
+pub fn block_sigchld() -> Result<SigSet, SysError> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    let mut old = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
+        .map_err(|e| SysError::call("sigprocmask", e))?;
+    Ok(set)
+}
+
+/// Gives the calling process default dispositions and an empty signal mask, as a fresh
+/// container process expects (Rust ignores SIGPIPE; the monitor blocks SIGCHLD).
+pub fn reset_signals() -> Result<(), SysError> {
+    for sig in Signal::iterator() {
+        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL involves no handler code at all.
+        let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| SysError::call("sigprocmask", e))?;
+    Ok(())
+}
+
+/// Sends `data` with `fds` attached (SCM_RIGHTS) on a unix socket. Returns bytes sent.
+pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
+    let iov = [IoSlice::new(data)];
+    let cmsgs = [ControlMessage::ScmRights(fds)];
+    let cm: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsgs };
+    sendmsg::<()>(sock, &iov, cm, MsgFlags::MSG_NOSIGNAL, None).map_err(io::Error::from)
+}
+
+/// Receives into `buf`; descriptors that came along are appended to `fds` (close on
+/// exec). Returns bytes read (0 at end of stream).
+pub fn recv_with_fds(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 32]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(io::Error::from)?;
+    let n = msg.bytes;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            for r in raw {
+                // SAFETY: the kernel just installed `r` in our descriptor table for this
+                // message; nothing else knows about it, so we are its only owner.
+                fds.push(unsafe { OwnedFd::from_raw_fd(r) });
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Sends signal number `signal` (any, real-time ones included) to `pid`.
+pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
+    if pid <= 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "invalid pid"));
+    }
+    // SAFETY: kill(2) takes plain integers; a positive pid targets exactly one process.
+    let r = unsafe { libc::kill(pid, signal) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Closes every descriptor numbered `first` or above (what a spawner leaked to us:
+/// socket-activation fds, a build tool's jobserver pipe...).
+pub fn close_fds_from(first: RawFd) {
+    let Ok(first_u) = libc::c_uint::try_from(first) else {
+        return;
+    };
+    // SAFETY: close_range only closes descriptors; the caller owns nothing at or above
+    // `first` that it still needs (the monitor calls this first thing).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first_u, libc::c_uint::MAX, 0) };
+    if r == 0 {
+        return;
+    }
+    // Old kernels: walk /proc/self/fd.
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .filter(|fd| *fd >= first)
+        .collect();
+    for fd in fds {
+        let _ = nix::unistd::close(fd);
+    }
+}
