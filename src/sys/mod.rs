@@ -13,8 +13,8 @@
 //! Every error names the path or the call that failed and keeps the errno.
 
 pub mod caps;
-pub mod env;
 pub mod cgroups;
+pub mod env;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;

@@ -414,7 +414,7 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
         open_stdin: c.config_bool("OpenStdin"),
         stdin_once: c.config_bool("StdinOnce"),
         log_path: container_dir.join(format!("{}-json.log", c.id)),
-        state_dir: exec_root.join(&c.id),
+        state_dir: crate::actors::exec::state_dir(exec_root, &c.id),
         cgroup: CgroupSpec {
             path: format!("berth/{}", c.id),
             memory: c.host_i64("Memory"),
