@@ -388,3 +388,58 @@ fn live_restore_keeps_containers_running_across_a_restart() {
     assert_eq!(out.trim(), "137");
     d.docker_ok(&["rm", "lr"]);
 }
+
+#[test]
+fn logs_reach_the_cli_and_the_sdk() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "lg",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; echo three",
+    ]);
+    let out = d.docker(&["logs", "lg"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\nthree\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "two\n");
+    let ts = d.docker_ok(&["logs", "-t", "lg"]);
+    assert!(ts.lines().all(|l| l.len() > 30 && l.contains('T')), "{ts}");
+    // Follow ends when the container exits.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lf",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.2; done",
+    ]);
+    let follow = d.docker_ok(&["logs", "-f", "lf"]);
+    assert_eq!(follow, "1\n2\n3\n");
+    assert_eq!(d.docker_ok(&["logs", "--tail", "1", "lf"]), "3\n");
+    // docker-py's containers.run (not detached) reads the output through logs.
+    let script = format!(
+        "import docker\nc = docker.DockerClient(base_url='unix://{}')\nprint(repr(c.containers.run('busybox', ['echo', 'hi'], network_mode='none', remove=True)))\n",
+        d.sock.display()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "b'hi\\n'");
+    d.docker_ok(&["rm", "lg", "lf"]);
+}

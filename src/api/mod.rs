@@ -9,6 +9,7 @@
 pub mod containers;
 pub mod error;
 pub mod images;
+pub mod logs;
 pub mod system;
 
 use std::path::PathBuf;
@@ -55,6 +56,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     system::routes(cfg);
     containers::routes(cfg);
     images::routes(cfg);
+    logs::routes(cfg);
 }
 
 /// The headers dockerd puts on every reply.

@@ -261,28 +261,44 @@ impl TestDaemon {
         }
     }
 
-    /// Pids of processes whose command line mentions this daemon's exec root (its
-    /// monitors); only ours, since the path is unique to this test.
+    /// Pids of this daemon's monitors: processes whose cwd is under its exec root (a
+    /// monitor runs in its container's state dir); only ours, since the path is unique.
     pub fn monitor_pids(&self) -> Vec<i32> {
-        pids_mentioning(&self.exec_root)
+        pids_with_cwd_under(&self.exec_root)
     }
 }
 
-/// Pids whose command line contains `needle`.
-pub fn pids_mentioning(needle: &Path) -> Vec<i32> {
-    let needle = needle.display().to_string();
+/// Pids whose current directory is under `dir`.
+pub fn pids_with_cwd_under(dir: &Path) -> Vec<i32> {
     let mut out = Vec::new();
-    let me = std::process::id() as i32;
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        if pid == me {
-            continue;
-        }
-        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            if String::from_utf8_lossy(&cmd).contains(&needle) {
+        if let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) {
+            if cwd.starts_with(dir) {
                 out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Children of `pid` (from /proc/*/stat).
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) {
+            // The ppid is the second field after the parenthesised command.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(pid) {
+                out.push(child);
             }
         }
     }
@@ -306,9 +322,19 @@ impl Drop for TestDaemon {
         if self.child.is_some() {
             self.stop();
         }
-        // Monitors this daemon started (live-restore tests leave some): end them by pid.
-        for pid in self.monitor_pids() {
-            signal(pid as u32, libc::SIGKILL);
+        // Monitors this daemon started (live-restore tests leave some): kill their
+        // containers' inits (which ends each pid namespace), then the monitors, by pid.
+        let monitors = self.monitor_pids();
+        for &m in &monitors {
+            for child in children_of(m) {
+                signal(child as u32, libc::SIGKILL);
+            }
+        }
+        if !monitors.is_empty() {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        for m in self.monitor_pids() {
+            signal(m as u32, libc::SIGKILL);
         }
         // Anything still mounted under our temp dir.
         let root = self.dir.path().display().to_string();

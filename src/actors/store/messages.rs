@@ -160,3 +160,18 @@ impl Counts {
         self.total - self.running - self.paused
     }
 }
+
+/// From `api::logs`: where a container's json-file log is and how to frame it.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<LogInfo, StoreError>")]
+pub struct GetLogInfo {
+    pub id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogInfo {
+    pub id: String,
+    pub path: std::path::PathBuf,
+    pub tty: bool,
+    pub running: bool,
+}

@@ -1068,3 +1068,18 @@ impl Handler<CountContainers> for ContainerStoreActor {
         MessageResult(n)
     }
 }
+
+impl Handler<GetLogInfo> for ContainerStoreActor {
+    type Result = Result<LogInfo, StoreError>;
+    fn handle(&mut self, msg: GetLogInfo, _: &mut Self::Context) -> Self::Result {
+        let dir = self.containers_dir();
+        let entry = self.entry(&msg.id)?;
+        let id = entry.c.id.clone();
+        Ok(LogInfo {
+            path: dir.join(&id).join(format!("{id}-json.log")),
+            tty: entry.c.config_bool("Tty"),
+            running: entry.c.state.is_running() || entry.starting,
+            id,
+        })
+    }
+}
