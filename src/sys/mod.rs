@@ -1,6 +1,7 @@
 //! The only home of raw syscalls and `unsafe`.
 //!
 //! - [`cgroups`]: cgroup v1/v2 layout detection, container cgroups and their limits.
+//! - [`devices`]: the cgroup v2 device allow-list (an eBPF program).
 //! - [`namespaces`]: the container init's `clone`, hostname, loopback.
 //! - [`mounts`]: the container's root filesystem: rootfs, /proc, /sys, /dev, pivot_root,
 //!   masked and read-only paths.
@@ -12,6 +13,7 @@
 
 pub mod caps;
 pub mod cgroups;
+pub mod devices;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
