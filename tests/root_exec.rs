@@ -658,3 +658,28 @@ fn v2_device_filter_allows_null_and_denies_kmsg() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "zero\nnokmsg\n");
     assert!(cg.remove(Duration::from_secs(2)).is_empty());
 }
+
+#[test]
+fn seccomp_blocks_namespaces_and_mounts() {
+    require_root!();
+    let fx = Fixture::new();
+    system(async {
+        let mut ex = Exec::start(&fx).await;
+        let spec = fx.spec(
+            Kind::Bind,
+            &[
+                "sh",
+                "-c",
+                "unshare -U true 2>/dev/null && echo userns || echo no-userns; \
+                 mount -t tmpfs t /tmp 2>/dev/null && echo mounted || echo no-mount; \
+                 (echo sub) | cat; grep Seccomp: /proc/self/status",
+            ],
+        );
+        let (out, err, code) = ex.run(spec).await;
+        assert_eq!(
+            out, "no-userns\nno-mount\nsub\nSeccomp:\t2\n",
+            "stderr: {err}"
+        );
+        assert_eq!(code, 0);
+    });
+}

@@ -130,6 +130,9 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
         // Docker creates a missing working directory (as root, before switching user).
         let _ = std::fs::create_dir_all(cwd);
     }
+    // Last privileged step: the filter needs CAP_SYS_ADMIN, which switch_user drops; the
+    // calls left until exec are all allowed by it.
+    sys::seccomp::install_default_filter().map_err(sys_fail)?;
     sys::caps::switch_user(u.uid, u.gid, &u.groups).map_err(sys_fail)?;
     nix::unistd::chdir(cwd).map_err(|e| {
         Failure::Msg(format!(

@@ -6,6 +6,7 @@
 //! - [`mounts`]: the container's root filesystem: rootfs, /proc, /sys, /dev, pivot_root,
 //!   masked and read-only paths.
 //! - [`caps`]: capability sets and the switch to the container's user.
+//! - [`seccomp`]: the default system call filter.
 //! - [`pty`]: pseudo terminals and window sizes.
 //! - [`process`]: spawning the monitor, daemonizing, signals, fd passing.
 //!
@@ -18,6 +19,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod pty;
+pub mod seccomp;
 
 use std::io;
 use std::path::PathBuf;
