@@ -118,10 +118,11 @@ enum To {
 pub fn default_filter() -> Vec<SockFilter> {
     let nr = |n: libc::c_long| u32::try_from(n).unwrap_or(u32::MAX);
     // (code, k, jump-if-true target, jump-if-false target); None = next instruction.
-    let mut p: Vec<(u16, u32, Option<To>, Option<To>)> = Vec::new();
-    p.push((LD_W_ABS, OFF_ARCH, None, None));
-    p.push((JEQ_K, AUDIT_ARCH, None, Some(To::Eperm)));
-    p.push((LD_W_ABS, OFF_NR, None, None));
+    let mut p: Vec<(u16, u32, Option<To>, Option<To>)> = vec![
+        (LD_W_ABS, OFF_ARCH, None, None),
+        (JEQ_K, AUDIT_ARCH, None, Some(To::Eperm)),
+        (LD_W_ABS, OFF_NR, None, None),
+    ];
     #[cfg(target_arch = "x86_64")]
     p.push((JGE_K, 0x4000_0000, Some(To::Eperm), None)); // the x32 ABI
     p.push((JEQ_K, nr(libc::SYS_clone3), Some(To::Enosys), None));
@@ -199,7 +200,8 @@ pub fn install_default_filter() -> Result<(), SysError> {
     Ok(())
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
+#[cfg(target_arch = "x86_64")]
 mod tests {
     use super::*;
 
