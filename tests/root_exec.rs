@@ -620,3 +620,66 @@ fn memory_limit_oom_kill_is_reported() {
         assert!(exit.oom_killed);
     });
 }
+
+/// On a v2-only host the device allow-list is an eBPF program; try it on this host's
+/// unified hierarchy with a process moved into the cgroup.
+#[test]
+fn v2_device_filter_allows_null_and_denies_kmsg() {
+    require_root!();
+    use berth::sys::cgroups::{CgroupLayout, ContainerCgroup, Limits};
+    use std::process::{Command, Stdio};
+    let fx = Fixture::new();
+    let host = CgroupLayout::detect();
+    let Some(unified) = host.unified.clone() else {
+        eprintln!("skipped: no cgroup2 hierarchy");
+        return;
+    };
+    let layout = CgroupLayout {
+        v1: Vec::new(),
+        unified: Some(unified),
+        ..Default::default()
+    };
+    let rel = format!("{}/{}", fx.cgroup_parent, berth::util::new_id());
+    let cg = ContainerCgroup::create(&layout, &rel, &Limits::default()).unwrap();
+    let mut child = Command::new("/bin/busybox")
+        .args([
+            "sh",
+            "-c",
+            "read x; head -c 1 /dev/zero >/dev/null && echo zero; \
+             head -c 1 /dev/kmsg >/dev/null 2>&1 && echo kmsg || echo nokmsg",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ContainerCgroup::join(&cg.procs_files(), i32::try_from(child.id()).unwrap()).unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "zero\nnokmsg\n");
+    assert!(cg.remove(Duration::from_secs(2)).is_empty());
+}
+
+#[test]
+fn seccomp_blocks_namespaces_and_mounts() {
+    require_root!();
+    let fx = Fixture::new();
+    system(async {
+        let mut ex = Exec::start(&fx).await;
+        let spec = fx.spec(
+            Kind::Bind,
+            &[
+                "sh",
+                "-c",
+                "unshare -U true 2>/dev/null && echo userns || echo no-userns; \
+                 mount -t tmpfs t /tmp 2>/dev/null && echo mounted || echo no-mount; \
+                 (echo sub) | cat; grep Seccomp: /proc/self/status",
+            ],
+        );
+        let (out, err, code) = ex.run(spec).await;
+        assert_eq!(
+            out, "no-userns\nno-mount\nsub\nSeccomp:\t2\n",
+            "stderr: {err}"
+        );
+        assert_eq!(code, 0);
+    });
+}

@@ -38,10 +38,13 @@ pub enum InitStdio {
 
 /// Runs the init and never returns: exec on success, exit 1 after reporting a failure.
 pub fn run(spec: &ContainerSpec, fds: InitFds) -> ! {
-    let msg = match setup_and_exec(spec, &fds) {
-        Ok(never) => match never {},
-        Err(Failure::Quiet) => sys::process::exit_now(1),
-        Err(Failure::Msg(m)) => m,
+    // A panic must never unwind back into the monitor's code in this child process.
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| setup_and_exec(spec, &fds)));
+    let msg = match res {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(Failure::Quiet)) => sys::process::exit_now(1),
+        Ok(Err(Failure::Msg(m))) => m,
+        Err(_) => "container init failed unexpectedly".to_owned(),
     };
     let mut rest = msg.as_bytes();
     while !rest.is_empty() {
@@ -130,6 +133,9 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
         // Docker creates a missing working directory (as root, before switching user).
         let _ = std::fs::create_dir_all(cwd);
     }
+    // Last privileged step: the filter needs CAP_SYS_ADMIN, which switch_user drops; the
+    // calls left until exec are all allowed by it.
+    sys::seccomp::install_default_filter().map_err(sys_fail)?;
     sys::caps::switch_user(u.uid, u.gid, &u.groups).map_err(sys_fail)?;
     nix::unistd::chdir(cwd).map_err(|e| {
         Failure::Msg(format!(

@@ -52,6 +52,22 @@
 //! cgroup, writes `<state_dir>/exit.json` atomically, tells berthd and watchers, lets
 //! attached clients take the rest of the output, removes its socket and exits.
 
+//!
+//! # The container init
+//!
+//! Cloned (`clone3` into the v2 cgroup when there is one, else `clone`) with new mount,
+//! pid, uts, ipc and (unless host networking) net namespaces; the monitor moves it into
+//! the v1 cgroups while it makes its mounts (rootfs, /proc, /sys ro, /dev with its nodes,
+//! /dev/pts, /dev/shm, /dev/mqueue, the extra mounts), pivots into the rootfs and masks
+//! Docker's paths. After `Go` it resolves the user in the container's /etc/passwd,
+//! installs the seccomp filter, drops to Docker's default capabilities and execs.
+//! Device access: v1 `devices.allow`, or on cgroup v2 an eBPF program (same list).
+//!
+//! # Debugging
+//!
+//! `BERTH_MONITOR_STDERR=<file>` (in berthd's environment) sends the monitors' stderr
+//! there; `BERTH_MONITOR_TIMING=1` adds the timings of the start phases to it.
+
 pub mod init;
 pub mod lookup;
 pub mod proto;

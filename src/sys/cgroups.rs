@@ -376,6 +376,14 @@ impl ContainerCgroup {
             mkdir(&dir)?;
             self.dirs.push(dir.clone());
             self.v2_dir = Some(dir.clone());
+            if layout.v1_mount("devices").is_none() {
+                // No v1 devices controller: the allow-list is an eBPF program on v2.
+                let d = fs::File::open(&dir).map_err(|source| SysError::Create {
+                    path: dir.clone(),
+                    source,
+                })?;
+                super::devices::attach_device_filter(std::os::fd::AsFd::as_fd(&d))?;
+            }
             let has = |c: &str| wanted.contains(&c);
             if has("memory") {
                 self.memory = Some((dir.clone(), true));

@@ -1,10 +1,12 @@
 //! The only home of raw syscalls and `unsafe`.
 //!
 //! - [`cgroups`]: cgroup v1/v2 layout detection, container cgroups and their limits.
+//! - [`devices`]: the cgroup v2 device allow-list (an eBPF program).
 //! - [`namespaces`]: the container init's `clone`, hostname, loopback.
 //! - [`mounts`]: the container's root filesystem: rootfs, /proc, /sys, /dev, pivot_root,
 //!   masked and read-only paths.
 //! - [`caps`]: capability sets and the switch to the container's user.
+//! - [`seccomp`]: the default system call filter.
 //! - [`pty`]: pseudo terminals and window sizes.
 //! - [`process`]: spawning the monitor, daemonizing, signals, fd passing.
 //! - [`env`]: environment changes before threads start.
@@ -14,11 +16,13 @@
 
 pub mod caps;
 pub mod cgroups;
+pub mod devices;
 pub mod env;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod pty;
+pub mod seccomp;
 pub mod systemd;
 
 use std::io;
