@@ -29,10 +29,22 @@ fn skip_unless_root() -> bool {
 }
 
 fn temp_root() -> tempfile::TempDir {
+    temp_root_in(std::env::temp_dir())
+}
+
+fn temp_root_in(base: impl AsRef<Path>) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("berth-graph-test-")
-        .tempdir()
+        .tempdir_in(base)
         .unwrap()
+}
+
+/// Benchmarks run under `$BERTH_BENCH_DIR` when set (e.g. a fresh ext4), else TMPDIR.
+fn bench_root() -> tempfile::TempDir {
+    match std::env::var_os("BERTH_BENCH_DIR") {
+        Some(d) => temp_root_in(d),
+        None => temp_root(),
+    }
 }
 
 fn config(root: &Path, driver: Option<&str>) -> Arc<DaemonConfig> {
@@ -423,5 +435,131 @@ mod tests {
             assert_eq!(info.raw_config["history"][0]["comment"], "slow one");
             assert_eq!(graph.send(ListImages).await.unwrap().len(), 2);
         });
+    }
+}
+
+/// About `limit` bytes of real files from /usr, as a rootfs-like tarball.
+fn usr_tarball(limit: u64) -> (Vec<u8>, usize) {
+    let mut b = tar::Builder::new(Vec::with_capacity(limit as usize + (16 << 20)));
+    b.follow_symlinks(false);
+    let mut total = 0u64;
+    let mut count = 0usize;
+    let mut stack = vec![PathBuf::from("/usr")];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&dir) else { continue };
+        let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            if total >= limit {
+                return (b.into_inner().unwrap(), count);
+            }
+            let p = e.path();
+            let Ok(m) = fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let name = p.strip_prefix("/").unwrap();
+            if m.is_dir() {
+                if b.append_dir(name, &p).is_ok() {
+                    count += 1;
+                }
+                stack.push(p);
+            } else if (m.is_file() || m.file_type().is_symlink())
+                && total + m.len() <= limit + (1 << 20)
+                && b.append_path_with_name(&p, name).is_ok()
+            {
+                total += if m.is_file() { m.len() } else { 0 };
+                count += 1;
+            }
+        }
+    }
+    (b.into_inner().unwrap(), count)
+}
+
+/// A benchmark, not a test: `cargo test --release --test root_graph -- --ignored --nocapture`.
+#[cfg(test)]
+mod bench {
+    use super::*;
+
+    #[test]
+    #[ignore = "benchmark"]
+    fn import_100mb_rootfs() {
+        if skip_unless_root() {
+            return;
+        }
+        let (tar, entries) = usr_tarball(100 << 20);
+        eprintln!("tarball: {} MB, {entries} entries", tar.len() >> 20);
+        for (driver, sync) in [("overlay2", true), ("overlay2", false), ("vfs", false)] {
+            let tmp = bench_root();
+            let mut cfg = (*config(tmp.path(), Some(driver))).clone();
+            if !sync {
+                cfg.storage_opts = vec!["berth.sync_layers=false".into()];
+            }
+            let cfg = Arc::new(cfg);
+            let tar = tar.clone();
+            System::new().block_on(async move {
+                let graph = GraphActor::new(cfg).start();
+                graph.send(Init).await.unwrap().unwrap();
+                for round in 0..3 {
+                    let started = std::time::Instant::now();
+                    let msg = import_msg(tar.clone(), "bench", &format!("r{round}"));
+                    graph.send(msg).await.unwrap().unwrap();
+                    eprintln!(
+                        "{driver} sync={sync} import {round}: {:?}",
+                        started.elapsed()
+                    );
+                }
+            });
+        }
+    }
+}
+
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let u = getrusage(UsageWho::RUSAGE_SELF).unwrap();
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    tv(u.user_time()) + tv(u.system_time())
+}
+
+#[cfg(test)]
+mod bench_parts {
+    use super::*;
+    use sha2::Digest;
+
+    #[test]
+    #[ignore = "benchmark"]
+    fn import_stages() {
+        let (tar, entries) = usr_tarball(100 << 20);
+        eprintln!("tarball: {} MB, {entries} entries", tar.len() >> 20);
+        let t = std::time::Instant::now();
+        let d = sha2::Sha256::digest(&tar);
+        eprintln!("sha256 alone: {:?} {}", t.elapsed(), d[0]);
+        let t = std::time::Instant::now();
+        let mut a = tar::Archive::new(io::Cursor::new(&tar));
+        let mut n = 0;
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            n += io::copy(&mut e, &mut io::sink()).unwrap();
+        }
+        eprintln!("parse alone: {:?} {n}", t.elapsed());
+        for round in 0..3 {
+            let tmp = bench_root();
+            let dest = tmp.path().join("x");
+            fs::create_dir(&dest).unwrap();
+            let data = tar.clone();
+            let cpu0 = cpu_time();
+            let t = std::time::Instant::now();
+            berth::actors::graph::archive::extract(io::Cursor::new(data), &dest).unwrap();
+            let ex = t.elapsed();
+            eprintln!("round {round}: cpu (all threads) {:?}", cpu_time() - cpu0);
+            let t = std::time::Instant::now();
+            let f = fs::File::open(&dest).unwrap();
+            nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f)).unwrap();
+            eprintln!("round {round}: extract {ex:?}, syncfs {:?}", t.elapsed());
+            let t = std::time::Instant::now();
+            drop(tmp);
+            eprintln!("rm: {:?}", t.elapsed());
+        }
     }
 }

@@ -18,6 +18,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime};
 
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
@@ -25,6 +26,13 @@ use nix::sys::time::TimeSpec;
 use sha2::{Digest, Sha256};
 
 const BUF_SIZE: usize = 1 << 20;
+/// Decoded chunks queued between the reader thread and the parser.
+const CHUNKS_IN_FLIGHT: usize = 16;
+/// Files up to this size go to the writer threads (whole, in memory).
+const INLINE_MAX: u64 = 1 << 20;
+/// Small files queued for the writers: at most 64 MiB in memory.
+const JOBS_IN_FLIGHT: usize = 64;
+const MAX_WRITERS: usize = 4;
 
 /// Why an extraction failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +83,12 @@ pub struct Extracted {
 
 /// Reads `source` (a plain or gzip-compressed tar stream) into the existing, empty
 /// directory `dest`.
-pub fn extract(source: impl Read, dest: &Path) -> Result<Extracted, ArchiveError> {
+///
+/// Three kinds of thread share the work: a reader thread decompresses and hashes the
+/// stream and hands on 1 MiB chunks; this thread parses the tar and makes directories,
+/// links and large files; a few writer threads create the small files. When this
+/// returns, every writer has finished (also on error), so the caller may delete `dest`.
+pub fn extract(source: impl Read + Send + 'static, dest: &Path) -> Result<Extracted, ArchiveError> {
     let mut source = source;
     // Peek at the magic bytes; the source may deliver them in small pieces.
     let mut head = Vec::with_capacity(6);
@@ -91,13 +104,98 @@ pub fn extract(source: impl Read, dest: &Path) -> Result<Extracted, ArchiveError
         return Err(invalid("the archive is empty"));
     }
     let compression = detect_compression(&head);
-    let raw = BufReader::with_capacity(BUF_SIZE, io::Cursor::new(head).chain(source));
-    match compression {
-        Compression::None => extract_tar(raw, dest),
-        Compression::Gzip => extract_tar(flate2::bufread::MultiGzDecoder::new(raw), dest),
-        Compression::Other(name) => Err(invalid(format!(
+    if let Compression::Other(name) = compression {
+        return Err(invalid(format!(
             "{name}-compressed archives are not supported (use a plain or gzip-compressed tar)"
-        ))),
+        )));
+    }
+    let (tx, rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let span = tracing::Span::current();
+    let reader = std::thread::Builder::new()
+        .name("berth-tar-read".into())
+        .spawn(move || span.in_scope(|| read_and_hash(head, source, compression, tx)))
+        .map_err(io_err(dest))?;
+    let (size, entries) = extract_tar(
+        ChanReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        },
+        dest,
+    )?;
+    // The stream was read to its end, so the reader thread has finished.
+    let digest = reader
+        .join()
+        .ok()
+        .flatten()
+        .ok_or_else(|| invalid("the archive reader stopped early"))?;
+    Ok(Extracted {
+        diff_id: format!("sha256:{}", hex::encode(digest)),
+        size,
+        entries,
+    })
+}
+
+/// The reader thread: decompresses, hashes, and sends the stream in chunks. Returns the
+/// digest, or `None` when the receiver went away (the extraction failed).
+fn read_and_hash(
+    head: Vec<u8>,
+    source: impl Read,
+    compression: Compression,
+    tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> Option<[u8; 32]> {
+    let raw = BufReader::with_capacity(BUF_SIZE, io::Cursor::new(head).chain(source));
+    let mut decoded: Box<dyn Read> = match compression {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
+        _ => Box::new(raw),
+    };
+    let mut hasher = Sha256::new();
+    loop {
+        let mut chunk = vec![0u8; BUF_SIZE];
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match decoded.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return None;
+                }
+            }
+        }
+        if filled == 0 {
+            return Some(hasher.finalize().into());
+        }
+        chunk.truncate(filled);
+        hasher.update(&chunk);
+        tx.send(Ok(chunk)).ok()?;
+    }
+}
+
+/// Reads the chunks of the reader thread.
+struct ChanReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -119,20 +217,6 @@ fn detect_compression(head: &[u8]) -> Compression {
         Compression::Other("zstd")
     } else {
         Compression::None
-    }
-}
-
-/// A reader that hashes everything read through it.
-struct HashReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
     }
 }
 
@@ -178,22 +262,22 @@ struct Extractor<'a> {
     dirs: Vec<DirMeta>,
     is_root: bool,
     buf: Vec<u8>,
+    pool: Pool,
 }
 
-fn extract_tar(decoded: impl Read, dest: &Path) -> Result<Extracted, ArchiveError> {
-    let hashing = HashReader {
-        inner: decoded,
-        hasher: Sha256::new(),
-    };
-    let mut archive = tar::Archive::new(BufReader::with_capacity(BUF_SIZE, hashing));
+/// Returns the layer size and the number of entries.
+fn extract_tar(reader: ChanReader, dest: &Path) -> Result<(u64, u64), ArchiveError> {
+    let mut archive = tar::Archive::new(reader);
+    let is_root = nix::unistd::geteuid().is_root();
     let mut ex = Extractor {
         dest,
         tree: Tree {
             kinds: HashMap::new(),
         },
         dirs: Vec::new(),
-        is_root: nix::unistd::geteuid().is_root(),
+        is_root,
         buf: vec![0u8; BUF_SIZE],
+        pool: Pool::start(is_root, dest)?,
     };
     let mut size = 0u64;
     let mut entries = 0u64;
@@ -202,17 +286,172 @@ fn extract_tar(decoded: impl Read, dest: &Path) -> Result<Extracted, ArchiveErro
         size += ex.entry(&mut entry)?;
         entries += 1;
     }
+    ex.pool.barrier()?;
     ex.finish_dirs()?;
-    // Hash what follows the end-of-archive blocks too: the diff id covers the stream.
+    // Read what follows the end-of-archive blocks too: the diff id covers the stream.
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(read_err)?;
-    let hashing = rest.into_inner();
-    let digest = hashing.hasher.finalize();
-    Ok(Extracted {
-        diff_id: format!("sha256:{}", hex::encode(digest)),
-        size,
-        entries,
-    })
+    Ok((size, entries))
+}
+
+/// A small file for a writer thread.
+struct FileJob {
+    path: PathBuf,
+    data: Vec<u8>,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: u64,
+    xattrs: Vec<Xattr>,
+}
+
+#[derive(Default)]
+struct PoolShared {
+    /// Jobs sent and not yet finished.
+    pending: parking_lot::Mutex<usize>,
+    done: parking_lot::Condvar,
+    /// The first error a writer met.
+    error: parking_lot::Mutex<Option<ArchiveError>>,
+}
+
+/// Writer threads for small files. Dropping the pool waits for them.
+struct Pool {
+    tx: Option<mpsc::SyncSender<FileJob>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    shared: Arc<PoolShared>,
+}
+
+impl Pool {
+    fn start(is_root: bool, dest: &Path) -> Result<Pool, ArchiveError> {
+        let n = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, MAX_WRITERS);
+        let (tx, rx) = mpsc::sync_channel::<FileJob>(JOBS_IN_FLIGHT);
+        let rx = Arc::new(parking_lot::Mutex::new(rx));
+        let shared = Arc::new(PoolShared::default());
+        let mut pool = Pool {
+            tx: Some(tx),
+            workers: Vec::with_capacity(n),
+            shared: shared.clone(),
+        };
+        for i in 0..n {
+            let rx = rx.clone();
+            let shared = shared.clone();
+            let span = tracing::Span::current();
+            let handle = std::thread::Builder::new()
+                .name(format!("berth-tar-write-{i}"))
+                .spawn(move || {
+                    let _entered = span.enter();
+                    loop {
+                        let job = rx.lock().recv();
+                        let Ok(job) = job else { return };
+                        if let Err(e) = write_file(&job, is_root) {
+                            shared.error.lock().get_or_insert(e);
+                        }
+                        let mut pending = shared.pending.lock();
+                        *pending -= 1;
+                        if *pending == 0 {
+                            shared.done.notify_all();
+                        }
+                    }
+                })
+                .map_err(io_err(dest))?;
+            pool.workers.push(handle);
+        }
+        Ok(pool)
+    }
+
+    fn submit(&mut self, job: FileJob) -> Result<(), ArchiveError> {
+        if self.shared.error.lock().is_some() {
+            return self.barrier();
+        }
+        *self.shared.pending.lock() += 1;
+        let path = job.path.clone();
+        let sent = self.tx.as_ref().map(|tx| tx.send(job));
+        if !matches!(sent, Some(Ok(()))) {
+            *self.shared.pending.lock() -= 1;
+            return Err(ArchiveError::Io {
+                path,
+                source: io::Error::other("the writer threads are gone"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits until every file sent so far is written; reports a writer's error.
+    fn barrier(&mut self) -> Result<(), ArchiveError> {
+        let mut pending = self.shared.pending.lock();
+        while *pending > 0 {
+            self.shared.done.wait(&mut pending);
+        }
+        drop(pending);
+        match self.shared.error.lock().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.tx = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn write_file(job: &FileJob, is_root: bool) -> Result<(), ArchiveError> {
+    let path = &job.path;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all(&job.data).map_err(io_err(path))?;
+    finish_file(
+        &f,
+        path,
+        is_root,
+        job.uid,
+        job.gid,
+        job.mode,
+        job.mtime,
+        &job.xattrs,
+    )
+}
+
+/// Owner, mode, xattrs and times of a written file, in the order that keeps them
+/// (chown clears setuid bits and file capabilities).
+#[allow(clippy::too_many_arguments)]
+fn finish_file(
+    f: &fs::File,
+    path: &Path,
+    is_root: bool,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: u64,
+    xattrs: &[Xattr],
+) -> Result<(), ArchiveError> {
+    if is_root && (uid != 0 || gid != 0) {
+        std::os::unix::fs::fchown(f, Some(uid), Some(gid)).map_err(io_err(path))?;
+    }
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_err(path))?;
+    set_xattrs(path, xattrs);
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(mtime);
+    f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
+        .map_err(io_err(path))
+}
+
+fn set_xattrs(path: &Path, xattrs: &[Xattr]) {
+    for (name, value) in xattrs {
+        if let Err(e) = xattr::set(path, OsStr::from_bytes(name), value) {
+            tracing::debug!(path = %path.display(), name = %String::from_utf8_lossy(name), error = %e, "xattr from archive not set");
+        }
+    }
 }
 
 /// Turns an archive path into a relative path with only normal components.
@@ -305,11 +544,29 @@ impl Extractor<'_> {
                     self.tree.kinds.insert(rel.clone(), Kind::Dir);
                 }
                 self.chown(&path, uid, gid)?;
-                self.set_xattrs(&path, &xattrs);
+                set_xattrs(&path, &xattrs);
                 self.dirs.push(DirMeta { rel, mode, mtime });
                 return Ok(0);
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                let size = entry.size();
+                self.tree.kinds.insert(rel, Kind::Other);
+                if size <= INLINE_MAX {
+                    // Small files go to the writer threads.
+                    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                    entry.read_to_end(&mut data).map_err(read_err)?;
+                    let added = data.len() as u64;
+                    self.pool.submit(FileJob {
+                        path,
+                        data,
+                        uid,
+                        gid,
+                        mode,
+                        mtime,
+                        xattrs,
+                    })?;
+                    return Ok(added);
+                }
                 let mut f = fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -326,16 +583,7 @@ impl Extractor<'_> {
                     f.write_all(&self.buf[..n]).map_err(io_err(&path))?;
                     added += n as u64;
                 }
-                if self.is_root && (uid != 0 || gid != 0) {
-                    std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(io_err(&path))?;
-                }
-                f.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(io_err(&path))?;
-                self.set_xattrs(&path, &xattrs);
-                let t = SystemTime::UNIX_EPOCH + Duration::from_secs(mtime);
-                f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
-                    .map_err(io_err(&path))?;
-                self.tree.kinds.insert(rel, Kind::Other);
+                finish_file(&f, &path, self.is_root, uid, gid, mode, mtime, &xattrs)?;
                 return Ok(added);
             }
             tar::EntryType::Symlink => {
@@ -363,6 +611,8 @@ impl Extractor<'_> {
                         String::from_utf8_lossy(&target)
                     )));
                 }
+                // The target may still be with a writer thread.
+                self.pool.barrier()?;
                 let src = self.dest.join(&target_rel);
                 fs::hard_link(&src, &path).map_err(io_err(&path))?;
                 self.tree.kinds.insert(rel, Kind::Other);
@@ -392,7 +642,7 @@ impl Extractor<'_> {
         // Symlinks and device nodes.
         self.tree.kinds.insert(rel, Kind::Other);
         self.lchown(&path, uid, gid)?;
-        self.set_xattrs(&path, &xattrs);
+        set_xattrs(&path, &xattrs);
         let ts = to_timespec(mtime);
         nix::sys::stat::utimensat(None, &path, &ts, &ts, UtimensatFlags::NoFollowSymlink)
             .map_err(nix_err(&path))?;
@@ -437,12 +687,14 @@ impl Extractor<'_> {
             None => {}
             Some(Kind::Dir) if is_dir => {}
             Some(Kind::Dir) => {
+                self.pool.barrier()?;
                 let p = self.dest.join(rel);
                 fs::remove_dir_all(&p).map_err(io_err(&p))?;
                 self.tree.forget(rel);
                 self.dirs.retain(|d| !d.rel.starts_with(rel));
             }
             Some(Kind::Other) => {
+                self.pool.barrier()?;
                 let p = self.dest.join(rel);
                 fs::remove_file(&p).map_err(io_err(&p))?;
                 self.tree.kinds.remove(rel);
@@ -460,14 +712,6 @@ impl Extractor<'_> {
             std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io_err(path))?;
         }
         Ok(())
-    }
-
-    fn set_xattrs(&self, path: &Path, xattrs: &[Xattr]) {
-        for (name, value) in xattrs {
-            if let Err(e) = xattr::set(path, OsStr::from_bytes(name), value) {
-                tracing::debug!(path = %path.display(), name = %String::from_utf8_lossy(name), error = %e, "xattr from archive not set");
-            }
-        }
     }
 
     /// Sets directory modes and times, deepest first.
@@ -597,7 +841,7 @@ mod tests {
             file(b, "etc/link", b"plain");
         });
         let want = format!("sha256:{}", hex::encode(Sha256::digest(&tar)));
-        let got = extract(io::Cursor::new(&tar), &s.dest).unwrap();
+        let got = extract(io::Cursor::new(tar.clone()), &s.dest).unwrap();
         assert_eq!(got.diff_id, want);
         assert_eq!(got.size, 8 + 26 + 5);
         assert_eq!(fs::read(s.dest.join("bin/ls")).unwrap(), b"#!binary");

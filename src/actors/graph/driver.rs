@@ -345,6 +345,30 @@ impl Driver {
         Ok(())
     }
 
+    /// As [`Driver::remove`], but only the rename happens now; the files are deleted on
+    /// a background thread (a crash leaves a `-removing-` dir that cleanup deletes).
+    pub fn remove_detached(&self, id: &str) {
+        let dir = self.home.join(id);
+        let doomed = self.home.join(format!(
+            "{id}-removing-{}",
+            hex::encode(rand::random::<[u8; 4]>())
+        ));
+        if let Err(e) = fs::rename(&dir, &doomed) {
+            tracing::warn!(path = %dir.display(), error = %e, "layer dir not removed");
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("berth-layer-rm".into())
+            .spawn(move || {
+                if let Err(e) = fs::remove_dir_all(&doomed) {
+                    tracing::warn!(path = %doomed.display(), error = %e, "layer dir not removed");
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "layer removal thread not started; Init will remove it");
+        }
+    }
+
     /// Makes a container's layers on top of `lowers` (image layer cache ids, top first)
     /// and describes its rootfs mount. overlay2: an init layer `<id>-init` with the
     /// mount points the image lacks, and `<id>` with diff/, work/, merged/. vfs: a copy
@@ -428,7 +452,11 @@ impl Driver {
             }
             tracing::info!(path = %path.display(), "removing a leftover layer dir");
             let _ = nix::mount::umount2(&path.join("merged"), MntFlags::MNT_DETACH);
-            fs::remove_dir_all(&path).map_err(io_error(&path))?;
+            match fs::remove_dir_all(&path) {
+                // A background removal of this process may be at it too.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                res => res.map_err(io_error(&path))?,
+            }
         }
         Ok(())
     }

@@ -16,8 +16,9 @@
 //! image whose layer is gone), so that an image is either complete or absent.
 //!
 //! Locking: all in-memory state is behind one `parking_lot::Mutex`, held only for map
-//! updates and the small metadata writes of one commit (a few fsyncs), never during
-//! extraction or copying, so a long import does not stall listing or other imports.
+//! updates, never during extraction, copying or any fsync, so a long import does not
+//! stall listing (which runs on the arbiter thread) or other imports. Tag writes are
+//! serialised by a second mutex and versioned so that the newest snapshot wins.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -180,9 +181,11 @@ struct State {
     layers: HashMap<String, Layer>,
     /// By container id.
     mounts: HashMap<String, MountRecord>,
-    /// Containers whose read-write layer is being made.
+    /// Containers whose read-write layer is being made or removed.
     pending_mounts: HashSet<String>,
     repos: Repositories,
+    /// Bumped on every tag change; see [`GraphStore::write_repos`].
+    repos_version: u64,
 }
 
 /// The graph: a driver, the metadata dir and the in-memory index of both.
@@ -192,7 +195,11 @@ pub struct GraphStore {
     meta: PathBuf,
     /// Flush layer contents (`syncfs`) before committing their metadata.
     sync_layers: bool,
+    /// The index. Held for map updates only, never across disk writes, because the
+    /// lookups that take it run on the actor's arbiter thread.
     state: Mutex<State>,
+    /// Serialises `repositories.json` writes: the version last written.
+    repos_written: Mutex<u64>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> GraphError + '_ {
@@ -294,6 +301,7 @@ impl GraphStore {
             meta,
             sync_layers,
             state: Mutex::new(State::default()),
+            repos_written: Mutex::new(0),
         };
         for d in [
             store.driver.home.clone(),
@@ -520,31 +528,64 @@ impl GraphStore {
                 return Err(e);
             }
         };
-        let mut st = self.state.lock();
-        let duplicate = st.layers.contains_key(&layer.chain_id);
+        // The fsyncs happen outside the state lock, so lookups never wait for the disk.
+        let chain_hex = layer.chain_id.trim_start_matches("sha256:").to_owned();
+        let mut duplicate = self.state.lock().layers.contains_key(&layer.chain_id);
+        let mut registered = None;
         if !duplicate {
-            if let Err(e) = self.write_layer(&layer) {
-                drop(st);
-                self.discard(cache_id);
-                return Err(e);
+            match self.write_layer(&layer) {
+                Ok(()) => registered = Some(layer.clone()),
+                Err(e) => {
+                    // Another import of the same content may have won the rename.
+                    match read_layer(&self.layerdb().join(&chain_hex), &chain_hex) {
+                        Ok(existing) => {
+                            duplicate = true;
+                            registered = Some(existing);
+                        }
+                        Err(_) => {
+                            self.discard(cache_id);
+                            return Err(e);
+                        }
+                    }
+                }
             }
-            st.layers.insert(layer.chain_id.clone(), layer);
         }
         // From here on a failure leaves a layer no image uses; Init removes it.
         let path = self.imagedb().join(&id);
         write_atomic(&path, &bytes).map_err(io_error(&path))?;
-        st.images.insert(id.clone(), image);
         let full = format!("sha256:{id}");
-        if let Some((name, tag)) = target {
-            st.repos.set(&name, &tag, &full);
-            write_json(&self.repos_path(), &st.repos)?;
+        let repos = {
+            let mut st = self.state.lock();
+            if let Some(l) = registered {
+                st.layers.entry(l.chain_id.clone()).or_insert(l);
+            }
+            st.images.insert(id.clone(), image);
+            target.map(|(name, tag)| {
+                st.repos.set(&name, &tag, &full);
+                st.repos_version += 1;
+                (st.repos_version, st.repos.clone())
+            })
+        };
+        if let Some((version, repos)) = repos {
+            self.write_repos(version, &repos)?;
         }
-        drop(st);
         if duplicate {
-            // The same content is already a layer: keep that one.
-            self.discard(cache_id);
+            // The same content is already a layer: keep that one, and delete the new
+            // copy off the reply path.
+            self.driver.remove_detached(cache_id);
         }
         Ok(full)
+    }
+
+    /// Writes a snapshot of the tags unless a newer one is already on disk.
+    fn write_repos(&self, version: u64, repos: &Repositories) -> Result<(), GraphError> {
+        let mut written = self.repos_written.lock();
+        if version <= *written {
+            return Ok(());
+        }
+        write_json(&self.repos_path(), repos)?;
+        *written = version;
+        Ok(())
     }
 
     /// Flushes and commits the layer dir and builds the image config.
@@ -721,16 +762,17 @@ impl GraphStore {
         if let Some(i) = &init_id {
             files.push(("init-id", i.clone()));
         }
-        let mut st = self.state.lock();
         if let Err(e) = write_dir_atomic(&self.mountsdb(), container_id, &files) {
-            drop(st);
             self.discard(&mount_id);
             if let Some(i) = &init_id {
                 self.discard(i);
             }
             return Err(e);
         }
-        st.mounts.insert(container_id.to_owned(), record);
+        self.state
+            .lock()
+            .mounts
+            .insert(container_id.to_owned(), record);
         Ok(spec)
     }
 
@@ -743,16 +785,33 @@ impl GraphStore {
         }
         let record = {
             let mut st = self.state.lock();
+            if st.pending_mounts.contains(container_id) {
+                // Being removed (or made) by another request.
+                return Ok(());
+            }
             let Some(record) = st.mounts.remove(container_id) else {
                 return Ok(());
             };
-            // Metadata first: a crash after this leaves only dirs that Init removes.
-            if let Err(e) = remove_dir_atomic(&self.mountsdb().join(container_id)) {
-                st.mounts.insert(container_id.to_owned(), record);
-                return Err(e);
-            }
+            st.pending_mounts.insert(container_id.to_owned());
             record
         };
+        let res = self.remove_rw_unlocked(container_id, &record);
+        let mut st = self.state.lock();
+        st.pending_mounts.remove(container_id);
+        if res.is_err() && self.mountsdb().join(container_id).is_dir() {
+            // The metadata is still there: so is the layer.
+            st.mounts.insert(container_id.to_owned(), record);
+        }
+        res
+    }
+
+    fn remove_rw_unlocked(
+        &self,
+        container_id: &str,
+        record: &MountRecord,
+    ) -> Result<(), GraphError> {
+        // Metadata first: a crash after this leaves only dirs that Init removes.
+        remove_dir_atomic(&self.mountsdb().join(container_id))?;
         self.driver.remove(&record.mount_id)?;
         if let Some(i) = &record.init_id {
             self.driver.remove(i)?;
@@ -958,6 +1017,7 @@ fn remove_dir_atomic(path: &Path) -> Result<(), GraphError> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+    use std::sync::Arc;
 
     fn vfs_store(root: &Path) -> GraphStore {
         let drv = driver::probe(driver::DriverKind::Vfs, root).unwrap();
@@ -1065,7 +1125,13 @@ mod tests {
         assert_ne!(id, id2);
         assert_eq!(s.resolve("busybox").unwrap().id, id2);
         assert!(s.resolve(&id).unwrap().repo_tags.is_empty());
-        assert_eq!(names(&s.driver.home).len(), 1, "duplicate layer kept");
+        let live = |s: &GraphStore| {
+            names(&s.driver.home)
+                .into_iter()
+                .filter(|n| !n.contains("-removing-"))
+                .count()
+        };
+        assert_eq!(live(&s), 1, "duplicate layer kept");
         let rows = s.list();
         assert_eq!(rows.len(), 2);
 
@@ -1244,6 +1310,43 @@ mod tests {
         assert!(!spec.target.exists());
         assert!(names(&s.mountsdb()).is_empty());
         assert_eq!(names(&s.driver.home).len(), 1);
+    }
+
+    #[test]
+    fn concurrent_imports_of_the_same_content_share_one_layer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Arc::new(vfs_store(tmp.path()));
+        let tar = tarball(&[("a", b"same"), ("b/c", b"content")]);
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let s = s.clone();
+                let tar = tar.clone();
+                std::thread::spawn(move || {
+                    import(&s, tar, Some("same"), Some(&format!("t{i}")), &[]).unwrap()
+                })
+            })
+            .collect();
+        let ids: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(s.list().len(), 4);
+        assert_eq!(names(&s.layerdb()).len(), 1);
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(&s.resolve(&format!("same:t{i}")).unwrap().id, id);
+        }
+        let repos: Repositories =
+            serde_json::from_slice(&fs::read(s.repos_path()).unwrap()).unwrap();
+        assert_eq!(
+            repos.repositories["same"].len(),
+            4,
+            "the newest tag snapshot is on disk"
+        );
+        drop(s);
+        let s = vfs_store(tmp.path());
+        assert_eq!(s.list().len(), 4);
+        let live = names(&s.driver.home)
+            .into_iter()
+            .filter(|n| !n.contains("-removing-"))
+            .count();
+        assert_eq!(live, 1);
     }
 
     #[test]
