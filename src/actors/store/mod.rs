@@ -67,6 +67,9 @@ struct Waiter {
 struct Entry {
     c: Container,
     starting: bool,
+    /// An exit reported while the start's reply was still on its way (a very short-lived
+    /// process); applied right after the start is recorded, so the order is kept.
+    early_exit: Option<ContainerExited>,
     removing: bool,
     pending: Vec<PendingAttach>,
     waiters: Vec<Waiter>,
@@ -77,6 +80,7 @@ impl Entry {
         Entry {
             c,
             starting: false,
+            early_exit: None,
             removing: false,
             pending: Vec::new(),
             waiters: Vec::new(),
@@ -759,26 +763,22 @@ impl Handler<StartContainer> for ContainerStoreActor {
                     .and_then(|r| r.map_err(StoreError::from));
                 match res {
                     Ok(started) => {
-                        // A very fast exit may have been reported already.
-                        if entry.c.state.status != Status::Exited
-                            || entry
-                                .c
-                                .state
-                                .started_at
-                                .is_none_or(|s| s < started.started_at)
-                        {
-                            entry.c.state.set_running(started.pid, started.started_at);
-                        }
+                        entry.c.state.set_running(started.pid, started.started_at);
                         metrics()
                             .container_start
                             .with_label_values(&[network_label])
                             .observe(t0.elapsed().as_secs_f64());
                         tracing::info!(container_id = %id, pid = started.pid, "container started");
                         let c = entry.c.clone();
+                        let early_exit = entry.early_exit.take();
                         act.save_state(&c);
+                        if let Some(exit) = early_exit {
+                            act.apply_exit(exit, ctx);
+                        }
                         Ok(())
                     }
                     Err(e) => {
+                        entry.early_exit = None;
                         entry.c.state.error = e.to_string();
                         if let StoreError::Exec(ExecError::StartFailed { message, .. }) = &e {
                             entry.c.state.exit_code = if message.contains("permission denied") {
@@ -806,6 +806,17 @@ impl Handler<StartContainer> for ContainerStoreActor {
 impl Handler<ContainerExited> for ContainerStoreActor {
     type Result = ();
     fn handle(&mut self, msg: ContainerExited, ctx: &mut Self::Context) {
+        match self.containers.get_mut(&msg.id) {
+            Some(entry) if entry.starting => entry.early_exit = Some(msg),
+            Some(_) => self.apply_exit(msg, ctx),
+            None => {}
+        }
+    }
+}
+
+impl ContainerStoreActor {
+    /// Records an exit: state, waiters, the record, and `--rm`.
+    fn apply_exit(&mut self, msg: ContainerExited, ctx: &mut Context<Self>) {
         let Some(entry) = self.containers.get_mut(&msg.id) else {
             return;
         };
@@ -813,10 +824,6 @@ impl Handler<ContainerExited> for ContainerStoreActor {
             .c
             .state
             .set_exited(msg.exit_code, msg.finished_at, msg.oom_killed);
-        // The start reply may still be on its way; it must not flip the state back.
-        if entry.c.state.started_at.is_none() {
-            entry.c.state.started_at = Some(msg.finished_at);
-        }
         entry.notify_exit();
         tracing::info!(container_id = %msg.id, exit_code = msg.exit_code, "container exited");
         let c = entry.c.clone();
