@@ -232,21 +232,6 @@ impl Monitor {
         nix::unistd::chdir(&state_dir).map_err(|e| io_setup("chdir", &state_dir, e.into()))?;
         let _ = fs::remove_file(EXIT_FILE);
         let _ = fs::remove_file(SOCKET_NAME);
-        let listener = UnixListener::bind(SOCKET_NAME)
-            .map_err(|e| io_setup("listen on", &state_dir.join(SOCKET_NAME), e))?;
-
-        tm!("listener bound");
-        if let Some(parent) = spec.log_path.parent() {
-            let _ = fs::create_dir_all(parent);
-        }
-        let log = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o640)
-            .open(&spec.log_path)
-            .map_err(|e| io_setup("open log", &spec.log_path, e))?;
-
-        tm!("log open");
         let layout = CgroupLayout::detect();
         tm!("layout detected");
         let limits = Limits {
@@ -345,7 +330,7 @@ impl Monitor {
             tty: spec.tty,
             stdin_once: spec.stdin_once,
             state_dir,
-            listener: Some(listener),
+            listener: None,
             ctl: None,
             out,
             err,
@@ -354,7 +339,7 @@ impl Monitor {
             stdin_close_pending: false,
             sigfd,
             conns: Vec::new(),
-            log: Some(log),
+            log: None,
             splitter: LogSplitter::default(),
             cgroup,
             exit_code: None,
@@ -368,6 +353,17 @@ impl Monitor {
             return Err(StartError::Quiet);
         }
         tm!("ready sent");
+        // The socket and the log are not needed before "go": set them up while the init
+        // makes its mounts.
+        if let Err(message) = m.open_socket_and_log(spec) {
+            let _ = ctl.send(&CtlEvent::Failed {
+                message,
+                exec: false,
+            });
+            m.abort();
+            return Err(StartError::Quiet);
+        }
+        tm!("socket and log ready");
         // Moving a process between cgroups waits for an RCU grace period (milliseconds):
         // done here, while the init makes its mounts, rather than by the init itself.
         if let Err(e) = ContainerCgroup::join(&to_join, pid.as_raw()) {
@@ -432,6 +428,27 @@ impl Monitor {
             // berthd is gone: the container runs on, unwatched until it is restored.
         }
         Ok(m)
+    }
+
+    fn open_socket_and_log(&mut self, spec: &ContainerSpec) -> Result<(), String> {
+        let listener = UnixListener::bind(SOCKET_NAME).map_err(|e| {
+            format!(
+                "listen on {}: {e}",
+                self.state_dir.join(SOCKET_NAME).display()
+            )
+        })?;
+        self.listener = Some(listener);
+        if let Some(parent) = spec.log_path.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        let log = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .open(&spec.log_path)
+            .map_err(|e| format!("open log {}: {e}", spec.log_path.display()))?;
+        self.log = Some(log);
+        Ok(())
     }
 
     /// Kills and reaps the init, removes the cgroup and the socket.
