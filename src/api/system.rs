@@ -8,8 +8,8 @@ use super::{API_VERSION, AppState, MIN_API_VERSION};
 use crate::actors::graph::GetDriverInfo;
 use crate::actors::network::GetNetworkInfo;
 use crate::actors::store::{CountContainers, Counts};
-use crate::daemon::CgroupFacts;
 use crate::metrics::metrics;
+use crate::sys::cgroups::CgroupLayout;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/_ping", web::get().to(ping))
@@ -71,7 +71,8 @@ async fn info(state: web::Data<AppState>) -> Result<HttpResponse, super::ApiErro
     let driver = a.graph.send(GetDriverInfo).await?;
     let net = a.network.send(GetNetworkInfo).await?;
     let f = &state.facts;
-    let cg = CgroupFacts::detect();
+    let cg = CgroupLayout::detect();
+    let cg_version = cg.version();
     let ip_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
         .map(|s| s.trim() == "1")
         .unwrap_or(false);
@@ -98,22 +99,22 @@ async fn info(state: web::Data<AppState>) -> Result<HttpResponse, super::ApiErro
         "SwapLimit": cg.swap_limit,
         "KernelMemory": false,
         "KernelMemoryTCP": false,
-        "CpuCfsPeriod": cg.cpu_cfs,
-        "CpuCfsQuota": cg.cpu_cfs,
+        "CpuCfsPeriod": cg.cpu_cfs_quota,
+        "CpuCfsQuota": cg.cpu_cfs_quota,
         "CPUShares": cg.cpu_shares,
         "CPUSet": cg.cpuset,
-        "PidsLimit": cg.pids,
+        "PidsLimit": cg.pids_limit,
         "IPv4Forwarding": ip_forward,
         "BridgeNfIptables": bridge_nf,
         "BridgeNfIp6tables": bridge_nf,
         "Debug": c.log_level == "debug",
         "NFd": std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0),
-        "OomKillDisable": cg.version == 1,
+        "OomKillDisable": cg_version == 1,
         "NGoroutines": 0,
         "SystemTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
-        "CgroupVersion": cg.version.to_string(),
+        "CgroupVersion": cg_version.to_string(),
         "NEventsListener": 0,
         "KernelVersion": f.kernel_version,
         "OperatingSystem": f.operating_system,

@@ -66,7 +66,7 @@ fn run(config: DaemonConfig) -> Result<(), String> {
     tracing::info!(
         kernel = %facts.kernel_version,
         arch = %facts.arch,
-        cgroup_version = daemon::CgroupFacts::detect().version,
+        cgroup_version = berth::sys::cgroups::CgroupLayout::detect().version(),
         "system checks passed"
     );
     server::precheck(&config.hosts).map_err(|e| err(&e))?;
