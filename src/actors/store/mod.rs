@@ -849,12 +849,9 @@ impl Handler<StopContainer> for ContainerStoreActor {
         if !entry.c.state.is_running() {
             return ready(Err(StoreError::NotRunning { id }));
         }
-        let signal = match msg.signal.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => match state::parse_signal(s) {
-                Ok(s) => s,
-                Err(e) => return ready(Err(e)),
-            },
-            None => Self::stop_signal_of(&entry.c),
+        let signal = match state::signal_or(msg.signal.as_deref(), Self::stop_signal_of(&entry.c)) {
+            Ok(s) => s,
+            Err(e) => return ready(Err(e)),
         };
         let secs = msg.timeout.unwrap_or_else(|| {
             entry
@@ -882,12 +879,9 @@ impl Handler<KillContainer> for ContainerStoreActor {
         if !entry.c.state.is_running() {
             return ready(Err(StoreError::KillNotRunning { id }));
         }
-        let signal = match msg.signal.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => match state::parse_signal(s) {
-                Ok(s) => s,
-                Err(e) => return ready(Err(e)),
-            },
-            None => libc::SIGKILL,
+        let signal = match state::signal_or(msg.signal.as_deref(), libc::SIGKILL) {
+            Ok(s) => s,
+            Err(e) => return ready(Err(e)),
         };
         let exec = self.peers.exec.clone();
         Box::pin(actix::fut::wrap_future(async move {

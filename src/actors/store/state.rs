@@ -360,6 +360,14 @@ pub fn generate_name(attempt: u32) -> String {
     }
 }
 
+/// The signal a request names, or `default` when it names none.
+pub fn signal_or(requested: Option<&str>, default: i32) -> Result<i32, StoreError> {
+    match requested.filter(|s| !s.is_empty()) {
+        Some(s) => parse_signal(s),
+        None => Ok(default),
+    }
+}
+
 /// Parses a signal as Docker accepts it: `KILL`, `SIGKILL`, `9`.
 pub fn parse_signal(s: &str) -> Result<i32, StoreError> {
     let invalid = || StoreError::InvalidSignal {
