@@ -443,3 +443,40 @@ fn logs_reach_the_cli_and_the_sdk() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "b'hi\\n'");
     d.docker_ok(&["rm", "lg", "lf"]);
 }
+
+#[test]
+fn a_container_whose_monitor_was_killed_can_still_be_stopped_and_removed() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "lost",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "lost"]);
+    let pid: u32 = pid.trim().parse().unwrap();
+    // Kill the monitor the hard way, by pid: the container runs on, unsupervised.
+    let monitors = d.monitor_pids();
+    assert_eq!(monitors.len(), 1, "one monitor per container");
+    common::signal(monitors[0] as u32, libc::SIGKILL);
+    // stop finds no monitor, waits briefly for an exit that never comes, and records the
+    // container as exited (255) rather than hanging.
+    d.docker_ok(&["stop", "-t", "1", "lost"]);
+    let state = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "lost",
+    ]);
+    assert_eq!(state.trim(), "exited 255");
+    // The orphaned process is ours to end.
+    common::signal(pid, libc::SIGKILL);
+    d.docker_ok(&["rm", "lost"]);
+}

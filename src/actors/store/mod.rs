@@ -117,6 +117,8 @@ pub struct ContainerStoreActor {
     net: NetworkInfo,
     driver: String,
     shutting_down: bool,
+    /// Our own address, for futures that must report back (a lost monitor).
+    me: Option<Addr<ContainerStoreActor>>,
 }
 
 impl std::fmt::Debug for ContainerStoreActor {
@@ -146,6 +148,7 @@ impl ContainerStoreActor {
             net: NetworkInfo::default(),
             driver: String::new(),
             shutting_down: false,
+            me: None,
         }
     }
 
@@ -290,6 +293,7 @@ impl ContainerStoreActor {
             });
         }
         let exec = self.peers.exec.clone();
+        let me = self.me.clone();
         let id = id.to_owned();
         async move {
             let sent = exec
@@ -300,8 +304,22 @@ impl ContainerStoreActor {
                 .await
                 .map_err(StoreError::mailbox("exec"))?;
             if let Err(e) = sent {
-                // Already gone: the exit is on its way.
+                // Usually the container just exited and its exit is on its way; if none
+                // comes, its monitor is gone and nothing ever will.
                 tracing::debug!(error = %e, container_id = %id, "stop signal not delivered");
+                if tokio::time::timeout(Duration::from_secs(2), &mut rx)
+                    .await
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                if let Some(me) = me {
+                    me.do_send(MonitorLost { id: id.clone() });
+                }
+                return match tokio::time::timeout(Duration::from_secs(5), rx).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(StoreError::StopTimeout { id }),
+                };
             }
             let waited = match timeout {
                 Some(t) => tokio::time::timeout(t, &mut rx).await.ok(),
@@ -335,6 +353,43 @@ impl ContainerStoreActor {
 
 impl Actor for ContainerStoreActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.me = Some(ctx.address());
+    }
+}
+
+/// From a stop whose container's monitor is gone (killed, or lost with the exec root): the
+/// container is recorded as exited with 255, as nothing will ever report its exit.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct MonitorLost {
+    id: String,
+}
+
+impl Handler<MonitorLost> for ContainerStoreActor {
+    type Result = ();
+    fn handle(&mut self, msg: MonitorLost, ctx: &mut Self::Context) {
+        let running = self
+            .containers
+            .get(&msg.id)
+            .is_some_and(|e| e.c.state.is_running());
+        if running {
+            tracing::warn!(container_id = %msg.id, "container's monitor is gone; marked exited");
+            if let Some(e) = self.containers.get_mut(&msg.id) {
+                e.c.state.error = "the container's monitor was lost".to_owned();
+            }
+            self.apply_exit(
+                ContainerExited {
+                    id: msg.id,
+                    exit_code: 255,
+                    finished_at: Utc::now(),
+                    oom_killed: false,
+                },
+                ctx,
+            );
+        }
+    }
 }
 
 /// Reads every record under `containers/`. A record that cannot be read is logged and
