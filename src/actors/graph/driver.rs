@@ -216,21 +216,50 @@ fn probe_in(probe: &Path, backing: &str) -> Result<(), String> {
         probe.join("upper").display(),
         probe.join("work").display()
     );
-    nix::mount::mount(
-        Some("overlay"),
-        &merged,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(opts.as_str()),
-    )
-    .map_err(|e| format!("a test overlay mount failed: {e}"))?;
-    let visible = merged.join("marker").exists();
-    nix::mount::umount2(&merged, MntFlags::MNT_DETACH)
-        .map_err(|e| format!("unmounting the test overlay failed: {e}"))?;
-    if !visible {
-        return Err("a test overlay mount did not show its lower layer".into());
-    }
-    Ok(())
+    test_mount_in_private_namespace(merged, opts)
+}
+
+/// Mounts the test overlay on a fresh thread inside a mount namespace of its own and
+/// reports whether the lower layer shows through. The host never sees the mount, and the
+/// namespace (with the mount) is torn down when the thread exits: an unmount waits for an
+/// RCU grace period (hundreds of milliseconds on a busy host), which start-up then does
+/// not wait for.
+fn test_mount_in_private_namespace(merged: PathBuf, opts: String) -> Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("overlay-probe".into())
+        .spawn(move || {
+            let res = (|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                    .map_err(|e| format!("a private mount namespace for the test mount: {e}"))?;
+                nix::mount::mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )
+                .map_err(|e| format!("making the test namespace private: {e}"))?;
+                nix::mount::mount(
+                    Some("overlay"),
+                    &merged,
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(opts.as_str()),
+                )
+                .map_err(|e| format!("a test overlay mount failed: {e}"))?;
+                if merged.join("marker").exists() {
+                    Ok(())
+                } else {
+                    Err("a test overlay mount did not show its lower layer".to_owned())
+                }
+            })();
+            let _ = tx.send(res);
+        })
+        .map_err(|e| format!("the overlay probe thread: {e}"))?;
+    drop(spawned);
+    rx.recv()
+        .unwrap_or_else(|_| Err("the overlay probe thread died".to_owned()))
 }
 
 fn supports_d_type(dir: &Path) -> Result<bool, String> {
