@@ -71,6 +71,8 @@ struct Waiter {
 struct Entry {
     c: Container,
     starting: bool,
+    /// The exit of the run being started arrived before the start's reply.
+    exited_while_starting: bool,
     removing: bool,
     pending: Vec<PendingAttach>,
     waiters: Vec<Waiter>,
@@ -81,6 +83,7 @@ impl Entry {
         Entry {
             c,
             starting: false,
+            exited_while_starting: false,
             removing: false,
             pending: Vec::new(),
             waiters: Vec::new(),
@@ -863,16 +866,12 @@ impl Handler<StartContainer> for ContainerStoreActor {
                     return Err(StoreError::NotFound { id });
                 };
                 entry.starting = false;
+                let exited = std::mem::take(&mut entry.exited_while_starting);
                 match res {
                     Ok(started) => {
-                        // A very fast exit may have been reported already.
-                        if entry.c.state.status != Status::Exited
-                            || entry
-                                .c
-                                .state
-                                .started_at
-                                .is_none_or(|s| s < started.started_at)
-                        {
+                        // A very fast exit may have been reported already (the monitor's
+                        // and berthd's clocks are not compared: under load they disagree).
+                        if !exited {
                             entry.c.state.set_running(started.pid, started.started_at);
                             entry.c.endpoint = endpoint;
                         } else if endpoint.is_some() {
@@ -925,6 +924,9 @@ impl Handler<ContainerExited> for ContainerStoreActor {
             .c
             .state
             .set_exited(msg.exit_code, msg.finished_at, msg.oom_killed);
+        if entry.starting {
+            entry.exited_while_starting = true;
+        }
         // The start reply may still be on its way; it must not flip the state back.
         if entry.c.state.started_at.is_none() {
             entry.c.state.started_at = Some(msg.finished_at);
