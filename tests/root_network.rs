@@ -234,11 +234,14 @@ fn default_bridge_gives_addresses_gateway_and_container_traffic() {
     assert_eq!(got.trim(), &srv[..12]);
 
     // The host side of srv's veth is on the bridge, and goes when srv does.
-    let veth = format!("veth{}", &srv[..8]);
-    let link = n.ns_ok(&["ip", "link", "show", "dev", &veth]);
-    assert!(link.contains("master berth0"), "{link}");
+    let veths = n.ns_ok(&["ip", "-o", "link", "show", "master", "berth0"]);
+    assert!(veths.contains(": veth"), "{veths}");
     d.docker_ok(&["rm", "-f", "srv"]);
-    wait_until("the veth of srv to go", || !n.link_exists(&veth));
+    wait_until("no veth left on the bridge", || {
+        n.ns_ok(&["ip", "-o", "link", "show", "master", "berth0"])
+            .trim()
+            .is_empty()
+    });
 
     // Its address is free again for the next container (after the others in line).
     let again = d.docker_ok(&[

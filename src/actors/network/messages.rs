@@ -77,7 +77,8 @@ pub struct ConnectContainer {
 
 /// From `ContainerStoreActor` when a container exited, failed to start or is removed:
 /// deletes the host veth if it is still there and releases the address. Unknown ids are
-/// fine.
+/// fine. The store sends it with `do_send` on exit, so that it is in the mailbox before
+/// the `AllocateEndpoint` of a restart.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), NetworkError>")]
 pub struct ReleaseEndpoint {

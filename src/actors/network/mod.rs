@@ -375,7 +375,8 @@ impl Handler<PlanNetwork> for NetworkActor {
     }
 }
 
-/// The host side of a container's veth pair: `veth` and 8 hex digits of its id.
+/// The host side of a veth pair: `veth` and 8 hex digits of the endpoint's id (new for
+/// each start, so that a late cleanup of the last run never meets this run's veth).
 pub fn host_veth_name(id: &str) -> String {
     let hex: String = id.chars().filter(char::is_ascii_hexdigit).take(8).collect();
     format!("veth{hex:0<8}")
@@ -389,15 +390,16 @@ impl Handler<AllocateEndpoint> for NetworkActor {
         }
         let net = self.net.as_mut().ok_or(NetworkError::Disabled)?;
         let ip = net.ipam.allocate()?;
+        let endpoint_id = crate::util::new_id();
         let ep = Endpoint {
             network_id: net.network_id.clone(),
-            endpoint_id: crate::util::new_id(),
+            host_veth: host_veth_name(&endpoint_id),
+            endpoint_id,
             bridge: self.info.bridge_name.clone(),
             ip,
             prefix: net.ipam.subnet().prefix,
             gateway: net.ipam.gateway(),
             mac: bridge::mac_string(&bridge::mac_for(ip)),
-            host_veth: host_veth_name(&msg.id),
         };
         tracing::debug!(container_id = %msg.id, ip = %ip, "address allocated");
         self.endpoints.insert(msg.id, ep.clone());
@@ -445,8 +447,15 @@ impl Handler<ReleaseEndpoint> for NetworkActor {
         let handle = net.handle.clone();
         Box::pin(async move {
             // The veth usually vanished with the namespace already.
-            if bridge::delete_link(&handle, &ep.host_veth).await? {
-                tracing::debug!(container_id = %msg.id, veth = %ep.host_veth, "veth deleted");
+            match bridge::delete_link(&handle, &ep.host_veth).await {
+                Ok(true) => {
+                    tracing::debug!(container_id = %msg.id, veth = %ep.host_veth, "veth deleted")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, container_id = %msg.id, veth = %ep.host_veth, "veth not deleted");
+                    return Err(e);
+                }
             }
             tracing::debug!(container_id = %msg.id, ip = %ep.ip, "address released");
             Ok(())

@@ -334,21 +334,13 @@ impl ContainerStoreActor {
         }
     }
 
-    /// Gives container `id`'s address back and deletes its host veth, in the background.
-    fn release_endpoint(&self, ctx: &mut Context<Self>, id: &str) {
-        let network = self.peers.network.clone();
-        let id = id.to_owned();
-        ctx.spawn(actix::fut::wrap_future(async move {
-            match network.send(ReleaseEndpoint { id: id.clone() }).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, container_id = %id, "network endpoint not released")
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, container_id = %id, "network endpoint not released")
-                }
-            }
-        }));
+    /// Gives container `id`'s address back and deletes its host veth. Sent at once (not
+    /// from a spawned future), so it reaches the network actor before the allocation of a
+    /// restart; the network actor logs a failure.
+    fn release_endpoint(&self, id: &str) {
+        self.peers
+            .network
+            .do_send(ReleaseEndpoint { id: id.to_owned() });
     }
 
     fn stop_signal_of(c: &Container) -> i32 {
@@ -860,7 +852,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
         Box::pin(
             actix::fut::wrap_future::<_, Self>(work).map(move |(res, endpoint), act, ctx| {
                 if endpoint.is_some() && res.is_err() {
-                    act.release_endpoint(ctx, &id);
+                    act.release_endpoint(&id);
                 }
                 let Some(entry) = act.containers.get_mut(&id) else {
                     return Err(StoreError::NotFound { id });
@@ -875,7 +867,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
                             entry.c.state.set_running(started.pid, started.started_at);
                             entry.c.endpoint = endpoint;
                         } else if endpoint.is_some() {
-                            act.release_endpoint(ctx, &id);
+                            act.release_endpoint(&id);
                         }
                         let Some(entry) = act.containers.get_mut(&id) else {
                             return Err(StoreError::NotFound { id });
@@ -941,7 +933,7 @@ impl Handler<ContainerExited> for ContainerStoreActor {
         }
         self.save_state(&c);
         if had_endpoint {
-            self.release_endpoint(ctx, &msg.id);
+            self.release_endpoint(&msg.id);
         }
         if auto_remove {
             ctx.spawn(self.remove_stopped(msg.id).map(|_, _, _| ()));
