@@ -248,7 +248,7 @@ fn errors_a_user_meets_are_clear() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("You cannot remove a running container"));
     d.docker_ok(&["rm", "-f", "busy", "dup"]);
-    // The default bridge is not there yet: a clear refusal, not a broken container.
+    // With -b none (the fixture's default), the default network is refused clearly.
     let out = d.docker(&["run", "--rm", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--network none"));

@@ -131,7 +131,17 @@ impl TestDaemon {
             .open(&self.log_path)
             .unwrap();
         let mut cmd = Command::new(berthd_bin());
+        // No bridge unless the test asks for one (tests/root_network.rs): parallel daemons
+        // must not share berth0 or its iptables rules.
+        let wants_bridge = opts.args.iter().any(|a| {
+            a == "-b" || a.starts_with("--bridge") || a.starts_with("--bip") || a.starts_with("-b=")
+        });
         cmd.args(self.base_args())
+            .args(if wants_bridge {
+                &[][..]
+            } else {
+                &["-b", "none"][..]
+            })
             .args(&opts.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

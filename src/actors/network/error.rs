@@ -15,34 +15,73 @@ pub enum NetworkError {
         #[source]
         source: rtnetlink::Error,
     },
+    #[error("{what} failed")]
+    Link {
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
     #[error("bridge {name} not found: create it first or leave out -b")]
     BridgeNotFound { name: String },
     #[error("{name} is not a bridge")]
     NotABridge { name: String },
+    #[error("bridge {name} has no IPv4 address: give it one (ip addr add CIDR dev {name})")]
+    NoBridgeAddress { name: String },
+    #[error(
+        "no free subnet for the default bridge: every candidate overlaps a host route; use --bip"
+    )]
+    NoFreeSubnet,
+    #[error("no free IP address left in {subnet}")]
+    PoolExhausted { subnet: String },
     #[error("networking is disabled (-b none): use --network none or --network host")]
     Disabled,
-    #[error(
-        "the default bridge network is not supported by this berthd yet: use --network none or --network host"
-    )]
-    BridgeUnsupported,
     #[error("network mode {mode} is not supported yet")]
     ModeUnsupported { mode: String },
     #[error("network {name} not found")]
     NoSuchNetwork { name: String },
+    #[error("container {id} has no network endpoint")]
+    NoEndpoint { id: String },
+    #[error("iptables {args} failed: {stderr}")]
+    Iptables { args: String, stderr: String },
+    #[error("iptables could not be run")]
+    IptablesSpawn {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} could not be written")]
+    Sysctl {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("network namespace of pid {pid} could not be entered")]
+    Netns {
+        pid: i32,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl NetworkError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            NetworkError::Netlink { .. } | NetworkError::Query { .. } => ErrorKind::System,
-            NetworkError::BridgeNotFound { .. } | NetworkError::NotABridge { .. } => {
-                ErrorKind::InvalidParameter
-            }
+            NetworkError::Netlink { .. }
+            | NetworkError::Query { .. }
+            | NetworkError::Link { .. }
+            | NetworkError::NoFreeSubnet
+            | NetworkError::PoolExhausted { .. }
+            | NetworkError::Iptables { .. }
+            | NetworkError::IptablesSpawn { .. }
+            | NetworkError::Sysctl { .. }
+            | NetworkError::Netns { .. } => ErrorKind::System,
+            NetworkError::BridgeNotFound { .. }
+            | NetworkError::NotABridge { .. }
+            | NetworkError::NoBridgeAddress { .. } => ErrorKind::InvalidParameter,
             NetworkError::Disabled => ErrorKind::InvalidParameter,
-            NetworkError::BridgeUnsupported | NetworkError::ModeUnsupported { .. } => {
-                ErrorKind::NotImplemented
+            NetworkError::ModeUnsupported { .. } => ErrorKind::NotImplemented,
+            NetworkError::NoSuchNetwork { .. } | NetworkError::NoEndpoint { .. } => {
+                ErrorKind::NotFound
             }
-            NetworkError::NoSuchNetwork { .. } => ErrorKind::NotFound,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Messages of the [`NetworkActor`](super::NetworkActor).
 
+use std::net::Ipv4Addr;
+
 use actix::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::error::NetworkError;
 use crate::monitor::spec::NetworkSpec;
@@ -17,6 +20,12 @@ pub struct NetworkInfo {
     pub enabled: bool,
     /// The operator's bridge (`-b NAME`), or `None` for berth's own default bridge.
     pub bridge: Option<String>,
+    /// The bridge containers are attached to (`berth0` or the `-b` one); empty when off.
+    pub bridge_name: String,
+    /// The bridge's subnet (`172.28.0.0/16`); empty when off.
+    pub subnet: String,
+    /// The bridge's address, the containers' gateway.
+    pub gateway: Option<Ipv4Addr>,
     /// The MTU given to container interfaces.
     pub mtu: u32,
 }
@@ -27,4 +36,60 @@ pub struct NetworkInfo {
 #[rtype(result = "Result<NetworkSpec, NetworkError>")]
 pub struct PlanNetwork {
     pub mode: String,
+}
+
+/// A container's place on the bridge network. Kept in the container's record while it
+/// runs (`NetworkSettings` of inspect) and handed back at a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The bridge network's id (stable for a bridge and subnet).
+    pub network_id: String,
+    pub endpoint_id: String,
+    /// The bridge the host side is attached to.
+    pub bridge: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    /// `02:42:..`, from the address.
+    pub mac: String,
+    /// The host side of the veth pair, `veth<8 hex>`.
+    pub host_veth: String,
+}
+
+/// From `ContainerStoreActor` on start of a bridge-networked container: takes an address
+/// for container `id` (the one it has, if it has one). `PoolExhausted` when none is left.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Endpoint, NetworkError>")]
+pub struct AllocateEndpoint {
+    pub id: String,
+}
+
+/// From the store's `NetworkHook` (run by ExecActor once the container's network namespace
+/// exists, before its process runs): creates the veth pair, the host side on the bridge,
+/// `eth0` in the namespace of `pid` with the endpoint's address and a default route.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), NetworkError>")]
+pub struct ConnectContainer {
+    pub id: String,
+    pub pid: i32,
+    pub endpoint: Endpoint,
+}
+
+/// From `ContainerStoreActor` when a container exited, failed to start or is removed:
+/// deletes the host veth if it is still there and releases the address. Unknown ids are
+/// fine. The store sends it with `do_send` on exit, so that it is in the mailbox before
+/// the `AllocateEndpoint` of a restart.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), NetworkError>")]
+pub struct ReleaseEndpoint {
+    pub id: String,
+}
+
+/// From `ContainerStoreActor::Init`: the endpoints of containers still running after a
+/// daemon restart, whose addresses are reserved again. Replies the ids whose endpoint
+/// does not fit the current network (another subnet or a clash).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<String>")]
+pub struct RestoreEndpoints {
+    pub endpoints: Vec<(String, Endpoint)>,
 }

@@ -1,17 +1,30 @@
-//! NetworkActor: bridge, iptables, IP and port allocation, links (seed step 4.5).
+//! NetworkActor: the bridge, iptables, IP allocation and veth pairs (seed step 4.5).
 //!
-//! State: the network settings resolved at `Init` (networking on or off, the bridge, the
-//! MTU) and an rtnetlink handle. Threads: the actor runs on its own arbiter; rtnetlink's
-//! connection is a task on that arbiter, so queries are futures and never block it.
+//! State: the network settings resolved at `Init` (networking on or off, the bridge and its
+//! subnet, the MTU), the address pool ([`ipam::Ipam`]), one [`Endpoint`] per connected
+//! container, the iptables rules in force ([`firewall::Firewall`]) and an rtnetlink handle.
 //!
-//! This scope: containers get `--network none` (a new network namespace with only
-//! `lo`) or `--network host`. `-b NAME` is checked to name an existing bridge, `-b none`
-//! turns networking off, and the MTU rule of the seed is applied. The default bridge with
-//! NAT and published ports is refused with a clear error until it lands.
+//! Threads: the actor runs on its own arbiter; rtnetlink's connection is a task on that
+//! arbiter, so link queries are futures and never block it. iptables runs in
+//! `spawn_blocking`; the configuration inside a container's network namespace runs on a
+//! fresh thread that enters it ([`bridge::configure_netns`]).
+//!
+//! Modes: `-b none` turns networking off (`--network none|host` only). Without `-b`, berth
+//! creates bridge `berth0` with `--bip` or the first candidate subnet that overlaps no host
+//! route; `-b NAME` uses an existing bridge and its IPv4 address. Containers on the bridge
+//! get a veth pair and an address from the pool. With `--iptables` (default) the subnet is
+//! masqueraded and forwarding follows `--icc`; every rule is removed on `Shutdown` (unless
+//! `--live-restore`, where running containers still need them). The bridge stays, as
+//! Docker leaves docker0. Published ports (`-p`) are not supported yet (the store refuses
+//! them with 501).
 
+pub mod bridge;
 pub mod error;
+pub mod firewall;
+pub mod ipam;
 pub mod messages;
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -20,10 +33,14 @@ use futures_util::TryStreamExt;
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
 use netlink_packet_route::route::RouteAttribute;
 use rtnetlink::{Handle, RouteMessageBuilder};
+use sha2::Digest;
 
 pub use error::NetworkError;
 pub use messages::*;
 
+use self::bridge::link_by_name;
+use self::firewall::{DEFAULT_BRIDGE, Firewall};
+use self::ipam::{Cidr, Ipam};
 use super::{Init, LifecycleError, Shutdown};
 use crate::config::{BridgeSetting, DaemonConfig};
 use crate::monitor::spec::NetworkSpec;
@@ -31,11 +48,38 @@ use crate::monitor::spec::NetworkSpec;
 /// The MTU when neither `--mtu` nor the default route's interface gives one.
 pub const DEFAULT_MTU: u32 = 1500;
 
+/// Subnets tried, in order, for the default bridge without `--bip`. (10.199.0.0/16 is
+/// left to the tests.)
+pub const CANDIDATE_SUBNETS: &[&str] = &[
+    "172.28.0.1/16",
+    "172.29.0.1/16",
+    "172.30.0.1/16",
+    "172.31.0.1/16",
+    "192.168.215.1/24",
+    "192.168.216.1/24",
+    "192.168.217.1/24",
+    "10.210.0.1/16",
+];
+
 /// The network subsystem. See the module docs.
 #[derive(Debug)]
 pub struct NetworkActor {
     config: Arc<DaemonConfig>,
     info: NetworkInfo,
+    /// The bridge network when networking is on.
+    net: Option<BridgeNet>,
+    /// Container id → its endpoint, for every container with an address.
+    endpoints: HashMap<String, Endpoint>,
+}
+
+/// The bridge network in force.
+#[derive(Debug)]
+struct BridgeNet {
+    handle: Handle,
+    bridge_index: u32,
+    network_id: String,
+    ipam: Ipam,
+    firewall: Option<Firewall>,
 }
 
 impl NetworkActor {
@@ -43,6 +87,8 @@ impl NetworkActor {
         NetworkActor {
             config,
             info: NetworkInfo::default(),
+            net: None,
+            endpoints: HashMap::new(),
         }
     }
 }
@@ -56,19 +102,6 @@ fn netlink() -> Result<Handle, NetworkError> {
         rtnetlink::new_connection().map_err(|source| NetworkError::Netlink { source })?;
     actix_rt::spawn(conn);
     Ok(handle)
-}
-
-async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, NetworkError> {
-    let mut links = handle.link().get().match_name(name.to_owned()).execute();
-    match links.try_next().await {
-        Ok(link) => Ok(link),
-        // ENODEV: no such link.
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
-        Err(source) => Err(NetworkError::Query {
-            what: format!("link {name}"),
-            source,
-        }),
-    }
 }
 
 fn is_bridge(link: &LinkMessage) -> bool {
@@ -122,31 +155,148 @@ async fn default_route_mtu(handle: &Handle) -> Result<Option<u32>, NetworkError>
     Ok(link.as_ref().and_then(mtu_of))
 }
 
-async fn resolve(config: Arc<DaemonConfig>) -> Result<NetworkInfo, NetworkError> {
+/// The first candidate that overlaps none of `routes`.
+pub fn pick_subnet(candidates: &[&str], routes: &[Cidr]) -> Option<Cidr> {
+    candidates
+        .iter()
+        .filter_map(|c| Cidr::parse(c))
+        .find(|c| !routes.iter().any(|r| r.overlaps(c)))
+}
+
+/// A stable id for the bridge network: the same bridge and subnet give the same id.
+fn network_id(bridge: &str, subnet: &Cidr) -> String {
+    hex::encode(sha2::Sha256::digest(format!(
+        "berth-bridge/{bridge}/{subnet}"
+    )))
+}
+
+/// The bridge network of the config: the bridge made or found, its address, the pool.
+async fn setup_bridge(
+    config: &DaemonConfig,
+    handle: &Handle,
+    mtu: u32,
+) -> Result<Option<(String, u32, Cidr)>, NetworkError> {
+    match &config.bridge {
+        BridgeSetting::None => Ok(None),
+        BridgeSetting::Existing(name) => {
+            let link = link_by_name(handle, name)
+                .await?
+                .ok_or_else(|| NetworkError::BridgeNotFound { name: name.clone() })?;
+            if !is_bridge(&link) {
+                return Err(NetworkError::NotABridge { name: name.clone() });
+            }
+            let index = link.header.index;
+            let addr = bridge::ipv4_addrs(handle, index)
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| NetworkError::NoBridgeAddress { name: name.clone() })?;
+            bridge::set_up(handle, index, name).await?;
+            Ok(Some((name.clone(), index, addr)))
+        }
+        BridgeSetting::Default => {
+            let name = DEFAULT_BRIDGE;
+            let existing = link_by_name(handle, name).await?;
+            if let Some(l) = &existing {
+                if !is_bridge(l) {
+                    return Err(NetworkError::NotABridge { name: name.into() });
+                }
+            }
+            let present = match &existing {
+                Some(l) => bridge::ipv4_addrs(handle, l.header.index).await?,
+                None => Vec::new(),
+            };
+            let addr = match (config.bip.as_deref().and_then(Cidr::parse), present.first()) {
+                (Some(bip), _) => bip,
+                (None, Some(a)) => *a,
+                (None, None) => {
+                    let routes = bridge::route_destinations(
+                        handle,
+                        existing.as_ref().map(|l| l.header.index),
+                    )
+                    .await?;
+                    pick_subnet(CANDIDATE_SUBNETS, &routes).ok_or(NetworkError::NoFreeSubnet)?
+                }
+            };
+            let index = bridge::ensure_bridge(handle, name, mtu).await?;
+            if !present.contains(&addr) {
+                bridge::add_addr(handle, index, addr).await?;
+            }
+            Ok(Some((name.to_owned(), index, addr)))
+        }
+    }
+}
+
+fn enable_ip_forward() -> Result<(), NetworkError> {
+    let path = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(path).is_ok_and(|s| s.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(path, "1").map_err(|source| NetworkError::Sysctl {
+        path: path.into(),
+        source,
+    })
+}
+
+async fn resolve(
+    config: Arc<DaemonConfig>,
+) -> Result<(NetworkInfo, Option<BridgeNet>), NetworkError> {
     let handle = netlink()?;
     let mtu = if config.mtu != 0 {
         config.mtu
     } else {
         default_route_mtu(&handle).await?.unwrap_or(DEFAULT_MTU)
     };
-    let (enabled, bridge) = match &config.bridge {
-        BridgeSetting::None => (false, None),
-        BridgeSetting::Default => (true, None),
-        BridgeSetting::Existing(name) => {
-            let link = link_by_name(&handle, name)
-                .await?
-                .ok_or_else(|| NetworkError::BridgeNotFound { name: name.clone() })?;
-            if !is_bridge(&link) {
-                return Err(NetworkError::NotABridge { name: name.clone() });
-            }
-            (true, Some(name.clone()))
-        }
+    let Some((name, index, addr)) = setup_bridge(&config, &handle, mtu).await? else {
+        return Ok((
+            NetworkInfo {
+                enabled: false,
+                mtu,
+                ..NetworkInfo::default()
+            },
+            None,
+        ));
     };
-    Ok(NetworkInfo {
-        enabled,
-        bridge,
-        mtu,
+    let subnet = Cidr::new(addr.network(), addr.prefix);
+    let firewall = config
+        .iptables
+        .then(|| Firewall::new(&name, subnet, config.icc));
+    let ip_forward = config.ip_forward;
+    let fw = firewall.clone();
+    tokio::task::spawn_blocking(move || {
+        if ip_forward {
+            enable_ip_forward()?;
+        }
+        match fw {
+            Some(fw) => fw.setup(),
+            None => Ok(()),
+        }
     })
+    .await
+    .map_err(|e| NetworkError::IptablesSpawn {
+        source: std::io::Error::other(e),
+    })??;
+    let info = NetworkInfo {
+        enabled: true,
+        bridge: match &config.bridge {
+            BridgeSetting::Existing(n) => Some(n.clone()),
+            _ => None,
+        },
+        bridge_name: name.clone(),
+        subnet: addr.to_string(),
+        gateway: Some(addr.addr),
+        mtu,
+    };
+    Ok((
+        info,
+        Some(BridgeNet {
+            handle,
+            bridge_index: index,
+            network_id: network_id(&name, &addr),
+            ipam: Ipam::new(addr, addr.addr),
+            firewall,
+        }),
+    ))
 }
 
 impl Handler<Init> for NetworkActor {
@@ -155,14 +305,17 @@ impl Handler<Init> for NetworkActor {
         let config = self.config.clone();
         Box::pin(
             actix::fut::wrap_future(resolve(config)).map(|res, act: &mut Self, _| match res {
-                Ok(info) => {
+                Ok((info, net)) => {
                     tracing::info!(
                         enabled = info.enabled,
-                        bridge = info.bridge.as_deref().unwrap_or(""),
+                        bridge = %info.bridge_name,
+                        subnet = %info.subnet,
+                        iptables = net.as_ref().is_some_and(|n| n.firewall.is_some()),
                         mtu = info.mtu,
                         "network settings resolved"
                     );
                     act.info = info;
+                    act.net = net;
                     Ok(())
                 }
                 Err(e) => Err(LifecycleError::from_error(&e)),
@@ -172,10 +325,27 @@ impl Handler<Init> for NetworkActor {
 }
 
 impl Handler<Shutdown> for NetworkActor {
-    type Result = Result<(), LifecycleError>;
+    type Result = ResponseFuture<Result<(), LifecycleError>>;
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
-        // Nothing is allocated yet: no published ports, no NAT rules.
-        Ok(())
+        let fw = self.net.as_ref().and_then(|n| n.firewall.clone());
+        let keep = self.config.live_restore;
+        Box::pin(async move {
+            let Some(fw) = fw else { return Ok(()) };
+            if keep {
+                tracing::info!("live-restore: iptables rules kept for running containers");
+                return Ok(());
+            }
+            let res = tokio::task::spawn_blocking(move || fw.teardown())
+                .await
+                .map_err(|e| LifecycleError(format!("iptables cleanup: {e}")))?;
+            match res {
+                Ok(()) => {
+                    tracing::info!("iptables rules removed");
+                    Ok(())
+                }
+                Err(e) => Err(LifecycleError::from_error(&e)),
+            }
+        })
     }
 }
 
@@ -192,7 +362,7 @@ pub fn plan_network(info: &NetworkInfo, mode: &str) -> Result<NetworkSpec, Netwo
         "none" => Ok(NetworkSpec::None),
         "host" => Ok(NetworkSpec::Host),
         "" | "default" | "bridge" if !info.enabled => Err(NetworkError::Disabled),
-        "" | "default" | "bridge" => Err(NetworkError::BridgeUnsupported),
+        "" | "default" | "bridge" => Ok(NetworkSpec::New),
         m if m.starts_with("container:") => Err(NetworkError::ModeUnsupported { mode: m.into() }),
         m => Err(NetworkError::NoSuchNetwork { name: m.into() }),
     }
@@ -205,6 +375,114 @@ impl Handler<PlanNetwork> for NetworkActor {
     }
 }
 
+/// The host side of a veth pair: `veth` and 8 hex digits of the endpoint's id (new for
+/// each start, so that a late cleanup of the last run never meets this run's veth).
+pub fn host_veth_name(id: &str) -> String {
+    let hex: String = id.chars().filter(char::is_ascii_hexdigit).take(8).collect();
+    format!("veth{hex:0<8}")
+}
+
+impl Handler<AllocateEndpoint> for NetworkActor {
+    type Result = Result<Endpoint, NetworkError>;
+    fn handle(&mut self, msg: AllocateEndpoint, _: &mut Self::Context) -> Self::Result {
+        if let Some(ep) = self.endpoints.get(&msg.id) {
+            return Ok(ep.clone());
+        }
+        let net = self.net.as_mut().ok_or(NetworkError::Disabled)?;
+        let ip = net.ipam.allocate()?;
+        let endpoint_id = crate::util::new_id();
+        let ep = Endpoint {
+            network_id: net.network_id.clone(),
+            host_veth: host_veth_name(&endpoint_id),
+            endpoint_id,
+            bridge: self.info.bridge_name.clone(),
+            ip,
+            prefix: net.ipam.subnet().prefix,
+            gateway: net.ipam.gateway(),
+            mac: bridge::mac_string(&bridge::mac_for(ip)),
+        };
+        tracing::debug!(container_id = %msg.id, ip = %ip, "address allocated");
+        self.endpoints.insert(msg.id, ep.clone());
+        Ok(ep)
+    }
+}
+
+impl Handler<ConnectContainer> for NetworkActor {
+    type Result = ResponseFuture<Result<(), NetworkError>>;
+    fn handle(&mut self, msg: ConnectContainer, _: &mut Self::Context) -> Self::Result {
+        let Some(net) = self.net.as_ref() else {
+            return Box::pin(async { Err(NetworkError::Disabled) });
+        };
+        let handle = net.handle.clone();
+        let bridge_index = net.bridge_index;
+        let mtu = self.info.mtu;
+        Box::pin(async move {
+            let ep = msg.endpoint;
+            let mac = bridge::mac_for(ep.ip);
+            // A veth of an earlier run of this container may linger while its old
+            // namespace is torn down.
+            bridge::delete_link(&handle, &ep.host_veth).await?;
+            bridge::create_veth(&handle, &ep.host_veth, bridge_index, mtu, msg.pid, mac).await?;
+            let addr = Cidr::new(ep.ip, ep.prefix);
+            if let Err(e) = bridge::configure_netns(msg.pid, addr, ep.gateway).await {
+                let _ = bridge::delete_link(&handle, &ep.host_veth).await;
+                return Err(e);
+            }
+            tracing::info!(container_id = %msg.id, ip = %ep.ip, veth = %ep.host_veth, "container connected");
+            Ok(())
+        })
+    }
+}
+
+impl Handler<ReleaseEndpoint> for NetworkActor {
+    type Result = ResponseFuture<Result<(), NetworkError>>;
+    fn handle(&mut self, msg: ReleaseEndpoint, _: &mut Self::Context) -> Self::Result {
+        let Some(ep) = self.endpoints.remove(&msg.id) else {
+            return Box::pin(async { Ok(()) });
+        };
+        let Some(net) = self.net.as_mut() else {
+            return Box::pin(async { Ok(()) });
+        };
+        net.ipam.release(ep.ip);
+        let handle = net.handle.clone();
+        Box::pin(async move {
+            // The veth usually vanished with the namespace already.
+            match bridge::delete_link(&handle, &ep.host_veth).await {
+                Ok(true) => {
+                    tracing::debug!(container_id = %msg.id, veth = %ep.host_veth, "veth deleted")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, container_id = %msg.id, veth = %ep.host_veth, "veth not deleted");
+                    return Err(e);
+                }
+            }
+            tracing::debug!(container_id = %msg.id, ip = %ep.ip, "address released");
+            Ok(())
+        })
+    }
+}
+
+impl Handler<RestoreEndpoints> for NetworkActor {
+    type Result = MessageResult<RestoreEndpoints>;
+    fn handle(&mut self, msg: RestoreEndpoints, _: &mut Self::Context) -> Self::Result {
+        let mut refused = Vec::new();
+        for (id, ep) in msg.endpoints {
+            let ok = match self.net.as_mut() {
+                Some(net) if ep.bridge == self.info.bridge_name => net.ipam.reserve(ep.ip),
+                _ => false,
+            };
+            if ok {
+                self.endpoints.insert(id, ep);
+            } else {
+                tracing::warn!(container_id = %id, ip = %ep.ip, "address of a running container not restored");
+                refused.push(id);
+            }
+        }
+        MessageResult(refused)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,8 +492,8 @@ mod tests {
     fn network_modes() {
         let on = NetworkInfo {
             enabled: true,
-            bridge: None,
             mtu: 1500,
+            ..NetworkInfo::default()
         };
         let off = NetworkInfo {
             enabled: false,
@@ -223,10 +501,8 @@ mod tests {
         };
         assert_eq!(plan_network(&on, "none").unwrap(), NetworkSpec::None);
         assert_eq!(plan_network(&on, "host").unwrap(), NetworkSpec::Host);
-        assert_eq!(
-            plan_network(&on, "default").unwrap_err().kind(),
-            ErrorKind::NotImplemented
-        );
+        assert_eq!(plan_network(&on, "default").unwrap(), NetworkSpec::New);
+        assert_eq!(plan_network(&on, "bridge").unwrap(), NetworkSpec::New);
         assert_eq!(
             plan_network(&off, "bridge").unwrap_err().kind(),
             ErrorKind::InvalidParameter
@@ -235,5 +511,44 @@ mod tests {
             plan_network(&on, "nosuchnet").unwrap_err().kind(),
             ErrorKind::NotFound
         );
+    }
+
+    #[test]
+    fn subnet_pick_skips_host_routes() {
+        let routes = [
+            Cidr::parse("172.16.0.0/12").unwrap(),
+            Cidr::parse("192.168.215.0/24").unwrap(),
+        ];
+        assert_eq!(
+            pick_subnet(CANDIDATE_SUBNETS, &routes).unwrap().to_string(),
+            "192.168.216.0/24"
+        );
+        assert_eq!(
+            pick_subnet(CANDIDATE_SUBNETS, &[])
+                .unwrap()
+                .addr
+                .to_string(),
+            "172.28.0.1"
+        );
+        let all = [
+            Cidr::parse("0.0.0.0/1").unwrap(),
+            Cidr::parse("128.0.0.0/1").unwrap(),
+        ];
+        assert!(pick_subnet(CANDIDATE_SUBNETS, &all).is_none());
+        for c in CANDIDATE_SUBNETS {
+            assert!(
+                !Cidr::parse(c)
+                    .unwrap()
+                    .overlaps(&Cidr::parse("10.199.0.0/16").unwrap())
+            );
+        }
+    }
+
+    #[test]
+    fn veth_names_fit_ifnamsiz() {
+        let n = host_veth_name(&"ab".repeat(32));
+        assert_eq!(n, "vethabababab");
+        assert!(n.len() <= 15);
+        assert_eq!(host_veth_name("x"), "veth00000000");
     }
 }

@@ -327,10 +327,12 @@ pub fn hostname_path(dir: &Path) -> std::path::PathBuf {
     dir.join("hostname")
 }
 
-/// `/etc/hosts` for a container without a bridge network.
-pub fn hosts_file(hostname: &str) -> String {
+/// `/etc/hosts` for a container: its hostname on its bridge address `ip`, or on 127.0.0.1
+/// without a bridge network.
+pub fn hosts_file(hostname: &str, ip: Option<std::net::Ipv4Addr>) -> String {
+    let own = ip.map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string());
     format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{own}\t{hostname}\n"
     )
 }
 

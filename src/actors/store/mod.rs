@@ -39,12 +39,16 @@ pub use messages::*;
 use self::persist::Persister;
 use self::state::{Container, State, Status};
 use super::exec::{
-    AttachContainer, CleanupContainer, ContainerExited, ExecActor, ExecError, PendingAttach,
-    ResizeContainer, RestoreContainer, RestoreState, SignalContainer, StartContainer as ExecStart,
+    AttachContainer, CleanupContainer, ContainerExited, ExecActor, ExecError, HookError,
+    NetworkHook, PendingAttach, ResizeContainer, RestoreContainer, RestoreState, SignalContainer,
+    StartContainer as ExecStart,
 };
 use super::graph::{CreateRwLayer, GetDriverInfo, GraphActor, RemoveRwLayer, ResolveImage};
 use super::graphdb::{GraphDbActor, GraphDbError, ListNames, ReleaseEntity, ReserveName};
-use super::network::{GetNetworkInfo, NetworkActor, NetworkInfo, plan_network};
+use super::network::{
+    AllocateEndpoint, ConnectContainer, Endpoint, GetNetworkInfo, NetworkActor, NetworkInfo,
+    ReleaseEndpoint, RestoreEndpoints, plan_network,
+};
 use super::{ActorClient, Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
 use crate::metrics::metrics;
@@ -231,6 +235,13 @@ impl ContainerStoreActor {
                 .send(ReleaseEntity { id: id2.clone() })
                 .await
                 .map_err(StoreError::mailbox("graphdb"))??;
+            if let Ok(Err(e)) = peers
+                .network
+                .send(ReleaseEndpoint { id: id2.clone() })
+                .await
+            {
+                tracing::warn!(error = %e, container_id = %id2, "network endpoint not released");
+            }
             if let Err(e) = peers.exec.send(CleanupContainer { id: id2.clone() }).await {
                 tracing::warn!(error = %e, container_id = %id2, "runtime dir not cleaned up");
             }
@@ -340,6 +351,15 @@ impl ContainerStoreActor {
                 Err(_) => Err(StoreError::StopTimeout { id }),
             }
         }
+    }
+
+    /// Gives container `id`'s address back and deletes its host veth. Sent at once (not
+    /// from a spawned future), so it reaches the network actor before the allocation of a
+    /// restart; the network actor logs a failure.
+    fn release_endpoint(&self, id: &str) {
+        self.peers
+            .network
+            .do_send(ReleaseEndpoint { id: id.to_owned() });
     }
 
     fn stop_signal_of(c: &Container) -> i32 {
@@ -504,7 +524,23 @@ impl Handler<Init> for ContainerStoreActor {
                         Err(e) => return Err(LifecycleError::from_error(&e)),
                     }
                 }
+                if !c.state.is_running() {
+                    // Its namespace, and with it its veth, is gone.
+                    c.endpoint = None;
+                }
                 restored.push(c);
+            }
+            // Addresses of the containers still running are taken again.
+            let endpoints: Vec<_> = restored
+                .iter()
+                .filter_map(|c| c.endpoint.clone().map(|ep| (c.id.clone(), ep)))
+                .collect();
+            if !endpoints.is_empty() {
+                peers
+                    .network
+                    .send(RestoreEndpoints { endpoints })
+                    .await
+                    .map_err(|e| LifecycleError::from_error(&e))?;
             }
             Ok((restored, net, driver))
         };
@@ -698,6 +734,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 driver,
                 network,
                 restart_count: 0,
+                endpoint: None,
             };
             let record = serde_json::to_vec(&c).map_err(|e| StoreError::InvalidConfig {
                 reason: e.to_string(),
@@ -753,6 +790,46 @@ impl Handler<CreateContainer> for ContainerStoreActor {
     }
 }
 
+/// Takes an address for container `id`, writes its /etc/hosts, and sets the hook that wires
+/// its network namespace once the monitor has created it.
+async fn connect_bridge(
+    network: &ActorClient<NetworkActor>,
+    persister: Option<Persister>,
+    id: &str,
+    hosts: PathBuf,
+    start: &mut ExecStart,
+) -> Result<Endpoint, StoreError> {
+    let ep = network
+        .send(AllocateEndpoint { id: id.to_owned() })
+        .await
+        .map_err(StoreError::mailbox("network"))??;
+    let content = create::hosts_file(&start.spec.hostname, Some(ep.ip));
+    let path = hosts.clone();
+    let write = move || fs::write(&path, content);
+    let written = match persister {
+        Some(p) => p.run(id, write).await,
+        None => write(),
+    };
+    if let Err(source) = written {
+        let _ = network.send(ReleaseEndpoint { id: id.to_owned() }).await;
+        return Err(StoreError::Persist {
+            path: hosts,
+            source,
+        });
+    }
+    let (network, id, endpoint) = (network.clone(), id.to_owned(), ep.clone());
+    start.network_hook = Some(NetworkHook(Box::new(move |pid| {
+        Box::pin(async move {
+            network
+                .send(ConnectContainer { id, pid, endpoint })
+                .await
+                .map_err(|e| Box::new(e) as HookError)?
+                .map_err(|e| Box::new(e) as HookError)
+        })
+    })));
+    Ok(ep)
+}
+
 /// Writes a new container's dir: hostname, hosts, resolv.conf and the two records
 /// (fsynced), so that a create is durable when it is answered.
 fn write_container_dir(
@@ -764,7 +841,7 @@ fn write_container_dir(
 ) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
-    fs::write(dir.join("hosts"), create::hosts_file(hostname))?;
+    fs::write(dir.join("hosts"), create::hosts_file(hostname, None))?;
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     fs::write(
         dir.join("resolv.conf"),
@@ -804,21 +881,43 @@ impl Handler<StartContainer> for ContainerStoreActor {
             crate::monitor::spec::NetworkSpec::Host => "host",
             crate::monitor::spec::NetworkSpec::New => "bridge",
         };
+        let bridged = entry.c.network == crate::monitor::spec::NetworkSpec::New;
         let exec = self.peers.exec.clone();
+        let network = self.peers.network.clone();
+        let persister = self.persister.clone();
+        let hosts = containers_dir.join(&id).join("hosts");
         let t0 = Instant::now();
-        let work = async move { exec.send(ExecStart::new(spec, attaches)).await };
+        let id2 = id.clone();
+        let work = async move {
+            let mut start = ExecStart::new(spec, attaches);
+            let endpoint = if bridged {
+                match connect_bridge(&network, persister, &id2, hosts, &mut start).await {
+                    Ok(ep) => Some(ep),
+                    Err(e) => return (Err(e), None),
+                }
+            } else {
+                None
+            };
+            let res = exec
+                .send(start)
+                .await
+                .map_err(StoreError::mailbox("exec"))
+                .and_then(|r| r.map_err(StoreError::from));
+            (res, endpoint)
+        };
         Box::pin(
-            actix::fut::wrap_future::<_, Self>(work).map(move |res, act, ctx| {
+            actix::fut::wrap_future::<_, Self>(work).map(move |(res, endpoint), act, ctx| {
+                if endpoint.is_some() && res.is_err() {
+                    act.release_endpoint(&id);
+                }
                 let Some(entry) = act.containers.get_mut(&id) else {
                     return Err(StoreError::NotFound { id });
                 };
                 entry.starting = false;
-                let res = res
-                    .map_err(StoreError::mailbox("exec"))
-                    .and_then(|r| r.map_err(StoreError::from));
                 match res {
                     Ok(started) => {
                         entry.c.state.set_running(started.pid, started.started_at);
+                        entry.c.endpoint = endpoint;
                         metrics()
                             .container_start
                             .with_label_values(&[network_label])
@@ -881,12 +980,16 @@ impl ContainerStoreActor {
             .set_exited(msg.exit_code, msg.finished_at, msg.oom_killed);
         entry.notify_exit();
         tracing::info!(container_id = %msg.id, exit_code = msg.exit_code, "container exited");
+        let had_endpoint = entry.c.endpoint.take().is_some();
         let c = entry.c.clone();
         let auto_remove = c.host_bool("AutoRemove") && !entry.removing && !self.shutting_down;
         if auto_remove {
             entry.removing = true;
         }
         self.save_state(&c);
+        if had_endpoint {
+            self.release_endpoint(&msg.id);
+        }
         if auto_remove {
             ctx.spawn(self.remove_stopped(msg.id).map(|_, _, _| ()));
         }

@@ -232,6 +232,9 @@ pub struct Container {
     pub driver: String,
     pub network: NetworkSpec,
     pub restart_count: i64,
+    /// The bridge endpoint while the container runs on the bridge network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<crate::actors::network::Endpoint>,
 }
 
 impl Container {

@@ -16,11 +16,29 @@ fn network_name(c: &Container) -> &'static str {
     }
 }
 
-fn endpoint() -> Value {
+/// The bridge endpoint of a running container, as strings: (network id, endpoint id,
+/// gateway, address, prefix, MAC).
+fn endpoint_fields(c: &Container) -> (String, String, String, String, u8, String) {
+    match &c.endpoint {
+        Some(ep) => (
+            ep.network_id.clone(),
+            ep.endpoint_id.clone(),
+            ep.gateway.to_string(),
+            ep.ip.to_string(),
+            ep.prefix,
+            ep.mac.clone(),
+        ),
+        None => Default::default(),
+    }
+}
+
+fn endpoint(c: &Container) -> Value {
+    let (network_id, endpoint_id, gateway, ip, prefix, mac) = endpoint_fields(c);
     json!({
-        "IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": "", "EndpointID": "",
-        "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": null
+        "IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": network_id,
+        "EndpointID": endpoint_id, "Gateway": gateway, "IPAddress": ip, "IPPrefixLen": prefix,
+        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "MacAddress": mac, "DriverOpts": null
     })
 }
 
@@ -38,7 +56,7 @@ pub fn summary(c: &Container, now: DateTime<Utc>) -> Value {
         "State": c.state.status.as_str(),
         "Status": c.state.status_text(now),
         "HostConfig": {"NetworkMode": c.network_mode()},
-        "NetworkSettings": {"Networks": {network_name(c): endpoint()}},
+        "NetworkSettings": {"Networks": {network_name(c): endpoint(c)}},
         "Mounts": mounts(c),
     })
 }
@@ -94,15 +112,26 @@ pub fn inspect(c: &Container, data_root: &Path, driver_data: Value) -> Value {
         "GraphDriver": {"Data": driver_data, "Name": c.driver},
         "Mounts": mounts(c),
         "Config": Value::Object(c.config.clone()),
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0, "Ports": {},
-            "SandboxKey": if c.state.pid > 0 { format!("/proc/{}/ns/net", c.state.pid) } else { String::new() },
-            "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
-            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": {network_name(c): endpoint()}
-        }
+        "NetworkSettings": network_settings(c),
+    })
+}
+
+/// `NetworkSettings` of `docker inspect`.
+fn network_settings(c: &Container) -> Value {
+    let (_, endpoint_id, gateway, ip, prefix, mac) = endpoint_fields(c);
+    let bridge = c
+        .endpoint
+        .as_ref()
+        .map(|e| e.bridge.clone())
+        .unwrap_or_default();
+    json!({
+        "Bridge": bridge, "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0, "Ports": {},
+        "SandboxKey": if c.state.pid > 0 { format!("/proc/{}/ns/net", c.state.pid) } else { String::new() },
+        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": endpoint_id,
+        "Gateway": gateway, "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": ip,
+        "IPPrefixLen": prefix, "IPv6Gateway": "", "MacAddress": mac,
+        "Networks": {network_name(c): endpoint(c)}
     })
 }
 

@@ -1,0 +1,381 @@
+//! The bridge network, driven by the real docker CLI against a real berthd: addresses,
+//! the gateway, container-to-container traffic, --icc=false, iptables rules while running
+//! and none after shutdown, veths removed, inspect. Root only.
+//!
+//! Isolation: each test's berthd runs in a network namespace of its own (made by
+//! [`NetNs`]: a thread unshares its network namespace, starts a holder process and the
+//! daemon, and ends). Its bridge, veths and iptables rules live only there, so parallel
+//! tests (and the host's own firewall) never see each other's rules, and the namespace
+//! vanishes with its last process: the Drop guard stops the daemon, deletes the bridge,
+//! runs the chain cleanup and kills the holder. On top of that each test has its own
+//! bridge name or subnet (10.199.N.0/24, N unique in this file).
+#![allow(clippy::tests_outside_test_module, clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Opts, TestDaemon};
+
+/// A berthd in its own network namespace, and what to clean up there.
+struct NetNs {
+    daemon: Option<TestDaemon>,
+    holder: Child,
+    bridge: String,
+}
+
+fn sh(cmd: &mut Command) -> Output {
+    cmd.output().expect("run command")
+}
+
+impl NetNs {
+    /// Starts berthd with `args` in a new network namespace; `prepare` runs there first
+    /// (e.g. `ip link add`), with `lo` up.
+    fn start(bridge: &str, args: &[&str], prepare: &[&[&str]]) -> NetNs {
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let prepare: Vec<Vec<String>> = prepare
+            .iter()
+            .map(|c| c.iter().map(|s| (*s).to_owned()).collect())
+            .collect();
+        let (holder, daemon) = std::thread::spawn(move || {
+            // This thread is ours and ends below: processes it spawns inherit the new
+            // namespace; the test's other threads stay in the host's.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let holder = Command::new("sleep")
+                .arg("3600")
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap();
+            let run = |c: &[String]| {
+                let out = sh(Command::new(&c[0]).args(&c[1..]));
+                assert!(out.status.success(), "{c:?}: {out:?}");
+            };
+            run(&[
+                "ip".into(),
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ]);
+            for c in &prepare {
+                run(c);
+            }
+            let daemon = TestDaemon::start_with(Opts {
+                args,
+                ..Opts::default()
+            });
+            (holder, daemon)
+        })
+        .join()
+        .unwrap();
+        NetNs {
+            daemon: Some(daemon),
+            holder,
+            bridge: bridge.to_owned(),
+        }
+    }
+
+    /// Stops the daemon and starts it again with `args`, in the same namespace (from a
+    /// thread that enters it: a daemon started from a test thread would be on the host).
+    fn restart(&mut self, args: &[&str]) {
+        let mut d = self.daemon.take().unwrap();
+        d.stop();
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let ns = format!("/proc/{}/ns/net", self.holder.id());
+        let d = std::thread::spawn(move || {
+            let f = std::fs::File::open(ns).unwrap();
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            d.restart(&Opts {
+                args,
+                ..Opts::default()
+            });
+            d
+        })
+        .join()
+        .unwrap();
+        self.daemon = Some(d);
+    }
+
+    fn d(&self) -> &TestDaemon {
+        self.daemon.as_ref().unwrap()
+    }
+
+    /// A command run in the daemon's network namespace.
+    fn ns(&self, args: &[&str]) -> Output {
+        sh(Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", self.holder.id()))
+            .args(args))
+    }
+
+    fn ns_ok(&self, args: &[&str]) -> String {
+        let out = self.ns(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn link_exists(&self, name: &str) -> bool {
+        self.ns(&["ip", "link", "show", "dev", name])
+            .status
+            .success()
+    }
+
+    /// Every rule of iptables table `table` in the namespace.
+    fn rules(&self, table: &str) -> String {
+        self.ns_ok(&["iptables", "-w", "-t", table, "-S"])
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // Stops the daemon (its shutdown removes its rules) and kills leftover monitors.
+        drop(self.daemon.take());
+        // Everything in the namespace is ours: remove it even if the daemon did not.
+        let _ = self.ns(&["ip", "link", "del", "dev", &self.bridge]);
+        for table in ["nat", "filter"] {
+            let _ = self.ns(&["iptables", "-w", "-t", table, "-F"]);
+            let _ = self.ns(&["iptables", "-w", "-t", table, "-X"]);
+        }
+        // The last process in the namespace: it goes with it.
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+fn unique_bridge() -> String {
+    format!("bt{:08x}", rand::random::<u32>())
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn inspect(d: &TestDaemon, id: &str, format: &str) -> String {
+    d.docker_ok(&["inspect", "-f", format, id])
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn default_bridge_gives_addresses_gateway_and_container_traffic() {
+    require_root!();
+    let n = NetNs::start("berth0", &["--bip", "10.199.41.1/24"], &[]);
+    let d = n.d();
+    d.import_busybox();
+
+    // eth0 with an address in the subnet, and the gateway answers.
+    let addr = d.docker_ok(&["run", "--rm", "busybox", "ip", "addr"]);
+    assert!(addr.contains("eth0"), "{addr}");
+    assert!(addr.contains("inet 10.199.41."), "{addr}");
+    assert!(addr.contains("link/ether 02:42:0a:c7:29:"), "{addr}");
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "10.199.41.1",
+    ]);
+    let route = d.docker_ok(&["run", "--rm", "busybox", "ip", "route"]);
+    assert!(
+        route.contains("default via 10.199.41.1 dev eth0"),
+        "{route}"
+    );
+
+    // Bridge set up as asked; MASQUERADE and forwarding rules in our own chains.
+    let br = n.ns_ok(&["ip", "-4", "addr", "show", "dev", "berth0"]);
+    assert!(br.contains("inet 10.199.41.1/24"), "{br}");
+    assert_eq!(
+        n.ns_ok(&["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(),
+        "1"
+    );
+    let nat = n.rules("nat");
+    assert!(
+        nat.contains("-A POSTROUTING -s 10.199.41.0/24 ! -o berth0 -j MASQUERADE"),
+        "{nat}"
+    );
+    assert!(nat.contains("-N BERTH"), "{nat}");
+    let filter = n.rules("filter");
+    assert!(filter.contains("-A FORWARD -j BERTH-FORWARD"), "{filter}");
+    assert!(
+        filter.contains("-A BERTH-FORWARD -i berth0 -o berth0 -j ACCEPT"),
+        "{filter}"
+    );
+    assert!(!nat.contains("DOCKER") && !filter.contains("DOCKER"));
+
+    // Two containers talk by IP.
+    let srv = d
+        .docker_ok(&["run", "-d", "--name", "srv", "busybox", "sh", "-c", SERVE])
+        .trim()
+        .to_owned();
+    let ip = inspect(d, "srv", "{{.NetworkSettings.IPAddress}}");
+    assert!(ip.starts_with("10.199.41."), "{ip}");
+    assert_eq!(
+        inspect(d, "srv", "{{.NetworkSettings.Gateway}}"),
+        "10.199.41.1"
+    );
+    assert_eq!(inspect(d, "srv", "{{.NetworkSettings.IPPrefixLen}}"), "24");
+    assert_eq!(
+        inspect(d, "srv", "{{.NetworkSettings.Networks.bridge.IPAddress}}"),
+        ip
+    );
+    let mac = inspect(d, "srv", "{{.NetworkSettings.Networks.bridge.MacAddress}}");
+    assert!(mac.starts_with("02:42:0a:c7:29:"), "{mac}");
+    assert_eq!(inspect(d, "srv", "{{.NetworkSettings.Bridge}}"), "berth0");
+    let hosts =
+        std::fs::read_to_string(d.data_root.join("containers").join(&srv).join("hosts")).unwrap();
+    assert!(hosts.contains(&format!("{ip}\t{}", &srv[..12])), "{hosts}");
+    let got = wait_for_http(d, &ip);
+    assert_eq!(got.trim(), &srv[..12]);
+
+    // The host side of srv's veth is on the bridge, and goes when srv does.
+    let veths = n.ns_ok(&["ip", "-o", "link", "show", "master", "berth0"]);
+    assert!(veths.contains(": veth"), "{veths}");
+    d.docker_ok(&["rm", "-f", "srv"]);
+    wait_until("no veth left on the bridge", || {
+        n.ns_ok(&["ip", "-o", "link", "show", "master", "berth0"])
+            .trim()
+            .is_empty()
+    });
+
+    // Its address is free again for the next container (after the others in line).
+    let again = d.docker_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "grep $(hostname) /etc/hosts",
+    ]);
+    assert!(again.starts_with("10.199.41."), "{again}");
+
+    // After the daemon stops: no rule of ours left; the bridge stays, as docker0 does.
+    let mut n = n;
+    n.daemon.as_mut().unwrap().stop();
+    let nat = n.rules("nat");
+    let filter = n.rules("filter");
+    assert!(
+        !nat.contains("BERTH") && !nat.contains("MASQUERADE"),
+        "{nat}"
+    );
+    assert!(!filter.contains("BERTH"), "{filter}");
+    assert!(n.link_exists("berth0"));
+}
+
+/// Serves the container's hostname over HTTP on port 8080.
+const SERVE: &str = "mkdir /www && hostname > /www/hostname && exec httpd -f -p 8080 -h /www";
+
+/// The shell command that fetches `url` within 3 s. Not `wget -T` (Debian's busybox 1.35
+/// crashes with it), and `timeout` under a shell that does not exec it (`; exit`): as
+/// pid 1, wget would ignore the SIGTERM.
+fn fetch_cmd(url: &str) -> String {
+    format!("timeout 3 wget -q -O - {url}; exit $?")
+}
+
+/// `wget` from a fresh container until srv's httpd answers (it may still be starting).
+fn wait_for_http(d: &TestDaemon, ip: &str) -> String {
+    let url = format!("http://{ip}:8080/hostname");
+    let fetch = fetch_cmd(&url);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", &fetch]);
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "wget {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn existing_bridge_with_icc_false_blocks_container_traffic() {
+    require_root!();
+    let br = unique_bridge();
+    let n = NetNs::start(
+        &br,
+        &["-b", &br, "--icc=false"],
+        &[
+            &["ip", "link", "add", &br, "type", "bridge"],
+            &["ip", "addr", "add", "10.199.42.1/24", "dev", &br],
+        ],
+    );
+    let d = n.d();
+    d.import_busybox();
+    let filter = n.rules("filter");
+    let chain = format!("BERTH-F-{br}");
+    assert!(
+        filter.contains(&format!("-A {chain} -i {br} -o {br} -j DROP")),
+        "{filter}"
+    );
+    assert!(n.rules("nat").contains(&format!(
+        "-A POSTROUTING -s 10.199.42.0/24 ! -o {br} -j MASQUERADE"
+    )));
+    d.docker_ok(&["run", "-d", "--name", "srv", "busybox", "sh", "-c", SERVE]);
+    let ip = inspect(d, "srv", "{{.NetworkSettings.IPAddress}}");
+    assert!(ip.starts_with("10.199.42."), "{ip}");
+    // The gateway (the host) is still reachable, and srv answers from the host...
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "10.199.42.1",
+    ]);
+    let url = format!("http://{ip}:8080/hostname");
+    let fetch = fetch_cmd(&url);
+    wait_until("srv's httpd to answer the host", || {
+        n.ns(&["timeout", "2", "busybox", "wget", "-q", "-O", "-", &url])
+            .status
+            .success()
+    });
+    // ...but not another container.
+    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", &fetch]);
+    assert!(
+        !out.status.success(),
+        "icc=false let traffic through: {out:?}"
+    );
+    d.docker_ok(&["rm", "-f", "srv"]);
+
+    let mut n = n;
+    n.daemon.as_mut().unwrap().stop();
+    assert!(!n.rules("filter").contains("BERTH"));
+    assert!(!n.rules("nat").contains("BERTH"));
+    assert!(n.link_exists(&br));
+}
+
+#[test]
+fn running_container_keeps_its_address_across_a_live_restore() {
+    require_root!();
+    let mut n = NetNs::start(
+        "berth0",
+        &["--bip", "10.199.43.1/24", "--live-restore"],
+        &[],
+    );
+    n.d().import_busybox();
+    n.d()
+        .docker_ok(&["run", "-d", "--name", "keep", "busybox", "sleep", "600"]);
+    let ip = inspect(n.d(), "keep", "{{.NetworkSettings.IPAddress}}");
+    assert!(ip.starts_with("10.199.43."), "{ip}");
+    n.restart(&["--bip", "10.199.43.1/24", "--live-restore"]);
+    let d = n.d();
+    assert_eq!(inspect(d, "keep", "{{.NetworkSettings.IPAddress}}"), ip);
+    // A new container does not get the restored address.
+    let other = d.docker_ok(&["run", "--rm", "busybox", "sh", "-c", "ip -4 addr show eth0"]);
+    assert!(!other.contains(&format!("inet {ip}/")), "{other}");
+    assert!(other.contains("inet 10.199.43."), "{other}");
+    d.docker_ok(&["rm", "-f", "keep"]);
+    n.daemon.as_mut().unwrap().stop();
+    // Without containers left, live-restore or not, the daemon cleaned nothing it should
+    // have kept; the Drop guard removes the rest.
+}
