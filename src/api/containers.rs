@@ -99,7 +99,7 @@ async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, 
         ),
         _ => None,
     };
-    let rows = state
+    let body = state
         .actors
         .store
         .send(ListContainers {
@@ -108,7 +108,9 @@ async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, 
             filters: parse_filters(q(&query, "filters"))?,
         })
         .await??;
-    Ok(json_reply(StatusCode::OK, &Value::Array(rows)))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 async fn inspect(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {

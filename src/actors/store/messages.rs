@@ -59,9 +59,9 @@ pub struct RemoveContainer {
     pub force: bool,
 }
 
-/// From `api::containers::list`: the rows of `GET /containers/json`, rendered.
+/// From `api::containers::list`: the body of `GET /containers/json`, encoded.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<Value>, StoreError>")]
+#[rtype(result = "Result<bytes::Bytes, StoreError>")]
 pub struct ListContainers {
     pub all: bool,
     pub limit: Option<usize>,

@@ -77,6 +77,8 @@ struct Entry {
     removing: bool,
     pending: Vec<PendingAttach>,
     waiters: Vec<Waiter>,
+    /// The `ps` row, encoded; rebuilt when its key changes.
+    row: Option<view::SummaryRow>,
 }
 
 impl Entry {
@@ -88,6 +90,7 @@ impl Entry {
             removing: false,
             pending: Vec::new(),
             waiters: Vec::new(),
+            row: None,
         }
     }
 
@@ -1088,23 +1091,37 @@ impl Handler<RemoveContainer> for ContainerStoreActor {
 }
 
 impl Handler<ListContainers> for ContainerStoreActor {
-    type Result = Result<Vec<Value>, StoreError>;
+    type Result = Result<bytes::Bytes, StoreError>;
     fn handle(&mut self, msg: ListContainers, _: &mut Self::Context) -> Self::Result {
         let now = Utc::now();
-        let mut rows: Vec<&Container> = self
+        let mut rows: Vec<&mut Entry> = self
             .containers
-            .values()
-            .map(|e| &e.c)
-            .filter(|c| {
-                msg.all || c.state.is_running() || msg.filters.iter().any(|(k, _)| k == "status")
+            .values_mut()
+            .filter(|e| {
+                msg.all || e.c.state.is_running() || msg.filters.iter().any(|(k, _)| k == "status")
             })
-            .filter(|c| view::matches(c, &msg.filters))
+            .filter(|e| view::matches(&e.c, &msg.filters))
             .collect();
-        rows.sort_by_key(|c| std::cmp::Reverse(c.created));
+        rows.sort_by_key(|e| std::cmp::Reverse(e.c.created));
         if let Some(limit) = msg.limit.filter(|l| *l > 0) {
             rows.truncate(limit);
         }
-        Ok(rows.into_iter().map(|c| view::summary(c, now)).collect())
+        let mut out = Vec::with_capacity(64 + rows.len() * 768);
+        out.push(b'[');
+        for (i, e) in rows.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let key = view::SummaryKey::of(&e.c);
+            if e.row.as_ref().is_none_or(|r| r.key != key) {
+                e.row = Some(view::SummaryRow::build(&e.c));
+            }
+            if let Some(row) = &e.row {
+                row.write(&e.c, now, &mut out);
+            }
+        }
+        out.push(b']');
+        Ok(bytes::Bytes::from(out))
     }
 }
 

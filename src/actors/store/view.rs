@@ -183,3 +183,89 @@ pub fn matches(c: &Container, filters: &[(String, Vec<String>)]) -> bool {
         })
     })
 }
+
+/// What a `ps` row depends on besides the record's fixed parts; a change rebuilds the row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryKey {
+    status: Status,
+    exit_code: i32,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    endpoint: Option<String>,
+}
+
+impl SummaryKey {
+    pub fn of(c: &Container) -> Self {
+        SummaryKey {
+            status: c.state.status,
+            exit_code: c.state.exit_code,
+            started_at: c.state.started_at,
+            finished_at: c.state.finished_at,
+            endpoint: c.endpoint.as_ref().map(|e| e.endpoint_id.clone()),
+        }
+    }
+}
+
+/// A `ps` row encoded once, around its `Status` text: the only part that changes with the
+/// clock. The list path then copies bytes instead of building and encoding JSON per row.
+#[derive(Debug, Clone)]
+pub struct SummaryRow {
+    pub key: SummaryKey,
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+}
+
+const STATUS_SENTINEL: &str = "\u{1}berth-status\u{1}";
+
+impl SummaryRow {
+    pub fn build(c: &Container) -> Self {
+        let mut v = summary(c, Utc::now());
+        v["Status"] = Value::String(STATUS_SENTINEL.to_owned());
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        let needle =
+            serde_json::to_vec(&Value::String(STATUS_SENTINEL.to_owned())).unwrap_or_default();
+        let pos = bytes
+            .windows(needle.len())
+            .position(|w| w == needle.as_slice())
+            .unwrap_or(bytes.len());
+        SummaryRow {
+            key: SummaryKey::of(c),
+            prefix: bytes[..pos].to_vec(),
+            suffix: bytes[(pos + needle.len()).min(bytes.len())..].to_vec(),
+        }
+    }
+
+    /// Appends the row with the status text as of `now`.
+    pub fn write(&self, c: &Container, now: DateTime<Utc>, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.prefix);
+        let _ = serde_json::to_writer(&mut *out, &c.state.status_text(now));
+        out.extend_from_slice(&self.suffix);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_row_is_the_rendered_row() {
+        let mut c: Container = serde_json::from_value(json!({
+            "id": "a".repeat(64), "name": "/t1", "created": "2026-11-28T00:00:00Z",
+            "path": "sleep", "args": ["1"], "config": {"Image": "busybox", "Labels": {"k": "v"}},
+            "image": "sha256:x", "state": {"status": "running", "pid": 3, "exit_code": 0,
+                "error": "", "oom_killed": false, "started_at": "2026-11-28T00:00:00Z",
+                "finished_at": null},
+            "rootfs": {"fstype": "bind", "source": "/x", "options": "", "target": "/x"},
+            "driver": "vfs", "network": "None", "restart_count": 0
+        }))
+        .unwrap();
+        let now = Utc::now();
+        let row = SummaryRow::build(&c);
+        let mut out = Vec::new();
+        row.write(&c, now, &mut out);
+        let cached: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(cached, summary(&c, now));
+        c.state.set_exited(3, now, false);
+        assert_ne!(row.key, SummaryKey::of(&c));
+    }
+}
