@@ -94,7 +94,7 @@ async fn info(state: web::Data<AppState>) -> Result<HttpResponse, super::ApiErro
         "Images": driver.images,
         "Driver": driver.name,
         "DriverStatus": driver.status.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-        "Plugins": {"Volume": ["local"], "Network": ["null", "host"], "Authorization": null, "Log": ["json-file"]},
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": null, "Log": ["json-file"]},
         "MemoryLimit": cg.memory_limit,
         "SwapLimit": cg.swap_limit,
         "KernelMemory": false,

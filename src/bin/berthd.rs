@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     init_tracing(&config);
+    berth::sys::env::limit_malloc_arenas();
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(line) => {
