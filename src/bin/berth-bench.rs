@@ -1011,10 +1011,10 @@ impl Report {
             let _ = write!(o, " {} |", f.dockerd_ref.unwrap_or("—"));
             match f.budget {
                 Some(Budget::AtMost(b)) => {
-                    let _ = write!(o, " ≤ {} |", fmtv(b));
+                    let _ = write!(o, " ≤ {b} |");
                 }
                 Some(Budget::AtLeast(b)) => {
-                    let _ = write!(o, " ≥ {} |", fmtv(b));
+                    let _ = write!(o, " ≥ {b} |");
                 }
                 None => o.push_str(" — |"),
             }
@@ -1258,6 +1258,28 @@ impl Ctx {
     /// a. `docker run --rm busybox true` through the CLI.
     async fn case_a(&mut self) {
         let reps = self.reps;
+        // The CLI's own floor: one `docker version` (process start, one API round trip).
+        let kf = "a. CLI floor: docker version (for reference)";
+        self.report.declare(kf, "ms", None, None);
+        for rep in 0..=reps {
+            for ti in order(self.targets.len(), rep) {
+                let mut cmd = self.targets[ti].docker();
+                cmd.args(["version", "--format", "{{.Server.Version}}"]);
+                let t0 = Instant::now();
+                let out = tokio::task::spawn_blocking(move || cmd.output())
+                    .await
+                    .unwrap();
+                let took = t0.elapsed();
+                match out {
+                    Ok(o) if o.status.success() => {
+                        if rep > 0 {
+                            self.report.add(kf, "ms", ti, ms(took));
+                        }
+                    }
+                    _ => self.report.fail(kf, "ms", ti, "failed".into()),
+                }
+            }
+        }
         for (net, key, budget, dref) in [
             (
                 "default",
@@ -1993,6 +2015,16 @@ fn machine() -> String {
     )
 }
 
+/// The 1-, 5- and 15-minute load averages (other work on the machine skews the figures).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 async fn version_of(t: &Target) -> String {
     let Ok(mut c) = t.conn().await else {
         return String::new();
@@ -2035,6 +2067,7 @@ async fn main() {
         }
     };
 
+    let run_docker_existed = Path::new("/run/docker").exists();
     let mut plan: Vec<(String, Option<PathBuf>, Option<Launch>)> = vec![];
     if args.start_berthd {
         let bin = args.berthd_bin.clone().unwrap_or_else(|| {
@@ -2130,6 +2163,7 @@ async fn main() {
         cache,
     };
     let started = Instant::now();
+    let load0 = loadavg();
     let date = chrono::Local::now().format("%Y-%m-%d %H:%M %Z").to_string();
     if !failed {
         for t in &ctx.targets {
@@ -2167,6 +2201,12 @@ async fn main() {
     for (d, k) in roots {
         remove_root(&d, k);
     }
+    // dockerd makes /run/docker/plugins whatever its exec root; remove it when it was not
+    // there before (rmdir: only when empty).
+    if !run_docker_existed {
+        let _ = std::fs::remove_dir("/run/docker/plugins");
+        let _ = std::fs::remove_dir("/run/docker");
+    }
     if ctx.targets.is_empty() {
         std::process::exit(1);
     }
@@ -2178,6 +2218,7 @@ async fn main() {
         if args.quick { " (--quick)" } else { "" }
     );
     let _ = writeln!(out, "Machine: {}", machine());
+    let _ = writeln!(out, "Load average at start: {load0}; at end: {}", loadavg());
     for v in versions {
         let _ = writeln!(out, "Daemon {v}");
     }
