@@ -1242,6 +1242,8 @@ struct Ctx {
     report: Report,
     reps: usize,
     cache: PathBuf,
+    /// The load average as each case began.
+    loads: Vec<(char, String)>,
 }
 
 impl Ctx {
@@ -1967,23 +1969,20 @@ async fn make_target(
 
 async fn run(ctx: &mut Ctx) {
     let cases = ctx.args.cases.clone();
-    if cases.contains('a') {
-        ctx.case_a().await;
-    }
-    if cases.contains('b') {
-        ctx.case_b().await;
-    }
-    if cases.contains('c') || cases.contains('d') {
-        ctx.case_c().await;
-    }
-    if cases.contains('e') {
-        ctx.case_e().await;
-    }
-    if cases.contains('f') {
-        ctx.case_f().await;
-    }
-    if cases.contains('g') {
-        ctx.case_g().await;
+    for case in ['a', 'b', 'c', 'e', 'f', 'g'] {
+        let wanted = cases.contains(case) || (case == 'c' && cases.contains('d'));
+        if !wanted {
+            continue;
+        }
+        ctx.loads.push((case, loadavg()));
+        match case {
+            'a' => ctx.case_a().await,
+            'b' => ctx.case_b().await,
+            'c' => ctx.case_c().await,
+            'e' => ctx.case_e().await,
+            'f' => ctx.case_f().await,
+            _ => ctx.case_g().await,
+        }
     }
 }
 
@@ -2161,6 +2160,7 @@ async fn main() {
         args: args.clone(),
         targets,
         cache,
+        loads: vec![],
     };
     let started = Instant::now();
     let load0 = loadavg();
@@ -2219,6 +2219,12 @@ async fn main() {
     );
     let _ = writeln!(out, "Machine: {}", machine());
     let _ = writeln!(out, "Load average at start: {load0}; at end: {}", loadavg());
+    let by_case: Vec<String> = ctx.loads.iter().map(|(c, l)| format!("{c}: {l}")).collect();
+    let _ = writeln!(
+        out,
+        "Load average as each case began: {}",
+        by_case.join("; ")
+    );
     for v in versions {
         let _ = writeln!(out, "Daemon {v}");
     }
