@@ -157,8 +157,33 @@ impl Conn {
         self.request("DELETE", path, &[], None).await
     }
 
-    /// Sends one request whose body is the concatenation of `body` and reads the reply.
+    /// Sends one request whose body is the concatenation of `body` and reads the reply
+    /// (at most 300 s, so a stuck daemon cannot hang the run).
     async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[&[u8]],
+        ctype: Option<&str>,
+    ) -> io::Result<Resp> {
+        match tokio::time::timeout(
+            Duration::from_secs(300),
+            self.request_inner(method, path, body, ctype),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                self.closed = true;
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{method} {path}: no reply in 300 s"),
+                ))
+            }
+        }
+    }
+
+    async fn request_inner(
         &mut self,
         method: &str,
         path: &str,
@@ -2014,6 +2039,36 @@ fn machine() -> String {
     )
 }
 
+/// The OCI runtime floor of issue 3 on this machine: `unshare` of all namespaces running
+/// `true` (median and min..max of 10, after one warm-up).
+fn unshare_floor() -> Option<String> {
+    let mut v = vec![];
+    for i in 0..11 {
+        let t0 = Instant::now();
+        let st = Command::new("unshare")
+            .args([
+                "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--cgroup",
+            ])
+            .arg("true")
+            .stdin(Stdio::null())
+            .status()
+            .ok()?;
+        if !st.success() {
+            return None;
+        }
+        if i > 0 {
+            v.push(ms(t0.elapsed()));
+        }
+    }
+    let (med, lo, hi) = stats(&v);
+    Some(format!(
+        "unshare of all namespaces + true {} ms ({}..{})",
+        fmtv(med),
+        fmtv(lo),
+        fmtv(hi)
+    ))
+}
+
 /// The 1-, 5- and 15-minute load averages (other work on the machine skews the figures).
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -2164,6 +2219,7 @@ async fn main() {
     };
     let started = Instant::now();
     let load0 = loadavg();
+    let floor = if failed { None } else { unshare_floor() };
     let date = chrono::Local::now().format("%Y-%m-%d %H:%M %Z").to_string();
     if !failed {
         for t in &ctx.targets {
@@ -2218,6 +2274,9 @@ async fn main() {
         if args.quick { " (--quick)" } else { "" }
     );
     let _ = writeln!(out, "Machine: {}", machine());
+    if let Some(f) = &floor {
+        let _ = writeln!(out, "Floor on this machine: {f}");
+    }
     let _ = writeln!(out, "Load average at start: {load0}; at end: {}", loadavg());
     let by_case: Vec<String> = ctx.loads.iter().map(|(c, l)| format!("{c}: {l}")).collect();
     let _ = writeln!(
