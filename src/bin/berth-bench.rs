@@ -913,8 +913,10 @@ struct Figure {
     unit: &'static str,
     budget: Option<Budget>,
     dockerd_ref: Option<&'static str>,
-    /// Per target: samples, or why there are none.
-    values: Vec<Result<Vec<f64>, String>>,
+    /// Per target: the samples.
+    values: Vec<Vec<f64>>,
+    /// Per target: runs that failed (the first message and how many).
+    errors: Vec<Option<(String, usize)>>,
 }
 
 #[derive(Debug, Default)]
@@ -941,22 +943,24 @@ impl Report {
             unit,
             budget,
             dockerd_ref: dref,
-            values: (0..self.ntargets).map(|_| Ok(vec![])).collect(),
+            values: vec![vec![]; self.ntargets],
+            errors: vec![None; self.ntargets],
         });
         self.figures.last_mut().unwrap()
     }
 
     fn add(&mut self, key: &str, unit: &'static str, t: usize, v: f64) {
         let f = self.fig(key, unit, None, None);
-        if let Ok(vs) = &mut f.values[t] {
-            vs.push(v);
-        }
+        f.values[t].push(v);
     }
 
     fn fail(&mut self, key: &str, unit: &'static str, t: usize, why: String) {
         let f = self.fig(key, unit, None, None);
-        if f.values[t].is_ok() {
-            f.values[t] = Err(why);
+        match &mut f.errors[t] {
+            // A figure that cannot be measured here is said once, not counted.
+            Some((e, _)) if e.starts_with("unsupported") || e.starts_with("n/a") => {}
+            Some((_, n)) => *n += 1,
+            e @ None => *e = Some((why, 1)),
         }
     }
 
@@ -997,9 +1001,13 @@ impl Report {
         for f in &self.figures {
             let _ = write!(o, "| {} ({}) |", f.label, f.unit);
             let mut medians = vec![];
-            for v in &f.values {
-                match v {
-                    Ok(vs) if !vs.is_empty() => {
+            for (vs, err) in f.values.iter().zip(&f.errors) {
+                let err = err.as_ref().map(|(e, n)| {
+                    let e = e.replace('|', "/");
+                    if *n > 1 { format!("{e} (x{n})") } else { e }
+                });
+                match vs {
+                    vs if !vs.is_empty() => {
                         let (med, lo, hi) = stats(vs);
                         medians.push(Some(med));
                         if vs.len() == 1 {
@@ -1014,14 +1022,14 @@ impl Report {
                                 vs.len()
                             );
                         }
+                        if let Some(e) = err {
+                            o.pop();
+                            let _ = write!(o, "; **failed runs**: {e} |");
+                        }
                     }
-                    Ok(_) => {
+                    _ => {
                         medians.push(None);
-                        o.push_str(" — |");
-                    }
-                    Err(e) => {
-                        medians.push(None);
-                        let _ = write!(o, " {} |", e.replace('|', "/"));
+                        let _ = write!(o, " {} |", err.as_deref().unwrap_or("—"));
                     }
                 }
             }
@@ -1293,9 +1301,7 @@ impl Ctx {
                 let mut cmd = self.targets[ti].docker();
                 cmd.args(["version", "--format", "{{.Server.Version}}"]);
                 let t0 = Instant::now();
-                let out = tokio::task::spawn_blocking(move || cmd.output())
-                    .await
-                    .unwrap();
+                let out = cli_output(cmd).await;
                 let took = t0.elapsed();
                 match out {
                     Ok(o) if o.status.success() => {
@@ -1343,9 +1349,7 @@ impl Ctx {
                     }
                     cmd.args([IMAGE, "true"]);
                     let t0 = Instant::now();
-                    let out = tokio::task::spawn_blocking(move || cmd.output())
-                        .await
-                        .unwrap();
+                    let out = cli_output(cmd).await;
                     let took = t0.elapsed();
                     match out {
                         Ok(o) if o.status.success() => {
@@ -1411,11 +1415,14 @@ impl Ctx {
                             .await
                             .map_err(|e| e.to_string())?
                             .ok("start")?;
-                        let w = c
-                            .post(&format!("{API}/containers/{id}/wait"))
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .ok("wait")?;
+                        let w = tokio::time::timeout(
+                            Duration::from_secs(30),
+                            c.post(&format!("{API}/containers/{id}/wait")),
+                        )
+                        .await
+                        .map_err(|_| "wait: no reply in 30 s".to_owned())?
+                        .map_err(|e| e.to_string())?
+                        .ok("wait")?;
                         c.delete(&format!("{API}/containers/{id}?force=1"))
                             .await
                             .map_err(|e| e.to_string())?
@@ -1778,6 +1785,18 @@ impl Ctx {
                 remove_root(&d, l.kind);
             }
         }
+    }
+}
+
+/// Runs the CLI (killed after 60 s, so a container that never exits cannot hang the run).
+async fn cli_output(cmd: Command) -> io::Result<std::process::Output> {
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match tokio::time::timeout(Duration::from_secs(60), cmd.output()).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no exit in 60 s")),
     }
 }
 
