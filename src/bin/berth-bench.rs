@@ -1024,6 +1024,7 @@ impl Report {
                         }
                         if let Some(e) = err {
                             o.pop();
+                            o.pop();
                             let _ = write!(o, "; **failed runs**: {e} |");
                         }
                     }
@@ -1411,10 +1412,12 @@ impl Ctx {
                         let _ = c.get("/_ping").await;
                         let t0 = Instant::now();
                         let id = t.create(&mut c, &["true"], net).await?;
+                        let t1 = Instant::now();
                         c.post(&format!("{API}/containers/{id}/start"))
                             .await
                             .map_err(|e| e.to_string())?
                             .ok("start")?;
+                        let t2 = Instant::now();
                         let w = tokio::time::timeout(
                             Duration::from_secs(30),
                             c.post(&format!("{API}/containers/{id}/wait")),
@@ -1423,20 +1426,29 @@ impl Ctx {
                         .map_err(|_| "wait: no reply in 30 s".to_owned())?
                         .map_err(|e| e.to_string())?
                         .ok("wait")?;
+                        let t3 = Instant::now();
                         c.delete(&format!("{API}/containers/{id}?force=1"))
                             .await
                             .map_err(|e| e.to_string())?
                             .ok("delete")?;
-                        let took = t0.elapsed();
+                        let t4 = Instant::now();
                         let code = w.json().get("StatusCode").and_then(Value::as_i64);
                         if code != Some(0) {
                             return Err(format!("exit status {code:?}"));
                         }
-                        Ok::<_, String>(took)
+                        Ok::<_, String>([t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3])
                     }
                     .await;
                     match r {
-                        Ok(d) if rep > 0 => self.report.add(key, "ms", ti, ms(d)),
+                        Ok(d) if rep > 0 => {
+                            self.report.add(key, "ms", ti, ms(d[0]));
+                            for (i, step) in
+                                ["create", "start", "wait", "delete"].iter().enumerate()
+                            {
+                                let k = format!("b. … of which {step}, --network {net}");
+                                self.report.add(&k, "ms", ti, ms(d[i + 1]));
+                            }
+                        }
                         Ok(_) => {}
                         Err(e) => self.report.fail(key, "ms", ti, format!("failed: {e}")),
                     }
