@@ -517,6 +517,9 @@ impl Launch {
             .open(dir.join("daemon.log"))
             .map_err(|e| e.to_string())?;
         let mut cmd = self.command(dir);
+        // Its own process group: a Ctrl-C in the terminal reaches the kit only, which then
+        // cleans up and stops the daemon itself.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
@@ -2131,6 +2134,16 @@ async fn version_of(t: &Target) -> String {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    // Installed first: from here on SIGINT/SIGTERM no longer end the kit before it cleans up
+    // (one that arrives while the daemons start is acted on as soon as they are up).
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut sigint), Ok(mut sigterm)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("berth-bench: cannot install signal handlers");
+        std::process::exit(2);
+    };
     let _ = ARGS.set(args.clone());
     if !nix::unistd::geteuid().is_root() && (args.start_berthd || args.start_dockerd) {
         eprintln!("berth-bench: starting daemons needs root");
@@ -2268,7 +2281,8 @@ async fn main() {
         }
         tokio::select! {
             _ = run(&mut ctx) => {}
-            _ = tokio::signal::ctrl_c() => { eprintln!("berth-bench: interrupted; cleaning up"); failed = true; }
+            _ = sigint.recv() => { eprintln!("berth-bench: interrupted; cleaning up"); failed = true; }
+            _ = sigterm.recv() => { eprintln!("berth-bench: terminated; cleaning up"); failed = true; }
         }
     }
     // Cleanup: our labelled containers, then the daemons we started and their roots.
@@ -2295,6 +2309,7 @@ async fn main() {
         let _ = std::fs::remove_dir("/run/docker");
     }
     if ctx.targets.is_empty() {
+        drop(scratch);
         std::process::exit(1);
     }
     let mut out = String::new();
@@ -2327,6 +2342,7 @@ async fn main() {
         eprintln!("berth-bench: {}: {e}", p.display());
     }
     if failed {
+        drop(scratch);
         std::process::exit(1);
     }
 }
