@@ -981,10 +981,16 @@ fn write_dir_atomic(parent: &Path, name: &str, files: &[(&str, String)]) -> Resu
     ));
     let res = (|| {
         fs::create_dir(&tmp).map_err(io_error(&tmp))?;
+        // The directory is the unit that appears atomically (by the rename below), so
+        // its files need no rename of their own: written, fsynced, then the dir entries
+        // fsynced once.
         for (file, content) in files {
             let p = tmp.join(file);
-            write_atomic(&p, content.as_bytes()).map_err(io_error(&p))?;
+            let mut f = fs::File::create(&p).map_err(io_error(&p))?;
+            std::io::Write::write_all(&mut f, content.as_bytes()).map_err(io_error(&p))?;
+            f.sync_all().map_err(io_error(&p))?;
         }
+        fsync_dir(&tmp)?;
         let to = parent.join(name);
         fs::rename(&tmp, &to).map_err(io_error(&to))?;
         fsync_dir(parent)
