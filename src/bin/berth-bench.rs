@@ -467,8 +467,12 @@ impl Launch {
         let sock = dir.join("api.sock");
         match self.kind {
             Kind::Berthd => {
-                let mut c = Command::new(&self.bin);
-                c.arg("--data-root")
+                // Its own network namespace too, as dockerd: its berth0 bridge and
+                // iptables rules stay in there, and both daemons pay the same unshare.
+                let mut c = Command::new("unshare");
+                c.args(["--net", "--fork", "--kill-child"])
+                    .arg(&self.bin)
+                    .arg("--data-root")
                     .arg(dir.join("data"))
                     .arg("--exec-root")
                     .arg(dir.join("exec"))
@@ -553,9 +557,8 @@ impl Launch {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let took = t0.elapsed();
-        if self.kind != Kind::Berthd {
-            m.pid = peer_pid(&sock).map_err(|e| format!("SO_PEERCRED: {e}"))?;
-        }
+        // Both daemons run under `unshare`: the daemon is the socket's peer.
+        m.pid = peer_pid(&sock).map_err(|e| format!("SO_PEERCRED: {e}"))?;
         Ok((m, took))
     }
 }
@@ -598,7 +601,7 @@ impl Managed {
             std::thread::sleep(Duration::from_micros(500));
         }
         let took = t0.elapsed();
-        // dockerd: `unshare` exits with its child; the daemon pid must be gone too.
+        // `unshare` exits with its child; the daemon pid must be gone too.
         while alive(self.pid) && t0.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_micros(500));
         }
