@@ -346,6 +346,11 @@ fn shutdown_stops_containers_and_a_restart_remembers_them() {
         d.docker_ok(&["ps", "--format", "{{.Names}}"])
             .contains("keep")
     );
+    let pid1 = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "keep"]);
+    assert_eq!(d.docker_ok(&["restart", "-t", "1", "keep"]).trim(), "keep");
+    let after = d.docker_ok(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "keep"]);
+    assert!(after.starts_with("running "), "{after}");
+    assert_ne!(pid1.trim(), after.trim_start_matches("running ").trim());
     d.docker_ok(&["rm", "-f", "keep"]);
 }
 

@@ -150,13 +150,18 @@ async fn stop(
     state
         .actors
         .store
-        .send(StopContainer {
-            id: id_of(&req),
-            timeout: timeout_of(&query)?,
-            signal: q(&query, "signal").map(str::to_owned),
-        })
+        .send(stop_request(&req, &query)?)
         .await??;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `stop` and `restart` share their parameters (`t`, `signal`).
+fn stop_request(req: &HttpRequest, query: &Query) -> Result<StopContainer, ApiError> {
+    Ok(StopContainer {
+        id: id_of(req),
+        timeout: timeout_of(query)?,
+        signal: q(query, "signal").map(str::to_owned),
+    })
 }
 
 async fn restart(
@@ -165,15 +170,7 @@ async fn restart(
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_of(&req);
-    let stopped = state
-        .actors
-        .store
-        .send(StopContainer {
-            id: id.clone(),
-            timeout: timeout_of(&query)?,
-            signal: q(&query, "signal").map(str::to_owned),
-        })
-        .await?;
+    let stopped = state.actors.store.send(stop_request(&req, &query)?).await?;
     match stopped {
         Ok(()) => {}
         // Restarting a stopped container just starts it.
