@@ -981,6 +981,52 @@ mod tests {
     }
 
     #[test]
+    fn owners_devices_and_xattrs_are_kept_as_root() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let s = setup();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Char);
+        h.set_mode(0o666);
+        h.set_size(0);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        b.append_data(&mut h, "dev/null", io::empty()).unwrap();
+        b.append_pax_extensions([
+            ("SCHILY.xattr.user.berth", &b"yes"[..]),
+            ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+        ])
+        .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o4755);
+        h.set_uid(1000);
+        h.set_gid(1001);
+        h.set_size(2);
+        b.append_data(&mut h, "bin/suid", &b"hi"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        extract(io::Cursor::new(tar), &s.dest).unwrap();
+        let m = fs::symlink_metadata(s.dest.join("dev/null")).unwrap();
+        assert!(m.file_type().is_char_device());
+        assert_eq!(m.rdev(), nix::sys::stat::makedev(1, 3));
+        let m = fs::metadata(s.dest.join("bin/suid")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (1000, 1001));
+        assert_eq!(m.mode() & 0o7777, 0o4755, "setuid survives the chown");
+        assert_eq!(
+            xattr::get(s.dest.join("bin/suid"), "user.berth").unwrap(),
+            Some(b"yes".to_vec())
+        );
+        assert_eq!(
+            xattr::get(s.dest.join("bin/suid"), "trusted.overlay.opaque").unwrap(),
+            None,
+            "overlayfs attributes from an archive are dropped"
+        );
+    }
+
+    #[test]
     fn sanitize_rules() {
         assert_eq!(
             sanitize(b"./a//b/./c").unwrap(),
