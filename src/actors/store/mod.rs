@@ -201,6 +201,21 @@ impl ContainerStoreActor {
             .ok_or(StoreError::NotFound { id })
     }
 
+    /// The entry of a running container; `not_running(id)` otherwise (stop answers 304,
+    /// kill and resize 409).
+    fn running_entry(
+        &mut self,
+        key: &str,
+        not_running: fn(String) -> StoreError,
+    ) -> Result<&mut Entry, StoreError> {
+        let entry = self.entry(key)?;
+        if entry.c.state.is_running() {
+            Ok(entry)
+        } else {
+            Err(not_running(entry.c.id.clone()))
+        }
+    }
+
     /// Queues the record's state for writing (atomic, not fsynced).
     fn save_state(&self, c: &Container) {
         let Some(p) = &self.persister else { return };
@@ -1002,14 +1017,11 @@ impl ContainerStoreActor {
 impl Handler<StopContainer> for ContainerStoreActor {
     type Result = Fut<Result<(), StoreError>>;
     fn handle(&mut self, msg: StopContainer, _: &mut Self::Context) -> Self::Result {
-        let entry = match self.entry(&msg.id) {
+        let entry = match self.running_entry(&msg.id, |id| StoreError::NotRunning { id }) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
         };
         let id = entry.c.id.clone();
-        if !entry.c.state.is_running() {
-            return ready(Err(StoreError::NotRunning { id }));
-        }
         let signal = match state::signal_or(msg.signal.as_deref(), Self::stop_signal_of(&entry.c)) {
             Ok(s) => s,
             Err(e) => return ready(Err(e)),
@@ -1032,14 +1044,11 @@ impl Handler<StopContainer> for ContainerStoreActor {
 impl Handler<KillContainer> for ContainerStoreActor {
     type Result = Fut<Result<(), StoreError>>;
     fn handle(&mut self, msg: KillContainer, _: &mut Self::Context) -> Self::Result {
-        let entry = match self.entry(&msg.id) {
+        let entry = match self.running_entry(&msg.id, |id| StoreError::KillNotRunning { id }) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
         };
         let id = entry.c.id.clone();
-        if !entry.c.state.is_running() {
-            return ready(Err(StoreError::KillNotRunning { id }));
-        }
         let signal = match state::signal_or(msg.signal.as_deref(), libc::SIGKILL) {
             Ok(s) => s,
             Err(e) => return ready(Err(e)),
@@ -1198,14 +1207,11 @@ impl Handler<AttachToContainer> for ContainerStoreActor {
 impl Handler<ResizeTty> for ContainerStoreActor {
     type Result = Fut<Result<(), StoreError>>;
     fn handle(&mut self, msg: ResizeTty, _: &mut Self::Context) -> Self::Result {
-        let entry = match self.entry(&msg.id) {
+        let entry = match self.running_entry(&msg.id, |id| StoreError::KillNotRunning { id }) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
         };
         let id = entry.c.id.clone();
-        if !entry.c.state.is_running() {
-            return ready(Err(StoreError::KillNotRunning { id }));
-        }
         let exec = self.peers.exec.clone();
         Box::pin(actix::fut::wrap_future(async move {
             exec.send(ResizeContainer {
