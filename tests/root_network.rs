@@ -368,6 +368,16 @@ fn running_container_keeps_its_address_across_a_live_restore() {
     let ip = inspect(n.d(), "keep", "{{.NetworkSettings.IPAddress}}");
     assert!(ip.starts_with("10.199.43."), "{ip}");
     n.restart(&["--bip", "10.199.43.1/24", "--live-restore"]);
+    // The restart found its rules in place and added none twice.
+    let rules = format!("{}{}", n.rules("nat"), n.rules("filter"));
+    for rule in [
+        "-A POSTROUTING -s 10.199.43.0/24 ! -o berth0 -j MASQUERADE",
+        "-A FORWARD -j BERTH-FORWARD",
+        "-A BERTH-FORWARD -i berth0 -o berth0 -j ACCEPT",
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j BERTH",
+    ] {
+        assert_eq!(rules.matches(rule).count(), 1, "{rule} in {rules}");
+    }
     let d = n.d();
     assert_eq!(inspect(d, "keep", "{{.NetworkSettings.IPAddress}}"), ip);
     // A new container does not get the restored address.

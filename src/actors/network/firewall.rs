@@ -6,10 +6,12 @@
 //! `BERTH-<bridge>` / `BERTH-F-<bridge>` otherwise), so that daemons on different bridges
 //! do not remove each other's rules.
 //!
-//! Every function here runs the `iptables` binary and blocks: call them from
-//! `spawn_blocking`.
+//! Set-up and teardown each read the rules once (`iptables-save`) and apply what is
+//! missing or ours in one transaction (`iptables-restore --noflush`): two execs, not one
+//! per rule. Both block: call them from `spawn_blocking`.
 
-use std::process::Command;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
 
 use super::error::NetworkError;
 use super::ipam::Cidr;
@@ -149,116 +151,247 @@ impl Firewall {
         ]
     }
 
-    /// Creates the chains and adds every missing rule. Blocking.
+    /// Creates the chains and adds every missing rule: one `iptables-save` and, when
+    /// something is missing, one `iptables-restore --noflush`. Blocking.
     pub fn setup(&self) -> Result<(), NetworkError> {
-        for (table, chain) in self.chains() {
-            if !iptables_ok(&["-t", table, "-n", "-L", chain])? {
-                iptables(&["-t", table, "-N", chain])?;
+        self.apply(Firewall::setup_script)
+    }
+
+    /// Removes every rule and chain of ours, in one `iptables-restore`. Blocking.
+    pub fn teardown(&self) -> Result<(), NetworkError> {
+        self.apply(Firewall::teardown_script)
+    }
+
+    /// Reads the rules, builds a script from them and applies it. iptables-restore applies
+    /// a script as one transaction; if it fails because the rules changed meanwhile (a rule
+    /// to delete is gone), the rules are read again once.
+    fn apply(&self, script: fn(&Firewall, &Saved) -> String) -> Result<(), NetworkError> {
+        let mut tries = 0;
+        loop {
+            let saved = Saved::parse(&iptables_save()?);
+            let s = script(self, &saved);
+            if s.is_empty() {
+                return Ok(());
+            }
+            tries += 1;
+            match iptables_restore(&s) {
+                Err(_) if tries < 2 => continue,
+                r => return r,
             }
         }
-        // The icc rule may have the other verdict from an earlier run with another --icc.
+    }
+
+    /// The `iptables-restore --noflush` input that brings `saved` up to our rules; empty
+    /// when nothing is missing. Chains are only declared when missing (declaring one that
+    /// exists would flush it). The icc rule of the other verdict (an earlier run with the
+    /// other --icc) is deleted.
+    fn setup_script(&self, saved: &Saved) -> String {
         let other = Firewall {
             icc: !self.icc,
             ..self.clone()
         };
-        for r in other.own_rules().into_iter().skip(2) {
-            delete_all(&r)?;
+        let stale: Vec<Rule> = other.own_rules().into_iter().skip(2).collect();
+        let wanted: Vec<Rule> = self
+            .own_rules()
+            .into_iter()
+            .chain(self.builtin_rules())
+            .collect();
+        let mut out = String::new();
+        for table in TABLES {
+            let mut lines = Vec::new();
+            for (t, chain) in self.chains() {
+                if t == table && !saved.has_chain(table, chain) {
+                    lines.push(format!(":{chain} - [0:0]"));
+                }
+            }
+            for r in stale.iter().filter(|r| r.table == table) {
+                for _ in 0..saved.count(r) {
+                    lines.push(rule_line("-D", r));
+                }
+            }
+            for r in wanted.iter().filter(|r| r.table == table) {
+                if saved.count(r) == 0 {
+                    lines.push(rule_line(if r.insert { "-I" } else { "-A" }, r));
+                }
+            }
+            push_table(&mut out, table, &lines);
         }
-        for r in self.own_rules().iter().chain(self.builtin_rules().iter()) {
-            add(r)?;
-        }
-        Ok(())
+        out
     }
 
-    /// Removes every rule and chain of ours; carries on past failures and returns the first.
-    /// Blocking.
-    pub fn teardown(&self) -> Result<(), NetworkError> {
-        let mut first = None;
-        let mut note = |r: Result<(), NetworkError>| {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "iptables cleanup step failed");
-                first.get_or_insert(e);
-            }
-        };
-        for r in self.builtin_rules() {
-            note(delete_all(&r));
-        }
-        for (table, chain) in self.chains() {
-            match iptables_ok(&["-t", table, "-n", "-L", chain]) {
-                Ok(true) => {
-                    note(iptables(&["-t", table, "-F", chain]));
-                    note(iptables(&["-t", table, "-X", chain]));
+    /// The input that removes our rules from the built-in chains (every copy, and any
+    /// other rule that jumps to our chains) and flushes and deletes our chains.
+    fn teardown_script(&self, saved: &Saved) -> String {
+        let ours = self.builtin_rules();
+        let mut out = String::new();
+        for table in TABLES {
+            let targets: Vec<String> = self
+                .chains()
+                .iter()
+                .filter(|(t, _)| *t == table)
+                .map(|(_, c)| format!("-j {c}"))
+                .collect();
+            let mut lines = Vec::new();
+            for (chain, spec) in saved.rules(table) {
+                if !BUILTIN_CHAINS.contains(&chain) {
+                    continue;
                 }
-                Ok(false) => {}
-                Err(e) => note(Err(e)),
+                let mine = ours
+                    .iter()
+                    .any(|r| r.table == table && r.chain == chain && r.spec.join(" ") == spec)
+                    || targets
+                        .iter()
+                        .any(|t| spec == t || spec.ends_with(&format!(" {t}")));
+                if mine {
+                    lines.push(format!("-D {chain} {spec}"));
+                }
             }
+            for (t, chain) in self.chains() {
+                if t == table && saved.has_chain(table, chain) {
+                    lines.push(format!("-F {chain}"));
+                    lines.push(format!("-X {chain}"));
+                }
+            }
+            push_table(&mut out, table, &lines);
         }
-        match first {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        out
     }
 }
 
-fn rule_args<'a>(op: &'a str, r: &'a Rule) -> Vec<&'a str> {
-    let mut v = vec!["-t", r.table, op, r.chain.as_str()];
+/// The tables berth writes to, in the order of its scripts.
+const TABLES: [&str; 2] = ["nat", "filter"];
+
+/// The built-in chains of the nat and filter tables.
+const BUILTIN_CHAINS: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+
+fn push_table(out: &mut String, table: &str, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    out.push('*');
+    out.push_str(table);
+    out.push('\n');
+    for l in lines {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.push_str("COMMIT\n");
+}
+
+/// One rule as an iptables-restore line. The specs are written in the form iptables-save
+/// prints them, so that a saved rule and ours compare as text.
+fn rule_line(op: &str, r: &Rule) -> String {
+    let mut v = vec![op, r.chain.as_str()];
     if op == "-I" {
         v.push("1");
     }
     v.extend(r.spec.iter().map(String::as_str));
-    v
+    v.join(" ")
 }
 
-fn add(r: &Rule) -> Result<(), NetworkError> {
-    if iptables_ok(&rule_args("-C", r))? {
-        return Ok(());
-    }
-    iptables(&rule_args(if r.insert { "-I" } else { "-A" }, r))
+/// One table as `iptables-save` printed it.
+#[derive(Debug, Default)]
+struct SavedTable {
+    name: String,
+    chains: Vec<String>,
+    /// (chain, spec) in the printed order.
+    rules: Vec<(String, String)>,
 }
 
-fn delete_all(r: &Rule) -> Result<(), NetworkError> {
-    // A rule may be there more than once (added by hand, or by a crashed run's race).
-    for _ in 0..16 {
-        if !iptables_ok(&rule_args("-C", r))? {
-            return Ok(());
+/// What `iptables-save` printed.
+#[derive(Debug, Default)]
+struct Saved {
+    tables: Vec<SavedTable>,
+}
+
+impl Saved {
+    fn parse(text: &str) -> Saved {
+        let mut tables: Vec<SavedTable> = Vec::new();
+        for line in text.lines() {
+            let line = line.trim_end();
+            if let Some(t) = line.strip_prefix('*') {
+                tables.push(SavedTable {
+                    name: t.to_owned(),
+                    ..SavedTable::default()
+                });
+            } else if let Some(table) = tables.last_mut() {
+                if let Some(rest) = line.strip_prefix(':') {
+                    if let Some(name) = rest.split_whitespace().next() {
+                        table.chains.push(name.to_owned());
+                    }
+                } else if let Some(rest) = line.strip_prefix("-A ") {
+                    if let Some((chain, spec)) = rest.split_once(' ') {
+                        table.rules.push((chain.to_owned(), spec.to_owned()));
+                    }
+                }
+            }
         }
-        iptables(&rule_args("-D", r))?;
+        Saved { tables }
     }
-    Ok(())
+
+    fn table(&self, name: &str) -> Option<&SavedTable> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    fn has_chain(&self, table: &str, chain: &str) -> bool {
+        self.table(table)
+            .is_some_and(|t| t.chains.iter().any(|c| c == chain))
+    }
+
+    fn rules<'a>(&'a self, table: &str) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.table(table)
+            .into_iter()
+            .flat_map(|t| t.rules.iter().map(|(c, s)| (c.as_str(), s.as_str())))
+    }
+
+    /// How many copies of `r` there are.
+    fn count(&self, r: &Rule) -> usize {
+        let spec = r.spec.join(" ");
+        self.rules(r.table)
+            .filter(|(c, s)| *c == r.chain && *s == spec)
+            .count()
+    }
 }
 
-fn run(args: &[&str]) -> Result<std::process::Output, NetworkError> {
-    tracing::trace!(args = %args.join(" "), "iptables");
-    Command::new("iptables")
-        .arg("-w")
-        .args(args)
+fn iptables_save() -> Result<String, NetworkError> {
+    tracing::trace!("iptables-save");
+    let out = Command::new("iptables-save")
+        .stdin(Stdio::null())
         .output()
-        .map_err(|source| NetworkError::IptablesSpawn { source })
+        .map_err(|source| NetworkError::IptablesSpawn { source })?;
+    if !out.status.success() {
+        return Err(NetworkError::Iptables {
+            args: "iptables-save".into(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Runs iptables; a non-zero exit is an error.
-fn iptables(args: &[&str]) -> Result<(), NetworkError> {
-    let out = run(args)?;
+fn iptables_restore(script: &str) -> Result<(), NetworkError> {
+    tracing::trace!(script, "iptables-restore");
+    let mut child = Command::new("iptables-restore")
+        .args(["-w", "--noflush"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| NetworkError::IptablesSpawn { source })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|source| NetworkError::IptablesSpawn { source })?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|source| NetworkError::IptablesSpawn { source })?;
     if out.status.success() {
         Ok(())
     } else {
         Err(NetworkError::Iptables {
-            args: args.join(" "),
+            args: format!("iptables-restore --noflush <<<'{}'", script.trim_end()),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         })
-    }
-}
-
-/// Runs a check (`-C`, `-L`): exit 0 → true, 1 → false, anything else is an error.
-fn iptables_ok(args: &[&str]) -> Result<bool, NetworkError> {
-    let out = run(args)?;
-    match out.status.code() {
-        Some(0) => Ok(true),
-        Some(1) => Ok(false),
-        _ => Err(NetworkError::Iptables {
-            args: args.join(" "),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        }),
     }
 }
 
@@ -291,18 +424,113 @@ mod tests {
         let f = Firewall::new("bt1", s, false);
         let masq = &f.builtin_rules()[2];
         assert_eq!(
-            rule_args("-A", masq).join(" "),
-            "-t nat -A POSTROUTING -s 10.199.3.0/24 ! -o bt1 -j MASQUERADE"
+            rule_line("-A", masq),
+            "-A POSTROUTING -s 10.199.3.0/24 ! -o bt1 -j MASQUERADE"
         );
         let jump = &f.builtin_rules()[3];
-        assert_eq!(
-            rule_args("-I", jump).join(" "),
-            "-t filter -I FORWARD 1 -j BERTH-F-bt1"
-        );
+        assert_eq!(rule_line("-I", jump), "-I FORWARD 1 -j BERTH-F-bt1");
         assert_eq!(f.own_rules()[2].spec.join(" "), "-i bt1 -o bt1 -j DROP");
         assert_eq!(
             Firewall::new("bt1", s, true).own_rules()[2].spec.join(" "),
             "-i bt1 -o bt1 -j ACCEPT"
         );
+    }
+
+    /// What iptables-save (1.8, nf_tables) prints after our set-up, with someone else's
+    /// rules around ours and the icc rule of an earlier `--icc=false` run.
+    const SAVED: &str = "# Generated by iptables-save v1.8.9 (nf_tables)
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:BERTH-FORWARD - [0:0]
+:OTHER - [0:0]
+-A FORWARD -j BERTH-FORWARD
+-A FORWARD -j OTHER
+-A BERTH-FORWARD -o berth0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A BERTH-FORWARD -i berth0 ! -o berth0 -j ACCEPT
+-A BERTH-FORWARD -i berth0 -o berth0 -j DROP
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:BERTH - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j BERTH
+-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTH
+-A POSTROUTING -s 172.28.0.0/16 ! -o berth0 -j MASQUERADE
+-A POSTROUTING -s 172.28.0.0/16 ! -o berth0 -j MASQUERADE
+-A POSTROUTING -s 10.9.0.0/16 -j MASQUERADE
+COMMIT
+";
+
+    fn fw(icc: bool) -> Firewall {
+        Firewall::new("berth0", Cidr::parse("172.28.0.1/16").unwrap(), icc)
+    }
+
+    #[test]
+    fn setup_on_empty_tables_declares_chains_then_adds_every_rule() {
+        let s = fw(true).setup_script(&Saved::parse("*nat\nCOMMIT\n*filter\nCOMMIT\n"));
+        assert_eq!(
+            s,
+            "*nat
+:BERTH - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j BERTH
+-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTH
+-A POSTROUTING -s 172.28.0.0/16 ! -o berth0 -j MASQUERADE
+COMMIT
+*filter
+:BERTH-FORWARD - [0:0]
+-A BERTH-FORWARD -o berth0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A BERTH-FORWARD -i berth0 ! -o berth0 -j ACCEPT
+-A BERTH-FORWARD -i berth0 -o berth0 -j ACCEPT
+-I FORWARD 1 -j BERTH-FORWARD
+COMMIT
+"
+        );
+    }
+
+    #[test]
+    fn setup_adds_only_what_is_missing_and_swaps_the_icc_verdict() {
+        let saved = Saved::parse(SAVED);
+        assert_eq!(fw(false).setup_script(&saved), "");
+        assert_eq!(
+            fw(true).setup_script(&saved),
+            "*filter
+-D BERTH-FORWARD -i berth0 -o berth0 -j DROP
+-A BERTH-FORWARD -i berth0 -o berth0 -j ACCEPT
+COMMIT
+"
+        );
+    }
+
+    #[test]
+    fn teardown_removes_every_copy_of_ours_and_nothing_else() {
+        let s = fw(true).teardown_script(&Saved::parse(SAVED));
+        assert_eq!(
+            s,
+            "*nat
+-D PREROUTING -m addrtype --dst-type LOCAL -j BERTH
+-D OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTH
+-D POSTROUTING -s 172.28.0.0/16 ! -o berth0 -j MASQUERADE
+-D POSTROUTING -s 172.28.0.0/16 ! -o berth0 -j MASQUERADE
+-F BERTH
+-X BERTH
+COMMIT
+*filter
+-D FORWARD -j BERTH-FORWARD
+-F BERTH-FORWARD
+-X BERTH-FORWARD
+COMMIT
+"
+        );
+        let other = Firewall::new("bt1", Cidr::parse("10.9.0.1/16").unwrap(), true);
+        assert_eq!(
+            other.teardown_script(&Saved::parse(SAVED)),
+            "",
+            "another bridge's teardown leaves berth0's rules alone"
+        );
+        assert_eq!(fw(true).teardown_script(&Saved::parse("")), "");
     }
 }

@@ -97,11 +97,48 @@ impl Actor for NetworkActor {
     type Context = Context<Self>;
 }
 
+/// An rtnetlink handle whose connection runs on a thread of its own ("berth-netlink").
+///
+/// The kernel serves a netlink request inside `sendmsg`, under the rtnl lock, which the
+/// teardown of an exited container's network namespace holds for tens of milliseconds
+/// (several RCU grace periods). On the actor's thread that wait would stall every message
+/// behind it; here only the netlink requests wait. The thread ends when the last handle
+/// is dropped.
 fn netlink() -> Result<Handle, NetworkError> {
-    let (conn, handle, _) =
-        rtnetlink::new_connection().map_err(|source| NetworkError::Netlink { source })?;
-    actix_rt::spawn(conn);
-    Ok(handle)
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("berth-netlink".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(source) => {
+                    let _ = tx.send(Err(NetworkError::Netlink { source }));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match rtnetlink::new_connection() {
+                    Ok((conn, handle, _)) => {
+                        let _ = tx.send(Ok(handle));
+                        conn.await;
+                    }
+                    Err(source) => {
+                        let _ = tx.send(Err(NetworkError::Netlink { source }));
+                    }
+                }
+            });
+        });
+    if let Err(source) = spawned {
+        return Err(NetworkError::Netlink { source });
+    }
+    rx.recv().unwrap_or_else(|_| {
+        Err(NetworkError::Netlink {
+            source: std::io::Error::other("netlink thread ended before its connection"),
+        })
+    })
 }
 
 fn is_bridge(link: &LinkMessage) -> bool {

@@ -248,21 +248,17 @@ impl ContainerStoreActor {
                 })
                 .await
                 .map_err(StoreError::mailbox("graph"))??;
-            peers
-                .graphdb
-                .send(ReleaseEntity { id: id2.clone() })
-                .await
-                .map_err(StoreError::mailbox("graphdb"))??;
-            if let Ok(Err(e)) = peers
-                .network
-                .send(ReleaseEndpoint { id: id2.clone() })
-                .await
-            {
-                tracing::warn!(error = %e, container_id = %id2, "network endpoint not released");
-            }
-            if let Err(e) = peers.exec.send(CleanupContainer { id: id2.clone() }).await {
+            // Usually released at the exit already; the veth deletion (which can wait for
+            // the kernel's teardown of the old namespace) is not waited for.
+            peers.network.do_send(ReleaseEndpoint { id: id2.clone() });
+            let (released, cleaned) = futures_util::join!(
+                peers.graphdb.send(ReleaseEntity { id: id2.clone() }),
+                peers.exec.send(CleanupContainer { id: id2.clone() })
+            );
+            if let Err(e) = cleaned {
                 tracing::warn!(error = %e, container_id = %id2, "runtime dir not cleaned up");
             }
+            released.map_err(StoreError::mailbox("graphdb"))??;
             let remove_dir = move || match fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
