@@ -470,6 +470,74 @@ impl ContainerCgroup {
     }
 }
 
+/// Starts the RCU grace period of the next v1 cgroup move early.
+///
+/// Moving a task into a v1 cgroup (a write to `cgroup.procs`) takes the kernel's
+/// `cgroup_threadgroup_rwsem` for writing, whose `rcu_sync` waits for a full RCU grace
+/// period (5-15 ms here) unless another writer held it within roughly the last grace
+/// period. A monitor moving a new container's init into its v1 cgroups pays that wait on
+/// the start path (v2 hosts do not: the init is cloned straight into its cgroup).
+///
+/// `poke` has a thread write `0` (the writer's own process) to the `cgroup.procs` of the
+/// cgroup berthd already is in, in one v1 hierarchy: the kernel takes the lock and
+/// migrates nothing. Poked when a container is created and when its start begins, the
+/// grace period runs while the create's disk work and the monitor's set-up go on, and the
+/// monitor's move finds it passed. Pokes while one is under way are dropped.
+#[derive(Debug, Clone)]
+pub struct V1Warmup {
+    tx: std::sync::mpsc::SyncSender<()>,
+}
+
+impl V1Warmup {
+    /// A warm-up thread ("berth-cgwarm"), or `None` on a host without v1 hierarchies or
+    /// when berthd's own v1 cgroup cannot be found.
+    pub fn start(layout: &CgroupLayout) -> Option<V1Warmup> {
+        let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+        let procs = layout.v1.iter().find_map(|(controller, mount)| {
+            let path = own_v1_path(&own, controller)?;
+            Some(
+                mount
+                    .join(path.trim_start_matches('/'))
+                    .join("cgroup.procs"),
+            )
+        })?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("berth-cgwarm".into())
+            .spawn(move || {
+                let mut warned = false;
+                while rx.recv().is_ok() {
+                    if let Err(e) = fs::write(&procs, "0") {
+                        if !warned {
+                            tracing::debug!(path = %procs.display(), error = %e, "cgroup warm-up write failed");
+                            warned = true;
+                        }
+                    }
+                }
+            })
+            .ok()?;
+        Some(V1Warmup { tx })
+    }
+
+    /// Starts a warm-up unless one is under way; never blocks.
+    pub fn poke(&self) {
+        let _ = self.tx.try_send(());
+    }
+}
+
+/// The path of the calling process's cgroup in the v1 hierarchy of `controller`, from a
+/// /proc/<pid>/cgroup text (`id:controllers:path` lines).
+fn own_v1_path<'a>(proc_cgroup: &'a str, controller: &str) -> Option<&'a str> {
+    proc_cgroup.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then_some(path)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,5 +632,21 @@ mod tests {
         assert_eq!(cg.procs_files(), vec![mem.join("berth/y/cgroup.procs")]);
         assert!(cg.remove(Duration::from_millis(10)).is_empty());
         assert!(!mem.join("berth/y").exists());
+    }
+
+    #[test]
+    fn own_v1_path_reads_proc_cgroup() {
+        let text = "12:pids:/system.slice/berthd.service\n4:cpu,cpuacct:/\n0::/system.slice/berthd.service\n";
+        assert_eq!(
+            own_v1_path(text, "pids"),
+            Some("/system.slice/berthd.service")
+        );
+        assert_eq!(own_v1_path(text, "cpuacct"), Some("/"));
+        assert_eq!(own_v1_path(text, "memory"), None);
+        assert_eq!(
+            own_v1_path("0::/init.scope\n", "pids"),
+            None,
+            "v2 line only"
+        );
     }
 }

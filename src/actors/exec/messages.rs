@@ -148,3 +148,10 @@ pub enum RestoreState {
 pub struct CleanupContainer {
     pub id: String,
 }
+
+/// From `ContainerStoreActor` when a create begins: a start is likely to follow, so the
+/// exec actor gets the host ready for it (on v1 cgroup hosts, the grace period of the
+/// init's cgroup move; see [`crate::sys::cgroups::V1Warmup`]). No reply.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PrepareStart;

@@ -34,6 +34,7 @@ pub use messages::*;
 use super::{Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
 use crate::monitor::proto::{ExitStatus, SockReply, SockRequest};
+use crate::sys::cgroups::{CgroupLayout, V1Warmup};
 
 /// Where a container's monitor keeps its socket and exit status.
 pub fn state_dir(exec_root: &Path, id: &str) -> PathBuf {
@@ -58,6 +59,9 @@ pub struct ExecActor {
     watched: HashMap<String, Watched>,
     /// Containers whose start is under way (a second start is refused).
     starting: HashSet<String>,
+    /// On hosts with v1 cgroup hierarchies: starts the init's cgroup move's grace period
+    /// ahead of it (set at `Init`).
+    warmup: Option<V1Warmup>,
 }
 
 impl ExecActor {
@@ -68,6 +72,7 @@ impl ExecActor {
             exits: None,
             watched: HashMap::new(),
             starting: HashSet::new(),
+            warmup: None,
         }
     }
 
@@ -181,7 +186,18 @@ impl Handler<Init> for ExecActor {
             let e = ExecError::ExecRoot { path: dir, source };
             return Err(LifecycleError::from_error(&e));
         }
+        self.warmup = V1Warmup::start(&CgroupLayout::detect());
+        debug!(v1_warmup = self.warmup.is_some(), "exec ready");
         Ok(())
+    }
+}
+
+impl Handler<PrepareStart> for ExecActor {
+    type Result = ();
+    fn handle(&mut self, _: PrepareStart, _: &mut Self::Context) {
+        if let Some(w) = &self.warmup {
+            w.poke();
+        }
     }
 }
 
@@ -218,6 +234,9 @@ impl Handler<StartContainer> for ExecActor {
         }
         if spec.state_dir.as_os_str().is_empty() {
             spec.state_dir = state_dir(&self.config.exec_root, &spec.id);
+        }
+        if let Some(w) = &self.warmup {
+            w.poke();
         }
         let id = spec.id.clone();
         let dir = spec.state_dir.clone();

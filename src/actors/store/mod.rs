@@ -40,8 +40,8 @@ use self::persist::Persister;
 use self::state::{Container, State, Status};
 use super::exec::{
     AttachContainer, CleanupContainer, ContainerExited, ExecActor, ExecError, HookError,
-    NetworkHook, PendingAttach, ResizeContainer, RestoreContainer, RestoreState, SignalContainer,
-    StartContainer as ExecStart,
+    NetworkHook, PendingAttach, PrepareStart, ResizeContainer, RestoreContainer, RestoreState,
+    SignalContainer, StartContainer as ExecStart,
 };
 use super::graph::{CreateRwLayer, GetDriverInfo, GraphActor, RemoveRwLayer, ResolveImage};
 use super::graphdb::{GraphDbActor, GraphDbError, ListNames, ReleaseEntity, ReserveName};
@@ -694,6 +694,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             Err(e) => return ready(Err(e)),
         };
         let peers = self.peers.clone();
+        peers.exec.do_send(PrepareStart);
         let dir = self.containers_dir().join(&id);
         let driver = self.driver.clone();
         let dns = self.config.dns.clone();
