@@ -79,6 +79,21 @@ pub struct Actors {
     pub store: ActorClient<ContainerStoreActor>,
 }
 
+/// An arbiter (a thread with a current-thread Tokio runtime) for one actor. Its blocking
+/// pool (`spawn_blocking`: monitor spawns, layer work, iptables) is capped at 16 threads
+/// and lets idle ones go after 2 s, so a burst of starts does not leave dozens of threads
+/// (and their stacks) behind for Tokio's default 10 s.
+fn arbiter() -> Arbiter {
+    Arbiter::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(16)
+            .thread_keep_alive(Duration::from_secs(2))
+            .build()
+            .expect("a Tokio runtime for an arbiter")
+    })
+}
+
 impl Actors {
     /// Creates every actor (nothing is opened until `Init`): GraphDb on a one-thread
     /// SyncArbiter, the others each on an arbiter of its own, so that one busy subsystem
@@ -93,23 +108,21 @@ impl Actors {
             let c = config.clone();
             ActorClient::new(
                 "graph",
-                GraphActor::start_in_arbiter(&Arbiter::new().handle(), move |_| GraphActor::new(c)),
+                GraphActor::start_in_arbiter(&arbiter().handle(), move |_| GraphActor::new(c)),
             )
         };
         let network = {
             let c = config.clone();
             ActorClient::new(
                 "network",
-                NetworkActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
-                    NetworkActor::new(c)
-                }),
+                NetworkActor::start_in_arbiter(&arbiter().handle(), move |_| NetworkActor::new(c)),
             )
         };
         let exec = {
             let c = config.clone();
             ActorClient::new(
                 "exec",
-                ExecActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+                ExecActor::start_in_arbiter(&arbiter().handle(), move |_| {
                     ExecActor::new(c, monitor_exe)
                 }),
             )
@@ -124,7 +137,7 @@ impl Actors {
             let c = config.clone();
             ActorClient::new(
                 "store",
-                ContainerStoreActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+                ContainerStoreActor::start_in_arbiter(&arbiter().handle(), move |_| {
                     ContainerStoreActor::new(c, data_root, peers)
                 }),
             )

@@ -43,19 +43,27 @@ fn fail(e: &(dyn std::error::Error + 'static)) -> ExitCode {
 }
 
 fn init_tracing(config: &DaemonConfig) {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let level = match config.log_level.as_str() {
         "fatal" => "error",
         l => l,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},actix_server=warn"))
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // BERTH_LOG overrides with `level` or `target=level,...` directives (no span or field
+    // filters: a plain target filter keeps the regex engine out of the binary).
+    let filter: Targets = std::env::var("BERTH_LOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            format!("{level},actix_server=warn")
+                .parse()
+                .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+        });
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().finish().with(filter).init(),
+        LogFormat::Text => builder.finish().with(filter).init(),
     }
 }
 

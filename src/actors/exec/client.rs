@@ -136,6 +136,34 @@ fn monitor_err(id: &str, source: io::Error) -> ExecError {
     }
 }
 
+/// Waits for a monitor's parent, which exits as soon as it has forked the monitor: one
+/// thread ("berth-reaper") for all of them, so a burst of starts does not hold a blocking
+/// thread per start.
+fn reap(child: std::process::Child) {
+    static REAPER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<std::process::Child>>> =
+        std::sync::OnceLock::new();
+    let tx = REAPER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<std::process::Child>();
+        std::thread::Builder::new()
+            .name("berth-reaper".into())
+            .spawn(move || {
+                for mut c in rx {
+                    let _ = c.wait();
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    let unreaped = match tx {
+        Some(tx) => tx.send(child).err().map(|e| e.0),
+        None => Some(child),
+    };
+    if let Some(mut c) = unreaped {
+        // No reaper thread: wait here (the parent exits right after its fork).
+        let _ = c.wait();
+    }
+}
+
 /// Spawns the monitor and sends the first batch; runs on a blocking thread.
 fn spawn_and_send(
     exe: &Path,
@@ -149,16 +177,14 @@ fn spawn_and_send(
         source,
     })?;
     let (ours, theirs) = UnixStream::pair().map_err(|e| monitor_err(id, e))?;
-    let mut child = sys::process::spawn_monitor(exe, OwnedFd::from(theirs)).map_err(|source| {
+    let child = sys::process::spawn_monitor(exe, OwnedFd::from(theirs)).map_err(|source| {
         ExecError::SpawnMonitor {
             id: id.clone(),
             source,
         }
     })?;
-    // The monitor daemonizes at once: reap the short-lived parent off this thread.
-    tokio::task::spawn_blocking(move || {
-        let _ = child.wait();
-    });
+    // The monitor daemonizes at once: its short-lived parent is reaped off this thread.
+    reap(child);
     let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let mut sent = sys::process::send_with_fds(ours.as_raw_fd(), batch, &raw)
         .map_err(|e| monitor_err(id, e))?;

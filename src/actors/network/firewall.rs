@@ -151,25 +151,34 @@ impl Firewall {
         ]
     }
 
-    /// Creates the chains and adds every missing rule: one `iptables-save` and, when
-    /// something is missing, one `iptables-restore --noflush`. Blocking.
-    pub fn setup(&self) -> Result<(), NetworkError> {
-        self.apply(Firewall::setup_script)
+    /// Creates the chains and adds every missing rule, given the rules as they were read
+    /// (`snapshot`, which may run while the bridge is set up): at most one
+    /// `iptables-restore --noflush`. Blocking.
+    pub fn setup(&self, rules: Snapshot) -> Result<(), NetworkError> {
+        self.apply(Firewall::setup_script, Some(rules.0))
     }
 
-    /// Removes every rule and chain of ours, in one `iptables-restore`. Blocking.
+    /// Removes every rule and chain of ours: one `iptables-save`, one `iptables-restore`.
+    /// Blocking.
     pub fn teardown(&self) -> Result<(), NetworkError> {
-        self.apply(Firewall::teardown_script)
+        self.apply(Firewall::teardown_script, None)
     }
 
-    /// Reads the rules, builds a script from them and applies it. iptables-restore applies
-    /// a script as one transaction; if it fails because the rules changed meanwhile (a rule
-    /// to delete is gone), the rules are read again once.
-    fn apply(&self, script: fn(&Firewall, &Saved) -> String) -> Result<(), NetworkError> {
+    /// Builds a script from the rules and applies it. iptables-restore applies a script as
+    /// one transaction; if it fails because the rules changed meanwhile (a rule to delete
+    /// is gone), the rules are read again once.
+    fn apply(
+        &self,
+        script: fn(&Firewall, &Saved) -> String,
+        mut saved: Option<Saved>,
+    ) -> Result<(), NetworkError> {
         let mut tries = 0;
         loop {
-            let saved = Saved::parse(&iptables_save()?);
-            let s = script(self, &saved);
+            let rules = match saved.take() {
+                Some(s) => s,
+                None => Saved::parse(&iptables_save()?),
+            };
+            let s = script(self, &rules);
             if s.is_empty() {
                 return Ok(());
             }
@@ -296,6 +305,15 @@ struct SavedTable {
     chains: Vec<String>,
     /// (chain, spec) in the printed order.
     rules: Vec<(String, String)>,
+}
+
+/// The rules as `iptables-save` printed them, read by [`snapshot`].
+#[derive(Debug)]
+pub struct Snapshot(Saved);
+
+/// Reads the rules (one `iptables-save`). Blocking.
+pub fn snapshot() -> Result<Snapshot, NetworkError> {
+    Ok(Snapshot(Saved::parse(&iptables_save()?)))
 }
 
 /// What `iptables-save` printed.

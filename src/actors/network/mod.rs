@@ -279,6 +279,9 @@ async fn resolve(
     config: Arc<DaemonConfig>,
 ) -> Result<(NetworkInfo, Option<BridgeNet>), NetworkError> {
     let handle = netlink()?;
+    // The rules are read while the bridge is set up.
+    let snapshot = (config.iptables && config.bridge != BridgeSetting::None)
+        .then(|| tokio::task::spawn_blocking(firewall::snapshot));
     let mtu = if config.mtu != 0 {
         config.mtu
     } else {
@@ -300,19 +303,25 @@ async fn resolve(
         .then(|| Firewall::new(&name, subnet, config.icc));
     let ip_forward = config.ip_forward;
     let fw = firewall.clone();
+    let join_err = |e: tokio::task::JoinError| NetworkError::IptablesSpawn {
+        source: std::io::Error::other(e),
+    };
+    let rules = match snapshot {
+        Some(task) => Some(task.await.map_err(join_err)??),
+        None => None,
+    };
     tokio::task::spawn_blocking(move || {
         if ip_forward {
             enable_ip_forward()?;
         }
-        match fw {
-            Some(fw) => fw.setup(),
-            None => Ok(()),
+        match (fw, rules) {
+            (Some(fw), Some(rules)) => fw.setup(rules),
+            (Some(fw), None) => fw.setup(firewall::snapshot()?),
+            (None, _) => Ok(()),
         }
     })
     .await
-    .map_err(|e| NetworkError::IptablesSpawn {
-        source: std::io::Error::other(e),
-    })??;
+    .map_err(join_err)??;
     let info = NetworkInfo {
         enabled: true,
         bridge: match &config.bridge {
