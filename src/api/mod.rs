@@ -152,6 +152,7 @@ pub async fn observe(
 }
 
 fn record(method: &actix_web::http::Method, route: String, status: StatusCode, started: Instant) {
+    crate::sys::env::note_heap_activity();
     let m = metrics();
     m.api_requests
         .with_label_values(&[method.as_str(), &route, status.as_str()])
