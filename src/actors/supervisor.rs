@@ -80,14 +80,14 @@ pub struct Actors {
 }
 
 /// An arbiter (a thread with a current-thread Tokio runtime) for one actor. Its blocking
-/// pool (`spawn_blocking`: monitor spawns, layer work, iptables) is capped at 16 threads
+/// pool (`spawn_blocking`: monitor spawns, layer work, iptables) is capped at 8 threads
 /// and lets idle ones go after 2 s, so a burst of starts does not leave dozens of threads
 /// (and their stacks) behind for Tokio's default 10 s.
 fn arbiter() -> Arbiter {
     Arbiter::with_tokio_rt(|| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .max_blocking_threads(16)
+            .max_blocking_threads(8)
             .thread_keep_alive(Duration::from_secs(2))
             .build()
             .expect("a Tokio runtime for an arbiter")
