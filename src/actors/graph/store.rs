@@ -982,15 +982,18 @@ fn write_dir_atomic(parent: &Path, name: &str, files: &[(&str, String)]) -> Resu
     let res = (|| {
         fs::create_dir(&tmp).map_err(io_error(&tmp))?;
         // The directory is the unit that appears atomically (by the rename below), so
-        // its files need no rename of their own: written, fsynced, then the dir entries
-        // fsynced once.
+        // its files need no rename of their own: written, then they and the dir's
+        // entries fsynced together (one journal commit rather than one each).
+        let mut handles = Vec::with_capacity(files.len() + 1);
         for (file, content) in files {
             let p = tmp.join(file);
             let mut f = fs::File::create(&p).map_err(io_error(&p))?;
             std::io::Write::write_all(&mut f, content.as_bytes()).map_err(io_error(&p))?;
-            f.sync_all().map_err(io_error(&p))?;
+            handles.push(f);
         }
-        fsync_dir(&tmp)?;
+        handles.push(fs::File::open(&tmp).map_err(io_error(&tmp))?);
+        crate::util::sync_all_concurrently(&handles.iter().collect::<Vec<_>>())
+            .map_err(io_error(&tmp))?;
         let to = parent.join(name);
         fs::rename(&tmp, &to).map_err(io_error(&to))?;
         fsync_dir(parent)

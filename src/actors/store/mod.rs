@@ -846,7 +846,7 @@ async fn connect_bridge(
 }
 
 /// Writes a new container's dir: hostname, hosts, resolv.conf and the two records
-/// (fsynced), so that a create is durable when it is answered.
+/// (fsynced, with the dir and its parent), so that a create is durable when it is answered.
 fn write_container_dir(
     dir: &Path,
     hostname: &str,
@@ -862,8 +862,11 @@ fn write_container_dir(
         dir.join("resolv.conf"),
         create::resolv_conf(&host_resolv, dns),
     )?;
-    crate::util::write_atomic(&dir.join("hostconfig.json"), host_config)?;
-    crate::util::write_atomic(&dir.join("config.v2.json"), record)
+    // The record last: a dir without it is a create that did not finish.
+    crate::util::write_atomic_many(
+        dir,
+        &[("hostconfig.json", host_config), ("config.v2.json", record)],
+    )
 }
 
 impl Handler<StartContainer> for ContainerStoreActor {
