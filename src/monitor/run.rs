@@ -507,8 +507,10 @@ impl Monitor {
         self.splitter.flush(&now, &mut tail);
         self.write_log(&tail);
         self.log = None;
+        tm!("exit: log flushed");
         let oom_killed = self.cgroup.oom_killed();
         self.cgroup.remove(Duration::from_secs(2));
+        tm!("exit: cgroup removed");
         let status = ExitStatus {
             exit_code: self.exit_code.unwrap_or(255),
             finished_at: now,
@@ -523,6 +525,7 @@ impl Monitor {
             let _ = ctl.sock.set_write_timeout(Some(Duration::from_secs(1)));
             let _ = ctl.send(&CtlEvent::Exited(status.clone()));
         }
+        tm!("exit: reported");
         let reply = encode_line(&SockReply::Exited(status.clone()));
         for c in &mut self.conns {
             match c.mode {
@@ -765,6 +768,7 @@ impl Monitor {
     }
 
     fn set_exit(&mut self, code: i32) {
+        tm!("exit: reaped");
         self.exit_code = Some(code);
         self.exited_at = Some(Instant::now());
     }
