@@ -401,3 +401,34 @@ fn the_python_sdk_reads_version_and_info() {
     assert!(lines[1] == "overlay2" || lines[1] == "vfs", "{text}");
     assert_eq!(lines[2], "True");
 }
+
+/// `--log-level` and `BERTH_LOG` decide what is logged: debug shows each request served,
+/// info does not, and a BERTH_LOG directive overrides the flag.
+#[test]
+fn log_level_and_berth_log_pick_the_records() {
+    require_root!();
+    let served = |d: &TestDaemon| {
+        d.log_records()
+            .iter()
+            .filter(|r| r["fields"]["message"] == "request served")
+            .count()
+    };
+    let debug = |env: Vec<(String, String)>| {
+        let mut d = TestDaemon::start_with(Opts {
+            args: vec!["--log-level".into(), "debug".into()],
+            env,
+        });
+        d.docker_ok(&["version"]);
+        d.stop();
+        d
+    };
+    let d = debug(Vec::new());
+    assert!(served(&d) >= 1, "{}", d.log());
+    let d = debug(vec![("BERTH_LOG".into(), "info".into())]);
+    assert_eq!(served(&d), 0, "{}", d.log());
+    let mut d = TestDaemon::start();
+    d.docker_ok(&["version"]);
+    d.stop();
+    assert_eq!(served(&d), 0);
+    assert!(!d.log_records().is_empty());
+}

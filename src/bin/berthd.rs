@@ -60,7 +60,10 @@ fn init_tracing(config: &DaemonConfig) {
                 .parse()
                 .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
         });
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    // The fmt builder filters at INFO unless told otherwise; `filter` decides instead.
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(tracing::level_filters::LevelFilter::TRACE)
+        .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => builder.json().finish().with(filter).init(),
         LogFormat::Text => builder.finish().with(filter).init(),
