@@ -241,23 +241,24 @@ impl ContainerStoreActor {
         let persister = self.persister.clone();
         let id2 = id.clone();
         let work = async move {
-            peers
-                .graph
-                .send(RemoveRwLayer {
-                    container_id: id2.clone(),
-                })
-                .await
-                .map_err(StoreError::mailbox("graph"))??;
             // Usually released at the exit already; the veth deletion (which can wait for
             // the kernel's teardown of the old namespace) is not waited for.
             peers.network.do_send(ReleaseEndpoint { id: id2.clone() });
-            let (released, cleaned) = futures_util::join!(
+            // The layer, the names and the runtime dir go together; the record goes last,
+            // so that a failure (or a crash) leaves a record to remove again. Names
+            // released for a container whose layer then failed to go are reserved again
+            // from its record at the next start-up.
+            let (layer, released, cleaned) = futures_util::join!(
+                peers.graph.send(RemoveRwLayer {
+                    container_id: id2.clone(),
+                }),
                 peers.graphdb.send(ReleaseEntity { id: id2.clone() }),
                 peers.exec.send(CleanupContainer { id: id2.clone() })
             );
             if let Err(e) = cleaned {
                 tracing::warn!(error = %e, container_id = %id2, "runtime dir not cleaned up");
             }
+            layer.map_err(StoreError::mailbox("graph"))??;
             released.map_err(StoreError::mailbox("graphdb"))??;
             let remove_dir = move || match fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
