@@ -139,28 +139,31 @@ fn monitor_err(id: &str, source: io::Error) -> ExecError {
 /// Waits for a monitor's parent, which exits as soon as it has forked the monitor: one
 /// thread ("berth-reaper") for all of them, so a burst of starts does not hold a blocking
 /// thread per start.
-fn reap(child: std::process::Child) {
-    static REAPER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<std::process::Child>>> =
+fn reap(pid: libc::pid_t) {
+    static REAPER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<libc::pid_t>>> =
         std::sync::OnceLock::new();
+    let wait = |pid| {
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    };
     let tx = REAPER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<std::process::Child>();
+        let (tx, rx) = std::sync::mpsc::channel::<libc::pid_t>();
         std::thread::Builder::new()
             .name("berth-reaper".into())
             .spawn(move || {
-                for mut c in rx {
-                    let _ = c.wait();
+                for pid in rx {
+                    wait(pid);
                 }
             })
             .ok()
             .map(|_| tx)
     });
     let unreaped = match tx {
-        Some(tx) => tx.send(child).err().map(|e| e.0),
-        None => Some(child),
+        Some(tx) => tx.send(pid).err().map(|e| e.0),
+        None => Some(pid),
     };
-    if let Some(mut c) = unreaped {
+    if let Some(pid) = unreaped {
         // No reaper thread: wait here (the parent exits right after its fork).
-        let _ = c.wait();
+        wait(pid);
     }
 }
 
