@@ -1690,6 +1690,9 @@ impl Ctx {
         for rep in 0..re {
             for ti in order(self.targets.len(), rep) {
                 let Some(l) = &launches[ti] else { continue };
+                // The other daemon's exit (dockerd: containerd and its namespaces) settles
+                // before this one starts.
+                settle().await;
                 let r = async {
                     let dir = l.new_dir().map_err(|e| e.to_string())?;
                     let res = l.start(&dir).await;
@@ -1769,6 +1772,7 @@ impl Ctx {
                 let (Some(l), Some(dir)) = (&launches[ti], &roots[ti]) else {
                     continue;
                 };
+                settle().await;
                 match l.start(dir).await {
                     Ok((mut m, up)) => {
                         // Confirm the daemon sees them all.
@@ -2036,6 +2040,9 @@ async fn run(ctx: &mut Ctx) {
         if !wanted {
             continue;
         }
+        // The previous case's aftermath (dockerd's shims exiting, namespaces being torn
+        // down, writeback) must not be measured as this case's cost, for either daemon.
+        settle().await;
         ctx.loads.push((case, loadavg()));
         match case {
             'a' => ctx.case_a().await,
@@ -2107,6 +2114,40 @@ fn unshare_floor() -> Option<String> {
 }
 
 /// The 1-, 5- and 15-minute load averages (other work on the machine skews the figures).
+/// The CPU time of all CPUs so far, as (busy, total) jiffies from /proc/stat.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Waits (at most 30 s) until the machine is quiet: a 500 ms window with the CPUs busy
+/// less than 10 % of the time.
+async fn settle() {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = cpu_jiffies();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = cpu_jiffies();
+        let busy = match (last, now) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => (b1 - b0) as f64 / (t1 - t0) as f64,
+            _ => 0.0,
+        };
+        last = now;
+        if busy < 0.10 || Instant::now() >= deadline {
+            return;
+        }
+    }
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
