@@ -45,9 +45,15 @@ pub fn spawn_monitor(exe: &Path, ctl: OwnedFd) -> io::Result<libc::pid_t> {
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
     let dev_null = cstr(b"/dev/null")?;
-    // BERTH_MONITOR_STDERR=<file> keeps the monitors' diagnostics (for debugging).
-    let stderr_path =
-        std::env::var_os("BERTH_MONITOR_STDERR").and_then(|p| CString::new(p.as_bytes()).ok());
+    // BERTH_MONITOR_STDERR=<file> keeps the monitors' diagnostics (for debugging); a file
+    // that cannot be opened means /dev/null, as without it.
+    let stderr_file = std::env::var_os("BERTH_MONITOR_STDERR").and_then(|p| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(p)
+            .ok()
+    });
 
     let check = |r: libc::c_int| {
         if r == 0 {
@@ -81,13 +87,11 @@ pub fn spawn_monitor(exe: &Path, ctl: OwnedFd) -> io::Result<libc::pid_t> {
                 libc::O_WRONLY,
                 0,
             ))?;
-            match &stderr_path {
-                Some(p) => check(libc::posix_spawn_file_actions_addopen(
+            match &stderr_file {
+                Some(f) => check(libc::posix_spawn_file_actions_adddup2(
                     &mut fa,
+                    f.as_raw_fd(),
                     2,
-                    p.as_ptr(),
-                    libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT,
-                    0o644,
                 ))?,
                 None => check(libc::posix_spawn_file_actions_addopen(
                     &mut fa,
