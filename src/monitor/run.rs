@@ -232,7 +232,11 @@ impl Monitor {
         nix::unistd::chdir(&state_dir).map_err(|e| io_setup("chdir", &state_dir, e.into()))?;
         let _ = fs::remove_file(EXIT_FILE);
         let _ = fs::remove_file(SOCKET_NAME);
-        let layout = CgroupLayout::detect();
+        let layout = spec
+            .cgroup
+            .layout
+            .clone()
+            .unwrap_or_else(CgroupLayout::detect);
         tm!("layout detected");
         let limits = Limits {
             memory: spec.cgroup.memory,

@@ -21,7 +21,7 @@ pub const V1_CONTROLLERS: &[&str] = &[
 ];
 
 /// The cgroup hierarchies of this host, and which limits it supports (for `/info`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CgroupLayout {
     /// v1 hierarchies: controller → mount point. Co-mounted controllers (`cpu,cpuacct`)
     /// appear once per controller with the same mount point.

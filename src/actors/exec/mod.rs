@@ -62,6 +62,8 @@ pub struct ExecActor {
     /// On hosts with v1 cgroup hierarchies: starts the init's cgroup move's grace period
     /// ahead of it (set at `Init`).
     warmup: Option<V1Warmup>,
+    /// The host's cgroup hierarchies, found at `Init` and handed to each monitor.
+    layout: Option<CgroupLayout>,
 }
 
 impl ExecActor {
@@ -73,6 +75,7 @@ impl ExecActor {
             watched: HashMap::new(),
             starting: HashSet::new(),
             warmup: None,
+            layout: None,
         }
     }
 
@@ -186,7 +189,9 @@ impl Handler<Init> for ExecActor {
             let e = ExecError::ExecRoot { path: dir, source };
             return Err(LifecycleError::from_error(&e));
         }
-        self.warmup = V1Warmup::start(&CgroupLayout::detect());
+        let layout = CgroupLayout::detect();
+        self.warmup = V1Warmup::start(&layout);
+        self.layout = Some(layout);
         debug!(v1_warmup = self.warmup.is_some(), "exec ready");
         Ok(())
     }
@@ -237,6 +242,9 @@ impl Handler<StartContainer> for ExecActor {
         }
         if let Some(w) = &self.warmup {
             w.poke();
+        }
+        if spec.cgroup.layout.is_none() {
+            spec.cgroup.layout = self.layout.clone();
         }
         let id = spec.id.clone();
         let dir = spec.state_dir.clone();

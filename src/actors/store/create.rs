@@ -424,6 +424,7 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
             cpu_quota,
             cpu_period,
             cpu_shares: u64::try_from(c.host_i64("CpuShares")).unwrap_or(0),
+            layout: None,
         },
         mounts,
         network: c.network.clone(),
