@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{Opts, TestDaemon};
 
@@ -265,10 +265,8 @@ fn the_python_sdk_creates_starts_waits_and_removes() {
     require_root!();
     let d = TestDaemon::start();
     d.import_busybox();
-    let script = format!(
+    let text = d.python_sdk_ok(
         r#"
-import docker
-c = docker.DockerClient(base_url='unix://{}')
 ct = c.containers.create('busybox', ['sh', '-c', 'exit 3'], network_mode='none', name='sdk1')
 ct.start()
 print(ct.wait()['StatusCode'])
@@ -283,19 +281,7 @@ print(d.status)
 d.remove(force=True)
 print(len(c.images.list()))
 "#,
-        d.sock.display()
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        common::tail(&d.log(), 20)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         text.lines().collect::<Vec<_>>(),
         ["3", "exited", "1", "0", "running", "1"]
@@ -432,20 +418,10 @@ fn logs_reach_the_cli_and_the_sdk() {
     assert_eq!(follow, "1\n2\n3\n");
     assert_eq!(d.docker_ok(&["logs", "--tail", "1", "lf"]), "3\n");
     // docker-py's containers.run (not detached) reads the output through logs.
-    let script = format!(
-        "import docker\nc = docker.DockerClient(base_url='unix://{}')\nprint(repr(c.containers.run('busybox', ['echo', 'hi'], network_mode='none', remove=True)))\n",
-        d.sock.display()
+    let out = d.python_sdk_ok(
+        "print(repr(c.containers.run('busybox', ['echo', 'hi'], network_mode='none', remove=True)))\n",
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "b'hi\\n'");
+    assert_eq!(out.trim(), "b'hi\\n'");
     d.docker_ok(&["rm", "lg", "lf"]);
 }
 

@@ -382,20 +382,9 @@ impl OutputWith for Command {
 fn the_python_sdk_reads_version_and_info() {
     require_root!();
     let d = TestDaemon::start();
-    let script = format!(
-        "import docker\nc = docker.DockerClient(base_url='unix://{}')\nprint(c.version()['ApiVersion'])\nprint(c.info()['Driver'])\nprint(c.ping())\n",
-        d.sock.display()
+    let text = d.python_sdk_ok(
+        "print(c.version()['ApiVersion'])\nprint(c.info()['Driver'])\nprint(c.ping())\n",
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "1.41");
     assert!(lines[1] == "overlay2" || lines[1] == "vfs", "{text}");

@@ -160,6 +160,11 @@ fn inspect(d: &TestDaemon, id: &str, format: &str) -> String {
         .to_owned()
 }
 
+/// A new container on the default network pings `ip` once (the docker CLI fails otherwise).
+fn ping_from_a_container(d: &TestDaemon, ip: &str) {
+    d.docker_ok(&["run", "--rm", "busybox", "ping", "-c1", "-W2", ip]);
+}
+
 #[test]
 fn default_bridge_gives_addresses_gateway_and_container_traffic() {
     require_root!();
@@ -172,15 +177,7 @@ fn default_bridge_gives_addresses_gateway_and_container_traffic() {
     assert!(addr.contains("eth0"), "{addr}");
     assert!(addr.contains("inet 10.199.41."), "{addr}");
     assert!(addr.contains("link/ether 02:42:0a:c7:29:"), "{addr}");
-    d.docker_ok(&[
-        "run",
-        "--rm",
-        "busybox",
-        "ping",
-        "-c1",
-        "-W2",
-        "10.199.41.1",
-    ]);
+    ping_from_a_container(d, "10.199.41.1");
     let route = d.docker_ok(&["run", "--rm", "busybox", "ip", "route"]);
     assert!(
         route.contains("default via 10.199.41.1 dev eth0"),
@@ -323,15 +320,7 @@ fn existing_bridge_with_icc_false_blocks_container_traffic() {
     let ip = inspect(d, "srv", "{{.NetworkSettings.IPAddress}}");
     assert!(ip.starts_with("10.199.42."), "{ip}");
     // The gateway (the host) is still reachable, and srv answers from the host...
-    d.docker_ok(&[
-        "run",
-        "--rm",
-        "busybox",
-        "ping",
-        "-c1",
-        "-W2",
-        "10.199.42.1",
-    ]);
+    ping_from_a_container(d, "10.199.42.1");
     let url = format!("http://{ip}:8080/hostname");
     let fetch = fetch_cmd(&url);
     wait_until("srv's httpd to answer the host", || {

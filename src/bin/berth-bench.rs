@@ -735,26 +735,6 @@ impl Target {
         daemon_tree(self.pid, &inits)
     }
 
-    /// Creates a labelled container; returns its id.
-    async fn create(&self, c: &mut Conn, cmd: &[&str], network: &str) -> Result<String, String> {
-        let body = json!({
-            "Image": IMAGE,
-            "Cmd": cmd,
-            "Labels": {LABEL_KEY: LABEL_VAL},
-            "HostConfig": {"NetworkMode": network},
-        });
-        let r = c
-            .post_json(&format!("{API}/containers/create"), &body)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok("create")?;
-        r.json()
-            .get("Id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| "create: no Id".to_owned())
-    }
-
     /// The ids of the containers that carry our label (checked on each record, so a daemon
     /// that ignored the filter still loses nothing else).
     async fn labelled(&self) -> Result<Vec<String>, String> {
@@ -871,6 +851,7 @@ impl Target {
     }
 }
 
+/// Creates a labelled container on connection `c`; returns its id.
 async fn create_on(c: &mut Conn, cmd: &[&str], network: &str) -> Result<String, String> {
     let body = json!({
         "Image": IMAGE,
@@ -1417,7 +1398,7 @@ impl Ctx {
                         let mut c = t.conn().await?;
                         let _ = c.get("/_ping").await;
                         let t0 = Instant::now();
-                        let id = t.create(&mut c, &["true"], net).await?;
+                        let id = create_on(&mut c, &["true"], net).await?;
                         let t1 = Instant::now();
                         c.post(&format!("{API}/containers/{id}/start"))
                             .await

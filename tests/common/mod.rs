@@ -240,6 +240,27 @@ impl TestDaemon {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs a Python docker SDK script with `c` already a `docker.DockerClient` on this
+    /// daemon; asserts success and returns stdout.
+    pub fn python_sdk_ok(&self, script: &str) -> String {
+        let full = format!(
+            "import docker\nc = docker.DockerClient(base_url='unix://{}')\n{script}",
+            self.sock.display()
+        );
+        let out = Command::new("python3")
+            .args(["-c", &full])
+            .output()
+            .expect("run python3");
+        assert!(
+            out.status.success(),
+            "python docker SDK script failed ({}):\n{}\ndaemon log tail:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 30)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `docker import` of the busybox rootfs as busybox:latest with CMD sh.
     pub fn import_busybox(&self) -> String {
         let tar = busybox_tar();
