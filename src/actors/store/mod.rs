@@ -1122,8 +1122,7 @@ impl Handler<ListContainers> for ContainerStoreActor {
             if i > 0 {
                 out.push(b',');
             }
-            let key = view::SummaryKey::of(&e.c);
-            if e.row.as_ref().is_none_or(|r| r.key != key) {
+            if e.row.as_ref().is_none_or(|r| !r.key.matches(&e.c)) {
                 e.row = Some(view::SummaryRow::build(&e.c));
             }
             if let Some(row) = &e.row {

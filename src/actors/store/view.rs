@@ -195,6 +195,16 @@ pub struct SummaryKey {
 }
 
 impl SummaryKey {
+    /// Whether `c` still has this key; compares in place, without building a key (the
+    /// list path asks for every row on every request).
+    pub fn matches(&self, c: &Container) -> bool {
+        self.status == c.state.status
+            && self.exit_code == c.state.exit_code
+            && self.started_at == c.state.started_at
+            && self.finished_at == c.state.finished_at
+            && self.endpoint.as_deref() == c.endpoint.as_ref().map(|e| e.endpoint_id.as_str())
+    }
+
     pub fn of(c: &Container) -> Self {
         SummaryKey {
             status: c.state.status,
@@ -267,5 +277,7 @@ mod tests {
         assert_eq!(cached, summary(&c, now));
         c.state.set_exited(3, now, false);
         assert_ne!(row.key, SummaryKey::of(&c));
+        assert!(!row.key.matches(&c));
+        assert!(SummaryKey::of(&c).matches(&c));
     }
 }
