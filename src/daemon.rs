@@ -64,6 +64,8 @@ pub struct SystemFacts {
     pub ncpu: usize,
     pub mem_total: u64,
     pub hostname: String,
+    /// The cgroup hierarchies, detected once here (logged, and reported by `/info`).
+    pub cgroups: crate::sys::cgroups::CgroupLayout,
 }
 
 /// Seed step 4.2: Linux only, root, kernel at least 3.10, a known architecture.
@@ -93,6 +95,7 @@ pub fn system_checks() -> Result<SystemFacts, StartupError> {
             .unwrap_or(1),
         mem_total: mem_total(),
         hostname: uts.nodename().to_string_lossy().into_owned(),
+        cgroups: crate::sys::cgroups::CgroupLayout::detect(),
     })
 }
 

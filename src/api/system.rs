@@ -9,7 +9,6 @@ use crate::actors::graph::GetDriverInfo;
 use crate::actors::network::GetNetworkInfo;
 use crate::actors::store::{CountContainers, Counts};
 use crate::metrics::metrics;
-use crate::sys::cgroups::CgroupLayout;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/_ping", web::get().to(ping))
@@ -71,7 +70,7 @@ async fn info(state: web::Data<AppState>) -> Result<HttpResponse, super::ApiErro
     let driver = a.graph.send(GetDriverInfo).await?;
     let net = a.network.send(GetNetworkInfo).await?;
     let f = &state.facts;
-    let cg = CgroupLayout::detect();
+    let cg = &f.cgroups;
     let cg_version = cg.version();
     let ip_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
         .map(|s| s.trim() == "1")

@@ -78,7 +78,7 @@ fn run(config: DaemonConfig) -> Result<(), String> {
     tracing::info!(
         kernel = %facts.kernel_version,
         arch = %facts.arch,
-        cgroup_version = berth::sys::cgroups::CgroupLayout::detect().version(),
+        cgroup_version = facts.cgroups.version(),
         "system checks passed"
     );
     server::precheck(&config.hosts).map_err(|e| err(&e))?;
