@@ -202,21 +202,19 @@ pub async fn create_veth(
         .address(mac.to_vec())
         .setns_by_pid(pid_u)
         .build();
+    // Created up, on the bridge: one request under the rtnl lock, not three.
     let msg = LinkVeth::new(host, "eth0")
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .mtu(mtu)
         .controller(bridge)
+        .up()
         .build();
     handle
         .link()
         .add(msg)
         .execute()
         .await
-        .map_err(link_err(format!("creating veth {host} for pid {pid}")))?;
-    let link = link_by_name(handle, host)
-        .await?
-        .ok_or_else(|| NetworkError::BridgeNotFound { name: host.into() })?;
-    set_up(handle, link.header.index, host).await
+        .map_err(link_err(format!("creating veth {host} for pid {pid}")))
 }
 
 /// Deletes link `name`; true if it was there.
