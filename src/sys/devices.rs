@@ -142,6 +142,22 @@ const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 
+/// bpf(2) with `attr`, a `#[repr(C)]` prefix of `union bpf_attr`.
+///
+/// # Safety
+/// Every pointer inside `attr` must point to memory that stays valid for the call.
+unsafe fn bpf<T>(cmd: libc::c_long, attr: &T) -> libc::c_long {
+    // SAFETY: the caller guarantees `attr`'s pointers; its size is passed with it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *const T,
+            std::mem::size_of::<T>(),
+        )
+    }
+}
+
 fn bpf_err(call: &'static str) -> SysError {
     SysError::Call {
         call,
@@ -163,14 +179,7 @@ pub fn attach_device_filter(cgroup: BorrowedFd<'_>) -> Result<(), SysError> {
     // SAFETY: `attr` is a valid, initialised prefix of `union bpf_attr` whose pointers
     // (instructions, license) point to live memory for the duration of the call; the
     // kernel only reads them.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            &attr as *const ProgLoadAttr,
-            std::mem::size_of::<ProgLoadAttr>(),
-        )
-    };
+    let fd = unsafe { bpf(BPF_PROG_LOAD, &attr) };
     if fd < 0 {
         return Err(bpf_err("bpf BPF_PROG_LOAD (device filter)"));
     }
@@ -185,14 +194,7 @@ pub fn attach_device_filter(cgroup: BorrowedFd<'_>) -> Result<(), SysError> {
     };
     // SAFETY: as above; the kernel reads `attach` during the call only. The attached
     // program stays referenced by the cgroup after `prog_fd` is closed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_ATTACH,
-            &attach as *const ProgAttachAttr,
-            std::mem::size_of::<ProgAttachAttr>(),
-        )
-    };
+    let r = unsafe { bpf(BPF_PROG_ATTACH, &attach) };
     if r < 0 {
         return Err(bpf_err("bpf BPF_PROG_ATTACH (device filter)"));
     }
