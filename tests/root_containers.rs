@@ -199,7 +199,7 @@ fn errors_a_user_meets_are_clear() {
     );
     assert!(err.contains("does not pull from registries"), "{err}");
     // A name already taken.
-    d.docker_ok(&[
+    let create_dup = [
         "create",
         "--network",
         "none",
@@ -207,16 +207,9 @@ fn errors_a_user_meets_are_clear() {
         "dup",
         "busybox",
         "true",
-    ]);
-    let out = d.docker(&[
-        "create",
-        "--network",
-        "none",
-        "--name",
-        "dup",
-        "busybox",
-        "true",
-    ]);
+    ];
+    d.docker_ok(&create_dup);
+    let out = d.docker(&create_dup);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
