@@ -10,11 +10,12 @@ mod exec_support;
 
 use std::io::{Read, Write};
 use std::net::Shutdown;
+use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use berth::actors::exec::{
-    AttachContainer, AttachOptions, CleanupContainer, ExecError, NetworkHook, PendingAttach,
-    RestoreContainer, RestoreState, SignalContainer, StartContainer,
+    AttachContainer, AttachOptions, CleanupContainer, ExecError, PendingAttach, RestoreContainer,
+    RestoreState, SignalContainer, StartContainer,
 };
 use berth::monitor::spec::{MountSpec, NetworkSpec};
 use exec_support::{Exec, Fixture, Kind, OUT_ERR, demux, mounts_below, processes_below};
@@ -400,58 +401,54 @@ fn concurrent_starts_and_latency() {
 }
 
 #[test]
-fn network_hook_runs_before_the_process_and_can_abort() {
+fn a_given_network_namespace_is_joined_with_lo_up() {
     require_root!();
     let fx = Fixture::new();
+    // Made as the network actor makes them: on a thread that moves into it and ends.
+    let netns = std::thread::spawn(berth::sys::namespaces::unshare_netns)
+        .join()
+        .unwrap()
+        .unwrap();
+    let inode = std::fs::File::from(netns.try_clone().unwrap())
+        .metadata()
+        .unwrap()
+        .ino();
     system(async {
         let mut ex = Exec::start(&fx).await;
-        let mut spec = fx.spec(Kind::Bind, &["sh", "-c", "cat /tmp/hook-$HOSTNAME"]);
-        spec.network = NetworkSpec::New;
-        let marker = fx.lower.join(format!("tmp/hook-{}", spec.hostname));
-        let id = spec.id.clone();
-        let hook = NetworkHook(Box::new(move |pid: i32| {
-            Box::pin(async move {
-                let host = std::fs::read_link("/proc/self/ns/net")?;
-                let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net"))?;
-                assert_ne!(host, theirs);
-                std::fs::write(&marker, format!("{pid}\n"))?;
-                Ok(())
-            })
-        }));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let msg = StartContainer {
-            spec,
-            attaches: vec![PendingAttach {
-                options: OUT_ERR,
-                reply: tx,
-            }],
-            network_hook: Some(hook),
-        };
-        let started = ex.addr.send(msg).await.unwrap().unwrap();
-        let s = rx.await.unwrap().unwrap();
-        let raw = tokio::task::spawn_blocking(move || exec_support::read_all(s))
-            .await
-            .unwrap();
-        assert_eq!(demux(&raw).0, format!("{}\n", started.pid).as_bytes());
-        assert_eq!(ex.wait_exit(&id).await.exit_code, 0);
-
-        // A failing hook aborts the start: no process, no cgroup.
-        let mut spec = fx.spec(Kind::Bind, &["sleep", "60"]);
-        spec.network = NetworkSpec::New;
-        let dirs = fx.cgroup_dirs(&spec);
-        let hook = NetworkHook(Box::new(|_pid: i32| {
-            Box::pin(async { Err("no veth for you".into()) })
-        }));
-        let mut msg = StartContainer::new(spec, Vec::new());
-        msg.network_hook = Some(hook);
-        let r = ex.addr.send(msg).await.unwrap();
-        assert!(matches!(r, Err(ExecError::WireNetwork { .. })), "{r:?}");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while dirs.iter().any(|d| d.exists()) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        for d in &dirs {
-            assert!(!d.exists(), "cgroup {} left behind", d.display());
+        let script = "readlink /proc/self/ns/net; cat /sys/class/net/lo/flags; ls /sys/class/net";
+        for network in [NetworkSpec::None, NetworkSpec::New] {
+            let mut spec = fx.spec(Kind::Bind, &["sh", "-c", script]);
+            spec.network = network.clone();
+            let id = spec.id.clone();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let mut msg = StartContainer::new(
+                spec,
+                vec![PendingAttach {
+                    options: OUT_ERR,
+                    reply: tx,
+                }],
+            );
+            msg.netns = Some(netns.try_clone().unwrap());
+            ex.addr.send(msg).await.unwrap().unwrap();
+            let s = rx.await.unwrap().unwrap();
+            let raw = tokio::task::spawn_blocking(move || exec_support::read_all(s))
+                .await
+                .unwrap();
+            let (out, err) = demux(&raw);
+            let out = String::from_utf8_lossy(&out).into_owned();
+            assert_eq!(ex.wait_exit(&id).await.exit_code, 0, "{out}\n{:?}", err);
+            let mut lines = out.lines();
+            assert_eq!(
+                lines.next(),
+                Some(format!("net:[{inode}]").as_str()),
+                "{out}"
+            );
+            // IFF_UP (0x1) set on lo; nothing but lo in it (sysfs of the joined namespace).
+            let flags = lines.next().unwrap_or("");
+            let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap();
+            assert_eq!(flags & 1, 1, "{out}");
+            assert_eq!(lines.next(), Some("lo"), "{out}");
+            assert_eq!(lines.next(), None, "{out}");
         }
     });
 }

@@ -230,14 +230,19 @@ fn default_bridge_gives_addresses_gateway_and_container_traffic() {
     let got = wait_for_http(d, &ip);
     assert_eq!(got.trim(), &srv[..12]);
 
-    // The host side of srv's veth is on the bridge, and goes when srv does.
-    let veths = n.ns_ok(&["ip", "-o", "link", "show", "master", "berth0"]);
-    assert!(veths.contains(": veth"), "{veths}");
+    // The host side of srv's veth (its eth0's peer) is on the bridge, and goes when srv
+    // does. (The bridge may have other veths: namespaces made ahead of starts.)
+    let peer = d.docker_ok(&["logs", "srv"]);
+    let peer = format!("{}: veth", peer.lines().next().unwrap_or("?").trim());
+    let on_bridge = || n.ns_ok(&["ip", "-o", "link", "show", "master", "berth0"]);
+    assert!(
+        on_bridge().lines().any(|l| l.starts_with(&peer)),
+        "{peer}: {}",
+        on_bridge()
+    );
     d.docker_ok(&["rm", "-f", "srv"]);
-    wait_until("no veth left on the bridge", || {
-        n.ns_ok(&["ip", "-o", "link", "show", "master", "berth0"])
-            .trim()
-            .is_empty()
+    wait_until("srv's veth gone from the bridge", || {
+        !on_bridge().lines().any(|l| l.starts_with(&peer))
     });
 
     // Its address is free again for the next container (after the others in line).
@@ -264,8 +269,12 @@ fn default_bridge_gives_addresses_gateway_and_container_traffic() {
     assert!(n.link_exists("berth0"));
 }
 
-/// Serves the container's hostname over HTTP on port 8080.
-const SERVE: &str = "mkdir /www && hostname > /www/hostname && exec httpd -f -p 8080 -h /www";
+/// Serves the container's hostname over HTTP on port 8080. Prints first the interface
+/// index of its eth0's peer (the host side of its veth).
+const SERVE: &str = concat!(
+    "cat /sys/class/net/eth0/iflink; ",
+    "mkdir /www && hostname > /www/hostname && exec httpd -f -p 8080 -h /www"
+);
 
 /// The shell command that fetches `url` within 3 s. Not `wget -T` (Debian's busybox 1.35
 /// crashes with it), and `timeout` under a shell that does not exec it (`; exit`): as

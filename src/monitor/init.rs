@@ -24,6 +24,8 @@ pub struct InitFds {
     pub sync: OwnedFd,
     /// Write end of the error pipe (close-on-exec).
     pub err: OwnedFd,
+    /// The network namespace to join (see `ContainerSpec::join_netns`), already wired.
+    pub netns: Option<OwnedFd>,
 }
 
 /// The init's stdio.
@@ -80,8 +82,11 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
     }
     sys::namespaces::set_hostname(&spec.hostname, &spec.domainname).map_err(sys_fail)?;
     let new_netns = spec.network != NetworkSpec::Host;
-    if new_netns {
-        sys::namespaces::loopback_up().map_err(sys_fail)?;
+    match &fds.netns {
+        // Made by berthd with `lo` up (and `eth0` wired); the descriptor is close-on-exec.
+        Some(ns) => sys::namespaces::join_netns(ns).map_err(sys_fail)?,
+        None if new_netns => sys::namespaces::loopback_up().map_err(sys_fail)?,
+        None => {}
     }
     sys::mounts::prepare_rootfs(&spec.rootfs, &spec.mounts, new_netns).map_err(sys_fail)?;
     sys::mounts::pivot_root(&spec.rootfs.target).map_err(sys_fail)?;

@@ -25,7 +25,8 @@ pub struct AttachFlags {
 /// berthd → monitor on the control socket (descriptor 3).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum CtlRequest {
-    /// First message: the container to create.
+    /// First message: the container to create. With `join_netns`, the first descriptor
+    /// of the same `sendmsg` is the network namespace to join.
     Spec(Box<ContainerSpec>),
     /// Attaches for the container's start; the same `sendmsg` carries one connected
     /// socket per entry (SCM_RIGHTS), in order.
@@ -38,6 +39,7 @@ pub enum CtlRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CtlEvent {
     /// The init exists (paused before exec) with this host pid; its namespaces exist.
+    /// (berthd sends "go" in the same batch as the spec and needs no reply to it.)
     Ready { pid: i32 },
     /// The container's command is running.
     Started { pid: i32 },

@@ -238,6 +238,15 @@ impl Monitor {
             .clone()
             .unwrap_or_else(CgroupLayout::detect);
         tm!("layout detected");
+        // Sent first, before any attach's descriptor.
+        let netns = if spec.join_netns {
+            let fd = ctl.fds.pop_front().ok_or_else(|| {
+                StartError::Setup("no network namespace came with the spec".to_owned())
+            })?;
+            Some(fd)
+        } else {
+            None
+        };
         let limits = Limits {
             memory: spec.cgroup.memory,
             pids: spec.cgroup.pids,
@@ -291,9 +300,10 @@ impl Monitor {
             stdio,
             sync: sync_r,
             err: errp_w,
+            netns,
         };
         let ns = CloneNamespaces {
-            net: spec.network != NetworkSpec::Host,
+            net: spec.network != NetworkSpec::Host && fds.netns.is_none(),
         };
         let v2_dir = cgroup.v2_dir.as_ref().and_then(|d| {
             OpenOptions::new()

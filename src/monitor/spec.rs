@@ -43,6 +43,10 @@ pub struct ContainerSpec {
     pub mounts: Vec<MountSpec>,
     /// The network namespace the container joins.
     pub network: NetworkSpec,
+    /// The init joins the network namespace whose descriptor is the first one sent with
+    /// the spec (made and wired by berthd ahead of the start) instead of creating one.
+    #[serde(default)]
+    pub join_netns: bool,
     /// Mount the rootfs read-only (`--read-only`).
     pub readonly_rootfs: bool,
 }
@@ -95,10 +99,11 @@ pub struct CgroupSpec {
 /// Which network namespace the container gets.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum NetworkSpec {
-    /// A new network namespace with only `lo`, brought up (`--network none`).
+    /// Its own network namespace with only `lo`, up (`--network none`).
     None,
-    /// A new network namespace that berthd wires (veth into it) after the monitor reports
-    /// the init's pid and before it lets the init run.
+    /// Its own network namespace with `lo` and `eth0`, one end of a veth pair whose other
+    /// end is on the bridge, with an address and a default route (the default network;
+    /// berthd makes it and the init joins it, see `ContainerSpec::join_netns`).
     New,
     /// The host's network namespace (`--network host`).
     Host,

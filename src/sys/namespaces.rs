@@ -1,7 +1,8 @@
-//! Namespaces: the container init's `clone`, its hostname and its loopback interface.
+//! Namespaces: the container init's `clone`, its hostname and its loopback interface, and
+//! the network namespaces berthd makes ahead of starts.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::unistd::Pid;
 
@@ -137,7 +138,31 @@ pub fn set_hostname(hostname: &str, domainname: &str) -> Result<(), SysError> {
     Ok(())
 }
 
-/// Brings `lo` up in the calling process's network namespace.
+/// Moves the calling thread into a new network namespace, brings its `lo` up, and returns
+/// a descriptor that keeps the namespace alive.
+///
+/// Only the calling thread changes namespace (network namespaces are per thread), and it
+/// stays there: call this on a thread that ends soon after, and never on a thread of a
+/// pool.
+pub fn unshare_netns() -> Result<OwnedFd, SysError> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| SysError::call("unshare(CLONE_NEWNET)", e))?;
+    let ns = std::fs::File::open("/proc/thread-self/ns/net").map_err(|source| SysError::Call {
+        call: "open /proc/thread-self/ns/net",
+        source,
+    })?;
+    loopback_up()?;
+    Ok(OwnedFd::from(ns))
+}
+
+/// Moves the calling process (single-threaded: the container init) into network
+/// namespace `ns`.
+pub fn join_netns(ns: &OwnedFd) -> Result<(), SysError> {
+    nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| SysError::call("setns(CLONE_NEWNET)", e))
+}
+
+/// Brings `lo` up in the calling thread's network namespace.
 pub fn loopback_up() -> Result<(), SysError> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
     let sock = socket(

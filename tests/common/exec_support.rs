@@ -126,6 +126,7 @@ impl Fixture {
             },
             mounts: Vec::new(),
             network: NetworkSpec::None,
+            join_netns: false,
             readonly_rootfs: false,
             id,
         }

@@ -8,15 +8,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tracing::Instrument;
 
 use super::error::ExecError;
-use super::messages::{AttachOptions, NetworkHook, PendingAttach, Started};
+use super::messages::{AttachOptions, PendingAttach, Started};
 use crate::monitor::proto::{
     AttachFlags, CtlEvent, CtlRequest, EXIT_FILE, ExitStatus, LineBuf, SOCKET_NAME, SockReply,
     SockRequest, connect_unix, encode_line,
 };
-use crate::monitor::spec::{ContainerSpec, NetworkSpec};
+use crate::monitor::spec::ContainerSpec;
 use crate::sys;
 
 /// How long a one-shot socket request may take.
@@ -61,11 +60,6 @@ impl MonitorConn {
             }
             self.lines.push(&buf[..n]);
         }
-    }
-
-    async fn send(&mut self, req: &CtlRequest) -> io::Result<()> {
-        use tokio::io::AsyncWriteExt;
-        self.sock.write_all(&encode_line(req)).await
     }
 
     /// Waits for the container's exit. `None` when the monitor vanished without one and
@@ -201,20 +195,20 @@ fn spawn_and_send(
     Ok(ours)
 }
 
-/// Starts the container: spawns its monitor, hands each pending attach a connected
-/// stream, wires the network through `hook` if asked, then lets the process run.
+/// Starts the container: spawns its monitor (handing it `netns`, if any, before the
+/// attaches' descriptors), hands each pending attach a connected stream, then lets the
+/// process run.
 pub(crate) async fn start(
     exe: PathBuf,
     spec: ContainerSpec,
     attaches: Vec<PendingAttach>,
-    hook: Option<NetworkHook>,
+    netns: Option<OwnedFd>,
 ) -> Result<(Started, MonitorConn), ExecError> {
     let id = spec.id.clone();
-    let wait_ready = spec.network == NetworkSpec::New && hook.is_some();
 
     // One socketpair per attach: the client's end goes out now, before the process can
     // write anything; the monitor's end travels with the spec.
-    let mut their_fds: Vec<OwnedFd> = Vec::new();
+    let mut their_fds: Vec<OwnedFd> = netns.into_iter().collect();
     let mut attach_flags: Vec<AttachFlags> = Vec::new();
     for a in attaches {
         match UnixStream::pair() {
@@ -233,9 +227,7 @@ pub(crate) async fn start(
     if !attach_flags.is_empty() {
         batch.extend(encode_line(&CtlRequest::Attach(attach_flags)));
     }
-    if !wait_ready {
-        batch.extend(encode_line(&CtlRequest::Go));
-    }
+    batch.extend(encode_line(&CtlRequest::Go));
     let span = tracing::Span::current();
     let sock = tokio::task::spawn_blocking(move || {
         let _g = span.enter();
@@ -244,37 +236,6 @@ pub(crate) async fn start(
     .await
     .map_err(|e| monitor_err(&id, io::Error::other(e)))??;
     let mut conn = MonitorConn::new(sock).map_err(|e| monitor_err(&id, e))?;
-
-    let gone = || {
-        monitor_err(
-            &id,
-            io::Error::new(io::ErrorKind::UnexpectedEof, "monitor exited"),
-        )
-    };
-    loop {
-        let ev = conn.next_event().await.map_err(|e| monitor_err(&id, e))?;
-        match ev {
-            Some(CtlEvent::Ready { pid }) => {
-                if let (true, Some(NetworkHook(f))) = (wait_ready, hook) {
-                    // Dropping `conn` on error makes the monitor kill the paused init.
-                    f(pid)
-                        .instrument(tracing::debug_span!("network_hook", pid))
-                        .await
-                        .map_err(|source| ExecError::WireNetwork {
-                            id: id.clone(),
-                            source,
-                        })?;
-                    conn.send(&CtlRequest::Go)
-                        .await
-                        .map_err(|e| monitor_err(&id, e))?;
-                }
-                break;
-            }
-            Some(CtlEvent::Failed { message, exec }) => return Err(failed(&id, message, exec)),
-            Some(_) => {}
-            None => return Err(gone()),
-        }
-    }
     loop {
         match conn.next_event().await.map_err(|e| monitor_err(&id, e))? {
             Some(CtlEvent::Started { pid }) => {
@@ -285,8 +246,14 @@ pub(crate) async fn start(
                 return Ok((started, conn));
             }
             Some(CtlEvent::Failed { message, exec }) => return Err(failed(&id, message, exec)),
+            // Ready comes first; the monitor reads "go" from the batch right after it.
             Some(_) => {}
-            None => return Err(gone()),
+            None => {
+                return Err(monitor_err(
+                    &id,
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "monitor exited"),
+                ));
+            }
         }
     }
 }

@@ -30,12 +30,6 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
-    #[error("network namespace of container {id} could not be wired")]
-    WireNetwork {
-        id: String,
-        #[source]
-        source: super::messages::HookError,
-    },
     /// The container's process could not be started; the text is shown to the client as
     /// is (`exec: "foo": executable file not found in $PATH`), since the CLI reads it to
     /// choose exit status 127 or 126.
@@ -50,8 +44,7 @@ impl ExecError {
             ExecError::UnknownDriver { .. } => ErrorKind::InvalidParameter,
             ExecError::ExecRoot { .. }
             | ExecError::SpawnMonitor { .. }
-            | ExecError::Monitor { .. }
-            | ExecError::WireNetwork { .. } => ErrorKind::System,
+            | ExecError::Monitor { .. } => ErrorKind::System,
             ExecError::StartFailed { .. } => ErrorKind::InvalidParameter,
         }
     }

@@ -1,5 +1,6 @@
 //! Messages of the [`ExecActor`](super::ExecActor).
 
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
 use actix::prelude::*;
@@ -36,34 +37,20 @@ pub struct PendingAttach {
 pub struct StartContainer {
     pub spec: ContainerSpec,
     pub attaches: Vec<PendingAttach>,
-    /// With `NetworkSpec::New`: called with the init's host pid once its network
-    /// namespace exists and before the container's process runs (veth into the
-    /// namespace). An error aborts the start.
-    pub network_hook: Option<NetworkHook>,
+    /// A network namespace, made and wired by the network actor, that the container joins
+    /// instead of getting a new one (`spec.join_netns` is set from it). berthd keeps no
+    /// copy: the namespace lives as long as the container's processes.
+    pub netns: Option<OwnedFd>,
 }
 
 impl StartContainer {
-    /// A start without a network hook.
+    /// A start in a network namespace of its own making (or the host's).
     pub fn new(spec: ContainerSpec, attaches: Vec<PendingAttach>) -> Self {
         StartContainer {
             spec,
             attaches,
-            network_hook: None,
+            netns: None,
         }
-    }
-}
-
-/// The error a [`NetworkHook`] may return.
-pub type HookError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Wires a new network namespace, given the pid of a process inside it.
-pub struct NetworkHook(
-    pub Box<dyn FnOnce(i32) -> futures::future::BoxFuture<'static, Result<(), HookError>> + Send>,
-);
-
-impl std::fmt::Debug for NetworkHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NetworkHook")
     }
 }
 

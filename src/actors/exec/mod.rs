@@ -231,8 +231,9 @@ impl Handler<StartContainer> for ExecActor {
         let StartContainer {
             mut spec,
             attaches,
-            network_hook,
+            netns,
         } = msg;
+        spec.join_netns = netns.is_some();
         if self.watched.contains_key(&spec.id) || !self.starting.insert(spec.id.clone()) {
             let id = spec.id;
             return Box::pin(actix::fut::ready(Err(ExecError::AlreadyRunning { id })));
@@ -250,8 +251,7 @@ impl Handler<StartContainer> for ExecActor {
         let dir = spec.state_dir.clone();
         let exe = self.monitor_exe.clone();
         let span = tracing::debug_span!("start_container", container_id = %id);
-        let fut =
-            tracing::Instrument::instrument(client::start(exe, spec, attaches, network_hook), span);
+        let fut = tracing::Instrument::instrument(client::start(exe, spec, attaches, netns), span);
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
             act.starting.remove(&id);
             let (started, conn) = res?;
@@ -430,6 +430,7 @@ mod tests {
                 cgroup: Default::default(),
                 mounts: Vec::new(),
                 network: crate::monitor::spec::NetworkSpec::None,
+                join_netns: false,
                 readonly_rootfs: false,
             };
             let r = a.send(StartContainer::new(spec, Vec::new())).await.unwrap();

@@ -1,11 +1,11 @@
 //! Links over rtnetlink: the bridge, its address, host routes, veth pairs, and the
 //! configuration inside a container's network namespace.
 //!
-//! Everything here is a future on an rtnetlink `Handle` except [`configure_netns`], which
-//! runs on a fresh `std::thread` that enters the container's network namespace and exits
-//! afterwards (a pool thread must never change namespace).
+//! Everything here is a future on an rtnetlink `Handle`; which network namespace a request
+//! acts in is the one the handle's socket was opened in.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use futures_util::TryStreamExt;
 use netlink_packet_route::AddressFamily;
@@ -186,21 +186,21 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
 }
 
 /// Creates veth pair `host` ↔ `eth0`, the host side attached to `bridge` and up, the peer
-/// created directly in the network namespace of `pid` with `mac`.
+/// directly in network namespace `netns`, with `mac`. (The peer cannot be created up: a
+/// veth refuses to open before its other end exists.)
 pub async fn create_veth(
     handle: &Handle,
     host: &str,
     bridge: u32,
     mtu: u32,
-    pid: i32,
+    netns: BorrowedFd<'_>,
     mac: [u8; 6],
 ) -> Result<(), NetworkError> {
-    let pid_u = u32::try_from(pid).unwrap_or(0);
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name("eth0")
         .mtu(mtu)
         .address(mac.to_vec())
-        .setns_by_pid(pid_u)
+        .setns_by_fd(netns.as_raw_fd())
         .build();
     // Created up, on the bridge: one request under the rtnl lock, not three.
     let msg = LinkVeth::new(host, "eth0")
@@ -214,7 +214,7 @@ pub async fn create_veth(
         .add(msg)
         .execute()
         .await
-        .map_err(link_err(format!("creating veth {host} for pid {pid}")))
+        .map_err(link_err(format!("creating veth {host}")))
 }
 
 /// Deletes link `name`; true if it was there.
@@ -229,63 +229,32 @@ pub async fn delete_link(handle: &Handle, name: &str) -> Result<bool, NetworkErr
     }
 }
 
-/// Inside the network namespace of `pid`: `lo` and `eth0` up, `addr` on `eth0`, default
-/// route via `gateway`. Runs on a fresh thread that enters the namespace and then exits.
-pub async fn configure_netns(pid: i32, addr: Cidr, gateway: Ipv4Addr) -> Result<(), NetworkError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let netns_err = move |source: std::io::Error| NetworkError::Netns { pid, source };
-    let span = tracing::Span::current();
-    std::thread::Builder::new()
-        .name("berth-netns".into())
-        .spawn(move || {
-            let _g = span.enter();
-            let _ = tx.send(configure_on_this_thread(pid, addr, gateway));
-        })
-        .map_err(netns_err)?;
-    rx.await
-        .map_err(|_| netns_err(std::io::Error::other("netns thread ended without a reply")))?
-}
-
-fn configure_on_this_thread(pid: i32, addr: Cidr, gateway: Ipv4Addr) -> Result<(), NetworkError> {
-    let netns_err = move |source: std::io::Error| NetworkError::Netns { pid, source };
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(netns_err)?;
-    // This thread is ours alone and ends after this function: entering the namespace
-    // affects nothing else.
-    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| netns_err(std::io::Error::from(e)))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(netns_err)?;
-    rt.block_on(async move {
-        // Opened after setns: the socket belongs to the container's namespace.
-        let (conn, handle, _) =
-            rtnetlink::new_connection().map_err(|source| NetworkError::Netlink { source })?;
-        tokio::spawn(conn);
-        if let Some(lo) = link_by_name(&handle, "lo").await? {
-            set_up(&handle, lo.header.index, "lo").await?;
-        }
-        let eth0 =
-            link_by_name(&handle, "eth0")
-                .await?
-                .ok_or_else(|| NetworkError::BridgeNotFound {
-                    name: "eth0".into(),
-                })?;
-        let index = eth0.header.index;
-        add_addr(&handle, index, addr).await?;
-        set_up(&handle, index, "eth0").await?;
-        handle
-            .route()
-            .add(
-                RouteMessageBuilder::<Ipv4Addr>::new()
-                    .gateway(gateway)
-                    .output_interface(index)
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(link_err(format!("default route via {gateway}")))
-    })
+/// On a handle opened inside a container's network namespace: `addr` on `eth0`, `eth0`
+/// up, and the default route via `gateway`.
+pub async fn address_eth0(
+    handle: &Handle,
+    addr: Cidr,
+    gateway: Ipv4Addr,
+) -> Result<(), NetworkError> {
+    let eth0 = link_by_name(handle, "eth0")
+        .await?
+        .ok_or_else(|| NetworkError::Sandbox {
+            source: std::io::Error::other("eth0 is missing right after its creation"),
+        })?;
+    let index = eth0.header.index;
+    add_addr(handle, index, addr).await?;
+    set_up(handle, index, "eth0").await?;
+    handle
+        .route()
+        .add(
+            RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gateway)
+                .output_interface(index)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(link_err(format!("default route via {gateway}")))
 }
 
 #[cfg(test)]

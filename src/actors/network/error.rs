@@ -54,9 +54,8 @@ pub enum NetworkError {
         #[source]
         source: std::io::Error,
     },
-    #[error("network namespace of pid {pid} could not be entered")]
-    Netns {
-        pid: i32,
+    #[error("network namespace for a container could not be made")]
+    Sandbox {
         #[source]
         source: std::io::Error,
     },
@@ -73,7 +72,7 @@ impl NetworkError {
             | NetworkError::Iptables { .. }
             | NetworkError::IptablesSpawn { .. }
             | NetworkError::Sysctl { .. }
-            | NetworkError::Netns { .. } => ErrorKind::System,
+            | NetworkError::Sandbox { .. } => ErrorKind::System,
             NetworkError::BridgeNotFound { .. }
             | NetworkError::NotABridge { .. }
             | NetworkError::NoBridgeAddress { .. } => ErrorKind::InvalidParameter,

@@ -6,6 +6,7 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::error::NetworkError;
+pub use super::sandbox::Sandbox;
 use crate::monitor::spec::NetworkSpec;
 
 /// From `api::system::info` and the store: the settings resolved at `Init`.
@@ -56,29 +57,29 @@ pub struct Endpoint {
     pub host_veth: String,
 }
 
-/// From `ContainerStoreActor` on start of a bridge-networked container: takes an address
-/// for container `id` (the one it has, if it has one). `PoolExhausted` when none is left.
+/// From `ContainerStoreActor` on the start of a container with its own network namespace
+/// (`--network none`, or `bridged` for the default network): a namespace to join, ready
+/// (see [`super::sandbox`]). A bridged one's endpoint is container `id`'s from now on.
+/// `PoolExhausted` when no address is left.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Endpoint, NetworkError>")]
-pub struct AllocateEndpoint {
+#[rtype(result = "Result<Sandbox, NetworkError>")]
+pub struct TakeSandbox {
     pub id: String,
+    pub bridged: bool,
 }
 
-/// From the store's `NetworkHook` (run by ExecActor once the container's network namespace
-/// exists, before its process runs): creates the veth pair, the host side on the bridge,
-/// `eth0` in the namespace of `pid` with the endpoint's address and a default route.
+/// From `ContainerStoreActor` on create (`do_send`): a start of this kind is coming, so
+/// have sandboxes of it ready.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), NetworkError>")]
-pub struct ConnectContainer {
-    pub id: String,
-    pub pid: i32,
-    pub endpoint: Endpoint,
+#[rtype(result = "()")]
+pub struct Prewarm {
+    pub bridged: bool,
 }
 
 /// From `ContainerStoreActor` when a container exited, failed to start or is removed:
 /// deletes the host veth if it is still there and releases the address. Unknown ids are
 /// fine. The store sends it with `do_send` on exit, so that it is in the mailbox before
-/// the `AllocateEndpoint` of a restart.
+/// the `TakeSandbox` of a restart.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), NetworkError>")]
 pub struct ReleaseEndpoint {

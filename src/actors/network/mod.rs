@@ -2,12 +2,13 @@
 //!
 //! State: the network settings resolved at `Init` (networking on or off, the bridge and its
 //! subnet, the MTU), the address pool ([`ipam::Ipam`]), one [`Endpoint`] per connected
-//! container, the iptables rules in force ([`firewall::Firewall`]) and an rtnetlink handle.
+//! container, the iptables rules in force ([`firewall::Firewall`]), an rtnetlink handle,
+//! and the network namespaces made ahead of starts ([`sandbox::Pool`]).
 //!
-//! Threads: the actor runs on its own arbiter; rtnetlink's connection is a task on that
-//! arbiter, so link queries are futures and never block it. iptables runs in
-//! `spawn_blocking`; the configuration inside a container's network namespace runs on a
-//! fresh thread that enters it ([`bridge::configure_netns`]).
+//! Threads: the actor runs on its own arbiter; rtnetlink's connection runs on a thread of
+//! its own (`berth-netlink`), so link queries are futures and never block the actor.
+//! iptables runs in `spawn_blocking`; each network namespace is made on a fresh thread
+//! that moves into it and ends (`berth-sandbox`, [`sandbox::make`]).
 //!
 //! Modes: `-b none` turns networking off (`--network none|host` only). Without `-b`, berth
 //! creates bridge `berth0` with `--bip` or the first candidate subnet that overlaps no host
@@ -23,6 +24,7 @@ pub mod error;
 pub mod firewall;
 pub mod ipam;
 pub mod messages;
+pub mod sandbox;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -41,6 +43,7 @@ pub use messages::*;
 use self::bridge::link_by_name;
 use self::firewall::{DEFAULT_BRIDGE, Firewall};
 use self::ipam::{Cidr, Ipam};
+use self::sandbox::{Kind, Pool, Wiring};
 use super::{Init, LifecycleError, Shutdown};
 use crate::config::{BridgeSetting, DaemonConfig};
 use crate::monitor::spec::NetworkSpec;
@@ -70,6 +73,10 @@ pub struct NetworkActor {
     net: Option<BridgeNet>,
     /// Container id → its endpoint, for every container with an address.
     endpoints: HashMap<String, Endpoint>,
+    /// Network namespaces made ahead of starts.
+    pool: Pool,
+    /// After `Shutdown`: nothing more is made ahead.
+    closing: bool,
 }
 
 /// The bridge network in force.
@@ -89,6 +96,8 @@ impl NetworkActor {
             info: NetworkInfo::default(),
             net: None,
             endpoints: HashMap::new(),
+            pool: Pool::default(),
+            closing: false,
         }
     }
 }
@@ -373,6 +382,9 @@ impl Handler<Init> for NetworkActor {
 impl Handler<Shutdown> for NetworkActor {
     type Result = ResponseFuture<Result<(), LifecycleError>>;
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+        // The ready namespaces go, and their veth pairs with them.
+        self.closing = true;
+        drop(self.pool.drain());
         let fw = self.net.as_ref().and_then(|n| n.firewall.clone());
         let keep = self.config.live_restore;
         Box::pin(async move {
@@ -428,55 +440,141 @@ pub fn host_veth_name(id: &str) -> String {
     format!("veth{hex:0<8}")
 }
 
-impl Handler<AllocateEndpoint> for NetworkActor {
-    type Result = Result<Endpoint, NetworkError>;
-    fn handle(&mut self, msg: AllocateEndpoint, _: &mut Self::Context) -> Self::Result {
-        if let Some(ep) = self.endpoints.get(&msg.id) {
-            return Ok(ep.clone());
-        }
-        let net = self.net.as_mut().ok_or(NetworkError::Disabled)?;
-        let ip = net.ipam.allocate()?;
-        let endpoint_id = crate::util::new_id();
-        let ep = Endpoint {
-            network_id: net.network_id.clone(),
-            host_veth: host_veth_name(&endpoint_id),
-            endpoint_id,
-            bridge: self.info.bridge_name.clone(),
-            ip,
-            prefix: net.ipam.subnet().prefix,
-            gateway: net.ipam.gateway(),
-            mac: bridge::mac_string(&bridge::mac_for(ip)),
+impl NetworkActor {
+    /// Starts making a sandbox of `kind`; a bridged one takes its address now. Also
+    /// returns that address, to hand back if the making fails.
+    fn start_make(
+        &mut self,
+        kind: Kind,
+    ) -> Result<
+        (
+            Option<Ipv4Addr>,
+            impl Future<Output = Result<Sandbox, NetworkError>> + 'static,
+        ),
+        NetworkError,
+    > {
+        let wiring = match kind {
+            Kind::Plain => None,
+            Kind::Bridged => {
+                let net = self.net.as_mut().ok_or(NetworkError::Disabled)?;
+                let ip = net.ipam.allocate()?;
+                let endpoint_id = crate::util::new_id();
+                Some(Wiring {
+                    bridge_index: net.bridge_index,
+                    mtu: self.info.mtu,
+                    endpoint: Endpoint {
+                        network_id: net.network_id.clone(),
+                        host_veth: host_veth_name(&endpoint_id),
+                        endpoint_id,
+                        bridge: self.info.bridge_name.clone(),
+                        ip,
+                        prefix: net.ipam.subnet().prefix,
+                        gateway: net.ipam.gateway(),
+                        mac: bridge::mac_string(&bridge::mac_for(ip)),
+                    },
+                })
+            }
         };
-        tracing::debug!(container_id = %msg.id, ip = %ip, "address allocated");
-        self.endpoints.insert(msg.id, ep.clone());
-        Ok(ep)
+        let ip = wiring.as_ref().map(|w| w.endpoint.ip);
+        Ok((ip, sandbox::make(wiring)))
+    }
+
+    /// The end of a making: a failed one's address goes back to the pool.
+    fn made(
+        &mut self,
+        ip: Option<Ipv4Addr>,
+        res: Result<Sandbox, NetworkError>,
+    ) -> Result<Sandbox, NetworkError> {
+        if res.is_err() {
+            self.release_address(ip);
+        }
+        res
+    }
+
+    fn release_address(&mut self, ip: Option<Ipv4Addr>) {
+        if let (Some(ip), Some(net)) = (ip, self.net.as_mut()) {
+            net.ipam.release(ip);
+        }
+    }
+
+    /// Starts making what the pool lacks, each on its own thread.
+    fn refill(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        for kind in [Kind::Plain, Kind::Bridged] {
+            for _ in 0..self.pool.missing(kind) {
+                let (ip, making) = match self.start_make(kind) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::debug!(error = %crate::util::error_chain(&e), ?kind, "no network namespace made ahead");
+                        self.pool.made(kind, None);
+                        break;
+                    }
+                };
+                self.pool.making_started(kind);
+                ctx.spawn(making.into_actor(self).map(move |res, act, _| {
+                    match act.made(ip, res) {
+                        Ok(sb) if act.closing => {
+                            act.release_address(ip);
+                            drop(sb);
+                            act.pool.made(kind, None);
+                        }
+                        Ok(sb) => act.pool.made(kind, Some(sb)),
+                        Err(e) => {
+                            tracing::warn!(error = %crate::util::error_chain(&e), ?kind, "network namespace not made ahead");
+                            act.pool.made(kind, None);
+                        }
+                    }
+                }));
+            }
+        }
     }
 }
 
-impl Handler<ConnectContainer> for NetworkActor {
-    type Result = ResponseFuture<Result<(), NetworkError>>;
-    fn handle(&mut self, msg: ConnectContainer, _: &mut Self::Context) -> Self::Result {
-        let Some(net) = self.net.as_ref() else {
-            return Box::pin(async { Err(NetworkError::Disabled) });
+impl Handler<TakeSandbox> for NetworkActor {
+    type Result = ResponseActFuture<Self, Result<Sandbox, NetworkError>>;
+    fn handle(&mut self, msg: TakeSandbox, _: &mut Self::Context) -> Self::Result {
+        let kind = if msg.bridged {
+            Kind::Bridged
+        } else {
+            Kind::Plain
         };
-        let handle = net.handle.clone();
-        let bridge_index = net.bridge_index;
-        let mtu = self.info.mtu;
-        Box::pin(async move {
-            let ep = msg.endpoint;
-            let mac = bridge::mac_for(ep.ip);
-            // A veth of an earlier run of this container may linger while its old
-            // namespace is torn down.
-            bridge::delete_link(&handle, &ep.host_veth).await?;
-            bridge::create_veth(&handle, &ep.host_veth, bridge_index, mtu, msg.pid, mac).await?;
-            let addr = Cidr::new(ep.ip, ep.prefix);
-            if let Err(e) = bridge::configure_netns(msg.pid, addr, ep.gateway).await {
-                let _ = bridge::delete_link(&handle, &ep.host_veth).await;
-                return Err(e);
+        // A container being started again: the address of its last run goes back.
+        if let Some(old) = self.endpoints.remove(&msg.id) {
+            self.release_address(Some(old.ip));
+        }
+        let taking: futures_util::future::BoxFuture<'static, _> = match self.pool.take(kind) {
+            Some(sb) => Box::pin(async { (None, Ok(sb)) }),
+            None => match self.start_make(kind) {
+                Ok((ip, making)) => Box::pin(async move { (ip, making.await) }),
+                Err(e) => return Box::pin(actix::fut::ready(Err(e))),
+            },
+        };
+        let id = msg.id;
+        Box::pin(taking.into_actor(self).map(move |(ip, res), act, ctx| {
+            let res = act.made(ip, res);
+            // After this start's own: a making ahead would compete with it.
+            act.refill(ctx);
+            let sb = res?;
+            if let Some(ep) = &sb.endpoint {
+                tracing::debug!(container_id = %id, ip = %ep.ip, veth = %ep.host_veth, "address allocated");
+                act.endpoints.insert(id, ep.clone());
             }
-            tracing::info!(container_id = %msg.id, ip = %ep.ip, veth = %ep.host_veth, "container connected");
-            Ok(())
-        })
+            Ok(sb)
+        }))
+    }
+}
+
+impl Handler<Prewarm> for NetworkActor {
+    type Result = ();
+    fn handle(&mut self, msg: Prewarm, ctx: &mut Self::Context) {
+        self.pool.want(if msg.bridged {
+            Kind::Bridged
+        } else {
+            Kind::Plain
+        });
+        self.refill(ctx);
     }
 }
 

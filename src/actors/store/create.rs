@@ -428,6 +428,7 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
         },
         mounts,
         network: c.network.clone(),
+        join_netns: false,
         readonly_rootfs: c.host_bool("ReadonlyRootfs"),
     }
 }

@@ -39,19 +39,20 @@ pub use messages::*;
 use self::persist::Persister;
 use self::state::{Container, State, Status};
 use super::exec::{
-    AttachContainer, CleanupContainer, ContainerExited, ExecActor, ExecError, HookError,
-    NetworkHook, PendingAttach, PrepareStart, ResizeContainer, RestoreContainer, RestoreState,
-    SignalContainer, StartContainer as ExecStart,
+    AttachContainer, CleanupContainer, ContainerExited, ExecActor, ExecError, PendingAttach,
+    PrepareStart, ResizeContainer, RestoreContainer, RestoreState, SignalContainer,
+    StartContainer as ExecStart,
 };
 use super::graph::{CreateRwLayer, GetDriverInfo, GraphActor, RemoveRwLayer, ResolveImage};
 use super::graphdb::{GraphDbActor, GraphDbError, ListNames, ReleaseEntity, ReserveName};
 use super::network::{
-    AllocateEndpoint, ConnectContainer, Endpoint, GetNetworkInfo, NetworkActor, NetworkInfo,
-    ReleaseEndpoint, RestoreEndpoints, plan_network,
+    GetNetworkInfo, NetworkActor, NetworkInfo, Prewarm, ReleaseEndpoint, RestoreEndpoints, Sandbox,
+    TakeSandbox, plan_network,
 };
 use super::{ActorClient, Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
 use crate::metrics::metrics;
+use crate::monitor::spec::NetworkSpec;
 
 /// The addresses the store talks to.
 #[derive(Debug, Clone)]
@@ -696,6 +697,11 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         };
         let peers = self.peers.clone();
         peers.exec.do_send(PrepareStart);
+        if network != NetworkSpec::Host {
+            peers.network.do_send(Prewarm {
+                bridged: network == NetworkSpec::New,
+            });
+        }
         let dir = self.containers_dir().join(&id);
         let driver = self.driver.clone();
         let dns = self.config.dns.clone();
@@ -806,20 +812,27 @@ impl Handler<CreateContainer> for ContainerStoreActor {
     }
 }
 
-/// Takes an address for container `id`, writes its /etc/hosts, and sets the hook that wires
-/// its network namespace once the monitor has created it.
-async fn connect_bridge(
+/// Takes a network namespace for container `id` (`bridged`: on the bridge, with an
+/// address) and, for a bridged one, writes the address into its /etc/hosts.
+async fn take_sandbox(
     network: &ActorClient<NetworkActor>,
     persister: Option<Persister>,
     id: &str,
+    bridged: bool,
     hosts: PathBuf,
-    start: &mut ExecStart,
-) -> Result<Endpoint, StoreError> {
-    let ep = network
-        .send(AllocateEndpoint { id: id.to_owned() })
+    hostname: &str,
+) -> Result<Sandbox, StoreError> {
+    let sb = network
+        .send(TakeSandbox {
+            id: id.to_owned(),
+            bridged,
+        })
         .await
         .map_err(StoreError::mailbox("network"))??;
-    let content = create::hosts_file(&start.spec.hostname, Some(ep.ip));
+    let Some(ep) = &sb.endpoint else {
+        return Ok(sb);
+    };
+    let content = create::hosts_file(hostname, Some(ep.ip));
     let path = hosts.clone();
     let write = move || fs::write(&path, content);
     let written = match persister {
@@ -833,17 +846,7 @@ async fn connect_bridge(
             source,
         });
     }
-    let (network, id, endpoint) = (network.clone(), id.to_owned(), ep.clone());
-    start.network_hook = Some(NetworkHook(Box::new(move |pid| {
-        Box::pin(async move {
-            network
-                .send(ConnectContainer { id, pid, endpoint })
-                .await
-                .map_err(|e| Box::new(e) as HookError)?
-                .map_err(|e| Box::new(e) as HookError)
-        })
-    })));
-    Ok(ep)
+    Ok(sb)
 }
 
 /// Writes a new container's dir: hostname, hosts, resolv.conf and the two records
@@ -896,11 +899,12 @@ impl Handler<StartContainer> for ContainerStoreActor {
         let spec = create::build_spec(&entry.c, &containers_dir.join(&id), &exec_root);
         let attaches = std::mem::take(&mut entry.pending);
         let network_label = match entry.c.network {
-            crate::monitor::spec::NetworkSpec::None => "none",
-            crate::monitor::spec::NetworkSpec::Host => "host",
-            crate::monitor::spec::NetworkSpec::New => "bridge",
+            NetworkSpec::None => "none",
+            NetworkSpec::Host => "host",
+            NetworkSpec::New => "bridge",
         };
-        let bridged = entry.c.network == crate::monitor::spec::NetworkSpec::New;
+        let bridged = entry.c.network == NetworkSpec::New;
+        let own_netns = entry.c.network != NetworkSpec::Host;
         let exec = self.peers.exec.clone();
         let network = self.peers.network.clone();
         let persister = self.persister.clone();
@@ -908,15 +912,18 @@ impl Handler<StartContainer> for ContainerStoreActor {
         let t0 = Instant::now();
         let id2 = id.clone();
         let work = async move {
+            let hostname = spec.hostname.clone();
             let mut start = ExecStart::new(spec, attaches);
-            let endpoint = if bridged {
-                match connect_bridge(&network, persister, &id2, hosts, &mut start).await {
-                    Ok(ep) => Some(ep),
+            let mut endpoint = None;
+            if own_netns {
+                match take_sandbox(&network, persister, &id2, bridged, hosts, &hostname).await {
+                    Ok(sb) => {
+                        endpoint = sb.endpoint;
+                        start.netns = Some(sb.netns);
+                    }
                     Err(e) => return (Err(e), None),
                 }
-            } else {
-                None
-            };
+            }
             let res = exec
                 .send(start)
                 .await
