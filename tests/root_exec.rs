@@ -14,8 +14,8 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use berth::actors::exec::{
-    AttachContainer, AttachOptions, CleanupContainer, ExecError, PendingAttach, RestoreContainer,
-    RestoreState, SignalContainer, StartContainer,
+    AttachContainer, AttachOptions, CleanupContainer, ExecError, PendingAttach, PrepareStart,
+    RestoreContainer, RestoreState, SPARE_TTL, SignalContainer, StartContainer,
 };
 use berth::monitor::spec::{MountSpec, NetworkSpec};
 use exec_support::{Exec, Fixture, Kind, OUT_ERR, demux, mounts_below, processes_below};
@@ -450,6 +450,74 @@ fn a_given_network_namespace_is_joined_with_lo_up() {
             assert_eq!(lines.next(), Some("lo"), "{out}");
             assert_eq!(lines.next(), None, "{out}");
         }
+    });
+}
+
+/// Our children running `berthd monitor` that are still there, unchanged, 150 ms later:
+/// spares (the first process of a monitor spawned for a start lives only until it has
+/// read its spec, a few milliseconds).
+fn spare_monitors() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let ours = || -> Vec<i32> {
+        let mut v: Vec<i32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let ppid = stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .nth(1);
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                ppid == Some(me.as_str()) && cmd.ends_with(b"\0monitor\0")
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let first = ours();
+    std::thread::sleep(Duration::from_millis(150));
+    let second = ours();
+    first.into_iter().filter(|p| second.contains(p)).collect()
+}
+
+#[test]
+fn a_create_spawns_a_spare_monitor_that_the_start_uses_or_that_goes() {
+    require_root!();
+    let fx = Fixture::new();
+    system(async {
+        let mut ex = Exec::start(&fx).await;
+        assert!(spare_monitors().is_empty());
+        ex.addr.send(PrepareStart).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let spare = loop {
+            if let [p] = spare_monitors()[..] {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "no spare monitor");
+        };
+        // A second create while one waits spawns no other.
+        ex.addr.send(PrepareStart).await.unwrap();
+        assert_eq!(spare_monitors(), vec![spare]);
+        let (out, _, code) = ex.run(fx.spec(Kind::Bind, &["echo", "hi"])).await;
+        assert_eq!((out.as_str(), code), ("hi\n", 0));
+        // Used: it took the spec, daemonized, and its first process was reaped.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::path::Path::new(&format!("/proc/{spare}")).exists() {
+            assert!(Instant::now() < deadline, "spare {spare} not reaped");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // Unused, it goes after SPARE_TTL.
+        ex.addr.send(PrepareStart).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while spare_monitors().is_empty() {
+            assert!(Instant::now() < deadline, "no second spare monitor");
+        }
+        tokio::time::sleep(SPARE_TTL + Duration::from_millis(300)).await;
+        assert!(spare_monitors().is_empty());
     });
 }
 

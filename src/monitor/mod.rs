@@ -8,8 +8,10 @@
 //! # Process
 //!
 //! `ExecActor` spawns `berthd monitor` with one end of a socketpair as descriptor 3 (the
-//! control socket). The monitor forks once and the parent exits, so the monitor is
-//! re-parented away from berthd and sits in its own session: it survives berthd. It runs
+//! control socket), possibly ahead of the start (a spare, spawned when a container is
+//! created; a spare that gets EOF instead of a spec exits). Once it has read its spec, the
+//! monitor forks once and the parent exits, so the monitor is re-parented away from
+//! berthd and sits in its own session: it survives berthd. It runs
 //! no async runtime and no threads, just one poll(2) loop, which keeps it small and makes
 //! `fork`/`clone` safe. Its cwd is the container's state dir.
 //!
@@ -17,16 +19,16 @@
 //!
 //! ```text
 //! berthd                               monitor
-//!   Spec(ContainerSpec)           →      creates cgroup, stdio, clones the init (paused)
-//!                                 ←    Ready{pid}      (namespaces exist: wire the network)
+//!   Spec(ContainerSpec) [+ netns]  →      creates cgroup, stdio, clones the init (paused)
+//!                                 ←    Ready{pid}      (namespaces exist)
 //!   Attach([flags…]) + SCM_RIGHTS →      one connected socket per entry, served as attaches
 //!   Go                            →      the init execs
 //!                                 ←    Started{pid}  or  Failed{message, exec}
 //!                                 ←    Exited(ExitStatus)   when the container has exited
 //! ```
 //!
-//! berthd may send `Spec`, `Attach` and `Go` in one write without waiting for `Ready`
-//! (it waits only when it must wire a network namespace first). The init does its mounts
+//! berthd sends `Spec`, `Attach` and `Go` in one write without waiting for `Ready` (a
+//! network namespace, made and wired by berthd, comes with the spec). The init does its mounts
 //! while berthd connects the attaches; it execs only after `Go`, so no output is lost.
 //! Exec failures travel from the init over a close-on-exec pipe: Docker's texts such as
 //! `exec: "nosuch": executable file not found in $PATH`.
@@ -56,8 +58,9 @@
 //! # The container init
 //!
 //! Cloned (`clone3` into the v2 cgroup when there is one, else `clone`) with new mount,
-//! pid, uts, ipc and (unless host networking) net namespaces; the monitor moves it into
-//! the v1 cgroups while it makes its mounts (rootfs, /proc, /sys ro, /dev with its nodes,
+//! pid, uts, ipc and (unless host networking or a namespace from berthd, which it joins
+//! first) net namespaces; the monitor creates the v1 cgroups and moves it into them while
+//! it makes its mounts (rootfs, /proc, /sys ro, /dev with its nodes,
 //! /dev/pts, /dev/shm, /dev/mqueue, the extra mounts), pivots into the rootfs and masks
 //! Docker's paths. After `Go` it resolves the user in the container's /etc/passwd,
 //! installs the seccomp filter, drops to Docker's default capabilities and execs.
@@ -90,9 +93,5 @@ pub fn main(args: Vec<OsString>) -> i32 {
         eprintln!("berthd monitor: no control socket on descriptor 3; started by hand?");
         return 2;
     };
-    if let Err(e) = crate::sys::process::daemonize() {
-        eprintln!("berthd monitor: {}", crate::util::error_chain(&e));
-        return 1;
-    }
     run::run(ctl)
 }

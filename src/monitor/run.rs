@@ -94,6 +94,16 @@ pub fn run(ctl: OwnedFd) -> i32 {
         _ => return 2,
     };
     tm!("spec read");
+    // Only now: berthd may have spawned us ahead of the start (a child of its own until
+    // then, which it reaps once we fork here).
+    if let Err(e) = sys::process::daemonize() {
+        let _ = ctl.send(&CtlEvent::Failed {
+            message: error_chain(&e),
+            exec: false,
+        });
+        return 1;
+    }
+    tm!("daemonized");
     let mut m = match Monitor::start(&spec, &mut ctl) {
         Ok(m) => m,
         Err(StartError::Setup(message)) => {
@@ -254,9 +264,11 @@ impl Monitor {
             cpu_period: spec.cgroup.cpu_period,
             cpu_shares: spec.cgroup.cpu_shares,
         };
-        let cgroup = ContainerCgroup::create(&layout, &spec.cgroup.path, &limits)
+        // The unified part only: the init is born in it. The v1 part is made while the
+        // init sets up its mounts (below).
+        let cgroup = ContainerCgroup::create_unified(&layout, &spec.cgroup.path, &limits)
             .map_err(|e| setup_err(&e))?;
-        tm!("cgroup created");
+        tm!("v2 cgroup created");
         let cleanup_cg = |e: StartError| {
             cgroup.remove(Duration::from_millis(200));
             e
@@ -324,13 +336,6 @@ impl Monitor {
         } else {
             "cloned"
         });
-        // The cgroups the init still has to be moved into.
-        let mut to_join = cgroup.procs_files();
-        if born_in_v2 {
-            if let Some(d) = &cgroup.v2_dir {
-                to_join.retain(|p| !p.starts_with(d));
-            }
-        }
         drop(fds);
         // Holding the init's mount namespace moves its teardown (unmounting the rootfs,
         // which waits for an RCU grace period) out of the init's exit path: the exit
@@ -378,8 +383,25 @@ impl Monitor {
             return Err(StartError::Quiet);
         }
         tm!("socket and log ready");
-        // Moving a process between cgroups waits for an RCU grace period (milliseconds):
-        // done here, while the init makes its mounts, rather than by the init itself.
+        // Made now, while the init makes its mounts (on another CPU, if there is one).
+        if let Err(e) = m.cgroup.add_v1(&layout, &spec.cgroup.path, &limits) {
+            let _ = ctl.send(&CtlEvent::Failed {
+                message: error_chain(&e),
+                exec: false,
+            });
+            m.abort();
+            return Err(StartError::Quiet);
+        }
+        tm!("v1 cgroups created");
+        // The cgroups the init still has to be moved into. Moving a process between
+        // cgroups waits for an RCU grace period (milliseconds) on v1: done here, while the
+        // init makes its mounts, rather than by the init itself.
+        let mut to_join = m.cgroup.procs_files();
+        if born_in_v2 {
+            if let Some(d) = &m.cgroup.v2_dir {
+                to_join.retain(|p| !p.starts_with(d));
+            }
+        }
         if let Err(e) = ContainerCgroup::join(&to_join, pid.as_raw()) {
             let _ = ctl.send(&CtlEvent::Failed {
                 message: error_chain(&e),

@@ -270,17 +270,44 @@ fn mkdir(path: &Path) -> Result<(), SysError> {
 impl ContainerCgroup {
     /// Creates `rel` in every hierarchy in use and applies `limits`.
     pub fn create(layout: &CgroupLayout, rel: &str, limits: &Limits) -> Result<Self, SysError> {
+        let mut cg = Self::create_unified(layout, rel, limits)?;
+        cg.add_v1(layout, rel, limits)?;
+        Ok(cg)
+    }
+
+    /// Creates `rel` in the unified (v2) hierarchy only, if there is one: where the init
+    /// can be born (`CLONE_INTO_CGROUP`). [`ContainerCgroup::add_v1`] does the rest.
+    pub fn create_unified(
+        layout: &CgroupLayout,
+        rel: &str,
+        limits: &Limits,
+    ) -> Result<Self, SysError> {
         let rel = check_rel_path(rel)?;
         let mut cg = ContainerCgroup::default();
-        let res = cg.create_inner(layout, &rel, limits);
-        if let Err(e) = res {
+        if let Err(e) = cg.create_v2(layout, &rel, limits) {
             cg.remove(Duration::from_millis(0));
             return Err(e);
         }
         Ok(cg)
     }
 
-    fn create_inner(
+    /// Creates `rel` in every v1 hierarchy in use and applies `limits` there (the memory
+    /// controller of the unified hierarchy, when it has one, stays the one reported). On
+    /// an error every directory made so far, v2 included, is removed.
+    pub fn add_v1(
+        &mut self,
+        layout: &CgroupLayout,
+        rel: &str,
+        limits: &Limits,
+    ) -> Result<(), SysError> {
+        let res = check_rel_path(rel).and_then(|rel| self.create_v1(layout, &rel, limits));
+        if res.is_err() {
+            self.remove(Duration::from_millis(0));
+        }
+        res
+    }
+
+    fn create_v1(
         &mut self,
         layout: &CgroupLayout,
         rel: &Path,
@@ -304,7 +331,7 @@ impl ContainerCgroup {
                 .filter(|(_, m)| m == mount)
                 .map(|(c, _)| c.as_str())
                 .collect();
-            if co.contains(&"memory") {
+            if co.contains(&"memory") && self.memory.is_none() {
                 self.memory = Some((dir.clone(), false));
                 if limits.memory > 0 {
                     write_file(
@@ -337,6 +364,15 @@ impl ContainerCgroup {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn create_v2(
+        &mut self,
+        layout: &CgroupLayout,
+        rel: &Path,
+        limits: &Limits,
+    ) -> Result<(), SysError> {
         if let Some(root) = &layout.unified {
             let available = layout.v2_controllers();
             let mut wanted: Vec<&str> = Vec::new();

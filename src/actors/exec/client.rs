@@ -161,48 +161,87 @@ fn reap(pid: libc::pid_t) {
     }
 }
 
-/// Spawns the monitor and sends the first batch; runs on a blocking thread.
+/// A monitor spawned ahead of the start that will use it, waiting for its spec (see
+/// [`crate::monitor`]). It stays berthd's child until it has its spec; dropped unused, it
+/// reads EOF and exits. Either way its first process is reaped.
+#[derive(Debug)]
+pub(crate) struct Spare {
+    sock: Option<UnixStream>,
+    pid: libc::pid_t,
+    pub(crate) born: std::time::Instant,
+}
+
+impl Spare {
+    /// Spawns `<exe> monitor`; it waits for its spec on the returned spare's socket.
+    pub(crate) fn spawn(exe: &Path) -> io::Result<Spare> {
+        let (ours, theirs) = UnixStream::pair()?;
+        let pid = sys::process::spawn_monitor(exe, OwnedFd::from(theirs))?;
+        Ok(Spare {
+            sock: Some(ours),
+            pid,
+            born: std::time::Instant::now(),
+        })
+    }
+
+    /// Sends the first batch (with `fds`) and returns the control socket. Once it has its
+    /// spec the monitor daemonizes: its first process is reaped when `self` drops.
+    fn send(
+        mut self,
+        spec: &ContainerSpec,
+        batch: &[u8],
+        fds: &[OwnedFd],
+    ) -> Result<UnixStream, ExecError> {
+        let id = &spec.id;
+        std::fs::create_dir_all(&spec.state_dir).map_err(|source| ExecError::ExecRoot {
+            path: spec.state_dir.clone(),
+            source,
+        })?;
+        let ours = self
+            .sock
+            .take()
+            .ok_or_else(|| monitor_err(id, io::Error::from(io::ErrorKind::NotConnected)))?;
+        let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let sent = sys::process::send_with_fds(ours.as_raw_fd(), batch, &raw)
+            .map_err(|e| monitor_err(id, e))?;
+        if sent < batch.len() {
+            (&ours)
+                .write_all(&batch[sent..])
+                .map_err(|e| monitor_err(id, e))?;
+        }
+        Ok(ours)
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        drop(self.sock.take());
+        reap(self.pid);
+    }
+}
+
+/// Spawns a monitor and sends the first batch; runs on a blocking thread.
 fn spawn_and_send(
     exe: &Path,
     spec: &ContainerSpec,
     batch: &[u8],
     fds: &[OwnedFd],
 ) -> Result<UnixStream, ExecError> {
-    let id = &spec.id;
-    std::fs::create_dir_all(&spec.state_dir).map_err(|source| ExecError::ExecRoot {
-        path: spec.state_dir.clone(),
+    let spare = Spare::spawn(exe).map_err(|source| ExecError::SpawnMonitor {
+        id: spec.id.clone(),
         source,
     })?;
-    let (ours, theirs) = UnixStream::pair().map_err(|e| monitor_err(id, e))?;
-    let child = sys::process::spawn_monitor(exe, OwnedFd::from(theirs)).map_err(|source| {
-        ExecError::SpawnMonitor {
-            id: id.clone(),
-            source,
-        }
-    })?;
-    // The monitor daemonizes at once: its short-lived parent is reaped off this thread.
-    reap(child);
-    let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    let mut sent = sys::process::send_with_fds(ours.as_raw_fd(), batch, &raw)
-        .map_err(|e| monitor_err(id, e))?;
-    if sent < batch.len() {
-        (&ours)
-            .write_all(&batch[sent..])
-            .map_err(|e| monitor_err(id, e))?;
-        sent = batch.len();
-    }
-    debug_assert_eq!(sent, batch.len());
-    Ok(ours)
+    spare.send(spec, batch, fds)
 }
 
-/// Starts the container: spawns its monitor (handing it `netns`, if any, before the
-/// attaches' descriptors), hands each pending attach a connected stream, then lets the
-/// process run.
+/// Starts the container: hands `spare` (or a monitor spawned now) its spec with `netns`,
+/// if any, before the attaches' descriptors, hands each pending attach a connected
+/// stream, then lets the process run.
 pub(crate) async fn start(
     exe: PathBuf,
     spec: ContainerSpec,
     attaches: Vec<PendingAttach>,
     netns: Option<OwnedFd>,
+    spare: Option<Spare>,
 ) -> Result<(Started, MonitorConn), ExecError> {
     let id = spec.id.clone();
 
@@ -228,13 +267,23 @@ pub(crate) async fn start(
         batch.extend(encode_line(&CtlRequest::Attach(attach_flags)));
     }
     batch.extend(encode_line(&CtlRequest::Go));
-    let span = tracing::Span::current();
-    let sock = tokio::task::spawn_blocking(move || {
-        let _g = span.enter();
-        spawn_and_send(&exe, &spec, &batch, &their_fds)
-    })
-    .await
-    .map_err(|e| monitor_err(&id, io::Error::other(e)))??;
+    // A few KiB to a process waiting for them: the write does not block.
+    let sent = spare.map(|s| s.send(&spec, &batch, &their_fds));
+    let sock = match sent {
+        Some(Ok(sock)) => sock,
+        res => {
+            if let Some(Err(e)) = res {
+                tracing::debug!(container_id = %id, error = %crate::util::error_chain(&e), "spare monitor unusable; spawning one");
+            }
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                let _g = span.enter();
+                spawn_and_send(&exe, &spec, &batch, &their_fds)
+            })
+            .await
+            .map_err(|e| monitor_err(&id, io::Error::other(e)))??
+        }
+    };
     let mut conn = MonitorConn::new(sock).map_err(|e| monitor_err(&id, e))?;
     loop {
         match conn.next_event().await.map_err(|e| monitor_err(&id, e))? {

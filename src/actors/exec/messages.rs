@@ -137,8 +137,9 @@ pub struct CleanupContainer {
 }
 
 /// From `ContainerStoreActor` when a create begins: a start is likely to follow, so the
-/// exec actor gets the host ready for it (on v1 cgroup hosts, the grace period of the
-/// init's cgroup move; see [`crate::sys::cgroups::V1Warmup`]). No reply.
+/// exec actor gets ready for it: a spare monitor spawned (see [`super::SPARE_TTL`]) and,
+/// on v1 cgroup hosts, the grace period of the init's cgroup move started (see
+/// [`crate::sys::cgroups::V1Warmup`]). No reply.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct PrepareStart;

@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -64,7 +65,17 @@ pub struct ExecActor {
     warmup: Option<V1Warmup>,
     /// The host's cgroup hierarchies, found at `Init` and handed to each monitor.
     layout: Option<CgroupLayout>,
+    /// A monitor spawned when a container was created, for the next start (see
+    /// [`SPARE_TTL`]); `spare_spawning` while one is on its way.
+    spare: Option<client::Spare>,
+    spare_spawning: bool,
+    /// After `Shutdown`: no more spares.
+    closing: bool,
 }
+
+/// How long a spare monitor waits for a start before it is let go: a create is followed
+/// by its start within milliseconds (`docker run`), and an idle daemon keeps no spare.
+pub const SPARE_TTL: Duration = Duration::from_millis(500);
 
 impl ExecActor {
     pub fn new(config: Arc<DaemonConfig>, monitor_exe: PathBuf) -> Self {
@@ -76,7 +87,39 @@ impl ExecActor {
             starting: HashSet::new(),
             warmup: None,
             layout: None,
+            spare: None,
+            spare_spawning: false,
+            closing: false,
         }
+    }
+
+    /// Spawns a spare monitor, unless there is one or one is on its way. Its spawn and
+    /// exec (about 2 ms) then happen during the create rather than on the start's path.
+    fn ensure_spare(&mut self, ctx: &mut Context<Self>) {
+        if self.spare.is_some() || self.spare_spawning || self.closing {
+            return;
+        }
+        self.spare_spawning = true;
+        let exe = self.monitor_exe.clone();
+        let spawning =
+            async move { tokio::task::spawn_blocking(move || client::Spare::spawn(&exe)).await };
+        ctx.spawn(spawning.into_actor(self).map(|res, act, ctx| {
+            act.spare_spawning = false;
+            match res {
+                Ok(Ok(spare)) if !act.closing && act.spare.is_none() => {
+                    let born = spare.born;
+                    act.spare = Some(spare);
+                    ctx.run_later(SPARE_TTL, move |act, _| {
+                        if act.spare.as_ref().is_some_and(|s| s.born == born) {
+                            act.spare = None;
+                        }
+                    });
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => debug!(error = %e, "no spare monitor"),
+                Err(e) => debug!(error = %e, "no spare monitor"),
+            }
+        }));
     }
 
     fn dir_of(&self, id: &str) -> PathBuf {
@@ -199,17 +242,20 @@ impl Handler<Init> for ExecActor {
 
 impl Handler<PrepareStart> for ExecActor {
     type Result = ();
-    fn handle(&mut self, _: PrepareStart, _: &mut Self::Context) {
+    fn handle(&mut self, _: PrepareStart, ctx: &mut Self::Context) {
         if let Some(w) = &self.warmup {
             w.poke();
         }
+        self.ensure_spare(ctx);
     }
 }
 
 impl Handler<Shutdown> for ExecActor {
     type Result = Result<(), LifecycleError>;
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
-        // Containers keep running; their monitors carry on without us.
+        // Containers keep running; their monitors carry on without us. A spare exits.
+        self.closing = true;
+        self.spare = None;
         for (_, w) in self.watched.drain() {
             ctx.cancel_future(w.watch);
         }
@@ -251,7 +297,10 @@ impl Handler<StartContainer> for ExecActor {
         let dir = spec.state_dir.clone();
         let exe = self.monitor_exe.clone();
         let span = tracing::debug_span!("start_container", container_id = %id);
-        let fut = tracing::Instrument::instrument(client::start(exe, spec, attaches, netns), span);
+        let fut = tracing::Instrument::instrument(
+            client::start(exe, spec, attaches, netns, self.spare.take()),
+            span,
+        );
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
             act.starting.remove(&id);
             let (started, conn) = res?;
