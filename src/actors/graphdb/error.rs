@@ -17,6 +17,12 @@ pub enum GraphDbError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("link graph {path} could not be created")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("link graph {op} failed")]
     Sqlite {
         op: &'static str,
@@ -31,7 +37,9 @@ impl GraphDbError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             GraphDbError::NameInUse { .. } => ErrorKind::Conflict,
-            GraphDbError::Open { .. } | GraphDbError::Sqlite { .. } => ErrorKind::System,
+            GraphDbError::Open { .. }
+            | GraphDbError::Create { .. }
+            | GraphDbError::Sqlite { .. } => ErrorKind::System,
             GraphDbError::Closed => ErrorKind::Unavailable,
         }
     }
