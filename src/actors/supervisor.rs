@@ -142,7 +142,7 @@ impl Actors {
             ActorClient::new(
                 "store",
                 ContainerStoreActor::start_in_arbiter(&arbiter().handle(), move |_| {
-                    ContainerStoreActor::new(c, data_root, peers)
+                    ContainerStoreActor::new(c, data_root, peers, deleter)
                 }),
             )
         };
