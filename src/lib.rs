@@ -9,6 +9,7 @@
 //! - [`server`]: listeners, and the hijacked attach and exec streams served below
 //!   actix-http's HTTP/1 codec.
 //! - [`monitor`]: the per-container monitor process (berthd re-executed).
+//! - [`deleter`]: the background deletion of doomed directories after a removal's rename.
 //! - [`sys`]: the only home of raw syscalls and `unsafe`.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 
@@ -18,6 +19,7 @@ pub mod actors;
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod deleter;
 pub mod error;
 pub mod metrics;
 pub mod monitor;

@@ -82,6 +82,36 @@ fn the_docker_cli_runs_a_first_container() {
     assert_eq!(d.docker_ok(&["rm", "t1"]).trim(), "t1");
     d.docker_ok(&["rm", "ex3"]);
     assert_eq!(d.docker_ok(&["ps", "-a", "-q"]), "");
+    // Each rm renamed the container's dir, layer metadata and layers away before it
+    // answered; the background deleter deletes them soon after.
+    let driver = d.docker_ok(&["info", "--format", "{{.Driver}}"]);
+    let driver = driver.trim();
+    let dirs = [
+        d.data_root.join("containers"),
+        d.data_root
+            .join("image")
+            .join(driver)
+            .join("layerdb/mounts"),
+        d.data_root.join(driver),
+    ];
+    let entries = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // The busybox layer is the only dir left in the driver's home.
+    let want = [0, 0, 1];
+    while dirs.iter().zip(want).any(|(d, n)| entries(d).len() != n)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for (dir, n) in dirs.iter().zip(want) {
+        let left = entries(dir);
+        assert_eq!(left.len(), n, "{}: {left:?}", dir.display());
+    }
 }
 
 #[test]

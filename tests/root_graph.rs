@@ -18,6 +18,7 @@ use actix::prelude::*;
 use berth::actors::graph::*;
 use berth::actors::{Init, Shutdown};
 use berth::config::DaemonConfig;
+use berth::deleter::Deleter;
 use berth::error::ErrorKind;
 
 fn skip_unless_root() -> bool {
@@ -170,7 +171,7 @@ mod tests {
         let cid = berth::util::new_id();
 
         let (id, spec) = System::new().block_on(async {
-            let graph = GraphActor::new(cfg.clone()).start();
+            let graph = GraphActor::new(cfg.clone(), Deleter::new()).start();
             graph.send(Init).await.unwrap().unwrap();
             let info = graph.send(GetDriverInfo).await.unwrap();
             assert_eq!(info.name, want_driver);
@@ -286,7 +287,7 @@ mod tests {
         }
 
         System::new().block_on(async {
-            let graph = GraphActor::new(cfg.clone()).start();
+            let graph = GraphActor::new(cfg.clone(), Deleter::new()).start();
             graph.send(Init).await.unwrap().unwrap();
             // The restarted actor still has the image and the container's layer.
             let rows = graph.send(ListImages).await.unwrap();
@@ -319,6 +320,20 @@ mod tests {
                 .unwrap()
                 .unwrap();
             graph.send(Shutdown).await.unwrap().unwrap();
+            // Shutdown waited for the background deletion: nothing doomed is left.
+            let mounts = cfg
+                .data_root
+                .join("image")
+                .join(want_driver)
+                .join("layerdb/mounts");
+            for dir in [cfg.data_root.join(want_driver), mounts] {
+                let doomed: Vec<_> = fs::read_dir(&dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .filter(|n| n.to_string_lossy().contains("removing-"))
+                    .collect();
+                assert!(doomed.is_empty(), "{}: {doomed:?}", dir.display());
+            }
         });
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(
@@ -334,12 +349,12 @@ mod tests {
         }
         let tmp = temp_root();
         System::new().block_on(async {
-            let graph = GraphActor::new(config(tmp.path(), Some("zfs"))).start();
+            let graph = GraphActor::new(config(tmp.path(), Some("zfs")), Deleter::new()).start();
             let e = graph.send(Init).await.unwrap().unwrap_err();
             assert!(e.to_string().contains("zfs is not supported"), "{e}");
 
             let cfg = config(tmp.path(), Some("vfs"));
-            let graph = GraphActor::new(cfg.clone()).start();
+            let graph = GraphActor::new(cfg.clone(), Deleter::new()).start();
             graph.send(Init).await.unwrap().unwrap();
             assert_eq!(graph.send(GetDriverInfo).await.unwrap().name, "vfs");
 
@@ -392,7 +407,7 @@ mod tests {
         let tmp = temp_root();
         let cfg = config(tmp.path(), Some("vfs"));
         System::new().block_on(async {
-            let graph = GraphActor::new(cfg).start();
+            let graph = GraphActor::new(cfg, Deleter::new()).start();
             graph.send(Init).await.unwrap().unwrap();
             let (tx, rx) = std::sync::mpsc::channel();
             let slow = graph.send(ImportImage {
@@ -497,7 +512,7 @@ mod bench {
             let cfg = Arc::new(cfg);
             let tar = tar.clone();
             System::new().block_on(async move {
-                let graph = GraphActor::new(cfg).start();
+                let graph = GraphActor::new(cfg, Deleter::new()).start();
                 graph.send(Init).await.unwrap().unwrap();
                 for round in 0..3 {
                     let started = std::time::Instant::now();

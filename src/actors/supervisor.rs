@@ -26,6 +26,7 @@ use super::network::NetworkActor;
 use super::store::{ContainerStoreActor, Peers};
 use super::{ActorClient, Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
+use crate::deleter::Deleter;
 use crate::metrics::metrics;
 
 /// Something the supervisor starts and stops in order.
@@ -104,11 +105,14 @@ impl Actors {
             "graphdb",
             SyncArbiter::start(1, move || GraphDbActor::new(db_path.clone())),
         );
+        // One background deleter for every removal (see `crate::deleter`); the graph's
+        // Shutdown drains it.
+        let deleter = Deleter::new();
         let graph = {
-            let c = config.clone();
+            let (c, d) = (config.clone(), deleter.clone());
             ActorClient::new(
                 "graph",
-                GraphActor::start_in_arbiter(&arbiter().handle(), move |_| GraphActor::new(c)),
+                GraphActor::start_in_arbiter(&arbiter().handle(), move |_| GraphActor::new(c, d)),
             )
         };
         let network = {
@@ -138,7 +142,7 @@ impl Actors {
             ActorClient::new(
                 "store",
                 ContainerStoreActor::start_in_arbiter(&arbiter().handle(), move |_| {
-                    ContainerStoreActor::new(c, data_root, peers)
+                    ContainerStoreActor::new(c, data_root, peers, deleter)
                 }),
             )
         };

@@ -2,8 +2,9 @@
 //! layer contents under `data-root/<driver>/`.
 //!
 //! Layer directories are made under a temporary name (`<id>-tmp`) and renamed into
-//! place when complete; deletions rename to `<id>-removing` first. A crash therefore
-//! leaves only names that [`Driver::cleanup`] recognises and removes.
+//! place when complete; deletions rename to `<id>-removing-<hex>` first ([`Driver::doom`]),
+//! and the contents go then or on the background deleter. A crash therefore leaves only
+//! names that [`Driver::cleanup`] recognises and removes.
 //!
 //! The driver never mounts a container's rootfs: it describes the mount
 //! ([`RootfsSpec`]) and the container's init makes it in its own mount namespace. The
@@ -354,8 +355,22 @@ impl Driver {
         fsync_dir(&self.home)
     }
 
-    /// Removes a layer dir, or its unfinished temp dir. Ok when already gone.
+    /// Removes a layer dir, or its unfinished temp dir, here and now. Ok when already
+    /// gone.
     pub fn remove(&self, id: &str) -> Result<(), GraphError> {
+        let mut doomed = Vec::with_capacity(2);
+        let renamed = self.doom(id, &mut doomed);
+        for dir in &doomed {
+            fs::remove_dir_all(dir).map_err(io_error(dir))?;
+        }
+        renamed
+    }
+
+    /// Renames a layer dir, and its unfinished temp dir, to `<id>-removing-<hex>` and
+    /// pushes the new names on `doomed` for the caller to delete (or to hand to the
+    /// deleter). Ok when already gone. The home is not fsynced: a layer dir that no
+    /// metadata names is removed by [`Driver::cleanup`] whatever its name.
+    pub fn doom(&self, id: &str, doomed: &mut Vec<PathBuf>) -> Result<(), GraphError> {
         for dir in [self.home.join(id), self.tmp_dir(id)] {
             if fs::symlink_metadata(&dir).is_err() {
                 continue;
@@ -364,38 +379,14 @@ impl Driver {
                 // In case something mounted it in our namespace.
                 let _ = nix::mount::umount2(&dir.join("merged"), MntFlags::MNT_DETACH);
             }
-            let doomed = self.home.join(format!(
+            let to = self.home.join(format!(
                 "{id}-removing-{}",
                 hex::encode(rand::random::<[u8; 4]>())
             ));
-            fs::rename(&dir, &doomed).map_err(io_error(&dir))?;
-            fs::remove_dir_all(&doomed).map_err(io_error(&doomed))?;
+            fs::rename(&dir, &to).map_err(io_error(&dir))?;
+            doomed.push(to);
         }
         Ok(())
-    }
-
-    /// As [`Driver::remove`], but only the rename happens now; the files are deleted on
-    /// a background thread (a crash leaves a `-removing-` dir that cleanup deletes).
-    pub fn remove_detached(&self, id: &str) {
-        let dir = self.home.join(id);
-        let doomed = self.home.join(format!(
-            "{id}-removing-{}",
-            hex::encode(rand::random::<[u8; 4]>())
-        ));
-        if let Err(e) = fs::rename(&dir, &doomed) {
-            tracing::warn!(path = %dir.display(), error = %e, "layer dir not removed");
-            return;
-        }
-        let spawned = std::thread::Builder::new()
-            .name("berth-layer-rm".into())
-            .spawn(move || {
-                if let Err(e) = fs::remove_dir_all(&doomed) {
-                    tracing::warn!(path = %doomed.display(), error = %e, "layer dir not removed");
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "layer removal thread not started; Init will remove it");
-        }
     }
 
     /// Makes a container's layers on top of `lowers` (image layer cache ids, top first)
@@ -662,6 +653,31 @@ mod tests {
         assert!(init_diff.join("etc/hosts").is_file());
         // The image's own resolv.conf (a symlink) is not shadowed.
         assert!(!init_diff.join("etc/resolv.conf").exists());
+    }
+
+    #[test]
+    fn doom_renames_the_layer_and_its_temp_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = probe(DriverKind::Vfs, tmp.path()).unwrap();
+        let id = crate::util::new_id();
+        for name in [id.clone(), format!("{id}-tmp")] {
+            fs::create_dir_all(d.home.join(name).join("dir/etc")).unwrap();
+        }
+        let mut doomed = Vec::new();
+        d.doom(&id, &mut doomed).unwrap();
+        assert_eq!(doomed.len(), 2);
+        for p in &doomed {
+            assert!(p.join("dir/etc").is_dir());
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.starts_with(&format!("{id}-removing-")), "{name}");
+        }
+        assert!(!d.layer_exists(&id));
+        assert!(!d.tmp_dir(&id).exists());
+        d.doom(&id, &mut doomed).unwrap();
+        assert_eq!(doomed.len(), 2, "nothing more to rename");
+        // What a crash leaves before the deletion, cleanup removes.
+        d.cleanup(&HashSet::new()).unwrap();
+        assert_eq!(fs::read_dir(&d.home).unwrap().count(), 0);
     }
 
     #[test]

@@ -105,7 +105,9 @@ pub struct CreateRwLayer {
     pub image_id: String,
 }
 
-/// From `ContainerStoreActor` on remove: deletes the container's read-write layer.
+/// From `ContainerStoreActor` on remove: removes the container's read-write layer. Answered
+/// once its metadata and dirs are renamed away (the metadata durably); the contents are
+/// deleted afterwards by the deleter.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), GraphError>")]
 pub struct RemoveRwLayer {

@@ -10,6 +10,9 @@
 //! clone of the `Arc`; the store locks its mutex only for short commits, so a long
 //! import does not hold up `ListImages`, `ResolveImage` or another import. Lookups
 //! (`ListImages`, `ResolveImage`, `GetDriverInfo`) read the in-memory index directly.
+//! A removal answers once its renames are durable; the renamed dirs are deleted by the
+//! [`Deleter`](crate::deleter::Deleter) given at construction (one thread, shared with
+//! the container store), which `Shutdown` drains before its flush.
 //!
 //! Architecture invariant: the graph never mounts a container's rootfs; it replies with
 //! a [`RootfsSpec`](crate::monitor::spec::RootfsSpec) that the container's init mounts
@@ -34,20 +37,25 @@ pub use store::GraphStore;
 
 use super::{Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
+use crate::deleter::Deleter;
 use crate::monitor::spec::RootfsSpec;
 
 /// The graph subsystem. See the module docs.
 #[derive(Debug)]
 pub struct GraphActor {
     config: Arc<DaemonConfig>,
+    /// Deletes removed layers off the reply path; handed to the store at `Init`.
+    deleter: Deleter,
     /// Set by `Init`; shared with blocking tasks.
     store: Option<Arc<GraphStore>>,
 }
 
 impl GraphActor {
-    pub fn new(config: Arc<DaemonConfig>) -> Self {
+    /// `deleter` deletes the dirs that removals rename away; `Shutdown` drains it.
+    pub fn new(config: Arc<DaemonConfig>, deleter: Deleter) -> Self {
         GraphActor {
             config,
+            deleter,
             store: None,
         }
     }
@@ -93,7 +101,8 @@ impl Handler<Init> for GraphActor {
     type Result = ResponseActFuture<Self, Result<(), LifecycleError>>;
     fn handle(&mut self, _: Init, _: &mut Self::Context) -> Self::Result {
         let config = self.config.clone();
-        let fut = blocking("graph init", move || GraphStore::open(&config));
+        let deleter = self.deleter.clone();
+        let fut = blocking("graph init", move || GraphStore::open(&config, deleter));
         Box::pin(
             actix::fut::wrap_future::<_, Self>(fut).map(|res, act, _| match res {
                 Ok(store) => {

@@ -37,6 +37,7 @@ use super::error::GraphError;
 use super::messages::{DriverInfo, ImageInfo, ImageSummary, ImportImage};
 use super::reference::{self, Reference};
 use crate::config::DaemonConfig;
+use crate::deleter::{self, Deleter};
 use crate::monitor::spec::RootfsSpec;
 use crate::util::write_atomic;
 
@@ -200,6 +201,8 @@ pub struct GraphStore {
     state: Mutex<State>,
     /// Serialises `repositories.json` writes: the version last written.
     repos_written: Mutex<u64>,
+    /// Deletes what a removal has renamed away, off the reply path.
+    deleter: Deleter,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> GraphError + '_ {
@@ -264,8 +267,8 @@ pub fn parse_repo_tag(repo: &str, tag: Option<&str>) -> Result<(String, String),
 
 impl GraphStore {
     /// Selects the driver from the configuration (flag, `$BERTH_DRIVER`, priority
-    /// list) and opens the store.
-    pub fn open(config: &DaemonConfig) -> Result<GraphStore, GraphError> {
+    /// list) and opens the store. Removed layers are deleted on `deleter`.
+    pub fn open(config: &DaemonConfig, deleter: Deleter) -> Result<GraphStore, GraphError> {
         let env = std::env::var(driver::DRIVER_ENV).ok();
         let drv = driver::select(
             &config.data_root,
@@ -279,7 +282,7 @@ impl GraphStore {
                 _ => tracing::warn!(option = %opt, "storage option ignored"),
             }
         }
-        let store = Self::open_with(&config.data_root, drv, sync_layers)?;
+        let store = Self::open_with(&config.data_root, drv, sync_layers, deleter)?;
         tracing::info!(
             driver = store.driver.name(),
             images = store.image_count(),
@@ -294,6 +297,7 @@ impl GraphStore {
         data_root: &Path,
         driver: Driver,
         sync_layers: bool,
+        deleter: Deleter,
     ) -> Result<GraphStore, GraphError> {
         let meta = data_root.join("image").join(driver.name());
         let store = GraphStore {
@@ -302,6 +306,7 @@ impl GraphStore {
             sync_layers,
             state: Mutex::new(State::default()),
             repos_written: Mutex::new(0),
+            deleter,
         };
         for d in [
             store.driver.home.clone(),
@@ -511,6 +516,16 @@ impl GraphStore {
         }
     }
 
+    /// Renames a layer dir away now and deletes it on the deleter (a crash in between
+    /// leaves a `-removing-` dir that Init deletes).
+    fn remove_layer_detached(&self, cache_id: &str) {
+        let mut doomed = Vec::with_capacity(1);
+        if let Err(e) = self.driver.doom(cache_id, &mut doomed) {
+            tracing::warn!(layer = %cache_id, error = %e, "layer dir not removed");
+        }
+        self.deleter.delete_all(doomed);
+    }
+
     fn commit_import(
         &self,
         cache_id: &str,
@@ -572,7 +587,7 @@ impl GraphStore {
         if duplicate {
             // The same content is already a layer: keep that one, and delete the new
             // copy off the reply path.
-            self.driver.remove_detached(cache_id);
+            self.remove_layer_detached(cache_id);
         }
         Ok(full)
     }
@@ -805,18 +820,29 @@ impl GraphStore {
         res
     }
 
+    /// The metadata first: once its rename to a doomed name is durable (the mounts dir
+    /// fsynced), the container has no layer, and a crash after that leaves only dirs that
+    /// Init removes. Then the layer dirs are renamed away (no fsync: a layer dir that no
+    /// metadata names is removed at Init whatever its name). What was renamed is deleted
+    /// on the deleter, after the reply.
     fn remove_rw_unlocked(
         &self,
         container_id: &str,
         record: &MountRecord,
     ) -> Result<(), GraphError> {
-        // Metadata first: a crash after this leaves only dirs that Init removes.
-        remove_dir_atomic(&self.mountsdb().join(container_id))?;
-        self.driver.remove(&record.mount_id)?;
-        if let Some(i) = &record.init_id {
-            self.driver.remove(i)?;
-        }
-        Ok(())
+        let mountsdb = self.mountsdb();
+        let meta = mountsdb.join(container_id);
+        let mut doomed = Vec::with_capacity(3);
+        doomed.extend(deleter::rename_doomed(&meta).map_err(io_error(&meta))?);
+        let res = fsync_dir(&mountsdb).and_then(|()| {
+            self.driver.doom(&record.mount_id, &mut doomed)?;
+            match &record.init_id {
+                Some(i) => self.driver.doom(i, &mut doomed),
+                None => Ok(()),
+            }
+        });
+        self.deleter.delete_all(doomed);
+        res
     }
 
     pub fn driver_info(&self) -> DriverInfo {
@@ -827,8 +853,11 @@ impl GraphStore {
         }
     }
 
-    /// Unmounts what the driver may have mounted and flushes the layer contents.
+    /// Waits for the deleter to finish what is queued (so that a clean stop leaves no
+    /// doomed dirs), unmounts what the driver may have mounted and flushes the layer
+    /// contents.
     pub fn shutdown(&self) -> Result<(), GraphError> {
+        self.deleter.drain();
         let mounts: Vec<String> = self
             .state
             .lock()
@@ -1004,20 +1033,15 @@ fn write_dir_atomic(parent: &Path, name: &str, files: &[(&str, String)]) -> Resu
     res
 }
 
-/// Removes a metadata dir: a rename to `.<name>.removing-…` (durable), then the delete.
+/// Removes a metadata dir here and now: a rename to `.<name>.removing-…` (durable), then
+/// the delete.
 fn remove_dir_atomic(path: &Path) -> Result<(), GraphError> {
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+    let Some(parent) = path.parent() else {
         return Ok(());
     };
-    if fs::symlink_metadata(path).is_err() {
+    let Some(doomed) = deleter::rename_doomed(path).map_err(io_error(path))? else {
         return Ok(());
-    }
-    let doomed = parent.join(format!(
-        ".{}.removing-{}",
-        name.to_string_lossy(),
-        hex::encode(rand::random::<[u8; 4]>())
-    ));
-    fs::rename(path, &doomed).map_err(io_error(path))?;
+    };
     fsync_dir(parent)?;
     fs::remove_dir_all(&doomed).map_err(io_error(&doomed))
 }
@@ -1030,7 +1054,7 @@ mod tests {
 
     fn vfs_store(root: &Path) -> GraphStore {
         let drv = driver::probe(driver::DriverKind::Vfs, root).unwrap();
-        GraphStore::open_with(root, drv, false).unwrap()
+        GraphStore::open_with(root, drv, false, Deleter::new()).unwrap()
     }
 
     fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -1316,9 +1340,71 @@ mod tests {
         assert!(spec.target.is_dir());
         s.remove_rw(&cid).unwrap();
         s.remove_rw(&cid).unwrap();
+        // Renamed away at once; the deleter deletes the contents.
         assert!(!spec.target.exists());
+        assert!(!s.mountsdb().join(&cid).exists());
+        s.deleter.drain();
         assert!(names(&s.mountsdb()).is_empty());
         assert_eq!(names(&s.driver.home).len(), 1);
+    }
+
+    #[test]
+    fn a_removal_renames_at_once_and_shutdown_drains_the_deleter() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = vfs_store(tmp.path());
+        let id = import(&s, tarball(&[("bin/sh", b"sh")]), Some("img"), None, &[]).unwrap();
+        let image_layers = names(&s.driver.home);
+        let cids: Vec<String> = (0..5).map(|_| crate::util::new_id()).collect();
+        for cid in &cids {
+            s.create_rw(cid, &id).unwrap();
+        }
+        for cid in &cids {
+            s.remove_rw(cid).unwrap();
+            // Renamed away before remove_rw returns, whatever the deleter has done.
+            assert!(!s.mountsdb().join(cid).exists());
+        }
+        let live = |dir: &Path| -> Vec<String> {
+            names(dir)
+                .into_iter()
+                .filter(|n| !n.contains("removing-"))
+                .collect()
+        };
+        assert!(live(&s.mountsdb()).is_empty());
+        assert_eq!(live(&s.driver.home), image_layers);
+        s.shutdown().unwrap();
+        assert!(names(&s.mountsdb()).is_empty(), "doomed metadata left");
+        assert_eq!(names(&s.driver.home), image_layers, "doomed layers left");
+    }
+
+    #[test]
+    fn doomed_dirs_are_swept_on_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = vfs_store(tmp.path());
+        let id = import(&s, tarball(&[("f", b"x")]), Some("keep"), None, &[]).unwrap();
+        let cid = crate::util::new_id();
+        s.create_rw(&cid, &id).unwrap();
+        let (home, mountsdb, layerdb) = (s.driver.home.clone(), s.mountsdb(), s.layerdb());
+        let kept = (names(&home), names(&mountsdb), names(&layerdb));
+        drop(s);
+        // What a crash right after a removal's renames leaves: doomed metadata of a
+        // container layer and of an image layer, and doomed layer dirs.
+        let gone = crate::util::new_id();
+        for dir in [
+            deleter::doomed_path(&mountsdb.join(&gone)).unwrap(),
+            deleter::doomed_path(&layerdb.join(crate::util::new_id())).unwrap(),
+        ] {
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("mount-id"), crate::util::new_id()).unwrap();
+        }
+        for name in [
+            format!("{gone}-removing-0a1b2c3d"),
+            format!("{gone}-init-removing-0a1b2c3d"),
+        ] {
+            fs::create_dir_all(home.join(name).join("dir/etc")).unwrap();
+        }
+        let s = vfs_store(tmp.path());
+        assert_eq!((names(&home), names(&mountsdb), names(&layerdb)), kept);
+        assert_eq!(s.list().len(), 1);
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //!
 //! Durability: a create is fsynced before it is answered (config.v2.json and
 //! hostconfig.json); later state changes (running, exited) are written atomically but not
-//! fsynced, since the monitors' exit files let a restart reconcile them.
+//! fsynced, since the monitors' exit files let a restart reconcile them. A removal is
+//! durable when answered: after the layer and the names, the container's dir is renamed
+//! to a doomed name and `containers/` fsynced; its files are deleted after the reply by
+//! the [`Deleter`] shared with the graph, and Init hands doomed dirs a crash left to it.
 //!
 //! Architecture invariant: only ContainerStoreActor changes a container's state.
 
@@ -51,6 +54,7 @@ use super::network::{
 };
 use super::{ActorClient, Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
+use crate::deleter::{self, Deleter};
 use crate::metrics::metrics;
 use crate::monitor::spec::NetworkSpec;
 
@@ -119,6 +123,9 @@ pub struct ContainerStoreActor {
     data_root: PathBuf,
     peers: Peers,
     persister: Option<Persister>,
+    /// Deletes removed containers' dirs after their rename (shared with the graph, whose
+    /// `Shutdown` drains it).
+    deleter: Deleter,
     containers: HashMap<String, Entry>,
     /// `/name` → id.
     names: HashMap<String, String>,
@@ -144,13 +151,20 @@ fn ready<T: 'static>(v: T) -> Fut<T> {
 }
 
 impl ContainerStoreActor {
-    /// `data_root` is the resolved data root (symlinks followed).
-    pub fn new(config: Arc<DaemonConfig>, data_root: PathBuf, peers: Peers) -> Self {
+    /// `data_root` is the resolved data root (symlinks followed); `deleter` deletes the
+    /// dirs of removed containers.
+    pub fn new(
+        config: Arc<DaemonConfig>,
+        data_root: PathBuf,
+        peers: Peers,
+        deleter: Deleter,
+    ) -> Self {
         ContainerStoreActor {
             config,
             data_root,
             peers,
             persister: None,
+            deleter,
             containers: HashMap::new(),
             names: HashMap::new(),
             net: NetworkInfo::default(),
@@ -238,8 +252,10 @@ impl ContainerStoreActor {
     /// The caller has checked that it is not running and marked it `removing`.
     fn remove_stopped(&mut self, id: String) -> Fut<Result<(), StoreError>> {
         let peers = self.peers.clone();
-        let dir = self.containers_dir().join(&id);
+        let containers = self.containers_dir();
+        let dir = containers.join(&id);
         let persister = self.persister.clone();
+        let deleter = self.deleter.clone();
         let id2 = id.clone();
         let work = async move {
             // Usually released at the exit already; the veth deletion (which can wait for
@@ -261,9 +277,16 @@ impl ContainerStoreActor {
             }
             layer.map_err(StoreError::mailbox("graph"))??;
             released.map_err(StoreError::mailbox("graphdb"))??;
-            let remove_dir = move || match fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
+            // The record goes by one rename of its dir to a doomed name, made durable
+            // before the reply; the files are deleted after it, by the deleter (a crash
+            // in between leaves a doomed dir that Init deletes).
+            let remove_dir = move || {
+                let Some(doomed) = deleter::rename_doomed(&dir)? else {
+                    return Ok(());
+                };
+                let synced = fs::File::open(&containers).and_then(|d| d.sync_all());
+                deleter.delete(doomed);
+                synced
             };
             match persister {
                 Some(p) => p.run(&id2, remove_dir).await,
@@ -429,14 +452,23 @@ impl Handler<MonitorLost> for ContainerStoreActor {
 }
 
 /// Reads every record under `containers/`. A record that cannot be read is logged and
-/// skipped (left on disk for the operator), so one bad file cannot stop the daemon.
-fn load_records(dir: &Path) -> std::io::Result<Vec<Container>> {
+/// skipped (left on disk for the operator), so one bad file cannot stop the daemon. The
+/// dir of a container whose removal a crash cut short (renamed to a doomed name) is handed
+/// to `deleter`.
+fn load_records(dir: &Path, deleter: &Deleter) -> std::io::Result<Vec<Container>> {
     fs::create_dir_all(dir)?;
     let mut out = Vec::new();
     for ent in fs::read_dir(dir)? {
         let ent = ent?;
         let path = ent.path();
-        if !path.is_dir() || !crate::util::is_full_id(&ent.file_name().to_string_lossy()) {
+        let name = ent.file_name();
+        let name = name.to_string_lossy();
+        if deleter::is_doomed_name(&name) {
+            tracing::info!(path = %path.display(), "deleting the dir of a removed container");
+            deleter.delete(path);
+            continue;
+        }
+        if !path.is_dir() || !crate::util::is_full_id(&name) {
             continue;
         }
         let record = path.join("config.v2.json");
@@ -468,10 +500,11 @@ impl Handler<Init> for ContainerStoreActor {
         self.persister = Some(persister);
         let dir = self.containers_dir();
         let peers = self.peers.clone();
+        let deleter = self.deleter.clone();
         let work = async move {
             let records = tokio::task::spawn_blocking({
                 let dir = dir.clone();
-                move || load_records(&dir)
+                move || load_records(&dir, &deleter)
             })
             .await
             .map_err(|e| LifecycleError(format!("loading container records: {e}")))?
@@ -1270,5 +1303,85 @@ impl Handler<GetLogInfo> for ContainerStoreActor {
             running: entry.c.state.is_running() || entry.starting,
             id,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::spec::{NetworkSpec, RootfsSpec};
+
+    fn record(id: &str) -> Container {
+        Container {
+            id: id.to_owned(),
+            name: "/kept".to_owned(),
+            created: Utc::now(),
+            path: "true".to_owned(),
+            args: Vec::new(),
+            config: serde_json::Map::new(),
+            host_config: serde_json::Map::new(),
+            image: format!("sha256:{}", crate::util::new_id()),
+            state: State::new(),
+            rootfs: RootfsSpec {
+                fstype: "bind".into(),
+                source: "/x".into(),
+                options: String::new(),
+                target: "/x".into(),
+            },
+            driver: "vfs".to_owned(),
+            network: NetworkSpec::None,
+            restart_count: 0,
+            endpoint: None,
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn load_records_deletes_the_dirs_of_removals_a_crash_cut_short() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("containers");
+        let kept = crate::util::new_id();
+        let c = record(&kept);
+        write_container_dir(
+            &dir.join(&kept),
+            "kept",
+            &[],
+            &serde_json::to_vec(&c).unwrap(),
+            b"{}",
+        )
+        .unwrap();
+        // A removal renamed this one away (its record intact) and the daemon died.
+        let gone = crate::util::new_id();
+        let gone_dir = dir.join(&gone);
+        write_container_dir(
+            &gone_dir,
+            "gone",
+            &[],
+            &serde_json::to_vec(&record(&gone)).unwrap(),
+            b"{}",
+        )
+        .unwrap();
+        fs::write(gone_dir.join(format!("{gone}-json.log")), b"{}\n").unwrap();
+        let doomed = deleter::rename_doomed(&gone_dir).unwrap().unwrap();
+        // Not ours: left alone.
+        fs::create_dir(dir.join("lost+found")).unwrap();
+
+        let deleter = Deleter::new();
+        let records = load_records(&dir, &deleter).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].id, kept);
+        deleter.drain();
+        assert!(!doomed.exists());
+        let mut want = vec![kept, "lost+found".to_owned()];
+        want.sort();
+        assert_eq!(names(&dir), want);
     }
 }
