@@ -5,7 +5,8 @@
 //! container layers and tags, behind one `parking_lot::Mutex` inside the store.
 //!
 //! Threads and blocking: the actor runs on an arbiter and never blocks it. Work that
-//! touches the disk (Init's driver probe and load, imports, making and removing
+//! touches the disk (the driver probe, started as the actor starts and awaited by
+//! Init, Init's load, imports, making and removing
 //! container layers, Shutdown's flush) runs in `tokio::task::spawn_blocking` with a
 //! clone of the `Arc`; the store locks its mutex only for short commits, so a long
 //! import does not hold up `ListImages`, `ResolveImage` or another import. Lookups
@@ -48,6 +49,10 @@ pub struct GraphActor {
     deleter: Deleter,
     /// Set by `Init`; shared with blocking tasks.
     store: Option<Arc<GraphStore>>,
+    /// The driver selection (its probe: a test mount for overlay2), started when the
+    /// actor starts so that it runs while the actors before this one initialise;
+    /// `Init` waits for it.
+    selecting: Option<tokio::task::JoinHandle<Result<driver::Driver, GraphError>>>,
 }
 
 impl GraphActor {
@@ -57,6 +62,7 @@ impl GraphActor {
             config,
             deleter,
             store: None,
+            selecting: None,
         }
     }
 
@@ -95,6 +101,13 @@ where
 
 impl Actor for GraphActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Self::Context) {
+        let config = self.config.clone();
+        self.selecting = Some(tokio::task::spawn_blocking(move || {
+            GraphStore::select_driver(&config)
+        }));
+    }
 }
 
 impl Handler<Init> for GraphActor {
@@ -102,7 +115,25 @@ impl Handler<Init> for GraphActor {
     fn handle(&mut self, _: Init, _: &mut Self::Context) -> Self::Result {
         let config = self.config.clone();
         let deleter = self.deleter.clone();
-        let fut = blocking("graph init", move || GraphStore::open(&config, deleter));
+        let selecting = self.selecting.take();
+        let fut = async move {
+            let drv = match selecting {
+                Some(task) => task.await.map_err(|_| GraphError::TaskFailed {
+                    operation: "storage driver selection",
+                })??,
+                None => {
+                    let config = config.clone();
+                    blocking("storage driver selection", move || {
+                        GraphStore::select_driver(&config)
+                    })
+                    .await?
+                }
+            };
+            blocking("graph init", move || {
+                GraphStore::open_on(&config, drv, deleter)
+            })
+            .await
+        };
         Box::pin(
             actix::fut::wrap_future::<_, Self>(fut).map(|res, act, _| match res {
                 Ok(store) => {

@@ -269,12 +269,26 @@ impl GraphStore {
     /// Selects the driver from the configuration (flag, `$BERTH_DRIVER`, priority
     /// list) and opens the store. Removed layers are deleted on `deleter`.
     pub fn open(config: &DaemonConfig, deleter: Deleter) -> Result<GraphStore, GraphError> {
+        Self::open_on(config, Self::select_driver(config)?, deleter)
+    }
+
+    /// The driver of `config` (the flag, `$BERTH_DRIVER`, prior state, the priority
+    /// list), its prerequisites checked: the first half of [`GraphStore::open`].
+    pub fn select_driver(config: &DaemonConfig) -> Result<Driver, GraphError> {
         let env = std::env::var(driver::DRIVER_ENV).ok();
-        let drv = driver::select(
+        driver::select(
             &config.data_root,
             config.storage_driver.as_deref(),
             env.as_deref(),
-        )?;
+        )
+    }
+
+    /// The second half of [`GraphStore::open`], with the driver selected.
+    pub fn open_on(
+        config: &DaemonConfig,
+        drv: Driver,
+        deleter: Deleter,
+    ) -> Result<GraphStore, GraphError> {
         let mut sync_layers = true;
         for opt in &config.storage_opts {
             match opt.split_once('=') {
