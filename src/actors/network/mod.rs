@@ -216,12 +216,23 @@ fn network_id(bridge: &str, subnet: &Cidr) -> String {
     )))
 }
 
-/// The bridge network of the config: the bridge made or found, its address, the pool.
-async fn setup_bridge(
+/// What the bridge of the config will be, decided before anything changes.
+#[derive(Debug)]
+struct BridgePlan {
+    name: String,
+    /// `-b NAME`: the operator's bridge (only brought up).
+    existing: bool,
+    /// The bridge's address (and so the subnet).
+    addr: Cidr,
+    /// The address is not on the bridge yet.
+    add_addr: bool,
+}
+
+/// The bridge network of the config: `None` with `-b none`.
+async fn plan_bridge(
     config: &DaemonConfig,
     handle: &Handle,
-    mtu: u32,
-) -> Result<Option<(String, u32, Cidr)>, NetworkError> {
+) -> Result<Option<BridgePlan>, NetworkError> {
     match &config.bridge {
         BridgeSetting::None => Ok(None),
         BridgeSetting::Existing(name) => {
@@ -231,14 +242,17 @@ async fn setup_bridge(
             if !is_bridge(&link) {
                 return Err(NetworkError::NotABridge { name: name.clone() });
             }
-            let index = link.header.index;
-            let addr = bridge::ipv4_addrs(handle, index)
+            let addr = bridge::ipv4_addrs(handle, link.header.index)
                 .await?
                 .into_iter()
                 .next()
                 .ok_or_else(|| NetworkError::NoBridgeAddress { name: name.clone() })?;
-            bridge::set_up(handle, index, name).await?;
-            Ok(Some((name.clone(), index, addr)))
+            Ok(Some(BridgePlan {
+                name: name.clone(),
+                existing: true,
+                addr,
+                add_addr: false,
+            }))
         }
         BridgeSetting::Default => {
             let name = DEFAULT_BRIDGE;
@@ -264,13 +278,32 @@ async fn setup_bridge(
                     pick_subnet(CANDIDATE_SUBNETS, &routes).ok_or(NetworkError::NoFreeSubnet)?
                 }
             };
-            let index = bridge::ensure_bridge(handle, name, mtu).await?;
-            if !present.contains(&addr) {
-                bridge::add_addr(handle, index, addr).await?;
-            }
-            Ok(Some((name.to_owned(), index, addr)))
+            Ok(Some(BridgePlan {
+                name: name.to_owned(),
+                existing: false,
+                add_addr: !present.contains(&addr),
+                addr,
+            }))
         }
     }
+}
+
+/// Makes the planned bridge (or brings the operator's up); returns its index.
+async fn make_bridge(plan: &BridgePlan, handle: &Handle, mtu: u32) -> Result<u32, NetworkError> {
+    if plan.existing {
+        let link = link_by_name(handle, &plan.name).await?.ok_or_else(|| {
+            NetworkError::BridgeNotFound {
+                name: plan.name.clone(),
+            }
+        })?;
+        bridge::set_up(handle, link.header.index, &plan.name).await?;
+        return Ok(link.header.index);
+    }
+    let index = bridge::ensure_bridge(handle, &plan.name, mtu).await?;
+    if plan.add_addr {
+        bridge::add_addr(handle, index, plan.addr).await?;
+    }
+    Ok(index)
 }
 
 fn enable_ip_forward() -> Result<(), NetworkError> {
@@ -288,7 +321,7 @@ async fn resolve(
     config: Arc<DaemonConfig>,
 ) -> Result<(NetworkInfo, Option<BridgeNet>), NetworkError> {
     let handle = netlink()?;
-    // The rules are read while the bridge is set up.
+    // The rules are read while the bridge is planned.
     let snapshot = (config.iptables && config.bridge != BridgeSetting::None)
         .then(|| tokio::task::spawn_blocking(firewall::snapshot));
     let mtu = if config.mtu != 0 {
@@ -296,7 +329,7 @@ async fn resolve(
     } else {
         default_route_mtu(&handle).await?.unwrap_or(DEFAULT_MTU)
     };
-    let Some((name, index, addr)) = setup_bridge(&config, &handle, mtu).await? else {
+    let Some(plan) = plan_bridge(&config, &handle).await? else {
         return Ok((
             NetworkInfo {
                 enabled: false,
@@ -306,31 +339,49 @@ async fn resolve(
             None,
         ));
     };
+    let addr = plan.addr;
     let subnet = Cidr::new(addr.network(), addr.prefix);
     let firewall = config
         .iptables
-        .then(|| Firewall::new(&name, subnet, config.icc));
+        .then(|| Firewall::new(&plan.name, subnet, config.icc));
     let ip_forward = config.ip_forward;
     let fw = firewall.clone();
     let join_err = |e: tokio::task::JoinError| NetworkError::IptablesSpawn {
         source: std::io::Error::other(e),
     };
-    let rules = match snapshot {
-        Some(task) => Some(task.await.map_err(join_err)??),
-        None => None,
+    // The rules name the bridge and its subnet, not its index: they are set while the
+    // bridge is made (two iptables runs and a few rtnetlink requests, side by side).
+    let rules = async move {
+        let snapshot = match snapshot {
+            Some(task) => Some(task.await.map_err(join_err)??),
+            None => None,
+        };
+        tokio::task::spawn_blocking(move || {
+            if ip_forward {
+                enable_ip_forward()?;
+            }
+            match (fw, snapshot) {
+                (Some(fw), Some(rules)) => fw.setup(rules),
+                (Some(fw), None) => fw.setup(firewall::snapshot()?),
+                (None, _) => Ok(()),
+            }
+        })
+        .await
+        .map_err(join_err)?
     };
-    tokio::task::spawn_blocking(move || {
-        if ip_forward {
-            enable_ip_forward()?;
+    let (made, ruled) = futures_util::join!(make_bridge(&plan, &handle, mtu), rules);
+    let index = match (made, ruled) {
+        (Ok(index), Ok(())) => index,
+        (Ok(_), Err(e)) => return Err(e),
+        (Err(e), ruled) => {
+            // Init failed: no Shutdown will come to remove what was set.
+            if let (Ok(()), Some(fw)) = (ruled, firewall.clone()) {
+                let _ = tokio::task::spawn_blocking(move || fw.teardown()).await;
+            }
+            return Err(e);
         }
-        match (fw, rules) {
-            (Some(fw), Some(rules)) => fw.setup(rules),
-            (Some(fw), None) => fw.setup(firewall::snapshot()?),
-            (None, _) => Ok(()),
-        }
-    })
-    .await
-    .map_err(join_err)??;
+    };
+    let name = plan.name;
     let info = NetworkInfo {
         enabled: true,
         bridge: match &config.bridge {
