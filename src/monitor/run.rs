@@ -96,15 +96,13 @@ pub fn run(ctl: OwnedFd) -> i32 {
     tm!("spec read");
     // Only now: berthd may have spawned us ahead of the start (a child of its own until
     // then, which it reaps once we fork here).
-    if let Err(e) = sys::process::daemonize() {
-        let _ = ctl.send(&CtlEvent::Failed {
-            message: error_chain(&e),
-            exec: false,
+    let started = sys::process::daemonize()
+        .map_err(|e| setup_err(&e))
+        .and_then(|()| {
+            tm!("daemonized");
+            Monitor::start(&spec, &mut ctl)
         });
-        return 1;
-    }
-    tm!("daemonized");
-    let mut m = match Monitor::start(&spec, &mut ctl) {
+    let mut m = match started {
         Ok(m) => m,
         Err(StartError::Setup(message)) => {
             let _ = ctl.send(&CtlEvent::Failed {
@@ -375,22 +373,12 @@ impl Monitor {
         // The socket and the log are not needed before "go": set them up while the init
         // makes its mounts.
         if let Err(message) = m.open_socket_and_log(spec) {
-            let _ = ctl.send(&CtlEvent::Failed {
-                message,
-                exec: false,
-            });
-            m.abort();
-            return Err(StartError::Quiet);
+            return Err(m.fail(ctl, message));
         }
         tm!("socket and log ready");
         // Made now, while the init makes its mounts (on another CPU, if there is one).
         if let Err(e) = m.cgroup.add_v1(&layout, &spec.cgroup.path, &limits) {
-            let _ = ctl.send(&CtlEvent::Failed {
-                message: error_chain(&e),
-                exec: false,
-            });
-            m.abort();
-            return Err(StartError::Quiet);
+            return Err(m.fail(ctl, error_chain(&e)));
         }
         tm!("v1 cgroups created");
         // The cgroups the init still has to be moved into. Moving a process between
@@ -403,12 +391,7 @@ impl Monitor {
             }
         }
         if let Err(e) = ContainerCgroup::join(&to_join, pid.as_raw()) {
-            let _ = ctl.send(&CtlEvent::Failed {
-                message: error_chain(&e),
-                exec: false,
-            });
-            m.abort();
-            return Err(StartError::Quiet);
+            return Err(m.fail(ctl, error_chain(&e)));
         }
         tm!("cgroup joined");
         loop {
@@ -448,12 +431,7 @@ impl Monitor {
             let mut fds = Vec::new();
             let _ = sys::process::recv_with_fds(sock.as_raw_fd(), &mut b, &mut fds);
             let Some(master) = fds.pop() else {
-                let _ = ctl.send(&CtlEvent::Failed {
-                    message: "the container's pty did not arrive".to_owned(),
-                    exec: false,
-                });
-                m.abort();
-                return Err(StartError::Quiet);
+                return Err(m.fail(ctl, "the container's pty did not arrive".to_owned()));
             };
             if spec.open_stdin {
                 m.stdin = master.try_clone().ok();
@@ -488,6 +466,17 @@ impl Monitor {
     }
 
     /// Kills and reaps the init, removes the cgroup and the socket.
+    /// A set-up failure after the clone: berthd is told, the init killed, the cgroup
+    /// removed.
+    fn fail(&mut self, ctl: &mut Ctl, message: String) -> StartError {
+        let _ = ctl.send(&CtlEvent::Failed {
+            message,
+            exec: false,
+        });
+        self.abort();
+        StartError::Quiet
+    }
+
     fn abort(&mut self) {
         let _ = sys::process::kill(self.pid.as_raw(), libc::SIGKILL);
         let _ = waitpid(self.pid, None);
