@@ -668,6 +668,7 @@ impl GraphStore {
             &self.layerdb(),
             l.chain_id.trim_start_matches("sha256:"),
             &files,
+            &[],
         )
     }
 
@@ -777,7 +778,13 @@ impl GraphStore {
         if let Some(i) = &init_id {
             files.push(("init-id", i.clone()));
         }
-        if let Err(e) = write_dir_atomic(&self.mountsdb(), container_id, &files) {
+        // The layer dirs' renames (not yet durable) are fsynced with the record's files:
+        // one journal commit for both, then the record's rename and its parent's fsync.
+        let home = &self.driver.home;
+        let written = fs::File::open(home)
+            .map_err(io_error(home))
+            .and_then(|h| write_dir_atomic(&self.mountsdb(), container_id, &files, &[&h]));
+        if let Err(e) = written {
             self.discard(&mount_id);
             if let Some(i) = &init_id {
                 self.discard(i);
@@ -1003,7 +1010,14 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), GraphError> {
 }
 
 /// Writes a metadata dir atomically: files in `.<name>.tmp-…`, then a rename to `name`.
-fn write_dir_atomic(parent: &Path, name: &str, files: &[(&str, String)]) -> Result<(), GraphError> {
+/// `also` are fsynced together with the files, before the rename: what the record names
+/// and must be durable first.
+fn write_dir_atomic(
+    parent: &Path,
+    name: &str,
+    files: &[(&str, String)],
+    also: &[&fs::File],
+) -> Result<(), GraphError> {
     let tmp = parent.join(format!(
         ".{name}.tmp-{}",
         hex::encode(rand::random::<[u8; 4]>())
@@ -1021,8 +1035,9 @@ fn write_dir_atomic(parent: &Path, name: &str, files: &[(&str, String)]) -> Resu
             handles.push(f);
         }
         handles.push(fs::File::open(&tmp).map_err(io_error(&tmp))?);
-        crate::util::sync_all_concurrently(&handles.iter().collect::<Vec<_>>())
-            .map_err(io_error(&tmp))?;
+        let mut all: Vec<&fs::File> = handles.iter().collect();
+        all.extend_from_slice(also);
+        crate::util::sync_all_concurrently(&all).map_err(io_error(&tmp))?;
         let to = parent.join(name);
         fs::rename(&tmp, &to).map_err(io_error(&to))?;
         fsync_dir(parent)
@@ -1278,6 +1293,7 @@ mod tests {
                 ("size", "1".into()),
                 ("cache-id", fresh()),
             ],
+            &[],
         )
         .unwrap();
         // A complete layer no image uses (crash before the image config).
@@ -1292,6 +1308,7 @@ mod tests {
                 ("size", "1".into()),
                 ("cache-id", unused_cache),
             ],
+            &[],
         )
         .unwrap();
         // A half-written metadata dir and a write_atomic temp file.
