@@ -1,6 +1,6 @@
 //! Messages of the [`GraphActor`](super::GraphActor).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 
 use actix::prelude::*;
@@ -112,6 +112,15 @@ pub struct CreateRwLayer {
 #[rtype(result = "Result<(), GraphError>")]
 pub struct RemoveRwLayer {
     pub container_id: String,
+}
+
+/// From `ContainerStoreActor` (Init): removes the read-write layers of containers not in
+/// `keep` (every container dir with a record), which a crash between a create's layer and
+/// its record left. Replies the container ids whose layers went.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<String>, GraphError>")]
+pub struct PruneRwLayers {
+    pub keep: HashSet<String>,
 }
 
 /// From `api::system::info`.

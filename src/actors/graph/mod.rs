@@ -159,6 +159,15 @@ impl Handler<CreateRwLayer> for GraphActor {
     }
 }
 
+impl Handler<PruneRwLayers> for GraphActor {
+    type Result = ResponseFuture<Result<Vec<String>, GraphError>>;
+    fn handle(&mut self, msg: PruneRwLayers, _: &mut Self::Context) -> Self::Result {
+        with_store(self, "container layer prune", move |s| {
+            s.prune_rw(&msg.keep)
+        })
+    }
+}
+
 impl Handler<RemoveRwLayer> for GraphActor {
     type Result = ResponseFuture<Result<(), GraphError>>;
     fn handle(&mut self, msg: RemoveRwLayer, _: &mut Self::Context) -> Self::Result {

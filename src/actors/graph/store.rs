@@ -827,6 +827,23 @@ impl GraphStore {
         res
     }
 
+    /// Removes the read-write layers of containers not in `keep` and returns their ids.
+    pub fn prune_rw(&self, keep: &HashSet<String>) -> Result<Vec<String>, GraphError> {
+        let orphans: Vec<String> = {
+            let st = self.state.lock();
+            st.mounts
+                .keys()
+                .filter(|id| !keep.contains(*id))
+                .cloned()
+                .collect()
+        };
+        for id in &orphans {
+            tracing::info!(container_id = %id, "removing the layer of a container with no record");
+            self.remove_rw(id)?;
+        }
+        Ok(orphans)
+    }
+
     /// The metadata first: once its rename to a doomed name is durable (the mounts dir
     /// fsynced), the container has no layer, and a crash after that leaves only dirs that
     /// Init removes. Then the layer dirs are renamed away (no fsync: a layer dir that no
@@ -1333,6 +1350,25 @@ mod tests {
         assert!(s.resolve("orphan").is_err());
         let repos: Repositories = serde_json::from_slice(&fs::read(&repos_path).unwrap()).unwrap();
         assert!(repos.get("orphan", "latest").is_none());
+    }
+
+    #[test]
+    fn layers_of_containers_without_records_are_pruned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = vfs_store(tmp.path());
+        let id = import(&s, tarball(&[("bin/sh", b"sh")]), Some("img"), None, &[]).unwrap();
+        let (kept, orphan) = (crate::util::new_id(), crate::util::new_id());
+        s.create_rw(&kept, &id).unwrap();
+        // A crash after the layer, before the container's record.
+        let orphan_spec = s.create_rw(&orphan, &id).unwrap();
+        drop(s);
+        let s = vfs_store(tmp.path());
+        let keep: HashSet<String> = [kept.clone()].into();
+        assert_eq!(s.prune_rw(&keep).unwrap(), vec![orphan.clone()]);
+        assert!(s.prune_rw(&keep).unwrap().is_empty());
+        s.shutdown().unwrap();
+        assert_eq!(names(&s.mountsdb()), vec![kept]);
+        assert!(!orphan_spec.target.exists());
     }
 
     #[test]

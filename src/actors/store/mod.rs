@@ -46,7 +46,9 @@ use super::exec::{
     PrepareStart, ResizeContainer, RestoreContainer, RestoreState, SignalContainer,
     StartContainer as ExecStart,
 };
-use super::graph::{CreateRwLayer, GetDriverInfo, GraphActor, RemoveRwLayer, ResolveImage};
+use super::graph::{
+    CreateRwLayer, GetDriverInfo, GraphActor, PruneRwLayers, RemoveRwLayer, ResolveImage,
+};
 use super::graphdb::{GraphDbActor, GraphDbError, ListNames, ReleaseEntity, ReserveName};
 use super::network::{
     GetNetworkInfo, NetworkActor, NetworkInfo, Prewarm, ReleaseEndpoint, RestoreEndpoints, Sandbox,
@@ -451,13 +453,21 @@ impl Handler<MonitorLost> for ContainerStoreActor {
     }
 }
 
+/// What [`load_records`] found.
+#[derive(Debug, Default)]
+struct Loaded {
+    records: Vec<Container>,
+    /// Every container dir with a record, readable or not: their layers are kept.
+    ids: std::collections::HashSet<String>,
+}
+
 /// Reads every record under `containers/`. A record that cannot be read is logged and
 /// skipped (left on disk for the operator), so one bad file cannot stop the daemon. The
-/// dir of a container whose removal a crash cut short (renamed to a doomed name) is handed
-/// to `deleter`.
-fn load_records(dir: &Path, deleter: &Deleter) -> std::io::Result<Vec<Container>> {
+/// dir of a container whose removal a crash cut short (renamed to a doomed name), and that
+/// of a create a crash cut short (no config.v2.json), are handed to `deleter`.
+fn load_records(dir: &Path, deleter: &Deleter) -> std::io::Result<Loaded> {
     fs::create_dir_all(dir)?;
-    let mut out = Vec::new();
+    let mut out = Loaded::default();
     for ent in fs::read_dir(dir)? {
         let ent = ent?;
         let path = ent.path();
@@ -472,6 +482,22 @@ fn load_records(dir: &Path, deleter: &Deleter) -> std::io::Result<Vec<Container>
             continue;
         }
         let record = path.join("config.v2.json");
+        if matches!(fs::symlink_metadata(&record), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        {
+            // A create writes the record last: this one did not finish, and was not
+            // answered. Its name in the graph database is released below, its layer by
+            // the graph.
+            tracing::info!(path = %path.display(), "deleting the dir of an unfinished create");
+            match deleter::rename_doomed(&path) {
+                Ok(Some(doomed)) => deleter.delete(doomed),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unfinished create left")
+                }
+            }
+            continue;
+        }
+        out.ids.insert(name.clone().into_owned());
         let parsed = fs::read(&record)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice::<Container>(&b).map_err(|e| e.to_string()))
@@ -481,7 +507,7 @@ fn load_records(dir: &Path, deleter: &Deleter) -> std::io::Result<Vec<Container>
                 Ok(c)
             });
         match parsed {
-            Ok(c) => out.push(c),
+            Ok(c) => out.records.push(c),
             Err(e) => {
                 tracing::warn!(path = %record.display(), error = %e, "container record skipped")
             }
@@ -509,6 +535,15 @@ impl Handler<Init> for ContainerStoreActor {
             .await
             .map_err(|e| LifecycleError(format!("loading container records: {e}")))?
             .map_err(|e| LifecycleError(format!("containers dir {}: {e}", dir.display())))?;
+            let Loaded { records, ids } = records;
+            // A crash between a create's layer and its record left a layer no container
+            // has.
+            peers
+                .graph
+                .send(PruneRwLayers { keep: ids })
+                .await
+                .map_err(|e| LifecycleError::from_error(&e))?
+                .map_err(|e| LifecycleError::from_error(&e))?;
             let net = peers
                 .network
                 .send(GetNetworkInfo)
@@ -1344,6 +1379,61 @@ mod tests {
         v
     }
 
+    /// A container's dir as a create leaves it.
+    fn write_dir(dir: &Path, c: &Container) {
+        let host = serde_json::to_vec(&c.host_config).unwrap();
+        write_container_dir(
+            dir,
+            &c.id[..12],
+            &[],
+            &serde_json::to_vec(c).unwrap(),
+            &host,
+        )
+        .unwrap();
+    }
+
+    /// What a create writes before its records.
+    fn write_files(dir: &Path) {
+        fs::create_dir(dir).unwrap();
+        for f in ["hostname", "hosts", "resolv.conf"] {
+            fs::write(dir.join(f), b"x\n").unwrap();
+        }
+    }
+
+    #[test]
+    fn load_records_deletes_the_dirs_of_creates_a_crash_cut_short() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("containers");
+        fs::create_dir_all(&dir).unwrap();
+        let kept = crate::util::new_id();
+        write_dir(&dir.join(&kept), &record(&kept));
+        // The files before the records, and the daemon died.
+        let early = crate::util::new_id();
+        write_files(&dir.join(&early));
+        // The records' temp files written but not renamed.
+        let late = crate::util::new_id();
+        let late_dir = dir.join(&late);
+        write_files(&late_dir);
+        fs::write(late_dir.join(".config.v2.json.tmp-1-2"), b"{").unwrap();
+        // The dir made, nothing in it yet.
+        let empty = crate::util::new_id();
+        fs::create_dir(dir.join(&empty)).unwrap();
+        // A record that cannot be read is left for the operator, and so is its layer.
+        let bad = crate::util::new_id();
+        write_files(&dir.join(&bad));
+        fs::write(dir.join(&bad).join("config.v2.json"), b"{").unwrap();
+
+        let deleter = Deleter::new();
+        let loaded = load_records(&dir, &deleter).unwrap();
+        assert_eq!(loaded.records.len(), 1);
+        assert_eq!(loaded.records[0].id, kept);
+        assert_eq!(loaded.ids, [kept.clone(), bad.clone()].into());
+        deleter.drain();
+        let mut want = vec![kept, bad];
+        want.sort();
+        assert_eq!(names(&dir), want);
+    }
+
     #[test]
     fn load_records_deletes_the_dirs_of_removals_a_crash_cut_short() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1375,9 +1465,9 @@ mod tests {
         fs::create_dir(dir.join("lost+found")).unwrap();
 
         let deleter = Deleter::new();
-        let records = load_records(&dir, &deleter).unwrap();
-        assert_eq!(records.len(), 1);
-        assert_eq!(records[0].id, kept);
+        let loaded = load_records(&dir, &deleter).unwrap();
+        assert_eq!(loaded.records.len(), 1);
+        assert_eq!(loaded.records[0].id, kept);
         deleter.drain();
         assert!(!doomed.exists());
         let mut want = vec![kept, "lost+found".to_owned()];
