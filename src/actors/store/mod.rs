@@ -8,9 +8,11 @@
 //! a future inside a `ResponseActFuture`, so independent creates, starts and stops run
 //! side by side and only the short state updates run on the actor.
 //!
-//! Durability: a create is fsynced before it is answered (config.v2.json and
-//! hostconfig.json); later state changes (running, exited) are written atomically but not
-//! fsynced, since the monitors' exit files let a restart reconcile them. A removal is
+//! Durability: a create is fsynced before it is answered: its name, its layer and the
+//! files that do not depend on the layer are made at once, then config.v2.json, the
+//! commit point (a dir without it is an unfinished create, which Init deletes). Later
+//! state changes (running, exited) are written atomically but not fsynced, since the
+//! monitors' exit files let a restart reconcile them. A removal is
 //! durable when answered: after the layer and the names, the container's dir is renamed
 //! to a doomed name and `containers/` fsynced; its files are deleted after the reply by
 //! the [`Deleter`] shared with the graph, and Init hands doomed dirs a crash left to it.
@@ -783,31 +785,60 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 .await
                 .map_err(StoreError::mailbox("graph"))??;
             let (path, args) = create::merge_image(&mut config, &image.config)?;
-            peers
-                .graphdb
-                .send(ReserveName {
-                    name: name2.clone(),
-                    id: id2.clone(),
-                })
-                .await
-                .map_err(StoreError::mailbox("graphdb"))??;
-            let undo_name = || async {
-                let _ = peers.graphdb.send(ReleaseEntity { id: id2.clone() }).await;
+            let hostname = config
+                .get("Hostname")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let host = serde_json::to_vec(&host_config).map_err(|e| StoreError::InvalidConfig {
+                reason: e.to_string(),
+            })?;
+            // Three independent parts at once: the name, the layer, and the files of the
+            // container's dir that do not depend on the layer. Only the record, which
+            // holds the layer's rootfs, waits for the layer.
+            let dir2 = dir.clone();
+            let files = persister.run(&id2, move || {
+                write_container_files(&dir2, &hostname, &dns, &host)
+            });
+            let reserve = async {
+                peers
+                    .graphdb
+                    .send(ReserveName {
+                        name: name2.clone(),
+                        id: id2.clone(),
+                    })
+                    .await
+                    .map_err(StoreError::mailbox("graphdb"))
+                    .and_then(|r| r.map_err(StoreError::from))
             };
-            let rootfs = match peers
-                .graph
-                .send(CreateRwLayer {
-                    container_id: id2.clone(),
-                    image_id: image.id.clone(),
-                })
-                .await
-                .map_err(StoreError::mailbox("graph"))
-                .and_then(|r| r.map_err(StoreError::from))
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    undo_name().await;
-                    return Err(e);
+            let layer = async {
+                peers
+                    .graph
+                    .send(CreateRwLayer {
+                        container_id: id2.clone(),
+                        image_id: image.id.clone(),
+                    })
+                    .await
+                    .map_err(StoreError::mailbox("graph"))
+                    .and_then(|r| r.map_err(StoreError::from))
+            };
+            let (files, reserved, layer) = futures_util::join!(files, reserve, layer);
+            let files = files.map_err(|source| StoreError::Persist {
+                path: dir.clone(),
+                source,
+            });
+            let undo = CreateUndo {
+                peers: &peers,
+                persister: &persister,
+                id: &id2,
+                dir: &dir,
+            };
+            let (name_held, layer_made) = (reserved.is_ok(), layer.is_ok());
+            let rootfs = match (reserved, layer, files) {
+                (Ok(()), Ok(rootfs), Ok(())) => rootfs,
+                // The name's error first (a taken name is what the user can fix).
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    return Err(undo.run(e, name_held, layer_made).await);
                 }
             };
             let c = Container {
@@ -826,35 +857,25 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 restart_count: 0,
                 endpoint: None,
             };
-            let record = serde_json::to_vec(&c).map_err(|e| StoreError::InvalidConfig {
-                reason: e.to_string(),
-            })?;
-            let host =
-                serde_json::to_vec(&c.host_config).map_err(|e| StoreError::InvalidConfig {
-                    reason: e.to_string(),
-                })?;
-            let hostname = c
-                .config
-                .get("Hostname")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
+            let record = match serde_json::to_vec(&c) {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = StoreError::InvalidConfig {
+                        reason: e.to_string(),
+                    };
+                    return Err(undo.run(err, true, true).await);
+                }
+            };
             let dir2 = dir.clone();
             let written = persister
-                .run(&id2, move || {
-                    write_container_dir(&dir2, &hostname, &dns, &record, &host)
-                })
+                .run(&id2, move || write_container_record(&dir2, &record))
                 .await;
             if let Err(source) = written {
-                let _ = fs::remove_dir_all(&dir);
-                let _ = peers
-                    .graph
-                    .send(RemoveRwLayer {
-                        container_id: id2.clone(),
-                    })
-                    .await;
-                undo_name().await;
-                return Err(StoreError::Persist { path: dir, source });
+                let err = StoreError::Persist {
+                    path: dir.clone(),
+                    source,
+                };
+                return Err(undo.run(err, true, true).await);
             }
             Ok(c)
         };
@@ -917,28 +938,96 @@ async fn take_sandbox(
     Ok(sb)
 }
 
-/// Writes a new container's dir: hostname, hosts, resolv.conf and the two records
-/// (fsynced, with the dir and its parent), so that a create is durable when it is answered.
-fn write_container_dir(
+/// Undoes what a create that failed had made: its dir, its layer and its name. The dir
+/// is deleted on the record writer (behind the create's writes), the layer and the name
+/// through their actors.
+struct CreateUndo<'a> {
+    peers: &'a Peers,
+    persister: &'a Persister,
+    id: &'a str,
+    dir: &'a Path,
+}
+
+impl CreateUndo<'_> {
+    /// Deletes the dir, releases the name when `name_held` and removes the layer when
+    /// `layer_made`, and returns `cause`.
+    async fn run(&self, cause: StoreError, name_held: bool, layer_made: bool) -> StoreError {
+        let dir = self.dir.to_owned();
+        let remove_dir = self
+            .persister
+            .run(self.id, move || match fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            });
+        let remove_layer = async {
+            if layer_made {
+                let _ = self
+                    .peers
+                    .graph
+                    .send(RemoveRwLayer {
+                        container_id: self.id.to_owned(),
+                    })
+                    .await;
+            }
+        };
+        let release_name = async {
+            if name_held {
+                let _ = self
+                    .peers
+                    .graphdb
+                    .send(ReleaseEntity {
+                        id: self.id.to_owned(),
+                    })
+                    .await;
+            }
+        };
+        let (removed, (), ()) = futures_util::join!(remove_dir, remove_layer, release_name);
+        if let Err(e) = removed {
+            // Init removes a dir without a record.
+            tracing::warn!(error = %e, container_id = %self.id, "the dir of a failed create was left");
+        }
+        cause
+    }
+}
+
+/// Writes the files of a new container's dir that do not depend on its layer (hostname,
+/// hosts, resolv.conf, hostconfig.json), then fsyncs them, the dir and its parent together.
+/// They need no temp names: until [`write_container_record`] adds config.v2.json the dir
+/// is a create that did not finish, which Init removes (`load_records`).
+fn write_container_files(
     dir: &Path,
     hostname: &str,
     dns: &[std::net::IpAddr],
-    record: &[u8],
     host_config: &[u8],
 ) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
-    fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
-    fs::write(dir.join("hosts"), create::hosts_file(hostname, None))?;
+    fs::create_dir(dir)?;
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    fs::write(
-        dir.join("resolv.conf"),
-        create::resolv_conf(&host_resolv, dns),
-    )?;
-    // The record last: a dir without it is a create that did not finish.
-    crate::util::write_atomic_many(
-        dir,
-        &[("hostconfig.json", host_config), ("config.v2.json", record)],
-    )
+    let files: [(&str, Vec<u8>); 4] = [
+        ("hostname", format!("{hostname}\n").into_bytes()),
+        ("hosts", create::hosts_file(hostname, None).into_bytes()),
+        (
+            "resolv.conf",
+            create::resolv_conf(&host_resolv, dns).into_bytes(),
+        ),
+        ("hostconfig.json", host_config.to_vec()),
+    ];
+    let mut handles = Vec::with_capacity(files.len() + 2);
+    for (name, data) in &files {
+        let mut f = fs::File::create_new(dir.join(name))?;
+        std::io::Write::write_all(&mut f, data)?;
+        handles.push(f);
+    }
+    handles.push(fs::File::open(dir)?);
+    if let Some(parent) = dir.parent() {
+        handles.push(fs::File::open(parent)?);
+    }
+    crate::util::sync_all_concurrently(&handles.iter().collect::<Vec<_>>())
+}
+
+/// Adds config.v2.json to a dir that [`write_container_files`] made: the commit point of
+/// a create (a temp file fsynced, renamed, the dir fsynced).
+fn write_container_record(dir: &Path, record: &[u8]) -> std::io::Result<()> {
+    crate::util::write_atomic(&dir.join("config.v2.json"), record)
 }
 
 impl Handler<StartContainer> for ContainerStoreActor {
@@ -1382,22 +1471,8 @@ mod tests {
     /// A container's dir as a create leaves it.
     fn write_dir(dir: &Path, c: &Container) {
         let host = serde_json::to_vec(&c.host_config).unwrap();
-        write_container_dir(
-            dir,
-            &c.id[..12],
-            &[],
-            &serde_json::to_vec(c).unwrap(),
-            &host,
-        )
-        .unwrap();
-    }
-
-    /// What a create writes before its records.
-    fn write_files(dir: &Path) {
-        fs::create_dir(dir).unwrap();
-        for f in ["hostname", "hosts", "resolv.conf"] {
-            fs::write(dir.join(f), b"x\n").unwrap();
-        }
+        write_container_files(dir, &c.id[..12], &[], &host).unwrap();
+        write_container_record(dir, &serde_json::to_vec(c).unwrap()).unwrap();
     }
 
     #[test]
@@ -1407,20 +1482,20 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let kept = crate::util::new_id();
         write_dir(&dir.join(&kept), &record(&kept));
-        // The files before the records, and the daemon died.
+        // The files made beside the layer, and the daemon died before the record.
         let early = crate::util::new_id();
-        write_files(&dir.join(&early));
-        // The records' temp files written but not renamed.
+        write_container_files(&dir.join(&early), "early", &[], b"{}").unwrap();
+        // The record's temp file written but not renamed.
         let late = crate::util::new_id();
         let late_dir = dir.join(&late);
-        write_files(&late_dir);
+        write_container_files(&late_dir, "late", &[], b"{}").unwrap();
         fs::write(late_dir.join(".config.v2.json.tmp-1-2"), b"{").unwrap();
         // The dir made, nothing in it yet.
         let empty = crate::util::new_id();
         fs::create_dir(dir.join(&empty)).unwrap();
         // A record that cannot be read is left for the operator, and so is its layer.
         let bad = crate::util::new_id();
-        write_files(&dir.join(&bad));
+        write_container_files(&dir.join(&bad), "bad", &[], b"{}").unwrap();
         fs::write(dir.join(&bad).join("config.v2.json"), b"{").unwrap();
 
         let deleter = Deleter::new();
@@ -1440,25 +1515,12 @@ mod tests {
         let dir = tmp.path().join("containers");
         let kept = crate::util::new_id();
         let c = record(&kept);
-        write_container_dir(
-            &dir.join(&kept),
-            "kept",
-            &[],
-            &serde_json::to_vec(&c).unwrap(),
-            b"{}",
-        )
-        .unwrap();
+        fs::create_dir_all(&dir).unwrap();
+        write_dir(&dir.join(&kept), &c);
         // A removal renamed this one away (its record intact) and the daemon died.
         let gone = crate::util::new_id();
         let gone_dir = dir.join(&gone);
-        write_container_dir(
-            &gone_dir,
-            "gone",
-            &[],
-            &serde_json::to_vec(&record(&gone)).unwrap(),
-            b"{}",
-        )
-        .unwrap();
+        write_dir(&gone_dir, &record(&gone));
         fs::write(gone_dir.join(format!("{gone}-json.log")), b"{}\n").unwrap();
         let doomed = deleter::rename_doomed(&gone_dir).unwrap().unwrap();
         // Not ours: left alone.
