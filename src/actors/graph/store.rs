@@ -717,6 +717,22 @@ impl GraphStore {
 
     /// Makes a container's read-write layer on the image and records it.
     pub fn create_rw(&self, container_id: &str, image_id: &str) -> Result<RootfsSpec, GraphError> {
+        let mut made = None;
+        self.create_rw_with(container_id, image_id, |spec| made = Some(spec))?;
+        made.ok_or(GraphError::TaskFailed {
+            operation: "container layer create",
+        })
+    }
+
+    /// As [`GraphStore::create_rw`], handing the rootfs to `made` as soon as the layer's
+    /// dirs exist, before they and the metadata are made durable (the layer is pending
+    /// until this returns). `made` is not called when the dirs could not be made.
+    pub fn create_rw_with(
+        &self,
+        container_id: &str,
+        image_id: &str,
+        made: impl FnOnce(RootfsSpec),
+    ) -> Result<(), GraphError> {
         if !valid_container_id(container_id) {
             return Err(GraphError::InvalidContainerId {
                 id: container_id.to_owned(),
@@ -745,7 +761,7 @@ impl GraphStore {
             st.pending_mounts.insert(container_id.to_owned());
             (lowers, parent)
         };
-        let res = self.create_rw_unlocked(container_id, &lowers, parent);
+        let res = self.create_rw_unlocked(container_id, &lowers, parent, made);
         self.state.lock().pending_mounts.remove(container_id);
         res
     }
@@ -755,10 +771,10 @@ impl GraphStore {
         container_id: &str,
         lowers: &[String],
         parent: String,
-    ) -> Result<RootfsSpec, GraphError> {
+        made: impl FnOnce(RootfsSpec),
+    ) -> Result<(), GraphError> {
         let mount_id = crate::util::new_id();
-        let made = self.driver.create_rw(&mount_id, lowers);
-        let (init_id, spec) = match made {
+        let (init_id, spec) = match self.driver.create_rw(&mount_id, lowers) {
             Ok(x) => x,
             Err(e) => {
                 self.discard(&mount_id);
@@ -766,6 +782,7 @@ impl GraphStore {
                 return Err(e);
             }
         };
+        made(spec);
         let record = MountRecord {
             mount_id: mount_id.clone(),
             init_id: init_id.clone(),
@@ -795,7 +812,7 @@ impl GraphStore {
             .lock()
             .mounts
             .insert(container_id.to_owned(), record);
-        Ok(spec)
+        Ok(())
     }
 
     /// Deletes a container's read-write layer; Ok when there is none.
@@ -1369,6 +1386,33 @@ mod tests {
         s.shutdown().unwrap();
         assert_eq!(names(&s.mountsdb()), vec![kept]);
         assert!(!orphan_spec.target.exists());
+    }
+
+    #[test]
+    fn a_layer_is_handed_out_before_it_is_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = vfs_store(tmp.path());
+        let id = import(&s, tarball(&[("bin/sh", b"sh")]), Some("img"), None, &[]).unwrap();
+        let cid = crate::util::new_id();
+        let record = s.mountsdb().join(&cid);
+        let mut seen = None;
+        s.create_rw_with(&cid, &id, |spec| {
+            assert!(spec.target.join("bin/sh").is_file());
+            assert!(!record.exists());
+            // Pending: a removal does nothing until the layer is recorded.
+            s.remove_rw(&cid).unwrap();
+            seen = Some(spec);
+        })
+        .unwrap();
+        assert!(seen.is_some());
+        assert!(record.join("mount-id").is_file());
+        // A failure before the dirs are made hands nothing out.
+        let mut called = false;
+        let e = s
+            .create_rw_with(&crate::util::new_id(), "sha256:0000", |_| called = true)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(!called);
     }
 
     #[test]

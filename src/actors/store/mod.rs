@@ -10,7 +10,8 @@
 //!
 //! Durability: a create is fsynced before it is answered: its name, its layer and the
 //! files that do not depend on the layer are made at once, then config.v2.json, the
-//! commit point (a dir without it is an unfinished create, which Init deletes). Later
+//! commit point, staged while the graph makes the layer durable and renamed into place
+//! after (a dir without it is an unfinished create, which Init deletes). Later
 //! state changes (running, exited) are written atomically but not fsynced, since the
 //! monitors' exit files let a restart reconcile them. A removal is
 //! durable when answered: after the layer and the names, the container's dir is renamed
@@ -49,7 +50,8 @@ use super::exec::{
     StartContainer as ExecStart,
 };
 use super::graph::{
-    CreateRwLayer, GetDriverInfo, GraphActor, PruneRwLayers, RemoveRwLayer, ResolveImage,
+    CreateRwLayer, GetDriverInfo, GraphActor, GraphError, PruneRwLayers, RemoveRwLayer,
+    ResolveImage, RwLayer,
 };
 use super::graphdb::{GraphDbActor, GraphDbError, ListNames, ReleaseEntity, ReserveName};
 use super::network::{
@@ -833,14 +835,21 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 id: &id2,
                 dir: &dir,
             };
-            let (name_held, layer_made) = (reserved.is_ok(), layer.is_ok());
-            let rootfs = match (reserved, layer, files) {
-                (Ok(()), Ok(rootfs), Ok(())) => rootfs,
-                // The name's error first (a taken name is what the user can fix).
-                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                    return Err(undo.run(e, name_held, layer_made).await);
+            // The name's error first (a taken name is what the user can fix). A layer
+            // being made is undone only once it is durable (`settle`).
+            let layer = match (reserved, layer, files) {
+                (Ok(()), Ok(layer), Ok(())) => layer,
+                (Err(e), layer, _) => {
+                    let made = settle(layer).await;
+                    return Err(undo.run(e, false, made).await);
+                }
+                (Ok(()), Err(e), _) => return Err(undo.run(e, true, false).await),
+                (Ok(()), Ok(layer), Err(e)) => {
+                    let made = settle(Ok(layer)).await;
+                    return Err(undo.run(e, true, made).await);
                 }
             };
+            let RwLayer { rootfs, durable } = layer;
             let c = Container {
                 id: id2.clone(),
                 name: name2,
@@ -863,19 +872,36 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                     let err = StoreError::InvalidConfig {
                         reason: e.to_string(),
                     };
-                    return Err(undo.run(err, true, true).await);
+                    let made = matches!(durable.await, Ok(Ok(())));
+                    return Err(undo.run(err, true, made).await);
                 }
             };
+            // The record's temp file is written and fsynced while the layer is made
+            // durable; it is renamed into place only after.
             let dir2 = dir.clone();
-            let written = persister
-                .run(&id2, move || write_container_record(&dir2, &record))
-                .await;
-            if let Err(source) = written {
-                let err = StoreError::Persist {
-                    path: dir.clone(),
-                    source,
-                };
-                return Err(undo.run(err, true, true).await);
+            let staged = persister.run(&id2, move || stage_record(&dir2, &record));
+            let (staged, durable) = futures_util::join!(staged, durable);
+            let durable = match durable {
+                Ok(res) => res.map_err(StoreError::from),
+                Err(_) => Err(StoreError::from(GraphError::TaskFailed {
+                    operation: "container layer create",
+                })),
+            };
+            let persist_error = |source| StoreError::Persist {
+                path: dir.clone(),
+                source,
+            };
+            match (durable, staged) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), _) => return Err(undo.run(e, true, false).await),
+                (Ok(()), Err(source)) => {
+                    return Err(undo.run(persist_error(source), true, true).await);
+                }
+            }
+            let dir2 = dir.clone();
+            let committed = persister.run(&id2, move || commit_record(&dir2)).await;
+            if let Err(source) = committed {
+                return Err(undo.run(persist_error(source), true, true).await);
             }
             Ok(c)
         };
@@ -992,7 +1018,7 @@ impl CreateUndo<'_> {
 
 /// Writes the files of a new container's dir that do not depend on its layer (hostname,
 /// hosts, resolv.conf, hostconfig.json), then fsyncs them, the dir and its parent together.
-/// They need no temp names: until [`write_container_record`] adds config.v2.json the dir
+/// They need no temp names: until [`commit_record`] adds config.v2.json the dir
 /// is a create that did not finish, which Init removes (`load_records`).
 fn write_container_files(
     dir: &Path,
@@ -1024,10 +1050,31 @@ fn write_container_files(
     crate::util::sync_all_concurrently(&handles.iter().collect::<Vec<_>>())
 }
 
-/// Adds config.v2.json to a dir that [`write_container_files`] made: the commit point of
-/// a create (a temp file fsynced, renamed, the dir fsynced).
-fn write_container_record(dir: &Path, record: &[u8]) -> std::io::Result<()> {
-    crate::util::write_atomic(&dir.join("config.v2.json"), record)
+/// Waits until a layer the graph was making is durable or undone; true when it was made
+/// (and so must be removed).
+async fn settle(layer: Result<RwLayer, StoreError>) -> bool {
+    match layer {
+        Ok(l) => matches!(l.durable.await, Ok(Ok(()))),
+        Err(_) => false,
+    }
+}
+
+/// The temp name of a new container's record until [`commit_record`].
+const STAGED_RECORD: &str = ".config.v2.json.tmp-create";
+
+/// Writes a new container's record under a temp name in a dir that
+/// [`write_container_files`] made, and fsyncs it.
+fn stage_record(dir: &Path, record: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::File::create_new(dir.join(STAGED_RECORD))?;
+    std::io::Write::write_all(&mut f, record)?;
+    f.sync_all()
+}
+
+/// The commit point of a create: the staged record renamed to config.v2.json, the dir
+/// fsynced.
+fn commit_record(dir: &Path) -> std::io::Result<()> {
+    fs::rename(dir.join(STAGED_RECORD), dir.join("config.v2.json"))?;
+    fs::File::open(dir)?.sync_all()
 }
 
 impl Handler<StartContainer> for ContainerStoreActor {
@@ -1472,7 +1519,8 @@ mod tests {
     fn write_dir(dir: &Path, c: &Container) {
         let host = serde_json::to_vec(&c.host_config).unwrap();
         write_container_files(dir, &c.id[..12], &[], &host).unwrap();
-        write_container_record(dir, &serde_json::to_vec(c).unwrap()).unwrap();
+        stage_record(dir, &serde_json::to_vec(c).unwrap()).unwrap();
+        commit_record(dir).unwrap();
     }
 
     #[test]
@@ -1489,7 +1537,7 @@ mod tests {
         let late = crate::util::new_id();
         let late_dir = dir.join(&late);
         write_container_files(&late_dir, "late", &[], b"{}").unwrap();
-        fs::write(late_dir.join(".config.v2.json.tmp-1-2"), b"{").unwrap();
+        stage_record(&late_dir, b"{}").unwrap();
         // The dir made, nothing in it yet.
         let empty = crate::util::new_id();
         fs::create_dir(dir.join(&empty)).unwrap();
