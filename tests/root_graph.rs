@@ -231,7 +231,7 @@ mod tests {
                 .unwrap_err();
             assert_eq!(e.to_string(), "No such image: busybox:nope");
 
-            let spec = graph
+            let layer = graph
                 .send(CreateRwLayer {
                     container_id: cid.clone(),
                     image_id: id.clone(),
@@ -239,6 +239,8 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
+            layer.durable.await.unwrap().unwrap();
+            let spec = layer.rootfs;
             assert_eq!(
                 spec.fstype,
                 if want_driver == "overlay2" {

@@ -350,9 +350,16 @@ impl Driver {
 
     /// Renames a finished `<id>-tmp` to `<id>` and makes the rename durable.
     pub fn commit(&self, id: &str) -> Result<(), GraphError> {
-        let to = self.home.join(id);
-        fs::rename(self.tmp_dir(id), &to).map_err(io_error(&to))?;
+        self.rename_into_place(id)?;
         fsync_dir(&self.home)
+    }
+
+    /// Renames a finished `<id>-tmp` to `<id>`, not yet durably: until `home` is
+    /// fsynced a crash may leave either name, and [`Driver::cleanup`] removes both when
+    /// no metadata names the layer.
+    fn rename_into_place(&self, id: &str) -> Result<(), GraphError> {
+        let to = self.home.join(id);
+        fs::rename(self.tmp_dir(id), &to).map_err(io_error(&to))
     }
 
     /// Removes a layer dir, or its unfinished temp dir, here and now. Ok when already
@@ -393,6 +400,11 @@ impl Driver {
     /// and describes its rootfs mount. overlay2: an init layer `<id>-init` with the
     /// mount points the image lacks, and `<id>` with diff/, work/, merged/. vfs: a copy
     /// of the top image layer with the mount points added.
+    ///
+    /// The layer dirs are renamed into place but `home` is not fsynced: the caller makes
+    /// the renames durable (with the layer's metadata, in one wave of fsyncs) before it
+    /// records the layer, and a crash before that leaves dirs that no metadata names,
+    /// which [`Driver::cleanup`] removes.
     pub fn create_rw(
         &self,
         mount_id: &str,
@@ -410,9 +422,8 @@ impl Driver {
                 for d in ["diff", "work", "merged"] {
                     mkdir(&tmp.join(d), 0o755)?;
                 }
-                fs::rename(&init_tmp, self.home.join(&init_id)).map_err(io_error(&init_tmp))?;
-                fs::rename(&tmp, self.home.join(mount_id)).map_err(io_error(&tmp))?;
-                fsync_dir(&self.home)?;
+                self.rename_into_place(&init_id)?;
+                self.rename_into_place(mount_id)?;
                 let layer = self.home.join(mount_id);
                 let mut lowerdir = vec![self.content_dir(&init_id)];
                 lowerdir.extend(lower_dirs);
@@ -440,7 +451,7 @@ impl Driver {
                     None => mkdir(&dir, 0o755)?,
                 }
                 add_mountpoints(&dir, std::slice::from_ref(&dir))?;
-                self.commit(mount_id)?;
+                self.rename_into_place(mount_id)?;
                 let dir = self.content_dir(mount_id);
                 Ok((
                     None,
@@ -689,6 +700,8 @@ mod tests {
         for name in [
             keep_id.clone(),
             orphan.clone(),
+            // A container layer renamed into place whose metadata a crash cut short.
+            format!("{orphan}-init"),
             format!("{}-tmp", crate::util::new_id()),
             format!("{}-removing-abcd", crate::util::new_id()),
             "unrelated".to_owned(),

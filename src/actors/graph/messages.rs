@@ -1,6 +1,6 @@
 //! Messages of the [`GraphActor`](super::GraphActor).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 
 use actix::prelude::*;
@@ -96,13 +96,26 @@ pub struct ImageRuntimeConfig {
 }
 
 /// From `ContainerStoreActor` on create: makes the container's read-write layer on top
-/// of the image and replies with the mount that the container's init makes.
+/// of the image. Answered as soon as the layer's dirs exist, with the mount that the
+/// container's init makes, so that the sender can prepare what names the layer while
+/// the layer is made durable; [`RwLayer::durable`] tells when it is.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<RootfsSpec, GraphError>")]
+#[rtype(result = "Result<RwLayer, GraphError>")]
 pub struct CreateRwLayer {
     pub container_id: String,
     /// `sha256:<id>`.
     pub image_id: String,
+}
+
+/// A container layer being made durable.
+#[derive(Debug)]
+pub struct RwLayer {
+    pub rootfs: RootfsSpec,
+    /// Fires once the layer and its metadata are durable (`Ok`), or with the error that
+    /// undid the layer. Until then the layer is pending: a `RemoveRwLayer` for it does
+    /// nothing, so a sender that gives up must await this first. Nothing may name the
+    /// layer durably before it fires `Ok`.
+    pub durable: tokio::sync::oneshot::Receiver<Result<(), GraphError>>,
 }
 
 /// From `ContainerStoreActor` on remove: removes the container's read-write layer. Answered
@@ -112,6 +125,15 @@ pub struct CreateRwLayer {
 #[rtype(result = "Result<(), GraphError>")]
 pub struct RemoveRwLayer {
     pub container_id: String,
+}
+
+/// From `ContainerStoreActor` (Init): removes the read-write layers of containers not in
+/// `keep` (every container dir with a record), which a crash between a create's layer and
+/// its record left. Replies the container ids whose layers went.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<String>, GraphError>")]
+pub struct PruneRwLayers {
+    pub keep: HashSet<String>,
 }
 
 /// From `api::system::info`.

@@ -11,7 +11,9 @@
 //! clone of the `Arc`; the store locks its mutex only for short commits, so a long
 //! import does not hold up `ListImages`, `ResolveImage` or another import. Lookups
 //! (`ListImages`, `ResolveImage`, `GetDriverInfo`) read the in-memory index directly.
-//! A removal answers once its renames are durable; the renamed dirs are deleted by the
+//! `CreateRwLayer` answers once the layer's dirs exist, and its blocking work goes on
+//! to make them durable, reported on the reply's `durable` channel. A removal answers
+//! once its renames are durable; the renamed dirs are deleted by the
 //! [`Deleter`](crate::deleter::Deleter) given at construction (one thread, shared with
 //! the container store), which `Shutdown` drains before its flush.
 //!
@@ -39,7 +41,6 @@ pub use store::GraphStore;
 use super::{Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
 use crate::deleter::Deleter;
-use crate::monitor::spec::RootfsSpec;
 
 /// The graph subsystem. See the module docs.
 #[derive(Debug)]
@@ -182,10 +183,44 @@ impl Handler<ResolveImage> for GraphActor {
 }
 
 impl Handler<CreateRwLayer> for GraphActor {
-    type Result = ResponseFuture<Result<RootfsSpec, GraphError>>;
+    type Result = ResponseFuture<Result<RwLayer, GraphError>>;
+    /// Replies when the dirs exist; the blocking work goes on to make them durable and
+    /// reports on [`RwLayer::durable`].
     fn handle(&mut self, msg: CreateRwLayer, _: &mut Self::Context) -> Self::Result {
-        with_store(self, "container layer create", move |s| {
-            s.create_rw(&msg.container_id, &msg.image_id)
+        let store = match self.store() {
+            Ok(s) => s,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let (made_tx, made_rx) = tokio::sync::oneshot::channel();
+        let (durable_tx, durable) = tokio::sync::oneshot::channel();
+        let work = blocking("container layer create", move || {
+            store.create_rw_with(&msg.container_id, &msg.image_id, move |spec| {
+                let _ = made_tx.send(spec);
+            })
+        });
+        actix::spawn(async move {
+            let _ = durable_tx.send(work.await);
+        });
+        Box::pin(async move {
+            match made_rx.await {
+                Ok(rootfs) => Ok(RwLayer { rootfs, durable }),
+                // It failed before the dirs were made: the error comes on `durable`.
+                Err(_) => Err(match durable.await {
+                    Ok(Err(e)) => e,
+                    _ => GraphError::TaskFailed {
+                        operation: "container layer create",
+                    },
+                }),
+            }
+        })
+    }
+}
+
+impl Handler<PruneRwLayers> for GraphActor {
+    type Result = ResponseFuture<Result<Vec<String>, GraphError>>;
+    fn handle(&mut self, msg: PruneRwLayers, _: &mut Self::Context) -> Self::Result {
+        with_store(self, "container layer prune", move |s| {
+            s.prune_rw(&msg.keep)
         })
     }
 }

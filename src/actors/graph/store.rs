@@ -682,6 +682,7 @@ impl GraphStore {
             &self.layerdb(),
             l.chain_id.trim_start_matches("sha256:"),
             &files,
+            &[],
         )
     }
 
@@ -730,6 +731,22 @@ impl GraphStore {
 
     /// Makes a container's read-write layer on the image and records it.
     pub fn create_rw(&self, container_id: &str, image_id: &str) -> Result<RootfsSpec, GraphError> {
+        let mut made = None;
+        self.create_rw_with(container_id, image_id, |spec| made = Some(spec))?;
+        made.ok_or(GraphError::TaskFailed {
+            operation: "container layer create",
+        })
+    }
+
+    /// As [`GraphStore::create_rw`], handing the rootfs to `made` as soon as the layer's
+    /// dirs exist, before they and the metadata are made durable (the layer is pending
+    /// until this returns). `made` is not called when the dirs could not be made.
+    pub fn create_rw_with(
+        &self,
+        container_id: &str,
+        image_id: &str,
+        made: impl FnOnce(RootfsSpec),
+    ) -> Result<(), GraphError> {
         if !valid_container_id(container_id) {
             return Err(GraphError::InvalidContainerId {
                 id: container_id.to_owned(),
@@ -758,7 +775,7 @@ impl GraphStore {
             st.pending_mounts.insert(container_id.to_owned());
             (lowers, parent)
         };
-        let res = self.create_rw_unlocked(container_id, &lowers, parent);
+        let res = self.create_rw_unlocked(container_id, &lowers, parent, made);
         self.state.lock().pending_mounts.remove(container_id);
         res
     }
@@ -768,10 +785,10 @@ impl GraphStore {
         container_id: &str,
         lowers: &[String],
         parent: String,
-    ) -> Result<RootfsSpec, GraphError> {
+        made: impl FnOnce(RootfsSpec),
+    ) -> Result<(), GraphError> {
         let mount_id = crate::util::new_id();
-        let made = self.driver.create_rw(&mount_id, lowers);
-        let (init_id, spec) = match made {
+        let (init_id, spec) = match self.driver.create_rw(&mount_id, lowers) {
             Ok(x) => x,
             Err(e) => {
                 self.discard(&mount_id);
@@ -779,6 +796,7 @@ impl GraphStore {
                 return Err(e);
             }
         };
+        made(spec);
         let record = MountRecord {
             mount_id: mount_id.clone(),
             init_id: init_id.clone(),
@@ -791,7 +809,13 @@ impl GraphStore {
         if let Some(i) = &init_id {
             files.push(("init-id", i.clone()));
         }
-        if let Err(e) = write_dir_atomic(&self.mountsdb(), container_id, &files) {
+        // The layer dirs' renames (not yet durable) are fsynced with the record's files:
+        // one journal commit for both, then the record's rename and its parent's fsync.
+        let home = &self.driver.home;
+        let written = fs::File::open(home)
+            .map_err(io_error(home))
+            .and_then(|h| write_dir_atomic(&self.mountsdb(), container_id, &files, &[&h]));
+        if let Err(e) = written {
             self.discard(&mount_id);
             if let Some(i) = &init_id {
                 self.discard(i);
@@ -802,7 +826,7 @@ impl GraphStore {
             .lock()
             .mounts
             .insert(container_id.to_owned(), record);
-        Ok(spec)
+        Ok(())
     }
 
     /// Deletes a container's read-write layer; Ok when there is none.
@@ -832,6 +856,23 @@ impl GraphStore {
             st.mounts.insert(container_id.to_owned(), record);
         }
         res
+    }
+
+    /// Removes the read-write layers of containers not in `keep` and returns their ids.
+    pub fn prune_rw(&self, keep: &HashSet<String>) -> Result<Vec<String>, GraphError> {
+        let orphans: Vec<String> = {
+            let st = self.state.lock();
+            st.mounts
+                .keys()
+                .filter(|id| !keep.contains(*id))
+                .cloned()
+                .collect()
+        };
+        for id in &orphans {
+            tracing::info!(container_id = %id, "removing the layer of a container with no record");
+            self.remove_rw(id)?;
+        }
+        Ok(orphans)
     }
 
     /// The metadata first: once its rename to a doomed name is durable (the mounts dir
@@ -1017,7 +1058,14 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), GraphError> {
 }
 
 /// Writes a metadata dir atomically: files in `.<name>.tmp-…`, then a rename to `name`.
-fn write_dir_atomic(parent: &Path, name: &str, files: &[(&str, String)]) -> Result<(), GraphError> {
+/// `also` are fsynced together with the files, before the rename: what the record names
+/// and must be durable first.
+fn write_dir_atomic(
+    parent: &Path,
+    name: &str,
+    files: &[(&str, String)],
+    also: &[&fs::File],
+) -> Result<(), GraphError> {
     let tmp = parent.join(format!(
         ".{name}.tmp-{}",
         hex::encode(rand::random::<[u8; 4]>())
@@ -1035,8 +1083,9 @@ fn write_dir_atomic(parent: &Path, name: &str, files: &[(&str, String)]) -> Resu
             handles.push(f);
         }
         handles.push(fs::File::open(&tmp).map_err(io_error(&tmp))?);
-        crate::util::sync_all_concurrently(&handles.iter().collect::<Vec<_>>())
-            .map_err(io_error(&tmp))?;
+        let mut all: Vec<&fs::File> = handles.iter().collect();
+        all.extend_from_slice(also);
+        crate::util::sync_all_concurrently(&all).map_err(io_error(&tmp))?;
         let to = parent.join(name);
         fs::rename(&tmp, &to).map_err(io_error(&to))?;
         fsync_dir(parent)
@@ -1292,6 +1341,7 @@ mod tests {
                 ("size", "1".into()),
                 ("cache-id", fresh()),
             ],
+            &[],
         )
         .unwrap();
         // A complete layer no image uses (crash before the image config).
@@ -1306,6 +1356,7 @@ mod tests {
                 ("size", "1".into()),
                 ("cache-id", unused_cache),
             ],
+            &[],
         )
         .unwrap();
         // A half-written metadata dir and a write_atomic temp file.
@@ -1330,6 +1381,52 @@ mod tests {
         assert!(s.resolve("orphan").is_err());
         let repos: Repositories = serde_json::from_slice(&fs::read(&repos_path).unwrap()).unwrap();
         assert!(repos.get("orphan", "latest").is_none());
+    }
+
+    #[test]
+    fn layers_of_containers_without_records_are_pruned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = vfs_store(tmp.path());
+        let id = import(&s, tarball(&[("bin/sh", b"sh")]), Some("img"), None, &[]).unwrap();
+        let (kept, orphan) = (crate::util::new_id(), crate::util::new_id());
+        s.create_rw(&kept, &id).unwrap();
+        // A crash after the layer, before the container's record.
+        let orphan_spec = s.create_rw(&orphan, &id).unwrap();
+        drop(s);
+        let s = vfs_store(tmp.path());
+        let keep: HashSet<String> = [kept.clone()].into();
+        assert_eq!(s.prune_rw(&keep).unwrap(), vec![orphan.clone()]);
+        assert!(s.prune_rw(&keep).unwrap().is_empty());
+        s.shutdown().unwrap();
+        assert_eq!(names(&s.mountsdb()), vec![kept]);
+        assert!(!orphan_spec.target.exists());
+    }
+
+    #[test]
+    fn a_layer_is_handed_out_before_it_is_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = vfs_store(tmp.path());
+        let id = import(&s, tarball(&[("bin/sh", b"sh")]), Some("img"), None, &[]).unwrap();
+        let cid = crate::util::new_id();
+        let record = s.mountsdb().join(&cid);
+        let mut seen = None;
+        s.create_rw_with(&cid, &id, |spec| {
+            assert!(spec.target.join("bin/sh").is_file());
+            assert!(!record.exists());
+            // Pending: a removal does nothing until the layer is recorded.
+            s.remove_rw(&cid).unwrap();
+            seen = Some(spec);
+        })
+        .unwrap();
+        assert!(seen.is_some());
+        assert!(record.join("mount-id").is_file());
+        // A failure before the dirs are made hands nothing out.
+        let mut called = false;
+        let e = s
+            .create_rw_with(&crate::util::new_id(), "sha256:0000", |_| called = true)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(!called);
     }
 
     #[test]

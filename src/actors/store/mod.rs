@@ -8,9 +8,12 @@
 //! a future inside a `ResponseActFuture`, so independent creates, starts and stops run
 //! side by side and only the short state updates run on the actor.
 //!
-//! Durability: a create is fsynced before it is answered (config.v2.json and
-//! hostconfig.json); later state changes (running, exited) are written atomically but not
-//! fsynced, since the monitors' exit files let a restart reconcile them. A removal is
+//! Durability: a create is fsynced before it is answered: its name, its layer and the
+//! files that do not depend on the layer are made at once, then config.v2.json, the
+//! commit point, staged while the graph makes the layer durable and renamed into place
+//! after (a dir without it is an unfinished create, which Init deletes). Later
+//! state changes (running, exited) are written atomically but not fsynced, since the
+//! monitors' exit files let a restart reconcile them. A removal is
 //! durable when answered: after the layer and the names, the container's dir is renamed
 //! to a doomed name and `containers/` fsynced; its files are deleted after the reply by
 //! the [`Deleter`] shared with the graph, and Init hands doomed dirs a crash left to it.
@@ -46,7 +49,10 @@ use super::exec::{
     PrepareStart, ResizeContainer, RestoreContainer, RestoreState, SignalContainer,
     StartContainer as ExecStart,
 };
-use super::graph::{CreateRwLayer, GetDriverInfo, GraphActor, RemoveRwLayer, ResolveImage};
+use super::graph::{
+    CreateRwLayer, GetDriverInfo, GraphActor, GraphError, PruneRwLayers, RemoveRwLayer,
+    ResolveImage, RwLayer,
+};
 use super::graphdb::{GraphDbActor, GraphDbError, ListNames, ReleaseEntity, ReserveName};
 use super::network::{
     GetNetworkInfo, NetworkActor, NetworkInfo, Prewarm, ReleaseEndpoint, RestoreEndpoints, Sandbox,
@@ -451,13 +457,21 @@ impl Handler<MonitorLost> for ContainerStoreActor {
     }
 }
 
+/// What [`load_records`] found.
+#[derive(Debug, Default)]
+struct Loaded {
+    records: Vec<Container>,
+    /// Every container dir with a record, readable or not: their layers are kept.
+    ids: std::collections::HashSet<String>,
+}
+
 /// Reads every record under `containers/`. A record that cannot be read is logged and
 /// skipped (left on disk for the operator), so one bad file cannot stop the daemon. The
-/// dir of a container whose removal a crash cut short (renamed to a doomed name) is handed
-/// to `deleter`.
-fn load_records(dir: &Path, deleter: &Deleter) -> std::io::Result<Vec<Container>> {
+/// dir of a container whose removal a crash cut short (renamed to a doomed name), and that
+/// of a create a crash cut short (no config.v2.json), are handed to `deleter`.
+fn load_records(dir: &Path, deleter: &Deleter) -> std::io::Result<Loaded> {
     fs::create_dir_all(dir)?;
-    let mut out = Vec::new();
+    let mut out = Loaded::default();
     for ent in fs::read_dir(dir)? {
         let ent = ent?;
         let path = ent.path();
@@ -472,6 +486,22 @@ fn load_records(dir: &Path, deleter: &Deleter) -> std::io::Result<Vec<Container>
             continue;
         }
         let record = path.join("config.v2.json");
+        if matches!(fs::symlink_metadata(&record), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        {
+            // A create writes the record last: this one did not finish, and was not
+            // answered. Its name in the graph database is released below, its layer by
+            // the graph.
+            tracing::info!(path = %path.display(), "deleting the dir of an unfinished create");
+            match deleter::rename_doomed(&path) {
+                Ok(Some(doomed)) => deleter.delete(doomed),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unfinished create left")
+                }
+            }
+            continue;
+        }
+        out.ids.insert(name.clone().into_owned());
         let parsed = fs::read(&record)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice::<Container>(&b).map_err(|e| e.to_string()))
@@ -481,7 +511,7 @@ fn load_records(dir: &Path, deleter: &Deleter) -> std::io::Result<Vec<Container>
                 Ok(c)
             });
         match parsed {
-            Ok(c) => out.push(c),
+            Ok(c) => out.records.push(c),
             Err(e) => {
                 tracing::warn!(path = %record.display(), error = %e, "container record skipped")
             }
@@ -509,6 +539,15 @@ impl Handler<Init> for ContainerStoreActor {
             .await
             .map_err(|e| LifecycleError(format!("loading container records: {e}")))?
             .map_err(|e| LifecycleError(format!("containers dir {}: {e}", dir.display())))?;
+            let Loaded { records, ids } = records;
+            // A crash between a create's layer and its record left a layer no container
+            // has.
+            peers
+                .graph
+                .send(PruneRwLayers { keep: ids })
+                .await
+                .map_err(|e| LifecycleError::from_error(&e))?
+                .map_err(|e| LifecycleError::from_error(&e))?;
             let net = peers
                 .network
                 .send(GetNetworkInfo)
@@ -748,33 +787,69 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 .await
                 .map_err(StoreError::mailbox("graph"))??;
             let (path, args) = create::merge_image(&mut config, &image.config)?;
-            peers
-                .graphdb
-                .send(ReserveName {
-                    name: name2.clone(),
-                    id: id2.clone(),
-                })
-                .await
-                .map_err(StoreError::mailbox("graphdb"))??;
-            let undo_name = || async {
-                let _ = peers.graphdb.send(ReleaseEntity { id: id2.clone() }).await;
+            let hostname = config
+                .get("Hostname")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let host = serde_json::to_vec(&host_config).map_err(|e| StoreError::InvalidConfig {
+                reason: e.to_string(),
+            })?;
+            // Three independent parts at once: the name, the layer, and the files of the
+            // container's dir that do not depend on the layer. Only the record, which
+            // holds the layer's rootfs, waits for the layer.
+            let dir2 = dir.clone();
+            let files = persister.run(&id2, move || {
+                write_container_files(&dir2, &hostname, &dns, &host)
+            });
+            let reserve = async {
+                peers
+                    .graphdb
+                    .send(ReserveName {
+                        name: name2.clone(),
+                        id: id2.clone(),
+                    })
+                    .await
+                    .map_err(StoreError::mailbox("graphdb"))
+                    .and_then(|r| r.map_err(StoreError::from))
             };
-            let rootfs = match peers
-                .graph
-                .send(CreateRwLayer {
-                    container_id: id2.clone(),
-                    image_id: image.id.clone(),
-                })
-                .await
-                .map_err(StoreError::mailbox("graph"))
-                .and_then(|r| r.map_err(StoreError::from))
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    undo_name().await;
-                    return Err(e);
+            let layer = async {
+                peers
+                    .graph
+                    .send(CreateRwLayer {
+                        container_id: id2.clone(),
+                        image_id: image.id.clone(),
+                    })
+                    .await
+                    .map_err(StoreError::mailbox("graph"))
+                    .and_then(|r| r.map_err(StoreError::from))
+            };
+            let (files, reserved, layer) = futures_util::join!(files, reserve, layer);
+            let files = files.map_err(|source| StoreError::Persist {
+                path: dir.clone(),
+                source,
+            });
+            let undo = CreateUndo {
+                peers: &peers,
+                persister: &persister,
+                id: &id2,
+                dir: &dir,
+            };
+            // The name's error first (a taken name is what the user can fix). A layer
+            // being made is undone only once it is durable (`settle`).
+            let layer = match (reserved, layer, files) {
+                (Ok(()), Ok(layer), Ok(())) => layer,
+                (Err(e), layer, _) => {
+                    let made = settle(layer).await;
+                    return Err(undo.run(e, false, made).await);
+                }
+                (Ok(()), Err(e), _) => return Err(undo.run(e, true, false).await),
+                (Ok(()), Ok(layer), Err(e)) => {
+                    let made = settle(Ok(layer)).await;
+                    return Err(undo.run(e, true, made).await);
                 }
             };
+            let RwLayer { rootfs, durable } = layer;
             let c = Container {
                 id: id2.clone(),
                 name: name2,
@@ -791,35 +866,42 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 restart_count: 0,
                 endpoint: None,
             };
-            let record = serde_json::to_vec(&c).map_err(|e| StoreError::InvalidConfig {
-                reason: e.to_string(),
-            })?;
-            let host =
-                serde_json::to_vec(&c.host_config).map_err(|e| StoreError::InvalidConfig {
-                    reason: e.to_string(),
-                })?;
-            let hostname = c
-                .config
-                .get("Hostname")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
+            let record = match serde_json::to_vec(&c) {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = StoreError::InvalidConfig {
+                        reason: e.to_string(),
+                    };
+                    let made = matches!(durable.await, Ok(Ok(())));
+                    return Err(undo.run(err, true, made).await);
+                }
+            };
+            // The record's temp file is written and fsynced while the layer is made
+            // durable; it is renamed into place only after.
             let dir2 = dir.clone();
-            let written = persister
-                .run(&id2, move || {
-                    write_container_dir(&dir2, &hostname, &dns, &record, &host)
-                })
-                .await;
-            if let Err(source) = written {
-                let _ = fs::remove_dir_all(&dir);
-                let _ = peers
-                    .graph
-                    .send(RemoveRwLayer {
-                        container_id: id2.clone(),
-                    })
-                    .await;
-                undo_name().await;
-                return Err(StoreError::Persist { path: dir, source });
+            let staged = persister.run(&id2, move || stage_record(&dir2, &record));
+            let (staged, durable) = futures_util::join!(staged, durable);
+            let durable = match durable {
+                Ok(res) => res.map_err(StoreError::from),
+                Err(_) => Err(StoreError::from(GraphError::TaskFailed {
+                    operation: "container layer create",
+                })),
+            };
+            let persist_error = |source| StoreError::Persist {
+                path: dir.clone(),
+                source,
+            };
+            match (durable, staged) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), _) => return Err(undo.run(e, true, false).await),
+                (Ok(()), Err(source)) => {
+                    return Err(undo.run(persist_error(source), true, true).await);
+                }
+            }
+            let dir2 = dir.clone();
+            let committed = persister.run(&id2, move || commit_record(&dir2)).await;
+            if let Err(source) = committed {
+                return Err(undo.run(persist_error(source), true, true).await);
             }
             Ok(c)
         };
@@ -882,28 +964,117 @@ async fn take_sandbox(
     Ok(sb)
 }
 
-/// Writes a new container's dir: hostname, hosts, resolv.conf and the two records
-/// (fsynced, with the dir and its parent), so that a create is durable when it is answered.
-fn write_container_dir(
+/// Undoes what a create that failed had made: its dir, its layer and its name. The dir
+/// is deleted on the record writer (behind the create's writes), the layer and the name
+/// through their actors.
+struct CreateUndo<'a> {
+    peers: &'a Peers,
+    persister: &'a Persister,
+    id: &'a str,
+    dir: &'a Path,
+}
+
+impl CreateUndo<'_> {
+    /// Deletes the dir, releases the name when `name_held` and removes the layer when
+    /// `layer_made`, and returns `cause`.
+    async fn run(&self, cause: StoreError, name_held: bool, layer_made: bool) -> StoreError {
+        let dir = self.dir.to_owned();
+        let remove_dir = self
+            .persister
+            .run(self.id, move || match fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            });
+        let remove_layer = async {
+            if layer_made {
+                let _ = self
+                    .peers
+                    .graph
+                    .send(RemoveRwLayer {
+                        container_id: self.id.to_owned(),
+                    })
+                    .await;
+            }
+        };
+        let release_name = async {
+            if name_held {
+                let _ = self
+                    .peers
+                    .graphdb
+                    .send(ReleaseEntity {
+                        id: self.id.to_owned(),
+                    })
+                    .await;
+            }
+        };
+        let (removed, (), ()) = futures_util::join!(remove_dir, remove_layer, release_name);
+        if let Err(e) = removed {
+            // Init removes a dir without a record.
+            tracing::warn!(error = %e, container_id = %self.id, "the dir of a failed create was left");
+        }
+        cause
+    }
+}
+
+/// Writes the files of a new container's dir that do not depend on its layer (hostname,
+/// hosts, resolv.conf, hostconfig.json), then fsyncs them, the dir and its parent together.
+/// They need no temp names: until [`commit_record`] adds config.v2.json the dir
+/// is a create that did not finish, which Init removes (`load_records`).
+fn write_container_files(
     dir: &Path,
     hostname: &str,
     dns: &[std::net::IpAddr],
-    record: &[u8],
     host_config: &[u8],
 ) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
-    fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
-    fs::write(dir.join("hosts"), create::hosts_file(hostname, None))?;
+    fs::create_dir(dir)?;
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    fs::write(
-        dir.join("resolv.conf"),
-        create::resolv_conf(&host_resolv, dns),
-    )?;
-    // The record last: a dir without it is a create that did not finish.
-    crate::util::write_atomic_many(
-        dir,
-        &[("hostconfig.json", host_config), ("config.v2.json", record)],
-    )
+    let files: [(&str, Vec<u8>); 4] = [
+        ("hostname", format!("{hostname}\n").into_bytes()),
+        ("hosts", create::hosts_file(hostname, None).into_bytes()),
+        (
+            "resolv.conf",
+            create::resolv_conf(&host_resolv, dns).into_bytes(),
+        ),
+        ("hostconfig.json", host_config.to_vec()),
+    ];
+    let mut handles = Vec::with_capacity(files.len() + 2);
+    for (name, data) in &files {
+        let mut f = fs::File::create_new(dir.join(name))?;
+        std::io::Write::write_all(&mut f, data)?;
+        handles.push(f);
+    }
+    handles.push(fs::File::open(dir)?);
+    if let Some(parent) = dir.parent() {
+        handles.push(fs::File::open(parent)?);
+    }
+    crate::util::sync_all_concurrently(&handles.iter().collect::<Vec<_>>())
+}
+
+/// Waits until a layer the graph was making is durable or undone; true when it was made
+/// (and so must be removed).
+async fn settle(layer: Result<RwLayer, StoreError>) -> bool {
+    match layer {
+        Ok(l) => matches!(l.durable.await, Ok(Ok(()))),
+        Err(_) => false,
+    }
+}
+
+/// The temp name of a new container's record until [`commit_record`].
+const STAGED_RECORD: &str = ".config.v2.json.tmp-create";
+
+/// Writes a new container's record under a temp name in a dir that
+/// [`write_container_files`] made, and fsyncs it.
+fn stage_record(dir: &Path, record: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::File::create_new(dir.join(STAGED_RECORD))?;
+    std::io::Write::write_all(&mut f, record)?;
+    f.sync_all()
+}
+
+/// The commit point of a create: the staged record renamed to config.v2.json, the dir
+/// fsynced.
+fn commit_record(dir: &Path) -> std::io::Result<()> {
+    fs::rename(dir.join(STAGED_RECORD), dir.join("config.v2.json"))?;
+    fs::File::open(dir)?.sync_all()
 }
 
 impl Handler<StartContainer> for ContainerStoreActor {
@@ -1344,40 +1515,69 @@ mod tests {
         v
     }
 
+    /// A container's dir as a create leaves it.
+    fn write_dir(dir: &Path, c: &Container) {
+        let host = serde_json::to_vec(&c.host_config).unwrap();
+        write_container_files(dir, &c.id[..12], &[], &host).unwrap();
+        stage_record(dir, &serde_json::to_vec(c).unwrap()).unwrap();
+        commit_record(dir).unwrap();
+    }
+
+    #[test]
+    fn load_records_deletes_the_dirs_of_creates_a_crash_cut_short() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("containers");
+        fs::create_dir_all(&dir).unwrap();
+        let kept = crate::util::new_id();
+        write_dir(&dir.join(&kept), &record(&kept));
+        // The files made beside the layer, and the daemon died before the record.
+        let early = crate::util::new_id();
+        write_container_files(&dir.join(&early), "early", &[], b"{}").unwrap();
+        // The record's temp file written but not renamed.
+        let late = crate::util::new_id();
+        let late_dir = dir.join(&late);
+        write_container_files(&late_dir, "late", &[], b"{}").unwrap();
+        stage_record(&late_dir, b"{}").unwrap();
+        // The dir made, nothing in it yet.
+        let empty = crate::util::new_id();
+        fs::create_dir(dir.join(&empty)).unwrap();
+        // A record that cannot be read is left for the operator, and so is its layer.
+        let bad = crate::util::new_id();
+        write_container_files(&dir.join(&bad), "bad", &[], b"{}").unwrap();
+        fs::write(dir.join(&bad).join("config.v2.json"), b"{").unwrap();
+
+        let deleter = Deleter::new();
+        let loaded = load_records(&dir, &deleter).unwrap();
+        assert_eq!(loaded.records.len(), 1);
+        assert_eq!(loaded.records[0].id, kept);
+        assert_eq!(loaded.ids, [kept.clone(), bad.clone()].into());
+        deleter.drain();
+        let mut want = vec![kept, bad];
+        want.sort();
+        assert_eq!(names(&dir), want);
+    }
+
     #[test]
     fn load_records_deletes_the_dirs_of_removals_a_crash_cut_short() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("containers");
         let kept = crate::util::new_id();
         let c = record(&kept);
-        write_container_dir(
-            &dir.join(&kept),
-            "kept",
-            &[],
-            &serde_json::to_vec(&c).unwrap(),
-            b"{}",
-        )
-        .unwrap();
+        fs::create_dir_all(&dir).unwrap();
+        write_dir(&dir.join(&kept), &c);
         // A removal renamed this one away (its record intact) and the daemon died.
         let gone = crate::util::new_id();
         let gone_dir = dir.join(&gone);
-        write_container_dir(
-            &gone_dir,
-            "gone",
-            &[],
-            &serde_json::to_vec(&record(&gone)).unwrap(),
-            b"{}",
-        )
-        .unwrap();
+        write_dir(&gone_dir, &record(&gone));
         fs::write(gone_dir.join(format!("{gone}-json.log")), b"{}\n").unwrap();
         let doomed = deleter::rename_doomed(&gone_dir).unwrap().unwrap();
         // Not ours: left alone.
         fs::create_dir(dir.join("lost+found")).unwrap();
 
         let deleter = Deleter::new();
-        let records = load_records(&dir, &deleter).unwrap();
-        assert_eq!(records.len(), 1);
-        assert_eq!(records[0].id, kept);
+        let loaded = load_records(&dir, &deleter).unwrap();
+        assert_eq!(loaded.records.len(), 1);
+        assert_eq!(loaded.records[0].id, kept);
         deleter.drain();
         assert!(!doomed.exists());
         let mut want = vec![kept, "lost+found".to_owned()];
