@@ -77,6 +77,8 @@ pub struct NetworkActor {
     pool: Pool,
     /// After `Shutdown`: nothing more is made ahead.
     closing: bool,
+    /// The rules as read when the actor started, for `Init`.
+    snapshot: Option<tokio::task::JoinHandle<Result<firewall::Snapshot, NetworkError>>>,
 }
 
 /// The bridge network in force.
@@ -98,12 +100,21 @@ impl NetworkActor {
             endpoints: HashMap::new(),
             pool: Pool::default(),
             closing: false,
+            snapshot: None,
         }
     }
 }
 
 impl Actor for NetworkActor {
     type Context = Context<Self>;
+
+    /// The rules are read (an `iptables-save` run, 2-5 ms) as soon as the actor starts,
+    /// while the actors before this one initialise; `Init` uses what was read.
+    fn started(&mut self, _: &mut Self::Context) {
+        if self.config.iptables && self.config.bridge != BridgeSetting::None {
+            self.snapshot = Some(tokio::task::spawn_blocking(firewall::snapshot));
+        }
+    }
 }
 
 /// An rtnetlink handle whose connection runs on a thread of its own ("berth-netlink").
@@ -317,13 +328,13 @@ fn enable_ip_forward() -> Result<(), NetworkError> {
     })
 }
 
+/// The network settings of `config`, the bridge made and the rules set. `snapshot`: the
+/// rules as read earlier (else they are read now).
 async fn resolve(
     config: Arc<DaemonConfig>,
+    snapshot: Option<tokio::task::JoinHandle<Result<firewall::Snapshot, NetworkError>>>,
 ) -> Result<(NetworkInfo, Option<BridgeNet>), NetworkError> {
     let handle = netlink()?;
-    // The rules are read while the bridge is planned.
-    let snapshot = (config.iptables && config.bridge != BridgeSetting::None)
-        .then(|| tokio::task::spawn_blocking(firewall::snapshot));
     let mtu = if config.mtu != 0 {
         config.mtu
     } else {
@@ -409,8 +420,9 @@ impl Handler<Init> for NetworkActor {
     type Result = ResponseActFuture<Self, Result<(), LifecycleError>>;
     fn handle(&mut self, _: Init, _: &mut Self::Context) -> Self::Result {
         let config = self.config.clone();
-        Box::pin(
-            actix::fut::wrap_future(resolve(config)).map(|res, act: &mut Self, _| match res {
+        let snapshot = self.snapshot.take();
+        Box::pin(actix::fut::wrap_future(resolve(config, snapshot)).map(
+            |res, act: &mut Self, _| match res {
                 Ok((info, net)) => {
                     tracing::info!(
                         enabled = info.enabled,
@@ -425,8 +437,8 @@ impl Handler<Init> for NetworkActor {
                     Ok(())
                 }
                 Err(e) => Err(LifecycleError::from_error(&e)),
-            }),
-        )
+            },
+        ))
     }
 }
 
