@@ -208,14 +208,7 @@ mod tests {
         p
     }
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use crate::util::sorted_names as names;
 
     #[test]
     fn doomed_names() {

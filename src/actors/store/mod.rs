@@ -1506,14 +1506,7 @@ mod tests {
         }
     }
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use crate::util::sorted_names as names;
 
     /// A container's dir as a create leaves it.
     fn write_dir(dir: &Path, c: &Container) {
