@@ -482,5 +482,21 @@ fn a_container_whose_monitor_was_killed_can_still_be_stopped_and_removed() {
     assert_eq!(state.trim(), "exited 255");
     // The orphaned process is ours to end.
     common::signal(pid, libc::SIGKILL);
+    let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "lost"]);
+    let cgroups = |id: &str| -> Vec<std::path::PathBuf> {
+        // berth/<id> in each v1 hierarchy and in the unified one (or at the top, v2-only).
+        let mut dirs = vec![std::path::Path::new("/sys/fs/cgroup/berth").join(id)];
+        for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            dirs.push(e.path().join("berth").join(id));
+        }
+        dirs.into_iter().filter(|d| d.is_dir()).collect()
+    };
+    assert!(
+        !cgroups(id.trim()).is_empty(),
+        "the dead monitor left no cgroup?"
+    );
     d.docker_ok(&["rm", "lost"]);
+    // Its monitor did not live to remove its cgroup: the removal did.
+    let left = cgroups(id.trim());
+    assert!(left.is_empty(), "{left:?}");
 }

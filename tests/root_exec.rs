@@ -345,7 +345,10 @@ fn restore_finds_running_then_exited() {
             "{r:?}"
         );
         ex.addr
-            .send(CleanupContainer { id: id.clone() })
+            .send(CleanupContainer {
+                id: id.clone(),
+                cgroup: None,
+            })
             .await
             .unwrap()
             .unwrap();

@@ -482,6 +482,29 @@ impl ContainerCgroup {
         })
     }
 
+    /// The directories of `rel` that exist in the hierarchies of `layout`: what a monitor
+    /// that died before its container's exit left behind, for removal.
+    pub fn existing(layout: &CgroupLayout, rel: &str) -> Result<Self, SysError> {
+        let rel = check_rel_path(rel)?;
+        let mut mounts: Vec<&Path> = Vec::new();
+        for ctrl in V1_CONTROLLERS {
+            if let Some(m) = layout.v1_mount(ctrl) {
+                if !mounts.contains(&m) {
+                    mounts.push(m);
+                }
+            }
+        }
+        mounts.extend(layout.unified.as_deref());
+        Ok(ContainerCgroup {
+            dirs: mounts
+                .into_iter()
+                .map(|m| m.join(&rel))
+                .filter(|d| d.is_dir())
+                .collect(),
+            ..ContainerCgroup::default()
+        })
+    }
+
     /// Removes the directories, retrying while exiting processes still hold them (EBUSY)
     /// until `patience` has passed. Returns the directories that could not be removed.
     pub fn remove(&self, patience: Duration) -> Vec<PathBuf> {

@@ -129,11 +129,13 @@ pub enum RestoreState {
 }
 
 /// From `ContainerStoreActor` after removal: deletes the container's state dir under the
-/// exec root.
+/// exec root, and its cgroup `cgroup` (relative to each hierarchy) if it is still there
+/// (a monitor that died before the container's exit leaves it).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), ExecError>")]
 pub struct CleanupContainer {
     pub id: String,
+    pub cgroup: Option<String>,
 }
 
 /// From `ContainerStoreActor` when a create begins: a start is likely to follow, so the

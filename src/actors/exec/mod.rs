@@ -402,17 +402,46 @@ impl Handler<CleanupContainer> for ExecActor {
             ctx.cancel_future(w.watch);
         }
         let id = msg.id;
+        let layout = self.layout.clone();
+        let cgroup = msg.cgroup;
         let fut = async move {
             let id2 = id.clone();
-            tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(source) => Err(ExecError::ExecRoot { path: dir, source }),
+            tokio::task::spawn_blocking(move || {
+                if let (Some(layout), Some(rel)) = (layout, cgroup) {
+                    remove_leftover_cgroup(&layout, &rel, &id2);
+                }
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    Err(source) => Err(ExecError::ExecRoot { path: dir, source }),
+                }
             })
             .await
-            .map_err(|e| join_err(&id2, e))?
+            .map_err(|e| join_err(&id, e))?
         };
         Box::pin(fut.into_actor(self))
+    }
+}
+
+/// Removes what is left of a container's cgroup (nothing, unless its monitor died before
+/// the container's exit); a cgroup that still has processes stays, with a warning.
+fn remove_leftover_cgroup(layout: &CgroupLayout, rel: &str, id: &str) {
+    let cg = match crate::sys::cgroups::ContainerCgroup::existing(layout, rel) {
+        Ok(cg) => cg,
+        Err(e) => {
+            warn!(container_id = %id, error = %e, "cgroup of a removed container not checked");
+            return;
+        }
+    };
+    if cg.dirs.is_empty() {
+        return;
+    }
+    // An orphaned process just killed may still be exiting.
+    let left = cg.remove(Duration::from_millis(500));
+    if left.is_empty() {
+        info!(container_id = %id, "cgroup left by a lost monitor removed");
+    } else {
+        warn!(container_id = %id, dirs = ?left, "cgroup of a removed container still in use");
     }
 }
 
@@ -452,10 +481,13 @@ mod tests {
             assert!(matches!(r, Err(ExecError::NotRunning { .. })), "{r:?}");
             let r = a.send(RestoreContainer { id: "x".into() }).await.unwrap();
             assert_eq!(r.unwrap(), RestoreState::Gone);
-            a.send(CleanupContainer { id: "x".into() })
-                .await
-                .unwrap()
-                .unwrap();
+            a.send(CleanupContainer {
+                id: "x".into(),
+                cgroup: None,
+            })
+            .await
+            .unwrap()
+            .unwrap();
 
             let spec = crate::monitor::spec::ContainerSpec {
                 id: "y".into(),

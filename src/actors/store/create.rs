@@ -357,6 +357,11 @@ pub fn resolv_conf(host_file: &str, dns: &[std::net::IpAddr]) -> String {
     out
 }
 
+/// A container's cgroup, relative to each hierarchy's root.
+pub fn cgroup_path(id: &str) -> String {
+    format!("berth/{id}")
+}
+
 /// What the monitor needs to create the container's init.
 pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> ContainerSpec {
     let str_of = |k: &str| {
@@ -418,7 +423,7 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
         log_path: container_dir.join(format!("{}-json.log", c.id)),
         state_dir: crate::actors::exec::state_dir(exec_root, &c.id),
         cgroup: CgroupSpec {
-            path: format!("berth/{}", c.id),
+            path: cgroup_path(&c.id),
             memory: c.host_i64("Memory"),
             pids: c.host_i64("PidsLimit").max(0),
             cpu_quota,

@@ -276,7 +276,10 @@ impl ContainerStoreActor {
                     container_id: id2.clone(),
                 }),
                 peers.graphdb.send(ReleaseEntity { id: id2.clone() }),
-                peers.exec.send(CleanupContainer { id: id2.clone() })
+                peers.exec.send(CleanupContainer {
+                    id: id2.clone(),
+                    cgroup: Some(create::cgroup_path(&id2)),
+                })
             );
             if let Err(e) = cleaned {
                 tracing::warn!(error = %e, container_id = %id2, "runtime dir not cleaned up");
