@@ -191,11 +191,9 @@ impl Spare {
         batch: &[u8],
         fds: &[OwnedFd],
     ) -> Result<UnixStream, ExecError> {
+        // The monitor makes its state dir itself (the exec root's `containers/` exists
+        // since Init).
         let id = &spec.id;
-        std::fs::create_dir_all(&spec.state_dir).map_err(|source| ExecError::ExecRoot {
-            path: spec.state_dir.clone(),
-            source,
-        })?;
         let ours = self
             .sock
             .take()
