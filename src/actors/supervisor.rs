@@ -28,6 +28,7 @@ use super::{ActorClient, Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
 use crate::deleter::Deleter;
 use crate::metrics::metrics;
+use crate::sys::cgroups::CgroupLayout;
 
 /// Something the supervisor starts and stops in order.
 pub trait Managed: Send {
@@ -99,7 +100,12 @@ impl Actors {
     /// Creates every actor (nothing is opened until `Init`): GraphDb on a one-thread
     /// SyncArbiter, the others each on an arbiter of its own, so that one busy subsystem
     /// does not delay another's messages.
-    pub fn create(config: Arc<DaemonConfig>, data_root: PathBuf, monitor_exe: PathBuf) -> Actors {
+    pub fn create(
+        config: Arc<DaemonConfig>,
+        data_root: PathBuf,
+        monitor_exe: PathBuf,
+        cgroups: CgroupLayout,
+    ) -> Actors {
         let db_path = data_root.join("linkgraph.db");
         let graphdb = ActorClient::new(
             "graphdb",
@@ -127,7 +133,7 @@ impl Actors {
             ActorClient::new(
                 "exec",
                 ExecActor::start_in_arbiter(&arbiter().handle(), move |_| {
-                    ExecActor::new(c, monitor_exe)
+                    ExecActor::new(c, monitor_exe, cgroups)
                 }),
             )
         };

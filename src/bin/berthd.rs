@@ -100,7 +100,12 @@ async fn serve(
     monitor_exe: std::path::PathBuf,
 ) -> Result<(), String> {
     use actix::Actor;
-    let actors = Actors::create(config.clone(), data_root.clone(), monitor_exe);
+    let actors = Actors::create(
+        config.clone(),
+        data_root.clone(),
+        monitor_exe,
+        facts.cgroups.clone(),
+    );
     let supervisor = DaemonSupervisor::default().start();
     supervisor
         .send(Boot {

@@ -90,7 +90,7 @@ pub struct CgroupSpec {
     pub cpu_period: u64,
     /// Relative CPU weight as Docker's `--cpu-shares` (0: default).
     pub cpu_shares: u64,
-    /// The host's hierarchies as the exec actor found them at its `Init` (filled in by
+    /// The host's hierarchies as the system checks found them (filled in by
     /// `StartContainer`); the monitor reads them itself when absent.
     #[serde(default)]
     pub layout: Option<crate::sys::cgroups::CgroupLayout>,

@@ -291,7 +291,12 @@ pub struct Exec {
 
 impl Exec {
     pub async fn start(fx: &Fixture) -> Exec {
-        let addr = ExecActor::new(fx.config(), PathBuf::from(env!("CARGO_BIN_EXE_berthd"))).start();
+        let addr = ExecActor::new(
+            fx.config(),
+            PathBuf::from(env!("CARGO_BIN_EXE_berthd")),
+            CgroupLayout::detect(),
+        )
+        .start();
         addr.send(berth::actors::Init).await.unwrap().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         let sink = ExitSink(tx).start();

@@ -63,8 +63,9 @@ pub struct ExecActor {
     /// On hosts with v1 cgroup hierarchies: starts the init's cgroup move's grace period
     /// ahead of it (set at `Init`).
     warmup: Option<V1Warmup>,
-    /// The host's cgroup hierarchies, found at `Init` and handed to each monitor.
-    layout: Option<CgroupLayout>,
+    /// The host's cgroup hierarchies (found once, by the system checks), handed to each
+    /// monitor.
+    layout: CgroupLayout,
     /// A monitor spawned when a container was created, for the next start (see
     /// [`SPARE_TTL`]); `spare_spawning` while one is on its way.
     spare: Option<client::Spare>,
@@ -78,7 +79,8 @@ pub struct ExecActor {
 pub const SPARE_TTL: Duration = Duration::from_millis(500);
 
 impl ExecActor {
-    pub fn new(config: Arc<DaemonConfig>, monitor_exe: PathBuf) -> Self {
+    /// `layout`: the host's cgroup hierarchies, as the system checks found them.
+    pub fn new(config: Arc<DaemonConfig>, monitor_exe: PathBuf, layout: CgroupLayout) -> Self {
         ExecActor {
             config,
             monitor_exe,
@@ -86,7 +88,7 @@ impl ExecActor {
             watched: HashMap::new(),
             starting: HashSet::new(),
             warmup: None,
-            layout: None,
+            layout,
             spare: None,
             spare_spawning: false,
             closing: false,
@@ -232,9 +234,7 @@ impl Handler<Init> for ExecActor {
             let e = ExecError::ExecRoot { path: dir, source };
             return Err(LifecycleError::from_error(&e));
         }
-        let layout = CgroupLayout::detect();
-        self.warmup = V1Warmup::start(&layout);
-        self.layout = Some(layout);
+        self.warmup = V1Warmup::start(&self.layout);
         debug!(v1_warmup = self.warmup.is_some(), "exec ready");
         Ok(())
     }
@@ -291,7 +291,7 @@ impl Handler<StartContainer> for ExecActor {
             w.poke();
         }
         if spec.cgroup.layout.is_none() {
-            spec.cgroup.layout = self.layout.clone();
+            spec.cgroup.layout = Some(self.layout.clone());
         }
         let id = spec.id.clone();
         let dir = spec.state_dir.clone();
@@ -407,7 +407,7 @@ impl Handler<CleanupContainer> for ExecActor {
         let fut = async move {
             let id2 = id.clone();
             tokio::task::spawn_blocking(move || {
-                if let (Some(layout), Some(rel)) = (layout, cgroup) {
+                if let Some(rel) = cgroup {
                     remove_leftover_cgroup(&layout, &rel, &id2);
                 }
                 match std::fs::remove_dir_all(&dir) {
@@ -464,11 +464,21 @@ mod tests {
             let mut c = DaemonConfig::defaults();
             c.exec_root = t.path().to_path_buf();
             c.exec_driver = "oci".into();
-            let a = ExecActor::new(Arc::new(c.clone()), PathBuf::from("/nonexistent")).start();
+            let a = ExecActor::new(
+                Arc::new(c.clone()),
+                PathBuf::from("/nonexistent"),
+                CgroupLayout::default(),
+            )
+            .start();
             assert!(a.send(Init).await.unwrap().is_err());
 
             c.exec_driver = "native".into();
-            let a = ExecActor::new(Arc::new(c), PathBuf::from("/nonexistent")).start();
+            let a = ExecActor::new(
+                Arc::new(c),
+                PathBuf::from("/nonexistent"),
+                CgroupLayout::default(),
+            )
+            .start();
             a.send(Init).await.unwrap().unwrap();
             assert!(t.path().join("containers").is_dir());
             let r = a
