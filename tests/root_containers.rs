@@ -10,6 +10,28 @@ use std::process::Stdio;
 
 use common::{Opts, TestDaemon};
 
+/// The container's cgroup dirs that exist: berth/<id> in each v1 hierarchy and in the
+/// unified one (or at the top, v2-only).
+fn cgroups(id: &str) -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![std::path::Path::new("/sys/fs/cgroup/berth").join(id)];
+    for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        dirs.push(e.path().join("berth").join(id));
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+/// Polls `f` until it holds or `secs` pass; returns whether it held.
+fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    f()
+}
+
 fn ns_of(pid: &str, ns: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
         .unwrap()
@@ -483,14 +505,6 @@ fn a_container_whose_monitor_was_killed_can_still_be_stopped_and_removed() {
     // The orphaned process is ours to end.
     common::signal(pid, libc::SIGKILL);
     let id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "lost"]);
-    let cgroups = |id: &str| -> Vec<std::path::PathBuf> {
-        // berth/<id> in each v1 hierarchy and in the unified one (or at the top, v2-only).
-        let mut dirs = vec![std::path::Path::new("/sys/fs/cgroup/berth").join(id)];
-        for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            dirs.push(e.path().join("berth").join(id));
-        }
-        dirs.into_iter().filter(|d| d.is_dir()).collect()
-    };
     assert!(
         !cgroups(id.trim()).is_empty(),
         "the dead monitor left no cgroup?"
@@ -499,4 +513,52 @@ fn a_container_whose_monitor_was_killed_can_still_be_stopped_and_removed() {
     // Its monitor did not live to remove its cgroup: the removal did.
     let left = cgroups(id.trim());
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_create_sets_the_container_up_ahead_and_undoes_it_unless_started_in_time() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let create = |args: &[&str]| {
+        let mut all = vec!["create", "--network", "none", "busybox"];
+        all.extend_from_slice(args);
+        d.docker_ok(&all).trim().to_owned()
+    };
+
+    // Started at once: the monitor that set it up during the create runs it.
+    let id = create(&["sleep", "600"]);
+    assert!(
+        eventually(5, || d.monitor_pids().len() == 1
+            && !cgroups(&id).is_empty()),
+        "no monitor holds the created container: {:?}",
+        d.monitor_pids()
+    );
+    let held = d.monitor_pids();
+    d.docker_ok(&["start", &id]);
+    assert_eq!(d.monitor_pids(), held, "the start used another monitor");
+    let status = d.docker_ok(&["inspect", "-f", "{{.State.Status}}", &id]);
+    assert_eq!(status.trim(), "running");
+    d.docker_ok(&["rm", "-f", &id]);
+    assert!(eventually(5, || d.monitor_pids().is_empty()));
+
+    // Removed before any start: the set-up goes with it.
+    let id = create(&["true"]);
+    assert!(eventually(5, || !cgroups(&id).is_empty()));
+    d.docker_ok(&["rm", &id]);
+    assert!(cgroups(&id).is_empty(), "{:?}", cgroups(&id));
+    assert!(eventually(5, || d.monitor_pids().is_empty()));
+
+    // Not started in time: undone after half a second; a later start sets it up anew.
+    let id = create(&["echo", "hello"]);
+    assert!(
+        eventually(5, || d.monitor_pids().is_empty() && cgroups(&id).is_empty()),
+        "the set-up ahead was kept: {:?} {:?}",
+        d.monitor_pids(),
+        cgroups(&id)
+    );
+    let out = d.docker_ok(&["start", "-a", &id]);
+    assert_eq!(out.trim(), "hello");
+    d.docker_ok(&["rm", &id]);
+    assert!(cgroups(&id).is_empty());
 }

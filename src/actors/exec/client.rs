@@ -198,14 +198,7 @@ impl Spare {
             .sock
             .take()
             .ok_or_else(|| monitor_err(id, io::Error::from(io::ErrorKind::NotConnected)))?;
-        let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        let sent = sys::process::send_with_fds(ours.as_raw_fd(), batch, &raw)
-            .map_err(|e| monitor_err(id, e))?;
-        if sent < batch.len() {
-            (&ours)
-                .write_all(&batch[sent..])
-                .map_err(|e| monitor_err(id, e))?;
-        }
+        send_batch(&ours, batch, fds).map_err(|e| monitor_err(id, e))?;
         Ok(ours)
     }
 }
@@ -231,6 +224,55 @@ fn spawn_and_send(
     spare.send(spec, batch, fds)
 }
 
+/// One socketpair per attach: the client's end goes out now, before the process can
+/// write anything; the monitor's ends are returned, to travel with the batch.
+fn attach_pairs(id: &str, attaches: Vec<PendingAttach>) -> (Vec<OwnedFd>, Vec<AttachFlags>) {
+    let mut fds = Vec::new();
+    let mut flags_of = Vec::new();
+    for a in attaches {
+        match UnixStream::pair() {
+            Ok((client, mon)) => {
+                if a.reply.send(Ok(client)).is_ok() {
+                    fds.push(OwnedFd::from(mon));
+                    flags_of.push(flags(a.options));
+                }
+            }
+            Err(e) => {
+                let _ = a.reply.send(Err(monitor_err(id, e)));
+            }
+        }
+    }
+    (fds, flags_of)
+}
+
+/// Hands `spare` (or a monitor spawned now) the first batch, with `fds`; returns the
+/// control socket.
+async fn hand_over(
+    exe: PathBuf,
+    spec: ContainerSpec,
+    batch: Vec<u8>,
+    fds: Vec<OwnedFd>,
+    spare: Option<Spare>,
+) -> Result<UnixStream, ExecError> {
+    // A few KiB to a process waiting for them: the write does not block.
+    match spare.map(|s| s.send(&spec, &batch, &fds)) {
+        Some(Ok(sock)) => Ok(sock),
+        res => {
+            if let Some(Err(e)) = res {
+                tracing::debug!(container_id = %spec.id, error = %crate::util::error_chain(&e), "spare monitor unusable; spawning one");
+            }
+            let id = spec.id.clone();
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                let _g = span.enter();
+                spawn_and_send(&exe, &spec, &batch, &fds)
+            })
+            .await
+            .map_err(|e| monitor_err(&id, io::Error::other(e)))?
+        }
+    }
+}
+
 /// Starts the container: hands `spare` (or a monitor spawned now) its spec with `netns`,
 /// if any, before the attaches' descriptors, hands each pending attach a connected
 /// stream, then lets the process run.
@@ -242,49 +284,23 @@ pub(crate) async fn start(
     spare: Option<Spare>,
 ) -> Result<(Started, MonitorConn), ExecError> {
     let id = spec.id.clone();
-
-    // One socketpair per attach: the client's end goes out now, before the process can
-    // write anything; the monitor's end travels with the spec.
-    let mut their_fds: Vec<OwnedFd> = netns.into_iter().collect();
-    let mut attach_flags: Vec<AttachFlags> = Vec::new();
-    for a in attaches {
-        match UnixStream::pair() {
-            Ok((client, mon)) => {
-                if a.reply.send(Ok(client)).is_ok() {
-                    their_fds.push(OwnedFd::from(mon));
-                    attach_flags.push(flags(a.options));
-                }
-            }
-            Err(e) => {
-                let _ = a.reply.send(Err(monitor_err(&id, e)));
-            }
-        }
-    }
+    let (attach_fds, attach_flags) = attach_pairs(&id, attaches);
+    let mut fds: Vec<OwnedFd> = netns.into_iter().collect();
+    fds.extend(attach_fds);
     let mut batch = encode_line(&CtlRequest::Spec(Box::new(spec.clone())));
     if !attach_flags.is_empty() {
         batch.extend(encode_line(&CtlRequest::Attach(attach_flags)));
     }
     batch.extend(encode_line(&CtlRequest::Go));
-    // A few KiB to a process waiting for them: the write does not block.
-    let sent = spare.map(|s| s.send(&spec, &batch, &their_fds));
-    let sock = match sent {
-        Some(Ok(sock)) => sock,
-        res => {
-            if let Some(Err(e)) = res {
-                tracing::debug!(container_id = %id, error = %crate::util::error_chain(&e), "spare monitor unusable; spawning one");
-            }
-            let span = tracing::Span::current();
-            tokio::task::spawn_blocking(move || {
-                let _g = span.enter();
-                spawn_and_send(&exe, &spec, &batch, &their_fds)
-            })
-            .await
-            .map_err(|e| monitor_err(&id, io::Error::other(e)))??
-        }
-    };
-    let mut conn = MonitorConn::new(sock).map_err(|e| monitor_err(&id, e))?;
+    let sock = hand_over(exe, spec, batch, fds, spare).await?;
+    await_started(&id, sock).await
+}
+
+/// Reads the monitor's events up to `Started` (or the failure).
+async fn await_started(id: &str, sock: UnixStream) -> Result<(Started, MonitorConn), ExecError> {
+    let mut conn = MonitorConn::new(sock).map_err(|e| monitor_err(id, e))?;
     loop {
-        match conn.next_event().await.map_err(|e| monitor_err(&id, e))? {
+        match conn.next_event().await.map_err(|e| monitor_err(id, e))? {
             Some(CtlEvent::Started { pid }) => {
                 let started = Started {
                     pid,
@@ -292,17 +308,96 @@ pub(crate) async fn start(
                 };
                 return Ok((started, conn));
             }
-            Some(CtlEvent::Failed { message, exec }) => return Err(failed(&id, message, exec)),
+            Some(CtlEvent::Failed { message, exec }) => return Err(failed(id, message, exec)),
             // Ready comes first; the monitor reads "go" from the batch right after it.
             Some(_) => {}
             None => {
                 return Err(monitor_err(
-                    &id,
+                    id,
                     io::Error::new(io::ErrorKind::UnexpectedEof, "monitor exited"),
                 ));
             }
         }
     }
+}
+
+/// A monitor holding a container that it has set up ahead of the start (see
+/// [`super::Prestart`]): its process waits for "go".
+#[derive(Debug)]
+pub(crate) struct Held {
+    sock: UnixStream,
+    /// The spec it was given (`state_dir` and the cgroup layout filled in).
+    pub(crate) spec: ContainerSpec,
+    /// A copy of the network namespace it was given, for a set-up made again.
+    pub(crate) netns: Option<OwnedFd>,
+}
+
+/// Hands `spare` (or a monitor spawned now) `spec` alone: the monitor sets the container
+/// up and waits.
+pub(crate) async fn prestart(
+    exe: PathBuf,
+    spec: ContainerSpec,
+    netns: Option<OwnedFd>,
+    spare: Option<Spare>,
+) -> Result<Held, ExecError> {
+    let copy = match &netns {
+        Some(fd) => Some(fd.try_clone().map_err(|e| monitor_err(&spec.id, e))?),
+        None => None,
+    };
+    let batch = encode_line(&CtlRequest::Spec(Box::new(spec.clone())));
+    let fds: Vec<OwnedFd> = netns.into_iter().collect();
+    let sock = hand_over(exe, spec.clone(), batch, fds, spare).await?;
+    Ok(Held {
+        sock,
+        spec,
+        netns: copy,
+    })
+}
+
+impl Held {
+    /// True when `spec` is the one the container was set up with.
+    pub(crate) fn matches(&self, spec: &ContainerSpec) -> bool {
+        serde_json::to_vec(spec).ok() == serde_json::to_vec(&self.spec).ok()
+    }
+
+    /// Lets the container's process run: each pending attach gets a connected stream,
+    /// then "go".
+    pub(crate) async fn go(
+        self,
+        attaches: Vec<PendingAttach>,
+    ) -> Result<(Started, MonitorConn), ExecError> {
+        let id = self.spec.id.clone();
+        let (fds, attach_flags) = attach_pairs(&id, attaches);
+        let mut batch = Vec::new();
+        if !attach_flags.is_empty() {
+            batch.extend(encode_line(&CtlRequest::Attach(attach_flags)));
+        }
+        batch.extend(encode_line(&CtlRequest::Go));
+        send_batch(&self.sock, &batch, &fds).map_err(|e| monitor_err(&id, e))?;
+        await_started(&id, self.sock).await
+    }
+
+    /// Closes the connection: the monitor undoes the set-up (kills the waiting process,
+    /// removes the cgroup) and exits. Resolves once it has, or after `timeout`.
+    pub(crate) async fn release(self, timeout: Duration) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+        let Ok(mut conn) = MonitorConn::new(self.sock) else {
+            return;
+        };
+        let drained = async { while let Ok(Some(_)) = conn.next_event().await {} };
+        let _ = tokio::time::timeout(timeout, drained).await;
+    }
+}
+
+/// Writes `batch`, with `fds` on its first bytes, to a monitor's control socket.
+fn send_batch(sock: &UnixStream, batch: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
+    let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let sent = sys::process::send_with_fds(sock.as_raw_fd(), batch, &raw)?;
+    if sent < batch.len() {
+        let mut w = sock;
+        w.write_all(&batch[sent..])?;
+    }
+    Ok(())
 }
 
 fn failed(id: &str, message: String, exec: bool) -> ExecError {

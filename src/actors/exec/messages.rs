@@ -41,6 +41,9 @@ pub struct StartContainer {
     /// instead of getting a new one (`spec.join_netns` is set from it). berthd keeps no
     /// copy: the namespace lives as long as the container's processes.
     pub netns: Option<OwnedFd>,
+    /// The container was set up ahead by a [`Prestart`]: its monitor is let go (after a
+    /// new set-up, with the same network namespace, if `spec` no longer matches).
+    pub prestarted: bool,
 }
 
 impl StartContainer {
@@ -50,8 +53,31 @@ impl StartContainer {
             spec,
             attaches,
             netns: None,
+            prestarted: false,
         }
     }
+}
+
+/// From `ContainerStoreActor` during a create, once the container's layer exists: a
+/// monitor gets `spec` now and sets the container up (cgroup, namespaces, mounts) while
+/// the create is made durable, and holds it, its process not yet run, for the start
+/// ([`StartContainer::prestarted`]) or until a [`DropPrestart`] (or a removal). Replies
+/// once the monitor has the spec.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), ExecError>")]
+pub struct Prestart {
+    pub spec: ContainerSpec,
+    /// As [`StartContainer::netns`]; kept (a copy) for a set-up made again at the start.
+    pub netns: Option<OwnedFd>,
+}
+
+/// From `ContainerStoreActor` when a container set up ahead was not started in time (or
+/// its create failed): its monitor undoes the set-up and exits. No reply; a later start
+/// or cleanup of the container waits for that.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DropPrestart {
+    pub id: String,
 }
 
 /// The reply to [`StartContainer`].

@@ -35,6 +35,7 @@ pub use messages::*;
 use super::{Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
 use crate::monitor::proto::{ExitStatus, SockReply, SockRequest};
+use crate::monitor::spec::ContainerSpec;
 use crate::sys::cgroups::{CgroupLayout, V1Warmup};
 
 /// Where a container's monitor keeps its socket and exit status.
@@ -70,9 +71,21 @@ pub struct ExecActor {
     /// [`SPARE_TTL`]); `spare_spawning` while one is on its way.
     spare: Option<client::Spare>,
     spare_spawning: bool,
+    /// Containers set up ahead of their start ([`Prestart`]), by id.
+    held: HashMap<String, client::Held>,
+    /// Monitors let go of while holding a container, until they have undone its set-up: a
+    /// new start or a cleanup of the same container waits for that.
+    releasing: HashMap<String, Release>,
     /// After `Shutdown`: no more spares.
     closing: bool,
 }
+
+/// A held monitor's release under way (see [`ExecActor::release`]).
+type Release = futures_util::future::Shared<futures_util::future::LocalBoxFuture<'static, ()>>;
+
+/// How long a released monitor gets to undo its set-up before a start or cleanup that
+/// waits for it goes on anyway.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a spare monitor waits for a start before it is let go: a create is followed
 /// by its start within milliseconds (`docker run`), and an idle daemon keeps no spare.
@@ -91,7 +104,40 @@ impl ExecActor {
             layout,
             spare: None,
             spare_spawning: false,
+            held: HashMap::new(),
+            releasing: HashMap::new(),
             closing: false,
+        }
+    }
+
+    /// Fills in what every spec gets from this actor: the state dir and the cgroup layout.
+    fn complete_spec(&self, spec: &mut ContainerSpec) {
+        if spec.state_dir.as_os_str().is_empty() {
+            spec.state_dir = state_dir(&self.config.exec_root, &spec.id);
+        }
+        if spec.cgroup.layout.is_none() {
+            spec.cgroup.layout = Some(self.layout.clone());
+        }
+    }
+
+    /// Lets go of a held monitor: it undoes the container's set-up and exits, tracked in
+    /// `releasing` until it has.
+    fn release(&mut self, ctx: &mut Context<Self>, id: String, held: client::Held) {
+        use futures_util::FutureExt;
+        let fut: Release = held.release(RELEASE_TIMEOUT).boxed_local().shared();
+        self.releasing.insert(id.clone(), fut.clone());
+        ctx.spawn(fut.into_actor(self).map(move |(), act, _| {
+            act.releasing.remove(&id);
+        }));
+    }
+
+    /// Resolves once a release of `id`'s monitor under way, if any, is over.
+    fn released(&self, id: &str) -> impl std::future::Future<Output = ()> + 'static {
+        let pending = self.releasing.get(id).cloned();
+        async move {
+            if let Some(p) = pending {
+                p.await;
+            }
         }
     }
 
@@ -253,9 +299,11 @@ impl Handler<PrepareStart> for ExecActor {
 impl Handler<Shutdown> for ExecActor {
     type Result = Result<(), LifecycleError>;
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
-        // Containers keep running; their monitors carry on without us. A spare exits.
+        // Containers keep running; their monitors carry on without us. A spare exits, and
+        // so does a monitor holding a container set up ahead (undoing the set-up).
         self.closing = true;
         self.spare = None;
+        self.held.clear();
         for (_, w) in self.watched.drain() {
             ctx.cancel_future(w.watch);
         }
@@ -273,40 +321,112 @@ impl Handler<SubscribeExits> for ExecActor {
 
 impl Handler<StartContainer> for ExecActor {
     type Result = ResponseActFuture<Self, Result<Started, ExecError>>;
-    fn handle(&mut self, msg: StartContainer, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: StartContainer, ctx: &mut Self::Context) -> Self::Result {
         let StartContainer {
             mut spec,
             attaches,
-            netns,
+            mut netns,
+            prestarted,
         } = msg;
-        spec.join_netns = netns.is_some();
+        let held = self.held.remove(&spec.id);
         if self.watched.contains_key(&spec.id) || !self.starting.insert(spec.id.clone()) {
+            if let Some(h) = held {
+                self.held.insert(spec.id.clone(), h);
+            }
             let id = spec.id;
             return Box::pin(actix::fut::ready(Err(ExecError::AlreadyRunning { id })));
         }
-        if spec.state_dir.as_os_str().is_empty() {
-            spec.state_dir = state_dir(&self.config.exec_root, &spec.id);
+        let mut held = match held {
+            Some(h) if prestarted && netns.is_none() => {
+                // The namespace it holds serves a set-up made again too.
+                spec.join_netns = h.netns.is_some();
+                Some(h)
+            }
+            Some(h) => {
+                self.release(ctx, spec.id.clone(), h);
+                None
+            }
+            None => None,
+        };
+        if held.is_none() {
+            spec.join_netns = netns.is_some();
         }
+        self.complete_spec(&mut spec);
         if let Some(w) = &self.warmup {
             w.poke();
         }
-        if spec.cgroup.layout.is_none() {
-            spec.cgroup.layout = Some(self.layout.clone());
+        if let Some(h) = held.take_if(|h| !h.matches(&spec)) {
+            // Changed since the create: set up again, in the same namespace.
+            debug!(container_id = %spec.id, "spec changed since the prestart; setting up again");
+            netns = h.netns.as_ref().and_then(|f| f.try_clone().ok());
+            self.release(ctx, spec.id.clone(), h);
         }
         let id = spec.id.clone();
         let dir = spec.state_dir.clone();
-        let exe = self.monitor_exe.clone();
         let span = tracing::debug_span!("start_container", container_id = %id);
-        let fut = tracing::Instrument::instrument(
-            client::start(exe, spec, attaches, netns, self.spare.take()),
-            span,
-        );
+        let fut: futures_util::future::LocalBoxFuture<'static, _> = match held {
+            Some(h) => Box::pin(h.go(attaches)),
+            None => {
+                let exe = self.monitor_exe.clone();
+                let spare = self.spare.take();
+                let released = self.released(&id);
+                Box::pin(async move {
+                    released.await;
+                    client::start(exe, spec, attaches, netns, spare).await
+                })
+            }
+        };
+        let fut = tracing::Instrument::instrument(fut, span);
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
             act.starting.remove(&id);
             let (started, conn) = res?;
             act.watch(ctx, id, dir.clone(), conn.wait_exit(dir));
             Ok(started)
         }))
+    }
+}
+
+impl Handler<Prestart> for ExecActor {
+    type Result = ResponseActFuture<Self, Result<(), ExecError>>;
+    fn handle(&mut self, msg: Prestart, _: &mut Self::Context) -> Self::Result {
+        let Prestart { mut spec, netns } = msg;
+        let id = spec.id.clone();
+        if self.closing
+            || self.watched.contains_key(&id)
+            || self.starting.contains(&id)
+            || self.held.contains_key(&id)
+            || self.releasing.contains_key(&id)
+        {
+            return Box::pin(actix::fut::ready(Err(ExecError::AlreadyRunning { id })));
+        }
+        spec.join_netns = netns.is_some();
+        self.complete_spec(&mut spec);
+        if let Some(w) = &self.warmup {
+            w.poke();
+        }
+        self.starting.insert(id.clone());
+        let fut = client::prestart(self.monitor_exe.clone(), spec, netns, self.spare.take());
+        Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
+            act.starting.remove(&id);
+            let held = res?;
+            if act.closing {
+                // Dropped: the monitor undoes the set-up.
+                return Err(ExecError::NotRunning { id });
+            }
+            if let Some(old) = act.held.insert(id.clone(), held) {
+                act.release(ctx, id, old);
+            }
+            Ok(())
+        }))
+    }
+}
+
+impl Handler<DropPrestart> for ExecActor {
+    type Result = ();
+    fn handle(&mut self, msg: DropPrestart, ctx: &mut Self::Context) {
+        if let Some(h) = self.held.remove(&msg.id) {
+            self.release(ctx, msg.id, h);
+        }
     }
 }
 
@@ -401,10 +521,15 @@ impl Handler<CleanupContainer> for ExecActor {
         if let Some(w) = self.watched.remove(&msg.id) {
             ctx.cancel_future(w.watch);
         }
+        if let Some(h) = self.held.remove(&msg.id) {
+            self.release(ctx, msg.id.clone(), h);
+        }
+        let released = self.released(&msg.id);
         let id = msg.id;
         let layout = self.layout.clone();
         let cgroup = msg.cgroup;
         let fut = async move {
+            released.await;
             let id2 = id.clone();
             tokio::task::spawn_blocking(move || {
                 if let Some(rel) = cgroup {

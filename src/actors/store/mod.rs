@@ -45,9 +45,9 @@ pub use messages::*;
 use self::persist::Persister;
 use self::state::{Container, State, Status};
 use super::exec::{
-    AttachContainer, CleanupContainer, ContainerExited, ExecActor, ExecError, PendingAttach,
-    PrepareStart, ResizeContainer, RestoreContainer, RestoreState, SignalContainer,
-    StartContainer as ExecStart,
+    AttachContainer, CleanupContainer, ContainerExited, DropPrestart, ExecActor, ExecError,
+    PendingAttach, PrepareStart, Prestart as ExecPrestart, ResizeContainer, RestoreContainer,
+    RestoreState, SignalContainer, StartContainer as ExecStart,
 };
 use super::graph::{
     CreateRwLayer, GetDriverInfo, GraphActor, GraphError, PruneRwLayers, RemoveRwLayer,
@@ -55,14 +55,14 @@ use super::graph::{
 };
 use super::graphdb::{GraphDbActor, GraphDbError, ListNames, ReleaseEntity, ReserveName};
 use super::network::{
-    GetNetworkInfo, NetworkActor, NetworkInfo, Prewarm, ReleaseEndpoint, RestoreEndpoints, Sandbox,
-    TakeSandbox, plan_network,
+    Endpoint, GetNetworkInfo, NetworkActor, NetworkInfo, Prewarm, ReleaseEndpoint,
+    RestoreEndpoints, Sandbox, TakeSandbox, plan_network,
 };
 use super::{ActorClient, Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
 use crate::deleter::{self, Deleter};
 use crate::metrics::metrics;
-use crate::monitor::spec::NetworkSpec;
+use crate::monitor::spec::{ContainerSpec, NetworkSpec};
 
 /// The addresses the store talks to.
 #[derive(Debug, Clone)]
@@ -90,7 +90,24 @@ struct Entry {
     waiters: Vec<Waiter>,
     /// The `ps` row, encoded; rebuilt when its key changes.
     row: Option<view::SummaryRow>,
+    /// Set up ahead of its start by its create ([`ExecPrestart`]).
+    prestart: Option<Prestarted>,
 }
+
+/// A container that its create had set up ahead of the start, held by its monitor.
+struct Prestarted {
+    /// The address it was given then, on the bridge.
+    endpoint: Option<Endpoint>,
+    born: Instant,
+}
+
+/// At most this many containers are held set up ahead of their start: a burst of creates
+/// with no starts (`docker create`, compose) sets up a few, not all.
+const MAX_PRESTARTS: usize = 4;
+
+/// How long a container set up by its create is held for its start: `docker run` starts
+/// within milliseconds of the create.
+const PRESTART_TTL: Duration = Duration::from_millis(500);
 
 impl Entry {
     fn new(c: Container) -> Self {
@@ -102,6 +119,7 @@ impl Entry {
             pending: Vec::new(),
             waiters: Vec::new(),
             row: None,
+            prestart: None,
         }
     }
 
@@ -140,6 +158,8 @@ pub struct ContainerStoreActor {
     shutting_down: bool,
     /// Our own address, for futures that must report back (a lost monitor).
     me: Option<Addr<ContainerStoreActor>>,
+    /// Containers held set up ahead of their start, and creates setting one up.
+    prestarts: usize,
 }
 
 impl std::fmt::Debug for ContainerStoreActor {
@@ -177,6 +197,7 @@ impl ContainerStoreActor {
             driver: String::new(),
             shutting_down: false,
             me: None,
+            prestarts: 0,
         }
     }
 
@@ -257,6 +278,8 @@ impl ContainerStoreActor {
     /// Removes a stopped container: its layer, its names, its runtime dir and its record.
     /// The caller has checked that it is not running and marked it `removing`.
     fn remove_stopped(&mut self, id: String) -> Fut<Result<(), StoreError>> {
+        // A set-up ahead goes with the cleanup below (and the address with the release).
+        let _ = self.take_prestart(&id);
         let peers = self.peers.clone();
         let containers = self.containers_dir();
         let dir = containers.join(&id);
@@ -404,6 +427,27 @@ impl ContainerStoreActor {
     /// Gives container `id`'s address back and deletes its host veth. Sent at once (not
     /// from a spawned future), so it reaches the network actor before the allocation of a
     /// restart; the network actor logs a failure.
+    /// Takes a container's set-up ahead, if it has one.
+    fn take_prestart(&mut self, id: &str) -> Option<Prestarted> {
+        let p = self.containers.get_mut(id)?.prestart.take()?;
+        self.prestarts = self.prestarts.saturating_sub(1);
+        Some(p)
+    }
+
+    /// Lets go of a container's set-up ahead made at `born` if no start has taken it.
+    fn expire_prestart(&mut self, id: &str, born: Instant) {
+        let due = self
+            .containers
+            .get(id)
+            .is_some_and(|e| !e.starting && e.prestart.as_ref().is_some_and(|p| p.born == born));
+        if due {
+            if let Some(p) = self.take_prestart(id) {
+                tracing::debug!(container_id = %id, "not started in time; set-up ahead undone");
+                drop_prestart(&self.peers, id, &p);
+            }
+        }
+    }
+
     fn release_endpoint(&self, id: &str) {
         self.peers
             .network
@@ -770,6 +814,11 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             Ok(p) => p,
             Err(e) => return ready(Err(e)),
         };
+        let may_prestart = self.prestarts < MAX_PRESTARTS;
+        if may_prestart {
+            self.prestarts += 1;
+        }
+        let exec_root = self.config.exec_root.clone();
         let peers = self.peers.clone();
         peers.exec.do_send(PrepareStart);
         if network != NetworkSpec::Host {
@@ -880,50 +929,84 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 }
             };
             // The record's temp file is written and fsynced while the layer is made
-            // durable; it is renamed into place only after.
-            let dir2 = dir.clone();
-            let staged = persister.run(&id2, move || stage_record(&dir2, &record));
-            let (staged, durable) = futures_util::join!(staged, durable);
-            let durable = match durable {
-                Ok(res) => res.map_err(StoreError::from),
-                Err(_) => Err(StoreError::from(GraphError::TaskFailed {
-                    operation: "container layer create",
-                })),
-            };
-            let persist_error = |source| StoreError::Persist {
-                path: dir.clone(),
-                source,
-            };
-            match (durable, staged) {
-                (Ok(()), Ok(())) => {}
-                (Err(e), _) => return Err(undo.run(e, true, false).await),
-                (Ok(()), Err(source)) => {
+            // durable; it is renamed into place only after. Meanwhile the container is
+            // set up for its start.
+            let commit = async {
+                let dir2 = dir.clone();
+                let staged = persister.run(&id2, move || stage_record(&dir2, &record));
+                let (staged, durable) = futures_util::join!(staged, durable);
+                let durable = match durable {
+                    Ok(res) => res.map_err(StoreError::from),
+                    Err(_) => Err(StoreError::from(GraphError::TaskFailed {
+                        operation: "container layer create",
+                    })),
+                };
+                let persist_error = |source| StoreError::Persist {
+                    path: dir.clone(),
+                    source,
+                };
+                match (durable, staged) {
+                    (Ok(()), Ok(())) => {}
+                    (Err(e), _) => return Err(undo.run(e, true, false).await),
+                    (Ok(()), Err(source)) => {
+                        return Err(undo.run(persist_error(source), true, true).await);
+                    }
+                }
+                let dir2 = dir.clone();
+                let committed = persister.run(&id2, move || commit_record(&dir2)).await;
+                if let Err(source) = committed {
                     return Err(undo.run(persist_error(source), true, true).await);
                 }
+                Ok(())
+            };
+            let ahead = may_prestart.then(|| {
+                let spec = create::build_spec(&c, &dir, &exec_root);
+                (spec, c.network.clone(), dir.join("hosts"))
+            });
+            let set_up = async {
+                let (spec, network, hosts) = ahead?;
+                prestart(&peers, &persister, spec, network, hosts).await
+            };
+            let (committed, pre) = futures_util::join!(commit, set_up);
+            if let Err(e) = committed {
+                if let Some(p) = pre {
+                    drop_prestart(&peers, &id2, &p);
+                }
+                return Err(e);
             }
-            let dir2 = dir.clone();
-            let committed = persister.run(&id2, move || commit_record(&dir2)).await;
-            if let Err(source) = committed {
-                return Err(undo.run(persist_error(source), true, true).await);
-            }
-            Ok(c)
+            Ok((c, pre))
         };
         Box::pin(
-            actix::fut::wrap_future::<_, Self>(work).map(move |res, act, _| match res {
-                Ok(c) => {
-                    tracing::info!(container_id = %c.id, name = %c.name, "container created");
-                    let id = c.id.clone();
-                    act.containers.insert(id.clone(), Entry::new(c));
-                    Ok(Created {
-                        id,
-                        warnings: Vec::new(),
-                    })
+            actix::fut::wrap_future::<_, Self>(work).map(move |res, act, ctx| {
+                let held = matches!(&res, Ok((_, Some(_))));
+                if may_prestart && !held {
+                    act.prestarts -= 1;
                 }
-                Err(e) => {
-                    if act.names.get(&name) == Some(&id) {
-                        act.names.remove(&name);
+                match res {
+                    Ok((c, pre)) => {
+                        tracing::info!(container_id = %c.id, name = %c.name, "container created");
+                        let id = c.id.clone();
+                        let mut entry = Entry::new(c);
+                        if let Some(p) = pre {
+                            let born = p.born;
+                            entry.prestart = Some(p);
+                            let id2 = id.clone();
+                            ctx.run_later(PRESTART_TTL, move |act, _| {
+                                act.expire_prestart(&id2, born);
+                            });
+                        }
+                        act.containers.insert(id.clone(), entry);
+                        Ok(Created {
+                            id,
+                            warnings: Vec::new(),
+                        })
                     }
-                    Err(e)
+                    Err(e) => {
+                        if act.names.get(&name) == Some(&id) {
+                            act.names.remove(&name);
+                        }
+                        Err(e)
+                    }
                 }
             }),
         )
@@ -965,6 +1048,67 @@ async fn take_sandbox(
         });
     }
     Ok(sb)
+}
+
+/// Sets a new container up ahead of its start (see [`ExecPrestart`]), in a network
+/// namespace taken now; `Some` (with the address on the bridge) when its monitor holds it.
+async fn prestart(
+    peers: &Peers,
+    persister: &Persister,
+    spec: ContainerSpec,
+    network: NetworkSpec,
+    hosts: PathBuf,
+) -> Option<Prestarted> {
+    let id = spec.id.clone();
+    let mut netns = None;
+    let mut endpoint = None;
+    if network != NetworkSpec::Host {
+        let bridged = network == NetworkSpec::New;
+        let hostname = spec.hostname.clone();
+        let sb = take_sandbox(
+            &peers.network,
+            Some(persister.clone()),
+            &id,
+            bridged,
+            hosts,
+            &hostname,
+        )
+        .await;
+        match sb {
+            Ok(sb) => {
+                endpoint = sb.endpoint;
+                netns = Some(sb.netns);
+            }
+            Err(e) => {
+                tracing::debug!(container_id = %id, error = %e, "not set up ahead");
+                return None;
+            }
+        }
+    }
+    let sent = peers.exec.send(ExecPrestart { spec, netns }).await;
+    match sent {
+        Ok(Ok(())) => Some(Prestarted {
+            endpoint,
+            born: Instant::now(),
+        }),
+        other => {
+            if let Ok(Err(e)) = other {
+                tracing::debug!(container_id = %id, error = %e, "not set up ahead");
+            }
+            if endpoint.is_some() {
+                peers.network.do_send(ReleaseEndpoint { id });
+            }
+            None
+        }
+    }
+}
+
+/// Lets a container's set-up ahead go: its monitor undoes it, its address is released.
+fn drop_prestart(peers: &Peers, id: &str, p: &Prestarted) {
+    peers.exec.do_send(DropPrestart { id: id.to_owned() });
+    if p.endpoint.is_some() {
+        peers.network.do_send(ReleaseEndpoint { id: id.to_owned() });
+    }
 }
 
 /// Undoes what a create that failed had made: its dir, its layer and its name. The dir
@@ -1112,6 +1256,10 @@ impl Handler<StartContainer> for ContainerStoreActor {
         };
         let bridged = entry.c.network == NetworkSpec::New;
         let own_netns = entry.c.network != NetworkSpec::Host;
+        let prestart = entry.prestart.take();
+        if prestart.is_some() {
+            self.prestarts = self.prestarts.saturating_sub(1);
+        }
         let exec = self.peers.exec.clone();
         let network = self.peers.network.clone();
         let persister = self.persister.clone();
@@ -1122,7 +1270,11 @@ impl Handler<StartContainer> for ContainerStoreActor {
             let hostname = spec.hostname.clone();
             let mut start = ExecStart::new(spec, attaches);
             let mut endpoint = None;
-            if own_netns {
+            if let Some(p) = prestart {
+                // Set up by the create, in the namespace taken then.
+                start.prestarted = true;
+                endpoint = p.endpoint;
+            } else if own_netns {
                 match take_sandbox(&network, persister, &id2, bridged, hosts, &hostname).await {
                     Ok(sb) => {
                         endpoint = sb.endpoint;
