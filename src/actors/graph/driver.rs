@@ -397,8 +397,9 @@ impl Driver {
     }
 
     /// Makes a container's layers on top of `lowers` (image layer cache ids, top first)
-    /// and describes its rootfs mount. overlay2: an init layer `<id>-init` with the
-    /// mount points the image lacks, and `<id>` with diff/, work/, merged/. vfs: a copy
+    /// and describes its rootfs mount. overlay2: `<id>` with diff/, work/, merged/, on
+    /// the image's init layer `<top cache id>-init` (the mount points the image lacks),
+    /// which the containers of an image share and the first of them makes. vfs: a copy
     /// of the top image layer with the mount points added.
     ///
     /// The layer dirs are renamed into place but `home` is not fsynced: the caller makes
@@ -413,16 +414,15 @@ impl Driver {
         let lower_dirs: Vec<PathBuf> = lowers.iter().map(|c| self.content_dir(c)).collect();
         match self.kind {
             DriverKind::Overlay2 => {
-                let init_id = format!("{mount_id}-init");
-                let init_tmp = self.tmp_dir(&init_id);
-                let init_diff = init_tmp.join("diff");
-                mkdir(&init_diff, 0o755)?;
-                add_mountpoints(&init_diff, &lower_dirs)?;
+                let init_id = match lowers.first() {
+                    Some(top) => format!("{top}-init"),
+                    None => format!("{mount_id}-init"),
+                };
+                self.ensure_init(&init_id, &lower_dirs)?;
                 let tmp = self.tmp_dir(mount_id);
                 for d in ["diff", "work", "merged"] {
                     mkdir(&tmp.join(d), 0o755)?;
                 }
-                self.rename_into_place(&init_id)?;
                 self.rename_into_place(mount_id)?;
                 let layer = self.home.join(mount_id);
                 let mut lowerdir = vec![self.content_dir(&init_id)];
@@ -464,6 +464,33 @@ impl Driver {
                 ))
             }
         }
+    }
+
+    /// Makes the init layer `init_id` on `lower_dirs` unless it is there: its dir renamed
+    /// into place, `home` not fsynced (see [`Driver::create_rw`]; a container that finds
+    /// it made by another still fsyncs `home` before its own record). Its contents never
+    /// change once made, and only the containers' records name it: it stays while one
+    /// does, and [`Driver::cleanup`] removes it at start-up once none does.
+    fn ensure_init(&self, init_id: &str, lower_dirs: &[PathBuf]) -> Result<(), GraphError> {
+        // One maker at a time; the others find it made.
+        static MAKING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+        let _making = MAKING.lock();
+        if self.home.join(init_id).is_dir() {
+            return Ok(());
+        }
+        let tmp = self.tmp_dir(init_id);
+        if tmp.exists() {
+            // Left by a maker that failed.
+            fs::remove_dir_all(&tmp).map_err(io_error(&tmp))?;
+        }
+        let diff = tmp.join("diff");
+        let made = mkdir(&diff, 0o755)
+            .and_then(|()| add_mountpoints(&diff, lower_dirs))
+            .and_then(|()| self.rename_into_place(init_id));
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        made
     }
 
     /// Removes what a crash left behind: temp and half-removed dirs, test mounts, and
@@ -648,7 +675,7 @@ mod tests {
         let mount_id = crate::util::new_id();
         let (init, spec) = d.create_rw(&mount_id, std::slice::from_ref(&id)).unwrap();
         let init = init.unwrap();
-        assert_eq!(init, format!("{mount_id}-init"));
+        assert_eq!(init, format!("{id}-init"), "the image's init layer");
         assert_eq!(spec.fstype, "overlay");
         let want = format!(
             "lowerdir={}:{},upperdir={}/diff,workdir={}/work",
@@ -664,6 +691,30 @@ mod tests {
         assert!(init_diff.join("etc/hosts").is_file());
         // The image's own resolv.conf (a symlink) is not shadowed.
         assert!(!init_diff.join("etc/resolv.conf").exists());
+
+        // A second container of the image shares the init layer, as it is.
+        fs::write(init_diff.join(".mark"), "").unwrap();
+        let other = crate::util::new_id();
+        let (init2, spec2) = d.create_rw(&other, std::slice::from_ref(&id)).unwrap();
+        assert_eq!(init2.as_deref(), Some(init.as_str()));
+        assert!(
+            init_diff.join(".mark").exists(),
+            "the init layer was made again"
+        );
+        assert!(
+            spec2
+                .options
+                .starts_with(&format!("lowerdir={}:", init_diff.display()))
+        );
+        assert_eq!(spec2.target, home.join(&other).join("merged"));
+        let mut names: Vec<String> = fs::read_dir(&home)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut want = vec![id.clone(), init, mount_id, other];
+        want.sort();
+        assert_eq!(names, want);
     }
 
     #[test]

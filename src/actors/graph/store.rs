@@ -792,7 +792,6 @@ impl GraphStore {
             Ok(x) => x,
             Err(e) => {
                 self.discard(&mount_id);
-                self.discard(&format!("{mount_id}-init"));
                 return Err(e);
             }
         };
@@ -816,10 +815,8 @@ impl GraphStore {
             .map_err(io_error(home))
             .and_then(|h| write_dir_atomic(&self.mountsdb(), container_id, &files, &[&h]));
         if let Err(e) = written {
+            // The image's init layer stays for the next container.
             self.discard(&mount_id);
-            if let Some(i) = &init_id {
-                self.discard(i);
-            }
             return Err(e);
         }
         self.state
@@ -891,9 +888,13 @@ impl GraphStore {
         doomed.extend(deleter::rename_doomed(&meta).map_err(io_error(&meta))?);
         let res = fsync_dir(&mountsdb).and_then(|()| {
             self.driver.doom(&record.mount_id, &mut doomed)?;
+            // An init layer of its own (made before init layers were the image's); the
+            // image's stays for its other containers.
             match &record.init_id {
-                Some(i) => self.driver.doom(i, &mut doomed),
-                None => Ok(()),
+                Some(i) if *i == format!("{}-init", record.mount_id) => {
+                    self.driver.doom(i, &mut doomed)
+                }
+                _ => Ok(()),
             }
         });
         self.deleter.delete_all(doomed);
@@ -1035,12 +1036,14 @@ fn read_mount(dir: &Path) -> Result<MountRecord, String> {
     if !crate::util::is_full_id(&mount_id) {
         return Err("mount-id is not an id".into());
     }
+    // `<mount-id>-init` (a layer of its own, as Docker makes) or the image's shared one,
+    // `<cache-id of the image's top layer>-init`.
     let init_id = read_small(dir, "init-id").ok().filter(|s| !s.is_empty());
     if init_id
         .as_deref()
-        .is_some_and(|i| i != format!("{mount_id}-init"))
+        .is_some_and(|i| !i.strip_suffix("-init").is_some_and(crate::util::is_full_id))
     {
-        return Err("init-id does not belong to mount-id".into());
+        return Err("init-id is not an init layer".into());
     }
     Ok(MountRecord {
         mount_id,
@@ -1450,6 +1453,59 @@ mod tests {
         s.deleter.drain();
         assert!(names(&s.mountsdb()).is_empty());
         assert_eq!(names(&s.driver.home).len(), 1);
+    }
+
+    /// A store with the overlay2 layout; its container layers are made (never mounted),
+    /// so it needs no overlay support.
+    fn overlay_layout_store(root: &Path) -> GraphStore {
+        let home = root.join("overlay2");
+        fs::create_dir_all(&home).unwrap();
+        let drv = driver::Driver {
+            kind: driver::DriverKind::Overlay2,
+            home,
+            status: Vec::new(),
+        };
+        GraphStore::open_with(root, drv, false, Deleter::new()).unwrap()
+    }
+
+    #[test]
+    fn the_containers_of_an_image_share_its_init_layer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = overlay_layout_store(tmp.path());
+        let id = import(&s, tarball(&[("bin/sh", b"sh")]), Some("img"), None, &[]).unwrap();
+        let (a, b) = (crate::util::new_id(), crate::util::new_id());
+        let spec_a = s.create_rw(&a, &id).unwrap();
+        let spec_b = s.create_rw(&b, &id).unwrap();
+        let init_of =
+            |cid: &str| fs::read_to_string(s.mountsdb().join(cid).join("init-id")).unwrap();
+        let init = init_of(&a);
+        assert_eq!(init_of(&b), init);
+        let lower = |spec: &RootfsSpec| spec.options.split(',').next().unwrap().to_owned();
+        assert_eq!(lower(&spec_a), lower(&spec_b));
+        let home = s.driver.home.clone();
+        assert!(home.join(&init).join("diff/etc/hosts").is_file());
+        // A restart keeps both records and the layer they share.
+        drop(s);
+        let s = overlay_layout_store(tmp.path());
+        s.remove_rw(&a).unwrap();
+        s.deleter.drain();
+        assert!(
+            home.join(&init).is_dir(),
+            "removed with the first container"
+        );
+        assert!(s.mountsdb().join(&b).join("mount-id").is_file());
+        s.remove_rw(&b).unwrap();
+        s.deleter.drain();
+        // Kept for the image's next container; a start-up with none removes it.
+        assert!(home.join(&init).is_dir());
+        drop(s);
+        let s = overlay_layout_store(tmp.path());
+        assert!(!home.join(&init).exists());
+        assert_eq!(names(&home).len(), 1, "{:?}", names(&home));
+        // And the next container makes it again.
+        let c = crate::util::new_id();
+        s.create_rw(&c, &id).unwrap();
+        assert!(home.join(&init).join("diff/etc/hosts").is_file());
     }
 
     #[test]
