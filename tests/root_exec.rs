@@ -167,6 +167,16 @@ fn namespaces_differ_cgroup_lives_and_goes_sigkill_gives_137() {
         let exit = ex.wait_exit(&id).await;
         assert_eq!(exit.exit_code, 137);
         assert!(!exit.oom_killed);
+        // The exit is reported first; a cleanup waits for the monitor's removal of the
+        // cgroup (so does a new start of the container).
+        ex.addr
+            .send(CleanupContainer {
+                id: id.clone(),
+                cgroup: None,
+            })
+            .await
+            .unwrap()
+            .unwrap();
         for d in &dirs {
             assert!(!d.exists(), "cgroup {} left behind", d.display());
         }

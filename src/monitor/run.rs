@@ -534,8 +534,6 @@ impl Monitor {
         self.log = None;
         tm!("exit: log flushed");
         let oom_killed = self.cgroup.oom_killed();
-        self.cgroup.remove(Duration::from_secs(2));
-        tm!("exit: cgroup removed");
         let status = ExitStatus {
             exit_code: self.exit_code.unwrap_or(255),
             finished_at: now,
@@ -545,12 +543,19 @@ impl Monitor {
             &self.state_dir.join(EXIT_FILE),
             &serde_json::to_vec(&status).unwrap_or_default(),
         );
-        if let Some(mut ctl) = self.ctl.take() {
+        // berthd hears of the exit first; it waits for the connection to close before it
+        // starts the container again or cleans it up, so the cgroup is gone by then.
+        let mut ctl = self.ctl.take();
+        if let Some(ctl) = &mut ctl {
             let _ = ctl.sock.set_nonblocking(false);
             let _ = ctl.sock.set_write_timeout(Some(Duration::from_secs(1)));
             let _ = ctl.send(&CtlEvent::Exited(status.clone()));
         }
         tm!("exit: reported");
+        self.cgroup.remove(Duration::from_secs(2));
+        tm!("exit: cgroup removed");
+        drop(ctl);
+        // A watcher (a berthd restored since) hears of it only now.
         let reply = encode_line(&SockReply::Exited(status.clone()));
         for c in &mut self.conns {
             match c.mode {

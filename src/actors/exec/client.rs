@@ -63,21 +63,42 @@ impl MonitorConn {
     }
 
     /// Waits for the container's exit. `None` when the monitor vanished without one and
-    /// left no exit.json either.
-    pub(crate) async fn wait_exit(mut self, state_dir: PathBuf) -> Option<ExitStatus> {
+    /// left no exit.json either. The exit comes before the monitor has removed the
+    /// container's cgroup: the second part ends once it has (and closed the connection).
+    pub(crate) async fn wait_exit(
+        mut self,
+        state_dir: PathBuf,
+    ) -> (Option<ExitStatus>, Option<Teardown>) {
         loop {
             match self.next_event().await {
-                Ok(Some(CtlEvent::Exited(st))) => return Some(st),
+                Ok(Some(CtlEvent::Exited(st))) => {
+                    return (Some(st), Some(Box::pin(self.closed(TEARDOWN_TIMEOUT))));
+                }
                 Ok(Some(_)) => continue,
                 Ok(None) | Err(_) => break,
             }
         }
-        tokio::task::spawn_blocking(move || read_exit_file(&state_dir))
+        let st = tokio::task::spawn_blocking(move || read_exit_file(&state_dir))
             .await
             .ok()
-            .flatten()
+            .flatten();
+        (st, None)
+    }
+
+    /// Resolves once the monitor has closed the connection, or after `timeout`.
+    async fn closed(mut self, timeout: Duration) {
+        let drained = async { while let Ok(Some(_)) = self.next_event().await {} };
+        let _ = tokio::time::timeout(timeout, drained).await;
     }
 }
+
+/// What a monitor still does after it reported the exit, or after it was let go of (see
+/// [`Held::release`]): it removes the container's cgroup, then closes its connection.
+pub(crate) type Teardown = futures_util::future::LocalBoxFuture<'static, ()>;
+
+/// How long a start or cleanup of the same container waits for a monitor's [`Teardown`]
+/// before it goes on anyway.
+const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A watch connection on `monitor.sock` (after a restore); the same exit semantics.
 #[derive(Debug)]
@@ -96,12 +117,16 @@ impl WatchConn {
         })
     }
 
-    pub(crate) async fn wait_exit(mut self, state_dir: PathBuf) -> Option<ExitStatus> {
+    pub(crate) async fn wait_exit(
+        mut self,
+        state_dir: PathBuf,
+    ) -> (Option<ExitStatus>, Option<Teardown>) {
         let mut buf = [0u8; 1024];
         loop {
             if let Some(line) = self.lines.next_line() {
                 if let Ok(SockReply::Exited(st)) = serde_json::from_slice(&line) {
-                    return Some(st);
+                    // A watcher hears of the exit once the cgroup is gone.
+                    return (Some(st), None);
                 }
                 continue;
             }
@@ -110,10 +135,11 @@ impl WatchConn {
                 Ok(n) => self.lines.push(&buf[..n]),
             }
         }
-        tokio::task::spawn_blocking(move || read_exit_file(&state_dir))
+        let st = tokio::task::spawn_blocking(move || read_exit_file(&state_dir))
             .await
             .ok()
-            .flatten()
+            .flatten();
+        (st, None)
     }
 }
 
@@ -308,7 +334,12 @@ async fn await_started(id: &str, sock: UnixStream) -> Result<(Started, MonitorCo
                 };
                 return Ok((started, conn));
             }
-            Some(CtlEvent::Failed { message, exec }) => return Err(failed(id, message, exec)),
+            Some(CtlEvent::Failed { message, exec }) => {
+                // The monitor removes what it had set up, then exits: a failed start
+                // answers after that, so a new start of the container finds it gone.
+                conn.closed(TEARDOWN_TIMEOUT).await;
+                return Err(failed(id, message, exec));
+            }
             // Ready comes first; the monitor reads "go" from the batch right after it.
             Some(_) => {}
             None => {
@@ -378,14 +409,12 @@ impl Held {
     }
 
     /// Closes the connection: the monitor undoes the set-up (kills the waiting process,
-    /// removes the cgroup) and exits. Resolves once it has, or after `timeout`.
-    pub(crate) async fn release(self, timeout: Duration) {
+    /// removes the cgroup) and exits. Resolves once it has.
+    pub(crate) async fn release(self) {
         let _ = self.sock.shutdown(std::net::Shutdown::Write);
-        let Ok(mut conn) = MonitorConn::new(self.sock) else {
-            return;
-        };
-        let drained = async { while let Ok(Some(_)) = conn.next_event().await {} };
-        let _ = tokio::time::timeout(timeout, drained).await;
+        if let Ok(conn) = MonitorConn::new(self.sock) {
+            conn.closed(TEARDOWN_TIMEOUT).await;
+        }
     }
 }
 

@@ -73,19 +73,16 @@ pub struct ExecActor {
     spare_spawning: bool,
     /// Containers set up ahead of their start ([`Prestart`]), by id.
     held: HashMap<String, client::Held>,
-    /// Monitors let go of while holding a container, until they have undone its set-up: a
-    /// new start or a cleanup of the same container waits for that.
-    releasing: HashMap<String, Release>,
+    /// Monitors that reported their container's exit, or were let go of while holding a
+    /// container, until they have removed its cgroup and closed their connection: a new
+    /// start or a cleanup of the same container waits for that.
+    finishing: HashMap<String, Finishing>,
     /// After `Shutdown`: no more spares.
     closing: bool,
 }
 
-/// A held monitor's release under way (see [`ExecActor::release`]).
-type Release = futures_util::future::Shared<futures_util::future::LocalBoxFuture<'static, ()>>;
-
-/// How long a released monitor gets to undo its set-up before a start or cleanup that
-/// waits for it goes on anyway.
-const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A monitor's [`client::Teardown`] under way, awaitable by more than one.
+type Finishing = futures_util::future::Shared<client::Teardown>;
 
 /// How long a spare monitor waits for a start before it is let go: a create is followed
 /// by its start within milliseconds (`docker run`), and an idle daemon keeps no spare.
@@ -105,7 +102,7 @@ impl ExecActor {
             spare: None,
             spare_spawning: false,
             held: HashMap::new(),
-            releasing: HashMap::new(),
+            finishing: HashMap::new(),
             closing: false,
         }
     }
@@ -120,20 +117,26 @@ impl ExecActor {
         }
     }
 
-    /// Lets go of a held monitor: it undoes the container's set-up and exits, tracked in
-    /// `releasing` until it has.
+    /// Lets go of a held monitor: it undoes the container's set-up and exits.
     fn release(&mut self, ctx: &mut Context<Self>, id: String, held: client::Held) {
+        self.track_teardown(ctx, id, Box::pin(held.release()));
+    }
+
+    /// Keeps `teardown` of `id`'s monitor in `finishing` until it is over.
+    fn track_teardown(&mut self, ctx: &mut Context<Self>, id: String, teardown: client::Teardown) {
         use futures_util::FutureExt;
-        let fut: Release = held.release(RELEASE_TIMEOUT).boxed_local().shared();
-        self.releasing.insert(id.clone(), fut.clone());
-        ctx.spawn(fut.into_actor(self).map(move |(), act, _| {
-            act.releasing.remove(&id);
+        let fut = teardown.shared();
+        self.finishing.insert(id.clone(), fut.clone());
+        ctx.spawn(fut.clone().into_actor(self).map(move |(), act, _| {
+            if act.finishing.get(&id).is_some_and(|f| f.ptr_eq(&fut)) {
+                act.finishing.remove(&id);
+            }
         }));
     }
 
-    /// Resolves once a release of `id`'s monitor under way, if any, is over.
+    /// Resolves once the teardown of `id`'s last monitor, if under way, is over.
     fn released(&self, id: &str) -> impl std::future::Future<Output = ()> + 'static {
-        let pending = self.releasing.get(id).cloned();
+        let pending = self.finishing.get(id).cloned();
         async move {
             if let Some(p) = pending {
                 p.await;
@@ -180,28 +183,34 @@ impl ExecActor {
     /// Watches a running monitor until its container exits, then reports the exit.
     fn watch<F>(&mut self, ctx: &mut Context<Self>, id: String, dir: PathBuf, exit: F)
     where
-        F: std::future::Future<Output = Option<ExitStatus>> + 'static,
+        F: std::future::Future<Output = (Option<ExitStatus>, Option<client::Teardown>)> + 'static,
     {
         let id2 = id.clone();
-        let handle = ctx.spawn(exit.into_actor(self).map(move |status, act, _| {
-            act.watched.remove(&id2);
-            let (exit_code, finished_at, oom_killed) = match status {
-                Some(st) => (st.exit_code, parse_time(&st.finished_at), st.oom_killed),
-                None => {
-                    warn!(container_id = %id2, "monitor vanished without an exit status");
-                    (255, Utc::now(), false)
-                }
-            };
-            debug!(container_id = %id2, exit_code, "container exited");
-            if let Some(r) = &act.exits {
-                r.do_send(ContainerExited {
-                    id: id2,
-                    exit_code,
-                    finished_at,
-                    oom_killed,
-                });
-            }
-        }));
+        let handle = ctx.spawn(
+            exit.into_actor(self)
+                .map(move |(status, teardown), act, ctx| {
+                    act.watched.remove(&id2);
+                    if let Some(t) = teardown {
+                        act.track_teardown(ctx, id2.clone(), t);
+                    }
+                    let (exit_code, finished_at, oom_killed) = match status {
+                        Some(st) => (st.exit_code, parse_time(&st.finished_at), st.oom_killed),
+                        None => {
+                            warn!(container_id = %id2, "monitor vanished without an exit status");
+                            (255, Utc::now(), false)
+                        }
+                    };
+                    debug!(container_id = %id2, exit_code, "container exited");
+                    if let Some(r) = &act.exits {
+                        r.do_send(ContainerExited {
+                            id: id2,
+                            exit_code,
+                            finished_at,
+                            oom_killed,
+                        });
+                    }
+                }),
+        );
         if let Some(old) = self.watched.insert(
             id,
             Watched {
@@ -395,7 +404,7 @@ impl Handler<Prestart> for ExecActor {
             || self.watched.contains_key(&id)
             || self.starting.contains(&id)
             || self.held.contains_key(&id)
-            || self.releasing.contains_key(&id)
+            || self.finishing.contains_key(&id)
         {
             return Box::pin(actix::fut::ready(Err(ExecError::AlreadyRunning { id })));
         }
