@@ -521,23 +521,32 @@ fn a_create_sets_the_container_up_ahead_and_undoes_it_unless_started_in_time() {
     require_root!();
     let d = TestDaemon::start();
     d.import_busybox();
+    // Options (up to the image) and command.
     let create = |args: &[&str]| {
-        let mut all = vec!["create", "--network", "none", "busybox"];
-        all.extend_from_slice(args);
+        let mut all = vec!["create", "--network", "none"];
+        let (opts, cmd) = match args.first() {
+            Some(&"-v") => args.split_at(2),
+            _ => args.split_at(0),
+        };
+        all.extend_from_slice(opts);
+        all.push("busybox");
+        all.extend_from_slice(cmd);
         d.docker_ok(&all).trim().to_owned()
     };
 
     // Started at once: the monitor that set it up during the create runs it.
     let id = create(&["sleep", "600"]);
     assert!(
-        eventually(5, || d.monitor_pids().len() == 1
+        eventually(5, || !d.monitor_pids().is_empty()
             && !cgroups(&id).is_empty()),
-        "no monitor holds the created container: {:?}",
-        d.monitor_pids()
+        "no monitor holds the created container"
     );
+    // The monitor (and, until its pivot_root, its init, cloned in the same dir).
     let held = d.monitor_pids();
     d.docker_ok(&["start", &id]);
-    assert_eq!(d.monitor_pids(), held, "the start used another monitor");
+    let running = d.monitor_pids();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert!(held.contains(&running[0]), "the start used another monitor");
     let status = d.docker_ok(&["inspect", "-f", "{{.State.Status}}", &id]);
     assert_eq!(status.trim(), "running");
     d.docker_ok(&["rm", "-f", &id]);
@@ -552,6 +561,7 @@ fn a_create_sets_the_container_up_ahead_and_undoes_it_unless_started_in_time() {
 
     // Not started in time: undone after half a second; a later start sets it up anew.
     let id = create(&["echo", "hello"]);
+    assert!(eventually(5, || !cgroups(&id).is_empty()));
     assert!(
         eventually(5, || d.monitor_pids().is_empty() && cgroups(&id).is_empty()),
         "the set-up ahead was kept: {:?} {:?}",
@@ -562,4 +572,22 @@ fn a_create_sets_the_container_up_ahead_and_undoes_it_unless_started_in_time() {
     assert_eq!(out.trim(), "hello");
     d.docker_ok(&["rm", &id]);
     assert!(cgroups(&id).is_empty());
+
+    // With a bind mount, nothing is set up ahead: the start mounts the file as it is
+    // then, even when it was replaced since the create.
+    let file = d.dir.path().join("motd");
+    std::fs::write(&file, "before\n").unwrap();
+    let bind = format!("{}:/motd:ro", file.display());
+    let id = create(&["-v", &bind, "cat", "/motd"]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(
+        d.monitor_pids().is_empty(),
+        "set up ahead despite a bind mount"
+    );
+    let tmp = d.dir.path().join("motd.new");
+    std::fs::write(&tmp, "after\n").unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    let out = d.docker_ok(&["start", "-a", &id]);
+    assert_eq!(out.trim(), "after");
+    d.docker_ok(&["rm", &id]);
 }

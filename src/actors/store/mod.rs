@@ -814,7 +814,13 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             Ok(p) => p,
             Err(e) => return ready(Err(e)),
         };
-        let may_prestart = self.prestarts < MAX_PRESTARTS;
+        // Not with bind mounts: their sources are mounted as they are at the start (a file
+        // replaced between create and start is the new one).
+        let binds = create::str_slice(host_config.get("Binds"), "HostConfig.Binds")
+            .ok()
+            .flatten()
+            .is_some_and(|b| !b.is_empty());
+        let may_prestart = self.prestarts < MAX_PRESTARTS && !binds;
         if may_prestart {
             self.prestarts += 1;
         }
