@@ -14,9 +14,10 @@
 //! after (a dir without it is an unfinished create, which Init deletes). Later
 //! state changes (running, exited) are written atomically but not fsynced, since the
 //! monitors' exit files let a restart reconcile them. A removal is
-//! durable when answered: after the layer and the names, the container's dir is renamed
-//! to a doomed name and `containers/` fsynced; its files are deleted after the reply by
-//! the [`Deleter`] shared with the graph, and Init hands doomed dirs a crash left to it.
+//! durable when answered: with the layer and the names, and at the same time, the
+//! container's dir is renamed to a doomed name and `containers/` fsynced; its files are
+//! deleted after the reply by the [`Deleter`] shared with the graph, and Init hands doomed
+//! dirs a crash left to it (and removes the layers and names a crash left without a record).
 //!
 //! Architecture invariant: only ContainerStoreActor changes a container's state.
 
@@ -290,28 +291,13 @@ impl ContainerStoreActor {
             // Usually released at the exit already; the veth deletion (which can wait for
             // the kernel's teardown of the old namespace) is not waited for.
             peers.network.do_send(ReleaseEndpoint { id: id2.clone() });
-            // The layer, the names and the runtime dir go together; the record goes last,
-            // so that a failure (or a crash) leaves a record to remove again. Names
-            // released for a container whose layer then failed to go are reserved again
-            // from its record at the next start-up.
-            let (layer, released, cleaned) = futures_util::join!(
-                peers.graph.send(RemoveRwLayer {
-                    container_id: id2.clone(),
-                }),
-                peers.graphdb.send(ReleaseEntity { id: id2.clone() }),
-                peers.exec.send(CleanupContainer {
-                    id: id2.clone(),
-                    cgroup: Some(create::cgroup_path(&id2)),
-                })
-            );
-            if let Err(e) = cleaned {
-                tracing::warn!(error = %e, container_id = %id2, "runtime dir not cleaned up");
-            }
-            layer.map_err(StoreError::mailbox("graph"))??;
-            released.map_err(StoreError::mailbox("graphdb"))??;
-            // The record goes by one rename of its dir to a doomed name, made durable
-            // before the reply; the files are deleted after it, by the deleter (a crash
-            // in between leaves a doomed dir that Init deletes).
+            // The layer, the names, the runtime dir and the record all go at once. The
+            // record goes by one rename of its dir to a doomed name, made durable before
+            // the reply; its files are deleted after it, by the deleter (a crash in between
+            // leaves a doomed dir that Init deletes). A crash part way leaves either a
+            // record without its layer, to remove again, or a layer, a name or both
+            // without a record, which the next start-up removes (`PruneRwLayers`) and
+            // releases. A failure keeps the container in memory, to remove again.
             let remove_dir = move || {
                 let Some(doomed) = deleter::rename_doomed(&dir)? else {
                     return Ok(());
@@ -320,11 +306,29 @@ impl ContainerStoreActor {
                 deleter.delete(doomed);
                 synced
             };
-            match persister {
-                Some(p) => p.run(&id2, remove_dir).await,
-                None => remove_dir(),
+            let record = async {
+                match persister {
+                    Some(p) => p.run(&id2, remove_dir).await,
+                    None => remove_dir(),
+                }
+            };
+            let (layer, released, cleaned, record) = futures_util::join!(
+                peers.graph.send(RemoveRwLayer {
+                    container_id: id2.clone(),
+                }),
+                peers.graphdb.send(ReleaseEntity { id: id2.clone() }),
+                peers.exec.send(CleanupContainer {
+                    id: id2.clone(),
+                    cgroup: Some(create::cgroup_path(&id2)),
+                }),
+                record
+            );
+            if let Err(e) = cleaned {
+                tracing::warn!(error = %e, container_id = %id2, "runtime dir not cleaned up");
             }
-            .map_err(|source| StoreError::Persist {
+            layer.map_err(StoreError::mailbox("graph"))??;
+            released.map_err(StoreError::mailbox("graphdb"))??;
+            record.map_err(|source| StoreError::Persist {
                 path: PathBuf::from(&id2),
                 source,
             })
