@@ -1173,10 +1173,27 @@ impl CreateUndo<'_> {
     }
 }
 
+/// The files of a container's dir made from its hostname and the host's resolv.conf:
+/// written at the create and not fsynced (see [`restore_derived_files`]).
+fn derived_files(hostname: &str, dns: &[std::net::IpAddr]) -> [(&'static str, Vec<u8>); 3] {
+    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    [
+        ("hostname", format!("{hostname}\n").into_bytes()),
+        ("hosts", create::hosts_file(hostname, None).into_bytes()),
+        (
+            "resolv.conf",
+            create::resolv_conf(&host_resolv, dns).into_bytes(),
+        ),
+    ]
+}
+
 /// Writes the files of a new container's dir that do not depend on its layer (hostname,
-/// hosts, resolv.conf, hostconfig.json), then fsyncs them, the dir and its parent together.
-/// They need no temp names: until [`commit_record`] adds config.v2.json the dir
-/// is a create that did not finish, which Init removes (`load_records`).
+/// hosts, resolv.conf, hostconfig.json), without fsyncs: hostconfig.json is fsynced with
+/// the record ([`stage_record`]) and the dir and its parent at the commit
+/// ([`commit_record`]); the others are derived, and a start writes again any that a crash
+/// left empty ([`restore_derived_files`]). They need no temp names: until
+/// [`commit_record`] adds config.v2.json the dir is a create that did not finish, which
+/// Init removes (`load_records`).
 fn write_container_files(
     dir: &Path,
     hostname: &str,
@@ -1184,27 +1201,30 @@ fn write_container_files(
     host_config: &[u8],
 ) -> std::io::Result<()> {
     fs::create_dir(dir)?;
-    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let files: [(&str, Vec<u8>); 4] = [
-        ("hostname", format!("{hostname}\n").into_bytes()),
-        ("hosts", create::hosts_file(hostname, None).into_bytes()),
-        (
-            "resolv.conf",
-            create::resolv_conf(&host_resolv, dns).into_bytes(),
-        ),
-        ("hostconfig.json", host_config.to_vec()),
-    ];
-    let mut handles = Vec::with_capacity(files.len() + 2);
-    for (name, data) in &files {
+    let [a, b, c] = derived_files(hostname, dns);
+    for (name, data) in [a, b, c, ("hostconfig.json", host_config.to_vec())] {
         let mut f = fs::File::create_new(dir.join(name))?;
-        std::io::Write::write_all(&mut f, data)?;
-        handles.push(f);
+        std::io::Write::write_all(&mut f, &data)?;
     }
-    handles.push(fs::File::open(dir)?);
-    if let Some(parent) = dir.parent() {
-        handles.push(fs::File::open(parent)?);
+    Ok(())
+}
+
+/// Writes again the derived files of a container's dir (see [`derived_files`]) that are
+/// missing or empty, as a crash soon after the create can leave them. Before a start that
+/// was not set up ahead (one that was, was set up right after they were written).
+fn restore_derived_files(
+    dir: &Path,
+    hostname: &str,
+    dns: &[std::net::IpAddr],
+) -> std::io::Result<()> {
+    for (name, data) in derived_files(hostname, dns) {
+        let path = dir.join(name);
+        if fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+            tracing::info!(path = %path.display(), "writing a lost file again");
+            fs::write(&path, data)?;
+        }
     }
-    crate::util::sync_all_concurrently(&handles.iter().collect::<Vec<_>>())
+    Ok(())
 }
 
 /// Waits until a layer the graph was making is durable or undone; true when it was made
@@ -1220,18 +1240,23 @@ async fn settle(layer: Result<RwLayer, StoreError>) -> bool {
 const STAGED_RECORD: &str = ".config.v2.json.tmp-create";
 
 /// Writes a new container's record under a temp name in a dir that
-/// [`write_container_files`] made, and fsyncs it.
+/// [`write_container_files`] made, and fsyncs it with hostconfig.json.
 fn stage_record(dir: &Path, record: &[u8]) -> std::io::Result<()> {
     let mut f = fs::File::create_new(dir.join(STAGED_RECORD))?;
     std::io::Write::write_all(&mut f, record)?;
-    f.sync_all()
+    let host_config = fs::File::open(dir.join("hostconfig.json"))?;
+    crate::util::sync_all_concurrently(&[&f, &host_config])
 }
 
 /// The commit point of a create: the staged record renamed to config.v2.json, the dir
-/// fsynced.
+/// (its files' names) and its parent (the dir's name) fsynced.
 fn commit_record(dir: &Path) -> std::io::Result<()> {
     fs::rename(dir.join(STAGED_RECORD), dir.join("config.v2.json"))?;
-    fs::File::open(dir)?.sync_all()
+    let d = fs::File::open(dir)?;
+    match dir.parent() {
+        Some(parent) => crate::util::sync_all_concurrently(&[&d, &fs::File::open(parent)?]),
+        None => d.sync_all(),
+    }
 }
 
 impl Handler<StartContainer> for ContainerStoreActor {
@@ -1273,7 +1298,9 @@ impl Handler<StartContainer> for ContainerStoreActor {
         let exec = self.peers.exec.clone();
         let network = self.peers.network.clone();
         let persister = self.persister.clone();
-        let hosts = containers_dir.join(&id).join("hosts");
+        let dir = containers_dir.join(&id);
+        let hosts = dir.join("hosts");
+        let dns = self.config.dns.clone();
         let t0 = Instant::now();
         let id2 = id.clone();
         let work = async move {
@@ -1284,13 +1311,25 @@ impl Handler<StartContainer> for ContainerStoreActor {
                 // Set up by the create, in the namespace taken then.
                 start.prestarted = true;
                 endpoint = p.endpoint;
-            } else if own_netns {
-                match take_sandbox(&network, persister, &id2, bridged, hosts, &hostname).await {
-                    Ok(sb) => {
-                        endpoint = sb.endpoint;
-                        start.netns = Some(sb.netns);
+            } else {
+                let (dir2, name) = (dir.clone(), hostname.clone());
+                let restore = move || restore_derived_files(&dir2, &name, &dns);
+                let restored = match &persister {
+                    Some(p) => p.run(&id2, restore).await,
+                    None => restore(),
+                };
+                if let Err(source) = restored {
+                    return (Err(StoreError::Persist { path: dir, source }), None);
+                }
+                if own_netns {
+                    let sb = take_sandbox(&network, persister, &id2, bridged, hosts, &hostname);
+                    match sb.await {
+                        Ok(sb) => {
+                            endpoint = sb.endpoint;
+                            start.netns = Some(sb.netns);
+                        }
+                        Err(e) => return (Err(e), None),
                     }
-                    Err(e) => return (Err(e), None),
                 }
             }
             let res = exec
@@ -1713,6 +1752,27 @@ mod tests {
         let mut want = vec![kept, bad];
         want.sort();
         assert_eq!(names(&dir), want);
+    }
+
+    #[test]
+    fn a_start_writes_again_the_derived_files_a_crash_left_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        let dns: Vec<std::net::IpAddr> = vec!["192.0.2.53".parse().unwrap()];
+        write_container_files(&dir, "box", &dns, b"{\"a\":1}").unwrap();
+        let read = |n: &str| fs::read_to_string(dir.join(n)).unwrap();
+        let (hosts, resolv) = (read("hosts"), read("resolv.conf"));
+        assert!(resolv.contains("nameserver 192.0.2.53"), "{resolv}");
+        // What delayed allocation can leave of files not fsynced: empty, or gone.
+        fs::write(dir.join("hostname"), "").unwrap();
+        fs::remove_file(dir.join("resolv.conf")).unwrap();
+        fs::write(dir.join("hosts"), "kept as it is\n").unwrap();
+        restore_derived_files(&dir, "box", &dns).unwrap();
+        assert_eq!(read("hostname"), "box\n");
+        assert_eq!(read("resolv.conf"), resolv);
+        assert_eq!(read("hosts"), "kept as it is\n");
+        assert_ne!(read("hosts"), hosts);
+        assert_eq!(read("hostconfig.json"), "{\"a\":1}");
     }
 
     #[test]
