@@ -11,7 +11,9 @@
 //! Durability: a create is fsynced before it is answered: its name, its layer and the
 //! files that do not depend on the layer are made at once, then config.v2.json, the
 //! commit point, staged while the graph makes the layer durable and renamed into place
-//! after (a dir without it is an unfinished create, which Init deletes). Later
+//! after (a dir without it is an unfinished create, which Init deletes). The files made
+//! from the config and the host (hostname, hosts, resolv.conf) are not fsynced; a start
+//! writes again those a crash left empty. Later
 //! state changes (running, exited) are written atomically but not fsynced, since the
 //! monitors' exit files let a restart reconcile them. A removal is
 //! durable when answered: with the layer and the names, and at the same time, the
