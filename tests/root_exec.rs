@@ -14,8 +14,8 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use berth::actors::exec::{
-    AttachContainer, AttachOptions, CleanupContainer, ExecError, PendingAttach, PrepareStart,
-    RestoreContainer, RestoreState, SPARE_TTL, SignalContainer, StartContainer,
+    AttachContainer, AttachOptions, ExecError, PendingAttach, PrepareStart, RestoreContainer,
+    RestoreState, SPARE_TTL, SignalContainer, StartContainer,
 };
 use berth::monitor::spec::{MountSpec, NetworkSpec};
 use exec_support::{Exec, Fixture, Kind, OUT_ERR, demux, mounts_below, processes_below};
@@ -169,14 +169,7 @@ fn namespaces_differ_cgroup_lives_and_goes_sigkill_gives_137() {
         assert!(!exit.oom_killed);
         // The exit is reported first; a cleanup waits for the monitor's removal of the
         // cgroup (so does a new start of the container).
-        ex.addr
-            .send(CleanupContainer {
-                id: id.clone(),
-                cgroup: None,
-            })
-            .await
-            .unwrap()
-            .unwrap();
+        ex.cleanup(&id).await;
         for d in &dirs {
             assert!(!d.exists(), "cgroup {} left behind", d.display());
         }
@@ -354,14 +347,7 @@ fn restore_finds_running_then_exited() {
             matches!(r, RestoreState::Exited { exit_code: 137, .. }),
             "{r:?}"
         );
-        ex.addr
-            .send(CleanupContainer {
-                id: id.clone(),
-                cgroup: None,
-            })
-            .await
-            .unwrap()
-            .unwrap();
+        ex.cleanup(&id).await;
         let r = ex
             .addr
             .send(RestoreContainer { id })

@@ -327,6 +327,18 @@ impl Exec {
             .expect("no exit within 30 s")
     }
 
+    /// `CleanupContainer` for `id` (its runtime dir; no cgroup named), which must succeed.
+    pub async fn cleanup(&self, id: &str) {
+        self.addr
+            .send(berth::actors::exec::CleanupContainer {
+                id: id.to_owned(),
+                cgroup: None,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
     /// Starts `spec` with one pending attach per entry of `attach`; returns the streams.
     pub async fn start_with(
         &self,
