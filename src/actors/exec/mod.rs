@@ -355,6 +355,14 @@ impl Handler<StartContainer> for ExecActor {
                 self.release(ctx, spec.id.clone(), h);
                 None
             }
+            None if prestarted => {
+                // Not to happen (only the store lets one go); without its namespace the
+                // container would start cut off from its network.
+                self.starting.remove(&spec.id);
+                let id = spec.id;
+                let source = io::Error::other("its set-up made at the create is gone");
+                return Box::pin(actix::fut::ready(Err(ExecError::Monitor { id, source })));
+            }
             None => None,
         };
         if held.is_none() {
