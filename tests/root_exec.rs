@@ -281,11 +281,18 @@ fn restore_finds_running_then_exited() {
     system(async {
         let spec = fx.spec(Kind::Bind, &["sh", "-c", "echo up; exec sleep 60"]);
         let id = spec.id.clone();
+        let log = spec.log_path.clone();
         let pid;
         {
             let ex = Exec::start(&fx).await;
             let (res, _) = ex.start_with(spec, &[]).await;
             pid = res.unwrap().pid;
+            // "up" is out (and logged) before the late attach below, which must not see it.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("up")) {
+                assert!(Instant::now() < deadline, "no output logged");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             ex.addr
                 .send(berth::actors::Shutdown)
                 .await
@@ -336,7 +343,7 @@ fn restore_finds_running_then_exited() {
         })
         .await
         .unwrap();
-        assert!(rest.is_empty());
+        assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
         let r = ex
             .addr
             .send(RestoreContainer { id: id.clone() })
