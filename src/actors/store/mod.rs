@@ -977,7 +977,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             });
             let set_up = async {
                 let (spec, network, hosts) = ahead?;
-                prestart(&peers, &persister, spec, network, hosts).await
+                prestart(&peers, spec, network, hosts).await
             };
             let (committed, pre) = futures_util::join!(commit, set_up);
             if let Err(e) = committed {
@@ -1026,7 +1026,8 @@ impl Handler<CreateContainer> for ContainerStoreActor {
 }
 
 /// Takes a network namespace for container `id` (`bridged`: on the bridge, with an
-/// address) and, for a bridged one, writes the address into its /etc/hosts.
+/// address) and, for a bridged one, writes the address into its /etc/hosts: behind the
+/// container's other writes on `persister`, or else on a blocking thread.
 async fn take_sandbox(
     network: &ActorClient<NetworkActor>,
     persister: Option<Persister>,
@@ -1050,7 +1051,9 @@ async fn take_sandbox(
     let write = move || fs::write(&path, content);
     let written = match persister {
         Some(p) => p.run(id, write).await,
-        None => write(),
+        None => tokio::task::spawn_blocking(write)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e))),
     };
     if let Err(source) = written {
         let _ = network.send(ReleaseEndpoint { id: id.to_owned() }).await;
@@ -1066,7 +1069,6 @@ async fn take_sandbox(
 /// namespace taken now; `Some` (with the address on the bridge) when its monitor holds it.
 async fn prestart(
     peers: &Peers,
-    persister: &Persister,
     spec: ContainerSpec,
     network: NetworkSpec,
     hosts: PathBuf,
@@ -1077,15 +1079,9 @@ async fn prestart(
     if network != NetworkSpec::Host {
         let bridged = network == NetworkSpec::New;
         let hostname = spec.hostname.clone();
-        let sb = take_sandbox(
-            &peers.network,
-            Some(persister.clone()),
-            &id,
-            bridged,
-            hosts,
-            &hostname,
-        )
-        .await;
+        // `hosts` is written beside the create's other writes, not behind them: none of
+        // them touches it, and behind them it would wait for the record's fsyncs.
+        let sb = take_sandbox(&peers.network, None, &id, bridged, hosts, &hostname).await;
         match sb {
             Ok(sb) => {
                 endpoint = sb.endpoint;
