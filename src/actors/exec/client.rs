@@ -388,7 +388,7 @@ pub(crate) async fn prestart(
 impl Held {
     /// True when `spec` is the one the container was set up with.
     pub(crate) fn matches(&self, spec: &ContainerSpec) -> bool {
-        serde_json::to_vec(spec).ok() == serde_json::to_vec(&self.spec).ok()
+        *spec == self.spec
     }
 
     /// Lets the container's process run: each pending attach gets a connected stream,

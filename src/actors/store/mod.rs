@@ -12,8 +12,8 @@
 //! files that do not depend on the layer are made at once, then config.v2.json, the
 //! commit point, staged while the graph makes the layer durable and renamed into place
 //! after (a dir without it is an unfinished create, which Init deletes). The files made
-//! from the config and the host (hostname, hosts, resolv.conf) are not fsynced; a start
-//! writes again those a crash left empty. Later
+//! from the config and the host (hostname, hosts, resolv.conf) are not fsynced; the first
+//! start after a restart writes again those a crash left empty. Later
 //! state changes (running, exited) are written atomically but not fsynced, since the
 //! monitors' exit files let a restart reconcile them. A removal is
 //! durable when answered: with the layer and the names, and at the same time, the
@@ -95,6 +95,9 @@ struct Entry {
     row: Option<view::SummaryRow>,
     /// Set up ahead of its start by its create ([`ExecPrestart`]).
     prestart: Option<Prestarted>,
+    /// Loaded from disk at Init and not started since: a crash may have left its derived
+    /// files empty, which its next start writes again ([`restore_derived_files`]).
+    files_unchecked: bool,
 }
 
 /// A container that its create had set up ahead of the start, held by its monitor.
@@ -123,6 +126,7 @@ impl Entry {
             waiters: Vec::new(),
             row: None,
             prestart: None,
+            files_unchecked: false,
         }
     }
 
@@ -700,7 +704,9 @@ impl Handler<Init> for ContainerStoreActor {
                         auto_remove.push(c.id.clone());
                     }
                     act.save_state(&c);
-                    act.containers.insert(c.id.clone(), Entry::new(c));
+                    let mut entry = Entry::new(c);
+                    entry.files_unchecked = true;
+                    act.containers.insert(entry.c.id.clone(), entry);
                 }
                 for id in auto_remove {
                     if let Some(e) = act.containers.get_mut(&id) {
@@ -1188,8 +1194,8 @@ fn derived_files(hostname: &str, dns: &[std::net::IpAddr]) -> [(&'static str, Ve
 /// Writes the files of a new container's dir that do not depend on its layer (hostname,
 /// hosts, resolv.conf, hostconfig.json), without fsyncs: hostconfig.json is fsynced with
 /// the record ([`stage_record`]) and the dir and its parent at the commit
-/// ([`commit_record`]); the others are derived, and a start writes again any that a crash
-/// left empty ([`restore_derived_files`]). They need no temp names: until
+/// ([`commit_record`]); the others are derived, and the first start after a restart writes
+/// again any that a crash left empty ([`restore_derived_files`]). They need no temp names: until
 /// [`commit_record`] adds config.v2.json the dir is a create that did not finish, which
 /// Init removes (`load_records`).
 fn write_container_files(
@@ -1208,8 +1214,8 @@ fn write_container_files(
 }
 
 /// Writes again the derived files of a container's dir (see [`derived_files`]) that are
-/// missing or empty, as a crash soon after the create can leave them. Before a start that
-/// was not set up ahead (one that was, was set up right after they were written).
+/// missing or empty, as a crash soon after the create can leave them. Before the first
+/// start of a container loaded at Init (one created since has them as written).
 fn restore_derived_files(
     dir: &Path,
     hostname: &str,
@@ -1290,6 +1296,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
         let bridged = entry.c.network == NetworkSpec::New;
         let own_netns = entry.c.network != NetworkSpec::Host;
         let prestart = entry.prestart.take();
+        let check_files = std::mem::take(&mut entry.files_unchecked);
         if prestart.is_some() {
             self.prestarts = self.prestarts.saturating_sub(1);
         }
@@ -1310,14 +1317,16 @@ impl Handler<StartContainer> for ContainerStoreActor {
                 start.prestarted = true;
                 endpoint = p.endpoint;
             } else {
-                let (dir2, name) = (dir.clone(), hostname.clone());
-                let restore = move || restore_derived_files(&dir2, &name, &dns);
-                let restored = match &persister {
-                    Some(p) => p.run(&id2, restore).await,
-                    None => restore(),
-                };
-                if let Err(source) = restored {
-                    return (Err(StoreError::Persist { path: dir, source }), None);
+                if check_files {
+                    let (dir2, name) = (dir.clone(), hostname.clone());
+                    let restore = move || restore_derived_files(&dir2, &name, &dns);
+                    let restored = match &persister {
+                        Some(p) => p.run(&id2, restore).await,
+                        None => restore(),
+                    };
+                    if let Err(source) = restored {
+                        return (Err(StoreError::Persist { path: dir, source }), None);
+                    }
                 }
                 if own_netns {
                     let sb = take_sandbox(&network, persister, &id2, bridged, hosts, &hostname);
@@ -1365,6 +1374,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
                     }
                     Err(e) => {
                         entry.early_exit = None;
+                        entry.files_unchecked |= check_files;
                         entry.c.state.error = e.to_string();
                         if let StoreError::Exec(ExecError::StartFailed { message, .. }) = &e {
                             entry.c.state.exit_code = if message.contains("permission denied") {
