@@ -24,6 +24,7 @@
 pub mod archive;
 pub mod changes;
 mod copy;
+mod direct;
 pub mod driver;
 pub mod error;
 pub mod messages;
