@@ -529,23 +529,33 @@ impl ContainerCgroup {
     }
 }
 
-/// Starts the RCU grace period of the next v1 cgroup move early.
+/// Keeps the next v1 cgroup moves off the RCU grace period while containers are made.
 ///
 /// Moving a task into a v1 cgroup (a write to `cgroup.procs`) takes the kernel's
 /// `cgroup_threadgroup_rwsem` for writing, whose `rcu_sync` waits for a full RCU grace
-/// period (5-15 ms here) unless another writer held it within roughly the last grace
-/// period. A monitor moving a new container's init into its v1 cgroups pays that wait on
-/// the start path (v2 hosts do not: the init is cloned straight into its cgroup).
+/// period (6-15 ms on the VMs of BENCHMARKS.md) unless another writer held it within
+/// roughly the last grace period (moves 10 ms apart: 0.1 ms; 20 ms apart: 8 ms). A
+/// monitor moving a new container's init into its v1 cgroups pays that wait on the start
+/// path (v2 hosts do not: the init is cloned straight into its cgroup).
 ///
 /// `poke` has a thread write `0` (the writer's own process) to the `cgroup.procs` of the
 /// cgroup berthd already is in, in one v1 hierarchy: the kernel takes the lock and
 /// migrates nothing. Poked when a container is created and when its start begins, the
-/// grace period runs while the create's disk work and the monitor's set-up go on, and the
-/// monitor's move finds it passed. Pokes while one is under way are dropped.
+/// first grace period runs while the create's disk work goes on; the thread then writes
+/// again every [`WARM_EVERY`] until [`WARM_FOR`] after the last poke, so that the moves of
+/// the containers that follow (a script's `docker run`s, a burst) find the lock warm. An
+/// idle daemon does not write. While the lock is warm the kernel's fork and exit take a
+/// slower, shared path (what the `favordynmods` mount option makes permanent); the writes
+/// themselves cost about 30 µs each.
 #[derive(Debug, Clone)]
 pub struct V1Warmup {
     tx: std::sync::mpsc::SyncSender<()>,
 }
+
+/// How often the warm-up writes while it keeps the lock warm: well within a grace period.
+pub const WARM_EVERY: Duration = Duration::from_millis(4);
+/// How long after the last poke it keeps writing.
+pub const WARM_FOR: Duration = Duration::from_secs(1);
 
 impl V1Warmup {
     /// A warm-up thread ("berth-cgwarm"), or `None` on a host without v1 hierarchies or
@@ -563,24 +573,40 @@ impl V1Warmup {
         let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("berth-cgwarm".into())
-            .spawn(move || {
-                let mut warned = false;
-                while rx.recv().is_ok() {
-                    if let Err(e) = fs::write(&procs, "0") {
-                        if !warned {
-                            tracing::debug!(path = %procs.display(), error = %e, "cgroup warm-up write failed");
-                            warned = true;
-                        }
-                    }
-                }
-            })
+            .spawn(move || warm(&procs, &rx))
             .ok()?;
         Some(V1Warmup { tx })
     }
 
-    /// Starts a warm-up unless one is under way; never blocks.
+    /// Starts or prolongs a warm-up; never blocks.
     pub fn poke(&self) {
         let _ = self.tx.try_send(());
+    }
+}
+
+/// The warm-up thread: idle until poked, then writes every [`WARM_EVERY`] until
+/// [`WARM_FOR`] has passed without a poke. Ends when the daemon drops its `V1Warmup`.
+fn warm(procs: &Path, rx: &std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut warned = false;
+    while rx.recv().is_ok() {
+        let mut until = Instant::now() + WARM_FOR;
+        loop {
+            if let Err(e) = fs::write(procs, "0") {
+                if !warned {
+                    tracing::debug!(path = %procs.display(), error = %e, "cgroup warm-up write failed");
+                    warned = true;
+                }
+                // Nothing to keep warm: wait for the next poke.
+                break;
+            }
+            match rx.recv_timeout(WARM_EVERY) {
+                Ok(()) => until = Instant::now() + WARM_FOR,
+                Err(RecvTimeoutError::Timeout) if Instant::now() < until => {}
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
     }
 }
 
