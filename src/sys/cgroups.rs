@@ -734,4 +734,31 @@ mod tests {
             "v2 line only"
         );
     }
+
+    /// The warm-up writes `0` once poked, keeps writing while poked, and its thread ends
+    /// when the daemon drops its handle (here: a plain file stands in for cgroup.procs).
+    #[test]
+    fn the_warm_up_writes_when_poked_and_ends_with_its_handle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let procs = tmp.path().join("cgroup.procs");
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let p = procs.clone();
+        let thread = std::thread::spawn(move || warm(&p, &rx));
+        let warmup = V1Warmup { tx };
+        warmup.poke();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fs::read_to_string(&procs).unwrap_or_default() != "0" {
+            assert!(Instant::now() < deadline, "no write after a poke");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Writes go on while it is warm: a removed file comes back.
+        fs::remove_file(&procs).unwrap();
+        warmup.poke();
+        while !procs.exists() {
+            assert!(Instant::now() < deadline, "no write while warm");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(warmup);
+        thread.join().unwrap();
+    }
 }
