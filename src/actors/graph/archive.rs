@@ -503,7 +503,8 @@ fn write_file(job: &FileJob, is_root: bool, mode: &DirectMode) -> Result<(), Arc
             f
         }
         FileData::Aligned(buf) => {
-            let mut f = direct::create(mode, |d| create_file(path, d)).map_err(io_err(path))?;
+            let mut f =
+                direct::create(mode, path, |d| create_file(path, d)).map_err(io_err(path))?;
             f.append(buf.data(), mode).map_err(io_err(path))?;
             f.into_file()
         }
@@ -688,7 +689,7 @@ impl Extractor<'_> {
                     return Ok(added);
                 }
                 let direct_mode = &self.pool.shared.direct;
-                let mut f = direct::create(direct_mode, |d| create_file(&path, d))
+                let mut f = direct::create(direct_mode, &path, |d| create_file(&path, d))
                     .map_err(io_err(&path))?;
                 loop {
                     // Whole buffers, so that only the last write has a tail.
@@ -994,6 +995,40 @@ mod tests {
     #[test]
     fn files_of_every_size_keep_their_bytes_and_metadata() {
         let s = setup();
+        extract_every_size(&s.dest);
+    }
+
+    /// The same on ramfs, which refuses O_DIRECT (after creating the file): every file is
+    /// written buffered. Root only (it mounts).
+    #[test]
+    fn files_of_every_size_are_written_where_o_direct_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let mnt = tmp.path().join("ramfs");
+        fs::create_dir(&mnt).unwrap();
+        nix::mount::mount(
+            Some("ramfs"),
+            &mnt,
+            Some("ramfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        let _unmount = Unmount(mnt.clone());
+        let dest = mnt.join("layer");
+        fs::create_dir(&dest).unwrap();
+        extract_every_size(&dest);
+    }
+
+    fn extract_every_size(dest: &Path) {
         let sizes: Vec<usize> = vec![
             0,
             1,
@@ -1015,11 +1050,11 @@ mod tests {
                 file(b, &format!("f{i}"), &content(i, *n));
             }
         });
-        let got = extract(io::Cursor::new(tar), &s.dest).unwrap();
+        let got = extract(io::Cursor::new(tar), dest).unwrap();
         assert_eq!(got.size, all.iter().sum::<usize>() as u64);
         use std::os::unix::fs::MetadataExt;
         for (i, n) in all.iter().enumerate() {
-            let path = s.dest.join(format!("f{i}"));
+            let path = dest.join(format!("f{i}"));
             assert!(
                 fs::read(&path).unwrap() == content(i, *n),
                 "f{i} of {n} bytes"

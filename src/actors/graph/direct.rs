@@ -16,6 +16,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -91,10 +92,12 @@ impl DirectMode {
     }
 }
 
-/// A new file opened for writing, with `O_DIRECT` when `mode` allows and the filesystem
-/// takes it. `open(direct)` opens it with or without the flag.
+/// A new file at `path` opened for writing, with `O_DIRECT` when `mode` allows and the
+/// filesystem takes it. `open(direct)` creates it (`O_CREAT | O_EXCL`) with or without the
+/// flag.
 pub fn create(
     mode: &DirectMode,
+    path: &Path,
     open: impl Fn(bool) -> io::Result<File>,
 ) -> io::Result<DirectFile> {
     if mode.enabled() {
@@ -102,7 +105,15 @@ pub fn create(
             Ok(file) => {
                 return Ok(DirectFile { file, direct: true });
             }
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => mode.refused(),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                mode.refused();
+                // The kernel refuses the flag only once it has made the file (O_EXCL
+                // would have failed with EEXIST had anything been there): it is ours.
+                match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
             Err(e) => return Err(e),
         }
     }
@@ -176,8 +187,8 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::OpenOptionsExt;
 
-    fn open_in(dir: &std::path::Path, name: &str) -> impl Fn(bool) -> io::Result<File> {
-        let path = dir.join(name);
+    fn open_at(path: &Path) -> impl Fn(bool) -> io::Result<File> {
+        let path = path.to_owned();
         move |direct| {
             let mut o = fs::OpenOptions::new();
             o.write(true).create_new(true);
@@ -210,7 +221,8 @@ mod tests {
         let want: Vec<u8> = (0..3 * ALIGN + ALIGN / 2)
             .map(|i| (i % 251) as u8)
             .collect();
-        let mut f = create(&mode, open_in(tmp.path(), "a")).unwrap();
+        let a = tmp.path().join("a");
+        let mut f = create(&mode, &a, open_at(&a)).unwrap();
         buf.room(2 * ALIGN).copy_from_slice(&want[..2 * ALIGN]);
         buf.set_len(2 * ALIGN);
         f.append(buf.data(), &mode).unwrap();
@@ -223,14 +235,48 @@ mod tests {
         assert_eq!(fs::read(tmp.path().join("a")).unwrap(), want);
 
         // Unaligned data is written buffered, whatever the mode.
-        let mut g = create(&mode, open_in(tmp.path(), "b")).unwrap();
+        let b = tmp.path().join("b");
+        let mut g = create(&mode, &b, open_at(&b)).unwrap();
         g.append(&want[1..ALIGN + 1], &mode).unwrap();
         drop(g);
         assert_eq!(fs::read(tmp.path().join("b")).unwrap(), &want[1..ALIGN + 1]);
 
         // Turned off: opened without the flag.
         let off = DirectMode::new(false);
-        let h = create(&off, open_in(tmp.path(), "c")).unwrap();
+        let c = tmp.path().join("c");
+        let h = create(&off, &c, open_at(&c)).unwrap();
         assert!(!h.direct);
+    }
+
+    /// A filesystem that refuses O_DIRECT does so after creating the file: the buffered
+    /// retry must not trip over it, and direct writes stay off.
+    #[test]
+    fn a_refused_direct_open_falls_back_to_a_fresh_buffered_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("f");
+        let plain = open_at(&path);
+        let refusing = |direct: bool| {
+            if direct {
+                plain(false)?;
+                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            plain(false)
+        };
+        let mode = DirectMode::new(true);
+        let mut f = create(&mode, &path, refusing).unwrap();
+        assert!(!f.direct && !mode.enabled());
+        let mut buf = AlignedBuf::new(ALIGN);
+        buf.room(ALIGN).fill(7);
+        buf.set_len(ALIGN);
+        f.append(buf.data(), &mode).unwrap();
+        drop(f);
+        assert_eq!(fs::read(&path).unwrap(), vec![7u8; ALIGN]);
+
+        // Any other error is the caller's, and nothing is removed.
+        let taken = tmp.path().join("taken");
+        fs::write(&taken, b"keep").unwrap();
+        let err = create(&DirectMode::new(true), &taken, open_at(&taken)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&taken).unwrap(), b"keep");
     }
 }
