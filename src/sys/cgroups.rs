@@ -585,7 +585,9 @@ impl V1Warmup {
 }
 
 /// The warm-up thread: idle until poked, then writes every [`WARM_EVERY`] until
-/// [`WARM_FOR`] has passed without a poke. Ends when the daemon drops its `V1Warmup`.
+/// [`WARM_FOR`] has passed without a poke. A poke while it writes only prolongs it: the
+/// lock is warm, and a write at once would hold up the forks of the create or start that
+/// poked. Ends when the daemon drops its `V1Warmup`.
 fn warm(procs: &Path, rx: &std::sync::mpsc::Receiver<()>) {
     use std::sync::mpsc::RecvTimeoutError;
     let mut warned = false;
@@ -600,11 +602,16 @@ fn warm(procs: &Path, rx: &std::sync::mpsc::Receiver<()>) {
                 // Nothing to keep warm: wait for the next poke.
                 break;
             }
-            match rx.recv_timeout(WARM_EVERY) {
-                Ok(()) => until = Instant::now() + WARM_FOR,
-                Err(RecvTimeoutError::Timeout) if Instant::now() < until => {}
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => return,
+            let next = Instant::now() + WARM_EVERY;
+            loop {
+                match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                    Ok(()) => until = Instant::now() + WARM_FOR,
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            if Instant::now() >= until {
+                break;
             }
         }
     }

@@ -158,18 +158,13 @@ fn read_and_hash(
     let mut hasher = Sha256::new();
     loop {
         let mut chunk = vec![0u8; BUF_SIZE];
-        let mut filled = 0;
-        while filled < chunk.len() {
-            match decoded.read(&mut chunk[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return None;
-                }
+        let filled = match fill(&mut decoded, &mut chunk) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return None;
             }
-        }
+        };
         if filled == 0 {
             return Some(hasher.finalize().into());
         }
@@ -546,17 +541,22 @@ fn finish_file(
 }
 
 /// Fills `buf` from `r` as far as the stream goes; returns how much it holds.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, ArchiveError> {
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(read_err(e)),
+            Err(e) => return Err(e),
         }
     }
     Ok(filled)
+}
+
+/// [`fill`] from an archive entry.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, ArchiveError> {
+    fill(r, buf).map_err(read_err)
 }
 
 fn set_xattrs(path: &Path, xattrs: &[Xattr]) {
