@@ -12,6 +12,7 @@
 //! - [`deleter`]: the background deletion of doomed directories after a removal's rename.
 //! - [`sys`]: the only home of raw syscalls and `unsafe`.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`model`]: typed Engine API bodies and on-disk records (bollard-stubs, API 1.41).
 
 #![recursion_limit = "256"]
 
@@ -22,6 +23,7 @@ pub mod daemon;
 pub mod deleter;
 pub mod error;
 pub mod metrics;
+pub mod model;
 pub mod monitor;
 pub mod server;
 pub mod sys;
