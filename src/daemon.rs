@@ -45,6 +45,20 @@ pub enum StartupError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "data root {path} is in format {found}, newer than this berthd knows ({known}): use a newer berthd"
+    )]
+    FormatTooNew {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
+    #[error("data root format file {path} could not be used")]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl StartupError {
@@ -176,6 +190,73 @@ pub fn prepare_work_dirs(data_root: &Path, exec_root: &Path) -> Result<PathBuf, 
             source,
         })?;
     Ok(resolved)
+}
+
+/// The format of the data root that this berthd writes. 1: the records of berthd before
+/// the typed models (no format file); 2: records written from the Engine API's types, and
+/// this file. A data root in an older format is migrated at start (the container store
+/// rewrites every record it loads); one in a newer format is refused.
+pub const DATA_ROOT_FORMAT: u32 = 2;
+
+/// The file in the data root that names its format.
+const FORMAT_FILE: &str = "format-version";
+
+/// The format of a data root, as berthd found it at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataRootFormat {
+    /// The format its files are in.
+    pub found: u32,
+    /// The format file says so already (nothing to write once started).
+    pub recorded: bool,
+}
+
+impl DataRootFormat {
+    /// Whether the records must be rewritten in the current format.
+    pub fn migrates(self) -> bool {
+        self.found < DATA_ROOT_FORMAT
+    }
+}
+
+/// The format the data root at `data_root` is in: the format file's number; without it,
+/// 1 if berthd has written anything there before, else the current format (a new data
+/// root). Refuses a format newer than [`DATA_ROOT_FORMAT`].
+pub fn data_root_format(data_root: &Path) -> Result<DataRootFormat, StartupError> {
+    let path = data_root.join(FORMAT_FILE);
+    let format_err = |source| StartupError::Format {
+        path: path.clone(),
+        source,
+    };
+    let (found, recorded) = match fs::read_to_string(&path) {
+        Ok(text) => {
+            let n = text.trim().parse::<u32>().map_err(|e| {
+                format_err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+            })?;
+            (n, true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let used = ["containers", "image", "linkgraph.db"]
+                .iter()
+                .any(|n| data_root.join(n).exists());
+            (if used { 1 } else { DATA_ROOT_FORMAT }, false)
+        }
+        Err(e) => return Err(format_err(e)),
+    };
+    if found > DATA_ROOT_FORMAT {
+        return Err(StartupError::FormatTooNew {
+            path: data_root.to_owned(),
+            found,
+            known: DATA_ROOT_FORMAT,
+        });
+    }
+    Ok(DataRootFormat { found, recorded })
+}
+
+/// Records that the data root is in the current format (atomically, durably): once every
+/// actor has started, so a start that fails part way migrates again next time.
+pub fn write_data_root_format(data_root: &Path) -> Result<(), StartupError> {
+    let path = data_root.join(FORMAT_FILE);
+    crate::util::write_atomic(&path, format!("{DATA_ROOT_FORMAT}\n").as_bytes())
+        .map_err(|source| StartupError::Format { path, source })
 }
 
 fn set_tmpdir(tmp: &Path) {

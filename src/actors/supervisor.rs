@@ -23,6 +23,7 @@ use super::exec::{ExecActor, SubscribeExits};
 use super::graph::GraphActor;
 use super::graphdb::GraphDbActor;
 use super::network::NetworkActor;
+use super::store::validate::HostCaps;
 use super::store::{ContainerStoreActor, Peers};
 use super::{ActorClient, Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
@@ -105,7 +106,10 @@ impl Actors {
         data_root: PathBuf,
         monitor_exe: PathBuf,
         cgroups: CgroupLayout,
+        ncpu: usize,
+        migrate: bool,
     ) -> Actors {
+        let host = HostCaps::new(&cgroups, ncpu);
         let db_path = data_root.join("linkgraph.db");
         let graphdb = ActorClient::new(
             "graphdb",
@@ -148,7 +152,7 @@ impl Actors {
             ActorClient::new(
                 "store",
                 ContainerStoreActor::start_in_arbiter(&arbiter().handle(), move |_| {
-                    ContainerStoreActor::new(c, data_root, peers, deleter)
+                    ContainerStoreActor::new(c, data_root, peers, deleter, host, migrate)
                 }),
             )
         };

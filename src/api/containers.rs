@@ -5,13 +5,18 @@ use std::collections::HashMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::{ApiError, AppState, json_reply, parse_bool};
 use crate::actors::store::{
     CreateContainer, InspectContainer, KillContainer, ListContainers, RemoveContainer, ResizeTty,
     StartContainer, StopContainer, WaitCondition, WaitContainer,
 };
+use crate::model::api::{
+    ContainerCreateResponse, ContainerWaitResponse, ContainerWaitResponseError,
+};
+use crate::model::create::parse_create;
+use crate::model::version::ApiVersion;
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -34,33 +39,27 @@ fn q<'a>(query: &'a Query, key: &str) -> Option<&'a str> {
 
 async fn create(
     state: web::Data<AppState>,
+    req: HttpRequest,
     query: Query,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let body: Map<String, Value> = if body.is_empty() {
-        Map::new()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => {
-                return Err(ApiError::bad_request(
-                    "the request body must be a JSON object",
-                ));
-            }
-            Err(e) => return Err(ApiError::bad_request(format!("invalid JSON body: {e}"))),
-        }
-    };
+    let version = ApiVersion::of_path(req.path());
+    let request = parse_create(&body, version)?;
     let created = state
         .actors
         .store
         .send(CreateContainer {
             name: q(&query, "name").map(str::to_owned),
-            body,
+            request,
         })
         .await??;
+    let reply = ContainerCreateResponse {
+        id: created.id,
+        warnings: created.warnings,
+    };
     Ok(json_reply(
         StatusCode::CREATED,
-        &json!({"Id": created.id, "Warnings": created.warnings}),
+        &serde_json::to_value(reply).unwrap_or(Value::Null),
     ))
 }
 
@@ -215,16 +214,25 @@ async fn wait(
         })
         .await??;
     let body = futures_util::stream::once(async move {
-        let doc = match rx.await {
-            Ok(out) => json!({
-                "Error": out.error.map(|m| json!({"Message": m})),
-                "StatusCode": out.status_code
-            }),
-            Err(_) => json!({
-                "Error": {"Message": "the daemon stopped waiting (shutting down)"},
-                "StatusCode": -1
-            }),
+        let reply = match rx.await {
+            Ok(out) => ContainerWaitResponse {
+                status_code: i64::from(out.status_code),
+                error: out
+                    .error
+                    .map(|m| ContainerWaitResponseError { message: Some(m) }),
+            },
+            Err(_) => ContainerWaitResponse {
+                status_code: -1,
+                error: Some(ContainerWaitResponseError {
+                    message: Some("the daemon stopped waiting (shutting down)".to_owned()),
+                }),
+            },
         };
+        // dockerd prints `"Error": null` when there is none.
+        let mut doc = serde_json::to_value(reply).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut doc {
+            m.entry("Error").or_insert(Value::Null);
+        }
         Ok::<_, actix_web::Error>(Bytes::from(format!("{doc}\n")))
     });
     Ok(HttpResponse::Ok()

@@ -10,6 +10,7 @@ use crate::actors::graphdb::GraphDbError;
 use crate::actors::network::NetworkError;
 use crate::actors::store::StoreError;
 use crate::error::ErrorKind;
+use crate::model::create::ModelError;
 
 /// An error a client sees.
 #[derive(Debug)]
@@ -96,7 +97,8 @@ from_subsystem!(
     GraphError,
     GraphDbError,
     NetworkError,
-    ExecError
+    ExecError,
+    ModelError
 );
 
 impl From<actix::MailboxError> for ApiError {

@@ -85,10 +85,18 @@ fn run(config: DaemonConfig) -> Result<(), String> {
     let pidfile = Pidfile::create(&config.pidfile).map_err(|e| err(&e))?;
     let data_root =
         daemon::prepare_work_dirs(&config.data_root, &config.exec_root).map_err(|e| err(&e))?;
+    let format = daemon::data_root_format(&data_root).map_err(|e| err(&e))?;
+    if format.migrates() {
+        tracing::info!(
+            from = format.found,
+            to = daemon::DATA_ROOT_FORMAT,
+            "the data root is in an older format: its records are rewritten"
+        );
+    }
     let monitor_exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let config = Arc::new(config);
     let system = actix_rt::System::new();
-    let result = system.block_on(serve(config, facts, data_root, monitor_exe));
+    let result = system.block_on(serve(config, facts, data_root, monitor_exe, format));
     drop(pidfile);
     result
 }
@@ -98,6 +106,7 @@ async fn serve(
     facts: daemon::SystemFacts,
     data_root: std::path::PathBuf,
     monitor_exe: std::path::PathBuf,
+    format: daemon::DataRootFormat,
 ) -> Result<(), String> {
     use actix::Actor;
     let actors = Actors::create(
@@ -105,6 +114,8 @@ async fn serve(
         data_root.clone(),
         monitor_exe,
         facts.cgroups.clone(),
+        facts.ncpu,
+        format.migrates(),
     );
     let supervisor = DaemonSupervisor::default().start();
     supervisor
@@ -114,6 +125,12 @@ async fn serve(
         .await
         .map_err(|e| format!("supervisor: {e}"))?
         .map_err(|e| format!("failed to start: {e}"))?;
+    if !format.recorded || format.migrates() {
+        if let Err(e) = daemon::write_data_root_format(&data_root) {
+            let _ = supervisor.send(StopAll).await;
+            return Err(berth::util::error_chain(&e));
+        }
+    }
     let state = AppState {
         actors,
         config: config.clone(),

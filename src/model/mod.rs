@@ -8,3 +8,7 @@
 //! the path of a bad field, and the field table (what berthd does with each field).
 
 pub use bollard_stubs::models as api;
+
+pub mod create;
+pub mod fields;
+pub mod version;

@@ -88,7 +88,8 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
         None if new_netns => sys::namespaces::loopback_up().map_err(sys_fail)?,
         None => {}
     }
-    sys::mounts::prepare_rootfs(&spec.rootfs, &spec.mounts, new_netns).map_err(sys_fail)?;
+    sys::mounts::prepare_rootfs(&spec.rootfs, &spec.mounts, new_netns, spec.shm_size)
+        .map_err(sys_fail)?;
     sys::mounts::pivot_root(&spec.rootfs.target).map_err(sys_fail)?;
     let cwd = if spec.cwd.is_empty() {
         "/"

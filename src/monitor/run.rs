@@ -257,6 +257,7 @@ impl Monitor {
         };
         let limits = Limits {
             memory: spec.cgroup.memory,
+            memory_swap: spec.cgroup.memory_swap,
             pids: spec.cgroup.pids,
             cpu_quota: spec.cgroup.cpu_quota,
             cpu_period: spec.cgroup.cpu_period,
@@ -433,6 +434,12 @@ impl Monitor {
             let Some(master) = fds.pop() else {
                 return Err(m.fail(ctl, "the container's pty did not arrive".to_owned()));
             };
+            let (rows, cols) = spec.console_size;
+            if rows > 0 && cols > 0 {
+                if let Err(e) = sys::pty::set_winsize(master.as_fd(), rows, cols) {
+                    return Err(m.fail(ctl, error_chain(&e)));
+                }
+            }
             if spec.open_stdin {
                 m.stdin = master.try_clone().ok();
             }

@@ -49,6 +49,12 @@ pub struct ContainerSpec {
     pub join_netns: bool,
     /// Mount the rootfs read-only (`--read-only`).
     pub readonly_rootfs: bool,
+    /// The size of `/dev/shm` in bytes (0: Docker's 64 MiB).
+    #[serde(default)]
+    pub shm_size: u64,
+    /// The pty's rows and columns before the first resize (0: the kernel's default).
+    #[serde(default)]
+    pub console_size: (u16, u16),
 }
 
 /// The mount that becomes the container's `/`.
@@ -83,6 +89,9 @@ pub struct CgroupSpec {
     pub path: String,
     /// Memory limit in bytes (0: none).
     pub memory: i64,
+    /// Memory plus swap in bytes (0: none, -1: unlimited).
+    #[serde(default)]
+    pub memory_swap: i64,
     /// Maximum number of pids (0: none).
     pub pids: i64,
     /// CFS quota in microseconds per `cpu_period` (0: none).

@@ -190,6 +190,8 @@ fn unescape_mountinfo(s: &str) -> String {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
     pub memory: i64,
+    /// Memory plus swap (0: not limited here, -1: unlimited swap).
+    pub memory_swap: i64,
     pub pids: i64,
     pub cpu_quota: i64,
     pub cpu_period: u64,
@@ -338,6 +340,12 @@ impl ContainerCgroup {
                         &dir.join("memory.limit_in_bytes"),
                         &limits.memory.to_string(),
                     )?;
+                    // After the memory limit: memsw may not be below it. Present only
+                    // with swap accounting, which the create's checks ask for.
+                    let memsw = dir.join("memory.memsw.limit_in_bytes");
+                    if limits.memory_swap != 0 && memsw.exists() {
+                        write_file(&memsw, &limits.memory_swap.to_string())?;
+                    }
                 }
             }
             if co.contains(&"pids") && limits.pids > 0 {
@@ -425,6 +433,16 @@ impl ContainerCgroup {
                 self.memory = Some((dir.clone(), true));
                 if limits.memory > 0 {
                     write_file(&dir.join("memory.max"), &limits.memory.to_string())?;
+                    // v2 counts swap apart from memory: the swap part of memory+swap.
+                    let swap = dir.join("memory.swap.max");
+                    if limits.memory_swap != 0 && swap.exists() {
+                        let value = if limits.memory_swap < 0 {
+                            "max".to_owned()
+                        } else {
+                            (limits.memory_swap - limits.memory).max(0).to_string()
+                        };
+                        write_file(&swap, &value)?;
+                    }
                 }
             }
             if has("pids") && limits.pids > 0 {

@@ -146,12 +146,22 @@ pub fn parse_mount_options(options: &[String]) -> (MsFlags, MsFlags, String) {
     (flags, prop, data.join(","))
 }
 
+/// The mount options of `/dev/shm`: `shm_size` bytes (Docker's 64 MiB when 0).
+fn shm_options(shm_size: u64) -> String {
+    if shm_size == 0 {
+        "mode=1777,size=65536k".to_owned()
+    } else {
+        format!("mode=1777,size={shm_size}")
+    }
+}
+
 /// Before `pivot_root`: makes the namespace's mounts private, mounts the rootfs at its
-/// target and everything the container sees below it.
+/// target and everything the container sees below it (`/dev/shm` of `shm_size` bytes).
 pub fn prepare_rootfs(
     rootfs: &RootfsSpec,
     mounts: &[MountSpec],
     new_netns: bool,
+    shm_size: u64,
 ) -> Result<(), SysError> {
     mnt(
         None,
@@ -262,7 +272,7 @@ pub fn prepare_rootfs(
         "/dev/shm",
         Some("tmpfs"),
         nse,
-        Some("mode=1777,size=65536k"),
+        Some(&shm_options(shm_size)),
     )?;
     let mq = dev.join("mqueue");
     mkdir_all(&mq)?;

@@ -128,6 +128,8 @@ impl Fixture {
             network: NetworkSpec::None,
             join_netns: false,
             readonly_rootfs: false,
+            shm_size: 0,
+            console_size: (0, 0),
             id,
         }
     }

@@ -665,6 +665,8 @@ mod tests {
                 network: crate::monitor::spec::NetworkSpec::None,
                 join_netns: false,
                 readonly_rootfs: false,
+                shm_size: 0,
+                console_size: (0, 0),
             };
             let r = a.send(StartContainer::new(spec, Vec::new())).await.unwrap();
             assert!(matches!(r, Err(ExecError::SpawnMonitor { .. })), "{r:?}");

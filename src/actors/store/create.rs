@@ -1,330 +1,73 @@
-//! Turning a create request into a container's Config and HostConfig, and a record into
-//! the spec its monitor gets. Plain functions, tested without the actor.
+//! Turning a validated create request into a container's Config, and a record into the
+//! spec its monitor gets. Plain functions, tested without the actor.
 
+use std::collections::HashMap;
 use std::path::Path;
-
-use serde_json::{Map, Value, json};
 
 use super::error::StoreError;
 use super::state::Container;
+use super::validate::parse_bind;
 use crate::actors::graph::ImageRuntimeConfig;
-use crate::monitor::spec::{CgroupSpec, ContainerSpec, MountSpec};
+use crate::model::api::ContainerConfig;
+use crate::monitor::spec::{CgroupSpec, ContainerSpec, MountSpec, NetworkSpec};
 
 /// The PATH a container gets when neither the image nor the request sets one.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Docker's default /dev/shm size (64 MiB).
-const DEFAULT_SHM: i64 = 64 * 1024 * 1024;
-
-fn config_template() -> Map<String, Value> {
-    let v = json!({
-        "Hostname": "", "Domainname": "", "User": "",
-        "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
-        "Tty": false, "OpenStdin": false, "StdinOnce": false,
-        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "",
-        "Entrypoint": null, "OnBuild": null, "Labels": {}
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
-const HOST_CONFIG_TEMPLATE: &str = r#"{
-    "Binds": null, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
-    "NetworkMode": "default", "PortBindings": {},
-    "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": false,
-    "VolumeDriver": "", "VolumesFrom": null, "CapAdd": null, "CapDrop": null,
-    "CgroupnsMode": "host", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": null,
-    "GroupAdd": null, "IpcMode": "private", "Cgroup": "", "Links": null, "OomScoreAdj": 0,
-    "PidMode": "", "Privileged": false, "PublishAllPorts": false, "ReadonlyRootfs": false,
-    "SecurityOpt": null, "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864,
-    "Runtime": "native", "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0, "Memory": 0,
-    "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
-    "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
-    "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
-    "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
-    "DeviceCgroupRules": null, "DeviceRequests": null, "KernelMemory": 0,
-    "KernelMemoryTCP": 0, "MemoryReservation": 0, "MemorySwap": 0,
-    "MemorySwappiness": null, "OomKillDisable": false, "PidsLimit": null, "Ulimits": [],
-    "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
-    "MaskedPaths": ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys",
-        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-        "/proc/scsi", "/sys/firmware"],
-    "ReadonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-}"#;
-
-fn host_config_template() -> Map<String, Value> {
-    serde_json::from_str(HOST_CONFIG_TEMPLATE).unwrap_or_default()
-}
-
-fn invalid(reason: impl Into<String>) -> StoreError {
-    StoreError::InvalidConfig {
-        reason: reason.into(),
-    }
-}
-
-/// A JSON value that must be null, a string (split on nothing: one item) or an array of
-/// strings, as Docker's `StrSlice`.
-pub fn str_slice(v: Option<&Value>, key: &str) -> Result<Option<Vec<String>>, StoreError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| invalid(format!("{key} must be a list of strings")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(invalid(format!("{key} must be a list of strings"))),
-    }
-}
-
-fn check_types(config: &Map<String, Value>, host: &Map<String, Value>) -> Result<(), StoreError> {
-    for key in [
-        "Tty",
-        "OpenStdin",
-        "StdinOnce",
-        "AttachStdin",
-        "AttachStdout",
-        "AttachStderr",
-    ] {
-        if !matches!(
-            config.get(key),
-            None | Some(Value::Bool(_)) | Some(Value::Null)
-        ) {
-            return Err(invalid(format!("{key} must be a boolean")));
-        }
-    }
-    for key in ["Hostname", "Domainname", "User", "WorkingDir", "Image"] {
-        if !matches!(
-            config.get(key),
-            None | Some(Value::String(_)) | Some(Value::Null)
-        ) {
-            return Err(invalid(format!("{key} must be a string")));
-        }
-    }
-    for key in ["Cmd", "Entrypoint", "Env"] {
-        str_slice(config.get(key), key)?;
-    }
-    if !matches!(
-        config.get("Labels"),
-        None | Some(Value::Null) | Some(Value::Object(_))
-    ) {
-        return Err(invalid("Labels must be an object"));
-    }
-    for key in [
-        "Memory",
-        "NanoCpus",
-        "CpuShares",
-        "CpuQuota",
-        "CpuPeriod",
-        "PidsLimit",
-    ] {
-        if !matches!(
-            host.get(key),
-            None | Some(Value::Null) | Some(Value::Number(_))
-        ) {
-            return Err(invalid(format!("HostConfig.{key} must be a number")));
-        }
-    }
-    for key in ["AutoRemove", "Privileged", "ReadonlyRootfs"] {
-        if !matches!(
-            host.get(key),
-            None | Some(Value::Bool(_)) | Some(Value::Null)
-        ) {
-            return Err(invalid(format!("HostConfig.{key} must be a boolean")));
-        }
-    }
-    if !matches!(
-        host.get("NetworkMode"),
-        None | Some(Value::String(_)) | Some(Value::Null)
-    ) {
-        return Err(invalid("HostConfig.NetworkMode must be a string"));
-    }
-    Ok(())
-}
-
-fn nonempty(v: Option<&Value>) -> bool {
-    match v {
-        None | Some(Value::Null) => false,
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(Value::Object(o)) => !o.is_empty(),
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(Value::Number(n)) => n.as_i64() != Some(0),
-    }
-}
-
-fn refuse_unsupported(host: &Map<String, Value>) -> Result<(), StoreError> {
-    let unsupported = |feature: &str| StoreError::Unsupported {
-        feature: feature.to_owned(),
-    };
-    if nonempty(host.get("Privileged")) {
-        return Err(unsupported("--privileged"));
-    }
-    if nonempty(host.get("PortBindings")) || nonempty(host.get("PublishAllPorts")) {
-        return Err(unsupported("publishing ports (-p)"));
-    }
-    if nonempty(host.get("Links")) {
-        return Err(unsupported("--link"));
-    }
-    if nonempty(host.get("VolumesFrom")) {
-        return Err(unsupported("--volumes-from"));
-    }
-    if nonempty(host.get("Mounts")) || nonempty(host.get("Tmpfs")) {
-        return Err(unsupported("--mount and --tmpfs"));
-    }
-    if nonempty(host.get("Devices")) {
-        return Err(unsupported("--device"));
-    }
-    if let Some(binds) = str_slice(host.get("Binds"), "HostConfig.Binds")? {
-        for b in &binds {
-            if !b.starts_with('/') {
-                return Err(unsupported("named volumes (-v NAME:/path)"));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The request body split into Config and HostConfig, each over Docker's full key set.
-/// A container's Config and HostConfig, each a JSON object.
-pub type ConfigPair = (Map<String, Value>, Map<String, Value>);
-
-pub fn split_body(mut body: Map<String, Value>) -> Result<ConfigPair, StoreError> {
-    let host_in = match body.remove("HostConfig") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err(invalid("HostConfig must be an object")),
-    };
-    body.remove("NetworkingConfig");
-    // docker-py sends this one; it has no place in Config.
-    body.remove("NetworkDisabled");
-    let mut config = config_template();
-    for (k, v) in body {
-        config.insert(k, v);
-    }
-    let mut host = host_config_template();
-    for (k, v) in host_in {
-        host.insert(k, v);
-    }
-    check_types(&config, &host)?;
-    refuse_unsupported(&host)?;
-    // Defaults that dockerd fills in when the client leaves them empty.
-    if host
-        .get("NetworkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .is_empty()
-    {
-        host.insert("NetworkMode".into(), json!("default"));
-    }
-    if host
-        .get("LogConfig")
-        .and_then(|l| l.get("Type"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .is_empty()
-    {
-        host.insert(
-            "LogConfig".into(),
-            json!({"Type": "json-file", "Config": {}}),
-        );
-    }
-    if host.get("ShmSize").and_then(Value::as_i64).unwrap_or(0) == 0 {
-        host.insert("ShmSize".into(), json!(DEFAULT_SHM));
-    }
-    for (k, d) in [("IpcMode", "private"), ("CgroupnsMode", "host")] {
-        if host.get(k).and_then(Value::as_str).unwrap_or("").is_empty() {
-            host.insert(k.into(), json!(d));
-        }
-    }
-    if config.get("Labels").is_none_or(Value::is_null) {
-        config.insert("Labels".into(), json!({}));
-    }
-    Ok((config, host))
-}
-
 /// Applies the image's defaults to Config (Docker's merge rules) and returns the
 /// container's path and args.
 pub fn merge_image(
-    config: &mut Map<String, Value>,
+    config: &mut ContainerConfig,
     image: &ImageRuntimeConfig,
 ) -> Result<(String, Vec<String>), StoreError> {
-    let req_entry = str_slice(config.get("Entrypoint"), "Entrypoint")?;
-    let req_cmd = str_slice(config.get("Cmd"), "Cmd")?;
+    let req_entry = config.entrypoint.take();
+    let req_cmd = config.cmd.take();
     // An entrypoint in the request resets the image's Cmd, as in Docker.
     let (entry, cmd) = match (req_entry, req_cmd) {
         (Some(e), c) => (Some(e), c),
         (None, Some(c)) if !c.is_empty() => (image.entrypoint.clone(), Some(c)),
         (None, _) => (image.entrypoint.clone(), image.cmd.clone()),
     };
-    config.insert("Entrypoint".into(), json!(entry));
-    config.insert("Cmd".into(), json!(cmd));
-    let mut argv: Vec<String> = entry.unwrap_or_default();
-    argv.extend(cmd.unwrap_or_default());
+    let mut argv: Vec<String> = entry.clone().unwrap_or_default();
+    argv.extend(cmd.clone().unwrap_or_default());
+    config.entrypoint = entry;
+    config.cmd = cmd;
     if argv.is_empty() {
         return Err(StoreError::NoCommand);
     }
-    // Env: the image's, then the request's, a later key replacing an earlier one.
-    let req_env = str_slice(config.get("Env"), "Env")?.unwrap_or_default();
+    // Env: the image's, then the request's, a later key replacing an earlier one. A bare
+    // NAME (unset on the client) is kept, as dockerd keeps it.
     let mut env: Vec<String> = image.env.clone().unwrap_or_default();
-    for e in req_env {
-        // A bare NAME (unset on the client) is dropped, as the CLI means "take it from my
-        // environment" and it had none.
-        if !e.contains('=') {
-            continue;
-        }
-        let key = e.split('=').next().unwrap_or("");
-        env.retain(|x| x.split('=').next() != Some(key));
+    for e in config.env.take().unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or("").to_owned();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
         env.push(e);
     }
-    config.insert(
-        "Env".into(),
-        if env.is_empty() {
-            Value::Null
-        } else {
-            json!(env)
-        },
-    );
-    for (key, val) in [("WorkingDir", &image.working_dir), ("User", &image.user)] {
-        if config
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-            && !val.is_empty()
-        {
-            config.insert(key.into(), json!(val));
-        }
+    config.env = (!env.is_empty()).then_some(env);
+    if config.working_dir.as_deref().unwrap_or("").is_empty() && !image.working_dir.is_empty() {
+        config.working_dir = Some(image.working_dir.clone());
+    }
+    if config.user.as_deref().unwrap_or("").is_empty() && !image.user.is_empty() {
+        config.user = Some(image.user.clone());
     }
     if let Some(labels) = &image.labels {
-        let mut merged: Map<String, Value> =
-            labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        if let Some(Value::Object(req)) = config.get("Labels") {
-            for (k, v) in req {
-                merged.insert(k.clone(), v.clone());
-            }
-        }
-        config.insert("Labels".into(), Value::Object(merged));
+        let mut merged: HashMap<String, String> = labels.clone().into_iter().collect();
+        merged.extend(config.labels.take().unwrap_or_default());
+        config.labels = Some(merged);
     }
-    if let Some(sig) = &image.stop_signal {
-        config.entry("StopSignal").or_insert_with(|| json!(sig));
+    if config.stop_signal.as_deref().unwrap_or("").is_empty() {
+        if let Some(sig) = &image.stop_signal {
+            config.stop_signal = Some(sig.clone());
+        }
     }
     if let Some(ports) = &image.exposed_ports {
-        config.entry("ExposedPorts").or_insert_with(|| json!(ports));
+        let all = config.exposed_ports.get_or_insert_with(HashMap::new);
+        for p in ports.keys() {
+            all.entry(p.clone()).or_default();
+        }
     }
     let path = argv.remove(0);
     Ok((path, argv))
-}
-
-/// The files a container's dir holds besides its record.
-pub fn hostname_path(dir: &Path) -> std::path::PathBuf {
-    dir.join("hostname")
 }
 
 /// `/etc/hosts` for a container: its hostname on its bridge address `ip`, or on 127.0.0.1
@@ -364,25 +107,19 @@ pub fn cgroup_path(id: &str) -> String {
 
 /// What the monitor needs to create the container's init.
 pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> ContainerSpec {
-    let str_of = |k: &str| {
-        c.config
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    };
-    let mut env = str_slice(c.config.get("Env"), "Env")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let cfg = &c.config;
+    let h = &c.host_config;
+    let text = |s: &Option<String>| s.clone().unwrap_or_default();
+    let mut env = cfg.env.clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_owned());
     }
-    let hostname = str_of("Hostname");
+    let hostname = text(&cfg.hostname);
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.push(format!("HOSTNAME={hostname}"));
     }
-    if c.config_bool("Tty") && !env.iter().any(|e| e.starts_with("TERM=")) {
+    let tty = cfg.tty.unwrap_or(false);
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".to_owned());
     }
     let mut args = vec![c.path.clone()];
@@ -392,49 +129,67 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
         file_bind(container_dir.join("hostname"), "/etc/hostname"),
         file_bind(container_dir.join("hosts"), "/etc/hosts"),
     ];
-    if let Ok(Some(binds)) = str_slice(c.host_config.get("Binds"), "Binds") {
-        for b in binds {
-            if let Some(m) = parse_bind(&b) {
-                mounts.push(m);
-            }
+    for b in h.binds.iter().flatten() {
+        if let Some(m) = bind_mount(b) {
+            mounts.push(m);
         }
     }
-    let nano = c.host_i64("NanoCpus");
+    let nano = h.nano_cpus.unwrap_or(0);
     let (cpu_quota, cpu_period) = if nano > 0 {
         (nano / 10_000, 100_000u64)
     } else {
         (
-            c.host_i64("CpuQuota"),
-            u64::try_from(c.host_i64("CpuPeriod")).unwrap_or(0),
+            h.cpu_quota.unwrap_or(0),
+            u64::try_from(h.cpu_period.unwrap_or(0)).unwrap_or(0),
         )
+    };
+    let console = h.console_size.as_deref().unwrap_or(&[]);
+    let dim = |i: usize| {
+        console
+            .get(i)
+            .and_then(|d| u16::try_from(*d).ok())
+            .unwrap_or(0)
     };
     ContainerSpec {
         id: c.id.clone(),
         rootfs: c.rootfs.clone(),
         hostname,
-        domainname: str_of("Domainname"),
+        domainname: text(&cfg.domainname),
         args,
         env,
-        cwd: str_of("WorkingDir"),
-        user: str_of("User"),
-        tty: c.config_bool("Tty"),
-        open_stdin: c.config_bool("OpenStdin"),
-        stdin_once: c.config_bool("StdinOnce"),
+        cwd: text(&cfg.working_dir),
+        user: text(&cfg.user),
+        tty,
+        open_stdin: cfg.open_stdin.unwrap_or(false),
+        stdin_once: cfg.stdin_once.unwrap_or(false),
         log_path: container_dir.join(format!("{}-json.log", c.id)),
         state_dir: crate::actors::exec::state_dir(exec_root, &c.id),
         cgroup: CgroupSpec {
             path: cgroup_path(&c.id),
-            memory: c.host_i64("Memory"),
-            pids: c.host_i64("PidsLimit").max(0),
+            memory: h.memory.unwrap_or(0),
+            memory_swap: h.memory_swap.unwrap_or(0),
+            pids: h.pids_limit.unwrap_or(0).max(0),
             cpu_quota,
             cpu_period,
-            cpu_shares: u64::try_from(c.host_i64("CpuShares")).unwrap_or(0),
+            cpu_shares: u64::try_from(h.cpu_shares.unwrap_or(0)).unwrap_or(0),
             layout: None,
         },
         mounts,
         network: c.network.clone(),
         join_netns: false,
-        readonly_rootfs: c.host_bool("ReadonlyRootfs"),
+        readonly_rootfs: h.readonly_rootfs.unwrap_or(false),
+        shm_size: u64::try_from(h.shm_size.unwrap_or(0)).unwrap_or(0),
+        console_size: (dim(0), dim(1)),
+    }
+}
+
+/// The network a container's init gets: the plan for its network mode, or none at all
+/// with `NetworkDisabled`.
+pub fn effective_network(planned: NetworkSpec, config: &ContainerConfig) -> NetworkSpec {
+    if config.network_disabled == Some(true) && planned != NetworkSpec::Host {
+        NetworkSpec::None
+    } else {
+        planned
     }
 }
 
@@ -447,22 +202,16 @@ fn file_bind(source: std::path::PathBuf, dest: &str) -> MountSpec {
     }
 }
 
-/// `/host:/ctr[:ro|rw]` → a bind mount.
-pub fn parse_bind(b: &str) -> Option<MountSpec> {
-    let mut parts = b.splitn(3, ':');
-    let src = parts.next()?;
-    let dst = parts.next()?;
-    let mode = parts.next().unwrap_or("rw");
-    if !src.starts_with('/') || !dst.starts_with('/') {
-        return None;
-    }
+/// `/host:/ctr[:ro|rw]` → a bind mount (named volumes were refused at create).
+pub fn bind_mount(b: &str) -> Option<MountSpec> {
+    let bind = parse_bind(b).ok().filter(|b| !b.named)?;
     let mut options = vec!["rbind".to_owned(), "rprivate".to_owned()];
-    if mode.split(',').any(|m| m == "ro") {
+    if bind.read_only {
         options.push("ro".to_owned());
     }
     Some(MountSpec {
-        source: src.into(),
-        destination: dst.to_owned(),
+        source: bind.source.into(),
+        destination: bind.destination,
         fstype: "bind".to_owned(),
         options,
     })
@@ -473,51 +222,14 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
-    fn body(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!("not an object"),
+    fn config(cmd: Option<&[&str]>, entry: Option<&[&str]>, env: &[&str]) -> ContainerConfig {
+        let list = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        ContainerConfig {
+            cmd: cmd.map(list),
+            entrypoint: entry.map(list),
+            env: (!env.is_empty()).then(|| list(env)),
+            ..Default::default()
         }
-    }
-
-    #[test]
-    fn docker_py_minimal_body_gets_every_key() {
-        let (c, h) = split_body(body(json!({
-            "Tty": false, "Cmd": ["echo", "hi"], "Image": "busybox",
-            "NetworkDisabled": false, "HostConfig": {"NetworkMode": "default"}
-        })))
-        .unwrap();
-        for k in ["Hostname", "Env", "Entrypoint", "Labels", "OnBuild"] {
-            assert!(c.contains_key(k), "{k}");
-        }
-        assert!(!c.contains_key("NetworkDisabled"));
-        assert_eq!(h["LogConfig"]["Type"], "json-file");
-        assert_eq!(h["ShmSize"], DEFAULT_SHM);
-        assert!(h.contains_key("MaskedPaths"));
-    }
-
-    #[test]
-    fn wrong_types_are_400() {
-        let e = split_body(body(json!({"Cmd": 3}))).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidParameter);
-        assert!(e.to_string().contains("Cmd"));
-        let e = split_body(body(json!({"HostConfig": "x"}))).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidParameter);
-        let e = split_body(body(json!({"HostConfig": {"Memory": "lots"}}))).unwrap_err();
-        assert!(e.to_string().contains("Memory"));
-    }
-
-    #[test]
-    fn unsupported_features_are_501() {
-        let e = split_body(body(json!({"HostConfig": {"Privileged": true}}))).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotImplemented);
-        let e = split_body(body(
-            json!({"HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}}),
-        ))
-        .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotImplemented);
-        assert!(split_body(body(json!({"HostConfig": {"Binds": ["/tmp:/x:ro"]}}))).is_ok());
-        assert!(split_body(body(json!({"HostConfig": {"Binds": ["vol:/x"]}}))).is_err());
     }
 
     #[test]
@@ -529,22 +241,25 @@ mod tests {
             working_dir: "/w".into(),
             ..Default::default()
         };
-        let (mut c, _) = split_body(body(json!({"Env": ["A=2", "UNSET"]}))).unwrap();
+        let mut c = config(None, None, &["A=2", "UNSET"]);
         let (path, args) = merge_image(&mut c, &image).unwrap();
         assert_eq!((path.as_str(), args.len()), ("sh", 0));
-        assert_eq!(c["Env"], json!(["PATH=/bin", "A=2"]));
-        assert_eq!(c["WorkingDir"], "/w");
+        assert_eq!(
+            c.env,
+            Some(vec!["PATH=/bin".into(), "A=2".into(), "UNSET".into()])
+        );
+        assert_eq!(c.working_dir.as_deref(), Some("/w"));
 
-        let (mut c, _) = split_body(body(json!({"Cmd": ["echo", "hi"]}))).unwrap();
+        let mut c = config(Some(&["echo", "hi"]), None, &[]);
         let (path, args) = merge_image(&mut c, &image).unwrap();
         assert_eq!((path.as_str(), args), ("echo", vec!["hi".to_owned()]));
 
-        let (mut c, _) = split_body(body(json!({"Entrypoint": ["top"]}))).unwrap();
+        let mut c = config(None, Some(&["top"]), &[]);
         let (path, args) = merge_image(&mut c, &image).unwrap();
         assert_eq!((path.as_str(), args.len()), ("top", 0));
-        assert_eq!(c["Cmd"], Value::Null);
+        assert_eq!(c.cmd, None);
 
-        let (mut c, _) = split_body(body(json!({}))).unwrap();
+        let mut c = config(None, None, &[]);
         let e = merge_image(&mut c, &ImageRuntimeConfig::default()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidParameter);
     }
@@ -564,8 +279,8 @@ mod tests {
 
     #[test]
     fn binds() {
-        let m = parse_bind("/a:/b:ro").unwrap();
+        let m = bind_mount("/a:/b:ro").unwrap();
         assert!(m.options.contains(&"ro".to_owned()));
-        assert!(parse_bind("a:/b").is_none());
+        assert!(bind_mount("a:/b").is_none());
     }
 }

@@ -18,6 +18,15 @@ pub enum StoreError {
     InvalidName { name: String },
     #[error("invalid container config: {reason}")]
     InvalidConfig { reason: String },
+    /// A value dockerd refuses too, in dockerd's words.
+    #[error("{message}")]
+    Invalid { message: String },
+    /// A field berthd does not do yet (see docs/api-fields.md).
+    #[error("berthd does not support {field} yet")]
+    NotSupported { field: String },
+    /// A field berthd will not do (see docs/api-fields.md).
+    #[error("berthd does not support {field}: {reason}")]
+    Refused { field: String, reason: String },
     #[error("no command specified")]
     NoCommand,
     #[error("container {id} is already running")]
@@ -75,6 +84,9 @@ impl StoreError {
             StoreError::Ambiguous { .. }
             | StoreError::InvalidName { .. }
             | StoreError::InvalidConfig { .. }
+            | StoreError::Invalid { .. }
+            | StoreError::NotSupported { .. }
+            | StoreError::Refused { .. }
             | StoreError::NoCommand
             | StoreError::InvalidSignal { .. }
             | StoreError::InvalidCondition { .. } => ErrorKind::InvalidParameter,

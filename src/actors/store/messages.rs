@@ -3,7 +3,7 @@
 use std::os::unix::net::UnixStream;
 
 use actix::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::error::StoreError;
@@ -15,9 +15,8 @@ use crate::actors::exec::{AttachOptions, ExecError};
 #[rtype(result = "Result<Created, StoreError>")]
 pub struct CreateContainer {
     pub name: Option<String>,
-    /// The request body: Config fields at the top level, plus `HostConfig` and
-    /// `NetworkingConfig`.
-    pub body: Map<String, Value>,
+    /// The request body, parsed (`model::create::parse_create`); validated by the store.
+    pub request: crate::model::create::CreateRequest,
 }
 
 #[derive(Debug, Clone)]

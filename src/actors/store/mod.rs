@@ -28,6 +28,7 @@ pub mod error;
 pub mod messages;
 pub mod persist;
 pub mod state;
+pub mod validate;
 pub mod view;
 
 use std::collections::HashMap;
@@ -39,7 +40,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::Utc;
 use futures_util::future::join_all;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub use error::StoreError;
@@ -65,6 +66,7 @@ use super::{ActorClient, Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
 use crate::deleter::{self, Deleter};
 use crate::metrics::metrics;
+use crate::model::create::CreateRequest;
 use crate::monitor::spec::{ContainerSpec, NetworkSpec};
 
 /// The addresses the store talks to.
@@ -167,6 +169,10 @@ pub struct ContainerStoreActor {
     me: Option<Addr<ContainerStoreActor>>,
     /// Containers held set up ahead of their start, and creates setting one up.
     prestarts: usize,
+    /// What the host can limit, for the create's checks.
+    host: validate::HostCaps,
+    /// The data root is in an older format: Init rewrites every record it loads.
+    migrate: bool,
 }
 
 impl std::fmt::Debug for ContainerStoreActor {
@@ -191,6 +197,8 @@ impl ContainerStoreActor {
         data_root: PathBuf,
         peers: Peers,
         deleter: Deleter,
+        host: validate::HostCaps,
+        migrate: bool,
     ) -> Self {
         ContainerStoreActor {
             config,
@@ -205,6 +213,8 @@ impl ContainerStoreActor {
             shutting_down: false,
             me: None,
             prestarts: 0,
+            host,
+            migrate,
         }
     }
 
@@ -466,8 +476,8 @@ impl ContainerStoreActor {
 
     fn stop_signal_of(c: &Container) -> i32 {
         c.config
-            .get("StopSignal")
-            .and_then(Value::as_str)
+            .stop_signal
+            .as_deref()
             .and_then(|s| state::parse_signal(s).ok())
             .unwrap_or(libc::SIGTERM)
     }
@@ -520,6 +530,55 @@ struct Loaded {
     records: Vec<Container>,
     /// Every container dir with a record, readable or not: their layers are kept.
     ids: std::collections::HashSet<String>,
+}
+
+/// Brings loaded records to the current data root and format: a record whose rootfs
+/// names another data root (the data root was moved, or restored from a copy) has its
+/// paths re-rooted at `data_root`, and is written again, as is every record when
+/// `migrate` (an older format: the typed models read it, and write it in the current
+/// form). Each rewrite is atomic and durable.
+fn migrate_records(
+    dir: &Path,
+    data_root: &Path,
+    records: &mut [Container],
+    migrate: bool,
+) -> std::io::Result<()> {
+    for c in records.iter_mut() {
+        let moved = relocate_rootfs(&mut c.rootfs, data_root, &c.driver);
+        if !(moved || migrate) {
+            continue;
+        }
+        let cdir = dir.join(&c.id);
+        let record = serde_json::to_vec(c).map_err(std::io::Error::other)?;
+        let host = serde_json::to_vec(&c.host_config).map_err(std::io::Error::other)?;
+        crate::util::write_atomic(&cdir.join("hostconfig.json"), &host)?;
+        crate::util::write_atomic(&cdir.join("config.v2.json"), &record)?;
+        tracing::info!(container_id = %c.id, moved, "container record rewritten");
+    }
+    Ok(())
+}
+
+/// Re-roots the paths of a layer mount made under another data root at `data_root`; true
+/// if it changed. The old root is what precedes `/<driver>/` in the mount's target.
+fn relocate_rootfs(
+    rootfs: &mut crate::monitor::spec::RootfsSpec,
+    data_root: &Path,
+    driver: &str,
+) -> bool {
+    let target = rootfs.target.to_string_lossy().into_owned();
+    let marker = format!("/{driver}/");
+    let Some(at) = target.find(&marker) else {
+        return false;
+    };
+    let old = format!("{}{marker}", &target[..at]);
+    let new = format!("{}{marker}", data_root.display());
+    if old == new {
+        return false;
+    }
+    rootfs.target = target.replacen(&old, &new, 1).into();
+    rootfs.options = rootfs.options.replace(&old, &new);
+    rootfs.source = rootfs.source.replace(&old, &new);
+    true
 }
 
 /// Reads every record under `containers/`. A record that cannot be read is logged and
@@ -588,10 +647,16 @@ impl Handler<Init> for ContainerStoreActor {
         let dir = self.containers_dir();
         let peers = self.peers.clone();
         let deleter = self.deleter.clone();
+        let data_root = self.data_root.clone();
+        let migrate = self.migrate;
         let work = async move {
             let records = tokio::task::spawn_blocking({
                 let dir = dir.clone();
-                move || load_records(&dir, &deleter)
+                move || {
+                    let mut loaded = load_records(&dir, &deleter)?;
+                    migrate_records(&dir, &data_root, &mut loaded.records, migrate)?;
+                    Ok::<_, std::io::Error>(loaded)
+                }
             })
             .await
             .map_err(|e| LifecycleError(format!("loading container records: {e}")))?
@@ -697,10 +762,7 @@ impl Handler<Init> for ContainerStoreActor {
                 let mut auto_remove = Vec::new();
                 for c in records {
                     act.names.insert(c.name.clone(), c.id.clone());
-                    if !c.state.is_running()
-                        && c.host_bool("AutoRemove")
-                        && c.state.started_at.is_some()
-                    {
+                    if !c.state.is_running() && c.auto_remove() && c.state.started_at.is_some() {
                         auto_remove.push(c.id.clone());
                     }
                     act.save_state(&c);
@@ -766,15 +828,17 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         if self.shutting_down {
             return ready(Err(StoreError::ShuttingDown));
         }
-        let (mut config, host_config) = match create::split_body(msg.body) {
-            Ok(v) => v,
+        let mut request = msg.request;
+        let warnings = match validate::validate(&mut request, &self.host) {
+            Ok(w) => w,
             Err(e) => return ready(Err(e)),
         };
-        let image_ref = config
-            .get("Image")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let CreateRequest {
+            mut config,
+            host_config,
+            ..
+        } = request;
+        let image_ref = config.image.clone().unwrap_or_default();
         if image_ref.is_empty() {
             return ready(Err(StoreError::InvalidConfig {
                 reason: "no image specified".to_owned(),
@@ -803,22 +867,16 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             })));
         }
         let mode = host_config
-            .get("NetworkMode")
-            .and_then(Value::as_str)
-            .unwrap_or("default")
-            .to_owned();
+            .network_mode
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
         let network = match plan_network(&self.net, &mode) {
-            Ok(n) => n,
+            Ok(n) => create::effective_network(n, &config),
             Err(e) => return ready(Err(e.into())),
         };
         let id = crate::util::new_id();
-        if config
-            .get("Hostname")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
-        {
-            config.insert("Hostname".into(), json!(&id[..12]));
+        if config.hostname.as_deref().unwrap_or("").is_empty() {
+            config.hostname = Some(id[..12].to_owned());
         }
         // Hold the name now so that a concurrent create of the same name conflicts.
         self.names.insert(name.clone(), id.clone());
@@ -828,10 +886,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         };
         // Not with bind mounts: their sources are mounted as they are at the start (a file
         // replaced between create and start is the new one).
-        let binds = create::str_slice(host_config.get("Binds"), "HostConfig.Binds")
-            .ok()
-            .flatten()
-            .is_some_and(|b| !b.is_empty());
+        let binds = host_config.binds.as_ref().is_some_and(|b| !b.is_empty());
         let may_prestart = self.prestarts < MAX_PRESTARTS && !binds;
         if may_prestart {
             self.prestarts += 1;
@@ -857,11 +912,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 .await
                 .map_err(StoreError::mailbox("graph"))??;
             let (path, args) = create::merge_image(&mut config, &image.config)?;
-            let hostname = config
-                .get("Hostname")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
+            let hostname = config.hostname.clone().unwrap_or_default();
             let host = serde_json::to_vec(&host_config).map_err(|e| StoreError::InvalidConfig {
                 reason: e.to_string(),
             })?;
@@ -1014,10 +1065,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                             });
                         }
                         act.containers.insert(id.clone(), entry);
-                        Ok(Created {
-                            id,
-                            warnings: Vec::new(),
-                        })
+                        Ok(Created { id, warnings })
                     }
                     Err(e) => {
                         if act.names.get(&name) == Some(&id) {
@@ -1385,7 +1433,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
                         }
                         let c = entry.c.clone();
                         act.save_state(&c);
-                        if c.host_bool("AutoRemove") {
+                        if c.auto_remove() {
                             if let Some(entry) = act.containers.get_mut(&id) {
                                 entry.removing = true;
                             }
@@ -1424,7 +1472,7 @@ impl ContainerStoreActor {
         tracing::info!(container_id = %msg.id, exit_code = msg.exit_code, "container exited");
         let had_endpoint = entry.c.endpoint.take().is_some();
         let c = entry.c.clone();
-        let auto_remove = c.host_bool("AutoRemove") && !entry.removing && !self.shutting_down;
+        let auto_remove = c.auto_remove() && !entry.removing && !self.shutting_down;
         if auto_remove {
             entry.removing = true;
         }
@@ -1450,14 +1498,9 @@ impl Handler<StopContainer> for ContainerStoreActor {
             Ok(s) => s,
             Err(e) => return ready(Err(e)),
         };
-        let secs = msg.timeout.unwrap_or_else(|| {
-            entry
-                .c
-                .config
-                .get("StopTimeout")
-                .and_then(Value::as_i64)
-                .unwrap_or(10)
-        });
+        let secs = msg
+            .timeout
+            .unwrap_or_else(|| entry.c.config.stop_timeout.unwrap_or(10));
         let timeout = u64::try_from(secs).ok().map(Duration::from_secs);
         Box::pin(actix::fut::wrap_future(
             self.stop_future(&id, signal, timeout),
@@ -1562,11 +1605,12 @@ impl Handler<InspectContainer> for ContainerStoreActor {
     fn handle(&mut self, msg: InspectContainer, _: &mut Self::Context) -> Self::Result {
         let data_root = self.data_root.clone();
         let entry = self.entry(&msg.id)?;
-        let mut doc = view::inspect(&entry.c, &data_root, view::driver_data(&entry.c));
-        if entry.removing {
-            doc["State"]["Status"] = json!("removing");
-        }
-        Ok(doc)
+        let status = if entry.removing {
+            Status::Removing
+        } else {
+            entry.c.state.status
+        };
+        Ok(view::inspect(&entry.c, &data_root, status))
     }
 }
 
@@ -1682,7 +1726,7 @@ impl Handler<GetLogInfo> for ContainerStoreActor {
         let id = entry.c.id.clone();
         Ok(LogInfo {
             path: dir.join(&id).join(format!("{id}-json.log")),
-            tty: entry.c.config_bool("Tty"),
+            tty: entry.c.tty(),
             running: entry.c.state.is_running() || entry.starting,
             id,
         })
@@ -1701,8 +1745,8 @@ mod tests {
             created: Utc::now(),
             path: "true".to_owned(),
             args: Vec::new(),
-            config: serde_json::Map::new(),
-            host_config: serde_json::Map::new(),
+            config: Default::default(),
+            host_config: Default::default(),
             image: format!("sha256:{}", crate::util::new_id()),
             state: State::new(),
             rootfs: RootfsSpec {
@@ -1781,6 +1825,31 @@ mod tests {
         assert_eq!(read("hosts"), "kept as it is\n");
         assert_ne!(read("hosts"), hosts);
         assert_eq!(read("hostconfig.json"), "{\"a\":1}");
+    }
+
+    #[test]
+    fn a_moved_data_root_re_roots_the_layer_paths() {
+        let mut rootfs = RootfsSpec {
+            fstype: "overlay".into(),
+            source: "overlay".into(),
+            options: "lowerdir=/old/r/overlay2/a-init/diff:/old/r/overlay2/a/diff,upperdir=/old/r/overlay2/b/diff,workdir=/old/r/overlay2/b/work".into(),
+            target: "/old/r/overlay2/b/merged".into(),
+        };
+        assert!(relocate_rootfs(&mut rootfs, Path::new("/new"), "overlay2"));
+        assert_eq!(rootfs.target, PathBuf::from("/new/overlay2/b/merged"));
+        assert_eq!(
+            rootfs.options,
+            "lowerdir=/new/overlay2/a-init/diff:/new/overlay2/a/diff,upperdir=/new/overlay2/b/diff,workdir=/new/overlay2/b/work"
+        );
+        assert!(!relocate_rootfs(&mut rootfs, Path::new("/new"), "overlay2"));
+        let mut vfs = RootfsSpec {
+            fstype: "bind".into(),
+            source: "/old/vfs/dir/c".into(),
+            options: String::new(),
+            target: "/old/vfs/dir/c".into(),
+        };
+        assert!(relocate_rootfs(&mut vfs, Path::new("/srv/b"), "vfs"));
+        assert_eq!(vfs.source, "/srv/b/vfs/dir/c");
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! The container record and its state machine, as plain data and functions.
 
+use super::error::StoreError;
+use crate::model::api::{ContainerConfig, HostConfig};
+use crate::monitor::spec::{NetworkSpec, RootfsSpec};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-
-use super::error::StoreError;
-use crate::monitor::spec::{NetworkSpec, RootfsSpec};
 
 /// The lifecycle states Docker reports (`State.Status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,21 +108,33 @@ impl State {
         self.finished_at = Some(at);
     }
 
-    /// `State` as `docker inspect` shows it.
-    pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "Status": self.status.as_str(),
-            "Running": self.is_running(),
-            "Paused": self.status == Status::Paused,
-            "Restarting": self.status == Status::Restarting,
-            "OOMKilled": self.oom_killed,
-            "Dead": self.status == Status::Dead,
-            "Pid": self.pid,
-            "ExitCode": self.exit_code,
-            "Error": self.error,
-            "StartedAt": docker_time(self.started_at),
-            "FinishedAt": docker_time(self.finished_at),
-        })
+    /// `State` as `docker inspect` shows it (`status` overrides the record's, for a
+    /// container being removed).
+    pub fn to_model(&self, status: Status) -> crate::model::api::ContainerState {
+        use crate::model::api::ContainerStateStatusEnum as S;
+        let status_enum = match status {
+            Status::Created => S::CREATED,
+            Status::Running => S::RUNNING,
+            Status::Paused => S::PAUSED,
+            Status::Restarting => S::RESTARTING,
+            Status::Removing => S::REMOVING,
+            Status::Exited => S::EXITED,
+            Status::Dead => S::DEAD,
+        };
+        crate::model::api::ContainerState {
+            status: Some(status_enum),
+            running: Some(self.is_running()),
+            paused: Some(self.status == Status::Paused),
+            restarting: Some(self.status == Status::Restarting),
+            oom_killed: Some(self.oom_killed),
+            dead: Some(self.status == Status::Dead),
+            pid: Some(i64::from(self.pid)),
+            exit_code: Some(i64::from(self.exit_code)),
+            error: Some(self.error.clone()),
+            started_at: Some(docker_time(self.started_at)),
+            finished_at: Some(docker_time(self.finished_at)),
+            health: None,
+        }
     }
 
     /// The `Status` column of `docker ps`: `Up 2 minutes`, `Exited (0) 31 seconds ago`, …
@@ -220,11 +231,12 @@ pub struct Container {
     pub created: DateTime<Utc>,
     pub path: String,
     pub args: Vec<String>,
-    /// Docker's `Config`, every key present.
-    pub config: Map<String, Value>,
-    /// Docker's `HostConfig`, every key present. Persisted in hostconfig.json.
+    /// Docker's `Config`, with dockerd's zero values filled in (`model::create`).
+    pub config: ContainerConfig,
+    /// Docker's `HostConfig`, validated and with the daemon's defaults. Persisted in
+    /// hostconfig.json.
     #[serde(skip)]
-    pub host_config: Map<String, Value>,
+    pub host_config: HostConfig,
     /// `sha256:<id>`.
     pub image: String,
     pub state: State,
@@ -242,31 +254,19 @@ impl Container {
         &self.id[..12.min(self.id.len())]
     }
 
-    pub fn config_bool(&self, key: &str) -> bool {
-        self.config
-            .get(key)
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+    pub fn tty(&self) -> bool {
+        self.config.tty.unwrap_or(false)
     }
 
-    pub fn host_bool(&self, key: &str) -> bool {
-        self.host_config
-            .get(key)
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-    }
-
-    pub fn host_i64(&self, key: &str) -> i64 {
-        self.host_config
-            .get(key)
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
+    pub fn auto_remove(&self) -> bool {
+        self.host_config.auto_remove.unwrap_or(false)
     }
 
     pub fn network_mode(&self) -> &str {
         self.host_config
-            .get("NetworkMode")
-            .and_then(Value::as_str)
+            .network_mode
+            .as_deref()
+            .filter(|m| !m.is_empty())
             .unwrap_or("default")
     }
 
@@ -280,12 +280,13 @@ impl Container {
         s
     }
 
-    pub fn labels(&self) -> Map<String, Value> {
-        self.config
-            .get("Labels")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
+    pub fn labels(&self) -> std::collections::HashMap<String, String> {
+        self.config.labels.clone().unwrap_or_default()
+    }
+
+    /// The image as the create named it (`Config.Image`).
+    pub fn image_ref(&self) -> &str {
+        self.config.image.as_deref().unwrap_or("")
     }
 }
 

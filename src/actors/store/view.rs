@@ -1,11 +1,19 @@
-//! The JSON that `docker ps` and `docker inspect` read, rendered from a record.
+//! The documents that `docker ps` and `docker inspect` read, rendered from a record through
+//! the Engine API's types (`model::api`), with every key dockerd prints.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::state::{Container, Status, docker_time};
+use crate::model::api::{
+    ContainerInspectResponse, ContainerSummaryInner, ContainerSummaryInnerHostConfig,
+    ContainerSummaryInnerNetworkSettings, EndpointSettings, GraphDriverData, MountPoint,
+    NetworkSettings,
+};
+use crate::model::create::{config_template, fill_missing, host_config_template};
 use crate::monitor::spec::NetworkSpec;
 
 fn network_name(c: &Container) -> &'static str {
@@ -16,127 +24,191 @@ fn network_name(c: &Container) -> &'static str {
     }
 }
 
-/// The bridge endpoint of a running container, as strings: (network id, endpoint id,
-/// gateway, address, prefix, MAC).
-fn endpoint_fields(c: &Container) -> (String, String, String, String, u8, String) {
-    match &c.endpoint {
-        Some(ep) => (
-            ep.network_id.clone(),
-            ep.endpoint_id.clone(),
-            ep.gateway.to_string(),
-            ep.ip.to_string(),
-            ep.prefix,
-            ep.mac.clone(),
-        ),
-        None => Default::default(),
+/// The container's endpoint on its network, as inspect and ps show it.
+fn endpoint(c: &Container) -> EndpointSettings {
+    let ep = c.endpoint.as_ref();
+    let text =
+        |f: fn(&crate::actors::network::Endpoint) -> String| Some(ep.map(f).unwrap_or_default());
+    EndpointSettings {
+        ipam_config: None,
+        links: None,
+        aliases: None,
+        network_id: text(|e| e.network_id.clone()),
+        endpoint_id: text(|e| e.endpoint_id.clone()),
+        gateway: text(|e| e.gateway.to_string()),
+        ip_address: text(|e| e.ip.to_string()),
+        ip_prefix_len: Some(ep.map_or(0, |e| i64::from(e.prefix))),
+        ipv6_gateway: Some(String::new()),
+        global_ipv6_address: Some(String::new()),
+        global_ipv6_prefix_len: Some(0),
+        mac_address: text(|e| e.mac.clone()),
+        driver_opts: None,
     }
 }
 
-fn endpoint(c: &Container) -> Value {
-    let (network_id, endpoint_id, gateway, ip, prefix, mac) = endpoint_fields(c);
-    json!({
-        "IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": network_id,
-        "EndpointID": endpoint_id, "Gateway": gateway, "IPAddress": ip, "IPPrefixLen": prefix,
-        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-        "MacAddress": mac, "DriverOpts": null
-    })
+/// The keys of an endpoint that dockerd prints as null.
+fn endpoint_template() -> Map<String, Value> {
+    let mut m = Map::new();
+    for k in ["IPAMConfig", "Links", "Aliases", "DriverOpts"] {
+        m.insert(k.to_owned(), Value::Null);
+    }
+    m
+}
+
+/// `{name: endpoint}` with every key of each endpoint.
+fn networks_value(c: &Container) -> Value {
+    let mut ep = serde_json::to_value(endpoint(c)).unwrap_or(Value::Null);
+    fill_missing(&mut ep, &endpoint_template());
+    json!({ network_name(c): ep })
+}
+
+/// The bind mounts, as `Mounts` of ps and inspect.
+fn mount_points(c: &Container) -> Vec<MountPoint> {
+    c.host_config
+        .binds
+        .iter()
+        .flatten()
+        .filter_map(|b| super::create::bind_mount(b))
+        .map(|m| {
+            let rw = !m.options.iter().any(|o| o == "ro");
+            MountPoint {
+                typ: Some("bind".to_owned()),
+                name: None,
+                source: Some(m.source.to_string_lossy().into_owned()),
+                destination: Some(m.destination),
+                driver: None,
+                mode: Some(if rw { String::new() } else { "ro".to_owned() }),
+                rw: Some(rw),
+                propagation: Some("rprivate".to_owned()),
+            }
+        })
+        .collect()
 }
 
 /// One row of `GET /containers/json`.
 pub fn summary(c: &Container, now: DateTime<Utc>) -> Value {
-    json!({
-        "Id": c.id,
-        "Names": [c.name],
-        "Image": c.config.get("Image").cloned().unwrap_or(Value::Null),
-        "ImageID": c.image,
-        "Command": c.command_line(),
-        "Created": c.created.timestamp(),
-        "Ports": [],
-        "Labels": c.labels(),
-        "State": c.state.status.as_str(),
-        "Status": c.state.status_text(now),
-        "HostConfig": {"NetworkMode": c.network_mode()},
-        "NetworkSettings": {"Networks": {network_name(c): endpoint(c)}},
-        "Mounts": mounts(c),
-    })
+    let row = ContainerSummaryInner {
+        id: Some(c.id.clone()),
+        names: Some(vec![c.name.clone()]),
+        image: Some(c.image_ref().to_owned()),
+        image_id: Some(c.image.clone()),
+        command: Some(c.command_line()),
+        created: Some(c.created.timestamp()),
+        ports: Some(Vec::new()),
+        size_rw: None,
+        size_root_fs: None,
+        labels: Some(c.labels()),
+        state: Some(c.state.status.as_str().to_owned()),
+        status: Some(c.state.status_text(now)),
+        host_config: Some(ContainerSummaryInnerHostConfig {
+            network_mode: Some(c.network_mode().to_owned()),
+        }),
+        network_settings: Some(ContainerSummaryInnerNetworkSettings { networks: None }),
+        // The 1.41 swagger gives `Mounts` the type of a mount request; dockerd sends mount
+        // points, as inspect does: set below.
+        mounts: None,
+    };
+    let mut v = serde_json::to_value(row).unwrap_or(Value::Null);
+    v["NetworkSettings"]["Networks"] = networks_value(c);
+    v["Mounts"] = serde_json::to_value(mount_points(c)).unwrap_or(Value::Null);
+    v
 }
 
-fn mounts(c: &Container) -> Value {
-    let binds = super::create::str_slice(c.host_config.get("Binds"), "Binds")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    Value::Array(
-        binds
-            .iter()
-            .filter_map(|b| super::create::parse_bind(b))
-            .map(|m| {
-                let rw = !m.options.iter().any(|o| o == "ro");
-                json!({
-                    "Type": "bind", "Source": m.source, "Destination": m.destination,
-                    "Mode": if rw { "" } else { "ro" }, "RW": rw, "Propagation": "rprivate"
-                })
-            })
-            .collect(),
-    )
-}
-
-/// The `docker inspect` document.
-pub fn inspect(c: &Container, data_root: &Path, driver_data: Value) -> Value {
+/// The `docker inspect` document; `status` is the record's, or `removing` while a removal
+/// runs.
+pub fn inspect(c: &Container, data_root: &Path, status: Status) -> Value {
     let dir = data_root.join("containers").join(&c.id);
-    let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
-    let mut host_config = Value::Object(c.host_config.clone());
-    if let Some(h) = host_config.as_object_mut() {
-        h.remove("Mounts");
+    let p = |f: &str| Some(dir.join(f).to_string_lossy().into_owned());
+    let mut host_config = c.host_config.clone();
+    // dockerd leaves out an empty mount list (`omitempty`).
+    if host_config.mounts.as_ref().is_some_and(Vec::is_empty) {
+        host_config.mounts = None;
     }
-    json!({
-        "Id": c.id,
-        "Created": docker_time(Some(c.created)),
-        "Path": c.path,
-        "Args": c.args,
-        "State": c.state.to_json(),
-        "Image": c.image,
-        "ResolvConfPath": p("resolv.conf"),
-        "HostnamePath": p("hostname"),
-        "HostsPath": p("hosts"),
-        "LogPath": p(&format!("{}-json.log", c.id)),
-        "Name": c.name,
-        "RestartCount": c.restart_count,
-        "Driver": c.driver,
-        "Platform": "linux",
-        "MountLabel": "",
-        "ProcessLabel": "",
-        "AppArmorProfile": "",
-        "ExecIDs": null,
-        "HostConfig": host_config,
-        "GraphDriver": {"Data": driver_data, "Name": c.driver},
-        "Mounts": mounts(c),
-        "Config": Value::Object(c.config.clone()),
-        "NetworkSettings": network_settings(c),
-    })
+    let doc = ContainerInspectResponse {
+        id: Some(c.id.clone()),
+        created: Some(docker_time(Some(c.created))),
+        path: Some(c.path.clone()),
+        args: Some(c.args.clone()),
+        state: Some(c.state.to_model(status)),
+        image: Some(c.image.clone()),
+        resolv_conf_path: p("resolv.conf"),
+        hostname_path: p("hostname"),
+        hosts_path: p("hosts"),
+        log_path: p(&format!("{}-json.log", c.id)),
+        name: Some(c.name.clone()),
+        restart_count: Some(c.restart_count),
+        driver: Some(c.driver.clone()),
+        platform: Some("linux".to_owned()),
+        mount_label: Some(String::new()),
+        process_label: Some(String::new()),
+        app_armor_profile: Some(String::new()),
+        exec_ids: None,
+        host_config: Some(host_config),
+        graph_driver: Some(GraphDriverData {
+            name: c.driver.clone(),
+            data: driver_data(c),
+        }),
+        size_rw: None,
+        size_root_fs: None,
+        mounts: Some(mount_points(c)),
+        config: Some(c.config.clone()),
+        network_settings: Some(network_settings(c)),
+    };
+    let mut v = serde_json::to_value(doc).unwrap_or(Value::Null);
+    v["NetworkSettings"]["Networks"] = networks_value(c);
+    let mut top = Map::new();
+    top.insert("ExecIDs".to_owned(), Value::Null);
+    top.insert("Config".to_owned(), Value::Object(config_template()));
+    top.insert(
+        "HostConfig".to_owned(),
+        Value::Object(host_config_template()),
+    );
+    let mut ns = Map::new();
+    for k in ["SecondaryIPAddresses", "SecondaryIPv6Addresses"] {
+        ns.insert(k.to_owned(), Value::Null);
+    }
+    top.insert("NetworkSettings".to_owned(), Value::Object(ns));
+    fill_missing(&mut v, &top);
+    v
 }
 
 /// `NetworkSettings` of `docker inspect`.
-fn network_settings(c: &Container) -> Value {
-    let (_, endpoint_id, gateway, ip, prefix, mac) = endpoint_fields(c);
-    let bridge = c
-        .endpoint
-        .as_ref()
-        .map(|e| e.bridge.clone())
-        .unwrap_or_default();
-    json!({
-        "Bridge": bridge, "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0, "Ports": {},
-        "SandboxKey": if c.state.pid > 0 { format!("/proc/{}/ns/net", c.state.pid) } else { String::new() },
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": endpoint_id,
-        "Gateway": gateway, "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": ip,
-        "IPPrefixLen": prefix, "IPv6Gateway": "", "MacAddress": mac,
-        "Networks": {network_name(c): endpoint(c)}
-    })
+fn network_settings(c: &Container) -> NetworkSettings {
+    let ep = endpoint(c);
+    NetworkSettings {
+        bridge: Some(
+            c.endpoint
+                .as_ref()
+                .map(|e| e.bridge.clone())
+                .unwrap_or_default(),
+        ),
+        sandbox_id: Some(String::new()),
+        hairpin_mode: Some(false),
+        link_local_ipv6_address: Some(String::new()),
+        link_local_ipv6_prefix_len: Some(0),
+        ports: Some(HashMap::new()),
+        sandbox_key: Some(if c.state.pid > 0 {
+            format!("/proc/{}/ns/net", c.state.pid)
+        } else {
+            String::new()
+        }),
+        secondary_ip_addresses: None,
+        secondary_ipv6_addresses: None,
+        endpoint_id: ep.endpoint_id,
+        gateway: ep.gateway,
+        global_ipv6_address: Some(String::new()),
+        global_ipv6_prefix_len: Some(0),
+        ip_address: ep.ip_address,
+        ip_prefix_len: ep.ip_prefix_len,
+        ipv6_gateway: Some(String::new()),
+        mac_address: ep.mac_address,
+        networks: None,
+    }
 }
 
 /// The GraphDriver.Data of `docker inspect`, from the rootfs mount options.
-pub fn driver_data(c: &Container) -> Value {
+pub fn driver_data(c: &Container) -> HashMap<String, String> {
+    let mut m = HashMap::new();
     if c.rootfs.fstype == "overlay" {
         let opt = |k: &str| {
             c.rootfs
@@ -146,15 +218,17 @@ pub fn driver_data(c: &Container) -> Value {
                 .unwrap_or("")
                 .to_owned()
         };
-        json!({
-            "LowerDir": opt("lowerdir="),
-            "MergedDir": c.rootfs.target,
-            "UpperDir": opt("upperdir="),
-            "WorkDir": opt("workdir="),
-        })
+        m.insert("LowerDir".to_owned(), opt("lowerdir="));
+        m.insert(
+            "MergedDir".to_owned(),
+            c.rootfs.target.to_string_lossy().into_owned(),
+        );
+        m.insert("UpperDir".to_owned(), opt("upperdir="));
+        m.insert("WorkDir".to_owned(), opt("workdir="));
     } else {
-        json!({"Dir": c.rootfs.source})
+        m.insert("Dir".to_owned(), c.rootfs.source.clone());
     }
+    m
 }
 
 /// Whether `c` passes Docker's `ps` filters (name, id, status, label).
@@ -172,7 +246,7 @@ pub fn matches(c: &Container, filters: &[(String, Vec<String>)]) -> bool {
             "label" => {
                 let labels = c.labels();
                 match v.split_once('=') {
-                    Some((k, val)) => labels.get(k).and_then(Value::as_str) == Some(val),
+                    Some((k, val)) => labels.get(k).map(String::as_str) == Some(val),
                     None => labels.contains_key(v.as_str()),
                 }
             }
@@ -257,9 +331,8 @@ impl SummaryRow {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_cached_row_is_the_rendered_row() {
-        let mut c: Container = serde_json::from_value(json!({
+    fn record() -> Container {
+        serde_json::from_value(json!({
             "id": "a".repeat(64), "name": "/t1", "created": "2026-11-28T00:00:00Z",
             "path": "sleep", "args": ["1"], "config": {"Image": "busybox", "Labels": {"k": "v"}},
             "image": "sha256:x", "state": {"status": "running", "pid": 3, "exit_code": 0,
@@ -268,16 +341,129 @@ mod tests {
             "rootfs": {"fstype": "bind", "source": "/x", "options": "", "target": "/x"},
             "driver": "vfs", "network": "None", "restart_count": 0
         }))
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cached_row_is_the_rendered_row() {
+        let mut c = record();
         let now = Utc::now();
         let row = SummaryRow::build(&c);
         let mut out = Vec::new();
         row.write(&c, now, &mut out);
         let cached: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(cached, summary(&c, now));
+        assert_eq!(cached["Labels"], json!({"k": "v"}));
+        assert_eq!(cached["Created"], json!(1795824000));
         c.state.set_exited(3, now, false);
         assert_ne!(row.key, SummaryKey::of(&c));
         assert!(!row.key.matches(&c));
         assert!(SummaryKey::of(&c).matches(&c));
+    }
+
+    /// Every key of dockerd 20.10's inspect document (api-traces/inspect.txt), at every
+    /// level the CLI's templates reach.
+    #[test]
+    fn inspect_has_every_key_dockerd_prints() {
+        let c = record();
+        let doc = inspect(&c, Path::new("/d"), c.state.status);
+        for k in [
+            "Id",
+            "Created",
+            "Path",
+            "Args",
+            "State",
+            "Image",
+            "ResolvConfPath",
+            "HostnamePath",
+            "HostsPath",
+            "LogPath",
+            "Name",
+            "RestartCount",
+            "Driver",
+            "Platform",
+            "MountLabel",
+            "ProcessLabel",
+            "AppArmorProfile",
+            "ExecIDs",
+            "HostConfig",
+            "GraphDriver",
+            "Mounts",
+            "Config",
+            "NetworkSettings",
+        ] {
+            assert!(doc.get(k).is_some(), "{k}");
+        }
+        for k in [
+            "Status",
+            "Running",
+            "Paused",
+            "Restarting",
+            "OOMKilled",
+            "Dead",
+            "Pid",
+            "ExitCode",
+            "Error",
+            "StartedAt",
+            "FinishedAt",
+        ] {
+            assert!(doc["State"].get(k).is_some(), "State.{k}");
+        }
+        for k in host_config_template().keys() {
+            assert!(doc["HostConfig"].get(k).is_some(), "HostConfig.{k}");
+        }
+        for k in config_template().keys() {
+            assert!(doc["Config"].get(k).is_some(), "Config.{k}");
+        }
+        for k in [
+            "Bridge",
+            "SandboxID",
+            "HairpinMode",
+            "LinkLocalIPv6Address",
+            "LinkLocalIPv6PrefixLen",
+            "Ports",
+            "SandboxKey",
+            "SecondaryIPAddresses",
+            "SecondaryIPv6Addresses",
+            "EndpointID",
+            "Gateway",
+            "GlobalIPv6Address",
+            "GlobalIPv6PrefixLen",
+            "IPAddress",
+            "IPPrefixLen",
+            "IPv6Gateway",
+            "MacAddress",
+            "Networks",
+        ] {
+            assert!(
+                doc["NetworkSettings"].get(k).is_some(),
+                "NetworkSettings.{k}"
+            );
+        }
+        let ep = &doc["NetworkSettings"]["Networks"]["none"];
+        for k in [
+            "IPAMConfig",
+            "Links",
+            "Aliases",
+            "NetworkID",
+            "EndpointID",
+            "Gateway",
+            "IPAddress",
+            "IPPrefixLen",
+            "IPv6Gateway",
+            "GlobalIPv6Address",
+            "GlobalIPv6PrefixLen",
+            "MacAddress",
+            "DriverOpts",
+        ] {
+            assert!(ep.get(k).is_some(), "Networks.none.{k}");
+        }
+        assert_eq!(doc["State"]["Status"], "running");
+        assert_eq!(
+            doc["GraphDriver"],
+            json!({"Data": {"Dir": "/x"}, "Name": "vfs"})
+        );
+        let removing = inspect(&c, Path::new("/d"), Status::Removing);
+        assert_eq!(removing["State"]["Status"], "removing");
     }
 }

@@ -1,0 +1,835 @@
+//! The one validation pass of a create request: every field honoured, or refused with a
+//! 400 that names it (see `model::fields` for the table and docs/api-fields.md).
+//!
+//! First dockerd's own checks, in dockerd's words (a bad value gets the message a dockerd
+//! user knows, whether or not berthd supports the field yet); then every field berthd
+//! does not do yet, or never will, refused when it holds anything but its default; then
+//! the daemon's defaults are filled in. Plain functions over typed values, tested without
+//! the actor.
+
+use serde_json::Value;
+
+use super::error::StoreError;
+use crate::model::api::{
+    ContainerConfig, HostConfig, HostConfigCgroupnsModeEnum, HostConfigIsolationEnum,
+    RestartPolicyNameEnum,
+};
+use crate::model::create::{self, CreateRequest};
+use crate::model::fields::{self, Field, Status};
+use crate::sys::cgroups::CgroupLayout;
+
+/// dockerd's smallest memory limit (6 MiB), for the overhead of a container's start.
+const MIN_MEMORY: i64 = 6 << 20;
+
+/// What the host can limit, for dockerd's checks that depend on it.
+#[derive(Debug, Clone, Default)]
+pub struct HostCaps {
+    pub ncpu: usize,
+    pub memory: bool,
+    pub swap: bool,
+    pub cpu_cfs: bool,
+    pub cpu_shares: bool,
+    pub pids: bool,
+}
+
+impl HostCaps {
+    pub fn new(layout: &CgroupLayout, ncpu: usize) -> Self {
+        HostCaps {
+            ncpu,
+            memory: layout.memory_limit,
+            swap: layout.swap_limit,
+            cpu_cfs: layout.cpu_cfs_quota,
+            cpu_shares: layout.cpu_shares,
+            pids: layout.pids_limit,
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        message: message.into(),
+    }
+}
+
+fn not_yet(path: &str) -> StoreError {
+    let name = fields::get(path).map_or_else(|| path.to_owned(), fields::display_name);
+    StoreError::NotSupported { field: name }
+}
+
+/// Checks `req` and fills in the daemon's defaults. Returns dockerd's warnings (shown by
+/// the CLI), or the first refusal.
+pub fn validate(req: &mut CreateRequest, host: &HostCaps) -> Result<Vec<String>, StoreError> {
+    let mut warnings = Vec::new();
+    check_config(&req.config)?;
+    check_resources(&mut req.host_config, host, &mut warnings)?;
+    check_host_config(&req.host_config)?;
+    check_networking(req)?;
+    refuse_unsupported(req)?;
+    create::apply_defaults(&mut req.host_config);
+    Ok(warnings)
+}
+
+fn check_config(c: &ContainerConfig) -> Result<(), StoreError> {
+    if let Some(wd) = c.working_dir.as_deref().filter(|w| !w.is_empty()) {
+        if !wd.starts_with('/') {
+            return Err(invalid(format!(
+                "the working directory '{wd}' is invalid, it needs to be an absolute path"
+            )));
+        }
+    }
+    if let Some(sig) = c.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+        if super::state::parse_signal(sig).is_err() {
+            return Err(invalid(format!("Invalid signal: {sig}")));
+        }
+    }
+    if let Some(t) = c.stop_timeout {
+        if t < -1 {
+            return Err(invalid(format!("invalid stop timeout {t}")));
+        }
+    }
+    for e in c.env.iter().flatten() {
+        if e.is_empty() || e.starts_with('=') {
+            return Err(invalid(format!("invalid environment variable: {e}")));
+        }
+    }
+    if let Some(h) = &c.healthcheck {
+        let min = 1_000_000; // 1 ms, dockerd's MinimumDuration.
+        for (name, v) in [
+            ("Interval", h.interval),
+            ("Timeout", h.timeout),
+            ("StartPeriod", h.start_period),
+        ] {
+            if let Some(v) = v.filter(|v| *v != 0) {
+                if v < min {
+                    return Err(invalid(format!(
+                        "{name} in Healthcheck cannot be less than 1ms"
+                    )));
+                }
+            }
+        }
+        if h.retries.is_some_and(|r| r < 0) {
+            return Err(invalid("Retries in Healthcheck cannot be negative"));
+        }
+    }
+    Ok(())
+}
+
+/// dockerd's `verifyPlatformContainerResources`, in its order and words.
+fn check_resources(
+    h: &mut HostConfig,
+    host: &HostCaps,
+    warnings: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    let memory = h.memory.unwrap_or(0);
+    if memory != 0 && memory < MIN_MEMORY {
+        return Err(invalid("Minimum memory limit allowed is 6MB"));
+    }
+    if memory > 0 && !host.memory {
+        return Err(invalid(
+            "Your kernel does not support memory limit capabilities or the cgroup is not mounted",
+        ));
+    }
+    let swap = h.memory_swap.unwrap_or(0);
+    if memory > 0 && swap != -1 && !host.swap {
+        if swap > 0 {
+            return Err(invalid(
+                "Your kernel does not support swap limit capabilities or the cgroup is not mounted",
+            ));
+        }
+        warnings.push(
+            "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap."
+                .to_owned(),
+        );
+        h.memory_swap = Some(-1);
+    }
+    let swap = h.memory_swap.unwrap_or(0);
+    if memory > 0 && swap > 0 && swap < memory {
+        return Err(invalid(
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ));
+    }
+    if memory == 0 && swap > 0 {
+        return Err(invalid(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ));
+    }
+    if memory > 0 && swap == 0 {
+        // dockerd's default: swap as large as the memory limit.
+        h.memory_swap = Some(memory.saturating_mul(2));
+    }
+    // The CLI sends -1 for "not set"; dockerd reads it as unset.
+    if h.memory_swappiness == Some(-1) {
+        h.memory_swappiness = None;
+    }
+    if let Some(s) = h.memory_swappiness {
+        if !(0..=100).contains(&s) {
+            return Err(invalid(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            )));
+        }
+    }
+    let reservation = h.memory_reservation.unwrap_or(0);
+    if reservation > 0 && reservation < MIN_MEMORY {
+        return Err(invalid("Minimum memory reservation allowed is 6MB"));
+    }
+    if memory > 0 && reservation > 0 && memory < reservation {
+        return Err(invalid(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ));
+    }
+    if h.kernel_memory.unwrap_or(0) > 0 && h.kernel_memory.unwrap_or(0) < MIN_MEMORY {
+        return Err(invalid("Minimum kernel memory limit allowed is 6MB"));
+    }
+    if h.pids_limit.is_some_and(|p| p > 0) && !host.pids {
+        return Err(invalid(
+            "Your kernel does not support PIDs limit capabilities or the cgroup is not mounted",
+        ));
+    }
+    let nano = h.nano_cpus.unwrap_or(0);
+    let period = h.cpu_period.unwrap_or(0);
+    let quota = h.cpu_quota.unwrap_or(0);
+    if nano > 0 && period > 0 {
+        return Err(invalid(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        ));
+    }
+    if nano > 0 && quota > 0 {
+        return Err(invalid(
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+        ));
+    }
+    if nano > 0 && !host.cpu_cfs {
+        return Err(invalid(
+            "NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the cgroup is not mounted",
+        ));
+    }
+    let ncpu = i64::try_from(host.ncpu).unwrap_or(i64::MAX);
+    if nano < 0 || nano > ncpu.saturating_mul(1_000_000_000) {
+        return Err(invalid(format!(
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        )));
+    }
+    let shares = h.cpu_shares.unwrap_or(0);
+    if shares < 0 {
+        return Err(invalid("shares: invalid argument"));
+    }
+    if shares > 0 && !host.cpu_shares {
+        return Err(invalid(
+            "Your kernel does not support CPU shares or the cgroup is not mounted",
+        ));
+    }
+    if (period != 0 || quota != 0) && !host.cpu_cfs {
+        return Err(invalid(
+            "Your kernel does not support CPU CFS scheduler or the cgroup is not mounted",
+        ));
+    }
+    if period != 0 && !(1000..=1_000_000).contains(&period) {
+        return Err(invalid(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ));
+    }
+    if quota > 0 && quota < 1000 {
+        return Err(invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ));
+    }
+    let weight = h.blkio_weight.unwrap_or(0);
+    if weight > 0 && !(10..=1000).contains(&weight) {
+        return Err(invalid("Range of blkio weight is from 10 to 1000"));
+    }
+    if h.io_maximum_bandwidth.unwrap_or(0) != 0 || h.io_maximum_iops.unwrap_or(0) != 0 {
+        return Err(invalid(
+            "Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps",
+        ));
+    }
+    Ok(())
+}
+
+/// A namespace mode: `""`, one of `words`, or `container:<name>` when `container` holds.
+fn mode_ok(mode: &str, words: &[&str], container: bool) -> bool {
+    mode.is_empty()
+        || words.contains(&mode)
+        || (container
+            && mode
+                .strip_prefix("container:")
+                .is_some_and(|c| !c.is_empty()))
+}
+
+/// dockerd's checks of HostConfig that are not resources (`verifyPlatformContainerSettings`,
+/// `verifyContainerSettings`).
+fn check_host_config(h: &HostConfig) -> Result<(), StoreError> {
+    let ipc = h.ipc_mode.as_deref().unwrap_or("");
+    if !mode_ok(ipc, &["none", "private", "shareable", "host"], true) {
+        return Err(invalid(format!("invalid IPC mode: {ipc}")));
+    }
+    let pid = h.pid_mode.as_deref().unwrap_or("");
+    if !mode_ok(pid, &["host"], true) {
+        return Err(invalid(format!("invalid PID mode: {pid}")));
+    }
+    let uts = h.uts_mode.as_deref().unwrap_or("");
+    if !mode_ok(uts, &["host"], false) {
+        return Err(invalid(format!("invalid UTS mode: {uts}")));
+    }
+    let userns = h.userns_mode.as_deref().unwrap_or("");
+    if !mode_ok(userns, &["host"], false) {
+        return Err(invalid(format!("invalid USER mode: {userns}")));
+    }
+    let oom = h.oom_score_adj.unwrap_or(0);
+    if !(-1000..=1000).contains(&oom) {
+        return Err(invalid(format!(
+            "Invalid value {oom}, range for oom score adj is [-1000, 1000]"
+        )));
+    }
+    if let Some(rt) = h.runtime.as_deref().filter(|r| !r.is_empty()) {
+        if rt != create::RUNTIME {
+            return Err(invalid(format!("Unknown runtime specified {rt}")));
+        }
+    }
+    if let Some(iso) = h.isolation {
+        if !matches!(
+            iso,
+            HostConfigIsolationEnum::EMPTY | HostConfigIsolationEnum::DEFAULT
+        ) {
+            return Err(invalid(format!("invalid isolation '{iso}' on linux")));
+        }
+    }
+    if let Some(cs) = &h.console_size {
+        if cs.len() != 2 || cs.iter().any(|d| *d < 0 || *d > i32::from(u16::MAX)) {
+            return Err(invalid(format!("invalid ConsoleSize {cs:?}")));
+        }
+    }
+    check_restart_policy(h)?;
+    for cap in h.cap_add.iter().flatten() {
+        check_capability(cap).map_err(|e| invalid(format!("invalid CapAdd: {e}")))?;
+    }
+    for cap in h.cap_drop.iter().flatten() {
+        check_capability(cap).map_err(|e| invalid(format!("invalid CapDrop: {e}")))?;
+    }
+    for opt in h.security_opt.iter().flatten() {
+        check_security_opt(opt)?;
+    }
+    for host in h.extra_hosts.iter().flatten() {
+        check_extra_host(host)?;
+    }
+    for (port, bindings) in h.port_bindings.iter().flatten() {
+        check_port(port)?;
+        for b in bindings.iter().flatten() {
+            if let Some(hp) = b.host_port.as_deref().filter(|p| !p.is_empty()) {
+                check_port(hp)?;
+            }
+        }
+    }
+    for b in h.binds.iter().flatten() {
+        parse_bind(b)?;
+    }
+    Ok(())
+}
+
+fn check_restart_policy(h: &HostConfig) -> Result<(), StoreError> {
+    let Some(rp) = &h.restart_policy else {
+        return Ok(());
+    };
+    let count = rp.maximum_retry_count.unwrap_or(0);
+    let name = rp.name.unwrap_or(RestartPolicyNameEnum::EMPTY);
+    match name {
+        RestartPolicyNameEnum::ALWAYS
+        | RestartPolicyNameEnum::UNLESS_STOPPED
+        | RestartPolicyNameEnum::NO => {
+            if count != 0 {
+                return Err(invalid(format!(
+                    "maximum retry count cannot be used with restart policy '{name}'"
+                )));
+            }
+        }
+        RestartPolicyNameEnum::ON_FAILURE => {
+            if count < 0 {
+                return Err(invalid("maximum retry count cannot be negative"));
+            }
+        }
+        RestartPolicyNameEnum::EMPTY => {}
+    }
+    let restarts = !matches!(
+        name,
+        RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO
+    );
+    if h.auto_remove == Some(true) && restarts {
+        return Err(invalid(
+            "can't create 'AutoRemove' container with restart policy",
+        ));
+    }
+    Ok(())
+}
+
+/// dockerd's `NormalizeLegacyCapabilities` check: `ALL`, or a capability the kernel
+/// headers name, with or without `CAP_`, in any case.
+fn check_capability(cap: &str) -> Result<(), String> {
+    if cap.eq_ignore_ascii_case("ALL") {
+        return Ok(());
+    }
+    let upper = cap.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    if caps::all().iter().any(|c| c.to_string() == full) {
+        Ok(())
+    } else {
+        Err(format!("unknown capability: {full:?}"))
+    }
+}
+
+fn check_security_opt(opt: &str) -> Result<(), StoreError> {
+    if opt == "no-new-privileges" || opt == "disable" {
+        return Ok(());
+    }
+    let split = opt.split_once('=').or_else(|| opt.split_once(':'));
+    let Some((k, v)) = split else {
+        return Err(invalid(format!("invalid --security-opt 1: {opt:?}")));
+    };
+    match k {
+        "label" | "apparmor" | "seccomp" | "systempaths" => Ok(()),
+        "no-new-privileges" if crate::api::parse_bool(Some(v), false).is_ok() => Ok(()),
+        _ => Err(invalid(format!("invalid --security-opt 2: {opt:?}"))),
+    }
+}
+
+/// dockerd's `ValidateExtraHost`: `name:ip` (the IP may be IPv6, or `host-gateway`).
+fn check_extra_host(entry: &str) -> Result<(), StoreError> {
+    let Some((name, ip)) = entry.split_once(':') else {
+        return Err(invalid(format!("bad format for add-host: {entry:?}")));
+    };
+    if name.is_empty() {
+        return Err(invalid(format!("bad format for add-host: {entry:?}")));
+    }
+    if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(invalid(format!("invalid IP address in add-host: {ip:?}")));
+    }
+    Ok(())
+}
+
+/// A port or range, with an optional `/proto`, as `nat.ParsePort` takes it.
+fn check_port(spec: &str) -> Result<(), StoreError> {
+    let (port, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let bad = || invalid(format!("invalid port specification: {port:?}"));
+    if !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    let (a, b) = port.split_once('-').unwrap_or((port, port));
+    let a: u16 = a.parse().map_err(|_| bad())?;
+    let b: u16 = b.parse().map_err(|_| bad())?;
+    if b < a {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// A bind of `HostConfig.Binds`: `/host:/ctr[:opts]` (a named volume has no leading `/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub source: String,
+    pub destination: String,
+    pub read_only: bool,
+    /// The source is a volume name, not a host path.
+    pub named: bool,
+}
+
+/// Parses a bind as dockerd's linux parser does (the modes it knows: ro, rw, z, Z,
+/// the propagations, nocopy).
+pub fn parse_bind(spec: &str) -> Result<Bind, StoreError> {
+    let bad = || invalid(format!("invalid volume specification: '{spec}'"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, destination, mode) = match parts.as_slice() {
+        [s, d] => (*s, *d, ""),
+        [s, d, m] => (*s, *d, *m),
+        _ => return Err(bad()),
+    };
+    if source.is_empty() || destination.is_empty() {
+        return Err(bad());
+    }
+    if !destination.starts_with('/') {
+        return Err(invalid(format!(
+            "invalid mount config for type \"bind\": invalid mount path: '{destination}' mount path must be absolute"
+        )));
+    }
+    if destination == "/" {
+        return Err(invalid("invalid specification: destination can't be '/'"));
+    }
+    let mut read_only = false;
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        match m {
+            "ro" => read_only = true,
+            "rw" | "z" | "Z" | "nocopy" | "private" | "rprivate" | "shared" | "rshared"
+            | "slave" | "rslave" => {}
+            _ => return Err(invalid(format!("invalid mode: {mode}"))),
+        }
+    }
+    Ok(Bind {
+        source: source.to_owned(),
+        destination: destination.to_owned(),
+        read_only,
+        named: !source.starts_with('/'),
+    })
+}
+
+/// NetworkingConfig: at most one endpoint, for the container's own network.
+fn check_networking(req: &CreateRequest) -> Result<(), StoreError> {
+    let Some(eps) = &req.networking_config.endpoints_config else {
+        return Ok(());
+    };
+    if eps.len() > 1 {
+        return Err(not_yet("NetworkingConfig.EndpointsConfig"));
+    }
+    Ok(())
+}
+
+/// The value at `path` (after its section) in a serialised section.
+fn value_at<'a>(doc: &'a Value, key: &str) -> Option<&'a Value> {
+    doc.get(key)
+}
+
+/// A JSON value that is some type's zero: null, false, 0, "", [] or {}.
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
+/// Values of not-yet fields that still ask for nothing (the CLI sends them).
+fn is_default(field: &str, v: &Value) -> bool {
+    if is_zero(v) {
+        return true;
+    }
+    match field {
+        // The CLI's "not set".
+        "HostConfig.MemorySwappiness" => v.as_i64() == Some(-1),
+        "HostConfig.OomKillDisable" => v == &Value::Bool(false),
+        "HostConfig.PidsLimit" => v.as_i64().is_some_and(|p| p <= 0),
+        _ => false,
+    }
+}
+
+/// Refuses every field the table marks not yet or refused that holds anything but its
+/// default, and the values of partial fields berthd does not do yet.
+fn refuse_unsupported(req: &CreateRequest) -> Result<(), StoreError> {
+    let h = &req.host_config;
+    // Partial fields: their own rules.
+    for b in h.binds.iter().flatten() {
+        if parse_bind(b)?.named {
+            return Err(not_yet("HostConfig.Binds"));
+        }
+    }
+    if let Some(log) = &h.log_config {
+        let typ = log.typ.as_deref().unwrap_or("");
+        if !(typ.is_empty() || typ == "json-file")
+            || log.config.as_ref().is_some_and(|c| !c.is_empty())
+        {
+            return Err(not_yet("HostConfig.LogConfig"));
+        }
+    }
+    let mode = h.network_mode.as_deref().unwrap_or("");
+    if mode.starts_with("container:") {
+        return Err(not_yet("HostConfig.NetworkMode"));
+    }
+    if let Some(rp) = h.restart_policy.as_ref().and_then(|r| r.name) {
+        if !matches!(rp, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO) {
+            return Err(not_yet("HostConfig.RestartPolicy"));
+        }
+    }
+    if h.cgroupns_mode == Some(HostConfigCgroupnsModeEnum::PRIVATE) {
+        return Err(not_yet("HostConfig.CgroupnsMode"));
+    }
+    let ipc = h.ipc_mode.as_deref().unwrap_or("");
+    if !matches!(ipc, "" | "private" | "shareable") {
+        return Err(not_yet("HostConfig.IpcMode"));
+    }
+    if !h.pid_mode.as_deref().unwrap_or("").is_empty() {
+        return Err(not_yet("HostConfig.PidMode"));
+    }
+    if !h.uts_mode.as_deref().unwrap_or("").is_empty() {
+        return Err(not_yet("HostConfig.UTSMode"));
+    }
+    for (field, given, default) in [
+        (
+            "HostConfig.MaskedPaths",
+            &h.masked_paths,
+            create::DEFAULT_MASKED_PATHS,
+        ),
+        (
+            "HostConfig.ReadonlyPaths",
+            &h.readonly_paths,
+            create::DEFAULT_READONLY_PATHS,
+        ),
+    ] {
+        if let Some(list) = given {
+            if list.iter().map(String::as_str).ne(default.iter().copied()) {
+                return Err(not_yet(field));
+            }
+        }
+    }
+    // Every other field: by the table.
+    let config = serde_json::to_value(&req.config).unwrap_or(Value::Null);
+    let host = serde_json::to_value(&req.host_config).unwrap_or(Value::Null);
+    let check = |f: &Field, doc: &Value, key: &str| -> Result<(), StoreError> {
+        if !matches!(f.status, Status::NotYet | Status::Refused) {
+            return Ok(());
+        }
+        match value_at(doc, key) {
+            Some(v) if !is_default(f.path, v) => Err(match f.status {
+                Status::Refused => StoreError::Refused {
+                    field: fields::display_name(f),
+                    reason: f.note.to_owned(),
+                },
+                _ => not_yet(f.path),
+            }),
+            _ => Ok(()),
+        }
+    };
+    for f in fields::CONFIG {
+        check(f, &config, f.path.trim_start_matches("Config."))?;
+    }
+    for f in fields::HOST_CONFIG {
+        check(f, &host, f.path.trim_start_matches("HostConfig."))?;
+    }
+    for ep in req
+        .networking_config
+        .endpoints_config
+        .iter()
+        .flat_map(|m| m.values())
+    {
+        let doc = serde_json::to_value(ep).unwrap_or(Value::Null);
+        for f in fields::NETWORKING_CONFIG {
+            if let Some(key) = f.path.strip_prefix("NetworkingConfig.EndpointsConfig.*.") {
+                check(f, &doc, key)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::version::ApiVersion;
+    use serde_json::json;
+
+    fn host() -> HostCaps {
+        HostCaps {
+            ncpu: 2,
+            memory: true,
+            swap: true,
+            cpu_cfs: true,
+            cpu_shares: true,
+            pids: true,
+        }
+    }
+
+    fn check(body: Value) -> Result<CreateRequest, StoreError> {
+        let mut req = create::parse_create(body.to_string().as_bytes(), ApiVersion::CURRENT)
+            .map_err(|e| invalid(e.to_string()))?;
+        validate(&mut req, &host())?;
+        Ok(req)
+    }
+
+    fn refusal(body: Value) -> String {
+        match check(body.clone()) {
+            Ok(_) => panic!("{body} was accepted"),
+            Err(e) => {
+                assert_eq!(e.kind(), crate::error::ErrorKind::InvalidParameter, "{e}");
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn the_cli_body_of_a_plain_run_is_accepted_and_completed() {
+        let req = check(json!({
+            "Image": "busybox", "Cmd": ["true"], "Env": ["A=1", "B"],
+            "HostConfig": {"LogConfig": {"Type": "", "Config": {}}, "NetworkMode": "default",
+                "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "ConsoleSize": [0, 0],
+                "CgroupnsMode": "", "IpcMode": "", "ShmSize": 0, "MemorySwappiness": -1,
+                "OomKillDisable": false, "MaskedPaths": null, "PidsLimit": 0},
+            "NetworkingConfig": {"EndpointsConfig": {"default": {"IPAMConfig": null,
+                "MacAddress": "", "NetworkID": ""}}}
+        }))
+        .unwrap();
+        let h = req.host_config;
+        assert_eq!(h.shm_size, Some(create::DEFAULT_SHM_SIZE));
+        assert_eq!(h.ipc_mode.as_deref(), Some("private"));
+        assert_eq!(h.runtime.as_deref(), Some("native"));
+        assert_eq!(h.memory_swappiness, None);
+    }
+
+    #[test]
+    fn dockerds_messages_for_bad_values() {
+        for (body, msg) in [
+            (
+                json!({"HostConfig": {"Memory": 1024}}),
+                "Minimum memory limit allowed is 6MB",
+            ),
+            (
+                json!({"HostConfig": {"Memory": 67108864, "MemorySwap": 1}}),
+                "Minimum memoryswap limit should be larger than memory limit, see usage",
+            ),
+            (
+                json!({"HostConfig": {"MemorySwap": 67108864}}),
+                "You should always set the Memory limit when using Memoryswap limit, see usage",
+            ),
+            (
+                json!({"HostConfig": {"NanoCpus": 5_000_000_000i64}}),
+                "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available",
+            ),
+            (
+                json!({"HostConfig": {"NanoCpus": 500_000_000, "CpuPeriod": 100000}}),
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+            ),
+            (
+                json!({"HostConfig": {"CpuPeriod": 10}}),
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+            ),
+            (
+                json!({"HostConfig": {"CapAdd": ["FOO"]}}),
+                "invalid CapAdd: unknown capability: \"CAP_FOO\"",
+            ),
+            (
+                json!({"HostConfig": {"CapDrop": ["cap_bogus"]}}),
+                "invalid CapDrop: unknown capability: \"CAP_BOGUS\"",
+            ),
+            (
+                json!({"HostConfig": {"OomScoreAdj": 1001}}),
+                "Invalid value 1001, range for oom score adj is [-1000, 1000]",
+            ),
+            (
+                json!({"HostConfig": {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": -1}}}),
+                "maximum retry count cannot be negative",
+            ),
+            (
+                json!({"HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 2}}}),
+                "maximum retry count cannot be used with restart policy 'always'",
+            ),
+            (
+                json!({"HostConfig": {"AutoRemove": true, "RestartPolicy": {"Name": "always"}}}),
+                "can't create 'AutoRemove' container with restart policy",
+            ),
+            (
+                json!({"HostConfig": {"IpcMode": "bogus"}}),
+                "invalid IPC mode: bogus",
+            ),
+            (
+                json!({"HostConfig": {"Runtime": "runc"}}),
+                "Unknown runtime specified runc",
+            ),
+            (
+                json!({"HostConfig": {"Isolation": "hyperv"}}),
+                "invalid isolation 'hyperv' on linux",
+            ),
+            (
+                json!({"WorkingDir": "tmp"}),
+                "the working directory 'tmp' is invalid, it needs to be an absolute path",
+            ),
+            (json!({"StopSignal": "SIGNOPE"}), "Invalid signal: SIGNOPE"),
+            (
+                json!({"HostConfig": {"Binds": ["/a:b"]}}),
+                "invalid mount config for type \"bind\": invalid mount path: 'b' mount path must be absolute",
+            ),
+            (
+                json!({"HostConfig": {"Binds": ["/a:/b:xx"]}}),
+                "invalid mode: xx",
+            ),
+            (
+                json!({"HostConfig": {"ExtraHosts": ["nocolon"]}}),
+                "bad format for add-host: \"nocolon\"",
+            ),
+            (
+                json!({"HostConfig": {"PortBindings": {"http/tcp": []}}}),
+                "invalid port specification: \"http\"",
+            ),
+            (
+                json!({"HostConfig": {"IOMaximumIOps": 5}}),
+                "Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps",
+            ),
+        ] {
+            let got = refusal(body.clone());
+            assert!(got.contains(msg), "{body}: {got}");
+        }
+    }
+
+    #[test]
+    fn every_not_yet_and_refused_field_is_refused_by_name() {
+        for f in fields::all() {
+            let (sample, refused) = match f.status {
+                Status::NotYet | Status::Refused => (f.sample, true),
+                Status::Partial if !f.not_yet_sample.is_empty() => (f.not_yet_sample, true),
+                _ => (f.sample, false),
+            };
+            if sample.is_empty() {
+                continue;
+            }
+            let value: Value = serde_json::from_str(sample).unwrap();
+            let body = body_with(f.path, value);
+            if refused {
+                let got = refusal(body.clone());
+                let name = f.path.replace(".*", "");
+                // dockerd's own refusals name the field in their words.
+                let dockerds = got.starts_with("Invalid QoS settings")
+                    || (f.status == Status::Partial && !got.contains("berthd"));
+                let named = got.contains(f.path) || got.contains(&name) || dockerds;
+                assert!(named, "{}: {got}", f.path);
+            } else if let Err(e) = check(body.clone()) {
+                panic!("{}: {body}: {e}", f.path);
+            }
+        }
+    }
+
+    /// A create body that sets `path` to `v`, with what the field needs beside it.
+    fn body_with(path: &str, v: Value) -> Value {
+        let mut body = json!({"Image": "busybox", "HostConfig": {"NetworkMode": "none"}});
+        if let Some(key) = path.strip_prefix("Config.") {
+            body[key] = v;
+        } else if let Some(key) = path.strip_prefix("HostConfig.") {
+            body["HostConfig"][key] = v;
+            if key == "MemorySwap" {
+                body["HostConfig"]["Memory"] = json!(67108864);
+            }
+        } else if let Some(key) = path.strip_prefix("NetworkingConfig.EndpointsConfig.*.") {
+            body["NetworkingConfig"] = json!({"EndpointsConfig": {"none": {key: v}}});
+        } else {
+            body["NetworkingConfig"] = json!({"EndpointsConfig": v});
+        }
+        body
+    }
+
+    #[test]
+    fn memory_swap_defaults_as_dockerd() {
+        let r = check(json!({"HostConfig": {"Memory": 67108864}})).unwrap();
+        assert_eq!(r.host_config.memory_swap, Some(134217728));
+        let r = check(json!({"HostConfig": {"Memory": 67108864, "MemorySwap": -1}})).unwrap();
+        assert_eq!(r.host_config.memory_swap, Some(-1));
+        let mut no_swap = host();
+        no_swap.swap = false;
+        let mut req = create::parse_create(
+            json!({"HostConfig": {"Memory": 67108864}})
+                .to_string()
+                .as_bytes(),
+            ApiVersion::CURRENT,
+        )
+        .unwrap();
+        let warnings = validate(&mut req, &no_swap).unwrap();
+        assert_eq!(req.host_config.memory_swap, Some(-1));
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn binds() {
+        let b = parse_bind("/a:/b:ro").unwrap();
+        assert!(b.read_only && !b.named);
+        assert!(parse_bind("vol:/b").unwrap().named);
+        assert!(parse_bind("/a").is_err());
+        assert!(parse_bind("/a:/").is_err());
+    }
+}

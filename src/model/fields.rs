@@ -1,0 +1,1196 @@
+//! The field table: what berthd does with every field of a container create request
+//! (Config, HostConfig, NetworkingConfig), as users read it in docs/api-fields.md.
+//!
+//! Each field is exactly one of: honoured (the daemon does it, and the test named proves
+//! the effect in a real container), stored (kept and shown, with nothing for a daemon to
+//! do, as in dockerd), partial (some values honoured, the others refused as not supported
+//! yet), not yet (any value but the default is refused with 400 "berthd does not support
+//! X yet") or refused (any value but the default is refused for good). A field at its zero
+//! or default value is never a request. `actors::store::validate` enforces the table; a
+//! unit test checks that every field of the bollard-stubs types is in it and that the
+//! docs say the same.
+
+/// What berthd does with one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// berthd does it.
+    Honoured,
+    /// Kept in the record and shown by inspect; nothing for the daemon to do.
+    Stored,
+    /// Some values honoured (see the note), the others refused as not supported yet.
+    Partial,
+    /// Any value but the default is refused (400) until the issue in the note builds it.
+    NotYet,
+    /// Any value but the default is refused (400), for good (the note says why).
+    Refused,
+}
+
+impl Status {
+    /// The word docs/api-fields.md uses.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Honoured => "honoured",
+            Status::Stored => "stored",
+            Status::Partial => "partial",
+            Status::NotYet => "not yet",
+            Status::Refused => "refused",
+        }
+    }
+}
+
+/// One field of the create request.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// `Config.Hostname`, `HostConfig.Memory`, `NetworkingConfig.EndpointsConfig.*.Aliases`.
+    pub path: &'static str,
+    /// The docker CLI flag that sets it (`--memory`), or "" if none does.
+    pub flag: &'static str,
+    pub status: Status,
+    /// Which values, why, or which issue builds it.
+    pub note: &'static str,
+    /// The test that proves the effect (or the refusal).
+    pub test: &'static str,
+    /// A value the raw-HTTP test sends: honoured for `Honoured`, `Stored` and `Partial`,
+    /// refused for `NotYet` and `Refused` (JSON; "" when the field cannot be sent alone).
+    pub sample: &'static str,
+    /// For `Partial`: a value refused as not supported yet (JSON).
+    pub not_yet_sample: &'static str,
+}
+
+const fn f(
+    path: &'static str,
+    flag: &'static str,
+    status: Status,
+    note: &'static str,
+    test: &'static str,
+    sample: &'static str,
+) -> Field {
+    Field {
+        path,
+        flag,
+        status,
+        note,
+        test,
+        sample,
+        not_yet_sample: "",
+    }
+}
+
+const fn p(
+    path: &'static str,
+    flag: &'static str,
+    note: &'static str,
+    test: &'static str,
+    sample: &'static str,
+    not_yet_sample: &'static str,
+) -> Field {
+    Field {
+        path,
+        flag,
+        status: Status::Partial,
+        note,
+        test,
+        sample,
+        not_yet_sample,
+    }
+}
+
+use Status::{Honoured, NotYet, Refused, Stored};
+
+const T_FIELDS: &str = "root_fields::every_field_is_honoured_or_refused";
+const T_CONFIG: &str = "root_fields::config_fields_reach_the_container";
+const T_LIMITS: &str = "root_fields::resource_limits_reach_the_container";
+const T_DEV: &str = "root_fields::shm_and_console_sizes_reach_the_container";
+const T_NET: &str = "root_fields::network_modes_and_network_disabled";
+const T_RM: &str = "root_containers::the_docker_cli_runs_a_first_container";
+const T_RO: &str = "root_fields::config_fields_reach_the_container";
+const T_BIND: &str = "root_fields::binds_reach_the_container";
+
+/// Every field of the create request's Config (the body's top level).
+pub const CONFIG: &[Field] = &[
+    f(
+        "Config.Hostname",
+        "--hostname",
+        Honoured,
+        "the UTS hostname; default: the short id",
+        T_CONFIG,
+        r#""hh""#,
+    ),
+    f(
+        "Config.Domainname",
+        "--domainname",
+        Honoured,
+        "the UTS domain name",
+        T_CONFIG,
+        r#""example.org""#,
+    ),
+    f(
+        "Config.User",
+        "--user",
+        Honoured,
+        "user[:group], names from the image's /etc/passwd and /etc/group",
+        T_CONFIG,
+        r#""1000:1000""#,
+    ),
+    f(
+        "Config.AttachStdin",
+        "--attach",
+        Stored,
+        "a client hint: the client attaches itself",
+        T_FIELDS,
+        "true",
+    ),
+    f(
+        "Config.AttachStdout",
+        "--attach",
+        Stored,
+        "a client hint",
+        T_FIELDS,
+        "true",
+    ),
+    f(
+        "Config.AttachStderr",
+        "--attach",
+        Stored,
+        "a client hint",
+        T_FIELDS,
+        "true",
+    ),
+    f(
+        "Config.ExposedPorts",
+        "--expose",
+        Stored,
+        "metadata, as in dockerd without -P (the `expose` filter of docker ps reads it)",
+        T_FIELDS,
+        r#"{"80/tcp":{}}"#,
+    ),
+    f(
+        "Config.Tty",
+        "--tty",
+        Honoured,
+        "a pty for stdio",
+        "root_exec::tty_output_is_raw",
+        "true",
+    ),
+    f(
+        "Config.OpenStdin",
+        "--interactive",
+        Honoured,
+        "stdin kept open",
+        "root_containers::stdin_reaches_the_container_through_the_hijacked_attach",
+        "true",
+    ),
+    f(
+        "Config.StdinOnce",
+        "",
+        Honoured,
+        "stdin closed when the first attached client closes it",
+        "root_containers::stdin_reaches_the_container_through_the_hijacked_attach",
+        "true",
+    ),
+    f(
+        "Config.Env",
+        "--env",
+        Honoured,
+        "merged over the image's; a bare NAME (unset on the client) is kept as dockerd keeps it",
+        T_CONFIG,
+        r#"["A=1"]"#,
+    ),
+    f(
+        "Config.Cmd",
+        "",
+        Honoured,
+        "the command (a plain string is a list of one)",
+        T_CONFIG,
+        r#"["true"]"#,
+    ),
+    f(
+        "Config.Healthcheck",
+        "--health-cmd",
+        NotYet,
+        "health checks: issue 16",
+        T_FIELDS,
+        r#"{"Test":["CMD","true"]}"#,
+    ),
+    f(
+        "Config.ArgsEscaped",
+        "",
+        Stored,
+        "Windows only",
+        T_FIELDS,
+        "true",
+    ),
+    f(
+        "Config.Image",
+        "",
+        Honoured,
+        "by name:tag, id or unique id prefix",
+        T_CONFIG,
+        "",
+    ),
+    f(
+        "Config.Volumes",
+        "--volume /path",
+        NotYet,
+        "anonymous volumes: issue 13",
+        T_FIELDS,
+        r#"{"/data":{}}"#,
+    ),
+    f(
+        "Config.WorkingDir",
+        "--workdir",
+        Honoured,
+        "made if missing; must be absolute",
+        T_CONFIG,
+        r#""/tmp""#,
+    ),
+    f(
+        "Config.Entrypoint",
+        "--entrypoint",
+        Honoured,
+        "replaces the image's, and its Cmd",
+        T_CONFIG,
+        r#"["/bin/true"]"#,
+    ),
+    f(
+        "Config.NetworkDisabled",
+        "",
+        Honoured,
+        "true: the container gets no network (as --network none)",
+        T_NET,
+        "true",
+    ),
+    f(
+        "Config.MacAddress",
+        "--mac-address",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        r#""02:42:ac:11:00:99""#,
+    ),
+    f(
+        "Config.OnBuild",
+        "",
+        Stored,
+        "used by builds, not by containers",
+        T_FIELDS,
+        r#"["RUN true"]"#,
+    ),
+    f(
+        "Config.Labels",
+        "--label",
+        Honoured,
+        "merged over the image's; shown by ps and inspect, matched by label filters",
+        T_CONFIG,
+        r#"{"k":"v"}"#,
+    ),
+    f(
+        "Config.StopSignal",
+        "--stop-signal",
+        Honoured,
+        "sent by docker stop; checked at create",
+        T_CONFIG,
+        r#""SIGUSR1""#,
+    ),
+    f(
+        "Config.StopTimeout",
+        "--stop-timeout",
+        Honoured,
+        "seconds docker stop waits before SIGKILL",
+        T_CONFIG,
+        "3",
+    ),
+    f(
+        "Config.Shell",
+        "",
+        Stored,
+        "used by builds, not by containers",
+        T_FIELDS,
+        r#"["/bin/sh","-c"]"#,
+    ),
+];
+
+/// Every field of HostConfig (with the embedded Resources).
+pub const HOST_CONFIG: &[Field] = &[
+    f(
+        "HostConfig.CpuShares",
+        "--cpu-shares",
+        Honoured,
+        "cpu.shares (v1) or cpu.weight (v2)",
+        T_LIMITS,
+        "512",
+    ),
+    f(
+        "HostConfig.Memory",
+        "--memory",
+        Honoured,
+        "memory limit; at least 6MB (dockerd's message)",
+        T_LIMITS,
+        "67108864",
+    ),
+    f(
+        "HostConfig.CgroupParent",
+        "--cgroup-parent",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#""/mine""#,
+    ),
+    f(
+        "HostConfig.BlkioWeight",
+        "--blkio-weight",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        "500",
+    ),
+    f(
+        "HostConfig.BlkioWeightDevice",
+        "--blkio-weight-device",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#"[{"Path":"/dev/null","Weight":100}]"#,
+    ),
+    f(
+        "HostConfig.BlkioDeviceReadBps",
+        "--device-read-bps",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#"[{"Path":"/dev/null","Rate":1048576}]"#,
+    ),
+    f(
+        "HostConfig.BlkioDeviceWriteBps",
+        "--device-write-bps",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#"[{"Path":"/dev/null","Rate":1048576}]"#,
+    ),
+    f(
+        "HostConfig.BlkioDeviceReadIOps",
+        "--device-read-iops",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#"[{"Path":"/dev/null","Rate":100}]"#,
+    ),
+    f(
+        "HostConfig.BlkioDeviceWriteIOps",
+        "--device-write-iops",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#"[{"Path":"/dev/null","Rate":100}]"#,
+    ),
+    f(
+        "HostConfig.CpuPeriod",
+        "--cpu-period",
+        Honoured,
+        "CFS period (1000 to 1000000 µs)",
+        T_LIMITS,
+        "50000",
+    ),
+    f(
+        "HostConfig.CpuQuota",
+        "--cpu-quota",
+        Honoured,
+        "CFS quota (at least 1000 µs)",
+        T_LIMITS,
+        "25000",
+    ),
+    f(
+        "HostConfig.CpuRealtimePeriod",
+        "--cpu-rt-period",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        "1000000",
+    ),
+    f(
+        "HostConfig.CpuRealtimeRuntime",
+        "--cpu-rt-runtime",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        "950000",
+    ),
+    f(
+        "HostConfig.CpusetCpus",
+        "--cpuset-cpus",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#""0""#,
+    ),
+    f(
+        "HostConfig.CpusetMems",
+        "--cpuset-mems",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#""0""#,
+    ),
+    f(
+        "HostConfig.Devices",
+        "--device",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#"[{"PathOnHost":"/dev/null","PathInContainer":"/dev/xnull","CgroupPermissions":"rwm"}]"#,
+    ),
+    f(
+        "HostConfig.DeviceCgroupRules",
+        "--device-cgroup-rule",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#"["c 1:3 rwm"]"#,
+    ),
+    f(
+        "HostConfig.DeviceRequests",
+        "--gpus",
+        NotYet,
+        "no device drivers (GPUs) in berthd",
+        T_FIELDS,
+        r#"[{"Driver":"nvidia","Count":-1}]"#,
+    ),
+    f(
+        "HostConfig.KernelMemory",
+        "--kernel-memory",
+        Refused,
+        "kernel memory limits are deprecated by the kernel and absent on cgroup v2",
+        T_FIELDS,
+        "67108864",
+    ),
+    f(
+        "HostConfig.KernelMemoryTCP",
+        "",
+        Refused,
+        "as KernelMemory",
+        T_FIELDS,
+        "67108864",
+    ),
+    f(
+        "HostConfig.MemoryReservation",
+        "--memory-reservation",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        "33554432",
+    ),
+    f(
+        "HostConfig.MemorySwap",
+        "--memory-swap",
+        Honoured,
+        "memory plus swap; 0 with a memory limit: twice the limit, -1: unlimited, as dockerd",
+        T_LIMITS,
+        "134217728",
+    ),
+    f(
+        "HostConfig.MemorySwappiness",
+        "--memory-swappiness",
+        NotYet,
+        "issue 14; -1 and null are the default",
+        T_FIELDS,
+        "10",
+    ),
+    f(
+        "HostConfig.NanoCpus",
+        "--cpus",
+        Honoured,
+        "a CFS quota over a 100 ms period",
+        T_LIMITS,
+        "500000000",
+    ),
+    f(
+        "HostConfig.OomKillDisable",
+        "--oom-kill-disable",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        "true",
+    ),
+    f(
+        "HostConfig.Init",
+        "--init",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        "true",
+    ),
+    f(
+        "HostConfig.PidsLimit",
+        "--pids-limit",
+        Honoured,
+        "pids.max; 0 and -1 mean no limit",
+        T_LIMITS,
+        "50",
+    ),
+    f(
+        "HostConfig.Ulimits",
+        "--ulimit",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#"[{"Name":"nofile","Soft":1024,"Hard":2048}]"#,
+    ),
+    f(
+        "HostConfig.CpuCount",
+        "",
+        Refused,
+        "Windows only",
+        T_FIELDS,
+        "2",
+    ),
+    f(
+        "HostConfig.CpuPercent",
+        "",
+        Refused,
+        "Windows only",
+        T_FIELDS,
+        "50",
+    ),
+    f(
+        "HostConfig.IOMaximumIOps",
+        "",
+        Refused,
+        "Windows only (dockerd's message)",
+        T_FIELDS,
+        "100",
+    ),
+    f(
+        "HostConfig.IOMaximumBandwidth",
+        "",
+        Refused,
+        "Windows only (dockerd's message)",
+        T_FIELDS,
+        "1048576",
+    ),
+    p(
+        "HostConfig.Binds",
+        "--volume",
+        "host paths (`/host:/ctr[:ro|rw]`) honoured; named volumes not yet (issue 13)",
+        T_BIND,
+        r#"["/tmp:/hosttmp:ro"]"#,
+        r#"["vol:/data"]"#,
+    ),
+    f(
+        "HostConfig.ContainerIDFile",
+        "--cidfile",
+        Stored,
+        "the CLI writes the file itself",
+        T_FIELDS,
+        r#""/tmp/x.cid""#,
+    ),
+    p(
+        "HostConfig.LogConfig",
+        "--log-driver",
+        "json-file (the default) honoured; other drivers and --log-opt not yet (issue 18)",
+        "root_containers::logs_reach_the_cli_and_the_sdk",
+        r#"{"Type":"json-file","Config":{}}"#,
+        r#"{"Type":"none","Config":{}}"#,
+    ),
+    p(
+        "HostConfig.NetworkMode",
+        "--network",
+        "default, bridge, none and host honoured; container:<id> and user networks not yet (issue 15)",
+        T_NET,
+        r#""none""#,
+        r#""container:x""#,
+    ),
+    f(
+        "HostConfig.PortBindings",
+        "--publish",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        r#"{"80/tcp":[{"HostIp":"","HostPort":"18080"}]}"#,
+    ),
+    p(
+        "HostConfig.RestartPolicy",
+        "--restart",
+        "no honoured; always, unless-stopped and on-failure not yet (issue 16)",
+        T_FIELDS,
+        r#"{"Name":"no","MaximumRetryCount":0}"#,
+        r#"{"Name":"always","MaximumRetryCount":0}"#,
+    ),
+    f(
+        "HostConfig.AutoRemove",
+        "--rm",
+        Honoured,
+        "removed once it exits",
+        T_RM,
+        "true",
+    ),
+    f(
+        "HostConfig.VolumeDriver",
+        "--volume-driver",
+        NotYet,
+        "issue 13",
+        T_FIELDS,
+        r#""local""#,
+    ),
+    f(
+        "HostConfig.VolumesFrom",
+        "--volumes-from",
+        NotYet,
+        "issue 13",
+        T_FIELDS,
+        r#"["other"]"#,
+    ),
+    f(
+        "HostConfig.Mounts",
+        "--mount",
+        NotYet,
+        "issue 13",
+        T_FIELDS,
+        r#"[{"Type":"tmpfs","Target":"/scratch"}]"#,
+    ),
+    f(
+        "HostConfig.CapAdd",
+        "--cap-add",
+        NotYet,
+        "issue 14; names are checked first (dockerd's message)",
+        T_FIELDS,
+        r#"["CAP_NET_ADMIN"]"#,
+    ),
+    f(
+        "HostConfig.CapDrop",
+        "--cap-drop",
+        NotYet,
+        "issue 14; names are checked first (dockerd's message)",
+        T_FIELDS,
+        r#"["CAP_CHOWN"]"#,
+    ),
+    p(
+        "HostConfig.CgroupnsMode",
+        "--cgroupns",
+        "host (berthd's default, on every host) honoured; private not yet (issue 14)",
+        T_FIELDS,
+        r#""host""#,
+        r#""private""#,
+    ),
+    f(
+        "HostConfig.Dns",
+        "--dns",
+        NotYet,
+        "issue 15 (the daemon's --dns is honoured)",
+        T_FIELDS,
+        r#"["192.0.2.53"]"#,
+    ),
+    f(
+        "HostConfig.DnsOptions",
+        "--dns-option",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        r#"["ndots:2"]"#,
+    ),
+    f(
+        "HostConfig.DnsSearch",
+        "--dns-search",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        r#"["example.org"]"#,
+    ),
+    f(
+        "HostConfig.ExtraHosts",
+        "--add-host",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        r#"["foo.example:192.0.2.3"]"#,
+    ),
+    f(
+        "HostConfig.GroupAdd",
+        "--group-add",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#"["10"]"#,
+    ),
+    p(
+        "HostConfig.IpcMode",
+        "--ipc",
+        "private and shareable honoured (a new IPC namespace); host, none and container:<id> not yet (issue 14)",
+        T_FIELDS,
+        r#""shareable""#,
+        r#""host""#,
+    ),
+    f(
+        "HostConfig.Cgroup",
+        "--cgroup",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#""container:x""#,
+    ),
+    f(
+        "HostConfig.Links",
+        "--link",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        r#"["other:alias"]"#,
+    ),
+    f(
+        "HostConfig.OomScoreAdj",
+        "--oom-score-adj",
+        NotYet,
+        "issue 14; the range is checked first",
+        T_FIELDS,
+        "100",
+    ),
+    p(
+        "HostConfig.PidMode",
+        "--pid",
+        "a new pid namespace (the default) honoured; host and container:<id> not yet (issue 14)",
+        T_FIELDS,
+        r#""""#,
+        r#""host""#,
+    ),
+    f(
+        "HostConfig.Privileged",
+        "--privileged",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        "true",
+    ),
+    f(
+        "HostConfig.PublishAllPorts",
+        "--publish-all",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        "true",
+    ),
+    f(
+        "HostConfig.ReadonlyRootfs",
+        "--read-only",
+        Honoured,
+        "the rootfs mounted read-only",
+        T_RO,
+        "true",
+    ),
+    f(
+        "HostConfig.SecurityOpt",
+        "--security-opt",
+        NotYet,
+        "issue 14; the form is checked first",
+        T_FIELDS,
+        r#"["no-new-privileges"]"#,
+    ),
+    f(
+        "HostConfig.StorageOpt",
+        "--storage-opt",
+        NotYet,
+        "per-container storage options: issue 13",
+        T_FIELDS,
+        r#"{"size":"1G"}"#,
+    ),
+    f(
+        "HostConfig.Tmpfs",
+        "--tmpfs",
+        NotYet,
+        "issue 13",
+        T_FIELDS,
+        r#"{"/run":"rw"}"#,
+    ),
+    p(
+        "HostConfig.UTSMode",
+        "--uts",
+        "a new UTS namespace (the default) honoured; host not yet (issue 14)",
+        T_FIELDS,
+        r#""""#,
+        r#""host""#,
+    ),
+    f(
+        "HostConfig.UsernsMode",
+        "--userns",
+        Honoured,
+        "host, what every container gets: berthd has no user-namespace remapping yet (issue 18)",
+        T_FIELDS,
+        r#""host""#,
+    ),
+    f(
+        "HostConfig.ShmSize",
+        "--shm-size",
+        Honoured,
+        "the size of /dev/shm; default 64 MiB",
+        T_DEV,
+        "33554432",
+    ),
+    f(
+        "HostConfig.Sysctls",
+        "--sysctl",
+        NotYet,
+        "issue 14",
+        T_FIELDS,
+        r#"{"net.ipv4.ip_forward":"1"}"#,
+    ),
+    p(
+        "HostConfig.Runtime",
+        "--runtime",
+        "native (berthd's own monitor) honoured; other runtimes refused (the oci driver is issue 14)",
+        T_FIELDS,
+        r#""native""#,
+        r#""runc""#,
+    ),
+    f(
+        "HostConfig.ConsoleSize",
+        "",
+        Honoured,
+        "the pty's size before the first resize",
+        T_DEV,
+        "[30,100]",
+    ),
+    p(
+        "HostConfig.Isolation",
+        "--isolation",
+        "default honoured; others are Windows only (dockerd's message)",
+        T_FIELDS,
+        r#""default""#,
+        r#""hyperv""#,
+    ),
+    p(
+        "HostConfig.MaskedPaths",
+        "--security-opt systempaths=unconfined",
+        "Docker's default list honoured; another list not yet (issue 14)",
+        T_FIELDS,
+        r#"["/proc/asound","/proc/acpi","/proc/kcore","/proc/keys","/proc/latency_stats","/proc/timer_list","/proc/timer_stats","/proc/sched_debug","/proc/scsi","/sys/firmware"]"#,
+        "[]",
+    ),
+    p(
+        "HostConfig.ReadonlyPaths",
+        "--security-opt systempaths=unconfined",
+        "Docker's default list honoured; another list not yet (issue 14)",
+        T_FIELDS,
+        r#"["/proc/bus","/proc/fs","/proc/irq","/proc/sys","/proc/sysrq-trigger"]"#,
+        "[]",
+    ),
+];
+
+/// Every field of NetworkingConfig's endpoint settings (`EndpointsConfig.<network>`).
+pub const NETWORKING_CONFIG: &[Field] = &[
+    p(
+        "NetworkingConfig.EndpointsConfig",
+        "--network",
+        "one entry, for the container's own network, honoured; more not yet (issue 15)",
+        T_NET,
+        r#"{"none":{}}"#,
+        r#"{"none":{},"other":{}}"#,
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.IPAMConfig",
+        "--ip",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        r#"{"IPv4Address":"10.199.0.9"}"#,
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.Links",
+        "--link",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        r#"["other:alias"]"#,
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.Aliases",
+        "--network-alias",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        r#"["web"]"#,
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.NetworkID",
+        "",
+        Stored,
+        "set by the daemon; ignored in a request, as dockerd ignores it",
+        T_FIELDS,
+        r#""x""#,
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.EndpointID",
+        "",
+        Stored,
+        "set by the daemon; ignored in a request",
+        T_FIELDS,
+        r#""x""#,
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.Gateway",
+        "",
+        Stored,
+        "set by the daemon; ignored in a request",
+        T_FIELDS,
+        r#""10.0.0.1""#,
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.IPAddress",
+        "",
+        Stored,
+        "set by the daemon; ignored in a request",
+        T_FIELDS,
+        r#""10.0.0.2""#,
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.IPPrefixLen",
+        "",
+        Stored,
+        "set by the daemon; ignored in a request",
+        T_FIELDS,
+        "24",
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.IPv6Gateway",
+        "",
+        Stored,
+        "set by the daemon; ignored in a request",
+        T_FIELDS,
+        r#""fe80::1""#,
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.GlobalIPv6Address",
+        "",
+        Stored,
+        "set by the daemon; ignored in a request",
+        T_FIELDS,
+        r#""fe80::2""#,
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.GlobalIPv6PrefixLen",
+        "",
+        Stored,
+        "set by the daemon; ignored in a request",
+        T_FIELDS,
+        "64",
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.MacAddress",
+        "--mac-address",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        r#""02:42:ac:11:00:99""#,
+    ),
+    f(
+        "NetworkingConfig.EndpointsConfig.*.DriverOpts",
+        "--network driver options",
+        NotYet,
+        "issue 15",
+        T_FIELDS,
+        r#"{"a":"b"}"#,
+    ),
+];
+
+/// The whole table, in the order the docs list it.
+pub fn all() -> impl Iterator<Item = &'static Field> {
+    CONFIG.iter().chain(HOST_CONFIG).chain(NETWORKING_CONFIG)
+}
+
+/// The entry of `path`.
+pub fn get(path: &str) -> Option<&'static Field> {
+    all().find(|f| f.path == path)
+}
+
+/// The rows of docs/api-fields.md for `fields`: `| `path` | flag | status | notes |`.
+pub fn markdown_rows(fields: &[Field]) -> String {
+    let mut out = String::new();
+    for f in fields {
+        let flag = if f.flag.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("`{}`", f.flag)
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {}; test: `{}` |\n",
+            f.path,
+            flag,
+            f.status.word(),
+            f.note,
+            f.test
+        ));
+    }
+    out
+}
+
+/// "HostConfig.Ulimits (--ulimit)": how an error names a field.
+pub fn display_name(field: &Field) -> String {
+    let flag = field.flag.split_whitespace().next().unwrap_or("");
+    if flag.starts_with("--") && !field.path.contains('*') {
+        format!("{} ({flag})", field.path)
+    } else {
+        field.path.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::api;
+    use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+    /// A deserializer that records the field names a struct asks for, then fails: serde's
+    /// derive hands them to `deserialize_struct`, which is the only way to list a type's
+    /// fields without a value.
+    struct FieldNames(std::cell::RefCell<Vec<&'static str>>);
+
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("stop")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl de::Error for Stop {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Stop
+        }
+    }
+
+    impl<'de> Deserializer<'de> for &FieldNames {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0.borrow_mut().extend_from_slice(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    fn fields_of<T: for<'de> Deserialize<'de>>() -> Vec<&'static str> {
+        let names = FieldNames(std::cell::RefCell::new(Vec::new()));
+        let _ = T::deserialize(&names);
+        names.0.into_inner()
+    }
+
+    #[test]
+    fn every_model_field_is_in_the_table() {
+        let mut missing = Vec::new();
+        for (prefix, names) in [
+            ("Config.", fields_of::<api::ContainerConfig>()),
+            ("HostConfig.", fields_of::<api::HostConfig>()),
+            ("NetworkingConfig.", fields_of::<api::NetworkingConfig>()),
+            (
+                "NetworkingConfig.EndpointsConfig.*.",
+                fields_of::<api::EndpointSettings>(),
+            ),
+        ] {
+            assert!(!names.is_empty(), "{prefix}");
+            for n in names {
+                let path = format!("{prefix}{n}");
+                if get(&path).is_none() {
+                    missing.push(path);
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "fields missing from the table: {missing:?}"
+        );
+        // And nothing in the table that the models lack.
+        let known: Vec<String> = [
+            ("Config.", fields_of::<api::ContainerConfig>()),
+            ("HostConfig.", fields_of::<api::HostConfig>()),
+            ("NetworkingConfig.", fields_of::<api::NetworkingConfig>()),
+            (
+                "NetworkingConfig.EndpointsConfig.*.",
+                fields_of::<api::EndpointSettings>(),
+            ),
+        ]
+        .into_iter()
+        .flat_map(|(p, ns)| ns.into_iter().map(move |n| format!("{p}{n}")))
+        .collect();
+        for f in all() {
+            assert!(
+                known.contains(&f.path.to_owned()),
+                "{} is not a model field",
+                f.path
+            );
+        }
+    }
+
+    #[test]
+    fn samples_are_json_and_partials_have_a_refused_value() {
+        for f in all() {
+            if !f.sample.is_empty() {
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(f.sample).is_ok(),
+                    "{}",
+                    f.path
+                );
+            }
+            if f.status == Status::Partial && !f.not_yet_sample.is_empty() {
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(f.not_yet_sample).is_ok(),
+                    "{}",
+                    f.path
+                );
+            }
+        }
+    }
+
+    /// Prints the table's rows for docs/api-fields.md:
+    /// `cargo test --lib print_field_table -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "prints the docs table"]
+    fn print_field_table() {
+        for (title, fields) in [
+            ("Config", CONFIG),
+            ("HostConfig", HOST_CONFIG),
+            ("NetworkingConfig", NETWORKING_CONFIG),
+        ] {
+            println!("## {title}\n\n| field | CLI flag | status | notes |\n|---|---|---|---|");
+            print!("{}", markdown_rows(fields));
+            println!();
+        }
+    }
+
+    /// docs/api-fields.md lists every field with the status the code gives it.
+    #[test]
+    fn the_docs_table_says_what_the_code_does() {
+        let doc = include_str!("../../docs/api-fields.md");
+        let mut rows = std::collections::HashMap::new();
+        for line in doc.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // | `path` | flag | status | notes |
+            if cells.len() >= 5 {
+                if let Some(path) = cells[1].strip_prefix('`').and_then(|c| c.strip_suffix('`')) {
+                    rows.insert(path.to_owned(), cells[3].to_owned());
+                }
+            }
+        }
+        let mut wrong = Vec::new();
+        for f in all() {
+            match rows.get(f.path) {
+                Some(s) if s == f.status.word() => {}
+                other => wrong.push(format!(
+                    "{}: docs {:?}, code {}",
+                    f.path,
+                    other,
+                    f.status.word()
+                )),
+            }
+        }
+        assert!(wrong.is_empty(), "docs/api-fields.md disagrees: {wrong:#?}");
+    }
+}
