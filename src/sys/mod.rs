@@ -65,12 +65,6 @@ pub enum SysError {
         #[source]
         source: io::Error,
     },
-    #[error("error removing {path:?}")]
-    Remove {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
     #[error("pivot_root to {path:?} failed")]
     PivotRoot {
         path: PathBuf,
