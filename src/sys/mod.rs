@@ -15,7 +15,7 @@
 //!   the backing filesystem and `d_type`, the overlay probe's test mount, unmounts,
 //!   `O_DIRECT`.
 //! - [`host`]: the effective user and `uname`.
-//! - [`env`]: environment changes before threads start.
+//! - [`env`](mod@env): environment changes before threads start.
 //! - [`systemd`]: sockets passed by systemd.
 //!
 //! Every error names the path or the call that failed and keeps the errno; the `fs` calls
