@@ -87,14 +87,14 @@ pub fn system_checks() -> Result<SystemFacts, StartupError> {
     if !cfg!(target_os = "linux") {
         return Err(StartupError::NotLinux);
     }
-    let euid = nix::unistd::geteuid().as_raw();
+    let euid = crate::sys::host::euid();
     if euid != 0 {
         return Err(StartupError::NotRoot { euid });
     }
-    let uts = nix::sys::utsname::uname().map_err(|_| StartupError::NotLinux)?;
-    let release = uts.release().to_string_lossy().into_owned();
+    let uts = crate::sys::host::uname().map_err(|_| StartupError::NotLinux)?;
+    let release = uts.release;
     check_kernel(&release)?;
-    let arch = uts.machine().to_string_lossy().into_owned();
+    let arch = uts.machine;
     if arch != "x86_64" && arch != "aarch64" {
         return Err(StartupError::Architecture { arch });
     }
@@ -108,7 +108,7 @@ pub fn system_checks() -> Result<SystemFacts, StartupError> {
             .map(|n| n.get())
             .unwrap_or(1),
         mem_total: mem_total(),
-        hostname: uts.nodename().to_string_lossy().into_owned(),
+        hostname: uts.nodename,
         cgroups: crate::sys::cgroups::CgroupLayout::detect(),
     })
 }

@@ -385,7 +385,7 @@ fn concurrent_starts_and_latency() {
         let ids: Vec<String> = specs.iter().map(|s| s.id.clone()).collect();
         let t = Instant::now();
         let starts = specs.into_iter().map(|s| ex.start_with(s, &[OUT_ERR]));
-        let results = futures::future::join_all(starts).await;
+        let results = futures_util::future::join_all(starts).await;
         let started = t.elapsed();
         eprintln!("8 concurrent starts: {started:?}");
         let mut readers = Vec::new();

@@ -395,9 +395,10 @@ fn cpu_ticks(pids: &[i32]) -> u64 {
 }
 
 fn clk_tck() -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => t as f64,
+        _ => 100.0,
+    }
 }
 
 fn exe_of(pid: i32) -> Option<PathBuf> {
@@ -409,12 +410,10 @@ fn alive(pid: i32) -> bool {
     stat_fields(pid).is_some_and(|f| f.first().map(String::as_str) != Some("Z"))
 }
 
+/// Sends `sig` to `pid`, a process this kit started (or its daemon).
 fn kill(pid: i32, sig: i32) {
-    if pid > 1 {
-        // SAFETY: kill only sends a signal to a pid this kit started (or its daemon).
-        unsafe {
-            libc::kill(pid, sig);
-        }
+    if let (true, Ok(sig)) = (pid > 1, nix::sys::signal::Signal::try_from(sig)) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
     }
 }
 

@@ -7,6 +7,8 @@
 //! dockerd always prints (Go's zero values and nulls), the create request's parsing with
 //! the path of a bad field, and the field table (what berthd does with each field).
 
+pub mod spec;
+
 pub use bollard_stubs::models as api;
 
 pub mod create;

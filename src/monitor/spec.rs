@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// The rootfs and mount types live in the model, so that `sys` can take them without
+/// importing the monitor.
+pub use crate::model::spec::{MountSpec, RootfsSpec};
+
 /// One container, as the monitor creates it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -55,31 +59,6 @@ pub struct ContainerSpec {
     /// The pty's rows and columns before the first resize (0: the kernel's default).
     #[serde(default)]
     pub console_size: (u16, u16),
-}
-
-/// The mount that becomes the container's `/`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RootfsSpec {
-    /// `overlay`, or `bind` for the vfs driver.
-    pub fstype: String,
-    /// Mount source (`overlay`, or the vfs directory for a bind mount).
-    pub source: String,
-    /// Mount data (`lowerdir=…,upperdir=…,workdir=…`), empty for a bind mount.
-    pub options: String,
-    /// Where the rootfs is mounted before `pivot_root` (a directory that exists).
-    pub target: PathBuf,
-}
-
-/// A mount inside the container, as in an OCI spec.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MountSpec {
-    pub source: PathBuf,
-    /// Absolute path inside the container.
-    pub destination: String,
-    /// `bind`, `tmpfs`, …
-    pub fstype: String,
-    /// `ro`, `rw`, `rbind`, `nosuid`, `nodev`, `noexec`, `rprivate`, `mode=755`, …
-    pub options: Vec<String>,
 }
 
 /// The container's cgroup: `<parent>/<id>` in every hierarchy in use.

@@ -186,7 +186,7 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Limits for a container's cgroup (see `monitor::spec::CgroupSpec`).
+/// Limits for a container's cgroup, as the monitor takes them from the container's spec.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
     pub memory: i64,

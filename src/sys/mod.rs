@@ -2,22 +2,31 @@
 //!
 //! - [`cgroups`]: cgroup v1/v2 layout detection, container cgroups and their limits.
 //! - [`devices`]: the cgroup v2 device allow-list (an eBPF program).
-//! - [`namespaces`]: the container init's `clone`, hostname, loopback.
+//! - [`namespaces`]: the container init's `clone`, hostname, loopback; the daemon's network
+//!   sandboxes and the overlay probe's private mount namespace.
 //! - [`mounts`]: the container's root filesystem: rootfs, /proc, /sys, /dev, pivot_root,
 //!   masked and read-only paths.
 //! - [`caps`]: capability sets and the switch to the container's user.
 //! - [`seccomp`]: the default system call filter.
 //! - [`pty`]: pseudo terminals and window sizes.
-//! - [`process`]: spawning the monitor, daemonizing, signals, fd passing.
-//! - [`env`]: environment changes before threads start.
+//! - [`process`]: spawning the monitor, reaping its first process, daemonizing, signals, fd
+//!   passing.
+//! - [`fs`]: the graph's file system calls on the data root: device nodes, times, `syncfs`,
+//!   the backing filesystem and `d_type`, the overlay probe's test mount, unmounts,
+//!   `O_DIRECT`.
+//! - [`host`]: the effective user and `uname`.
+//! - [`env`](mod@env): environment changes before threads start.
 //! - [`systemd`]: sockets passed by systemd.
 //!
-//! Every error names the path or the call that failed and keeps the errno.
+//! Every error names the path or the call that failed and keeps the errno; the `fs` calls
+//! return the bare `io::Error`, and their callers' errors name the path.
 
 pub mod caps;
 pub mod cgroups;
 pub mod devices;
 pub mod env;
+pub mod fs;
+pub mod host;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
@@ -52,12 +61,6 @@ pub enum SysError {
     },
     #[error("error writing {path:?}")]
     Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("error removing {path:?}")]
-    Remove {
         path: PathBuf,
         #[source]
         source: io::Error,

@@ -14,7 +14,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 
 use super::SysError;
-use crate::monitor::spec::{MountSpec, RootfsSpec};
+use crate::model::spec::{MountSpec, RootfsSpec};
 
 /// Paths Docker hides from containers (an empty read-only tmpfs or /dev/null on top).
 pub const MASKED_PATHS: &[&str] = &[

@@ -1,5 +1,6 @@
-//! Namespaces: the container init's `clone`, its hostname and its loopback interface, and
-//! the network namespaces berthd makes ahead of starts.
+//! Namespaces: the container init's `clone`, its hostname and its loopback interface, the
+//! network namespaces berthd makes ahead of starts, and the overlay probe's private mount
+//! namespace.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -153,6 +154,26 @@ pub fn unshare_netns() -> Result<OwnedFd, SysError> {
     })?;
     loopback_up()?;
     Ok(OwnedFd::from(ns))
+}
+
+/// Moves the calling thread into a new mount namespace and makes every mount in it
+/// private, so that nothing mounted there afterwards shows on the host (the overlay
+/// probe's test mount). The namespace, and whatever is mounted in it, goes when the thread
+/// exits, without an unmount to wait for.
+///
+/// Only the calling thread changes namespace, and it stays there: call this on a fresh
+/// thread that ends soon after, and never on a thread of a pool.
+pub fn unshare_private_mount_ns() -> Result<(), SysError> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| SysError::call("unshare(CLONE_NEWNS)", e))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| SysError::call("mount(/, MS_REC|MS_PRIVATE)", e))
 }
 
 /// Moves the calling process (single-threaded: the container init) into network

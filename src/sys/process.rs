@@ -1,5 +1,6 @@
-//! Processes and descriptors: spawning the monitor, daemonizing it, resetting signals for
-//! the container's exec, and passing descriptors over unix sockets.
+//! Processes and descriptors: spawning the monitor, reaping its first process, daemonizing
+//! it, resetting signals for the container's exec, and passing descriptors over unix
+//! sockets.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -239,6 +240,13 @@ pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Waits for the child `pid` to exit and reaps it (`waitpid`); its status is not wanted.
+pub fn reap_child(pid: libc::pid_t) -> io::Result<()> {
+    nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)
+        .map(drop)
+        .map_err(io::Error::from)
 }
 
 /// Closes every descriptor numbered `first` or above (what a spawner leaked to us:

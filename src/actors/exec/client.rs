@@ -163,7 +163,7 @@ fn reap(pid: libc::pid_t) {
     static REAPER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<libc::pid_t>>> =
         std::sync::OnceLock::new();
     let wait = |pid| {
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        let _ = crate::sys::process::reap_child(pid);
     };
     let tx = REAPER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<libc::pid_t>();

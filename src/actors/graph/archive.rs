@@ -23,11 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime};
 
-use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
-use nix::sys::time::TimeSpec;
 use sha2::{Digest, Sha256};
 
 use super::direct::{self, AlignedBuf, DIRECT_MIN, DirectMode};
+use crate::sys::fs::{FileTime, NodeKind};
 
 const BUF_SIZE: usize = 1 << 20;
 /// Decoded chunks queued between the reader thread and the parser.
@@ -67,13 +66,6 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
     move |source| ArchiveError::Io {
         path: path.to_owned(),
         source,
-    }
-}
-
-fn nix_err(path: &Path) -> impl FnOnce(nix::Error) -> ArchiveError + '_ {
-    move |e| ArchiveError::Io {
-        path: path.to_owned(),
-        source: io::Error::from(e),
     }
 }
 
@@ -270,7 +262,7 @@ struct Extractor<'a> {
 /// Returns the layer size and the number of entries.
 fn extract_tar(reader: ChanReader, dest: &Path) -> Result<(u64, u64), ArchiveError> {
     let mut archive = tar::Archive::new(reader);
-    let is_root = nix::unistd::geteuid().is_root();
+    let is_root = crate::sys::host::is_root();
     let mut ex = Extractor {
         dest,
         tree: Tree {
@@ -593,8 +585,11 @@ pub fn sanitize(raw: &[u8]) -> Result<Option<PathBuf>, ArchiveError> {
     })
 }
 
-fn to_timespec(secs: u64) -> TimeSpec {
-    TimeSpec::new(i64::try_from(secs).unwrap_or(i64::MAX), 0)
+fn to_file_time(secs: u64) -> FileTime {
+    FileTime {
+        secs: i64::try_from(secs).unwrap_or(i64::MAX),
+        nsecs: 0,
+    }
 }
 
 impl Extractor<'_> {
@@ -749,15 +744,14 @@ impl Extractor<'_> {
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let kind = match et {
-                    tar::EntryType::Char => SFlag::S_IFCHR,
-                    tar::EntryType::Block => SFlag::S_IFBLK,
-                    _ => SFlag::S_IFIFO,
+                    tar::EntryType::Char => NodeKind::CharDevice,
+                    tar::EntryType::Block => NodeKind::BlockDevice,
+                    _ => NodeKind::Fifo,
                 };
                 let major = entry.header().device_major().ok().flatten().unwrap_or(0);
                 let minor = entry.header().device_minor().ok().flatten().unwrap_or(0);
-                let dev = nix::sys::stat::makedev(u64::from(major), u64::from(minor));
-                nix::sys::stat::mknod(&path, kind, Mode::from_bits_truncate(mode & 0o777), dev)
-                    .map_err(nix_err(&path))?;
+                let dev = crate::sys::fs::device_number(u64::from(major), u64::from(minor));
+                crate::sys::fs::make_node(&path, kind, mode, dev).map_err(io_err(&path))?;
                 fs::set_permissions(&path, fs::Permissions::from_mode(mode))
                     .map_err(io_err(&path))?;
             }
@@ -771,9 +765,8 @@ impl Extractor<'_> {
         self.tree.kinds.insert(rel, Kind::Other);
         self.lchown(&path, uid, gid)?;
         set_xattrs(&path, &xattrs);
-        let ts = to_timespec(mtime);
-        nix::sys::stat::utimensat(None, &path, &ts, &ts, UtimensatFlags::NoFollowSymlink)
-            .map_err(nix_err(&path))?;
+        let ts = to_file_time(mtime);
+        crate::sys::fs::set_times_nofollow(&path, ts, ts).map_err(io_err(&path))?;
         Ok(added)
     }
 
@@ -850,9 +843,8 @@ impl Extractor<'_> {
             let path = self.dest.join(&d.rel);
             fs::set_permissions(&path, fs::Permissions::from_mode(d.mode))
                 .map_err(io_err(&path))?;
-            let ts = to_timespec(d.mtime);
-            nix::sys::stat::utimensat(None, &path, &ts, &ts, UtimensatFlags::NoFollowSymlink)
-                .map_err(nix_err(&path))?;
+            let ts = to_file_time(d.mtime);
+            crate::sys::fs::set_times_nofollow(&path, ts, ts).map_err(io_err(&path))?;
         }
         Ok(())
     }
@@ -1002,26 +994,19 @@ mod tests {
     /// written buffered. Root only (it mounts).
     #[test]
     fn files_of_every_size_are_written_where_o_direct_is_refused() {
-        if !nix::unistd::geteuid().is_root() {
+        if !crate::sys::host::is_root() {
             return;
         }
         struct Unmount(PathBuf);
         impl Drop for Unmount {
             fn drop(&mut self) {
-                let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+                let _ = crate::sys::fs::unmount_detached(&self.0);
             }
         }
         let tmp = tempfile::tempdir().unwrap();
         let mnt = tmp.path().join("ramfs");
         fs::create_dir(&mnt).unwrap();
-        nix::mount::mount(
-            Some("ramfs"),
-            &mnt,
-            Some("ramfs"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .unwrap();
+        crate::sys::fs::mount_filesystem("ramfs", &mnt, None).unwrap();
         let _unmount = Unmount(mnt.clone());
         let dest = mnt.join("layer");
         fs::create_dir(&dest).unwrap();
@@ -1186,7 +1171,7 @@ mod tests {
 
     #[test]
     fn owners_devices_and_xattrs_are_kept_as_root() {
-        if !nix::unistd::geteuid().is_root() {
+        if !crate::sys::host::is_root() {
             eprintln!("skipped: needs root");
             return;
         }
@@ -1215,7 +1200,7 @@ mod tests {
         extract(io::Cursor::new(tar), &s.dest).unwrap();
         let m = fs::symlink_metadata(s.dest.join("dev/null")).unwrap();
         assert!(m.file_type().is_char_device());
-        assert_eq!(m.rdev(), nix::sys::stat::makedev(1, 3));
+        assert_eq!(m.rdev(), crate::sys::fs::device_number(1, 3));
         let m = fs::metadata(s.dest.join("bin/suid")).unwrap();
         assert_eq!((m.uid(), m.gid()), (1000, 1001));
         assert_eq!(m.mode() & 0o7777, 0o4755, "setuid survives the chown");

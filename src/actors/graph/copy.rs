@@ -7,10 +7,8 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
-use nix::sys::time::TimeSpec;
-
 use super::error::GraphError;
+use crate::sys::fs::{FileTime, NodeKind};
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> GraphError + '_ {
     move |source| GraphError::Io {
@@ -56,25 +54,16 @@ fn copy_dir(
             fs::copy(&from, &to).map_err(io_error(&to))?;
         } else {
             let kind = if ft.is_char_device() {
-                SFlag::S_IFCHR
+                NodeKind::CharDevice
             } else if ft.is_block_device() {
-                SFlag::S_IFBLK
+                NodeKind::BlockDevice
             } else if ft.is_fifo() {
-                SFlag::S_IFIFO
+                NodeKind::Fifo
             } else {
                 // Sockets are not worth copying (Docker skips them too).
                 continue;
             };
-            nix::sys::stat::mknod(
-                &to,
-                kind,
-                Mode::from_bits_truncate(m.mode() & 0o777),
-                m.rdev(),
-            )
-            .map_err(|e| GraphError::Io {
-                path: to.clone(),
-                source: io::Error::from(e),
-            })?;
+            crate::sys::fs::make_node(&to, kind, m.mode(), m.rdev()).map_err(io_error(&to))?;
         }
         copy_meta(&from, &to, &m, ft.is_symlink())?;
     }
@@ -82,7 +71,7 @@ fn copy_dir(
 }
 
 fn copy_meta(from: &Path, to: &Path, m: &fs::Metadata, symlink: bool) -> Result<(), GraphError> {
-    if nix::unistd::geteuid().is_root() {
+    if crate::sys::host::is_root() {
         std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid())).map_err(io_error(to))?;
     }
     if !symlink {
@@ -96,12 +85,13 @@ fn copy_meta(from: &Path, to: &Path, m: &fs::Metadata, symlink: bool) -> Result<
             }
         }
     }
-    let atime = TimeSpec::new(m.atime(), m.atime_nsec());
-    let mtime = TimeSpec::new(m.mtime(), m.mtime_nsec());
-    nix::sys::stat::utimensat(None, to, &atime, &mtime, UtimensatFlags::NoFollowSymlink).map_err(
-        |e| GraphError::Io {
-            path: to.to_owned(),
-            source: io::Error::from(e),
-        },
-    )
+    let atime = FileTime {
+        secs: m.atime(),
+        nsecs: m.atime_nsec(),
+    };
+    let mtime = FileTime {
+        secs: m.mtime(),
+        nsecs: m.mtime_nsec(),
+    };
+    crate::sys::fs::set_times_nofollow(to, atime, mtime).map_err(io_error(to))
 }

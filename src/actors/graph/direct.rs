@@ -15,11 +15,8 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
 /// Where direct I/O buffers start and their lengths end: the page size, a multiple of
 /// the logical block size of the devices in use (512 or 4096 bytes).
@@ -173,9 +170,7 @@ impl DirectFile {
         if !self.direct {
             return Ok(());
         }
-        let fd = self.file.as_raw_fd();
-        let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-        fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_DIRECT))?;
+        crate::sys::fs::clear_o_direct(&self.file)?;
         self.direct = false;
         Ok(())
     }

@@ -16,8 +16,6 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::mount::{MntFlags, MsFlags};
-
 use super::error::GraphError;
 use crate::monitor::spec::RootfsSpec;
 
@@ -141,22 +139,6 @@ fn kernel_has_overlay() -> bool {
     })
 }
 
-/// The name dockerd shows for a backing filesystem magic number.
-fn fs_name(magic: nix::sys::statfs::FsType) -> String {
-    use nix::sys::statfs::*;
-    let known = [
-        (EXT4_SUPER_MAGIC, "extfs"),
-        (XFS_SUPER_MAGIC, "xfs"),
-        (BTRFS_SUPER_MAGIC, "btrfs"),
-        (TMPFS_MAGIC, "tmpfs"),
-        (OVERLAYFS_SUPER_MAGIC, "overlayfs"),
-    ];
-    known.iter().find(|(m, _)| *m == magic).map_or_else(
-        || format!("<unknown {:#x}>", magic.0),
-        |(_, n)| (*n).to_owned(),
-    )
-}
-
 /// overlay2's checks: kernel support, a backing filesystem that is not overlayfs and
 /// has d_type, and a real test mount.
 pub fn probe_overlay2(home: &Path) -> Result<Vec<(String, String)>, String> {
@@ -172,10 +154,10 @@ pub fn probe_overlay2(home: &Path) -> Result<Vec<(String, String)>, String> {
         }
     }
     fs::create_dir_all(home).map_err(|e| format!("{}: {e}", home.display()))?;
-    let st =
-        nix::sys::statfs::statfs(home).map_err(|e| format!("statfs {}: {e}", home.display()))?;
-    let backing = fs_name(st.filesystem_type());
-    if st.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC {
+    let fs =
+        crate::sys::fs::backing_fs(home).map_err(|e| format!("statfs {}: {e}", home.display()))?;
+    let backing = fs.name;
+    if fs.is_overlay {
         return Err(format!(
             "{} is on overlayfs, which cannot hold overlay upper layers",
             home.display()
@@ -183,7 +165,7 @@ pub fn probe_overlay2(home: &Path) -> Result<Vec<(String, String)>, String> {
     }
     let probe = home.join(format!("probe-{}", hex::encode(rand::random::<[u8; 6]>())));
     let res = probe_in(&probe, &backing);
-    let _ = nix::mount::umount2(&probe.join("merged"), MntFlags::MNT_DETACH);
+    let _ = crate::sys::fs::unmount_detached(&probe.join("merged"));
     let _ = fs::remove_dir_all(&probe);
     res?;
     Ok(vec![
@@ -207,7 +189,7 @@ fn probe_in(probe: &Path, backing: &str) -> Result<(), String> {
             "the backing filesystem ({backing}) does not support d_type"
         ));
     }
-    if !nix::unistd::geteuid().is_root() {
+    if !crate::sys::host::is_root() {
         return Err("a test overlay mount needs root".into());
     }
     let merged = probe.join("merged");
@@ -231,24 +213,14 @@ fn test_mount_in_private_namespace(merged: PathBuf, opts: String) -> Result<(), 
         .name("overlay-probe".into())
         .spawn(move || {
             let res = (|| {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-                    .map_err(|e| format!("a private mount namespace for the test mount: {e}"))?;
-                nix::mount::mount(
-                    None::<&str>,
-                    "/",
-                    None::<&str>,
-                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                    None::<&str>,
-                )
-                .map_err(|e| format!("making the test namespace private: {e}"))?;
-                nix::mount::mount(
-                    Some("overlay"),
-                    &merged,
-                    Some("overlay"),
-                    MsFlags::empty(),
-                    Some(opts.as_str()),
-                )
-                .map_err(|e| format!("a test overlay mount failed: {e}"))?;
+                crate::sys::namespaces::unshare_private_mount_ns().map_err(|e| {
+                    format!(
+                        "a private mount namespace for the test mount: {}",
+                        crate::util::error_chain(&e)
+                    )
+                })?;
+                crate::sys::fs::mount_filesystem("overlay", &merged, Some(opts.as_str()))
+                    .map_err(|e| format!("a test overlay mount failed: {e}"))?;
                 if merged.join("marker").exists() {
                     Ok(())
                 } else {
@@ -264,17 +236,7 @@ fn test_mount_in_private_namespace(merged: PathBuf, opts: String) -> Result<(), 
 }
 
 fn supports_d_type(dir: &Path) -> Result<bool, String> {
-    use nix::fcntl::OFlag;
-    use nix::sys::stat::Mode;
-    let mut d = nix::dir::Dir::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    for entry in d.iter() {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-        if entry.file_name().to_bytes() == b"marker" {
-            return Ok(entry.file_type().is_some());
-        }
-    }
-    Ok(false)
+    crate::sys::fs::lists_d_type(dir, b"marker").map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// Paths every container rootfs needs as mount points; made in the init layer when the
@@ -384,7 +346,7 @@ impl Driver {
             }
             if self.kind == DriverKind::Overlay2 {
                 // In case something mounted it in our namespace.
-                let _ = nix::mount::umount2(&dir.join("merged"), MntFlags::MNT_DETACH);
+                let _ = crate::sys::fs::unmount_detached(&dir.join("merged"));
             }
             let to = self.home.join(format!(
                 "{id}-removing-{}",
@@ -509,7 +471,7 @@ impl Driver {
                 continue;
             }
             tracing::info!(path = %path.display(), "removing a leftover layer dir");
-            let _ = nix::mount::umount2(&path.join("merged"), MntFlags::MNT_DETACH);
+            let _ = crate::sys::fs::unmount_detached(&path.join("merged"));
             match fs::remove_dir_all(&path) {
                 // A background removal of this process may be at it too.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -528,7 +490,7 @@ impl Driver {
         for id in mount_ids {
             let merged = self.home.join(id).join("merged");
             if is_mountpoint(&merged) {
-                if let Err(e) = nix::mount::umount2(&merged, MntFlags::MNT_DETACH) {
+                if let Err(e) = crate::sys::fs::unmount_detached(&merged) {
                     tracing::warn!(path = %merged.display(), error = %e, "unmount failed");
                 }
             }

@@ -23,7 +23,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
@@ -629,11 +628,7 @@ impl GraphStore {
         if self.sync_layers {
             // One syncfs instead of an fsync per file: the layer's data is on disk
             // before any metadata names it.
-            let f = fs::File::open(content).map_err(io_error(content))?;
-            nix::unistd::syncfs(f.as_raw_fd()).map_err(|e| GraphError::Io {
-                path: content.to_owned(),
-                source: io::Error::from(e),
-            })?;
+            crate::sys::fs::sync_filesystem(content).map_err(io_error(content))?;
         }
         self.driver.commit(cache_id)?;
         let layer = Layer {
@@ -923,11 +918,7 @@ impl GraphStore {
             .collect();
         self.driver.unmount_all(&mounts);
         let home = &self.driver.home;
-        let f = fs::File::open(home).map_err(io_error(home))?;
-        nix::unistd::syncfs(f.as_raw_fd()).map_err(|e| GraphError::Io {
-            path: home.clone(),
-            source: io::Error::from(e),
-        })
+        crate::sys::fs::sync_filesystem(home).map_err(io_error(home))
     }
 }
 

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use super::error::NetworkError;
 pub use super::sandbox::Sandbox;
-use crate::monitor::spec::NetworkSpec;
 
 /// From `api::system::info` and the store: the settings resolved at `Init`.
 #[derive(Debug, Message)]
@@ -29,14 +28,6 @@ pub struct NetworkInfo {
     pub gateway: Option<Ipv4Addr>,
     /// The MTU given to container interfaces.
     pub mtu: u32,
-}
-
-/// From `ContainerStoreActor` on create and start: what network namespace a container with
-/// `HostConfig.NetworkMode = mode` gets.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<NetworkSpec, NetworkError>")]
-pub struct PlanNetwork {
-    pub mode: String,
 }
 
 /// A container's place on the bridge network. Kept in the container's record while it

@@ -477,7 +477,9 @@ impl Handler<GetNetworkInfo> for NetworkActor {
     }
 }
 
-/// Maps a container's `HostConfig.NetworkMode` to what its monitor should create.
+/// Maps a container's `HostConfig.NetworkMode` to what its monitor should create. The
+/// store calls it on its copy of the [`NetworkInfo`] (no message: it needs no state of the
+/// actor).
 pub fn plan_network(info: &NetworkInfo, mode: &str) -> Result<NetworkSpec, NetworkError> {
     match mode {
         "none" => Ok(NetworkSpec::None),
@@ -486,13 +488,6 @@ pub fn plan_network(info: &NetworkInfo, mode: &str) -> Result<NetworkSpec, Netwo
         "" | "default" | "bridge" => Ok(NetworkSpec::New),
         m if m.starts_with("container:") => Err(NetworkError::ModeUnsupported { mode: m.into() }),
         m => Err(NetworkError::NoSuchNetwork { name: m.into() }),
-    }
-}
-
-impl Handler<PlanNetwork> for NetworkActor {
-    type Result = Result<NetworkSpec, NetworkError>;
-    fn handle(&mut self, msg: PlanNetwork, _: &mut Self::Context) -> Self::Result {
-        plan_network(&self.info, &msg.mode)
     }
 }
 

@@ -1,0 +1,34 @@
+//! The mounts of a container as its init makes them: the rootfs and the extra mounts.
+//!
+//! They are part of the spec berthd hands a monitor (its `ContainerSpec`), and
+//! `sys::mounts` makes them; they live here, at the bottom of the house, so that `sys`
+//! imports nothing above it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The mount that becomes the container's `/`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RootfsSpec {
+    /// `overlay`, or `bind` for the vfs driver.
+    pub fstype: String,
+    /// Mount source (`overlay`, or the vfs directory for a bind mount).
+    pub source: String,
+    /// Mount data (`lowerdir=…,upperdir=…,workdir=…`), empty for a bind mount.
+    pub options: String,
+    /// Where the rootfs is mounted before `pivot_root` (a directory that exists).
+    pub target: PathBuf,
+}
+
+/// A mount inside the container, as in an OCI spec.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountSpec {
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// `bind`, `tmpfs`, …
+    pub fstype: String,
+    /// `ro`, `rw`, `rbind`, `nosuid`, `nodev`, `noexec`, `rprivate`, `mode=755`, …
+    pub options: Vec<String>,
+}
