@@ -865,3 +865,87 @@ fn the_declaration_is_consistent() {
         }
     }
 }
+
+/// The `## Daemon flags and daemon.json keys` section of docs/api-fields.md: one row per
+/// option of [`OPTIONS`] with the same key and status, and notes naming tests that exist.
+#[test]
+fn docs_table_matches_the_declaration() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/api-fields.md")).unwrap();
+    let heading = "\n## Daemon flags and daemon.json keys\n";
+    let start = doc
+        .find(heading)
+        .expect("docs/api-fields.md has no daemon section")
+        + heading.len();
+    let section = &doc[start..];
+    let section = section.find("\n## ").map_or(section, |end| &section[..end]);
+    let mut lines = section.lines().filter(|l| l.starts_with('|'));
+    assert_eq!(
+        lines.next().map(str::trim_end),
+        Some("| flag | daemon.json key | status | notes |")
+    );
+    let mut rows: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in lines {
+        let cells: Vec<String> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_owned())
+            .collect();
+        if cells.iter().all(|c| c.chars().all(|ch| "-: ".contains(ch))) {
+            continue;
+        }
+        assert_eq!(cells.len(), 4, "{line}");
+        assert!(
+            rows.insert(cells[0].clone(), cells).is_none(),
+            "two rows for {line}"
+        );
+    }
+    let sources = rust_sources(root);
+    for o in OPTIONS {
+        let row = rows
+            .remove(&format!("`{}`", o.flag))
+            .unwrap_or_else(|| panic!("docs/api-fields.md has no row for `{}`", o.flag));
+        let key = o.key.map_or("-".to_owned(), |k| format!("`{k}`"));
+        assert_eq!(row[1], key, "{}: key", o.flag);
+        assert_eq!(row[2], o.status.as_str(), "{}: status", o.flag);
+        let tests: Vec<&str> = row[3]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|t| t.contains("::"))
+            .collect();
+        assert!(!tests.is_empty(), "{}: the notes name no test", o.flag);
+        for t in tests {
+            let name = t.rsplit("::").next().unwrap_or(t);
+            let decl = format!("fn {name}(");
+            assert!(
+                sources.iter().any(|s| s.contains(&decl)),
+                "{}: the notes name {t}, which does not exist",
+                o.flag
+            );
+        }
+    }
+    assert!(
+        rows.is_empty(),
+        "docs/api-fields.md has rows for options berthd does not declare: {:?}",
+        rows.keys().collect::<Vec<_>>()
+    );
+}
+
+/// The text of every .rs file under src/ and tests/.
+fn rust_sources(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.join("src"), root.join("tests")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    out
+}
