@@ -1,14 +1,18 @@
 //! The daemon's life: start-up order, shutdown order, partial failure, bad input, systemd
-//! notify, ping/version/info through the real docker CLI, /metrics. Root only.
+//! notify, ping/version/info through the real docker CLI, /metrics, and the effect or the
+//! refusal of daemon flags (docs/api-fields.md names these tests). Root only.
 #![allow(clippy::tests_outside_test_module, clippy::unwrap_used)]
 
 mod common;
+#[path = "common/netns.rs"]
+mod netns;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Opts, TestDaemon, berthd_bin};
+use netns::NetNs;
 
 /// The `actor` field of every log record whose message is `message`, in order.
 fn actors_logged(records: &[serde_json::Value], message: &str) -> Vec<String> {
@@ -420,4 +424,165 @@ fn log_level_and_berth_log_pick_the_records() {
     d.stop();
     assert_eq!(served(&d), 0);
     assert!(!d.log_records().is_empty());
+}
+
+/// Options berthd cannot honour are refused before anything is made, as flags and as
+/// daemon.json keys: exit 1 and one line naming the option.
+#[test]
+fn refused_options_exit_1_naming_the_option() {
+    require_root!();
+    for (flags, expect) in [
+        (
+            &["--selinux-enabled"][..],
+            "--selinux-enabled=true is not supported by this berthd yet",
+        ),
+        (
+            &["--exec-driver=oci"][..],
+            "--exec-driver=oci is not supported by this berthd yet",
+        ),
+        (
+            &["--storage-opt", "foo=bar"][..],
+            "invalid argument \"foo=bar\" for \"--storage-opt\" flag: unknown option foo",
+        ),
+        (
+            &["--ip", "127.0.0.1"][..],
+            "--ip=127.0.0.1 is not supported by this berthd yet",
+        ),
+    ] {
+        refused(flags, |_| {}, expect);
+    }
+    for (json, expect) in [
+        (
+            r#"{"selinux-enabled": true}"#,
+            "selinux-enabled: true is not supported by this berthd yet",
+        ),
+        (
+            r#"{"exec-driver": "oci"}"#,
+            "exec-driver: oci is not supported by this berthd yet",
+        ),
+        (
+            r#"{"storage-opts": ["foo=bar"]}"#,
+            "invalid value \"foo=bar\" for storage-opts: unknown option foo",
+        ),
+        (
+            r#"{"ip": "127.0.0.1"}"#,
+            "ip: 127.0.0.1 is not supported by this berthd yet",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.json");
+        std::fs::write(&path, json).unwrap();
+        let cf = format!("--config-file={}", path.display());
+        refused(&[&cf], |_| {}, expect);
+    }
+}
+
+/// `--dns` fills the containers' resolv.conf, `-s` picks the driver, each container's
+/// state dir (its monitor's cwd) is under `--exec-root`, and the daemon's shutdown gives
+/// a container that ignores SIGTERM `--shutdown-timeout` seconds, not the default 10.
+#[test]
+fn dns_storage_driver_exec_root_and_shutdown_timeout_take_effect() {
+    require_root!();
+    let mut d = TestDaemon::start_with(Opts {
+        args: [
+            "--dns",
+            "10.9.8.7",
+            "--dns",
+            "10.9.8.6",
+            "-s",
+            "vfs",
+            "--shutdown-timeout",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Opts::default()
+    });
+    d.import_busybox();
+    assert_eq!(
+        d.docker_ok(&["info", "--format", "{{.Driver}}"]).trim(),
+        "vfs"
+    );
+    assert!(d.data_root.join("vfs").is_dir());
+    let resolv = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert_eq!(resolv, "nameserver 10.9.8.7\nnameserver 10.9.8.6\n");
+    // busybox sleep as pid 1 has no SIGTERM handler, so the kernel drops SIGTERM.
+    let id = d.docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "600"]);
+    let state_dir = d.exec_root.join("containers").join(id.trim());
+    assert!(state_dir.is_dir(), "{} is missing", state_dir.display());
+    assert!(
+        !d.monitor_pids().is_empty(),
+        "no monitor runs under the exec root"
+    );
+    let started = Instant::now();
+    assert!(d.stop().success());
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "shutdown took {took:?}"
+    );
+}
+
+/// In a network namespace of its own, on a bridge of its own: `--mtu` sets the
+/// containers' MTU, `--iptables=false` sets no rule, `--ip-forward=false` leaves
+/// forwarding off; the same daemon restarted with the defaults does all three.
+#[test]
+fn mtu_iptables_and_ip_forward_take_effect_in_a_network_namespace() {
+    require_root!();
+    let br = format!("bd{:08x}", rand::random::<u32>());
+    let mut n = NetNs::start(
+        &br,
+        &[
+            "-b",
+            &br,
+            "--mtu",
+            "1400",
+            "--iptables=false",
+            "--ip-forward=false",
+        ],
+        &[
+            &["ip", "link", "add", &br, "type", "bridge"],
+            &["ip", "addr", "add", "10.199.121.1/24", "dev", &br],
+            &["ip", "link", "set", &br, "up"],
+            &["sysctl", "-qw", "net.ipv4.ip_forward=0"],
+        ],
+    );
+    n.d().import_busybox();
+    let mtu = |n: &NetNs| {
+        n.d()
+            .docker_ok(&["run", "--rm", "busybox", "cat", "/sys/class/net/eth0/mtu"])
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(mtu(&n), "1400");
+    assert_eq!(
+        n.ns_ok(&["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(),
+        "0"
+    );
+    for table in ["nat", "filter"] {
+        let rules = n.rules(table);
+        assert!(
+            !rules.contains(&br) && !rules.contains("10.199.121."),
+            "{table}: {rules}"
+        );
+    }
+    n.restart(&["-b", &br]);
+    assert_eq!(mtu(&n), "1500");
+    assert_eq!(
+        n.ns_ok(&["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(),
+        "1"
+    );
+    assert!(
+        n.rules("nat").contains("10.199.121.0/24"),
+        "{}",
+        n.rules("nat")
+    );
 }

@@ -509,7 +509,7 @@ mod bench {
             let tmp = bench_root();
             let mut cfg = (*config(tmp.path(), Some(driver))).clone();
             if !sync {
-                cfg.storage_opts = vec!["berth.sync_layers=false".into()];
+                cfg.storage_opts.sync_layers = false;
             }
             let cfg = Arc::new(cfg);
             let tar = tar.clone();

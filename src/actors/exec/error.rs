@@ -10,8 +10,6 @@ pub enum ExecError {
     NotRunning { id: String },
     #[error("container {id} is already running")]
     AlreadyRunning { id: String },
-    #[error("exec driver {name} is not supported (use native)")]
-    UnknownDriver { name: String },
     #[error("exec root {path} could not be prepared")]
     ExecRoot {
         path: PathBuf,
@@ -41,7 +39,6 @@ impl ExecError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ExecError::NotRunning { .. } | ExecError::AlreadyRunning { .. } => ErrorKind::Conflict,
-            ExecError::UnknownDriver { .. } => ErrorKind::InvalidParameter,
             ExecError::ExecRoot { .. }
             | ExecError::SpawnMonitor { .. }
             | ExecError::Monitor { .. } => ErrorKind::System,

@@ -278,12 +278,6 @@ impl Actor for ExecActor {
 impl Handler<Init> for ExecActor {
     type Result = Result<(), LifecycleError>;
     fn handle(&mut self, _: Init, _: &mut Self::Context) -> Self::Result {
-        if self.config.exec_driver != "native" {
-            let e = ExecError::UnknownDriver {
-                name: self.config.exec_driver.clone(),
-            };
-            return Err(LifecycleError::from_error(&e));
-        }
         let dir = self.config.exec_root.join("containers");
         if let Err(source) = std::fs::create_dir_all(&dir) {
             let e = ExecError::ExecRoot { path: dir, source };
@@ -600,21 +594,11 @@ mod tests {
     }
 
     #[test]
-    fn unknown_driver_fails_init_and_absent_monitor_is_not_running() {
+    fn init_makes_the_state_dir_and_absent_monitor_is_not_running() {
         let t = tempfile::tempdir().unwrap();
         actix_rt::System::new().block_on(async {
             let mut c = DaemonConfig::defaults();
             c.exec_root = t.path().to_path_buf();
-            c.exec_driver = "oci".into();
-            let a = ExecActor::new(
-                Arc::new(c.clone()),
-                PathBuf::from("/nonexistent"),
-                CgroupLayout::default(),
-            )
-            .start();
-            assert!(a.send(Init).await.unwrap().is_err());
-
-            c.exec_driver = "native".into();
             let a = ExecActor::new(
                 Arc::new(c),
                 PathBuf::from("/nonexistent"),

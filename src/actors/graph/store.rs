@@ -288,13 +288,8 @@ impl GraphStore {
         drv: Driver,
         deleter: Deleter,
     ) -> Result<GraphStore, GraphError> {
-        let mut sync_layers = true;
-        for opt in &config.storage_opts {
-            match opt.split_once('=') {
-                Some(("berth.sync_layers", v)) => sync_layers = v != "false",
-                _ => tracing::warn!(option = %opt, "storage option ignored"),
-            }
-        }
+        // Every storage option was checked at flag checking (`config`): none is unknown.
+        let sync_layers = config.storage_opts.sync_layers;
         let store = Self::open_with(&config.data_root, drv, sync_layers, deleter)?;
         tracing::info!(
             driver = store.driver.name(),
@@ -1143,6 +1138,22 @@ mod tests {
     }
 
     use crate::util::sorted_names as names;
+
+    /// `--storage-opt berth.sync_layers=false` reaches the store (it skips the syncfs of
+    /// each imported layer); without it layers are synced.
+    #[test]
+    fn open_on_takes_sync_layers_from_the_storage_opts() {
+        for sync in [true, false] {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut c = DaemonConfig::defaults();
+            c.data_root = tmp.path().to_path_buf();
+            c.storage_opts.sync_layers = sync;
+            let drv = driver::probe(driver::DriverKind::Vfs, tmp.path()).unwrap();
+            let s = GraphStore::open_on(&c, drv, Deleter::new()).unwrap();
+            assert_eq!(s.sync_layers, sync);
+            import(&s, tarball(&[("bin/sh", b"1")]), Some("x"), None, &[]).unwrap();
+        }
+    }
 
     #[test]
     fn import_list_resolve_and_retag() {
