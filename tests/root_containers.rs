@@ -591,3 +591,36 @@ fn a_create_sets_the_container_up_ahead_and_undoes_it_unless_started_in_time() {
     assert_eq!(out.trim(), "after");
     d.docker_ok(&["rm", &id]);
 }
+
+/// Long operations are not cut by berthd: its actors' replies have no deadline, so a stop
+/// that waits longer than two minutes for the exit ends with the kill, and the CLI gets
+/// its 204. pid 1 of a pid namespace ignores SIGTERM (no handler), so `sleep` outlives the
+/// stop signal. The test sleeps most of its time; its name sorts it early, so that the
+/// other tests of this binary run beside it.
+#[test]
+fn a_stop_that_outlasts_two_minutes_ends_with_the_kill() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let id = d
+        .docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"])
+        .trim()
+        .to_owned();
+    let started = std::time::Instant::now();
+    let out = d.docker(&["stop", "-t", "130", &id]);
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "docker stop failed after {took:?}: {}\ndaemon log tail:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        common::tail(&d.log(), 20)
+    );
+    assert!(took.as_secs() >= 129, "the stop took only {took:?}");
+    let state = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &id,
+    ]);
+    assert_eq!(state.trim(), "exited 137");
+}

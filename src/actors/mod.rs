@@ -76,9 +76,6 @@ impl<A: Actor> fmt::Debug for ActorClient<A> {
     }
 }
 
-/// How long a caller waits for an actor's reply before giving up (503 to a client).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
-
 impl<A: Actor> ActorClient<A> {
     pub fn new(name: &'static str, addr: Addr<A>) -> Self {
         ActorClient { name, addr }
@@ -92,8 +89,10 @@ impl<A: Actor> ActorClient<A> {
         &self.addr
     }
 
-    /// Sends `msg` and awaits the reply, with metrics. `MailboxError::Timeout` after
-    /// [`DEFAULT_TIMEOUT`].
+    /// Sends `msg` and awaits the reply, with metrics, for as long as the work takes: an
+    /// import, a `docker stop -t 300` or a wait must not be cut short by berthd (timeouts
+    /// belong to the client, which may go away; the reply then finds no one). Fails only
+    /// when the actor is gone (`MailboxError::Closed`).
     pub async fn send<M>(&self, msg: M) -> Result<M::Result, MailboxError>
     where
         A: Handler<M>,
@@ -101,10 +100,12 @@ impl<A: Actor> ActorClient<A> {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        self.send_timeout(msg, DEFAULT_TIMEOUT).await
+        self.observe::<M, _>(self.addr.send(msg)).await
     }
 
-    /// As [`ActorClient::send`] with an explicit timeout.
+    /// As [`ActorClient::send`], giving up after `timeout` (`MailboxError::Timeout`): for
+    /// internal callers that must go on without the reply (the supervisor's `Init` and
+    /// `Shutdown`).
     pub async fn send_timeout<M>(
         &self,
         msg: M,
@@ -116,13 +117,24 @@ impl<A: Actor> ActorClient<A> {
         M: Message + Send + 'static,
         M::Result: Send,
     {
+        self.observe::<M, _>(self.addr.send(msg).timeout(timeout))
+            .await
+    }
+
+    /// Counts and times one request while it is unanswered.
+    async fn observe<M, F>(&self, request: F) -> Result<M::Result, MailboxError>
+    where
+        M: Message,
+        F: std::future::Future<Output = Result<M::Result, MailboxError>>,
+    {
         let m = metrics();
         let message = short_type_name::<M>();
-        let depth = m.actor_mailbox.with_label_values(&[self.name]);
-        depth.inc();
+        // A guard, so that a caller that goes away (a client hanging up on a long stop)
+        // does not leave the gauge raised.
+        let depth = Unanswered::new(m.actor_mailbox.with_label_values(&[self.name]));
         let started = Instant::now();
-        let res = self.addr.send(msg).timeout(timeout).await;
-        depth.dec();
+        let res = request.await;
+        drop(depth);
         m.actor_latency
             .with_label_values(&[self.name, message])
             .observe(started.elapsed().as_secs_f64());
@@ -146,6 +158,22 @@ impl<A: Actor> ActorClient<A> {
             .with_label_values(&[self.name, short_type_name::<M>(), "event"])
             .inc();
         self.addr.do_send(msg);
+    }
+}
+
+/// Holds the mailbox-depth gauge one higher while a request is unanswered.
+struct Unanswered(prometheus::IntGauge);
+
+impl Unanswered {
+    fn new(gauge: prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Unanswered(gauge)
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

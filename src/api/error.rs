@@ -101,11 +101,13 @@ from_subsystem!(
     ModelError
 );
 
+/// API handlers wait for their actors without a deadline, so this is an actor that has
+/// stopped: the daemon is shutting down.
 impl From<actix::MailboxError> for ApiError {
     fn from(e: actix::MailboxError) -> Self {
         ApiError::new(
             ErrorKind::Unavailable,
-            format!("the daemon is busy or shutting down: {e}"),
+            format!("the daemon is shutting down: {e}"),
         )
     }
 }

@@ -71,15 +71,22 @@ pub fn default_headers() -> DefaultHeaders {
         ))
 }
 
-/// Parses `1.41` as (1, 41).
+/// Parses `1.41` as (1, 41): digits only; a number too large for u32 counts as u32::MAX,
+/// so that a huge version is "too new", as dockerd compares them.
 pub fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let number = |s: &str| -> Option<u32> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(s.parse().unwrap_or(u32::MAX))
+    };
     let (a, b) = v.split_once('.')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
+    Some((number(a)?, number(b)?))
 }
 
 /// Checks the `/v1.NN` prefix of `path`, as dockerd does: a version above ours or below
-/// the minimum is refused with 400. Returns the error reply, if any.
-pub fn check_version(path: &str) -> Option<HttpResponse> {
+/// the minimum is refused with 400, a prefix that is no version gets 404.
+pub fn version_error(path: &str) -> Option<ApiError> {
     let rest = path.strip_prefix("/v")?;
     if !rest.starts_with(|c: char| c.is_ascii_digit()) {
         // `/version`, not a version prefix.
@@ -87,30 +94,38 @@ pub fn check_version(path: &str) -> Option<HttpResponse> {
     }
     let ver = rest.split('/').next()?;
     let Some(v) = parse_version(ver) else {
-        return Some(
-            HttpResponse::NotFound()
-                .json(serde_json::json!({"message": format!("page not found: {path}")})),
-        );
+        return Some(ApiError::new(
+            crate::error::ErrorKind::NotFound,
+            format!("page not found: {path}"),
+        ));
     };
     let max = parse_version(API_VERSION)?;
     let min = parse_version(MIN_API_VERSION)?;
     if v > max {
-        return Some(HttpResponse::BadRequest().json(serde_json::json!({
-            "message": format!(
-                "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
-            )
-        })));
+        return Some(ApiError::bad_request(format!(
+            "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
+        )));
     }
     if v < min {
+        return Some(ApiError::bad_request(format!(
+            "client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )));
+    }
+    None
+}
+
+/// [`version_error`] as the reply dockerd gives (its "too old" is plain text).
+pub fn check_version(path: &str) -> Option<HttpResponse> {
+    let err = version_error(path)?;
+    if err.message.contains("is too old") {
         return Some(
             HttpResponse::BadRequest()
                 .content_type("text/plain; charset=utf-8")
-                .body(format!(
-                    "client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version\n"
-                )),
+                .body(format!("{}\n", err.message)),
         );
     }
-    None
+    let status = actix_web::ResponseError::status_code(&err);
+    Some(HttpResponse::build(status).json(serde_json::json!({"message": err.message})))
 }
 
 /// The route label for metrics: the matched pattern without the version scope.
@@ -242,6 +257,53 @@ mod tests {
             check_version("/v1.x/info").unwrap().status(),
             StatusCode::NOT_FOUND
         );
+    }
+
+    #[test]
+    fn huge_versions_are_too_new_and_odd_ones_not_found() {
+        for path in [
+            "/v1.99999999999999999999/info",
+            "/v99999999999999999999.1/info",
+        ] {
+            let e = version_error(path).unwrap();
+            assert_eq!(e.kind, crate::error::ErrorKind::InvalidParameter, "{path}");
+            assert!(e.message.contains("is too new"), "{}", e.message);
+        }
+        for path in ["/v1.+41/info", "/v1./info", "/v1.4x/info"] {
+            let e = version_error(path).unwrap();
+            assert_eq!(e.kind, crate::error::ErrorKind::NotFound, "{path}");
+        }
+        assert_eq!(parse_version("1.41"), Some((1, 41)));
+        assert_eq!(parse_version("1.-1"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn version_checks_never_panic(path in "\\PC{0,40}", raw in "/v[0-9.]{0,30}(/[a-z]{0,5})?") {
+            for p in [&path, &raw] {
+                let refused = check_version(p);
+                if let Some(r) = &refused {
+                    proptest::prop_assert!(r.status().is_client_error());
+                }
+                proptest::prop_assert_eq!(refused.is_some(), version_error(p).is_some());
+            }
+        }
+
+        #[test]
+        fn bools_are_go_bools_or_refused(v in "\\PC{0,8}") {
+            match parse_bool(Some(&v), false) {
+                Ok(b) => proptest::prop_assert!(
+                    v.is_empty() || ["1", "t", "T", "true", "TRUE", "True"].contains(&v.as_str()) == b
+                ),
+                Err(e) => proptest::prop_assert_eq!(e.kind, crate::error::ErrorKind::InvalidParameter),
+            }
+        }
+
+        #[test]
+        fn any_query_string_parses_or_is_refused(q in "([a-z%+=&;#]|%[0-9a-fA-F]{2}|\\PC){0,40}") {
+            // What actix's `web::Query` does with a query string: no panic either way.
+            let _ = web::Query::<std::collections::HashMap<String, String>>::from_query(&q);
+        }
     }
 
     #[test]

@@ -56,7 +56,15 @@ fn init_tracing(config: &DaemonConfig) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
-            format!("{level},actix_server=warn")
+            // actix-http logs every malformed request at error level ("stream error:
+            // request parse error"): the client's fault, answered with 400, nothing for
+            // the operator to act on. Those lines show at debug and trace only.
+            let quiet = if matches!(level, "debug" | "trace") {
+                ""
+            } else {
+                ",actix_http::h1::dispatcher=off"
+            };
+            format!("{level},actix_server=warn{quiet}")
                 .parse()
                 .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
         });
