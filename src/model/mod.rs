@@ -7,4 +7,6 @@
 //! dockerd always prints (Go's zero values and nulls), the create request's parsing with
 //! the path of a bad field, and the field table (what berthd does with each field).
 
+pub mod complete;
+
 pub use bollard_stubs::models as api;
