@@ -85,10 +85,11 @@ fn run(config: DaemonConfig) -> Result<(), String> {
     let pidfile = Pidfile::create(&config.pidfile).map_err(|e| err(&e))?;
     let data_root =
         daemon::prepare_work_dirs(&config.data_root, &config.exec_root).map_err(|e| err(&e))?;
+    let engine_id = daemon::engine_id(&data_root).map_err(|e| err(&e))?;
     let monitor_exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let config = Arc::new(config);
     let system = actix_rt::System::new();
-    let result = system.block_on(serve(config, facts, data_root, monitor_exe));
+    let result = system.block_on(serve(config, facts, data_root, engine_id, monitor_exe));
     drop(pidfile);
     result
 }
@@ -97,13 +98,14 @@ async fn serve(
     config: Arc<DaemonConfig>,
     facts: daemon::SystemFacts,
     data_root: std::path::PathBuf,
+    engine_id: String,
     monitor_exe: std::path::PathBuf,
 ) -> Result<(), String> {
     use actix::Actor;
     let actors = Actors::create(
         config.clone(),
         data_root.clone(),
-        monitor_exe,
+        monitor_exe.clone(),
         facts.cgroups.clone(),
     );
     let supervisor = DaemonSupervisor::default().start();
@@ -119,6 +121,8 @@ async fn serve(
         config: config.clone(),
         facts: Arc::new(facts),
         data_root,
+        engine_id,
+        monitor_exe,
     };
     let listeners = match server::bind_all(&config.hosts) {
         Ok(l) => l,
