@@ -39,6 +39,12 @@ pub enum StartupError {
         "pid file found, ensure berthd is not running or delete {path} (it names live process {pid})"
     )]
     PidfileLive { path: PathBuf, pid: i32 },
+    #[error("engine id {path} could not be read or written")]
+    EngineId {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("pid file {path} could not be written")]
     Pidfile {
         path: PathBuf,
@@ -259,6 +265,41 @@ pub fn write_data_root_format(data_root: &Path) -> Result<(), StartupError> {
         .map_err(|source| StartupError::Format { path, source })
 }
 
+/// The daemon's ID (`/info`'s `ID`): a random UUID kept in `<data-root>/engine-id`, made
+/// at the first start on a data root, as dockerd 23 keeps its own (20.10 derived it from a
+/// key file). It names this daemon and its data root, so two daemons on one host differ.
+pub fn engine_id(data_root: &Path) -> Result<String, StartupError> {
+    let path = data_root.join("engine-id");
+    let err = |source| StartupError::EngineId {
+        path: path.clone(),
+        source,
+    };
+    match fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let id = new_uuid(rand::random());
+    crate::util::write_atomic(&path, id.as_bytes()).map_err(err)?;
+    Ok(id)
+}
+
+/// A version 4 (random) UUID from 16 random bytes, in its hyphenated form.
+fn new_uuid(mut b: [u8; 16]) -> String {
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 fn set_tmpdir(tmp: &Path) {
     crate::sys::env::set_var_before_threads("TMPDIR", tmp.as_os_str());
 }
@@ -334,6 +375,26 @@ fn sd_notify_to(path: &Path, state: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_engine_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = engine_id(dir.path()).unwrap();
+        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(id.as_bytes()[14], b'4', "{id}");
+        assert_eq!(engine_id(dir.path()).unwrap(), id);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("engine-id")).unwrap(),
+            id
+        );
+        assert_ne!(engine_id(tempfile::tempdir().unwrap().path()).unwrap(), id);
+    }
+
+    #[test]
+    fn uuids_carry_version_and_variant() {
+        assert_eq!(new_uuid([0; 16]), "00000000-0000-4000-8000-000000000000");
+        assert_eq!(new_uuid([0xff; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+    }
 
     #[test]
     fn kernel_versions() {

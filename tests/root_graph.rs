@@ -449,7 +449,14 @@ mod tests {
                 .unwrap()
                 .unwrap();
             assert_eq!(info.id, slow_id);
-            assert_eq!(info.raw_config["history"][0]["comment"], "slow one");
+            let inspected = graph
+                .send(InspectImage {
+                    reference: "slow".into(),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(inspected.comment, "slow one");
             assert_eq!(graph.send(ListImages).await.unwrap().len(), 2);
         });
     }

@@ -1,4 +1,7 @@
 //! `/images/...` routes: import, list, inspect.
+//!
+//! The list and inspect bodies are built by the graph as the typed models, and completed
+//! here with the keys dockerd always prints (`model::complete`).
 
 use std::collections::HashMap;
 use std::io;
@@ -9,8 +12,10 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, json_reply};
-use crate::actors::graph::{ImportImage, ListImages, ResolveImage};
+use crate::actors::graph::{ImportImage, InspectImage, ListImages};
 use crate::error::ErrorKind;
+use crate::model::api;
+use crate::model::complete::{Template, null_if_empty};
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -109,8 +114,20 @@ async fn create(
 
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let rows = state.actors.graph.send(ListImages).await?;
-    let v = serde_json::to_value(rows).unwrap_or(Value::Array(Vec::new()));
-    Ok(json_reply(StatusCode::OK, &v))
+    Ok(json_reply(StatusCode::OK, &list_doc(&rows)))
+}
+
+/// The `GET /images/json` body. dockerd prints an image's missing labels and digests as
+/// `null` (nil in Go), which the typed row's map and list cannot say.
+pub fn list_doc(rows: &[api::ImageSummary]) -> Value {
+    let mut doc = serde_json::to_value(rows).unwrap_or_else(|_| Value::Array(Vec::new()));
+    if let Value::Array(rows) = &mut doc {
+        for row in rows {
+            null_if_empty(row, &["/Labels", "/RepoDigests"]);
+            Template::ImageSummary.complete(row);
+        }
+    }
+    doc
 }
 
 async fn inspect(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -118,35 +135,183 @@ async fn inspect(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
     let image = state
         .actors
         .graph
-        .send(ResolveImage { reference })
+        .send(InspectImage { reference })
         .await??;
-    let raw = &image.raw_config;
-    let doc = json!({
-        "Id": image.id,
-        "RepoTags": image.repo_tags,
-        "RepoDigests": [],
-        "Parent": "",
-        "Comment": raw.get("history").and_then(|h| h.get(0)).and_then(|h| h.get("comment")).cloned().unwrap_or(json!("")),
-        "Created": image.created,
-        "Container": "",
-        "ContainerConfig": raw.get("container_config").cloned().unwrap_or(Value::Null),
-        "DockerVersion": raw.get("docker_version").cloned().unwrap_or(json!("")),
-        "Author": raw.get("author").cloned().unwrap_or(json!("")),
-        "Config": raw.get("config").cloned().unwrap_or(Value::Null),
-        "Architecture": raw.get("architecture").cloned().unwrap_or(json!("")),
-        "Os": raw.get("os").cloned().unwrap_or(json!("linux")),
-        "Size": image.size,
-        "VirtualSize": image.size,
-        "GraphDriver": {"Data": null, "Name": ""},
-        "RootFS": raw.get("rootfs").cloned().unwrap_or(Value::Null),
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-    });
-    Ok(json_reply(StatusCode::OK, &doc))
+    Ok(json_reply(StatusCode::OK, &inspect_doc(&image)))
+}
+
+/// The `GET /images/{name}/json` body: every key dockerd prints, `GraphDriver.Data`
+/// `null` where the driver has nothing to say (vfs), as dockerd's.
+pub fn inspect_doc(image: &api::Image) -> Value {
+    let mut doc = serde_json::to_value(image).unwrap_or_else(|_| json!({}));
+    null_if_empty(&mut doc, &["/GraphDriver/Data"]);
+    Template::ImageInspect.complete(&mut doc);
+    doc
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::actors::graph::driver::{Driver, DriverKind};
+    use crate::actors::graph::store::Image;
+    use crate::actors::graph::view::{self, ImageFacts};
+    use crate::model::complete::missing_keys;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/tests/fixtures/dockerd-20.10/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// An image config as berthd's import writes it.
+    fn imported(labels: Option<Value>) -> Image {
+        let mut config = json!({
+            "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false,
+            "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false,
+            "StdinOnce": false, "Env": ["A=1"], "Cmd": ["sh"], "Image": "", "Volumes": null,
+            "WorkingDir": "", "Entrypoint": null, "OnBuild": null, "Labels": null
+        });
+        if let Some(l) = labels {
+            config["Labels"] = l;
+        }
+        let doc = json!({
+            "architecture": "amd64",
+            "comment": "Imported from -",
+            "config": config,
+            "created": "2026-12-04T01:02:03.123456789Z",
+            "history": [{"created": "2026-12-04T01:02:03.123456789Z", "comment": "Imported from -"}],
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:aa", "sha256:bb"]},
+        });
+        Image::parse(&"ab".repeat(32), doc.to_string().as_bytes()).unwrap()
+    }
+
+    fn driver(kind: DriverKind) -> Driver {
+        Driver {
+            kind,
+            home: PathBuf::from(format!("/var/lib/berth/{}", kind.name())),
+            status: Vec::new(),
+        }
+    }
+
+    fn facts(image: &Image, tags: Vec<String>) -> ImageFacts<'_> {
+        ImageFacts {
+            image,
+            tags,
+            size: 1_982_424,
+            cache_ids: vec!["top".into(), "base".into()],
+            last_tagged: None,
+        }
+    }
+
+    #[test]
+    fn inspect_has_every_key_dockerd_prints() {
+        let image = imported(None);
+        let doc = inspect_doc(&view::inspect(
+            &facts(&image, vec!["busybox:latest".into()]),
+            &driver(DriverKind::Overlay2),
+        ));
+        let reference = fixture("image-inspect.json");
+        // The driver's data names the dirs berth's image layers have: the upper and lower
+        // dirs, with no work or merged dir (nothing mounts an image layer).
+        assert_eq!(
+            missing_keys(&doc, &reference),
+            ["GraphDriver.Data.MergedDir", "GraphDriver.Data.WorkDir"]
+        );
+        // And nothing but dockerd's keys.
+        assert_eq!(missing_keys(&reference, &doc), Vec::<String>::new());
+    }
+
+    #[test]
+    fn inspect_values_come_from_the_image() {
+        let image = imported(None);
+        let doc = inspect_doc(&view::inspect(
+            &facts(&image, vec!["busybox:latest".into()]),
+            &driver(DriverKind::Overlay2),
+        ));
+        assert_eq!(doc["Id"], format!("sha256:{}", "ab".repeat(32)));
+        assert_eq!(doc["RepoTags"], json!(["busybox:latest"]));
+        assert_eq!(doc["RepoDigests"], json!([]));
+        assert_eq!(doc["Parent"], "");
+        assert_eq!(doc["Comment"], "Imported from -");
+        assert_eq!(doc["Created"], "2026-12-04T01:02:03.123456789Z");
+        assert_eq!(doc["Container"], "");
+        assert_eq!(doc["DockerVersion"], "");
+        assert_eq!(
+            doc["ContainerConfig"]["Cmd"],
+            Value::Null,
+            "the zero config"
+        );
+        assert_eq!(doc["ContainerConfig"]["Hostname"], "");
+        assert_eq!(doc["Config"]["Cmd"], json!(["sh"]));
+        assert_eq!(doc["Config"]["Env"], json!(["A=1"]));
+        assert_eq!(doc["Config"]["Labels"], Value::Null);
+        assert_eq!(doc["Architecture"], "amd64");
+        assert_eq!(
+            (doc["Size"].clone(), doc["VirtualSize"].clone()),
+            (json!(1_982_424), json!(1_982_424))
+        );
+        assert_eq!(
+            doc["GraphDriver"],
+            json!({"Name": "overlay2", "Data": {
+                "UpperDir": "/var/lib/berth/overlay2/top/diff",
+                "LowerDir": "/var/lib/berth/overlay2/base/diff",
+            }})
+        );
+        assert_eq!(
+            doc["RootFS"],
+            json!({"Type": "layers", "Layers": ["sha256:aa", "sha256:bb"]})
+        );
+        assert_eq!(
+            doc["Metadata"],
+            json!({"LastTagTime": "0001-01-01T00:00:00Z"})
+        );
+    }
+
+    #[test]
+    fn inspect_on_vfs_has_no_driver_data_and_keeps_the_tag_time() {
+        let image = imported(None);
+        let mut f = facts(&image, Vec::new());
+        f.last_tagged = Some("2026-12-04T05:06:07.000000001Z".parse().unwrap());
+        let doc = inspect_doc(&view::inspect(&f, &driver(DriverKind::Vfs)));
+        assert_eq!(doc["GraphDriver"], json!({"Name": "vfs", "Data": null}));
+        assert_eq!(doc["RepoTags"], json!([]));
+        assert_eq!(
+            doc["Metadata"]["LastTagTime"],
+            "2026-12-04T05:06:07.000000001Z"
+        );
+    }
+
+    #[test]
+    fn list_rows_have_every_key_dockerd_prints() {
+        let plain = imported(None);
+        let labelled = imported(Some(json!({"a": "b"})));
+        let rows = [
+            view::summary(&facts(&plain, vec!["busybox:latest".into()])),
+            view::summary(&facts(&labelled, Vec::new())),
+        ];
+        let doc = list_doc(&rows);
+        let reference = fixture("images.json");
+        assert_eq!(missing_keys(&doc, &reference), Vec::<String>::new());
+        assert_eq!(missing_keys(&reference[0], &doc[0]), Vec::<String>::new());
+        let (tagged, dangling) = (&doc[0], &doc[1]);
+        assert_eq!(tagged["RepoTags"], json!(["busybox:latest"]));
+        assert_eq!(tagged["RepoDigests"], Value::Null);
+        assert_eq!(tagged["Labels"], Value::Null);
+        assert_eq!(tagged["ParentId"], "");
+        assert_eq!(tagged["Created"], 1_796_346_123);
+        assert_eq!(
+            (tagged["Containers"].clone(), tagged["SharedSize"].clone()),
+            (json!(-1), json!(-1))
+        );
+        assert_eq!(dangling["RepoTags"], json!(["<none>:<none>"]));
+        assert_eq!(dangling["RepoDigests"], json!(["<none>@<none>"]));
+        assert_eq!(dangling["Labels"], json!({"a": "b"}));
+    }
 
     #[test]
     fn repo_tags() {

@@ -44,6 +44,11 @@ pub struct AppState {
     pub facts: Arc<SystemFacts>,
     /// The resolved data root.
     pub data_root: PathBuf,
+    /// `/info`'s `ID`, kept in the data root ([`crate::daemon::engine_id`]).
+    pub engine_id: String,
+    /// The binary that every container's monitor runs (`berthd monitor`): the `native`
+    /// runtime of `/info`.
+    pub monitor_exe: PathBuf,
 }
 
 /// Registers every route, once at the root and once under `/v{version}`.

@@ -101,10 +101,18 @@ fn run(config: DaemonConfig) -> Result<(), String> {
             "the data root is in an older format: its records are rewritten"
         );
     }
+    let engine_id = daemon::engine_id(&data_root).map_err(|e| err(&e))?;
     let monitor_exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let config = Arc::new(config);
     let system = actix_rt::System::new();
-    let result = system.block_on(serve(config, facts, data_root, monitor_exe, format));
+    let result = system.block_on(serve(
+        config,
+        facts,
+        data_root,
+        engine_id,
+        monitor_exe,
+        format,
+    ));
     drop(pidfile);
     result
 }
@@ -113,6 +121,7 @@ async fn serve(
     config: Arc<DaemonConfig>,
     facts: daemon::SystemFacts,
     data_root: std::path::PathBuf,
+    engine_id: String,
     monitor_exe: std::path::PathBuf,
     format: daemon::DataRootFormat,
 ) -> Result<(), String> {
@@ -120,7 +129,7 @@ async fn serve(
     let actors = Actors::create(
         config.clone(),
         data_root.clone(),
-        monitor_exe,
+        monitor_exe.clone(),
         facts.cgroups.clone(),
         facts.ncpu,
         format.migrates(),
@@ -144,6 +153,8 @@ async fn serve(
         config: config.clone(),
         facts: Arc::new(facts),
         data_root,
+        engine_id,
+        monitor_exe,
     };
     let listeners = match server::bind_all(&config.hosts) {
         Ok(l) => l,

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::api::{ContainerConfig, HostConfig, NetworkingConfig};
+use super::complete::Template;
 use super::version::ApiVersion;
 
 /// Why a request body was refused (always the client's to fix: 400).
@@ -42,41 +43,6 @@ pub struct CreateRequest {
     pub networking_config: NetworkingConfig,
 }
 
-/// dockerd's `Config` as `docker inspect` shows it for a request that set nothing.
-/// Keys dockerd leaves out when empty (`ExposedPorts`, `Healthcheck`, `StopSignal`,
-/// `StopTimeout`, `Shell`, `MacAddress`, `NetworkDisabled`, `ArgsEscaped`) are not here.
-pub const CONFIG_TEMPLATE: &str = r#"{
-    "Hostname": "", "Domainname": "", "User": "",
-    "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
-    "Tty": false, "OpenStdin": false, "StdinOnce": false,
-    "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "",
-    "Entrypoint": null, "OnBuild": null, "Labels": {}
-}"#;
-
-/// dockerd 20.10's `HostConfig` for a request that set nothing, before the daemon's own
-/// defaults (`ShmSize`, `IpcMode`, `CgroupnsMode`, `Runtime`, `LogConfig.Type`, the masked
-/// and read-only paths), which [`apply_defaults`] fills in.
-pub const HOST_CONFIG_TEMPLATE: &str = r#"{
-    "Binds": null, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}},
-    "NetworkMode": "", "PortBindings": {},
-    "RestartPolicy": {"Name": "", "MaximumRetryCount": 0}, "AutoRemove": false,
-    "VolumeDriver": "", "VolumesFrom": null, "CapAdd": null, "CapDrop": null,
-    "CgroupnsMode": "", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": null,
-    "GroupAdd": null, "IpcMode": "", "Cgroup": "", "Links": null, "OomScoreAdj": 0,
-    "PidMode": "", "Privileged": false, "PublishAllPorts": false, "ReadonlyRootfs": false,
-    "SecurityOpt": null, "UTSMode": "", "UsernsMode": "", "ShmSize": 0,
-    "Runtime": "", "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0, "Memory": 0,
-    "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
-    "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
-    "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
-    "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
-    "DeviceCgroupRules": null, "DeviceRequests": null, "KernelMemory": 0,
-    "KernelMemoryTCP": 0, "MemoryReservation": 0, "MemorySwap": 0,
-    "MemorySwappiness": null, "OomKillDisable": false, "PidsLimit": null, "Ulimits": [],
-    "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
-    "MaskedPaths": null, "ReadonlyPaths": null
-}"#;
-
 /// Docker's default `/dev/shm` size (64 MiB).
 pub const DEFAULT_SHM_SIZE: usize = 64 << 20;
 
@@ -106,21 +72,26 @@ pub const DEFAULT_READONLY_PATHS: &[&str] = &[
 /// The name of berthd's one runtime (its own monitor), as `HostConfig.Runtime` names it.
 pub const RUNTIME: &str = "native";
 
-fn template(text: &str) -> Map<String, Value> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(m)) => m,
+fn template(t: Template) -> Map<String, Value> {
+    match t.value() {
+        Value::Object(m) => m.clone(),
         _ => Map::new(),
     }
 }
 
-/// The keys of dockerd's Config document, with their zero values.
+/// dockerd's `Config` for a request that set nothing (its labels an empty map, as the CLI
+/// sends them).
 pub fn config_template() -> Map<String, Value> {
-    template(CONFIG_TEMPLATE)
+    let mut m = template(Template::ContainerConfig);
+    m.insert("Labels".to_owned(), Value::Object(Map::new()));
+    m
 }
 
-/// The keys of dockerd's HostConfig document, with their zero values.
+/// dockerd 20.10's `HostConfig` for a request that set nothing, before the daemon's own
+/// defaults (`ShmSize`, `IpcMode`, `CgroupnsMode`, `Runtime`, `LogConfig.Type`, the masked
+/// and read-only paths), which [`apply_defaults`] fills in.
 pub fn host_config_template() -> Map<String, Value> {
-    template(HOST_CONFIG_TEMPLATE)
+    template(Template::HostConfig)
 }
 
 /// Parses a create body. `version` is the request's API version (defaults differ by
@@ -275,26 +246,6 @@ pub fn apply_defaults(h: &mut HostConfig) {
     h.oom_kill_disable.get_or_insert(false);
 }
 
-/// Adds to `doc` every key of `template` it lacks, with the template's value, and recurses
-/// into objects both have. Serialised bollard types leave out what is `None`; dockerd
-/// prints those keys (as null, or a zero value), and `docker inspect -f '{{.X}}'` fails on
-/// a missing key.
-pub fn fill_missing(doc: &mut Value, template: &Map<String, Value>) {
-    let Value::Object(m) = doc else { return };
-    for (k, t) in template {
-        match m.get_mut(k) {
-            None => {
-                m.insert(k.clone(), t.clone());
-            }
-            Some(v) => {
-                if let Value::Object(tm) = t {
-                    fill_missing(v, tm);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,7 +357,7 @@ mod tests {
         let mut r = parse(json!({"Image": "busybox"})).unwrap();
         apply_defaults(&mut r.host_config);
         let mut doc = serde_json::to_value(&r.host_config).unwrap();
-        fill_missing(&mut doc, &host_config_template());
+        Template::HostConfig.complete(&mut doc);
         assert_eq!(doc["ShmSize"], 67108864);
         assert_eq!(doc["IpcMode"], "private");
         assert_eq!(doc["CgroupnsMode"], "host");

@@ -7,6 +7,7 @@
 //! dockerd always prints (Go's zero values and nulls), the create request's parsing with
 //! the path of a bad field, and the field table (what berthd does with each field).
 
+pub mod complete;
 pub mod spec;
 
 pub use bollard_stubs::models as api;

@@ -32,6 +32,9 @@ pub struct CgroupLayout {
     pub swap_limit: bool,
     pub pids_limit: bool,
     pub cpu_cfs_quota: bool,
+    /// v1: `cpu.cfs_period_us` exists; v2: the `cpu` controller (`cpu.max` holds both).
+    #[serde(default)]
+    pub cpu_cfs_period: bool,
     pub cpu_shares: bool,
     pub cpuset: bool,
 }
@@ -118,6 +121,7 @@ impl CgroupLayout {
             self.memory_limit = has("memory");
             self.pids_limit = has("pids");
             self.cpu_cfs_quota = has("cpu");
+            self.cpu_cfs_period = has("cpu");
             self.cpu_shares = has("cpu");
             self.cpuset = has("cpuset");
             self.swap_limit = self.memory_limit && v2_has_swap(self.unified.as_deref());
@@ -128,6 +132,7 @@ impl CgroupLayout {
                 file("memory", "memory.memsw.limit_in_bytes"),
                 self.v1_mount("pids").is_some(),
                 file("cpu", "cpu.cfs_quota_us"),
+                file("cpu", "cpu.cfs_period_us"),
                 file("cpu", "cpu.shares"),
                 self.v1_mount("cpuset").is_some(),
             ];
@@ -136,6 +141,7 @@ impl CgroupLayout {
                 self.swap_limit,
                 self.pids_limit,
                 self.cpu_cfs_quota,
+                self.cpu_cfs_period,
                 self.cpu_shares,
                 self.cpuset,
             ] = flags;

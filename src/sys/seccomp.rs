@@ -9,6 +9,11 @@ use std::io;
 
 use super::SysError;
 
+/// The name `/info` gives this filter (`name=seccomp,profile=berth-default`): berth's own
+/// default, which is not Docker's default profile (an allow list of its own), so it does
+/// not take that name.
+pub const PROFILE_NAME: &str = "berth-default";
+
 /// One classic BPF instruction (`struct sock_filter`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 //! ([`RootfsSpec`]) and the container's init makes it in its own mount namespace. The
 //! only mount made here is the short-lived test mount of [`probe_overlay2`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -288,6 +288,32 @@ impl Driver {
             DriverKind::Overlay2 => layer_dir.join("diff"),
             DriverKind::Vfs => layer_dir.join("dir"),
         }
+    }
+
+    /// `GraphDriver.Data` of an image whose layers are `cache_ids` (top first), as dockerd's
+    /// drivers describe a layer. overlay2: `UpperDir` (the top layer's files) and, with
+    /// more than one layer, `LowerDir` (the others', top first, `:`-separated). dockerd
+    /// also names the top layer's `work` and `merged` dirs, which berth's image layers do
+    /// not have: nothing mounts an image layer, so they are left out rather than named
+    /// where nothing is. vfs: nothing, as dockerd's vfs.
+    pub fn image_metadata(&self, cache_ids: &[String]) -> HashMap<String, String> {
+        let mut data = HashMap::new();
+        if self.kind == DriverKind::Overlay2 {
+            if let Some((top, lower)) = cache_ids.split_first() {
+                data.insert(
+                    "UpperDir".to_owned(),
+                    self.content_dir(top).display().to_string(),
+                );
+                if !lower.is_empty() {
+                    let dirs: Vec<String> = lower
+                        .iter()
+                        .map(|c| self.content_dir(c).display().to_string())
+                        .collect();
+                    data.insert("LowerDir".to_owned(), dirs.join(":"));
+                }
+            }
+        }
+        data
     }
 
     pub fn layer_exists(&self, cache_id: &str) -> bool {
@@ -677,6 +703,27 @@ mod tests {
         let mut want = vec![id.clone(), init, mount_id, other];
         want.sort();
         assert_eq!(names, want);
+    }
+
+    #[test]
+    fn image_metadata_names_the_layer_dirs() {
+        let overlay = Driver {
+            kind: DriverKind::Overlay2,
+            home: PathBuf::from("/r/overlay2"),
+            status: Vec::new(),
+        };
+        let one = overlay.image_metadata(&["a".into()]);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one["UpperDir"], "/r/overlay2/a/diff");
+        let three = overlay.image_metadata(&["c".into(), "b".into(), "a".into()]);
+        assert_eq!(three["UpperDir"], "/r/overlay2/c/diff");
+        assert_eq!(three["LowerDir"], "/r/overlay2/b/diff:/r/overlay2/a/diff");
+        let vfs = Driver {
+            kind: DriverKind::Vfs,
+            home: PathBuf::from("/r/vfs"),
+            status: Vec::new(),
+        };
+        assert!(vfs.image_metadata(&["a".into()]).is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::error::GraphError;
+use crate::model::api;
 use crate::monitor::spec::RootfsSpec;
 
 /// A rootfs tarball being received (plain, or gzip-compressed). Read on a blocking thread.
@@ -36,30 +37,14 @@ impl std::fmt::Debug for ImportImage {
     }
 }
 
-/// From `api::images::list`.
+/// From `api::images::list`: the `GET /images/json` rows, newest first.
 #[derive(Debug, Message)]
-#[rtype(result = "Vec<ImageSummary>")]
+#[rtype(result = "Vec<api::ImageSummary>")]
 pub struct ListImages;
 
-/// One row of `GET /images/json`, with Docker's field names.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct ImageSummary {
-    pub containers: i64,
-    pub created: i64,
-    pub id: String,
-    pub labels: Option<BTreeMap<String, String>>,
-    pub parent_id: String,
-    pub repo_digests: Vec<String>,
-    pub repo_tags: Vec<String>,
-    pub shared_size: i64,
-    pub size: i64,
-    pub virtual_size: i64,
-}
-
-/// From `ContainerStoreActor` (create) and `api::images::inspect`: finds an image by
-/// `name[:tag]`, `sha256:<id>`, full id or unique id prefix. `NotFound` otherwise, with
-/// Docker's text (`No such image: busybox:latest`).
+/// From `ContainerStoreActor` (create): finds an image by `name[:tag]`, `sha256:<id>`,
+/// full id or unique id prefix. `NotFound` otherwise, with Docker's text (`No such image:
+/// busybox:latest`).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<ImageInfo, GraphError>")]
 pub struct ResolveImage {
@@ -72,13 +57,16 @@ pub struct ImageInfo {
     /// `sha256:<64 hex>`.
     pub id: String,
     pub repo_tags: Vec<String>,
-    /// RFC 3339.
-    pub created: String,
-    pub size: i64,
     /// The runtime defaults from the image config.
     pub config: ImageRuntimeConfig,
-    /// The image config document as stored (for `docker image inspect`).
-    pub raw_config: serde_json::Value,
+}
+
+/// From `api::images::inspect`: the `GET /images/{name}/json` body of the image that
+/// `reference` names (found as [`ResolveImage`] finds it).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<api::Image, GraphError>")]
+pub struct InspectImage {
+    pub reference: String,
 }
 
 /// The `config` section of an image config, with Docker's field names.

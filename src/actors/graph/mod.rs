@@ -10,7 +10,8 @@
 //! container layers, Shutdown's flush) runs in `tokio::task::spawn_blocking` with a
 //! clone of the `Arc`; the store locks its mutex only for short commits, so a long
 //! import does not hold up `ListImages`, `ResolveImage` or another import. Lookups
-//! (`ListImages`, `ResolveImage`, `GetDriverInfo`) read the in-memory index directly.
+//! (`ListImages`, `ResolveImage`, `InspectImage`, `GetDriverInfo`) read the in-memory
+//! index directly.
 //! `CreateRwLayer` answers once the layer's dirs exist, and its blocking work goes on
 //! to make them durable, reported on the reply's `durable` channel. A removal answers
 //! once its renames are durable; the renamed dirs are deleted by the
@@ -30,6 +31,7 @@ pub mod error;
 pub mod messages;
 pub mod reference;
 pub mod store;
+pub mod view;
 
 use std::sync::Arc;
 
@@ -180,6 +182,13 @@ impl Handler<ResolveImage> for GraphActor {
     type Result = Result<ImageInfo, GraphError>;
     fn handle(&mut self, msg: ResolveImage, _: &mut Self::Context) -> Self::Result {
         self.store()?.resolve(&msg.reference)
+    }
+}
+
+impl Handler<InspectImage> for GraphActor {
+    type Result = Result<crate::model::api::Image, GraphError>;
+    fn handle(&mut self, msg: InspectImage, _: &mut Self::Context) -> Self::Result {
+        self.store()?.inspect(&msg.reference)
     }
 }
 

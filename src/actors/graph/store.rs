@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! imagedb/content/sha256/<id>                  image config JSON; id = sha256 of the bytes
+//! imagedb/metadata/sha256/<id>/lastUpdated      when a tag was last put on the image
 //! layerdb/sha256/<chain-id>/{diff,size,cache-id,parent?}
 //! layerdb/mounts/<container-id>/{mount-id,init-id?,parent}
 //! repositories.json                            {"Repositories":{"busybox":{"busybox:latest":"sha256:…"}}}
@@ -33,10 +34,12 @@ use super::archive::{self, ArchiveError};
 use super::changes::{ContainerConfig, apply_changes};
 use super::driver::{self, Driver};
 use super::error::GraphError;
-use super::messages::{DriverInfo, ImageInfo, ImageSummary, ImportImage};
+use super::messages::{DriverInfo, ImageInfo, ImportImage};
 use super::reference::{self, Reference};
+use super::view::{self, ImageFacts};
 use crate::config::DaemonConfig;
 use crate::deleter::{self, Deleter};
+use crate::model::api;
 use crate::monitor::spec::RootfsSpec;
 use crate::util::write_atomic;
 
@@ -91,7 +94,7 @@ struct RootFs {
 }
 
 impl Image {
-    fn parse(id: &str, bytes: &[u8]) -> Result<Image, String> {
+    pub fn parse(id: &str, bytes: &[u8]) -> Result<Image, String> {
         let doc: ImageDoc = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         Ok(Image {
@@ -103,7 +106,7 @@ impl Image {
         })
     }
 
-    fn created_unix(&self) -> i64 {
+    pub fn created_unix(&self) -> i64 {
         chrono::DateTime::parse_from_rfc3339(&self.created).map_or(0, |t| t.timestamp())
     }
 }
@@ -184,6 +187,8 @@ struct State {
     /// Containers whose read-write layer is being made or removed.
     pending_mounts: HashSet<String>,
     repos: Repositories,
+    /// When a tag was last put on an image, by 64-hex id (dockerd's `LastTagTime`).
+    last_tagged: HashMap<String, chrono::DateTime<chrono::Utc>>,
     /// Bumped on every tag change; see [`GraphStore::write_repos`].
     repos_version: u64,
 }
@@ -337,6 +342,10 @@ impl GraphStore {
     fn mountsdb(&self) -> PathBuf {
         self.meta.join("layerdb/mounts")
     }
+    /// Per-image metadata, in dockerd's layout.
+    fn image_metadata_dir(&self) -> PathBuf {
+        self.meta.join("imagedb/metadata/sha256")
+    }
     fn repos_path(&self) -> PathBuf {
         self.meta.join("repositories.json")
     }
@@ -438,6 +447,22 @@ impl GraphStore {
                 }
                 Err(reason) => {
                     tracing::warn!(image = %name, %reason, "unreadable image config ignored");
+                }
+            }
+        }
+        // Tag times, of the images there are.
+        let metadata = self.image_metadata_dir();
+        if metadata.is_dir() {
+            for (name, path) in list_dir(&metadata)? {
+                if !st.images.contains_key(&name) {
+                    remove_any(&path)?;
+                    continue;
+                }
+                let time = read_small(&path, "lastUpdated")
+                    .ok()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
+                if let Some(t) = time {
+                    st.last_tagged.insert(name, t.with_timezone(&chrono::Utc));
                 }
             }
         }
@@ -577,12 +602,16 @@ impl GraphStore {
         let path = self.imagedb().join(&id);
         write_atomic(&path, &bytes).map_err(io_error(&path))?;
         let full = format!("sha256:{id}");
+        let tagged = target.as_ref().map(|_| self.record_tag_time(&id));
         let repos = {
             let mut st = self.state.lock();
             if let Some(l) = registered {
                 st.layers.entry(l.chain_id.clone()).or_insert(l);
             }
             st.images.insert(id.clone(), image);
+            if let Some(t) = tagged {
+                st.last_tagged.insert(id.clone(), t);
+            }
             target.map(|(name, tag)| {
                 st.repos.set(&name, &tag, &full);
                 st.repos_version += 1;
@@ -598,6 +627,23 @@ impl GraphStore {
             self.remove_layer_detached(cache_id);
         }
         Ok(full)
+    }
+
+    /// Takes the time of a tag being put on image `id` and writes it where dockerd keeps
+    /// it. Not fsynced: after a power cut the image may show dockerd's "never tagged"
+    /// time, which costs less than an fsync on every tagging import. A failed write is
+    /// logged and leaves the same.
+    fn record_tag_time(&self, id: &str) -> chrono::DateTime<chrono::Utc> {
+        let now = chrono::Utc::now();
+        let dir = self.image_metadata_dir().join(id);
+        let text = now.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let written = fs::create_dir_all(&dir).and_then(|()| {
+            crate::util::write_atomic_nosync(&dir.join("lastUpdated"), text.as_bytes())
+        });
+        if let Err(e) = written {
+            tracing::warn!(image = %id, error = %e, "the tag time was not recorded");
+        }
+        now
     }
 
     /// Writes a snapshot of the tags unless a newer one is already on disk.
@@ -641,6 +687,7 @@ impl GraphStore {
         };
         let doc = serde_json::json!({
             "architecture": host_arch(),
+            "comment": comment,
             "config": cfg,
             "created": now,
             "history": [{"created": now, "comment": comment}],
@@ -677,27 +724,12 @@ impl GraphStore {
     }
 
     /// `GET /images/json` rows, newest first.
-    pub fn list(&self) -> Vec<ImageSummary> {
+    pub fn list(&self) -> Vec<api::ImageSummary> {
         let st = self.state.lock();
-        let mut rows: Vec<ImageSummary> = st
+        let mut rows: Vec<api::ImageSummary> = st
             .images
             .values()
-            .map(|img| {
-                let size = image_size(&st, img);
-                let id = format!("sha256:{}", img.id);
-                ImageSummary {
-                    containers: -1,
-                    created: img.created_unix(),
-                    repo_tags: st.repos.tags_of(&id),
-                    id,
-                    labels: img.config.labels.clone(),
-                    parent_id: String::new(),
-                    repo_digests: Vec::new(),
-                    shared_size: -1,
-                    size,
-                    virtual_size: size,
-                }
-            })
+            .map(|img| view::summary(&facts_of(&st, img, false)))
             .collect();
         rows.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
         rows
@@ -712,11 +744,19 @@ impl GraphStore {
         Ok(ImageInfo {
             repo_tags: st.repos.tags_of(&id),
             id,
-            created: img.created.clone(),
-            size: image_size(&st, img),
             config: img.config.runtime(),
-            raw_config: img.raw.clone(),
         })
+    }
+
+    /// The `GET /images/{name}/json` body of the image `reference` names (found as
+    /// [`GraphStore::resolve`] finds it).
+    pub fn inspect(&self, reference: &str) -> Result<api::Image, GraphError> {
+        let st = self.state.lock();
+        let found = resolve_in(&st, reference)?;
+        Ok(view::inspect(
+            &facts_of(&st, &st.images[&found], true),
+            &self.driver,
+        ))
     }
 
     /// Makes a container's read-write layer on the image and records it.
@@ -914,6 +954,26 @@ impl GraphStore {
         self.driver.unmount_all(&mounts);
         let home = &self.driver.home;
         crate::sys::fs::sync_filesystem(home).map_err(io_error(home))
+    }
+}
+
+/// What the views of `img` need; its layers' cache ids only `with_layers`.
+fn facts_of<'a>(st: &State, img: &'a Image, with_layers: bool) -> ImageFacts<'a> {
+    let cache_ids = if with_layers {
+        img.chain
+            .iter()
+            .rev()
+            .filter_map(|c| st.layers.get(c).map(|l| l.cache_id.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    ImageFacts {
+        image: img,
+        tags: st.repos.tags_of(&format!("sha256:{}", img.id)),
+        size: image_size(st, img),
+        cache_ids,
+        last_tagged: st.last_tagged.get(&img.id).copied(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::state::{Container, Status, docker_time};
 use crate::model::api::{
@@ -13,7 +13,7 @@ use crate::model::api::{
     ContainerSummaryInnerNetworkSettings, EndpointSettings, GraphDriverData, MountPoint,
     NetworkSettings,
 };
-use crate::model::create::{config_template, fill_missing, host_config_template};
+use crate::model::complete::Template;
 use crate::monitor::spec::NetworkSpec;
 
 fn network_name(c: &Container) -> &'static str {
@@ -46,20 +46,9 @@ fn endpoint(c: &Container) -> EndpointSettings {
     }
 }
 
-/// The keys of an endpoint that dockerd prints as null.
-fn endpoint_template() -> Map<String, Value> {
-    let mut m = Map::new();
-    for k in ["IPAMConfig", "Links", "Aliases", "DriverOpts"] {
-        m.insert(k.to_owned(), Value::Null);
-    }
-    m
-}
-
-/// `{name: endpoint}` with every key of each endpoint.
+/// `{name: endpoint}` (completed with the rest of the reply).
 fn networks_value(c: &Container) -> Value {
-    let mut ep = serde_json::to_value(endpoint(c)).unwrap_or(Value::Null);
-    fill_missing(&mut ep, &endpoint_template());
-    json!({ network_name(c): ep })
+    json!({ network_name(c): endpoint(c) })
 }
 
 /// The bind mounts, as `Mounts` of ps and inspect.
@@ -111,6 +100,7 @@ pub fn summary(c: &Container, now: DateTime<Utc>) -> Value {
     let mut v = serde_json::to_value(row).unwrap_or(Value::Null);
     v["NetworkSettings"]["Networks"] = networks_value(c);
     v["Mounts"] = serde_json::to_value(mount_points(c)).unwrap_or(Value::Null);
+    Template::ContainerSummary.complete(&mut v);
     v
 }
 
@@ -156,19 +146,7 @@ pub fn inspect(c: &Container, data_root: &Path, status: Status) -> Value {
     };
     let mut v = serde_json::to_value(doc).unwrap_or(Value::Null);
     v["NetworkSettings"]["Networks"] = networks_value(c);
-    let mut top = Map::new();
-    top.insert("ExecIDs".to_owned(), Value::Null);
-    top.insert("Config".to_owned(), Value::Object(config_template()));
-    top.insert(
-        "HostConfig".to_owned(),
-        Value::Object(host_config_template()),
-    );
-    let mut ns = Map::new();
-    for k in ["SecondaryIPAddresses", "SecondaryIPv6Addresses"] {
-        ns.insert(k.to_owned(), Value::Null);
-    }
-    top.insert("NetworkSettings".to_owned(), Value::Object(ns));
-    fill_missing(&mut v, &top);
+    Template::ContainerInspect.complete(&mut v);
     v
 }
 
@@ -409,11 +387,13 @@ mod tests {
         ] {
             assert!(doc["State"].get(k).is_some(), "State.{k}");
         }
-        for k in host_config_template().keys() {
-            assert!(doc["HostConfig"].get(k).is_some(), "HostConfig.{k}");
-        }
-        for k in config_template().keys() {
-            assert!(doc["Config"].get(k).is_some(), "Config.{k}");
+        for (part, t) in [
+            ("HostConfig", Template::HostConfig),
+            ("Config", Template::ContainerConfig),
+        ] {
+            for k in t.value().as_object().unwrap().keys() {
+                assert!(doc[part].get(k).is_some(), "{part}.{k}");
+            }
         }
         for k in [
             "Bridge",
