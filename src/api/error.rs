@@ -10,6 +10,7 @@ use crate::actors::graphdb::GraphDbError;
 use crate::actors::network::NetworkError;
 use crate::actors::store::StoreError;
 use crate::error::ErrorKind;
+use crate::model::filters::FilterError;
 
 /// An error a client sees.
 #[derive(Debug)]
@@ -92,6 +93,7 @@ macro_rules! from_subsystem {
 }
 
 from_subsystem!(
+    FilterError,
     StoreError,
     GraphError,
     GraphDbError,

@@ -8,3 +8,4 @@
 //! the path of a bad field, and the field table (what berthd does with each field).
 
 pub use bollard_stubs::models as api;
+pub mod filters;

@@ -36,10 +36,15 @@ impl std::fmt::Debug for ImportImage {
     }
 }
 
-/// From `api::images::list`.
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<ImageSummary>")]
-pub struct ListImages;
+/// From `api::images::list`: the rows that pass `filter` (compiled by the API; its
+/// `before` and `since` are resolved here, `ImageNotFound` when they name no image).
+#[derive(Debug, Default, Message)]
+#[rtype(result = "Result<Vec<ImageSummary>, GraphError>")]
+pub struct ListImages {
+    pub filter: crate::model::filters::ImageFilter,
+    /// `all`: intermediate images too (berth's images have no parents, so none).
+    pub all: bool,
+}
 
 /// One row of `GET /images/json`, with Docker's field names.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -50,7 +55,9 @@ pub struct ImageSummary {
     pub id: String,
     pub labels: Option<BTreeMap<String, String>>,
     pub parent_id: String,
-    pub repo_digests: Vec<String>,
+    /// `null` for a tagged image (berthd keeps no digests), `["<none>@<none>"]` for an
+    /// untagged one, as dockerd lists them.
+    pub repo_digests: Option<Vec<String>>,
     pub repo_tags: Vec<String>,
     pub shared_size: i64,
     pub size: i64,

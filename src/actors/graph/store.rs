@@ -38,6 +38,7 @@ use super::messages::{DriverInfo, ImageInfo, ImageSummary, ImportImage};
 use super::reference::{self, Reference};
 use crate::config::DaemonConfig;
 use crate::deleter::{self, Deleter};
+use crate::model::filters::{ImageFilter, ImageFilterView};
 use crate::monitor::spec::RootfsSpec;
 use crate::util::write_atomic;
 
@@ -102,6 +103,12 @@ impl Image {
             created: doc.created.unwrap_or_default(),
             chain: chain_ids(&doc.rootfs.diff_ids),
         })
+    }
+
+    fn created_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::parse_from_rfc3339(&self.created)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
     }
 
     fn created_unix(&self) -> i64 {
@@ -686,31 +693,78 @@ impl GraphStore {
         )
     }
 
-    /// `GET /images/json` rows, newest first.
+    /// Every `GET /images/json` row, newest first.
     pub fn list(&self) -> Vec<ImageSummary> {
+        // The default filter names no image, so it cannot fail.
+        self.list_filtered(&ImageFilter::default(), false)
+            .unwrap_or_default()
+    }
+
+    /// The `GET /images/json` rows that pass `filter`, newest first, as dockerd lists
+    /// them: an untagged image as `<none>:<none>` and `<none>@<none>`, a tagged one with
+    /// no digests (berthd keeps none). `before` and `since` that name no image are
+    /// `ImageNotFound`. `all` would add intermediate images: berth's have no parents.
+    pub fn list_filtered(
+        &self,
+        filter: &ImageFilter,
+        all: bool,
+    ) -> Result<Vec<ImageSummary>, GraphError> {
         let st = self.state.lock();
-        let mut rows: Vec<ImageSummary> = st
-            .images
-            .values()
-            .map(|img| {
-                let size = image_size(&st, img);
-                let id = format!("sha256:{}", img.id);
-                ImageSummary {
-                    containers: -1,
-                    created: img.created_unix(),
-                    repo_tags: st.repos.tags_of(&id),
-                    id,
-                    labels: img.config.labels.clone(),
-                    parent_id: String::new(),
-                    repo_digests: Vec::new(),
-                    shared_size: -1,
-                    size,
-                    virtual_size: size,
-                }
-            })
-            .collect();
+        let mut filter = filter.clone();
+        filter.resolve(|r| {
+            resolve_in(&st, r).map(|hex| st.images.get(&hex).and_then(Image::created_at))
+        })?;
+        let mut rows: Vec<ImageSummary> =
+            st.images
+                .values()
+                .filter_map(|img| {
+                    let id = format!("sha256:{}", img.id);
+                    let tags = st.repos.tags_of(&id);
+                    let view =
+                        ImageFilterView {
+                            created: img.created_at(),
+                            labels: img.raw.get("config").is_some_and(|c| !c.is_null()).then(
+                                || {
+                                    img.config
+                                        .labels
+                                        .iter()
+                                        .flatten()
+                                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                                        .collect()
+                                },
+                            ),
+                            refs: tags
+                                .iter()
+                                .map(|t| (t.as_str(), reference::split_name_tag(t).0))
+                                .collect(),
+                            has_children: false,
+                        };
+                    let shown = filter.select(&view, all)?;
+                    let (repo_tags, repo_digests) = if shown.is_empty() {
+                        (
+                            vec!["<none>:<none>".to_owned()],
+                            Some(vec!["<none>@<none>".to_owned()]),
+                        )
+                    } else {
+                        (shown, None)
+                    };
+                    let size = image_size(&st, img);
+                    Some(ImageSummary {
+                        containers: -1,
+                        created: img.created_unix(),
+                        repo_tags,
+                        id,
+                        labels: img.config.labels.clone(),
+                        parent_id: String::new(),
+                        repo_digests,
+                        shared_size: -1,
+                        size,
+                        virtual_size: size,
+                    })
+                })
+                .collect();
         rows.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
-        rows
+        Ok(rows)
     }
 
     /// Finds an image by `name[:tag]`, `sha256:<id>`, full id or unique id prefix.
