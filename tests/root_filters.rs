@@ -400,3 +400,157 @@ fn logs_and_container_query_parameters() {
     );
     d.docker_ok(&["rm", "-v", "lg"]);
 }
+
+/// `method path` on a fresh connection: (status, body).
+fn raw(d: &TestDaemon, method: &str, path: &str) -> (u16, String) {
+    let reply = d
+        .raw(&format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ))
+        .unwrap();
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[test]
+fn signals_and_raw_query_parameters() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let script = "trap 'echo got; exit 7' USR1; echo ready; while true; do sleep 0.1; done";
+    // kill's signal reaches the process.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "kk",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let ready = |name: &str| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !d.docker_ok(&["logs", name]).contains("ready") {
+            assert!(std::time::Instant::now() < until, "{name} never got ready");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    ready("kk");
+    d.docker_ok(&["kill", "-s", "USR1", "kk"]);
+    assert_eq!(d.docker_ok(&["wait", "kk"]).trim(), "7");
+    assert!(d.docker_ok(&["logs", "kk"]).contains("got"));
+    // So does stop's (API 1.42's parameter; the 28.x CLI at 1.41 does not send it).
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "ss",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    ready("ss");
+    let (status, body) = raw(&d, "POST", "/v1.41/containers/ss/stop?signal=USR1&t=5");
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", "ss"])
+            .trim(),
+        "7"
+    );
+
+    let cases: &[(&str, &str, u16, &str)] = &[
+        (
+            "GET",
+            "/v1.41/containers/json?filters=nope",
+            400,
+            "invalid filter",
+        ),
+        (
+            "GET",
+            "/v1.41/containers/json?filters=%7B%22name%22%3A%22kk%22%7D",
+            400,
+            "invalid filter",
+        ),
+        (
+            "GET",
+            "/v1.41/containers/json?limit=x",
+            400,
+            "strconv.Atoi: parsing \\\"x\\\": invalid syntax",
+        ),
+        (
+            "GET",
+            "/v1.41/images/json?filters=%7B%22bogus%22%3A%5B%221%22%5D%7D",
+            400,
+            "Invalid filter 'bogus'",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/kk/start?checkpoint=c1",
+            400,
+            "checkpoint is only supported in experimental mode",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/kk/start?checkpoint-dir=/x",
+            400,
+            "custom checkpointdir is not supported",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/kk/resize?h=10",
+            400,
+            "strconv.Atoi: parsing \\\"\\\": invalid syntax",
+        ),
+        ("POST", "/v1.41/containers/kk/stop?t=x", 400, "strconv.Atoi"),
+        (
+            "POST",
+            "/v1.41/containers/kk/wait?condition=bogus",
+            400,
+            "invalid condition: \\\"bogus\\\"",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/kk/kill?signal=0",
+            400,
+            "Invalid signal: 0",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/create?platform=windows%2Famd64",
+            400,
+            "platform query parameter of POST /containers/create",
+        ),
+        (
+            "POST",
+            "/v1.41/images/create?fromSrc=http%3A%2F%2Fx%2Fy.tar",
+            400,
+            "fromSrc query parameter",
+        ),
+        (
+            "GET",
+            "/v1.41/containers/kk/logs?stdout=1&since=10m",
+            400,
+            "strconv.ParseInt: parsing \\\"10m\\\": invalid syntax",
+        ),
+    ];
+    for (method, path, want, needle) in cases {
+        let (status, body) = raw(&d, method, path);
+        assert_eq!(status, *want, "{method} {path}: {body}");
+        assert!(body.contains(needle), "{method} {path}: {body}");
+    }
+    // Flags read as dockerd's BoolValue: `yes` is true, unknown parameters are ignored.
+    let (status, body) = raw(&d, "GET", "/v1.41/containers/json?all=yes&bogus=1");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"/kk\""), "{body}");
+}
