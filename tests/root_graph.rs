@@ -195,7 +195,7 @@ mod tests {
                 .unwrap();
             assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
 
-            let rows = graph.send(ListImages).await.unwrap();
+            let rows = graph.send(ListImages::default()).await.unwrap().unwrap();
             assert_eq!(rows.len(), 1);
             assert_eq!(rows[0].id, id);
             assert_eq!(rows[0].repo_tags, vec!["busybox:latest".to_owned()]);
@@ -292,7 +292,7 @@ mod tests {
             let graph = GraphActor::new(cfg.clone(), Deleter::new()).start();
             graph.send(Init).await.unwrap().unwrap();
             // The restarted actor still has the image and the container's layer.
-            let rows = graph.send(ListImages).await.unwrap();
+            let rows = graph.send(ListImages::default()).await.unwrap().unwrap();
             assert_eq!(rows.len(), 1);
             let info = graph
                 .send(ResolveImage {
@@ -377,7 +377,14 @@ mod tests {
             assert!(e.to_string().contains("leaves the layer"), "{e}");
             assert_eq!(fs::read_dir(cfg.data_root.join("vfs")).unwrap().count(), 0);
             assert!(!cfg.data_root.join("escaped").exists());
-            assert!(graph.send(ListImages).await.unwrap().is_empty());
+            assert!(
+                graph
+                    .send(ListImages::default())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .is_empty()
+            );
             graph.send(Shutdown).await.unwrap().unwrap();
         });
     }
@@ -433,9 +440,10 @@ mod tests {
                 .unwrap()
                 .unwrap();
             let rows = graph
-                .send(ListImages)
+                .send(ListImages::default())
                 .timeout(Duration::from_secs(1))
                 .await
+                .unwrap()
                 .unwrap();
             assert_eq!(rows.len(), 1);
             assert_eq!(rows[0].id, quick);
@@ -457,7 +465,15 @@ mod tests {
                 .unwrap()
                 .unwrap();
             assert_eq!(inspected.comment, "slow one");
-            assert_eq!(graph.send(ListImages).await.unwrap().len(), 2);
+            assert_eq!(
+                graph
+                    .send(ListImages::default())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .len(),
+                2
+            );
         });
     }
 }

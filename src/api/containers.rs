@@ -1,13 +1,14 @@
 //! `/containers/...` routes (attach is hijacked and lives in `server`).
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{ApiError, AppState, json_reply, parse_bool};
+use super::{ApiError, AppState, QueryParams, check_platform, json_reply};
+use crate::actors::graph::ResolveImage;
 use crate::actors::store::{
     CreateContainer, InspectContainer, KillContainer, ListContainers, RemoveContainer, ResizeTty,
     StartContainer, StopContainer, WaitCondition, WaitContainer,
@@ -16,9 +17,10 @@ use crate::model::api::{
     ContainerCreateResponse, ContainerWaitResponse, ContainerWaitResponseError,
 };
 use crate::model::create::parse_create;
+use crate::model::filters::{ContainerFilter, Filters};
 use crate::model::version::ApiVersion;
 
-type Query = web::Query<HashMap<String, String>>;
+type Query = QueryParams;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/containers/create", web::post().to(create))
@@ -34,7 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn q<'a>(query: &'a Query, key: &str) -> Option<&'a str> {
-    query.get(key).map(String::as_str)
+    query.get(key)
 }
 
 async fn create(
@@ -43,6 +45,7 @@ async fn create(
     query: Query,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    check_platform(q(&query, "platform"), "POST /containers/create")?;
     let version = ApiVersion::of_path(req.path());
     let request = parse_create(&body, version)?;
     let created = state
@@ -63,48 +66,35 @@ async fn create(
     ))
 }
 
-/// Docker's `filters` query: `{"name":{"t1":true}}` (CLI) or `{"name":["t1"]}` (SDKs).
-pub fn parse_filters(raw: Option<&str>) -> Result<Vec<(String, Vec<String>)>, ApiError> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-        return Ok(Vec::new());
-    };
-    let v: Value = serde_json::from_str(raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
-    let Value::Object(m) = v else {
-        return Err(ApiError::bad_request("invalid filters: not an object"));
-    };
-    let mut out = Vec::new();
-    for (k, v) in m {
-        let values = match v {
-            Value::Object(set) => set.into_iter().map(|(x, _)| x).collect(),
-            Value::Array(items) => items
-                .into_iter()
-                .filter_map(|i| i.as_str().map(str::to_owned))
-                .collect(),
-            Value::String(s) => vec![s],
-            _ => return Err(ApiError::bad_request(format!("invalid filter {k}"))),
-        };
-        out.push((k, values));
-    }
-    Ok(out)
-}
-
+/// `GET /containers/json`: `all`, `limit` (which lists stopped containers too, as in
+/// dockerd), `filters`; `size` is refused (no layer sizes yet).
 async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
-    let all = parse_bool(q(&query, "all"), false)?;
-    let limit = match q(&query, "limit") {
-        Some(l) if !l.is_empty() => Some(
-            l.parse::<i64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid limit {l}")))?,
-        ),
-        _ => None,
+    query.refuse_flag("size", "GET /containers/json")?;
+    let limit = query.int("limit")?;
+    let filters = Filters::parse(q(&query, "filters"))?;
+    let filter = if filters.is_empty() {
+        None
+    } else {
+        let mut f = ContainerFilter::compile(filters)?;
+        if let Some(references) = f.ancestor_references() {
+            // An ancestor that names no image is left out, as dockerd does.
+            let mut ids = BTreeSet::new();
+            for reference in references {
+                if let Ok(image) = state.actors.graph.send(ResolveImage { reference }).await? {
+                    ids.insert(image.id);
+                }
+            }
+            f.set_ancestor_images(ids);
+        }
+        Some(f)
     };
     let body = state
         .actors
         .store
         .send(ListContainers {
-            all,
+            all: query.flag("all"),
             limit: limit.and_then(|l| usize::try_from(l).ok()),
-            filters: parse_filters(q(&query, "filters"))?,
+            filter,
         })
         .await??;
     Ok(HttpResponse::Ok()
@@ -112,7 +102,13 @@ async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, 
         .body(body))
 }
 
-async fn inspect(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// `GET /containers/{id}/json`; `size` is refused (no layer sizes yet).
+async fn inspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    query.refuse_flag("size", "GET /containers/{id}/json")?;
     let id = id_of(&req);
     let doc = state.actors.store.send(InspectContainer { id }).await??;
     Ok(json_reply(StatusCode::OK, &doc))
@@ -122,7 +118,24 @@ fn id_of(req: &HttpRequest) -> String {
     req.match_info().query("id").to_owned()
 }
 
-async fn start(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// `POST /containers/{id}/start`. dockerd reads `checkpoint` and `checkpoint-dir` (and
+/// ignores the `detachKeys` of the spec); without experimental mode it refuses both, as
+/// berthd does.
+async fn start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    if query.non_empty("checkpoint").is_some() {
+        return Err(ApiError::bad_request(
+            "checkpoint is only supported in experimental mode",
+        ));
+    }
+    if query.non_empty("checkpoint-dir").is_some() {
+        return Err(ApiError::bad_request(
+            "custom checkpointdir is not supported",
+        ));
+    }
     state
         .actors
         .store
@@ -132,13 +145,7 @@ async fn start(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespo
 }
 
 fn timeout_of(query: &Query) -> Result<Option<i64>, ApiError> {
-    match q(query, "t").or_else(|| q(query, "timeout")) {
-        Some(t) if !t.is_empty() => t
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("invalid timeout {t}"))),
-        _ => Ok(None),
-    }
+    query.int("t")
 }
 
 async fn stop(
@@ -154,7 +161,7 @@ async fn stop(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `stop` and `restart` share their parameters (`t`, `signal`).
+/// `stop` and `restart` share their parameters: `t`, and `signal` (API 1.42's, honoured).
 fn stop_request(req: &HttpRequest, query: &Query) -> Result<StopContainer, ApiError> {
     Ok(StopContainer {
         id: id_of(req),
@@ -185,12 +192,17 @@ async fn kill(
     req: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
+    // Checked before the container, as dockerd's router does.
+    let signal = query.non_empty("signal");
+    if let Some(s) = signal {
+        crate::actors::store::state::parse_signal(s)?;
+    }
     state
         .actors
         .store
         .send(KillContainer {
             id: id_of(&req),
-            signal: q(&query, "signal").map(str::to_owned),
+            signal: signal.map(str::to_owned),
         })
         .await??;
     Ok(HttpResponse::NoContent().finish())
@@ -245,11 +257,12 @@ async fn resize(
     req: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
+    // Both are required, as in dockerd (Go's `strconv.Atoi` of an empty string fails).
     let dim = |k: &str| -> Result<u16, ApiError> {
-        q(&query, k)
-            .unwrap_or("0")
-            .parse::<u16>()
-            .map_err(|_| ApiError::bad_request(format!("invalid {k}")))
+        let v = q(&query, k).unwrap_or("");
+        let n = v.parse::<i64>().map_err(|_| super::atoi_error(v))?;
+        u16::try_from(n)
+            .map_err(|_| ApiError::bad_request(format!("the terminal {k} {n} is out of range")))
     };
     state
         .actors
@@ -268,15 +281,11 @@ async fn remove(
     req: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
-    let force = parse_bool(q(&query, "force"), false)?;
-    if parse_bool(q(&query, "link"), false)? {
-        return Err(ApiError::new(
-            crate::error::ErrorKind::NotImplemented,
-            "removing links is not supported by this berthd yet",
-        ));
-    }
-    // `v` (anonymous volumes) is accepted: containers have none yet.
-    parse_bool(q(&query, "v"), false)?;
+    let force = query.flag("force");
+    // `link` removes a link (`/web/db`) instead of a container: berthd makes no links yet.
+    query.refuse_flag("link", "DELETE /containers/{id}")?;
+    // `v` removes the container's anonymous volumes: berthd gives containers none, so
+    // there is nothing more to remove.
     state
         .actors
         .store
@@ -286,23 +295,4 @@ async fn remove(
         })
         .await??;
     Ok(HttpResponse::NoContent().finish())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_in_both_shapes() {
-        assert_eq!(
-            parse_filters(Some(r#"{"name":{"t1":true}}"#)).unwrap(),
-            vec![("name".to_owned(), vec!["t1".to_owned()])]
-        );
-        assert_eq!(
-            parse_filters(Some(r#"{"status":["exited"]}"#)).unwrap(),
-            vec![("status".to_owned(), vec!["exited".to_owned()])]
-        );
-        assert!(parse_filters(Some("nope")).is_err());
-        assert!(parse_filters(None).unwrap().is_empty());
-    }
 }

@@ -11,6 +11,7 @@ use crate::actors::network::NetworkError;
 use crate::actors::store::StoreError;
 use crate::error::ErrorKind;
 use crate::model::create::ModelError;
+use crate::model::filters::FilterError;
 
 /// An error a client sees.
 #[derive(Debug)]
@@ -93,6 +94,7 @@ macro_rules! from_subsystem {
 }
 
 from_subsystem!(
+    FilterError,
     StoreError,
     GraphError,
     GraphDbError,

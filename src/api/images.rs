@@ -3,7 +3,6 @@
 //! The list and inspect bodies are built by the graph as the typed models, and completed
 //! here with the keys dockerd always prints (`model::complete`).
 
-use std::collections::HashMap;
 use std::io;
 
 use actix_web::http::StatusCode;
@@ -11,13 +10,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, json_reply};
+use super::{ApiError, AppState, QueryParams, check_platform, json_reply};
 use crate::actors::graph::{ImportImage, InspectImage, ListImages};
 use crate::error::ErrorKind;
 use crate::model::api;
 use crate::model::complete::{Template, null_if_empty};
+use crate::model::filters::{Filters, ImageFilter};
 
-type Query = web::Query<HashMap<String, String>>;
+type Query = QueryParams;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/images/create", web::post().to(create))
@@ -33,15 +33,17 @@ pub fn split_repo_tag(s: &str) -> (String, Option<String>) {
     }
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the request body (`docker import`);
-/// `fromImage` would pull, and no registry is reachable from berthd.
+/// `POST /images/create`: `fromSrc=-` imports the request body (`docker import`) with
+/// `repo`, `tag`, `message` and every `changes` parameter in order; `fromImage` would
+/// pull, and no registry is reachable from berthd. `platform` must be this host's.
 async fn create(
     state: web::Data<AppState>,
     query: Query,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(image) = query.get("fromImage") {
-        let tag = query.get("tag").map(String::as_str).unwrap_or("latest");
+    check_platform(query.get("platform"), "POST /images/create")?;
+    if let Some(image) = query.non_empty("fromImage") {
+        let tag = query.non_empty("tag").unwrap_or("latest");
         return Err(ApiError::new(
             ErrorKind::NotFound,
             format!(
@@ -49,49 +51,39 @@ async fn create(
             ),
         ));
     }
-    match query.get("fromSrc").map(String::as_str) {
+    match query.get("fromSrc") {
         Some("-") => {}
-        Some(other) => {
-            return Err(ApiError::new(
-                ErrorKind::NotImplemented,
-                format!(
-                    "importing from {other} is not supported: send the tarball in the request body (fromSrc=-)"
-                ),
-            ));
+        Some(other) if !other.is_empty() => {
+            return Err(ApiError::bad_request(format!(
+                "berthd does not support the fromSrc query parameter of POST /images/create with a URL yet ({other}): send the tarball in the request body (fromSrc=-)"
+            )));
         }
-        None => return Err(ApiError::bad_request("fromSrc or fromImage is required")),
+        _ => return Err(ApiError::bad_request("fromSrc or fromImage is required")),
     }
-    let (mut repo, mut tag) = match query.get("repo").filter(|r| !r.is_empty()) {
+    let (repo, mut tag) = match query.non_empty("repo") {
         Some(r) => {
             let (repo, tag) = split_repo_tag(r);
-            (Some(repo), tag)
+            (Some(repo).filter(|r| !r.is_empty()), tag)
         }
         None => (None, None),
     };
-    if let Some(t) = query.get("tag").filter(|t| !t.is_empty()) {
-        tag = Some(t.clone());
+    if let Some(t) = query.non_empty("tag") {
+        tag = Some(t.to_owned());
     }
-    if let Some(r) = &repo {
-        if r.is_empty() {
-            repo = None;
-        }
-    }
+    // dockerd joins every `changes` value with newlines and reads them as a Dockerfile.
     let changes: Vec<String> = query
-        .get("changes")
-        .map(|c| {
-            c.lines()
-                .map(str::to_owned)
-                .filter(|l| !l.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+        .all("changes")
+        .flat_map(str::lines)
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
     let (tx, reader) = crate::util::body_channel(16);
     let graph = state.actors.graph.clone();
     let import = graph.send(ImportImage {
         source: Box::new(reader),
         repo,
         tag,
-        message: query.get("message").cloned().unwrap_or_default(),
+        message: query.get("message").unwrap_or_default().to_owned(),
         changes,
     });
     // Feed the body to the importer while it runs.
@@ -112,8 +104,19 @@ async fn create(
         .body(format!("{}\n", json!({"status": id}))))
 }
 
-async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let rows = state.actors.graph.send(ListImages).await?;
+/// `GET /images/json`: `filters` (dockerd's keys), `all` (berth's images have no
+/// intermediate parents, so it lists the same), `digests` (dockerd 20.10 always lists
+/// digests; berthd keeps none).
+async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+    let filter = ImageFilter::compile(Filters::parse(query.get("filters"))?)?;
+    let rows = state
+        .actors
+        .graph
+        .send(ListImages {
+            filter,
+            all: query.flag("all"),
+        })
+        .await??;
     Ok(json_reply(StatusCode::OK, &list_doc(&rows)))
 }
 

@@ -1,8 +1,8 @@
 //! `GET /containers/{id}/logs`: the json-file log as Docker's stdcopy frames (raw bytes
-//! with a TTY), with `tail`, `timestamps`, `since`/`until`, and `follow` until the
-//! container exits or the client goes away.
+//! with a TTY), with `stdout`/`stderr`, `tail`, `timestamps`, `details`, `since`/`until`,
+//! and `follow` until the container exits or the client goes away. The parameters are
+//! read as dockerd reads them (`daemon/logs.go`).
 
-use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::oneshot;
 
-use super::{ApiError, AppState, parse_bool};
+use super::{ApiError, AppState, QueryParams};
 use crate::actors::store::{GetLogInfo, WaitCondition, WaitContainer, WaitOutcome};
 use crate::monitor::proto::{STDERR, STDOUT, stdcopy_frame};
 
@@ -26,10 +26,15 @@ pub struct LogOptions {
     pub stdout: bool,
     pub stderr: bool,
     pub timestamps: bool,
+    /// dockerd's `details`: each line led by the log's extra attributes and a space. The
+    /// attributes come from log options (`labels`, `env`), which berthd has none of, so
+    /// the lead is the space alone, as dockerd writes it for a log without attributes.
+    pub details: bool,
     /// `None`: all lines.
     pub tail: Option<usize>,
-    pub since: Option<f64>,
-    pub until: Option<f64>,
+    /// Nanoseconds since the epoch: lines before `since` and after `until` are left out.
+    pub since: Option<i128>,
+    pub until: Option<i128>,
     pub tty: bool,
 }
 
@@ -40,10 +45,33 @@ struct Entry {
     time: String,
 }
 
-fn unix_secs(time: &str) -> Option<f64> {
+fn unix_nanos(time: &str) -> Option<i128> {
     chrono::DateTime::parse_from_rfc3339(time)
         .ok()
-        .map(|t| t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9)
+        .map(|t| i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos()))
+}
+
+/// dockerd's `timetypes.ParseTimestamps`: `seconds[.fraction]` as the CLI sends it
+/// (it turns `10m` or an RFC 3339 time into that itself), in nanoseconds. A bad value
+/// gets Go's `strconv` text.
+pub fn parse_timestamp(value: &str) -> Result<i128, ApiError> {
+    let syntax =
+        |v: &str| ApiError::bad_request(format!("strconv.ParseInt: parsing {v:?}: invalid syntax"));
+    let (secs, frac) = match value.split_once('.') {
+        Some((s, f)) => (s, Some(f)),
+        None => (value, None),
+    };
+    let s = secs.parse::<i64>().map_err(|_| syntax(secs))?;
+    let n = match frac {
+        None => 0,
+        Some(f) => {
+            let n = f.parse::<i64>().map_err(|_| syntax(f))?;
+            // Scaled to nanoseconds by its number of digits, as dockerd does.
+            let digits = i32::try_from(f.len()).unwrap_or(i32::MAX);
+            (n as f64 * 10f64.powi(9 - digits)) as i128
+        }
+    };
+    Ok(i128::from(s) * 1_000_000_000 + n)
 }
 
 /// Renders complete json-file lines as the client's frames.
@@ -57,7 +85,7 @@ pub fn render(lines: &[&[u8]], o: &LogOptions, out: &mut Vec<u8>) {
             continue;
         }
         if o.since.is_some() || o.until.is_some() {
-            let t = unix_secs(&e.time).unwrap_or(0.0);
+            let t = unix_nanos(&e.time).unwrap_or(0);
             if o.since.is_some_and(|s| t < s) || o.until.is_some_and(|u| t > u) {
                 continue;
             }
@@ -65,6 +93,9 @@ pub fn render(lines: &[&[u8]], o: &LogOptions, out: &mut Vec<u8>) {
         let mut payload = Vec::with_capacity(e.log.len() + 32);
         if o.timestamps {
             payload.extend_from_slice(e.time.as_bytes());
+            payload.push(b' ');
+        }
+        if o.details {
             payload.push(b' ');
         }
         payload.extend_from_slice(e.log.as_bytes());
@@ -99,16 +130,6 @@ fn lines(buf: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
-fn opt_f64(q: &HashMap<String, String>, key: &str) -> Result<Option<f64>, ApiError> {
-    match q.get(key).map(String::as_str) {
-        None | Some("") | Some("0") => Ok(None),
-        Some(v) => v
-            .parse::<f64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("invalid {key} {v}"))),
-    }
-}
-
 struct Follow {
     path: PathBuf,
     offset: u64,
@@ -120,33 +141,37 @@ struct Follow {
 async fn logs(
     state: web::Data<AppState>,
     req: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
+    query: QueryParams,
 ) -> Result<HttpResponse, ApiError> {
     let id = req.match_info().query("id").to_owned();
-    let q = |k: &str| query.get(k).map(String::as_str);
-    let stdout = parse_bool(q("stdout"), false)?;
-    let stderr = parse_bool(q("stderr"), false)?;
+    let stdout = query.flag("stdout");
+    let stderr = query.flag("stderr");
     if !stdout && !stderr {
         return Err(ApiError::bad_request(
             "Bad parameters: you must choose at least one stream",
         ));
     }
-    let follow = parse_bool(q("follow"), false)?;
-    let tail = match q("tail") {
-        None | Some("") | Some("all") => None,
-        Some(n) => Some(
-            n.parse::<usize>()
-                .map_err(|_| ApiError::bad_request(format!("invalid tail {n}")))?,
-        ),
-    };
+    let follow = query.flag("follow");
+    // dockerd: a tail that is not a number (`all`) or is negative means every line.
+    let tail = query
+        .get("tail")
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|n| usize::try_from(n).ok());
+    let since = query.non_empty("since").map(parse_timestamp).transpose()?;
+    let until = query
+        .non_empty("until")
+        .filter(|u| *u != "0")
+        .map(parse_timestamp)
+        .transpose()?;
     let info = state.actors.store.send(GetLogInfo { id }).await??;
     let opts = LogOptions {
         stdout,
         stderr,
-        timestamps: parse_bool(q("timestamps"), false)?,
+        timestamps: query.flag("timestamps"),
+        details: query.flag("details"),
         tail,
-        since: opt_f64(&query, "since")?,
-        until: opt_f64(&query, "until")?,
+        since,
+        until,
         tty: info.tty,
     };
     let exited = if follow && info.running {
@@ -230,6 +255,7 @@ mod tests {
             stdout: true,
             stderr: true,
             timestamps: false,
+            details: false,
             tail: None,
             since: None,
             until: None,
@@ -262,7 +288,7 @@ mod tests {
             &LogOptions {
                 timestamps: true,
                 tty: true,
-                since: Some(1_767_225_600.9),
+                since: Some(parse_timestamp("1767225600.9").unwrap()),
                 ..opts()
             },
             &mut out,
@@ -271,5 +297,36 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "2026-01-01T00:00:01Z oops\n"
         );
+    }
+
+    #[test]
+    fn details_lead_each_line_with_a_space() {
+        let a = br#"{"log":"hi\n","stream":"stdout","time":"2026-01-01T00:00:00.5Z"}"#;
+        let mut out = Vec::new();
+        render(
+            &[a],
+            &LogOptions {
+                details: true,
+                timestamps: true,
+                tty: true,
+                ..opts()
+            },
+            &mut out,
+        );
+        assert_eq!(out, b"2026-01-01T00:00:00.5Z  hi\n");
+    }
+
+    #[test]
+    fn timestamps_parse_as_dockerd() {
+        assert_eq!(parse_timestamp("12").unwrap(), 12_000_000_000);
+        assert_eq!(parse_timestamp("12.5").unwrap(), 12_500_000_000);
+        assert_eq!(parse_timestamp("12.000000001").unwrap(), 12_000_000_001);
+        let e = parse_timestamp("10m").unwrap_err();
+        assert_eq!(
+            e.message,
+            "strconv.ParseInt: parsing \"10m\": invalid syntax"
+        );
+        assert_eq!(e.kind, crate::error::ErrorKind::InvalidParameter);
+        assert!(parse_timestamp("1.x").is_err());
     }
 }

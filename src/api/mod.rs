@@ -220,6 +220,114 @@ pub fn app(
         .default_service(web::to(not_found))
 }
 
+/// The query string as dockerd's `r.Form` holds it: every value of a repeated parameter,
+/// in order. [`QueryParams::get`] is Go's `Form.Get` (the first value);
+/// [`QueryParams::all`] is `Form[key]` (import's repeated `changes`). A query that is
+/// not `application/x-www-form-urlencoded` is a 400.
+#[derive(Debug, Clone, Default)]
+pub struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    pub fn parse(query: &str) -> Result<QueryParams, ApiError> {
+        web::Query::<Vec<(String, String)>>::from_query(query)
+            .map(|q| QueryParams(q.into_inner()))
+            .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))
+    }
+
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of `key` when it is not empty.
+    pub fn non_empty(&self, key: &str) -> Option<&str> {
+        self.get(key).filter(|v| !v.is_empty())
+    }
+
+    /// Every value of `key`, in order.
+    pub fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// dockerd's `httputils.BoolValue`: absent, empty, `0`, `no`, `false` and `none`
+    /// (any case, spaces trimmed) are false; anything else is true.
+    pub fn flag(&self, key: &str) -> bool {
+        let v = self.get(key).unwrap_or("").trim().to_ascii_lowercase();
+        !matches!(v.as_str(), "" | "0" | "no" | "false" | "none")
+    }
+
+    /// Refuses `key` when it is set to true: a parameter berthd has nothing behind yet.
+    pub fn refuse_flag(&self, key: &str, route: &str) -> Result<(), ApiError> {
+        if self.flag(key) {
+            return Err(unsupported_param(key, route));
+        }
+        Ok(())
+    }
+
+    /// Go's `strconv.Atoi` of a non-empty value; `None` when absent or empty.
+    pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.non_empty(key) {
+            None => Ok(None),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| atoi_error(v)),
+        }
+    }
+}
+
+impl actix_web::FromRequest for QueryParams {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<QueryParams, ApiError>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(QueryParams::parse(req.query_string()))
+    }
+}
+
+/// The 400 for a query parameter that berthd does not honour yet.
+pub fn unsupported_param(key: &str, route: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "berthd does not support the {key} query parameter of {route} yet"
+    ))
+}
+
+/// dockerd's answer to a number that is not one (Go's `strconv.Atoi` error).
+pub fn atoi_error(value: &str) -> ApiError {
+    ApiError::bad_request(format!("strconv.Atoi: parsing {value:?}: invalid syntax"))
+}
+
+/// Checks a `platform` query parameter (`linux`, `linux/amd64`, `amd64`, …) against the
+/// one platform berthd runs: this host's. Empty is no request.
+pub fn check_platform(value: Option<&str>, route: &str) -> Result<(), ApiError> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(());
+    };
+    let host = crate::actors::graph::store::host_arch();
+    let lower = value.to_ascii_lowercase();
+    let mut parts = lower.split('/');
+    let first = parts.next().unwrap_or("");
+    let (os, arch) = if first == "linux" {
+        (first, parts.next())
+    } else {
+        ("linux", Some(first))
+    };
+    let arch = arch.map(|a| match a {
+        "x86_64" | "x86-64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    });
+    if os == "linux" && arch.is_none_or(|a| a == host) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "berthd does not support the platform query parameter of {route} yet: it runs linux/{host} only, not {value}"
+    )))
+}
+
 /// Go's `strconv.ParseBool`, which dockerd uses for query flags (docker-py sends
 /// `True`/`False`). Empty means `default`.
 pub fn parse_bool(v: Option<&str>, default: bool) -> Result<bool, ApiError> {
@@ -308,6 +416,59 @@ mod tests {
         fn any_query_string_parses_or_is_refused(q in "([a-z%+=&;#]|%[0-9a-fA-F]{2}|\\PC){0,40}") {
             // What actix's `web::Query` does with a query string: no panic either way.
             let _ = web::Query::<std::collections::HashMap<String, String>>::from_query(&q);
+        }
+    }
+
+    #[test]
+    fn query_params_keep_every_value() {
+        let q = QueryParams::parse("changes=ENV+A%3D1&changes=CMD+%5B%22%2Fx%22%5D&t=&all=yes")
+            .unwrap();
+        assert_eq!(
+            q.all("changes").collect::<Vec<_>>(),
+            vec!["ENV A=1", "CMD [\"/x\"]"]
+        );
+        assert_eq!(q.get("changes"), Some("ENV A=1"));
+        assert_eq!(q.get("t"), Some(""));
+        assert_eq!(q.non_empty("t"), None);
+        assert_eq!(q.int("t").unwrap(), None);
+        assert!(q.flag("all"));
+        assert!(!q.flag("missing"));
+        for off in ["0", "no", "FALSE", " none ", ""] {
+            let q = QueryParams::parse(&format!("v={off}")).unwrap();
+            assert!(!q.flag("v"), "{off}");
+        }
+        let q = QueryParams::parse("t=x&size=1").unwrap();
+        assert_eq!(
+            q.int("t").unwrap_err().message,
+            "strconv.Atoi: parsing \"x\": invalid syntax"
+        );
+        let e = q.refuse_flag("size", "GET /containers/json").unwrap_err();
+        assert_eq!(
+            e.message,
+            "berthd does not support the size query parameter of GET /containers/json yet"
+        );
+        assert_eq!(e.kind, crate::error::ErrorKind::InvalidParameter);
+    }
+
+    #[test]
+    fn platforms_are_this_hosts() {
+        let host = crate::actors::graph::store::host_arch();
+        for ok in [
+            None,
+            Some(""),
+            Some("linux"),
+            Some(&*format!("linux/{host}")),
+            Some(host),
+        ] {
+            assert!(check_platform(ok, "X").is_ok(), "{ok:?}");
+        }
+        for bad in ["windows", "linux/s390x", "windows/amd64"] {
+            let e = check_platform(Some(bad), "POST /images/create").unwrap_err();
+            assert!(
+                e.message.contains("platform query parameter"),
+                "{}",
+                e.message
+            );
         }
     }
 

@@ -133,7 +133,15 @@ fn apply_one(cfg: &mut ContainerConfig, line: &str) -> Result<(), String> {
                 .get_or_insert_with(Vec::new)
                 .push(rest.to_owned());
         }
-        other => return Err(format!("{other} is not a valid change command")),
+        // dockerd accepts it; berthd runs no health checks yet, and an image that
+        // carried one would hand it to containers that never run it.
+        "HEALTHCHECK" => return Err("berthd does not support HEALTHCHECK yet".into()),
+        other => {
+            return Err(format!(
+                "{} is not a valid change command",
+                other.to_ascii_lowercase()
+            ));
+        }
     }
     Ok(())
 }
@@ -325,6 +333,9 @@ mod tests {
         let (change, reason) = apply(&["CMD x", "FROM busybox"]).unwrap_err();
         assert_eq!(change, "FROM busybox");
         assert!(reason.contains("not a valid change command"), "{reason}");
+        assert_eq!(reason, "from is not a valid change command");
+        let (_, reason) = apply(&["HEALTHCHECK CMD true"]).unwrap_err();
+        assert_eq!(reason, "berthd does not support HEALTHCHECK yet");
         assert!(apply(&["EXPOSE 99999"]).is_err());
         assert!(apply(&["EXPOSE 80/xyz"]).is_err());
         assert!(apply(&["USER"]).is_err());

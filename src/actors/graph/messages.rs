@@ -37,14 +37,19 @@ impl std::fmt::Debug for ImportImage {
     }
 }
 
-/// From `api::images::list`: the `GET /images/json` rows, newest first.
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<api::ImageSummary>")]
-pub struct ListImages;
+/// From `api::images::list`: the rows that pass `filter` (compiled by the API; its
+/// `before` and `since` are resolved here, `ImageNotFound` when they name no image).
+#[derive(Debug, Default, Message)]
+#[rtype(result = "Result<Vec<api::ImageSummary>, GraphError>")]
+pub struct ListImages {
+    pub filter: crate::model::filters::ImageFilter,
+    /// `all`: intermediate images too (berth's images have no parents, so none).
+    pub all: bool,
+}
 
-/// From `ContainerStoreActor` (create): finds an image by `name[:tag]`, `sha256:<id>`,
-/// full id or unique id prefix. `NotFound` otherwise, with Docker's text (`No such image:
-/// busybox:latest`).
+/// From `ContainerStoreActor` (create) and `api::images::inspect`: finds an image by
+/// `name[:tag]`, `sha256:<id>`, full id or unique id prefix. `NotFound` otherwise, with
+/// Docker's text (`No such image: busybox:latest`).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<ImageInfo, GraphError>")]
 pub struct ResolveImage {

@@ -172,9 +172,12 @@ impl Handler<ImportImage> for GraphActor {
 }
 
 impl Handler<ListImages> for GraphActor {
-    type Result = MessageResult<ListImages>;
-    fn handle(&mut self, _: ListImages, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.store.as_ref().map(|s| s.list()).unwrap_or_default())
+    type Result = Result<Vec<crate::model::api::ImageSummary>, GraphError>;
+    fn handle(&mut self, msg: ListImages, _: &mut Self::Context) -> Self::Result {
+        match self.store.as_ref() {
+            Some(s) => s.list_filtered(&msg.filter, msg.all),
+            None => Ok(Vec::new()),
+        }
     }
 }
 

@@ -40,6 +40,7 @@ use super::view::{self, ImageFacts};
 use crate::config::DaemonConfig;
 use crate::deleter::{self, Deleter};
 use crate::model::api;
+use crate::model::filters::{ImageFilter, ImageFilterView};
 use crate::monitor::spec::RootfsSpec;
 use crate::util::write_atomic;
 
@@ -104,6 +105,12 @@ impl Image {
             created: doc.created.unwrap_or_default(),
             chain: chain_ids(&doc.rootfs.diff_ids),
         })
+    }
+
+    fn created_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::parse_from_rfc3339(&self.created)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
     }
 
     pub fn created_unix(&self) -> i64 {
@@ -723,16 +730,59 @@ impl GraphStore {
         )
     }
 
-    /// `GET /images/json` rows, newest first.
+    /// Every `GET /images/json` row, newest first.
     pub fn list(&self) -> Vec<api::ImageSummary> {
+        // The default filter names no image, so it cannot fail.
+        self.list_filtered(&ImageFilter::default(), false)
+            .unwrap_or_default()
+    }
+
+    /// The `GET /images/json` rows that pass `filter`, newest first, as dockerd lists
+    /// them (an untagged image as `<none>:<none>`). `before` and `since` that name no
+    /// image are `ImageNotFound`. `all` would add intermediate images: berth's have no
+    /// parents.
+    pub fn list_filtered(
+        &self,
+        filter: &ImageFilter,
+        all: bool,
+    ) -> Result<Vec<api::ImageSummary>, GraphError> {
         let st = self.state.lock();
-        let mut rows: Vec<api::ImageSummary> = st
-            .images
-            .values()
-            .map(|img| view::summary(&facts_of(&st, img, false)))
-            .collect();
+        let mut filter = filter.clone();
+        filter.resolve(|r| {
+            resolve_in(&st, r).map(|hex| st.images.get(&hex).and_then(Image::created_at))
+        })?;
+        let mut rows: Vec<api::ImageSummary> =
+            st.images
+                .values()
+                .filter_map(|img| {
+                    let mut facts = facts_of(&st, img, false);
+                    let view =
+                        ImageFilterView {
+                            created: img.created_at(),
+                            labels: img.raw.get("config").is_some_and(|c| !c.is_null()).then(
+                                || {
+                                    img.config
+                                        .labels
+                                        .iter()
+                                        .flatten()
+                                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                                        .collect()
+                                },
+                            ),
+                            refs: facts
+                                .tags
+                                .iter()
+                                .map(|t| (t.as_str(), reference::split_name_tag(t).0))
+                                .collect(),
+                            has_children: false,
+                        };
+                    let shown = filter.select(&view, all)?;
+                    facts.tags = shown;
+                    Some(view::summary(&facts))
+                })
+                .collect();
         rows.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
-        rows
+        Ok(rows)
     }
 
     /// Finds an image by `name[:tag]`, `sha256:<id>`, full id or unique id prefix.

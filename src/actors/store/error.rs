@@ -7,6 +7,7 @@ use crate::actors::graph::GraphError;
 use crate::actors::graphdb::GraphDbError;
 use crate::actors::network::NetworkError;
 use crate::error::ErrorKind;
+use crate::model::filters::FilterError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -45,9 +46,9 @@ pub enum StoreError {
     AttachStopped { id: String },
     #[error("container {id} is paused, unpause it first")]
     Paused { id: String },
-    #[error("invalid signal: {signal}")]
+    #[error("Invalid signal: {signal}")]
     InvalidSignal { signal: String },
-    #[error("invalid wait condition: {condition}")]
+    #[error("invalid condition: {condition:?}")]
     InvalidCondition { condition: String },
     #[error("container {id} did not stop")]
     StopTimeout { id: String },
@@ -61,6 +62,9 @@ pub enum StoreError {
     },
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// A list filter the container list refuses (`before`/`since` naming nothing).
+    #[error(transparent)]
+    Filter(#[from] FilterError),
     #[error(transparent)]
     Graph(#[from] GraphError),
     #[error(transparent)]
@@ -100,6 +104,7 @@ impl StoreError {
             StoreError::StopTimeout { .. } | StoreError::Persist { .. } => ErrorKind::System,
             StoreError::Unsupported { .. } => ErrorKind::NotImplemented,
             StoreError::ShuttingDown => ErrorKind::Unavailable,
+            StoreError::Filter(e) => e.kind(),
             StoreError::Graph(e) => e.kind(),
             StoreError::GraphDb(e) => e.kind(),
             StoreError::Network(e) => e.kind(),

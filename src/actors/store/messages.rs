@@ -63,9 +63,11 @@ pub struct RemoveContainer {
 #[rtype(result = "Result<bytes::Bytes, StoreError>")]
 pub struct ListContainers {
     pub all: bool,
+    /// `None` or 0: no limit. A limit lists stopped containers too, as in dockerd.
     pub limit: Option<usize>,
-    /// Docker's filters: `{"name":{"t1":true}}` or `{"name":["t1"]}`, already parsed.
-    pub filters: Vec<(String, Vec<String>)>,
+    /// The compiled `filters` query (its `ancestor` images already resolved); `None`
+    /// without one, which keeps the list path free of the filter's work.
+    pub filter: Option<crate::model::filters::ContainerFilter>,
 }
 
 /// From `api::containers::inspect`: the whole `docker inspect` document.

@@ -1570,16 +1570,24 @@ impl Handler<ListContainers> for ContainerStoreActor {
     type Result = Result<bytes::Bytes, StoreError>;
     fn handle(&mut self, msg: ListContainers, _: &mut Self::Context) -> Self::Result {
         let now = Utc::now();
+        let mut filter = msg.filter;
+        if let Some(f) = &mut filter {
+            view::resolve_filter(f, self.containers.values().map(|e| &e.c))?;
+        }
+        let limit = msg.limit.filter(|l| *l > 0);
+        let all = msg.all || limit.is_some() || filter.as_ref().is_some_and(|f| f.lists_stopped());
         let mut rows: Vec<&mut Entry> = self
             .containers
             .values_mut()
+            .filter(|e| all || e.c.state.is_running())
             .filter(|e| {
-                msg.all || e.c.state.is_running() || msg.filters.iter().any(|(k, _)| k == "status")
+                filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&view::filter_view(&e.c)))
             })
-            .filter(|e| view::matches(&e.c, &msg.filters))
             .collect();
         rows.sort_by_key(|e| std::cmp::Reverse(e.c.created));
-        if let Some(limit) = msg.limit.filter(|l| *l > 0) {
+        if let Some(limit) = limit {
             rows.truncate(limit);
         }
         let mut out = Vec::with_capacity(64 + rows.len() * 768);

@@ -31,20 +31,6 @@ impl Status {
             Status::Dead => "dead",
         }
     }
-
-    /// Parses a `status` filter value.
-    pub fn parse(s: &str) -> Option<Status> {
-        Some(match s {
-            "created" => Status::Created,
-            "running" => Status::Running,
-            "paused" => Status::Paused,
-            "restarting" => Status::Restarting,
-            "removing" => Status::Removing,
-            "exited" => Status::Exited,
-            "dead" => Status::Dead,
-            _ => return None,
-        })
-    }
 }
 
 /// A container's runtime state, persisted with its record.

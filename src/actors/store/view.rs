@@ -14,6 +14,9 @@ use crate::model::api::{
     NetworkSettings,
 };
 use crate::model::complete::Template;
+use crate::model::filters::{
+    ContainerFilter, ContainerFilterView, FilterError, MountView, PortView,
+};
 use crate::monitor::spec::NetworkSpec;
 
 fn network_name(c: &Container) -> &'static str {
@@ -209,31 +212,76 @@ pub fn driver_data(c: &Container) -> HashMap<String, String> {
     m
 }
 
-/// Whether `c` passes Docker's `ps` filters (name, id, status, label).
-pub fn matches(c: &Container, filters: &[(String, Vec<String>)]) -> bool {
-    filters.iter().all(|(key, values)| {
-        values.iter().any(|v| match key.as_str() {
-            // Docker matches names as a regular expression; a substring covers the
-            // common use (`--filter name=t1`).
-            "name" => c
-                .name
-                .trim_start_matches('/')
-                .contains(v.trim_start_matches('/')),
-            "id" => c.id.starts_with(v.as_str()),
-            "status" => Status::parse(v) == Some(c.state.status),
-            "label" => {
-                let labels = c.labels();
-                match v.split_once('=') {
-                    Some((k, val)) => labels.get(k).map(String::as_str) == Some(val),
-                    None => labels.contains_key(v.as_str()),
-                }
-            }
-            "exited" => {
-                c.state.status == Status::Exited && v.parse::<i32>().ok() == Some(c.state.exit_code)
-            }
-            _ => true,
+/// The one place the list filters read a record: what `docker ps --filter` can ask
+/// about `c`, in dockerd's terms.
+pub fn filter_view(c: &Container) -> ContainerFilterView<'_> {
+    let labels = c
+        .config
+        .labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let network_id = c.endpoint.as_ref().map_or("", |e| e.network_id.as_str());
+    // dockerd lists a container's ports from its port map, which exists only while it
+    // runs with a network of its own; berth publishes no ports yet, so the map holds the
+    // exposed ones.
+    let ports = if c.state.is_running() && matches!(c.network, NetworkSpec::New) {
+        c.config
+            .exposed_ports
+            .iter()
+            .flat_map(|m| m.keys())
+            .filter_map(|k| exposed_port(k))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mounts = mount_points(c)
+        .into_iter()
+        .map(|m| MountView {
+            name: String::new(),
+            source: m.source.unwrap_or_default(),
+            destination: m.destination.unwrap_or_default(),
         })
+        .collect();
+    ContainerFilterView {
+        id: &c.id,
+        name: &c.name,
+        image_id: &c.image,
+        labels,
+        state: c.state.status.as_str(),
+        running: c.state.is_running(),
+        started: c.state.started_at.is_some(),
+        exit_code: c.state.exit_code,
+        created: c.created,
+        networks: vec![(network_name(c), network_id)],
+        ports,
+        mounts,
+        health: "none",
+        isolation: "default",
+        is_task: false,
+    }
+}
+
+/// `80/tcp` (or `80`) as a port row with no public port.
+fn exposed_port(key: &str) -> Option<PortView<'_>> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    Some(PortView {
+        private: port.parse().ok()?,
+        public: None,
+        proto,
     })
+}
+
+/// Resolves the parts of `filter` that name containers (`id`, `before`, `since`).
+pub fn resolve_filter<'a>(
+    filter: &mut ContainerFilter,
+    all: impl Iterator<Item = &'a Container>,
+) -> Result<(), FilterError> {
+    if filter.needs_resolution() {
+        filter.resolve(all.map(filter_view))?;
+    }
+    Ok(())
 }
 
 /// What a `ps` row depends on besides the record's fixed parts; a change rebuilds the row.
@@ -445,5 +493,51 @@ mod tests {
         );
         let removing = inspect(&c, Path::new("/d"), Status::Removing);
         assert_eq!(removing["State"]["Status"], "removing");
+    }
+
+    #[test]
+    fn the_filter_view_reads_the_record_as_dockerd_lists_it() {
+        let mut c: Container = serde_json::from_value(json!({
+            "id": "b".repeat(64), "name": "/web", "created": "2026-11-28T00:00:00Z",
+            "path": "sleep", "args": ["1"],
+            "config": {"Image": "busybox", "Labels": {"k": "v"},
+                "ExposedPorts": {"80/tcp": {}, "53/udp": {}}},
+            "image": "sha256:x", "state": {"status": "running", "pid": 3, "exit_code": 0,
+                "error": "", "oom_killed": false, "started_at": "2026-11-28T00:00:00Z",
+                "finished_at": null},
+            "rootfs": {"fstype": "bind", "source": "/x", "options": "", "target": "/x"},
+            "driver": "vfs", "network": "New", "restart_count": 0
+        }))
+        .unwrap();
+        c.host_config =
+            serde_json::from_value(json!({"Binds": ["/srv:/data:ro"], "NetworkMode": "default"}))
+                .unwrap();
+        let v = filter_view(&c);
+        assert_eq!(v.name, "/web");
+        assert_eq!(v.labels, vec![("k", "v")]);
+        assert_eq!(v.state, "running");
+        assert!(v.running && v.started);
+        assert_eq!(v.networks, vec![("bridge", "")]);
+        let mut ports: Vec<(u16, &str)> = v.ports.iter().map(|p| (p.private, p.proto)).collect();
+        ports.sort();
+        assert_eq!(ports, vec![(53, "udp"), (80, "tcp")]);
+        assert_eq!(v.mounts.len(), 1);
+        assert_eq!(
+            (
+                v.mounts[0].source.as_str(),
+                v.mounts[0].destination.as_str()
+            ),
+            ("/srv", "/data")
+        );
+        assert_eq!(
+            (v.health, v.isolation, v.is_task),
+            ("none", "default", false)
+        );
+        // A stopped container has no port map, as in dockerd.
+        c.state.set_exited(0, Utc::now(), false);
+        let v = filter_view(&c);
+        assert!(v.ports.is_empty());
+        assert_eq!(v.state, "exited");
+        assert!(!v.running && v.started);
     }
 }
