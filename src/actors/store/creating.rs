@@ -1,0 +1,369 @@
+//! The create handler: the request validated, then the name, the layer and the record's
+//! other files made at once, the record committed (`records`), and the container set up
+//! ahead of its start meanwhile ([`prestart`], [`take_sandbox`]).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use actix::prelude::*;
+use chrono::Utc;
+
+use super::records::{CreateUndo, commit_record, settle, stage_record, write_container_files};
+use super::state::{self, Container, State};
+use super::*;
+use crate::actors::graph::{CreateRwLayer, GraphError, ResolveImage, RwLayer};
+use crate::actors::graphdb::{GraphDbError, ReserveName};
+use crate::actors::network::{Prewarm, ReleaseEndpoint, Sandbox, TakeSandbox, plan_network};
+use crate::model::create::CreateRequest;
+use crate::monitor::spec::{ContainerSpec, NetworkSpec};
+
+impl Handler<CreateContainer> for ContainerStoreActor {
+    type Result = Fut<Result<Created, StoreError>>;
+    fn handle(&mut self, msg: CreateContainer, _: &mut Self::Context) -> Self::Result {
+        if self.shutting_down {
+            return ready(Err(StoreError::ShuttingDown));
+        }
+        let mut request = msg.request;
+        let warnings = match validate::validate(&mut request, &self.host) {
+            Ok(w) => w,
+            Err(e) => return ready(Err(e)),
+        };
+        let CreateRequest {
+            mut config,
+            host_config,
+            ..
+        } = request;
+        let image_ref = config.image.clone().unwrap_or_default();
+        if image_ref.is_empty() {
+            return ready(Err(StoreError::InvalidConfig {
+                reason: "no image specified".to_owned(),
+            }));
+        }
+        let name = match msg.name.filter(|n| !n.is_empty()) {
+            Some(n) => match state::validate_name(&n) {
+                Ok(n) => n,
+                Err(e) => return ready(Err(e)),
+            },
+            None => {
+                let mut attempt = 0;
+                loop {
+                    let n = state::generate_name(attempt);
+                    if !self.names.contains_key(&n) {
+                        break n;
+                    }
+                    attempt += 1;
+                }
+            }
+        };
+        if let Some(holder) = self.names.get(&name) {
+            return ready(Err(StoreError::GraphDb(GraphDbError::NameInUse {
+                name,
+                holder: holder.clone(),
+            })));
+        }
+        let mode = host_config
+            .network_mode
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        let network = match plan_network(&self.net, &mode) {
+            Ok(n) => create::effective_network(n, &config),
+            Err(e) => return ready(Err(e.into())),
+        };
+        let id = crate::util::new_id();
+        if config.hostname.as_deref().unwrap_or("").is_empty() {
+            config.hostname = Some(id[..12].to_owned());
+        }
+        // Hold the name now so that a concurrent create of the same name conflicts.
+        self.names.insert(name.clone(), id.clone());
+        let persister = match self.persister() {
+            Ok(p) => p,
+            Err(e) => return ready(Err(e)),
+        };
+        // Not with bind mounts: their sources are mounted as they are at the start (a file
+        // replaced between create and start is the new one).
+        let binds = host_config.binds.as_ref().is_some_and(|b| !b.is_empty());
+        let may_prestart = self.prestarts < MAX_PRESTARTS && !binds;
+        if may_prestart {
+            self.prestarts += 1;
+        }
+        let exec_root = self.config.exec_root.clone();
+        let peers = self.peers.clone();
+        peers.exec.do_send(PrepareStart);
+        if network != NetworkSpec::Host {
+            peers.network.do_send(Prewarm {
+                bridged: network == NetworkSpec::New,
+            });
+        }
+        let dir = self.containers_dir().join(&id);
+        let driver = self.driver.clone();
+        let dns = self.config.dns.clone();
+        let (id2, name2) = (id.clone(), name.clone());
+        let work = async move {
+            let image = peers
+                .graph
+                .send(ResolveImage {
+                    reference: image_ref,
+                })
+                .await
+                .map_err(StoreError::mailbox("graph"))??;
+            let (path, args) = create::merge_image(&mut config, &image.config)?;
+            let hostname = config.hostname.clone().unwrap_or_default();
+            let host = serde_json::to_vec(&host_config).map_err(|e| StoreError::InvalidConfig {
+                reason: e.to_string(),
+            })?;
+            // Three independent parts at once: the name, the layer, and the files of the
+            // container's dir that do not depend on the layer. Only the record, which
+            // holds the layer's rootfs, waits for the layer.
+            let dir2 = dir.clone();
+            let files = persister.run(&id2, move || {
+                write_container_files(&dir2, &hostname, &dns, &host)
+            });
+            let reserve = async {
+                peers
+                    .graphdb
+                    .send(ReserveName {
+                        name: name2.clone(),
+                        id: id2.clone(),
+                    })
+                    .await
+                    .map_err(StoreError::mailbox("graphdb"))
+                    .and_then(|r| r.map_err(StoreError::from))
+            };
+            let layer = async {
+                peers
+                    .graph
+                    .send(CreateRwLayer {
+                        container_id: id2.clone(),
+                        image_id: image.id.clone(),
+                    })
+                    .await
+                    .map_err(StoreError::mailbox("graph"))
+                    .and_then(|r| r.map_err(StoreError::from))
+            };
+            let (files, reserved, layer) = futures_util::join!(files, reserve, layer);
+            let files = files.map_err(|source| StoreError::Persist {
+                path: dir.clone(),
+                source,
+            });
+            let undo = CreateUndo {
+                peers: &peers,
+                persister: &persister,
+                id: &id2,
+                dir: &dir,
+            };
+            // The name's error first (a taken name is what the user can fix). A layer
+            // being made is undone only once it is durable (`settle`).
+            let layer = match (reserved, layer, files) {
+                (Ok(()), Ok(layer), Ok(())) => layer,
+                (Err(e), layer, _) => {
+                    let made = settle(layer).await;
+                    return Err(undo.run(e, false, made).await);
+                }
+                (Ok(()), Err(e), _) => return Err(undo.run(e, true, false).await),
+                (Ok(()), Ok(layer), Err(e)) => {
+                    let made = settle(Ok(layer)).await;
+                    return Err(undo.run(e, true, made).await);
+                }
+            };
+            let RwLayer { rootfs, durable } = layer;
+            let c = Container {
+                id: id2.clone(),
+                name: name2,
+                created: Utc::now(),
+                path,
+                args,
+                config,
+                host_config,
+                image: image.id,
+                state: State::new(),
+                rootfs,
+                driver,
+                network,
+                restart_count: 0,
+                endpoint: None,
+            };
+            let record = match serde_json::to_vec(&c) {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = StoreError::InvalidConfig {
+                        reason: e.to_string(),
+                    };
+                    let made = matches!(durable.await, Ok(Ok(())));
+                    return Err(undo.run(err, true, made).await);
+                }
+            };
+            // The record's temp file is written and fsynced while the layer is made
+            // durable; it is renamed into place only after. Meanwhile the container is
+            // set up for its start.
+            let commit = async {
+                let dir2 = dir.clone();
+                let staged = persister.run(&id2, move || stage_record(&dir2, &record));
+                let (staged, durable) = futures_util::join!(staged, durable);
+                let durable = match durable {
+                    Ok(res) => res.map_err(StoreError::from),
+                    Err(_) => Err(StoreError::from(GraphError::TaskFailed {
+                        operation: "container layer create",
+                    })),
+                };
+                let persist_error = |source| StoreError::Persist {
+                    path: dir.clone(),
+                    source,
+                };
+                match (durable, staged) {
+                    (Ok(()), Ok(())) => {}
+                    (Err(e), _) => return Err(undo.run(e, true, false).await),
+                    (Ok(()), Err(source)) => {
+                        return Err(undo.run(persist_error(source), true, true).await);
+                    }
+                }
+                let dir2 = dir.clone();
+                let committed = persister.run(&id2, move || commit_record(&dir2)).await;
+                if let Err(source) = committed {
+                    return Err(undo.run(persist_error(source), true, true).await);
+                }
+                Ok(())
+            };
+            let ahead = may_prestart.then(|| {
+                let spec = create::build_spec(&c, &dir, &exec_root);
+                (spec, c.network.clone(), dir.join("hosts"))
+            });
+            let set_up = async {
+                let (spec, network, hosts) = ahead?;
+                prestart(&peers, spec, network, hosts).await
+            };
+            let (committed, pre) = futures_util::join!(commit, set_up);
+            if let Err(e) = committed {
+                if let Some(p) = pre {
+                    drop_prestart(&peers, &id2, &p);
+                }
+                return Err(e);
+            }
+            Ok((c, pre))
+        };
+        Box::pin(
+            actix::fut::wrap_future::<_, Self>(work).map(move |res, act, ctx| {
+                let held = matches!(&res, Ok((_, Some(_))));
+                if may_prestart && !held {
+                    act.prestarts -= 1;
+                }
+                match res {
+                    Ok((c, pre)) => {
+                        tracing::info!(container_id = %c.id, name = %c.name, "container created");
+                        let id = c.id.clone();
+                        let mut entry = Entry::new(c);
+                        if let Some(p) = pre {
+                            let born = p.born;
+                            entry.prestart = Some(p);
+                            let id2 = id.clone();
+                            ctx.run_later(PRESTART_TTL, move |act, _| {
+                                act.expire_prestart(&id2, born);
+                            });
+                        }
+                        act.containers.insert(id.clone(), entry);
+                        Ok(Created { id, warnings })
+                    }
+                    Err(e) => {
+                        if act.names.get(&name) == Some(&id) {
+                            act.names.remove(&name);
+                        }
+                        Err(e)
+                    }
+                }
+            }),
+        )
+    }
+}
+
+/// Takes a network namespace for container `id` (`bridged`: on the bridge, with an
+/// address) and, for a bridged one, writes the address into its /etc/hosts: behind the
+/// container's other writes on `persister`, or else on a blocking thread.
+pub(super) async fn take_sandbox(
+    network: &ActorClient<NetworkActor>,
+    persister: Option<Persister>,
+    id: &str,
+    bridged: bool,
+    hosts: PathBuf,
+    hostname: &str,
+) -> Result<Sandbox, StoreError> {
+    let sb = network
+        .send(TakeSandbox {
+            id: id.to_owned(),
+            bridged,
+        })
+        .await
+        .map_err(StoreError::mailbox("network"))??;
+    let Some(ep) = &sb.endpoint else {
+        return Ok(sb);
+    };
+    let content = create::hosts_file(hostname, Some(ep.ip));
+    let path = hosts.clone();
+    let write = move || fs::write(&path, content);
+    let written = match persister {
+        Some(p) => p.run(id, write).await,
+        None => tokio::task::spawn_blocking(write)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+    };
+    if let Err(source) = written {
+        let _ = network.send(ReleaseEndpoint { id: id.to_owned() }).await;
+        return Err(StoreError::Persist {
+            path: hosts,
+            source,
+        });
+    }
+    Ok(sb)
+}
+
+/// Sets a new container up ahead of its start (see [`ExecPrestart`]), in a network
+/// namespace taken now; `Some` (with the address on the bridge) when its monitor holds it.
+async fn prestart(
+    peers: &Peers,
+    spec: ContainerSpec,
+    network: NetworkSpec,
+    hosts: PathBuf,
+) -> Option<Prestarted> {
+    let id = spec.id.clone();
+    let mut netns = None;
+    let mut endpoint = None;
+    if network != NetworkSpec::Host {
+        let bridged = network == NetworkSpec::New;
+        let hostname = spec.hostname.clone();
+        // `hosts` is written beside the create's other writes, not behind them: none of
+        // them touches it, and behind them it would wait for the record's fsyncs.
+        let sb = take_sandbox(&peers.network, None, &id, bridged, hosts, &hostname).await;
+        match sb {
+            Ok(sb) => {
+                endpoint = sb.endpoint;
+                netns = Some(sb.netns);
+            }
+            Err(e) => {
+                tracing::debug!(container_id = %id, error = %e, "not set up ahead");
+                return None;
+            }
+        }
+    }
+    let sent = peers.exec.send(ExecPrestart { spec, netns }).await;
+    match sent {
+        Ok(Ok(())) => Some(Prestarted {
+            endpoint,
+            born: Instant::now(),
+        }),
+        other => {
+            if let Ok(Err(e)) = other {
+                tracing::debug!(container_id = %id, error = %e, "not set up ahead");
+            }
+            if endpoint.is_some() {
+                peers.network.do_send(ReleaseEndpoint { id });
+            }
+            None
+        }
+    }
+}
+
+/// Lets a container's set-up ahead go: its monitor undoes it, its address is released.
+pub(super) fn drop_prestart(peers: &Peers, id: &str, p: &Prestarted) {
+    peers.exec.do_send(DropPrestart { id: id.to_owned() });
+    if p.endpoint.is_some() {
+        peers.network.do_send(ReleaseEndpoint { id: id.to_owned() });
+    }
+}
