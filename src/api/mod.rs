@@ -30,10 +30,11 @@ use crate::actors::supervisor::Actors;
 use crate::config::DaemonConfig;
 use crate::daemon::SystemFacts;
 use crate::metrics::metrics;
+use crate::model::version::ApiVersion;
 
-/// The newest API version whose reply shapes berthd produces (dockerd 20.10's).
+/// [`ApiVersion::CURRENT`] as the headers and bodies spell it.
 pub const API_VERSION: &str = "1.41";
-/// The oldest API version accepted, as dockerd 20.10.
+/// [`ApiVersion::MIN`] as the bodies spell it.
 pub const MIN_API_VERSION: &str = "1.12";
 
 /// What every handler can reach.
@@ -76,17 +77,9 @@ pub fn default_headers() -> DefaultHeaders {
         ))
 }
 
-/// Parses `1.41` as (1, 41): digits only; a number too large for u32 counts as u32::MAX,
-/// so that a huge version is "too new", as dockerd compares them.
-pub fn parse_version(v: &str) -> Option<(u32, u32)> {
-    let number = |s: &str| -> Option<u32> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        Some(s.parse().unwrap_or(u32::MAX))
-    };
-    let (a, b) = v.split_once('.')?;
-    Some((number(a)?, number(b)?))
+/// Parses `1.41` (see [`ApiVersion::parse`]).
+pub fn parse_version(v: &str) -> Option<ApiVersion> {
+    ApiVersion::parse(v)
 }
 
 /// Checks the `/v1.NN` prefix of `path`, as dockerd does: a version above ours or below
@@ -104,14 +97,12 @@ pub fn version_error(path: &str) -> Option<ApiError> {
             format!("page not found: {path}"),
         ));
     };
-    let max = parse_version(API_VERSION)?;
-    let min = parse_version(MIN_API_VERSION)?;
-    if v > max {
+    if v > ApiVersion::CURRENT {
         return Some(ApiError::bad_request(format!(
             "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
         )));
     }
-    if v < min {
+    if v < ApiVersion::MIN {
         return Some(ApiError::bad_request(format!(
             "client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
         )));
@@ -386,7 +377,7 @@ mod tests {
             let e = version_error(path).unwrap();
             assert_eq!(e.kind, crate::error::ErrorKind::NotFound, "{path}");
         }
-        assert_eq!(parse_version("1.41"), Some((1, 41)));
+        assert_eq!(parse_version("1.41"), Some(ApiVersion::CURRENT));
         assert_eq!(parse_version("1.-1"), None);
     }
 
@@ -470,6 +461,12 @@ mod tests {
                 e.message
             );
         }
+    }
+
+    #[test]
+    fn version_strings_are_the_model_versions() {
+        assert_eq!(parse_version(API_VERSION), Some(ApiVersion::CURRENT));
+        assert_eq!(parse_version(MIN_API_VERSION), Some(ApiVersion::MIN));
     }
 
     #[test]

@@ -20,14 +20,18 @@ impl ApiVersion {
         ApiVersion { major, minor }
     }
 
-    /// Parses `1.41`; `None` for anything else (no sign, no spaces, no third part).
+    /// Parses `1.41`; `None` for anything else (no sign, no spaces, no third part). A
+    /// number too large for u32 counts as u32::MAX, so that a huge version is "too new",
+    /// as dockerd compares them.
     pub fn parse(v: &str) -> Option<ApiVersion> {
+        let number = |s: &str| -> Option<u32> {
+            if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            Some(s.parse().unwrap_or(u32::MAX))
+        };
         let (a, b) = v.split_once('.')?;
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-        if !digits(a) || !digits(b) {
-            return None;
-        }
-        Some(ApiVersion::new(a.parse().ok()?, b.parse().ok()?))
+        Some(ApiVersion::new(number(a)?, number(b)?))
     }
 
     /// The version of a request path: its `/v1.NN/` prefix, or [`ApiVersion::CURRENT`]
@@ -54,17 +58,11 @@ mod tests {
     fn versions_compare_as_numbers() {
         assert!(ApiVersion::parse("1.9").unwrap() < ApiVersion::parse("1.10").unwrap());
         assert_eq!(ApiVersion::parse("1.41"), Some(ApiVersion::CURRENT));
-        for bad in [
-            "",
-            "1",
-            "1.",
-            ".1",
-            "1.x",
-            "+1.2",
-            "1.2.3",
-            "1. 2",
-            "99999999999.1",
-        ] {
+        assert_eq!(
+            ApiVersion::parse("99999999999.1"),
+            Some(ApiVersion::new(u32::MAX, 1))
+        );
+        for bad in ["", "1", "1.", ".1", "1.x", "+1.2", "1.2.3", "1. 2", "1.-1"] {
             assert_eq!(ApiVersion::parse(bad), None, "{bad}");
         }
         assert_eq!(

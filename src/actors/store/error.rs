@@ -52,8 +52,6 @@ pub enum StoreError {
     InvalidCondition { condition: String },
     #[error("container {id} did not stop")]
     StopTimeout { id: String },
-    #[error("{feature} is not supported by this berthd yet")]
-    Unsupported { feature: String },
     #[error("container record {path} could not be written")]
     Persist {
         path: PathBuf,
@@ -102,7 +100,6 @@ impl StoreError {
             | StoreError::AttachStopped { .. }
             | StoreError::Paused { .. } => ErrorKind::Conflict,
             StoreError::StopTimeout { .. } | StoreError::Persist { .. } => ErrorKind::System,
-            StoreError::Unsupported { .. } => ErrorKind::NotImplemented,
             StoreError::ShuttingDown => ErrorKind::Unavailable,
             StoreError::Filter(e) => e.kind(),
             StoreError::Graph(e) => e.kind(),

@@ -236,10 +236,6 @@ pub struct Container {
 }
 
 impl Container {
-    pub fn short_id(&self) -> &str {
-        &self.id[..12.min(self.id.len())]
-    }
-
     pub fn tty(&self) -> bool {
         self.config.tty.unwrap_or(false)
     }
