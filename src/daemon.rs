@@ -232,19 +232,24 @@ pub fn data_root_format(data_root: &Path) -> Result<DataRootFormat, StartupError
         path: path.clone(),
         source,
     };
+    // Without the file: format 1 if berthd has written anything there before (a data root
+    // of format 2 that lost its file migrates again, which changes nothing), else new.
+    let guess = || {
+        let used = ["containers", "image", "linkgraph.db"]
+            .iter()
+            .any(|n| data_root.join(n).exists());
+        (if used { 1 } else { DATA_ROOT_FORMAT }, false)
+    };
     let (found, recorded) = match fs::read_to_string(&path) {
-        Ok(text) => {
+        Ok(text) if !text.trim().is_empty() => {
             let n = text.trim().parse::<u32>().map_err(|e| {
                 format_err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
             })?;
             (n, true)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let used = ["containers", "image", "linkgraph.db"]
-                .iter()
-                .any(|n| data_root.join(n).exists());
-            (if used { 1 } else { DATA_ROOT_FORMAT }, false)
-        }
+        // Missing, or left empty by a crash (it is not fsynced).
+        Ok(_) => guess(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => guess(),
         Err(e) => return Err(format_err(e)),
     };
     if found > DATA_ROOT_FORMAT {
@@ -257,32 +262,60 @@ pub fn data_root_format(data_root: &Path) -> Result<DataRootFormat, StartupError
     Ok(DataRootFormat { found, recorded })
 }
 
-/// Records that the data root is in the current format (atomically, durably): once every
-/// actor has started, so a start that fails part way migrates again next time.
+/// Records that the data root is in the current format (atomically): once every actor has
+/// started, so a start that fails part way migrates again next time. Not fsynced: a cold
+/// start of a new data root must not wait for the disk, and a file a crash lost or left
+/// empty only makes the next start migrate again, which rewrites records of the current
+/// format as they are.
 pub fn write_data_root_format(data_root: &Path) -> Result<(), StartupError> {
     let path = data_root.join(FORMAT_FILE);
-    crate::util::write_atomic(&path, format!("{DATA_ROOT_FORMAT}\n").as_bytes())
+    crate::util::write_atomic_nosync(&path, format!("{DATA_ROOT_FORMAT}\n").as_bytes())
         .map_err(|source| StartupError::Format { path, source })
 }
 
 /// The daemon's ID (`/info`'s `ID`): a random UUID kept in `<data-root>/engine-id`, made
 /// at the first start on a data root, as dockerd 23 keeps its own (20.10 derived it from a
 /// key file). It names this daemon and its data root, so two daemons on one host differ.
-pub fn engine_id(data_root: &Path) -> Result<String, StartupError> {
-    let path = data_root.join("engine-id");
-    let err = |source| StartupError::EngineId {
-        path: path.clone(),
-        source,
-    };
+/// A new one is only made here; [`write_engine_id`] keeps it, once the daemon is ready.
+pub fn engine_id(data_root: &Path) -> Result<EngineId, StartupError> {
+    let path = data_root.join(ENGINE_ID_FILE);
     match fs::read_to_string(&path) {
-        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+        Ok(text) if !text.trim().is_empty() => {
+            return Ok(EngineId {
+                id: text.trim().to_owned(),
+                is_new: false,
+            });
+        }
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
+        Err(source) => return Err(StartupError::EngineId { path, source }),
     }
-    let id = new_uuid(rand::random());
-    crate::util::write_atomic(&path, id.as_bytes()).map_err(err)?;
-    Ok(id)
+    Ok(EngineId {
+        id: new_uuid(rand::random()),
+        is_new: true,
+    })
+}
+
+/// The file in the data root that keeps the daemon's ID.
+const ENGINE_ID_FILE: &str = "engine-id";
+
+/// The daemon's ID, and whether it was made at this start (and is not kept yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineId {
+    pub id: String,
+    pub is_new: bool,
+}
+
+/// Keeps a new engine ID in the data root (atomically). Written after the daemon is ready
+/// and not fsynced, so that the cold start of a new data root waits for neither: a crash
+/// that loses the file gives the daemon a new ID at its next start, nothing worse.
+pub fn write_engine_id(data_root: &Path, id: &EngineId) -> Result<(), StartupError> {
+    if !id.is_new {
+        return Ok(());
+    }
+    let path = data_root.join(ENGINE_ID_FILE);
+    crate::util::write_atomic_nosync(&path, id.id.as_bytes())
+        .map_err(|source| StartupError::EngineId { path, source })
 }
 
 /// A version 4 (random) UUID from 16 random bytes, in its hyphenated form.
@@ -379,15 +412,22 @@ mod tests {
     #[test]
     fn the_engine_id_is_made_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let id = engine_id(dir.path()).unwrap();
+        let new = engine_id(dir.path()).unwrap();
+        assert!(new.is_new);
+        let id = new.id.clone();
         assert_eq!(id.len(), 36, "{id}");
         assert_eq!(id.as_bytes()[14], b'4', "{id}");
-        assert_eq!(engine_id(dir.path()).unwrap(), id);
+        write_engine_id(dir.path(), &new).unwrap();
+        let kept = engine_id(dir.path()).unwrap();
+        assert_eq!((kept.id.as_str(), kept.is_new), (id.as_str(), false));
         assert_eq!(
             fs::read_to_string(dir.path().join("engine-id")).unwrap(),
             id
         );
-        assert_ne!(engine_id(tempfile::tempdir().unwrap().path()).unwrap(), id);
+        assert_ne!(
+            engine_id(tempfile::tempdir().unwrap().path()).unwrap().id,
+            id
+        );
     }
 
     #[test]

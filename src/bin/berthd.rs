@@ -121,7 +121,7 @@ async fn serve(
     config: Arc<DaemonConfig>,
     facts: daemon::SystemFacts,
     data_root: std::path::PathBuf,
-    engine_id: String,
+    engine_id: daemon::EngineId,
     monitor_exe: std::path::PathBuf,
     format: daemon::DataRootFormat,
 ) -> Result<(), String> {
@@ -142,18 +142,12 @@ async fn serve(
         .await
         .map_err(|e| format!("supervisor: {e}"))?
         .map_err(|e| format!("failed to start: {e}"))?;
-    if !format.recorded || format.migrates() {
-        if let Err(e) = daemon::write_data_root_format(&data_root) {
-            let _ = supervisor.send(StopAll).await;
-            return Err(berth::util::error_chain(&e));
-        }
-    }
     let state = AppState {
         actors,
         config: config.clone(),
         facts: Arc::new(facts),
-        data_root,
-        engine_id,
+        data_root: data_root.clone(),
+        engine_id: engine_id.id.clone(),
         monitor_exe,
     };
     let listeners = match server::bind_all(&config.hosts) {
@@ -188,6 +182,16 @@ async fn serve(
     tracing::info!(actor = "api", hosts = ?config.hosts, "actor initialised");
     tracing::info!("berthd is ready");
     daemon::sd_notify("READY=1");
+    // Once every actor has started (a migration is done), and off the cold start's path;
+    // neither is fsynced (see each), and a failure only makes the next start do it again.
+    if !format.recorded || format.migrates() {
+        if let Err(e) = daemon::write_data_root_format(&data_root) {
+            tracing::warn!(error = %berth::util::error_chain(&e), "data root format not recorded");
+        }
+    }
+    if let Err(e) = daemon::write_engine_id(&data_root, &engine_id) {
+        tracing::warn!(error = %berth::util::error_chain(&e), "engine ID not kept");
+    }
 
     wait_for_signal().await;
 
