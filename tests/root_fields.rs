@@ -39,26 +39,6 @@ fn post(d: &TestDaemon, path: &str, body: &Value) -> (u16, String) {
     (status, body)
 }
 
-/// A create body that sets the field `path` to `v`, with what the field needs beside it.
-fn body_with(path: &str, v: Value) -> Value {
-    let mut body = json!({
-        "Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}
-    });
-    if let Some(key) = path.strip_prefix("Config.") {
-        body[key] = v;
-    } else if let Some(key) = path.strip_prefix("HostConfig.") {
-        body["HostConfig"][key] = v;
-        if key == "MemorySwap" {
-            body["HostConfig"]["Memory"] = json!(67108864);
-        }
-    } else if let Some(key) = path.strip_prefix("NetworkingConfig.EndpointsConfig.*.") {
-        body["NetworkingConfig"] = json!({"EndpointsConfig": {"none": {key: v}}});
-    } else {
-        body["NetworkingConfig"] = json!({"EndpointsConfig": v});
-    }
-    body
-}
-
 /// A raw-HTTP create for every field of the table with a non-default value: 201 for
 /// what berthd does, 400 naming the field for what it does not.
 #[test]
@@ -82,7 +62,7 @@ fn every_field_is_honoured_or_refused() {
         }
         for (sample, accepted) in cases {
             tried += 1;
-            let body = body_with(f.path, serde_json::from_str(sample).unwrap());
+            let body = fields::sample_body(f.path, serde_json::from_str(sample).unwrap());
             let (status, reply) = post(&d, "/v1.41/containers/create", &body);
             let ok = if accepted {
                 status == 201

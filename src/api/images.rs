@@ -162,13 +162,7 @@ mod tests {
     use crate::actors::graph::view::{self, ImageFacts};
     use crate::model::complete::missing_keys;
 
-    fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/tests/fixtures/dockerd-20.10/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
+    use crate::model::complete::dockerd_fixture as fixture;
 
     /// An image config as berthd's import writes it.
     fn imported(labels: Option<Value>) -> Image {

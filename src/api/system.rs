@@ -430,13 +430,7 @@ mod tests {
     use crate::model::complete::missing_keys;
     use crate::sys::cgroups::CgroupLayout;
 
-    fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/tests/fixtures/dockerd-20.10/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
+    use crate::model::complete::dockerd_fixture as fixture;
 
     fn facts(cgroups: CgroupLayout) -> SystemFacts {
         SystemFacts {

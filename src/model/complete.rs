@@ -250,6 +250,18 @@ fn missing_in(value: &Value, reference: &Value, path: String, out: &mut Vec<Stri
     }
 }
 
+/// A reply dockerd 20.10 gave, from tests/fixtures/dockerd-20.10 (for the tests that hold
+/// berthd's replies to dockerd's key sets).
+#[cfg(test)]
+pub fn dockerd_fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/dockerd-20.10/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -297,13 +309,7 @@ mod tests {
         }
     }
 
-    fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/tests/fixtures/dockerd-20.10/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-    }
+    use super::dockerd_fixture as fixture;
 
     #[test]
     fn templates_name_every_key_dockerd_printed() {

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::api::{ContainerConfig, HostConfig, NetworkingConfig};
 use super::complete::Template;
+pub use super::spec::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
 use super::version::ApiVersion;
 
 /// Why a request body was refused (always the client's to fix: 400).
@@ -45,29 +46,6 @@ pub struct CreateRequest {
 
 /// Docker's default `/dev/shm` size (64 MiB).
 pub const DEFAULT_SHM_SIZE: usize = 64 << 20;
-
-/// The paths Docker masks in every container (`HostConfig.MaskedPaths` by default).
-pub const DEFAULT_MASKED_PATHS: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-];
-
-/// The paths Docker makes read-only in every container (`HostConfig.ReadonlyPaths`).
-pub const DEFAULT_READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
 
 /// The name of berthd's one runtime (its own monitor), as `HostConfig.Runtime` names it.
 pub const RUNTIME: &str = "native";
@@ -367,7 +345,7 @@ mod tests {
             json!({"Name": "no", "MaximumRetryCount": 0})
         );
         assert_eq!(doc["PidsLimit"], Value::Null);
-        assert_eq!(doc["MaskedPaths"].as_array().map(Vec::len), Some(10));
+        assert_eq!(doc["MaskedPaths"].as_array().map(Vec::len), Some(11));
         for k in host_config_template().keys() {
             assert!(doc.get(k).is_some(), "{k}");
         }

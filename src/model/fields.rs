@@ -859,9 +859,9 @@ pub const HOST_CONFIG: &[Field] = &[
     p(
         "HostConfig.MaskedPaths",
         "--security-opt systempaths=unconfined",
-        "Docker's default list honoured; another list not yet (issue 14)",
+        "berthd's list (dockerd 20.10's and the powercap files) honoured; another list not yet (issue 14)",
         T_FIELDS,
-        r#"["/proc/asound","/proc/acpi","/proc/kcore","/proc/keys","/proc/latency_stats","/proc/timer_list","/proc/timer_stats","/proc/sched_debug","/proc/scsi","/sys/firmware"]"#,
+        r#"["/proc/asound","/proc/acpi","/proc/kcore","/proc/keys","/proc/latency_stats","/proc/timer_list","/proc/timer_stats","/proc/sched_debug","/proc/scsi","/sys/firmware","/sys/devices/virtual/powercap"]"#,
         "[]",
     ),
     p(
@@ -1019,6 +1019,27 @@ pub fn markdown_rows(fields: &[Field]) -> String {
         ));
     }
     out
+}
+
+/// A create body (for a `-b none` daemon) that sets the field `path` to `value`, with
+/// what the field needs beside it: what the table's tests send.
+pub fn sample_body(path: &str, value: serde_json::Value) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}
+    });
+    if let Some(key) = path.strip_prefix("Config.") {
+        body[key] = value;
+    } else if let Some(key) = path.strip_prefix("HostConfig.") {
+        body["HostConfig"][key] = value;
+        if key == "MemorySwap" {
+            body["HostConfig"]["Memory"] = serde_json::json!(67108864);
+        }
+    } else if let Some(key) = path.strip_prefix("NetworkingConfig.EndpointsConfig.*.") {
+        body["NetworkingConfig"] = serde_json::json!({"EndpointsConfig": {"none": {key: value}}});
+    } else {
+        body["NetworkingConfig"] = serde_json::json!({"EndpointsConfig": value});
+    }
+    body
 }
 
 /// "HostConfig.Ulimits (--ulimit)": how an error names a field.

@@ -32,3 +32,29 @@ pub struct MountSpec {
     /// `ro`, `rw`, `rbind`, `nosuid`, `nodev`, `noexec`, `rprivate`, `mode=755`, …
     pub options: Vec<String>,
 }
+
+/// The paths Docker masks in every container (`HostConfig.MaskedPaths` by default; the
+/// mounts in `sys::mounts` hide them): dockerd 20.10's list and the powercap files that
+/// later dockerd versions hide too.
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// The paths Docker makes read-only in every container (`HostConfig.ReadonlyPaths`).
+pub const DEFAULT_READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];

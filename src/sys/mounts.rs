@@ -16,29 +16,11 @@ use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use super::SysError;
 use crate::model::spec::{MountSpec, RootfsSpec};
 
-/// Paths Docker hides from containers (an empty read-only tmpfs or /dev/null on top).
-pub const MASKED_PATHS: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// Paths Docker makes read-only in containers.
-pub const READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+/// Paths Docker hides from containers (an empty read-only tmpfs or /dev/null on top), and
+/// the ones it makes read-only: `HostConfig.MaskedPaths` and `ReadonlyPaths` by default.
+use crate::model::spec::{
+    DEFAULT_MASKED_PATHS as MASKED_PATHS, DEFAULT_READONLY_PATHS as READONLY_PATHS,
+};
 
 /// The device nodes of a container's /dev: name, major, minor.
 const DEVICES: &[(&str, u64, u64)] = &[

@@ -771,7 +771,7 @@ mod tests {
                 continue;
             }
             let value: Value = serde_json::from_str(sample).unwrap();
-            let body = body_with(f.path, value);
+            let body = fields::sample_body(f.path, value);
             if refused {
                 let got = refusal(body.clone());
                 let name = f.path.replace(".*", "");
@@ -784,24 +784,6 @@ mod tests {
                 panic!("{}: {body}: {e}", f.path);
             }
         }
-    }
-
-    /// A create body that sets `path` to `v`, with what the field needs beside it.
-    fn body_with(path: &str, v: Value) -> Value {
-        let mut body = json!({"Image": "busybox", "HostConfig": {"NetworkMode": "none"}});
-        if let Some(key) = path.strip_prefix("Config.") {
-            body[key] = v;
-        } else if let Some(key) = path.strip_prefix("HostConfig.") {
-            body["HostConfig"][key] = v;
-            if key == "MemorySwap" {
-                body["HostConfig"]["Memory"] = json!(67108864);
-            }
-        } else if let Some(key) = path.strip_prefix("NetworkingConfig.EndpointsConfig.*.") {
-            body["NetworkingConfig"] = json!({"EndpointsConfig": {"none": {key: v}}});
-        } else {
-            body["NetworkingConfig"] = json!({"EndpointsConfig": v});
-        }
-        body
     }
 
     #[test]
