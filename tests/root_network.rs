@@ -3,7 +3,7 @@
 //! and none after shutdown, veths removed, inspect. Root only.
 //!
 //! Isolation: each test's berthd runs in a network namespace of its own (made by
-//! [`NetNs`]: a thread unshares its network namespace, starts a holder process and the
+//! `tests/common/netns.rs`'s [`NetNs`]: a thread unshares its network namespace, starts a holder process and the
 //! daemon, and ends). Its bridge, veths and iptables rules live only there, so parallel
 //! tests (and the host's own firewall) never see each other's rules, and the namespace
 //! vanishes with its last process: the Drop guard stops the daemon, deletes the bridge,
@@ -12,135 +12,13 @@
 #![allow(clippy::tests_outside_test_module, clippy::unwrap_used)]
 
 mod common;
+#[path = "common/netns.rs"]
+mod netns;
 
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Opts, TestDaemon};
-
-/// A berthd in its own network namespace, and what to clean up there.
-struct NetNs {
-    daemon: Option<TestDaemon>,
-    holder: Child,
-    bridge: String,
-}
-
-fn sh(cmd: &mut Command) -> Output {
-    cmd.output().expect("run command")
-}
-
-impl NetNs {
-    /// Starts berthd with `args` in a new network namespace; `prepare` runs there first
-    /// (e.g. `ip link add`), with `lo` up.
-    fn start(bridge: &str, args: &[&str], prepare: &[&[&str]]) -> NetNs {
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        let prepare: Vec<Vec<String>> = prepare
-            .iter()
-            .map(|c| c.iter().map(|s| (*s).to_owned()).collect())
-            .collect();
-        let (holder, daemon) = std::thread::spawn(move || {
-            // This thread is ours and ends below: processes it spawns inherit the new
-            // namespace; the test's other threads stay in the host's.
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let holder = Command::new("sleep")
-                .arg("3600")
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap();
-            let run = |c: &[String]| {
-                let out = sh(Command::new(&c[0]).args(&c[1..]));
-                assert!(out.status.success(), "{c:?}: {out:?}");
-            };
-            run(&[
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                "lo".into(),
-                "up".into(),
-            ]);
-            for c in &prepare {
-                run(c);
-            }
-            let daemon = TestDaemon::start_with(Opts {
-                args,
-                ..Opts::default()
-            });
-            (holder, daemon)
-        })
-        .join()
-        .unwrap();
-        NetNs {
-            daemon: Some(daemon),
-            holder,
-            bridge: bridge.to_owned(),
-        }
-    }
-
-    /// Stops the daemon and starts it again with `args`, in the same namespace (from a
-    /// thread that enters it: a daemon started from a test thread would be on the host).
-    fn restart(&mut self, args: &[&str]) {
-        let mut d = self.daemon.take().unwrap();
-        d.stop();
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        let ns = format!("/proc/{}/ns/net", self.holder.id());
-        let d = std::thread::spawn(move || {
-            let f = std::fs::File::open(ns).unwrap();
-            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            d.restart(&Opts {
-                args,
-                ..Opts::default()
-            });
-            d
-        })
-        .join()
-        .unwrap();
-        self.daemon = Some(d);
-    }
-
-    fn d(&self) -> &TestDaemon {
-        self.daemon.as_ref().unwrap()
-    }
-
-    /// A command run in the daemon's network namespace.
-    fn ns(&self, args: &[&str]) -> Output {
-        sh(Command::new("nsenter")
-            .arg(format!("--net=/proc/{}/ns/net", self.holder.id()))
-            .args(args))
-    }
-
-    fn ns_ok(&self, args: &[&str]) -> String {
-        let out = self.ns(args);
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn link_exists(&self, name: &str) -> bool {
-        self.ns(&["ip", "link", "show", "dev", name])
-            .status
-            .success()
-    }
-
-    /// Every rule of iptables table `table` in the namespace.
-    fn rules(&self, table: &str) -> String {
-        self.ns_ok(&["iptables", "-w", "-t", table, "-S"])
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        // Stops the daemon (its shutdown removes its rules) and kills leftover monitors.
-        drop(self.daemon.take());
-        // Everything in the namespace is ours: remove it even if the daemon did not.
-        let _ = self.ns(&["ip", "link", "del", "dev", &self.bridge]);
-        for table in ["nat", "filter"] {
-            let _ = self.ns(&["iptables", "-w", "-t", table, "-F"]);
-            let _ = self.ns(&["iptables", "-w", "-t", table, "-X"]);
-        }
-        // The last process in the namespace: it goes with it.
-        let _ = self.holder.kill();
-        let _ = self.holder.wait();
-    }
-}
+use common::TestDaemon;
+use netns::NetNs;
 
 fn unique_bridge() -> String {
     format!("bt{:08x}", rand::random::<u32>())
@@ -258,7 +136,7 @@ fn default_bridge_gives_addresses_gateway_and_container_traffic() {
 
     // After the daemon stops: no rule of ours left; the bridge stays, as docker0 does.
     let mut n = n;
-    n.daemon.as_mut().unwrap().stop();
+    n.d_mut().stop();
     let nat = n.rules("nat");
     let filter = n.rules("filter");
     assert!(
@@ -346,7 +224,7 @@ fn existing_bridge_with_icc_false_blocks_container_traffic() {
     d.docker_ok(&["rm", "-f", "srv"]);
 
     let mut n = n;
-    n.daemon.as_mut().unwrap().stop();
+    n.d_mut().stop();
     assert!(!n.rules("filter").contains("BERTH"));
     assert!(!n.rules("nat").contains("BERTH"));
     assert!(n.link_exists(&br));
@@ -383,7 +261,7 @@ fn running_container_keeps_its_address_across_a_live_restore() {
     assert!(!other.contains(&format!("inet {ip}/")), "{other}");
     assert!(other.contains("inet 10.199.43."), "{other}");
     d.docker_ok(&["rm", "-f", "keep"]);
-    n.daemon.as_mut().unwrap().stop();
+    n.d_mut().stop();
     // Without containers left, live-restore or not, the daemon cleaned nothing it should
     // have kept; the Drop guard removes the rest.
 }

@@ -7,7 +7,7 @@
 //! `ip_forward` sysctl the daemon touches are the namespace's own. Drop stops the daemon,
 //! deletes the bridge, flushes the namespace's iptables tables and kills the holder, the
 //! namespace's last process, so that nothing is left even when the test fails.
-//! (tests/root_network.rs has its own copy of this helper.) Include it with
+//! Include it with
 //! `#[path = "common/netns.rs"] mod netns;` beside `mod common;`.
 
 #![allow(dead_code, clippy::unwrap_used)]
@@ -89,6 +89,17 @@ impl NetNs {
 
     pub fn d(&self) -> &TestDaemon {
         self.daemon.as_ref().unwrap()
+    }
+
+    pub fn d_mut(&mut self) -> &mut TestDaemon {
+        self.daemon.as_mut().unwrap()
+    }
+
+    /// Whether the link `name` exists in the daemon's network namespace.
+    pub fn link_exists(&self, name: &str) -> bool {
+        self.ns(&["ip", "link", "show", "dev", name])
+            .status
+            .success()
     }
 
     /// A command run in the daemon's network namespace.
