@@ -422,6 +422,22 @@ impl Monitor {
             }
         }
         tm!("go received");
+        // The init sent its pty's master before it waited for "go": the terminal gets its
+        // size before the command runs (`stty size` at once sees it).
+        let expects_pty = pty_sock.is_some();
+        let mut master = None;
+        if let Some(sock) = pty_sock {
+            let mut b = [0u8; 1];
+            let mut fds = Vec::new();
+            let _ = sys::process::recv_with_fds(sock.as_raw_fd(), &mut b, &mut fds);
+            master = fds.pop();
+            let (rows, cols) = spec.console_size;
+            if let Some(master) = master.as_ref().filter(|_| rows > 0 && cols > 0) {
+                if let Err(e) = sys::pty::set_winsize(master.as_fd(), rows, cols) {
+                    return Err(m.fail(ctl, error_chain(&e)));
+                }
+            }
+        }
         let _ = nix::unistd::write(&sync_w, &[cgroup_setup::GO]);
         drop(sync_w);
         let mut msg = Vec::new();
@@ -436,19 +452,10 @@ impl Monitor {
             m.abort();
             return Err(StartError::Quiet);
         }
-        if let Some(sock) = pty_sock {
-            let mut b = [0u8; 1];
-            let mut fds = Vec::new();
-            let _ = sys::process::recv_with_fds(sock.as_raw_fd(), &mut b, &mut fds);
-            let Some(master) = fds.pop() else {
+        if expects_pty {
+            let Some(master) = master else {
                 return Err(m.fail(ctl, "the container's pty did not arrive".to_owned()));
             };
-            let (rows, cols) = spec.console_size;
-            if rows > 0 && cols > 0 {
-                if let Err(e) = sys::pty::set_winsize(master.as_fd(), rows, cols) {
-                    return Err(m.fail(ctl, error_chain(&e)));
-                }
-            }
             if spec.open_stdin {
                 m.stdin = master.try_clone().ok();
             }
