@@ -9,7 +9,9 @@
 pub mod containers;
 pub mod error;
 pub mod images;
+pub mod live;
 pub mod logs;
+pub mod stats;
 pub mod system;
 
 use std::path::PathBuf;
@@ -61,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 fn routes(cfg: &mut web::ServiceConfig) {
     system::routes(cfg);
     containers::routes(cfg);
+    live::routes(cfg);
     images::routes(cfg);
     logs::routes(cfg);
 }

@@ -25,6 +25,7 @@
 //! return the bare `io::Error`, and their callers' errors name the path.
 
 pub mod caps;
+pub mod cgroup_live;
 pub mod cgroupfs;
 pub mod cgroups;
 pub mod devices;
@@ -85,6 +86,12 @@ pub enum SysError {
     /// A device of a blkio setting that could not be found (dockerd's `stat <path>`).
     #[error("stat {}", path.display())]
     Stat {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("error reading {path:?}")]
+    Read {
         path: PathBuf,
         #[source]
         source: io::Error,

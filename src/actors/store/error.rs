@@ -46,6 +46,15 @@ pub enum StoreError {
     AttachStopped { id: String },
     #[error("container {id} is paused, unpause it first")]
     Paused { id: String },
+    #[error("Container {id} is already paused")]
+    AlreadyPaused { id: String },
+    #[error("Container {id} is not paused")]
+    NotPaused { id: String },
+    #[error("Container {id} is restarting, wait until the container is running")]
+    Restarting { id: String },
+    /// A live cgroup operation (pause, top, stats, update) failed.
+    #[error("{what}: {detail}")]
+    Cgroup { what: &'static str, detail: String },
     #[error("Invalid signal: {signal}")]
     InvalidSignal { signal: String },
     #[error("invalid condition: {condition:?}")]
@@ -98,7 +107,11 @@ impl StoreError {
             | StoreError::RemoveRunning { .. }
             | StoreError::RemovalInProgress { .. }
             | StoreError::AttachStopped { .. }
-            | StoreError::Paused { .. } => ErrorKind::Conflict,
+            | StoreError::Paused { .. }
+            | StoreError::AlreadyPaused { .. }
+            | StoreError::NotPaused { .. }
+            | StoreError::Restarting { .. } => ErrorKind::Conflict,
+            StoreError::Cgroup { .. } => ErrorKind::System,
             StoreError::StopTimeout { .. } | StoreError::Persist { .. } => ErrorKind::System,
             StoreError::ShuttingDown => ErrorKind::Unavailable,
             StoreError::Filter(e) => e.kind(),
@@ -108,6 +121,15 @@ impl StoreError {
             StoreError::Exec(e) => e.kind(),
             StoreError::Mailbox { .. } => ErrorKind::Unavailable,
         }
+    }
+
+    /// A failed cgroup operation, with its cause in the message.
+    pub fn cgroup(what: &'static str, e: &crate::sys::SysError) -> StoreError {
+        let detail = match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        };
+        StoreError::Cgroup { what, detail }
     }
 
     pub fn mailbox(actor: &'static str) -> impl FnOnce(actix::MailboxError) -> StoreError {

@@ -176,3 +176,36 @@ pub struct LogInfo {
     pub tty: bool,
     pub running: bool,
 }
+
+/// From `api::live::pause`: freezes a running container's processes.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct PauseContainer {
+    pub id: String,
+}
+
+/// From `api::live::unpause`: thaws a paused container's processes.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct UnpauseContainer {
+    pub id: String,
+}
+
+/// From `api::live` (top, stats): where a container's processes and counters are.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<LiveTarget, StoreError>")]
+pub struct GetLiveTarget {
+    pub id: String,
+}
+
+/// A container as top and stats read it.
+#[derive(Debug, Clone)]
+pub struct LiveTarget {
+    pub id: String,
+    /// With the leading `/`.
+    pub name: String,
+    /// The init's pid on the host (0 when not running).
+    pub pid: i32,
+    pub status: super::state::Status,
+    pub cgroup: crate::sys::cgroup_live::LiveCgroup,
+}

@@ -26,6 +26,7 @@
 pub mod create;
 mod creating;
 pub mod error;
+mod live;
 pub mod messages;
 pub mod persist;
 mod records;
@@ -398,6 +399,10 @@ impl ContainerStoreActor {
                 tx,
             });
         }
+        let thaw = self
+            .containers
+            .get(id)
+            .and_then(|e| self.thaw_after(&e.c, signal));
         let exec = self.peers.exec.clone();
         let me = self.me.clone();
         let id = id.to_owned();
@@ -409,6 +414,10 @@ impl ContainerStoreActor {
                 })
                 .await
                 .map_err(StoreError::mailbox("exec"))?;
+            if let (Ok(()), Some(cg)) = (&sent, thaw) {
+                // A paused container gets the signal once it is thawed, as under dockerd.
+                live::thaw_and_report(cg, id.clone(), me.clone()).await;
+            }
             if let Err(e) = sent {
                 // Usually the container just exited and its exit is on its way; if none
                 // comes, its monitor is gone and nothing ever will.
@@ -652,7 +661,16 @@ impl Handler<Init> for ContainerStoreActor {
                 act.net = net;
                 act.driver = driver;
                 let mut auto_remove = Vec::new();
-                for c in records {
+                for mut c in records {
+                    if c.state.is_running() && c.state.status != Status::Restarting {
+                        // Paused or not as the freezer says: a pause or unpause may have
+                        // been cut short by the restart of berthd.
+                        c.state.status = if act.frozen_now(&c) {
+                            Status::Paused
+                        } else {
+                            Status::Running
+                        };
+                    }
                     act.names.insert(c.name.clone(), c.id.clone());
                     if !c.state.is_running() && c.auto_remove() && c.state.started_at.is_some() {
                         auto_remove.push(c.id.clone());
@@ -923,12 +941,23 @@ impl Handler<KillContainer> for ContainerStoreActor {
             Ok(s) => s,
             Err(e) => return ready(Err(e)),
         };
+        let c = entry.c.clone();
+        let thaw = self.thaw_after(&c, signal);
         let exec = self.peers.exec.clone();
+        let me = self.me.clone();
         Box::pin(actix::fut::wrap_future(async move {
-            exec.send(SignalContainer { id, signal })
-                .await
-                .map_err(StoreError::mailbox("exec"))?
-                .map_err(StoreError::from)
+            exec.send(SignalContainer {
+                id: id.clone(),
+                signal,
+            })
+            .await
+            .map_err(StoreError::mailbox("exec"))?
+            .map_err(StoreError::from)?;
+            if let Some(cg) = thaw {
+                // A paused container gets the signal once it is thawed, as under dockerd.
+                live::thaw_and_report(cg, id, me).await;
+            }
+            Ok(())
         }))
     }
 }
