@@ -288,3 +288,105 @@ ctr.remove(force=True)",
     );
     assert_eq!(out, "paused\nPID sleep 1000\nTrue\nrunning\n");
 }
+
+/// A file of the container's own /sys/fs/cgroup: `v1` under the controller's directory on
+/// v1 and hybrid hosts, `v2` at the root on a v2-only host.
+fn cgroup_file(controller: &str, v1: &str, v2: &str) -> String {
+    if berth::sys::cgroups::CgroupLayout::detect().version() == 2 {
+        format!("/sys/fs/cgroup/{v2}")
+    } else {
+        format!("/sys/fs/cgroup/{controller}/{v1}")
+    }
+}
+
+fn exec_cat(d: &TestDaemon, name: &str, file: &str) -> String {
+    // No exec yet on this branch: read the file through the container's root.
+    let pid = inspect(d, name, "{{.State.Pid}}");
+    let out = std::process::Command::new("nsenter")
+        .args(["-t", &pid, "-m", "cat", file])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cat {file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// docker update raises a memory limit, a pids limit and a CPU quota seen inside the
+/// running container, keeps them in the record (inspect, and a restart of the container),
+/// and refuses what dockerd refuses, in its words, and what berthd cannot apply, by name.
+#[test]
+fn update_changes_the_limits_of_a_running_container() {
+    require_root!();
+    let mut d = TestDaemon::start();
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "-m",
+        "64m",
+        "--name",
+        "up",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let mem = cgroup_file("memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(exec_cat(&d, "up", &mem), (64u64 << 20).to_string());
+    d.docker_ok(&[
+        "update",
+        "-m",
+        "100m",
+        "--pids-limit",
+        "20",
+        "--cpus",
+        "0.5",
+        "up",
+    ]);
+    assert_eq!(exec_cat(&d, "up", &mem), (100u64 << 20).to_string());
+    assert_eq!(
+        exec_cat(&d, "up", &cgroup_file("pids", "pids.max", "pids.max")),
+        "20"
+    );
+    let quota = exec_cat(&d, "up", &cgroup_file("cpu", "cpu.cfs_quota_us", "cpu.max"));
+    assert!(quota.starts_with("50000"), "{quota}");
+    assert_eq!(
+        inspect(
+            &d,
+            "up",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}"
+        ),
+        format!("{} 20 500000000", 100u64 << 20)
+    );
+    // dockerd's conflict: memory above the memory+swap already set.
+    let out = d.docker(&["update", "-m", "512m", "up"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Memory limit should be smaller than already set memoryswap limit"),
+        "{err}"
+    );
+    // dockerd's checks of the values.
+    let out = d.docker(&["update", "-m", "1m", "up"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+    // Not applied by berthd: refused by name.
+    let out = d.docker(&["update", "--restart", "always", "up"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("always"), "{err}");
+    // The new limits hold at the next start.
+    d.docker_ok(&["restart", "-t", "0", "up"]);
+    assert_eq!(exec_cat(&d, "up", &mem), (100u64 << 20).to_string());
+    // The Python SDK.
+    d.python_sdk_ok("ctr = c.containers.get('up')\nctr.update(mem_limit='120m')");
+    assert_eq!(exec_cat(&d, "up", &mem), (120u64 << 20).to_string());
+    // And after a restart of berthd.
+    assert!(d.stop().success());
+    d.restart(&Opts::default());
+    d.docker_ok(&["start", "up"]);
+    assert_eq!(exec_cat(&d, "up", &mem), (120u64 << 20).to_string());
+    d.docker_ok(&["rm", "-f", "up"]);
+}

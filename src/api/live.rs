@@ -14,7 +14,7 @@ use super::stats::{Reading, document};
 use super::{ApiError, AppState, QueryParams, json_reply};
 use crate::actors::store::state::Status;
 use crate::actors::store::{
-    GetLiveTarget, LiveTarget, PauseContainer, StoreError, UnpauseContainer,
+    GetLiveTarget, LiveTarget, PauseContainer, StoreError, UnpauseContainer, UpdateContainer,
 };
 use crate::error::ErrorKind;
 use crate::sys::cgroup_live::{self, LiveCgroup};
@@ -23,7 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/containers/{id}/pause", web::post().to(pause))
         .route("/containers/{id}/unpause", web::post().to(unpause))
         .route("/containers/{id}/top", web::get().to(top))
-        .route("/containers/{id}/stats", web::get().to(stats));
+        .route("/containers/{id}/stats", web::get().to(stats))
+        .route("/containers/{id}/update", web::post().to(update));
 }
 
 fn id_of(req: &HttpRequest) -> String {
@@ -281,6 +282,38 @@ async fn stats(
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .streaming(body))
+}
+
+/// `POST /containers/{id}/update`: the fields of `store::update::HONOURED` applied; any
+/// other field of Docker's `Resources` refused by name when set.
+async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let doc: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?
+    };
+    crate::actors::store::update::refuse(&doc)?;
+    let upd: crate::model::api::HostConfig =
+        serde_json::from_value(doc).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let warnings = state
+        .actors
+        .store
+        .send(UpdateContainer {
+            id: id_of(&req),
+            update: upd,
+        })
+        .await??;
+    // dockerd's reply has `null` when there is no warning.
+    let warnings = if warnings.is_empty() {
+        Value::Null
+    } else {
+        json!(warnings)
+    };
+    Ok(json_reply(StatusCode::OK, &json!({"Warnings": warnings})))
 }
 
 #[cfg(test)]

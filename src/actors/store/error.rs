@@ -55,6 +55,14 @@ pub enum StoreError {
     /// A live cgroup operation (pause, top, stats, update) failed.
     #[error("{what}: {detail}")]
     Cgroup { what: &'static str, detail: String },
+    /// dockerd's `errCannotUpdate`: a conflict with the container's settings (409) or a
+    /// failure to write its cgroup (500).
+    #[error("Cannot update container {id}: {reason}")]
+    CannotUpdate {
+        id: String,
+        reason: String,
+        conflict: bool,
+    },
     #[error("Invalid signal: {signal}")]
     InvalidSignal { signal: String },
     #[error("invalid condition: {condition:?}")]
@@ -112,6 +120,13 @@ impl StoreError {
             | StoreError::NotPaused { .. }
             | StoreError::Restarting { .. } => ErrorKind::Conflict,
             StoreError::Cgroup { .. } => ErrorKind::System,
+            StoreError::CannotUpdate { conflict, .. } => {
+                if *conflict {
+                    ErrorKind::Conflict
+                } else {
+                    ErrorKind::System
+                }
+            }
             StoreError::StopTimeout { .. } | StoreError::Persist { .. } => ErrorKind::System,
             StoreError::ShuttingDown => ErrorKind::Unavailable,
             StoreError::Filter(e) => e.kind(),

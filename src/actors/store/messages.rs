@@ -209,3 +209,13 @@ pub struct LiveTarget {
     pub status: super::state::Status,
     pub cgroup: crate::sys::cgroup_live::LiveCgroup,
 }
+
+/// From `api::live::update`: new resource limits (and restart policy) for a container,
+/// written into its cgroup when it runs and into its record. Only the fields
+/// [`crate::actors::store::update::HONOURED`] names are set; the API refused the rest.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<String>, StoreError>")]
+pub struct UpdateContainer {
+    pub id: String,
+    pub update: crate::model::api::HostConfig,
+}

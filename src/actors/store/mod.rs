@@ -31,6 +31,7 @@ pub mod messages;
 pub mod persist;
 mod records;
 pub mod state;
+pub mod update;
 pub mod validate;
 mod validate_cgroups;
 pub mod view;

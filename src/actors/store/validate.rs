@@ -130,7 +130,7 @@ fn check_config(c: &ContainerConfig) -> Result<(), StoreError> {
 }
 
 /// dockerd's `verifyPlatformContainerResources`, in its order and words.
-fn check_resources(
+pub(super) fn check_resources(
     h: &mut HostConfig,
     host: &HostCaps,
     warnings: &mut Vec<String>,
