@@ -67,8 +67,17 @@ fn info_lists_the_seccomp_filter_and_the_native_runtime() {
     assert!(!text.contains("no-new-privileges"), "{text}");
     let warnings = d.docker(&["info"]);
     let stderr = String::from_utf8_lossy(&warnings.stderr);
-    assert!(
+    // Measured: the swap warning where the host does not account swap.
+    let swap = berth::sys::cgroups::CgroupLayout::detect().swap_limit;
+    assert_eq!(
         stderr.contains("WARNING: No swap limit support"),
+        !swap,
+        "{stderr}"
+    );
+    let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    assert_eq!(
+        stderr.contains("WARNING: IPv4 forwarding is disabled"),
+        forwarding.trim() == "0",
         "{stderr}"
     );
     assert!(

@@ -241,9 +241,8 @@ pub fn info_doc(s: &InfoSources<'_>) -> Value {
         }),
         // The container cgroup writes memory.limit_in_bytes / memory.max.
         memory_limit: Some(cg.memory_limit),
-        // berthd sets no swap limit (memory.memsw.*, memory.swap.max), whatever the host
-        // supports.
-        swap_limit: Some(false),
+        // memory.memsw.limit_in_bytes / memory.swap.max, where the host accounts swap.
+        swap_limit: Some(cg.swap_limit),
         // berthd sets no kernel memory limit (KernelMemoryTCP, which the 1.41 type lacks,
         // is set below for the same reason).
         kernel_memory: Some(false),
@@ -251,11 +250,12 @@ pub fn info_doc(s: &InfoSources<'_>) -> Value {
         cpu_cfs_period: Some(cg.cpu_cfs_period),
         cpu_cfs_quota: Some(cg.cpu_cfs_quota),
         cpu_shares: Some(cg.cpu_shares),
-        // Containers join no cpuset cgroup (see `V1_CONTROLLERS`), so no cpuset applies.
-        cpu_set: Some(false),
+        // cpuset.cpus / cpuset.mems (a v1 container joins the cpuset hierarchy when it
+        // asks for one).
+        cpu_set: Some(cg.cpuset),
         pids_limit: Some(cg.pids_limit),
-        // berthd never writes memory.oom_control: OomKillDisable has no effect.
-        oom_kill_disable: Some(false),
+        // v1 memory.oom_control; v2 has none.
+        oom_kill_disable: Some(cg.oom_kill_disable),
         ipv4_forwarding: Some(s.host.ip_forward),
         bridge_nf_iptables: Some(s.host.bridge_nf_iptables),
         bridge_nf_ip6tables: Some(s.host.bridge_nf_ip6tables),
@@ -390,12 +390,49 @@ fn info_warnings(doc: &Value, s: &InfoSources<'_>) -> Vec<String> {
             "WARNING: bridge-nf-call-ip6tables is disabled",
         ),
     ] {
+        // Nothing a user of cgroup v2 can do about these: dockerd says them on v1 only.
+        let v1_only = matches!(key, "KernelMemoryTCP" | "OomKillDisable");
+        if v1_only && doc["CgroupVersion"] == "2" {
+            continue;
+        }
+        if key == "IPv4Forwarding" {
+            out.extend(blkio_warnings(&s.facts.cgroups));
+        }
         if doc[key] == Value::Bool(false) {
             out.push(text.to_owned());
         }
     }
     if !s.net.enabled {
         out.push("WARNING: networking is disabled (-b none)".to_owned());
+    }
+    out
+}
+
+/// dockerd's block I/O warnings, as the host's cgroups measure them: the weights on v2
+/// only (v1 kernels since 5.0 have none, and nothing can be done about it), the throttles
+/// on both.
+fn blkio_warnings(cg: &crate::sys::cgroups::CgroupLayout) -> Vec<String> {
+    let mut out = Vec::new();
+    let v2 = cg.version() == 2;
+    if v2 && !cg.blkio_weight {
+        out.push("WARNING: No io.weight support".to_owned());
+    }
+    if v2 && !cg.blkio_weight_device {
+        out.push("WARNING: No io.weight (per device) support".to_owned());
+    }
+    if !cg.blkio_throttle {
+        for (v2_name, v1_name) in [
+            ("rbps", "read_bps_device"),
+            ("wbps", "write_bps_device"),
+            ("riops", "read_iops_device"),
+            ("wiops", "write_iops_device"),
+        ] {
+            out.push(if v2 {
+                format!("WARNING: No io.max ({v2_name}) support")
+            } else {
+                format!("WARNING: No blkio throttle.{v1_name} support")
+            });
+        }
     }
     out
 }
@@ -549,9 +586,9 @@ mod tests {
             doc["CpuCfsPeriod"], false,
             "from its own probe, not the quota's"
         );
-        assert_eq!(doc["SwapLimit"], false, "berthd sets no swap limit");
-        assert_eq!(doc["CPUSet"], false, "containers join no cpuset cgroup");
-        assert_eq!(doc["OomKillDisable"], false);
+        assert_eq!(doc["SwapLimit"], true, "the host's swap accounting");
+        assert_eq!(doc["CPUSet"], true);
+        assert_eq!(doc["OomKillDisable"], false, "no memory.oom_control on v2");
         assert_eq!(doc["KernelMemory"], false);
         assert_eq!(doc["KernelMemoryTCP"], false);
         assert_eq!(doc["BridgeNfIptables"], true);
@@ -570,15 +607,19 @@ mod tests {
         assert_eq!(doc["RuncCommit"], json!({"ID": "", "Expected": ""}));
         let warnings = doc["Warnings"].as_array().unwrap();
         for w in [
-            "WARNING: No swap limit support",
             "WARNING: No cpu cfs period support",
-            "WARNING: No cpuset support",
+            "WARNING: No io.weight support",
+            "WARNING: No io.max (rbps) support",
             "WARNING: bridge-nf-call-ip6tables is disabled",
         ] {
             assert!(warnings.contains(&json!(w)), "{w} not in {warnings:?}");
         }
         for w in [
             "WARNING: No memory limit support",
+            "WARNING: No swap limit support",
+            "WARNING: No cpuset support",
+            "WARNING: No oom kill disable support",
+            "WARNING: No kernel memory TCP limit support",
             "WARNING: IPv4 forwarding is disabled",
         ] {
             assert!(!warnings.contains(&json!(w)), "{w} in {warnings:?}");
