@@ -64,6 +64,12 @@ fn pause_freezes_a_counter() {
     let frozen = count(&d, "cnt");
     sleep(Duration::from_millis(500));
     assert_eq!(count(&d, "cnt"), frozen, "the counter grew while paused");
+    let out = d.docker(&["start", "cnt"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot start a paused container, try unpause instead"),
+        "{err}"
+    );
     let again = d.docker(&["pause", "cnt"]);
     assert!(!again.status.success());
     let err = String::from_utf8_lossy(&again.stderr);

@@ -44,8 +44,12 @@ pub enum StoreError {
     RemovalInProgress { id: String },
     #[error("You cannot attach to a stopped container, start it first")]
     AttachStopped { id: String },
-    #[error("container {id} is paused, unpause it first")]
+    /// A start of a paused container (dockerd's words).
+    #[error("cannot start a paused container, try unpause instead")]
     Paused { id: String },
+    /// An attach to a paused container, named as the client named it (dockerd's words).
+    #[error("container {id} is paused, unpause the container before attach")]
+    AttachPaused { id: String },
     #[error("Container {id} is already paused")]
     AlreadyPaused { id: String },
     #[error("Container {id} is not paused")]
@@ -116,6 +120,7 @@ impl StoreError {
             | StoreError::RemovalInProgress { .. }
             | StoreError::AttachStopped { .. }
             | StoreError::Paused { .. }
+            | StoreError::AttachPaused { .. }
             | StoreError::AlreadyPaused { .. }
             | StoreError::NotPaused { .. }
             | StoreError::Restarting { .. } => ErrorKind::Conflict,

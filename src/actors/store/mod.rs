@@ -1087,7 +1087,7 @@ impl Handler<AttachToContainer> for ContainerStoreActor {
         };
         let id = entry.c.id.clone();
         if entry.c.state.status == Status::Paused {
-            return ready(Err(StoreError::Paused { id }));
+            return ready(Err(StoreError::AttachPaused { id: msg.id }));
         }
         if entry.c.state.is_running() && !entry.starting {
             let exec = self.peers.exec.clone();
