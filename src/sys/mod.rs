@@ -1,6 +1,8 @@
 //! The only home of raw syscalls and `unsafe`.
 //!
 //! - [`cgroups`]: cgroup v1/v2 layout detection, container cgroups and their limits.
+//! - [`cgroup_live`]: a running container's cgroup as berthd reads and changes it: the
+//!   freezer (pause), its pids (top), its counters (stats) and new limits (update).
 //! - [`devices`]: the device allow-list (v1 rules, the v2 eBPF program) and the nodes of
 //!   `--device`.
 //! - [`cgroupfs`]: the read-only cgroupfs a container sees at /sys/fs/cgroup, and its
