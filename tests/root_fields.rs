@@ -100,10 +100,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
         (&["--cap-drop", "CHOWN"], "HostConfig.CapDrop (--cap-drop)"),
         (&["--cap-add", "NET_ADMIN"], "HostConfig.CapAdd (--cap-add)"),
         (
-            &["--ulimit", "nofile=64:64"],
-            "HostConfig.Ulimits (--ulimit)",
-        ),
-        (
             &["--restart", "on-failure"],
             "HostConfig.RestartPolicy (--restart)",
         ),
@@ -119,18 +115,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
         (
             &["--add-host", "a.example:192.0.2.1"],
             "HostConfig.ExtraHosts (--add-host)",
-        ),
-        (&["--group-add", "10"], "HostConfig.GroupAdd (--group-add)"),
-        (&["--pid", "host"], "HostConfig.PidMode (--pid)"),
-        (&["--ipc", "host"], "HostConfig.IpcMode (--ipc)"),
-        (&["--init"], "HostConfig.Init (--init)"),
-        (
-            &["--sysctl", "net.ipv4.ip_forward=1"],
-            "HostConfig.Sysctls (--sysctl)",
-        ),
-        (
-            &["--oom-score-adj", "10"],
-            "HostConfig.OomScoreAdj (--oom-score-adj)",
         ),
         (&["--privileged"], "HostConfig.Privileged (--privileged)"),
         (
@@ -169,7 +153,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             &["--cgroupns", "private"],
             "HostConfig.CgroupnsMode (--cgroupns)",
         ),
-        (&["--uts", "host"], "HostConfig.UTSMode (--uts)"),
         (
             &["--cgroup-parent", "/mine"],
             "HostConfig.CgroupParent (--cgroup-parent)",

@@ -74,7 +74,9 @@
 pub mod init;
 pub mod lookup;
 pub mod proto;
+pub mod reaper;
 pub mod run;
+pub mod settings;
 pub mod spec;
 pub mod user;
 

@@ -63,6 +63,7 @@ pub fn validate(req: &mut CreateRequest, host: &HostCaps) -> Result<Vec<String>,
     check_config(&req.config)?;
     check_resources(&mut req.host_config, host, &mut warnings)?;
     check_host_config(&req.host_config)?;
+    super::process::check(&req.config, &req.host_config)?;
     check_networking(req)?;
     refuse_unsupported(req)?;
     create::apply_defaults(&mut req.host_config);
@@ -543,16 +544,6 @@ fn refuse_unsupported(req: &CreateRequest) -> Result<(), StoreError> {
     }
     if h.cgroupns_mode == Some(HostConfigCgroupnsModeEnum::PRIVATE) {
         return Err(not_yet("HostConfig.CgroupnsMode"));
-    }
-    let ipc = h.ipc_mode.as_deref().unwrap_or("");
-    if !matches!(ipc, "" | "private" | "shareable") {
-        return Err(not_yet("HostConfig.IpcMode"));
-    }
-    if !h.pid_mode.as_deref().unwrap_or("").is_empty() {
-        return Err(not_yet("HostConfig.PidMode"));
-    }
-    if !h.uts_mode.as_deref().unwrap_or("").is_empty() {
-        return Err(not_yet("HostConfig.UTSMode"));
     }
     for (field, given, default) in [
         (
