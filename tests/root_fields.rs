@@ -100,10 +100,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
         (&["--cap-drop", "CHOWN"], "HostConfig.CapDrop (--cap-drop)"),
         (&["--cap-add", "NET_ADMIN"], "HostConfig.CapAdd (--cap-add)"),
         (
-            &["--ulimit", "nofile=64:64"],
-            "HostConfig.Ulimits (--ulimit)",
-        ),
-        (
             &["--restart", "on-failure"],
             "HostConfig.RestartPolicy (--restart)",
         ),
@@ -119,18 +115,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
         (
             &["--add-host", "a.example:192.0.2.1"],
             "HostConfig.ExtraHosts (--add-host)",
-        ),
-        (&["--group-add", "10"], "HostConfig.GroupAdd (--group-add)"),
-        (&["--pid", "host"], "HostConfig.PidMode (--pid)"),
-        (&["--ipc", "host"], "HostConfig.IpcMode (--ipc)"),
-        (&["--init"], "HostConfig.Init (--init)"),
-        (
-            &["--sysctl", "net.ipv4.ip_forward=1"],
-            "HostConfig.Sysctls (--sysctl)",
-        ),
-        (
-            &["--oom-score-adj", "10"],
-            "HostConfig.OomScoreAdj (--oom-score-adj)",
         ),
         (&["--privileged"], "HostConfig.Privileged (--privileged)"),
         (&["--tmpfs", "/scratch"], "HostConfig.Tmpfs (--tmpfs)"),
@@ -149,7 +133,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
         ),
         (&["-v", "vol:/data"], "HostConfig.Binds (--volume)"),
         (&["-v", "/data"], "Config.Volumes (--volume)"),
-        (&["--uts", "host"], "HostConfig.UTSMode (--uts)"),
         (
             &["--cpu-rt-period", "1000000"],
             "HostConfig.CpuRealtimePeriod",

@@ -109,6 +109,9 @@ pub struct DaemonConfig {
     pub config_file: Option<PathBuf>,
     /// Seconds a container gets between its stop signal and SIGKILL at daemon shutdown.
     pub shutdown_timeout: u64,
+    /// `--default-ulimit`: the limits a container gets for the names its own
+    /// `--ulimit` does not set (merged at each start, as dockerd does).
+    pub default_ulimits: Vec<crate::model::ulimit::Ulimit>,
 }
 
 impl DaemonConfig {

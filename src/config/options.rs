@@ -24,6 +24,7 @@ use super::values::{
 };
 use super::{DaemonConfig, StorageOpts};
 use crate::actors::graph::driver::DriverKind;
+use crate::model::ulimit::{self, Ulimit};
 
 /// What berthd does with an option: the `status` column of docs/api-fields.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -517,7 +518,61 @@ pub static OPTIONS: &[DaemonOption] = &[
             Ok(())
         },
     },
+    DaemonOption {
+        flag: "--default-ulimit",
+        short: None,
+        key: Some("default-ulimits"),
+        form: Form::List,
+        default: None,
+        status: Status::Honoured,
+        value_name: "NAME=SOFT[:HARD]",
+        help: "Default ulimits for containers (repeatable); daemon.json: {\"nofile\": {\"Name\": \"nofile\", \"Soft\": 1024, \"Hard\": 2048}}",
+        set: |c, v| {
+            c.default_ulimits = default_ulimits(v)?;
+            Ok(())
+        },
+    },
 ];
+
+/// `--default-ulimit name=soft[:hard]` values, or daemon.json's `default-ulimits` in
+/// dockerd's shape: an object of `{"Name", "Soft", "Hard"}` by name. A later value of a
+/// name replaces an earlier one, as in dockerd's map.
+fn default_ulimits(v: &Given<'_>) -> Result<Vec<Ulimit>, Bad> {
+    let mut out: Vec<Ulimit> = Vec::new();
+    let mut put = |u: Ulimit| {
+        out.retain(|o| o.name != u.name);
+        out.push(u);
+    };
+    match v {
+        Given::Text(_) => {
+            for u in v.list(ulimit::parse)? {
+                put(u);
+            }
+        }
+        Given::Json(value) => {
+            #[derive(serde::Deserialize)]
+            struct Entry {
+                #[serde(rename = "Name", default)]
+                name: String,
+                #[serde(rename = "Soft", default)]
+                soft: i64,
+                #[serde(rename = "Hard", default)]
+                hard: i64,
+            }
+            let map: std::collections::BTreeMap<String, Entry> = typed(value)?;
+            for (key, e) in map {
+                let u = Ulimit {
+                    name: if e.name.is_empty() { key } else { e.name },
+                    soft: e.soft,
+                    hard: e.hard,
+                };
+                u.check().map_err(|reason| Bad::invalid(&u.name, reason))?;
+                put(u);
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// One `--storage-opt` value, `key=value` (the key case-insensitive, as dockerd's
 /// drivers read it), stored in `into`.

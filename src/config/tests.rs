@@ -949,3 +949,59 @@ fn rust_sources(root: &Path) -> Vec<String> {
     }
     out
 }
+
+/// `--default-ulimit` as dockerd parses it (repeatable, the last of a name wins), and
+/// daemon.json's `default-ulimits` in dockerd's shape; bad names and values refused.
+#[test]
+fn default_ulimits_flag_and_file() {
+    use crate::model::ulimit::Ulimit;
+    let c = ok(&[
+        "--default-ulimit",
+        "nofile=512:1024",
+        "--default-ulimit",
+        "nproc=100",
+        "--default-ulimit",
+        "nofile=256:1024",
+    ]);
+    assert_eq!(
+        c.default_ulimits,
+        vec![
+            Ulimit {
+                name: "nproc".into(),
+                soft: 100,
+                hard: 100
+            },
+            Ulimit {
+                name: "nofile".into(),
+                soft: 256,
+                hard: 1024
+            },
+        ]
+    );
+    assert!(ok(&[]).default_ulimits.is_empty());
+    let e = err(&["--default-ulimit", "bogus=1"]).to_string();
+    assert_eq!(
+        e,
+        "invalid argument \"bogus=1\" for \"--default-ulimit\" flag: invalid ulimit type: bogus"
+    );
+    let e = err(&["--default-ulimit", "nofile=2:1"]).to_string();
+    assert!(e.contains("ulimit soft limit must be less than or equal to hard limit: 2 > 1"));
+
+    let (_dir, path) =
+        file(r#"{"default-ulimits": {"nofile": {"Name": "nofile", "Hard": 2048, "Soft": 1024}}}"#);
+    let c = ok(&["--config-file", &path]);
+    assert_eq!(
+        c.default_ulimits,
+        vec![Ulimit {
+            name: "nofile".into(),
+            soft: 1024,
+            hard: 2048
+        }]
+    );
+    let (_dir, path) = file(r#"{"default-ulimits": {"nofiles": {"Soft": 1, "Hard": 1}}}"#);
+    let e = err(&["--config-file", &path]).to_string();
+    assert!(e.contains("invalid ulimit type: nofiles"), "{e}");
+    let (_dir, path) = file(r#"{"default-ulimits": ["nofile=1:1"]}"#);
+    let e = err(&["--config-file", &path]).to_string();
+    assert!(e.contains("invalid type for default-ulimits"), "{e}");
+}

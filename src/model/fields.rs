@@ -105,6 +105,11 @@ const T_NET: &str = "root_fields::network_modes_and_network_disabled";
 const T_RM: &str = "root_containers::the_docker_cli_runs_a_first_container";
 const T_RO: &str = "root_fields::config_fields_reach_the_container";
 const T_BIND: &str = "root_fields::binds_reach_the_container";
+const T_ULIMIT: &str = "root_process::ulimits_reach_the_container";
+const T_GROUPS: &str = "root_process::users_and_added_groups_reach_the_container";
+const T_SYSCTL: &str = "root_process::sysctls_and_oom_score_adj_reach_the_container";
+const T_INIT: &str = "root_process::init_reaps_zombies_and_forwards_signals";
+const T_NS: &str = "root_process::pid_ipc_and_uts_namespaces_are_shared_as_asked";
 
 /// Every field of the create request's Config (the body's top level).
 pub const CONFIG: &[Field] = &[
@@ -128,8 +133,8 @@ pub const CONFIG: &[Field] = &[
         "Config.User",
         "--user",
         Honoured,
-        "user[:group], names from the image's /etc/passwd and /etc/group",
-        T_CONFIG,
+        "user[:group], names or ids, looked up in the container's /etc/passwd and /etc/group as dockerd does (its errors)",
+        T_GROUPS,
         r#""1000:1000""#,
     ),
     f(
@@ -515,9 +520,9 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.Init",
         "--init",
-        NotYet,
-        "issue 14",
-        T_FIELDS,
+        Honoured,
+        "pid 1 is a reaper (the container init itself, forked: `berthd-init -- cmd`) that forwards signals, reaps orphans and exits with the command's status",
+        T_INIT,
         "true",
     ),
     f(
@@ -531,10 +536,10 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.Ulimits",
         "--ulimit",
-        NotYet,
-        "issue 14",
-        T_FIELDS,
-        r#"[{"Name":"nofile","Soft":1024,"Hard":2048}]"#,
+        Honoured,
+        "every name dockerd knows, set before the exec, the daemon's --default-ulimit merged in; a hard limit above berthd's own is refused when berthd lacks CAP_SYS_RESOURCE",
+        T_ULIMIT,
+        r#"[{"Name":"nofile","Soft":1024,"Hard":1024}]"#,
     ),
     f(
         "HostConfig.CpuCount",
@@ -707,18 +712,18 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.GroupAdd",
         "--group-add",
-        NotYet,
-        "issue 14",
-        T_FIELDS,
+        Honoured,
+        "names or gids, looked up in the container's /etc/group",
+        T_GROUPS,
         r#"["10"]"#,
     ),
-    p(
+    f(
         "HostConfig.IpcMode",
         "--ipc",
-        "private and shareable honoured (a new IPC namespace); host, none and container:<id> not yet (issue 14)",
-        T_FIELDS,
+        Honoured,
+        "private, shareable, none (no /dev/shm), host (the host's /dev/shm) and container:<name> (a running shareable container's IPC namespace and /dev/shm; kept as container:<id>)",
+        T_NS,
         r#""shareable""#,
-        r#""host""#,
     ),
     f(
         "HostConfig.Cgroup",
@@ -739,17 +744,17 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.OomScoreAdj",
         "--oom-score-adj",
-        NotYet,
-        "issue 14; the range is checked first",
-        T_FIELDS,
+        Honoured,
+        "the init's /proc/self/oom_score_adj (-1000 to 1000); lowering it below berthd's own needs CAP_SYS_RESOURCE",
+        T_SYSCTL,
         "100",
     ),
-    p(
+    f(
         "HostConfig.PidMode",
         "--pid",
-        "a new pid namespace (the default) honoured; host and container:<id> not yet (issue 14)",
-        T_FIELDS,
-        r#""""#,
+        Honoured,
+        "a new pid namespace (the default), host, or container:<name> (a running container's; kept as container:<id>)",
+        T_NS,
         r#""host""#,
     ),
     f(
@@ -772,7 +777,7 @@ pub const HOST_CONFIG: &[Field] = &[
         "HostConfig.ReadonlyRootfs",
         "--read-only",
         Honoured,
-        "the rootfs mounted read-only",
+        "the rootfs mounted read-only; no writable /tmp is added (as dockerd: --tmpfs /tmp asks for one)",
         T_RO,
         "true",
     ),
@@ -800,12 +805,12 @@ pub const HOST_CONFIG: &[Field] = &[
         T_FIELDS,
         r#"{"/run":"rw"}"#,
     ),
-    p(
+    f(
         "HostConfig.UTSMode",
         "--uts",
-        "a new UTS namespace (the default) honoured; host not yet (issue 14)",
-        T_FIELDS,
-        r#""""#,
+        Honoured,
+        "a new UTS namespace (the default) or host (no hostname set; --hostname refused with it, as dockerd)",
+        T_NS,
         r#""host""#,
     ),
     f(
@@ -827,9 +832,9 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.Sysctls",
         "--sysctl",
-        NotYet,
-        "issue 14",
-        T_FIELDS,
+        Honoured,
+        "namespaced ones only (dockerd's whitelist: net.*, fs.mqueue.*, the kernel IPC ones), written in the container's namespaces before the exec; net.* refused with --network host, the IPC ones with --ipc host",
+        T_SYSCTL,
         r#"{"net.ipv4.ip_forward":"1"}"#,
     ),
     p(

@@ -15,4 +15,5 @@ pub use bollard_stubs::models as api;
 pub mod create;
 pub mod fields;
 pub mod filters;
+pub mod ulimit;
 pub mod version;

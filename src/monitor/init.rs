@@ -13,7 +13,7 @@ use nix::unistd::dup2;
 use super::cgroup_setup;
 use super::lookup;
 use super::spec::{ContainerSpec, NetworkSpec};
-use super::user;
+use super::{reaper, settings, user};
 use crate::sys;
 use crate::util::error_chain;
 
@@ -83,7 +83,9 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
             dup2(fd.as_raw_fd(), target).map_err(|e| sys_fail(sys::SysError::call("dup2", e)))?;
         }
     }
-    sys::namespaces::set_hostname(&spec.hostname, &spec.domainname).map_err(sys_fail)?;
+    if !spec.process.uts_host {
+        sys::namespaces::set_hostname(&spec.hostname, &spec.domainname).map_err(sys_fail)?;
+    }
     let new_netns = spec.network != NetworkSpec::Host;
     match &fds.netns {
         // Made by berthd with `lo` up (and `eth0` wired); the descriptor is close-on-exec.
@@ -93,8 +95,10 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
     }
     sys::mounts::prepare_rootfs(&spec.rootfs, &spec.mounts, new_netns, spec.shm_size)
         .map_err(sys_fail)?;
+    settings::apply_ipc_shm(&spec.process, &spec.rootfs.target).map_err(sys_fail)?;
     cgroup_setup::before_pivot(&spec.rootfs.target, &fds.cgroup).map_err(sys_fail)?;
     sys::mounts::pivot_root(&spec.rootfs.target).map_err(sys_fail)?;
+    settings::apply_sysctls(&spec.process).map_err(Failure::Msg)?;
     let cwd = if spec.cwd.is_empty() {
         "/"
     } else {
@@ -123,7 +127,17 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
 
     let passwd = std::fs::read_to_string("/etc/passwd").ok();
     let group = std::fs::read_to_string("/etc/group").ok();
-    let u = user::resolve(&spec.user, passwd.as_deref(), group.as_deref()).map_err(Failure::Msg)?;
+    let mut u =
+        user::resolve(&spec.user, passwd.as_deref(), group.as_deref()).map_err(Failure::Msg)?;
+    if !spec.process.group_add.is_empty() {
+        for g in user::additional_groups(&spec.process.group_add, group.as_deref())
+            .map_err(Failure::Msg)?
+        {
+            if !u.groups.contains(&g) {
+                u.groups.push(g);
+            }
+        }
+    }
 
     let mut env: Vec<String> = spec.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -145,6 +159,9 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
         // Docker creates a missing working directory (as root, before switching user).
         let _ = std::fs::create_dir_all(cwd);
     }
+    // Limits and the OOM score while still privileged.
+    settings::apply_rlimits(&spec.process).map_err(Failure::Msg)?;
+    settings::apply_oom_score_adj(&spec.process).map_err(Failure::Msg)?;
     // Last privileged step: the filter needs CAP_SYS_ADMIN, which switch_user drops; the
     // calls left until exec are all allowed by it.
     sys::seccomp::install_default_filter().map_err(sys_fail)?;
@@ -170,6 +187,11 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
         .map(|a| c(a))
         .collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|e| c(e)).collect::<Result<Vec<_>, _>>()?;
+    if spec.process.init {
+        // pid 1 stays here as the reaper; only its child goes on to the exec.
+        reaper::fork_reaper(fds.err.as_raw_fd(), &reaper::title(&argv), spec.tty)
+            .map_err(Failure::Msg)?;
+    }
     let e = match nix::unistd::execve(&exe_c, &argv, &envp) {
         Err(e) => e,
         Ok(never) => match never {},

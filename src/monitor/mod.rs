@@ -79,7 +79,9 @@ pub mod cgroup_setup;
 pub mod init;
 pub mod lookup;
 pub mod proto;
+pub mod reaper;
 pub mod run;
+pub mod settings;
 pub mod spec;
 pub mod user;
 

@@ -22,7 +22,8 @@ use super::proto::{
     AttachFlags, CtlEvent, CtlRequest, EXIT_FILE, ExitStatus, LineBuf, LogSplitter, SOCKET_NAME,
     STDERR, STDOUT, SockReply, SockRequest, encode_line, now_rfc3339, stdcopy_frame,
 };
-use super::spec::{ContainerSpec, NetworkSpec};
+use super::settings;
+use super::spec::{ContainerSpec, IpcNs, NetworkSpec, PidNs};
 use crate::sys::cgroups::{CgroupLayout, ContainerCgroup};
 use crate::sys::namespaces::{CloneNamespaces, CloneResult, clone_init};
 use crate::sys::{self, SysError};
@@ -310,8 +311,14 @@ impl Monitor {
             netns,
             cgroup: prepared.init,
         };
+        // Another container's PID and IPC namespaces are joined here, so that the init is
+        // born in them; the host's are kept by not making new ones.
+        settings::join_namespaces(&spec.process).map_err(|m| cleanup_cg(StartError::Setup(m)))?;
         let ns = CloneNamespaces {
             net: spec.network != NetworkSpec::Host && fds.netns.is_none(),
+            pid: spec.process.pid == PidNs::Private,
+            uts: !spec.process.uts_host,
+            ipc: matches!(spec.process.ipc, IpcNs::Private | IpcNs::NoShm),
         };
         let v2_dir = cgroup.v2_dir.as_ref().and_then(|d| {
             OpenOptions::new()

@@ -59,6 +59,65 @@ pub struct ContainerSpec {
     /// The pty's rows and columns before the first resize (0: the kernel's default).
     #[serde(default)]
     pub console_size: (u16, u16),
+    /// The process settings: groups, limits, sysctls, OOM score, the init, and the
+    /// namespaces shared with the host or another container (`monitor::settings`).
+    #[serde(default)]
+    pub process: ProcessSpec,
+}
+
+/// The process settings of a container (`--group-add`, `--ulimit`, `--sysctl`,
+/// `--oom-score-adj`, `--init`, `--pid`, `--ipc`, `--uts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    /// Supplementary groups by name or gid, looked up in the container's /etc/group.
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    /// Resource limits, the daemon's defaults merged in.
+    #[serde(default)]
+    pub rlimits: Vec<crate::model::ulimit::Ulimit>,
+    /// `key`, `value`, in key order.
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
+    #[serde(default)]
+    pub oom_score_adj: Option<i64>,
+    /// Run the command under a reaper that stays pid 1 (`--init`).
+    #[serde(default)]
+    pub init: bool,
+    #[serde(default)]
+    pub pid: PidNs,
+    #[serde(default)]
+    pub ipc: IpcNs,
+    /// Share the host's UTS namespace (`--uts host`): no hostname is set.
+    #[serde(default)]
+    pub uts_host: bool,
+}
+
+/// Which PID namespace the container gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PidNs {
+    /// Its own (the default).
+    #[default]
+    Private,
+    /// The host's (`--pid host`).
+    Host,
+    /// That of the process with this host pid, another container's init
+    /// (`--pid container:<id>`).
+    Join(i32),
+}
+
+/// Which IPC namespace, and which /dev/shm, the container gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IpcNs {
+    /// Its own with its own /dev/shm (`private`, `shareable`, the default).
+    #[default]
+    Private,
+    /// Its own, without /dev/shm (`none`).
+    NoShm,
+    /// The host's, with the host's /dev/shm (`host`).
+    Host,
+    /// That of the process with this host pid, another container's init, with its
+    /// /dev/shm (`container:<id>`).
+    Join(i32),
 }
 
 /// The container's cgroup: `<parent>/<id>` in every hierarchy in use.

@@ -89,7 +89,8 @@ pub fn resolve(user: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
     let mut name: Option<String> = None;
     let found = if u.is_empty() {
         users.iter().find(|e| e.uid == 0)
-    } else if let Ok(uid) = u.parse::<u32>() {
+    } else if let Ok(uid) = u.parse::<i64>() {
+        let uid = id_in_range(uid)?;
         out.uid = uid;
         users.iter().find(|e| e.uid == uid)
     } else {
@@ -111,8 +112,13 @@ pub fn resolve(user: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
     }
     match g {
         Some(g) if !g.is_empty() => {
-            if let Ok(gid) = g.parse::<u32>() {
-                out.gid = gid;
+            if let Some(e) = groups
+                .iter()
+                .find(|e| e.name == g || e.gid.to_string() == g)
+            {
+                out.gid = e.gid;
+            } else if let Ok(gid) = g.parse::<i64>() {
+                out.gid = id_in_range(gid)?;
             } else {
                 let Some(e) = groups.iter().find(|e| e.name == g) else {
                     return Err(format!(
@@ -130,6 +136,41 @@ pub fn resolve(user: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
                     }
                 }
             }
+        }
+    }
+    Ok(out)
+}
+
+/// runc's range of user and group ids.
+const MAX_ID: i64 = i32::MAX as i64;
+
+fn id_in_range(id: i64) -> Result<u32, String> {
+    u32::try_from(id)
+        .ok()
+        .filter(|i| i64::from(*i) <= MAX_ID)
+        .ok_or_else(|| format!("uids and gids must be in range 0-{MAX_ID}"))
+}
+
+/// The gids of `--group-add` entries (names or gids) against the container's
+/// /etc/group (`None` when missing), as dockerd's `GetAdditionalGroups`: a name or gid
+/// found in the file gives its entry's gid, a number not found is taken as it is, a name
+/// not found is an error in dockerd's words. Each gid once.
+pub fn additional_groups(wanted: &[String], group: Option<&str>) -> Result<Vec<u32>, String> {
+    let groups = group.map(parse_group).unwrap_or_default();
+    let mut out: Vec<u32> = Vec::new();
+    for ag in wanted {
+        let gid = match groups
+            .iter()
+            .find(|g| g.name == *ag || g.gid.to_string() == *ag)
+        {
+            Some(g) => g.gid,
+            None => match ag.parse::<i64>() {
+                Ok(n) => id_in_range(n)?,
+                Err(_) => return Err(format!("Unable to find group {ag}")),
+            },
+        };
+        if !out.contains(&gid) {
+            out.push(gid);
         }
     }
     Ok(out)
@@ -185,5 +226,29 @@ app:x:1000:1000::/home/app:/bin/sh\n";
     fn numeric_without_files() {
         let u = resolve("5:6", None, None).unwrap();
         assert_eq!((u.uid, u.gid), (5, 6));
+    }
+
+    #[test]
+    fn ids_out_of_runcs_range_are_refused() {
+        let e = "uids and gids must be in range 0-2147483647";
+        assert_eq!(r("-1").unwrap_err(), e);
+        assert_eq!(r("2147483648").unwrap_err(), e);
+        assert_eq!(r("app:-5").unwrap_err(), e);
+        assert_eq!(r("2147483647").unwrap().uid, 2147483647);
+    }
+
+    #[test]
+    fn added_groups_by_name_or_gid() {
+        let want = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            additional_groups(&want(&["wheel", "4242", "10", "nogroup"]), Some(GROUP)).unwrap(),
+            vec![10, 4242, 65534]
+        );
+        assert_eq!(
+            additional_groups(&want(&["ghosts"]), Some(GROUP)).unwrap_err(),
+            "Unable to find group ghosts"
+        );
+        assert_eq!(additional_groups(&want(&["7"]), None).unwrap(), vec![7]);
+        assert!(additional_groups(&want(&["-3"]), None).is_err());
     }
 }

@@ -11,9 +11,11 @@
 //!   sandboxes and the overlay probe's private mount namespace.
 //! - [`mounts`]: the container's root filesystem: rootfs, /proc, /sys, /dev, pivot_root,
 //!   masked and read-only paths.
+//! - [`ipc`]: the container's /dev/shm with `--ipc none` and `--ipc host`.
 //! - [`caps`]: capability sets and the switch to the container's user.
 //! - [`seccomp`]: the default system call filter.
 //! - [`pty`]: pseudo terminals and window sizes.
+//! - [`rlimit`]: resource limits (`--ulimit`) and berthd's own hard limits.
 //! - [`process`]: spawning the monitor, reaping its first process, daemonizing, signals, fd
 //!   passing.
 //! - [`fs`]: the graph's file system calls on the data root: device nodes, times, `syncfs`,
@@ -34,10 +36,12 @@ pub mod devices;
 pub mod env;
 pub mod fs;
 pub mod host;
+pub mod ipc;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod pty;
+pub mod rlimit;
 pub mod seccomp;
 pub mod systemd;
 

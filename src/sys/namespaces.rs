@@ -9,10 +9,14 @@ use nix::unistd::Pid;
 
 use super::SysError;
 
-/// Which namespaces the init gets besides mount, pid, uts and ipc.
+/// Which namespaces the init gets besides mount: new ones where true (pid, uts and ipc
+/// are shared with the host or joined only when a container asks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloneNamespaces {
     pub net: bool,
+    pub pid: bool,
+    pub uts: bool,
+    pub ipc: bool,
 }
 
 /// What `clone_init` returned in each process.
@@ -41,7 +45,8 @@ struct CloneArgs {
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// Forks the calling process into new mount, pid, uts, ipc (and net) namespaces at once,
+/// Forks the calling process into a new mount namespace and the new namespaces `ns` asks
+/// for at once,
 /// like `fork` (the child gets a copy of the address space and continues from here as
 /// pid 1 of its pid namespace). All namespaces exist as soon as the parent has the pid, so
 /// the parent can hand the pid out for network wiring before the child has run.
@@ -55,10 +60,16 @@ pub fn clone_init(
     ns: CloneNamespaces,
     cgroup: Option<BorrowedFd<'_>>,
 ) -> Result<(CloneResult, bool), SysError> {
-    let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if ns.net {
-        flags |= libc::CLONE_NEWNET;
+    let mut flags = libc::CLONE_NEWNS;
+    for (wanted, flag) in [
+        (ns.net, libc::CLONE_NEWNET),
+        (ns.pid, libc::CLONE_NEWPID),
+        (ns.uts, libc::CLONE_NEWUTS),
+        (ns.ipc, libc::CLONE_NEWIPC),
+    ] {
+        if wanted {
+            flags |= flag;
+        }
     }
     if let Some(cg) = cgroup {
         let args = CloneArgs {
@@ -220,4 +231,61 @@ pub fn loopback_up() -> Result<(), SysError> {
         });
     }
     Ok(())
+}
+
+/// A namespace of another process that the caller can join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NsKind {
+    Pid,
+    Ipc,
+    Mount,
+}
+
+impl NsKind {
+    fn file(self) -> &'static str {
+        match self {
+            NsKind::Pid => "pid",
+            NsKind::Ipc => "ipc",
+            NsKind::Mount => "mnt",
+        }
+    }
+
+    fn flag(self) -> nix::sched::CloneFlags {
+        match self {
+            NsKind::Pid => nix::sched::CloneFlags::CLONE_NEWPID,
+            NsKind::Ipc => nix::sched::CloneFlags::CLONE_NEWIPC,
+            NsKind::Mount => nix::sched::CloneFlags::CLONE_NEWNS,
+        }
+    }
+}
+
+/// Opens namespace `kind` of process `pid` (`/proc/<pid>/ns/...`).
+pub fn open_ns_of(pid: i32, kind: NsKind) -> Result<OwnedFd, SysError> {
+    let path = format!("/proc/{pid}/ns/{}", kind.file());
+    std::fs::File::open(&path)
+        .map(OwnedFd::from)
+        .map_err(|source| SysError::Call {
+            call: match kind {
+                NsKind::Pid => "open /proc/<pid>/ns/pid",
+                NsKind::Ipc => "open /proc/<pid>/ns/ipc",
+                NsKind::Mount => "open /proc/<pid>/ns/mnt",
+            },
+            source,
+        })
+}
+
+/// Moves the calling process (single-threaded: the monitor or the container init) into
+/// namespace `ns` of kind `kind`. For a PID namespace only the children made afterwards
+/// are in it.
+pub fn join_ns(ns: &OwnedFd, kind: NsKind) -> Result<(), SysError> {
+    nix::sched::setns(ns.as_fd(), kind.flag()).map_err(|e| {
+        SysError::call(
+            match kind {
+                NsKind::Pid => "setns(CLONE_NEWPID)",
+                NsKind::Ipc => "setns(CLONE_NEWIPC)",
+                NsKind::Mount => "setns(CLONE_NEWNS)",
+            },
+            e,
+        )
+    })
 }

@@ -273,3 +273,128 @@ pub fn close_fds_from(first: RawFd) {
         let _ = nix::unistd::close(fd);
     }
 }
+
+/// What [`fork`] returned in each process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    Parent { child: i32 },
+    Child,
+}
+
+/// Forks the calling process (the container init, for `--init`: the parent stays as the
+/// reaper, the child execs the command).
+///
+/// Must be called while the process is single-threaded (the container init is).
+pub fn fork() -> Result<Forked, SysError> {
+    // SAFETY: the container init is a clone of the single-threaded monitor and starts no
+    // thread, so the child is an exact copy of a single-threaded process and may allocate.
+    match unsafe { nix::unistd::fork() }.map_err(|e| SysError::call("fork", e))? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent {
+            child: child.as_raw(),
+        }),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// Blocks every signal (the reaper takes them with [`wait_signal`]).
+pub fn block_all_signals() -> Result<(), SysError> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), None)
+        .map_err(|e| SysError::call("sigprocmask", e))
+}
+
+/// Unblocks every signal (the command the reaper forked, before its exec).
+pub fn unblock_all_signals() -> Result<(), SysError> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| SysError::call("sigprocmask", e))
+}
+
+/// Waits for any signal, all of which the caller has blocked, and returns its number
+/// (real-time signals included, which nix's `Signal` cannot name).
+pub fn wait_signal() -> io::Result<i32> {
+    let all = SigSet::all();
+    loop {
+        // SAFETY: `all` is a valid signal set the kernel only reads; a null siginfo
+        // pointer is allowed and asks for no details.
+        let r = unsafe { libc::sigwaitinfo(all.as_ref(), std::ptr::null_mut()) };
+        if r >= 0 {
+            return Ok(r);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Closes a descriptor that the process will never use again and whose owner is never
+/// dropped (the container init exits with `_exit`): the reaper's copy of the error pipe.
+pub fn close_inherited(fd: RawFd) {
+    let _ = nix::unistd::close(fd);
+}
+
+/// Puts the calling process in a process group of its own and, when `tty` is its
+/// controlling terminal's descriptor, makes that group the terminal's foreground group
+/// (as docker-init does for its child, so that ^C reaches the command alone). SIGTTOU
+/// must be blocked.
+pub fn own_process_group(tty: Option<RawFd>) -> Result<(), SysError> {
+    let me = nix::unistd::getpid();
+    nix::unistd::setpgid(me, me).map_err(|e| SysError::call("setpgid", e))?;
+    if let Some(fd) = tty {
+        // SAFETY: `fd` is one of the process's standard descriptors, open for the
+        // duration of the call; tcsetpgrp only reads it.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if nix::unistd::isatty(fd).unwrap_or(false) {
+            nix::unistd::tcsetpgrp(borrowed, me).map_err(|e| SysError::call("tcsetpgrp", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Shows `title` as the calling process's command line (`/proc/self/cmdline`, what `ps`
+/// prints), the way setproctitle(3) does: written over the argument strings and, past
+/// them, the environment strings, through `/proc/self/mem`. The process must not read its
+/// arguments or environment afterwards (the reaper does not). Best effort: a title that
+/// does not fit is cut, and nothing changes when the areas cannot be found.
+pub fn set_title(title: &str) {
+    use std::os::unix::fs::FileExt;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields 48-51 (1-based): arg_start, arg_end, env_start, env_end.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return;
+    };
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(45)
+        .take(4)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let [arg_start, arg_end, env_start, env_end] = f[..] else {
+        return;
+    };
+    if arg_start == 0 || arg_end <= arg_start {
+        return;
+    }
+    let end = if env_start == arg_end && env_end > env_start {
+        env_end
+    } else {
+        arg_end
+    };
+    let Ok(room) = usize::try_from(end - arg_start) else {
+        return;
+    };
+    let args_len = usize::try_from(arg_end - arg_start).unwrap_or(0);
+    let mut buf = title.as_bytes().to_vec();
+    buf.truncate(room.saturating_sub(1));
+    // NUL-filled to the end of the argument area: a title shorter than it ends there; a
+    // longer one leaves the area's last byte non-NUL, which tells the kernel to read on.
+    let fill = args_len.max(buf.len() + 1).min(room);
+    buf.resize(fill, 0);
+    if let Ok(mem) = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/mem")
+    {
+        let _ = mem.write_all_at(&buf, arg_start);
+    }
+}

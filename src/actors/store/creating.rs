@@ -28,6 +28,11 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             Ok(w) => w,
             Err(e) => return ready(Err(e)),
         };
+        let limits = process::merged_ulimits(&request.host_config, &self.config.default_ulimits);
+        if let Err(e) = process::check_hard_limits(&limits) {
+            return ready(Err(e));
+        }
+        process::adapt_shared_namespaces(&mut request.host_config, |n| self.resolve(n).ok());
         let CreateRequest {
             mut config,
             host_config,
@@ -82,11 +87,15 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         // Not with bind mounts: their sources are mounted as they are at the start (a file
         // replaced between create and start is the new one).
         let binds = host_config.binds.as_ref().is_some_and(|b| !b.is_empty());
-        let may_prestart = self.prestarts < MAX_PRESTARTS && !binds;
+        // Nor when it joins another container's namespaces, which must be running at the
+        // start.
+        let joins = process::joins_another(&host_config);
+        let may_prestart = self.prestarts < MAX_PRESTARTS && !binds && !joins;
         if may_prestart {
             self.prestarts += 1;
         }
         let exec_root = self.config.exec_root.clone();
+        let default_ulimits = self.config.default_ulimits.clone();
         let peers = self.peers.clone();
         peers.exec.do_send(PrepareStart);
         if network != NetworkSpec::Host {
@@ -224,7 +233,10 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 Ok(())
             };
             let ahead = may_prestart.then(|| {
-                let spec = create::build_spec(&c, &dir, &exec_root);
+                let mut spec = create::build_spec(&c, &dir, &exec_root);
+                // Nothing to look up: a container that joins another's is not set up ahead.
+                spec.process =
+                    process::process_spec(&c, &default_ulimits, |_| None).unwrap_or_default();
                 (spec, c.network.clone(), dir.join("hosts"))
             });
             let set_up = async {

@@ -36,6 +36,10 @@ pub enum StoreError {
     NotRunning { id: String },
     #[error("Container {id} is not running")]
     KillNotRunning { id: String },
+    /// A start that joins the namespaces of container `id`, which is not running
+    /// (`what` is dockerd's prefix, as `can't join IPC of container x: `).
+    #[error("{what}container {id} is not running")]
+    JoinNotRunning { what: String, id: String },
     #[error(
         "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
     )]
@@ -116,6 +120,7 @@ impl StoreError {
             StoreError::AlreadyRunning { .. } => ErrorKind::NotModified,
             StoreError::NotRunning { .. } => ErrorKind::NotModified,
             StoreError::KillNotRunning { .. }
+            | StoreError::JoinNotRunning { .. }
             | StoreError::RemoveRunning { .. }
             | StoreError::RemovalInProgress { .. }
             | StoreError::AttachStopped { .. }

@@ -29,6 +29,7 @@ pub mod error;
 mod live;
 pub mod messages;
 pub mod persist;
+pub mod process;
 mod records;
 pub mod state;
 pub mod update;
@@ -253,6 +254,32 @@ impl ContainerStoreActor {
             }),
             _ => Err(not_found()),
         }
+    }
+
+    /// The process settings of a start of `key` (`process::process_spec`), with the
+    /// namespaces of the containers it joins looked up; the default for a container that
+    /// cannot start (the start's own checks answer).
+    fn process_spec(&self, key: &str) -> Result<crate::monitor::spec::ProcessSpec, StoreError> {
+        let Some(entry) = self
+            .resolve(key)
+            .ok()
+            .and_then(|id| self.containers.get(&id))
+        else {
+            return Ok(Default::default());
+        };
+        if entry.c.state.can_start(&entry.c.id).is_err() {
+            return Ok(Default::default());
+        }
+        process::process_spec(&entry.c, &self.config.default_ulimits, |name| {
+            let id = self.resolve(name).ok()?;
+            let e = self.containers.get(&id)?;
+            let running = e.c.state.is_running() && e.c.state.pid > 0;
+            Some(process::Target {
+                id,
+                pid: running.then_some(e.c.state.pid),
+                ipc_mode: e.c.host_config.ipc_mode.clone().unwrap_or_default(),
+            })
+        })
     }
 
     fn entry(&mut self, key: &str) -> Result<&mut Entry, StoreError> {
@@ -735,12 +762,19 @@ impl Handler<Shutdown> for ContainerStoreActor {
 
 impl Handler<StartContainer> for ContainerStoreActor {
     type Result = Fut<Result<(), StoreError>>;
-    fn handle(&mut self, msg: StartContainer, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: StartContainer, ctx: &mut Self::Context) -> Self::Result {
         if self.shutting_down {
             return ready(Err(StoreError::ShuttingDown));
         }
         let containers_dir = self.containers_dir();
         let exec_root = self.config.exec_root.clone();
+        let process = match self.process_spec(&msg.id) {
+            Ok(p) => p,
+            Err(e) => {
+                self.refuse_start(&msg.id, &e, ctx);
+                return ready(Err(e));
+            }
+        };
         let entry = match self.entry(&msg.id) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
@@ -756,7 +790,8 @@ impl Handler<StartContainer> for ContainerStoreActor {
             return ready(Err(StoreError::AlreadyRunning { id }));
         }
         entry.starting = true;
-        let spec = create::build_spec(&entry.c, &containers_dir.join(&id), &exec_root);
+        let mut spec = create::build_spec(&entry.c, &containers_dir.join(&id), &exec_root);
+        spec.process = process;
         let attaches = std::mem::take(&mut entry.pending);
         let network_label = match entry.c.network {
             NetworkSpec::None => "none",
@@ -881,6 +916,29 @@ impl Handler<ContainerExited> for ContainerStoreActor {
 }
 
 impl ContainerStoreActor {
+    /// A start refused before anything ran (the namespaces it joins are not there): the
+    /// error is recorded, the waiting attaches are let go, and a `--rm` container is
+    /// removed, as after a failed start (the CLI's `docker run --rm` waits for that).
+    fn refuse_start(&mut self, key: &str, e: &StoreError, ctx: &mut Context<Self>) {
+        let Ok(entry) = self.entry(key) else {
+            return;
+        };
+        if entry.starting || entry.removing || entry.c.state.is_running() {
+            return;
+        }
+        entry.c.state.error = e.to_string();
+        drop(std::mem::take(&mut entry.pending));
+        let c = entry.c.clone();
+        let remove = c.auto_remove();
+        if remove {
+            entry.removing = true;
+        }
+        self.save_state(&c);
+        if remove {
+            ctx.spawn(self.remove_stopped(c.id.clone()).map(|_, _, _| ()));
+        }
+    }
+
     /// Records an exit: state, waiters, the record, and `--rm`.
     fn apply_exit(&mut self, msg: ContainerExited, ctx: &mut Context<Self>) {
         let Some(entry) = self.containers.get_mut(&msg.id) else {

@@ -77,6 +77,7 @@ pub fn validate(req: &mut CreateRequest, host: &HostCaps) -> Result<Vec<String>,
     check_resources(&mut req.host_config, host, &mut warnings)?;
     super::validate_cgroups::check(&req.host_config, host)?;
     check_host_config(&req.host_config)?;
+    super::process::check(&req.config, &req.host_config)?;
     check_networking(req)?;
     refuse_unsupported(req)?;
     create::default_cgroupns_mode(&mut req.host_config, host.cgroups.version() == 2);
@@ -584,16 +585,6 @@ fn refuse_unsupported(req: &CreateRequest) -> Result<(), StoreError> {
         if !matches!(rp, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO) {
             return Err(not_yet("HostConfig.RestartPolicy"));
         }
-    }
-    let ipc = h.ipc_mode.as_deref().unwrap_or("");
-    if !matches!(ipc, "" | "private" | "shareable") {
-        return Err(not_yet("HostConfig.IpcMode"));
-    }
-    if !h.pid_mode.as_deref().unwrap_or("").is_empty() {
-        return Err(not_yet("HostConfig.PidMode"));
-    }
-    if !h.uts_mode.as_deref().unwrap_or("").is_empty() {
-        return Err(not_yet("HostConfig.UTSMode"));
     }
     for (field, given, default) in [
         (
