@@ -97,8 +97,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
     let d = TestDaemon::start();
     d.import_busybox();
     let refused: &[(&[&str], &str)] = &[
-        (&["--cap-drop", "CHOWN"], "HostConfig.CapDrop (--cap-drop)"),
-        (&["--cap-add", "NET_ADMIN"], "HostConfig.CapAdd (--cap-add)"),
         (
             &["--ulimit", "nofile=64:64"],
             "HostConfig.Ulimits (--ulimit)",
@@ -110,10 +108,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
         (
             &["--health-cmd", "true"],
             "Config.Healthcheck (--health-cmd)",
-        ),
-        (
-            &["--security-opt", "no-new-privileges"],
-            "HostConfig.SecurityOpt (--security-opt)",
         ),
         (&["--dns", "192.0.2.53"], "HostConfig.Dns (--dns)"),
         (
@@ -132,7 +126,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             &["--oom-score-adj", "10"],
             "HostConfig.OomScoreAdj (--oom-score-adj)",
         ),
-        (&["--privileged"], "HostConfig.Privileged (--privileged)"),
         (
             &["--device", "/dev/null:/dev/xnull"],
             "HostConfig.Devices (--device)",
@@ -213,6 +206,10 @@ fn the_cli_refuses_what_berthd_does_not_do() {
         (
             &["--device-cgroup-rule", "c 1:3 rwm"],
             "HostConfig.DeviceCgroupRules (--device-cgroup-rule)",
+        ),
+        (
+            &["--security-opt", "label=level:s0:c100"],
+            "HostConfig.SecurityOpt (--security-opt)",
         ),
         (&["--gpus", "all"], "HostConfig.DeviceRequests (--gpus)"),
         (

@@ -109,6 +109,9 @@ pub struct DaemonConfig {
     pub config_file: Option<PathBuf>,
     /// Seconds a container gets between its stop signal and SIGKILL at daemon shutdown.
     pub shutdown_timeout: u64,
+    /// `--no-new-privileges`: no_new_privs for containers whose `SecurityOpt` does not
+    /// say.
+    pub no_new_privileges: bool,
 }
 
 impl DaemonConfig {

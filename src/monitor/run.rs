@@ -262,6 +262,7 @@ impl Monitor {
             cpu_quota: spec.cgroup.cpu_quota,
             cpu_period: spec.cgroup.cpu_period,
             cpu_shares: spec.cgroup.cpu_shares,
+            all_devices: spec.security.privileged,
         };
         // The unified part only: the init is born in it. The v1 part is made while the
         // init sets up its mounts (below).

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// The rootfs and mount types live in the model, so that `sys` can take them without
 /// importing the monitor.
-pub use crate::model::spec::{MountSpec, RootfsSpec};
+pub use crate::model::spec::{MountSpec, RootfsSpec, SecuritySpec};
 
 /// One container, as the monitor creates it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +59,10 @@ pub struct ContainerSpec {
     /// The pty's rows and columns before the first resize (0: the kernel's default).
     #[serde(default)]
     pub console_size: (u16, u16),
+    /// Capabilities, seccomp, no_new_privs, masked and read-only paths, privileged
+    /// (`crate::security::for_container`).
+    #[serde(default)]
+    pub security: SecuritySpec,
 }
 
 /// The container's cgroup: `<parent>/<id>` in every hierarchy in use.

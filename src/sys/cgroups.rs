@@ -202,6 +202,9 @@ pub struct Limits {
     pub cpu_quota: i64,
     pub cpu_period: u64,
     pub cpu_shares: u64,
+    /// `--privileged`: every device may be used (v1 `devices.allow` "a", no v2 device
+    /// program).
+    pub all_devices: bool,
 }
 
 /// Checks that a cgroup path is relative and stays inside the hierarchy.
@@ -371,7 +374,9 @@ impl ContainerCgroup {
                     write_file(&dir.join("cpu.shares"), &limits.cpu_shares.to_string())?;
                 }
             }
-            if co.contains(&"devices") {
+            if co.contains(&"devices") && limits.all_devices {
+                write_file(&dir.join("devices.allow"), "a")?;
+            } else if co.contains(&"devices") {
                 write_file(&dir.join("devices.deny"), "a")?;
                 for rule in DEVICE_ALLOW {
                     write_file(&dir.join("devices.allow"), rule)?;
@@ -426,7 +431,7 @@ impl ContainerCgroup {
             mkdir(&dir)?;
             self.dirs.push(dir.clone());
             self.v2_dir = Some(dir.clone());
-            if layout.v1_mount("devices").is_none() {
+            if layout.v1_mount("devices").is_none() && !limits.all_devices {
                 // No v1 devices controller: the allow-list is an eBPF program on v2.
                 let d = fs::File::open(&dir).map_err(|source| SysError::Create {
                     path: dir.clone(),

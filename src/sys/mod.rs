@@ -7,7 +7,8 @@
 //! - [`mounts`]: the container's root filesystem: rootfs, /proc, /sys, /dev, pivot_root,
 //!   masked and read-only paths.
 //! - [`caps`]: capability sets and the switch to the container's user.
-//! - [`seccomp`]: the default system call filter.
+//! - [`seccomp`]: system call filters compiled with libseccomp, installed by the init.
+//! - [`privileged`]: what `--privileged` opens: the host's devices, a writable /sys.
 //! - [`pty`]: pseudo terminals and window sizes.
 //! - [`process`]: spawning the monitor, reaping its first process, daemonizing, signals, fd
 //!   passing.
@@ -29,6 +30,7 @@ pub mod fs;
 pub mod host;
 pub mod mounts;
 pub mod namespaces;
+pub mod privileged;
 pub mod process;
 pub mod pty;
 pub mod seccomp;

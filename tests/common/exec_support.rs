@@ -130,6 +130,7 @@ impl Fixture {
             readonly_rootfs: false,
             shm_size: 0,
             console_size: (0, 0),
+            security: Default::default(),
             id,
         }
     }

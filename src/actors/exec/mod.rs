@@ -651,6 +651,7 @@ mod tests {
                 readonly_rootfs: false,
                 shm_size: 0,
                 console_size: (0, 0),
+                security: Default::default(),
             };
             let r = a.send(StartContainer::new(spec, Vec::new())).await.unwrap();
             assert!(matches!(r, Err(ExecError::SpawnMonitor { .. })), "{r:?}");

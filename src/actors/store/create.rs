@@ -180,6 +180,8 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
         readonly_rootfs: h.readonly_rootfs.unwrap_or(false),
         shm_size: u64::try_from(h.shm_size.unwrap_or(0)).unwrap_or(0),
         console_size: (dim(0), dim(1)),
+        // Set by the caller: `crate::security::for_container`, which can fail.
+        security: Default::default(),
     }
 }
 

@@ -87,6 +87,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             self.prestarts += 1;
         }
         let exec_root = self.config.exec_root.clone();
+        let security_defaults = self.security_defaults();
         let peers = self.peers.clone();
         peers.exec.do_send(PrepareStart);
         if network != NetworkSpec::Host {
@@ -223,10 +224,15 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 }
                 Ok(())
             };
-            let ahead = may_prestart.then(|| {
-                let spec = create::build_spec(&c, &dir, &exec_root);
-                (spec, c.network.clone(), dir.join("hosts"))
-            });
+            // Not set up ahead if its security settings fail now: the start says why.
+            let ahead = may_prestart
+                .then(|| crate::security::for_container(&c.host_config, security_defaults).ok())
+                .flatten()
+                .map(|security| {
+                    let mut spec = create::build_spec(&c, &dir, &exec_root);
+                    spec.security = security;
+                    (spec, c.network.clone(), dir.join("hosts"))
+                });
             let set_up = async {
                 let (spec, network, hosts) = ahead?;
                 prestart(&peers, spec, network, hosts).await
