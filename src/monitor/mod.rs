@@ -66,14 +66,19 @@
 //! /etc/passwd, sets no_new_privs if asked, installs the seccomp filter berthd compiled,
 //! drops to the spec's capabilities (`monitor::security`) and execs. With
 //! `--privileged` it also copies the host's device nodes into /dev and makes /sys
-//! writable, and the monitor opens the devices cgroup.
-//! Device access: v1 `devices.allow`, or on cgroup v2 an eBPF program (same list).
+//! writable, and the monitor allows every device in the devices cgroup.
+//! Device access: v1 `devices.allow`, or on cgroup v2 an eBPF program (same list, with
+//! the devices of `--device` and the rules of `--device-cgroup-rule`), whose nodes the
+//! init makes in its /dev. It sees its own cgroup read-only at /sys/fs/cgroup, bound
+//! before `pivot_root` with the host's cgroup namespace, or mounted in a namespace of its
+//! own once the monitor has moved it into its cgroups (`cgroup_setup`).
 //!
 //! # Debugging
 //!
 //! `BERTH_MONITOR_STDERR=<file>` (in berthd's environment) sends the monitors' stderr
 //! there; `BERTH_MONITOR_TIMING=1` adds the timings of the start phases to it.
 
+pub mod cgroup_setup;
 pub mod init;
 pub mod lookup;
 pub mod proto;

@@ -16,13 +16,14 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, pipe2};
 
+use super::cgroup_setup;
 use super::init::{self, InitFds, InitStdio};
 use super::proto::{
     AttachFlags, CtlEvent, CtlRequest, EXIT_FILE, ExitStatus, LineBuf, LogSplitter, SOCKET_NAME,
     STDERR, STDOUT, SockReply, SockRequest, encode_line, now_rfc3339, stdcopy_frame,
 };
 use super::spec::{ContainerSpec, NetworkSpec};
-use crate::sys::cgroups::{CgroupLayout, ContainerCgroup, Limits};
+use crate::sys::cgroups::{CgroupLayout, ContainerCgroup};
 use crate::sys::namespaces::{CloneNamespaces, CloneResult, clone_init};
 use crate::sys::{self, SysError};
 use crate::util::error_chain;
@@ -255,15 +256,18 @@ impl Monitor {
         } else {
             None
         };
-        let limits = Limits {
-            memory: spec.cgroup.memory,
-            memory_swap: spec.cgroup.memory_swap,
-            pids: spec.cgroup.pids,
-            cpu_quota: spec.cgroup.cpu_quota,
-            cpu_period: spec.cgroup.cpu_period,
-            cpu_shares: spec.cgroup.cpu_shares,
-            all_devices: spec.security.privileged,
-        };
+        let prepared = cgroup_setup::prepare(&spec.cgroup, &layout).map_err(|e| setup_err(&e))?;
+        let mut limits = prepared.limits;
+        if spec.security.privileged {
+            // `--privileged`: every device (`a *:* rwm`, as runc's privileged rule).
+            limits.devices.push(crate::sys::devices::DeviceRule {
+                kind: 'a',
+                major: None,
+                minor: None,
+                access: "rwm".to_owned(),
+            });
+        }
+        tm!("limits prepared");
         // The unified part only: the init is born in it. The v1 part is made while the
         // init sets up its mounts (below).
         let cgroup = ContainerCgroup::create_unified(&layout, &spec.cgroup.path, &limits)
@@ -308,11 +312,12 @@ impl Monitor {
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| cleanup_cg(setup_err(&SysError::call("signalfd", e))))?;
 
-        let fds = InitFds {
+        let mut fds = InitFds {
             stdio,
             sync: sync_r,
             err: errp_w,
             netns,
+            cgroup: prepared.init,
         };
         let ns = CloneNamespaces {
             net: spec.network != NetworkSpec::Host && fds.netns.is_none(),
@@ -327,7 +332,10 @@ impl Monitor {
         let (res, born_in_v2) = clone_init(ns, v2_dir.as_ref().map(|f| f.as_fd()))
             .map_err(|e| cleanup_cg(setup_err(&e)))?;
         let pid = match res {
-            CloneResult::Child => init::run(spec, fds),
+            CloneResult::Child => {
+                fds.cgroup.in_place = born_in_v2 && layout.v1.is_empty();
+                init::run(spec, fds)
+            }
             CloneResult::Parent { child } => child,
         };
         drop(v2_dir);
@@ -366,6 +374,13 @@ impl Monitor {
             finished: None,
         };
 
+        // The init may make its v1 directories before `add_v1` does: a failed start
+        // removes them too.
+        for d in prepared.v1_dirs {
+            if !m.cgroup.dirs.contains(&d) {
+                m.cgroup.dirs.push(d);
+            }
+        }
         // Ready → (attaches) → go → started or failed.
         if ctl.send(&CtlEvent::Ready { pid: pid.as_raw() }).is_err() {
             m.abort();
@@ -395,6 +410,8 @@ impl Monitor {
         if let Err(e) = ContainerCgroup::join(&to_join, pid.as_raw()) {
             return Err(m.fail(ctl, error_chain(&e)));
         }
+        // An init with a cgroup namespace of its own may now make it.
+        let _ = nix::unistd::write(&sync_w, &[cgroup_setup::CGROUPS_READY]);
         tm!("cgroup joined");
         loop {
             match ctl.recv() {
@@ -414,7 +431,23 @@ impl Monitor {
             }
         }
         tm!("go received");
-        let _ = nix::unistd::write(&sync_w, &[1u8]);
+        // The init sent its pty's master before it waited for "go": the terminal gets its
+        // size before the command runs (`stty size` at once sees it).
+        let expects_pty = pty_sock.is_some();
+        let mut master = None;
+        if let Some(sock) = pty_sock {
+            let mut b = [0u8; 1];
+            let mut fds = Vec::new();
+            let _ = sys::process::recv_with_fds(sock.as_raw_fd(), &mut b, &mut fds);
+            master = fds.pop();
+            let (rows, cols) = spec.console_size;
+            if let Some(master) = master.as_ref().filter(|_| rows > 0 && cols > 0) {
+                if let Err(e) = sys::pty::set_winsize(master.as_fd(), rows, cols) {
+                    return Err(m.fail(ctl, error_chain(&e)));
+                }
+            }
+        }
+        let _ = nix::unistd::write(&sync_w, &[cgroup_setup::GO]);
         drop(sync_w);
         let mut msg = Vec::new();
         let _ = File::from(errp_r).read_to_end(&mut msg);
@@ -428,19 +461,10 @@ impl Monitor {
             m.abort();
             return Err(StartError::Quiet);
         }
-        if let Some(sock) = pty_sock {
-            let mut b = [0u8; 1];
-            let mut fds = Vec::new();
-            let _ = sys::process::recv_with_fds(sock.as_raw_fd(), &mut b, &mut fds);
-            let Some(master) = fds.pop() else {
+        if expects_pty {
+            let Some(master) = master else {
                 return Err(m.fail(ctl, "the container's pty did not arrive".to_owned()));
             };
-            let (rows, cols) = spec.console_size;
-            if rows > 0 && cols > 0 {
-                if let Err(e) = sys::pty::set_winsize(master.as_fd(), rows, cols) {
-                    return Err(m.fail(ctl, error_chain(&e)));
-                }
-            }
             if spec.open_stdin {
                 m.stdin = master.try_clone().ok();
             }
