@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what berthd and its tests need on a fresh Debian machine (idempotent; quick
-# when everything is there): iptables, busybox-static (the test image), prometheus (for
-# promtool), systemd (systemd-analyze), the docker CLI when missing, and the Python docker
-# SDK.
+# when everything is there): libseccomp-dev (linked into berthd: the seccomp filters),
+# iptables, busybox-static (the test image), prometheus (for promtool), systemd
+# (systemd-analyze), the docker CLI when missing, and the Python docker SDK.
 set -euo pipefail
 
 need=()
+[[ -e /usr/include/seccomp.h ]] || need+=(libseccomp-dev)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 [[ -x /bin/busybox ]] || need+=(busybox-static)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)

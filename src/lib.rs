@@ -9,6 +9,8 @@
 //! - [`server`]: listeners, and the hijacked attach and exec streams served below
 //!   actix-http's HTTP/1 codec.
 //! - [`monitor`]: the per-container monitor process (berthd re-executed).
+//! - [`security`]: capabilities, seccomp profiles, no_new_privs and masked paths, as
+//!   dockerd computes them for a container.
 //! - [`deleter`]: the background deletion of doomed directories after a removal's rename.
 //! - [`sys`]: the only home of raw syscalls and `unsafe`.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
@@ -25,6 +27,7 @@ pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
+pub mod security;
 pub mod server;
 pub mod sys;
 pub mod util;

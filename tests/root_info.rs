@@ -37,7 +37,7 @@ fn info_lists_the_seccomp_filter_and_the_native_runtime() {
     require_root!();
     let d = TestDaemon::start();
     let security = d.docker_ok(&["info", "--format", "{{json .SecurityOptions}}"]);
-    assert_eq!(security.trim(), r#"["name=seccomp,profile=berth-default"]"#);
+    assert_eq!(security.trim(), r#"["name=seccomp,profile=default"]"#);
     let runtimes = d.docker_ok(&["info", "--format", "{{.DefaultRuntime}} {{json .Runtimes}}"]);
     let berthd = std::fs::canonicalize(berthd_bin()).unwrap();
     assert_eq!(
@@ -57,7 +57,7 @@ fn info_lists_the_seccomp_filter_and_the_native_runtime() {
     for line in [
         "Default Runtime: native",
         "  seccomp",
-        "   Profile: berth-default",
+        "   Profile: default",
         "Cgroup Driver: cgroupfs",
         "Logging Driver: json-file",
     ] {

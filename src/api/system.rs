@@ -324,7 +324,11 @@ pub fn info_doc(s: &InfoSources<'_>) -> Value {
         containerd_commit: Some(empty_commit()),
         runc_commit: Some(empty_commit()),
         init_commit: Some(empty_commit()),
-        security_options: Some(security_options()),
+        security_options: Some(crate::security::info_options(
+            crate::security::DaemonDefaults {
+                no_new_privileges: c.no_new_privileges,
+            },
+        )),
         product_license: None,
         default_address_pools: None,
         warnings: None,
@@ -344,15 +348,6 @@ fn empty_commit() -> api::Commit {
         id: Some(String::new()),
         expected: Some(String::new()),
     }
-}
-
-/// Every container's init installs berth's seccomp filter (`sys::seccomp`). berthd sets
-/// no `no_new_privs` and gives containers no cgroup namespace, so it lists neither.
-fn security_options() -> Vec<String> {
-    vec![format!(
-        "name=seccomp,profile={}",
-        crate::sys::seccomp::PROFILE_NAME
-    )]
 }
 
 /// dockerd's warnings for what the reply says is missing, in dockerd's order and words,
@@ -570,7 +565,7 @@ mod tests {
         );
         assert_eq!(
             doc["SecurityOptions"],
-            json!(["name=seccomp,profile=berth-default"])
+            json!(["name=seccomp,profile=default"])
         );
         assert_eq!(doc["DefaultRuntime"], "native");
         assert_eq!(

@@ -112,6 +112,9 @@ pub struct DaemonConfig {
     /// `--default-ulimit`: the limits a container gets for the names its own
     /// `--ulimit` does not set (merged at each start, as dockerd does).
     pub default_ulimits: Vec<crate::model::ulimit::Ulimit>,
+    /// `--no-new-privileges`: no_new_privs for containers whose `SecurityOpt` does not
+    /// say.
+    pub no_new_privileges: bool,
 }
 
 impl DaemonConfig {

@@ -436,6 +436,20 @@ pub static OPTIONS: &[DaemonOption] = &[
         },
     },
     DaemonOption {
+        flag: "--no-new-privileges",
+        short: None,
+        key: Some("no-new-privileges"),
+        form: Form::Bool,
+        default: Some("false"),
+        status: Status::Honoured,
+        value_name: "BOOL",
+        help: "Set no-new-privileges by default for new containers",
+        set: |c, v| {
+            c.no_new_privileges = v.boolean()?;
+            Ok(())
+        },
+    },
+    DaemonOption {
         flag: "--live-restore",
         short: None,
         key: Some("live-restore"),

@@ -933,6 +933,21 @@ fn docs_table_matches_the_declaration() {
     );
 }
 
+#[test]
+fn no_new_privileges_is_read_from_flag_and_file() {
+    assert!(!ok(&[]).no_new_privileges);
+    assert!(ok(&["--no-new-privileges"]).no_new_privileges);
+    assert!(ok(&["--no-new-privileges=true"]).no_new_privileges);
+    assert!(!ok(&["--no-new-privileges=false"]).no_new_privileges);
+    let e = err(&["--no-new-privileges=maybe"]);
+    assert!(e.to_string().contains("--no-new-privileges"), "{e}");
+    let (_d, path) = file(r#"{"no-new-privileges": true}"#);
+    assert!(ok(&["--config-file", &path]).no_new_privileges);
+    let (_d2, path2) = file(r#"{"no-new-privileges": "yes"}"#);
+    let e = err(&["--config-file", &path2]);
+    assert!(e.to_string().contains("no-new-privileges"), "{e}");
+}
+
 /// The text of every .rs file under src/ and tests/.
 fn rust_sources(root: &Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -197,7 +197,8 @@ pub fn default_cgroupns_mode(h: &mut HostConfig, unified_only: bool) {
 /// dockerd's daemon defaults for what the request left empty: `ShmSize` 64 MiB, the IPC
 /// mode `private`, the cgroup namespace mode (`host` unless [`default_cgroupns_mode`]
 /// chose first), the runtime, the log driver `json-file`, the restart policy `no`, the
-/// network mode `default`, and Docker's masked and read-only paths.
+/// network mode `default`, and Docker's masked and read-only paths (not for a privileged
+/// container).
 pub fn apply_defaults(h: &mut HostConfig) {
     fn empty(s: &Option<String>) -> bool {
         s.as_deref().is_none_or(str::is_empty)
@@ -229,11 +230,14 @@ pub fn apply_defaults(h: &mut HostConfig) {
         rp.name = Some(Rp::NO);
     }
     rp.maximum_retry_count.get_or_insert(0);
-    let owned = |paths: &[&str]| paths.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
-    h.masked_paths
-        .get_or_insert_with(|| owned(DEFAULT_MASKED_PATHS));
-    h.readonly_paths
-        .get_or_insert_with(|| owned(DEFAULT_READONLY_PATHS));
+    // A privileged container gets none (dockerd leaves them unset: null in inspect).
+    if h.privileged != Some(true) {
+        let owned = |paths: &[&str]| paths.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        h.masked_paths
+            .get_or_insert_with(|| owned(DEFAULT_MASKED_PATHS));
+        h.readonly_paths
+            .get_or_insert_with(|| owned(DEFAULT_READONLY_PATHS));
+    }
     h.oom_kill_disable.get_or_insert(false);
 }
 

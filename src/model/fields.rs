@@ -110,6 +110,10 @@ const T_GROUPS: &str = "root_process::users_and_added_groups_reach_the_container
 const T_SYSCTL: &str = "root_process::sysctls_and_oom_score_adj_reach_the_container";
 const T_INIT: &str = "root_process::init_reaps_zombies_and_forwards_signals";
 const T_NS: &str = "root_process::pid_ipc_and_uts_namespaces_are_shared_as_asked";
+const T_CAPS: &str = "root_security::capabilities_default_drop_add_and_all";
+const T_PRIV: &str = "root_security::privileged_gets_every_capability_and_device";
+const T_SECOPT: &str = "root_security::seccomp_default_unconfined_and_custom_profile";
+const T_PATHS: &str = "root_security::systempaths_unconfined_unmasks_proc";
 
 /// Every field of the create request's Config (the body's top level).
 pub const CONFIG: &[Field] = &[
@@ -656,17 +660,17 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.CapAdd",
         "--cap-add",
-        NotYet,
-        "issue 14; names are checked first (dockerd's message)",
-        T_FIELDS,
+        Honoured,
+        "names with or without CAP_, in any case, and ALL, combined with CapDrop as dockerd does; ALL is every capability berthd's own bounding set holds, and a capability it lacks is refused",
+        T_CAPS,
         r#"["CAP_NET_ADMIN"]"#,
     ),
     f(
         "HostConfig.CapDrop",
         "--cap-drop",
-        NotYet,
-        "issue 14; names are checked first (dockerd's message)",
-        T_FIELDS,
+        Honoured,
+        "names with or without CAP_, in any case, and ALL (then only CapAdd's)",
+        T_CAPS,
         r#"["CAP_CHOWN"]"#,
     ),
     f(
@@ -760,9 +764,9 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.Privileged",
         "--privileged",
-        NotYet,
-        "issue 14",
-        T_FIELDS,
+        Honoured,
+        "every capability berthd's own bounding set holds, the host's devices in /dev and the devices cgroup open, no masked or read-only paths, no seccomp filter (unless SecurityOpt names one), /sys writable",
+        T_PRIV,
         "true",
     ),
     f(
@@ -781,13 +785,13 @@ pub const HOST_CONFIG: &[Field] = &[
         T_RO,
         "true",
     ),
-    f(
+    p(
         "HostConfig.SecurityOpt",
         "--security-opt",
-        NotYet,
-        "issue 14; the form is checked first",
-        T_FIELDS,
+        "no-new-privileges[=bool], seccomp=<profile JSON> (the CLI sends the file's content), unconfined or builtin, apparmor=unconfined and label=disable honoured; other AppArmor profiles and SELinux labels refused: berthd applies neither",
+        T_SECOPT,
         r#"["no-new-privileges"]"#,
+        r#"["label=level:s0:c100"]"#,
     ),
     f(
         "HostConfig.StorageOpt",
@@ -861,21 +865,21 @@ pub const HOST_CONFIG: &[Field] = &[
         r#""default""#,
         r#""hyperv""#,
     ),
-    p(
+    f(
         "HostConfig.MaskedPaths",
         "--security-opt systempaths=unconfined",
-        "berthd's list (dockerd 20.10's and the powercap files) honoured; another list not yet (issue 14)",
-        T_FIELDS,
-        r#"["/proc/asound","/proc/acpi","/proc/kcore","/proc/keys","/proc/latency_stats","/proc/timer_list","/proc/timer_stats","/proc/sched_debug","/proc/scsi","/sys/firmware","/sys/devices/virtual/powercap"]"#,
-        "[]",
+        Honoured,
+        "any list; [] from systempaths=unconfined; unset: berthd's list (dockerd 20.10's and the powercap files), none for a privileged container",
+        T_PATHS,
+        r#"["/proc/kcore","/sys/firmware"]"#,
     ),
-    p(
+    f(
         "HostConfig.ReadonlyPaths",
         "--security-opt systempaths=unconfined",
-        "Docker's default list honoured; another list not yet (issue 14)",
-        T_FIELDS,
-        r#"["/proc/bus","/proc/fs","/proc/irq","/proc/sys","/proc/sysrq-trigger"]"#,
-        "[]",
+        Honoured,
+        "any list; [] from systempaths=unconfined; unset: Docker's list, none for a privileged container",
+        T_PATHS,
+        r#"["/proc/sys"]"#,
     ),
 ];
 

@@ -58,3 +58,44 @@ pub const DEFAULT_READONLY_PATHS: &[&str] = &[
     "/proc/sys",
     "/proc/sysrq-trigger",
 ];
+
+/// Docker's default capability set as a mask (bit `n`: `CAP_*` number `n`): CHOWN,
+/// DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE,
+/// NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP (`CapEff: 00000000a80425fb`).
+pub const DEFAULT_CAP_MASK: u64 = 0xa804_25fb;
+
+/// A container's security settings, as berthd computed them (`crate::security`) and its
+/// init applies them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecuritySpec {
+    /// The capabilities (bounding, permitted and effective set of root), as a mask.
+    pub capabilities: u64,
+    /// The seccomp program in hex (`struct sock_filter` entries in the machine's byte
+    /// order, compiled by berthd); empty: no filter.
+    pub seccomp: String,
+    /// Set no_new_privs before the exec.
+    pub no_new_privs: bool,
+    /// Paths hidden (`HostConfig.MaskedPaths`).
+    pub masked_paths: Vec<String>,
+    /// Paths made read-only (`HostConfig.ReadonlyPaths`).
+    pub readonly_paths: Vec<String>,
+    /// `--privileged`: /sys writable, every host device in /dev and the devices cgroup
+    /// open.
+    pub privileged: bool,
+}
+
+impl Default for SecuritySpec {
+    /// Docker's defaults, without a seccomp filter (berthd always sends its own).
+    fn default() -> Self {
+        let owned = |l: &[&str]| l.iter().map(|p| (*p).to_owned()).collect();
+        SecuritySpec {
+            capabilities: DEFAULT_CAP_MASK,
+            seccomp: String::new(),
+            no_new_privs: false,
+            masked_paths: owned(DEFAULT_MASKED_PATHS),
+            readonly_paths: owned(DEFAULT_READONLY_PATHS),
+            privileged: false,
+        }
+    }
+}

@@ -73,6 +73,14 @@ fn sys_fail(e: sys::SysError) -> Failure {
     Failure::Msg(error_chain(&e))
 }
 
+/// `--privileged`: the host's devices in the container's /dev, and /sys writable (the
+/// devices cgroup is opened by the monitor).
+fn privileged_rootfs(spec: &ContainerSpec) -> Result<(), sys::SysError> {
+    let root = &spec.rootfs.target;
+    sys::privileged::copy_host_devices(Path::new("/dev"), &root.join("dev"))?;
+    sys::privileged::make_sys_writable(&root.join("sys"))
+}
+
 fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure> {
     // The monitor moves us into the container's cgroup meanwhile (before "go").
     sys::process::reset_signals().map_err(sys_fail)?;
@@ -96,7 +104,12 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
     sys::mounts::prepare_rootfs(&spec.rootfs, &spec.mounts, new_netns, spec.shm_size)
         .map_err(sys_fail)?;
     settings::apply_ipc_shm(&spec.process, &spec.rootfs.target).map_err(sys_fail)?;
+    if spec.security.privileged {
+        privileged_rootfs(spec).map_err(sys_fail)?;
+    }
     cgroup_setup::before_pivot(&spec.rootfs.target, &fds.cgroup).map_err(sys_fail)?;
+    // Decoded before "go": after it, only the system calls are left.
+    let security = super::security::prepare(&spec.security).map_err(Failure::Msg)?;
     sys::mounts::pivot_root(&spec.rootfs.target).map_err(sys_fail)?;
     settings::apply_sysctls(&spec.process).map_err(Failure::Msg)?;
     let cwd = if spec.cwd.is_empty() {
@@ -109,7 +122,12 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
         // before the rootfs may become read-only).
         let _ = std::fs::create_dir_all(cwd);
     }
-    sys::mounts::finish_rootfs(spec.readonly_rootfs).map_err(sys_fail)?;
+    sys::mounts::finish_rootfs(
+        spec.readonly_rootfs,
+        &spec.security.masked_paths,
+        &spec.security.readonly_paths,
+    )
+    .map_err(sys_fail)?;
     if let InitStdio::Pty(sock) = &fds.stdio {
         let master = sys::pty::open_container_pty().map_err(sys_fail)?;
         sys::process::send_with_fds(sock.as_raw_fd(), b"p", &[master.as_raw_fd()])
@@ -162,10 +180,10 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
     // Limits and the OOM score while still privileged.
     settings::apply_rlimits(&spec.process).map_err(Failure::Msg)?;
     settings::apply_oom_score_adj(&spec.process).map_err(Failure::Msg)?;
-    // Last privileged step: the filter needs CAP_SYS_ADMIN, which switch_user drops; the
-    // calls left until exec are all allowed by it.
-    sys::seccomp::install_default_filter().map_err(sys_fail)?;
-    sys::caps::switch_user(u.uid, u.gid, &u.groups).map_err(sys_fail)?;
+    // Last privileged step: no_new_privs, the seccomp filter, the capabilities and the
+    // user; the calls left until exec (chdir, execve) are allowed by any filter that
+    // lets the container run at all.
+    super::security::enter(&security, u.uid, u.gid, &u.groups).map_err(sys_fail)?;
     nix::unistd::chdir(cwd).map_err(|e| {
         Failure::Msg(format!(
             "chdir to cwd ({}) set in config.json failed: {}",

@@ -62,8 +62,11 @@
 //! first) net namespaces; the monitor creates the v1 cgroups and moves it into them while
 //! it makes its mounts (rootfs, /proc, /sys ro, /dev with its nodes,
 //! /dev/pts, /dev/shm, /dev/mqueue, the extra mounts), pivots into the rootfs and masks
-//! Docker's paths. After `Go` it resolves the user in the container's /etc/passwd,
-//! installs the seccomp filter, drops to Docker's default capabilities and execs.
+//! the spec's masked paths. After `Go` it resolves the user in the container's
+//! /etc/passwd, sets no_new_privs if asked, installs the seccomp filter berthd compiled,
+//! drops to the spec's capabilities (`monitor::security`) and execs. With
+//! `--privileged` it also copies the host's device nodes into /dev and makes /sys
+//! writable, and the monitor allows every device in the devices cgroup.
 //! Device access: v1 `devices.allow`, or on cgroup v2 an eBPF program (same list, with
 //! the devices of `--device` and the rules of `--device-cgroup-rule`), whose nodes the
 //! init makes in its /dev. It sees its own cgroup read-only at /sys/fs/cgroup, bound
@@ -81,6 +84,7 @@ pub mod lookup;
 pub mod proto;
 pub mod reaper;
 pub mod run;
+pub mod security;
 pub mod settings;
 pub mod spec;
 pub mod user;

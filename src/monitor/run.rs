@@ -258,7 +258,16 @@ impl Monitor {
             None
         };
         let prepared = cgroup_setup::prepare(&spec.cgroup, &layout).map_err(|e| setup_err(&e))?;
-        let limits = prepared.limits;
+        let mut limits = prepared.limits;
+        if spec.security.privileged {
+            // `--privileged`: every device (`a *:* rwm`, as runc's privileged rule).
+            limits.devices.push(crate::sys::devices::DeviceRule {
+                kind: 'a',
+                major: None,
+                minor: None,
+                access: "rwm".to_owned(),
+            });
+        }
         tm!("limits prepared");
         // The unified part only: the init is born in it. The v1 part is made while the
         // init sets up its mounts (below).

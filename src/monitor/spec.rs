@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// The rootfs and mount types live in the model, so that `sys` can take them without
 /// importing the monitor.
-pub use crate::model::spec::{MountSpec, RootfsSpec};
+pub use crate::model::spec::{MountSpec, RootfsSpec, SecuritySpec};
 
 /// One container, as the monitor creates it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +63,10 @@ pub struct ContainerSpec {
     /// namespaces shared with the host or another container (`monitor::settings`).
     #[serde(default)]
     pub process: ProcessSpec,
+    /// Capabilities, seccomp, no_new_privs, masked and read-only paths, privileged
+    /// (`crate::security::for_container`).
+    #[serde(default)]
+    pub security: SecuritySpec,
 }
 
 /// The process settings of a container (`--group-add`, `--ulimit`, `--sysctl`,

@@ -32,16 +32,35 @@ fn caps_err(call: &'static str, e: caps::errors::CapsError) -> SysError {
     }
 }
 
-/// Drops the bounding set to Docker's defaults, switches to `uid`/`gid` with the
-/// supplementary `groups`, then sets the effective and permitted sets to the defaults and
-/// clears the inheritable and ambient sets (as Docker does since 20.10.14, so that no file
-/// with inheritable capabilities can raise a non-root process's capabilities).
-///
-/// After exec, root in the container has the default set; other users have none.
+/// [`switch_user_with_caps`] with Docker's default set.
 pub fn switch_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), SysError> {
     let keep: CapsHashSet = DEFAULT_CAPS.iter().copied().collect();
+    switch_user_to(&keep, uid, gid, groups)
+}
+
+/// Drops the bounding set to `caps` (a mask: bit `n` is capability `n`), switches to
+/// `uid`/`gid` with the supplementary `groups`, then sets the effective and permitted
+/// sets to `caps` and clears the inheritable and ambient sets (as Docker does since
+/// 20.10.14, so that no file with inheritable capabilities can raise a non-root
+/// process's capabilities).
+///
+/// After exec, root in the container has `caps`; other users have none.
+pub fn switch_user_with_caps(
+    caps: u64,
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+) -> Result<(), SysError> {
+    let keep: CapsHashSet = caps::all()
+        .into_iter()
+        .filter(|c| caps & c.bitmask() != 0)
+        .collect();
+    switch_user_to(&keep, uid, gid, groups)
+}
+
+fn switch_user_to(keep: &CapsHashSet, uid: u32, gid: u32, groups: &[u32]) -> Result<(), SysError> {
     let bounding = caps::read(None, CapSet::Bounding).map_err(|e| caps_err("capget", e))?;
-    for cap in bounding.difference(&keep) {
+    for cap in bounding.difference(keep) {
         caps::drop(None, CapSet::Bounding, *cap)
             .map_err(|e| caps_err("prctl PR_CAPBSET_DROP", e))?;
     }

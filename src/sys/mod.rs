@@ -13,7 +13,8 @@
 //!   masked and read-only paths.
 //! - [`ipc`]: the container's /dev/shm with `--ipc none` and `--ipc host`.
 //! - [`caps`]: capability sets and the switch to the container's user.
-//! - [`seccomp`]: the default system call filter.
+//! - [`seccomp`]: system call filters compiled with libseccomp, installed by the init.
+//! - [`privileged`]: what `--privileged` opens: the host's devices, a writable /sys.
 //! - [`pty`]: pseudo terminals and window sizes.
 //! - [`rlimit`]: resource limits (`--ulimit`) and berthd's own hard limits.
 //! - [`process`]: spawning the monitor, reaping its first process, daemonizing, signals, fd
@@ -39,6 +40,7 @@ pub mod host;
 pub mod ipc;
 pub mod mounts;
 pub mod namespaces;
+pub mod privileged;
 pub mod process;
 pub mod pty;
 pub mod rlimit;

@@ -16,12 +16,6 @@ use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use super::SysError;
 use crate::model::spec::{MountSpec, RootfsSpec};
 
-/// Paths Docker hides from containers (an empty read-only tmpfs or /dev/null on top), and
-/// the ones it makes read-only: `HostConfig.MaskedPaths` and `ReadonlyPaths` by default.
-use crate::model::spec::{
-    DEFAULT_MASKED_PATHS as MASKED_PATHS, DEFAULT_READONLY_PATHS as READONLY_PATHS,
-};
-
 /// The device nodes of a container's /dev: name, major, minor.
 const DEVICES: &[(&str, u64, u64)] = &[
     ("null", 1, 3),
@@ -383,9 +377,16 @@ pub fn pivot_root(new_root: &Path) -> Result<(), SysError> {
     Ok(())
 }
 
-/// After `pivot_root`: masks and read-only paths, then the read-only root if asked.
-pub fn finish_rootfs(readonly_rootfs: bool) -> Result<(), SysError> {
-    for p in MASKED_PATHS {
+/// After `pivot_root`: the `masked` paths hidden (an empty read-only tmpfs on a
+/// directory, /dev/null on anything else), the `readonly` paths made read-only
+/// (`HostConfig.MaskedPaths` and `ReadonlyPaths`; paths that do not exist are skipped),
+/// then the read-only root if asked.
+pub fn finish_rootfs(
+    readonly_rootfs: bool,
+    masked: &[String],
+    readonly: &[String],
+) -> Result<(), SysError> {
+    for p in masked {
         let path = Path::new(p);
         let Ok(md) = fs::metadata(path) else { continue };
         if md.is_dir() {
@@ -401,13 +402,13 @@ pub fn finish_rootfs(readonly_rootfs: bool) -> Result<(), SysError> {
             mnt(Some("/dev/null"), path, p, None, MsFlags::MS_BIND, None)?;
         }
     }
-    for p in READONLY_PATHS {
+    for p in readonly {
         let path = Path::new(p);
         if fs::symlink_metadata(path).is_err() {
             continue;
         }
         mnt(
-            Some(p),
+            Some(p.as_str()),
             path,
             p,
             None,

@@ -131,6 +131,7 @@ impl Fixture {
             shm_size: 0,
             console_size: (0, 0),
             process: Default::default(),
+            security: Default::default(),
             id,
         }
     }

@@ -652,6 +652,7 @@ mod tests {
                 shm_size: 0,
                 console_size: (0, 0),
                 process: Default::default(),
+                security: Default::default(),
             };
             let r = a.send(StartContainer::new(spec, Vec::new())).await.unwrap();
             assert!(matches!(r, Err(ExecError::SpawnMonitor { .. })), "{r:?}");

@@ -232,6 +232,8 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
         shm_size: u64::try_from(h.shm_size.unwrap_or(0)).unwrap_or(0),
         console_size: (dim(0), dim(1)),
         process: Default::default(),
+        // Set by the caller: `crate::security::for_container`, which can fail.
+        security: Default::default(),
     }
 }
 

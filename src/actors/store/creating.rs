@@ -96,6 +96,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         }
         let exec_root = self.config.exec_root.clone();
         let default_ulimits = self.config.default_ulimits.clone();
+        let security_defaults = self.security_defaults();
         let peers = self.peers.clone();
         peers.exec.do_send(PrepareStart);
         if network != NetworkSpec::Host {
@@ -232,13 +233,18 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 }
                 Ok(())
             };
-            let ahead = may_prestart.then(|| {
-                let mut spec = create::build_spec(&c, &dir, &exec_root);
-                // Nothing to look up: a container that joins another's is not set up ahead.
-                spec.process =
-                    process::process_spec(&c, &default_ulimits, |_| None).unwrap_or_default();
-                (spec, c.network.clone(), dir.join("hosts"))
-            });
+            // Not set up ahead if its security settings fail now: the start says why.
+            // Nothing to look up: a container that joins another's is not set up ahead.
+            let ahead = may_prestart
+                .then(|| crate::security::for_container(&c.host_config, security_defaults).ok())
+                .flatten()
+                .map(|security| {
+                    let mut spec = create::build_spec(&c, &dir, &exec_root);
+                    spec.process =
+                        process::process_spec(&c, &default_ulimits, |_| None).unwrap_or_default();
+                    spec.security = security;
+                    (spec, c.network.clone(), dir.join("hosts"))
+                });
             let set_up = async {
                 let (spec, network, hosts) = ahead?;
                 prestart(&peers, spec, network, hosts).await

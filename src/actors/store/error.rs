@@ -96,6 +96,8 @@ pub enum StoreError {
     Network(#[from] NetworkError),
     #[error(transparent)]
     Exec(#[from] ExecError),
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     #[error("{actor} did not answer")]
     Mailbox {
         actor: &'static str,
@@ -144,6 +146,7 @@ impl StoreError {
             StoreError::GraphDb(e) => e.kind(),
             StoreError::Network(e) => e.kind(),
             StoreError::Exec(e) => e.kind(),
+            StoreError::Security(e) => e.kind(),
             StoreError::Mailbox { .. } => ErrorKind::Unavailable,
         }
     }

@@ -221,6 +221,13 @@ impl ContainerStoreActor {
         }
     }
 
+    /// The daemon's settings a container's security depends on.
+    fn security_defaults(&self) -> crate::security::DaemonDefaults {
+        crate::security::DaemonDefaults {
+            no_new_privileges: self.config.no_new_privileges,
+        }
+    }
+
     fn containers_dir(&self) -> PathBuf {
         self.data_root.join("containers")
     }
@@ -573,6 +580,9 @@ impl Handler<Init> for ContainerStoreActor {
             Err(e) => return ready(Err(LifecycleError::from_error(&e))),
         };
         self.persister = Some(persister);
+        // Docker's default seccomp profile compiled for the default capabilities, on a
+        // blocking thread, so that no create waits for it (`security::warm_up`).
+        drop(tokio::task::spawn_blocking(crate::security::warm_up));
         let dir = self.containers_dir();
         let peers = self.peers.clone();
         let deleter = self.deleter.clone();
@@ -775,6 +785,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
                 return ready(Err(e));
             }
         };
+        let security_defaults = self.security_defaults();
         let entry = match self.entry(&msg.id) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
@@ -789,9 +800,20 @@ impl Handler<StartContainer> for ContainerStoreActor {
         if entry.starting {
             return ready(Err(StoreError::AlreadyRunning { id }));
         }
+        // The compiled seccomp program comes from the cache the create filled.
+        let security = match crate::security::for_container(&entry.c.host_config, security_defaults)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let e = StoreError::from(e);
+                self.refuse_start(&msg.id, &e, ctx);
+                return ready(Err(e));
+            }
+        };
         entry.starting = true;
         let mut spec = create::build_spec(&entry.c, &containers_dir.join(&id), &exec_root);
         spec.process = process;
+        spec.security = security;
         let attaches = std::mem::take(&mut entry.pending);
         let network_label = match entry.c.network {
             NetworkSpec::None => "none",

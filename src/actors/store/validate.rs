@@ -81,6 +81,8 @@ pub fn validate(req: &mut CreateRequest, host: &HostCaps) -> Result<Vec<String>,
     check_networking(req)?;
     refuse_unsupported(req)?;
     create::default_cgroupns_mode(&mut req.host_config, host.cgroups.version() == 2);
+    // The capabilities berthd can grant, and the seccomp profile compiled ahead.
+    crate::security::check(&req.host_config)?;
     create::apply_defaults(&mut req.host_config);
     Ok(warnings)
 }
@@ -350,9 +352,7 @@ fn check_host_config(h: &HostConfig) -> Result<(), StoreError> {
     for cap in h.cap_drop.iter().flatten() {
         check_capability(cap).map_err(|e| invalid(format!("invalid CapDrop: {e}")))?;
     }
-    for opt in h.security_opt.iter().flatten() {
-        check_security_opt(opt)?;
-    }
+    crate::security::parse_opts(h.security_opt.as_deref().unwrap_or(&[]))?;
     for host in h.extra_hosts.iter().flatten() {
         check_extra_host(host)?;
     }
@@ -408,35 +408,9 @@ fn check_restart_policy(h: &HostConfig) -> Result<(), StoreError> {
 /// dockerd's `NormalizeLegacyCapabilities` check: `ALL`, or a capability the kernel
 /// headers name, with or without `CAP_`, in any case.
 fn check_capability(cap: &str) -> Result<(), String> {
-    if cap.eq_ignore_ascii_case("ALL") {
-        return Ok(());
-    }
-    let upper = cap.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
-    if caps::all().iter().any(|c| c.to_string() == full) {
-        Ok(())
-    } else {
-        Err(format!("unknown capability: {full:?}"))
-    }
-}
-
-fn check_security_opt(opt: &str) -> Result<(), StoreError> {
-    if opt == "no-new-privileges" || opt == "disable" {
-        return Ok(());
-    }
-    let split = opt.split_once('=').or_else(|| opt.split_once(':'));
-    let Some((k, v)) = split else {
-        return Err(invalid(format!("invalid --security-opt 1: {opt:?}")));
-    };
-    match k {
-        "label" | "apparmor" | "seccomp" | "systempaths" => Ok(()),
-        "no-new-privileges" if crate::api::parse_bool(Some(v), false).is_ok() => Ok(()),
-        _ => Err(invalid(format!("invalid --security-opt 2: {opt:?}"))),
-    }
+    crate::security::capabilities::parse(cap)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// dockerd's `ValidateExtraHost`: `name:ip` (the IP may be IPv6, or `host-gateway`).
@@ -586,24 +560,6 @@ fn refuse_unsupported(req: &CreateRequest) -> Result<(), StoreError> {
             return Err(not_yet("HostConfig.RestartPolicy"));
         }
     }
-    for (field, given, default) in [
-        (
-            "HostConfig.MaskedPaths",
-            &h.masked_paths,
-            create::DEFAULT_MASKED_PATHS,
-        ),
-        (
-            "HostConfig.ReadonlyPaths",
-            &h.readonly_paths,
-            create::DEFAULT_READONLY_PATHS,
-        ),
-    ] {
-        if let Some(list) = given {
-            if list.iter().map(String::as_str).ne(default.iter().copied()) {
-                return Err(not_yet(field));
-            }
-        }
-    }
     // Every other field: by the table.
     let config = serde_json::to_value(&req.config).unwrap_or(Value::Null);
     let host = serde_json::to_value(&req.host_config).unwrap_or(Value::Null);
@@ -746,6 +702,22 @@ mod tests {
                 "invalid CapDrop: unknown capability: \"CAP_BOGUS\"",
             ),
             (
+                json!({"HostConfig": {"SecurityOpt": ["bogus"]}}),
+                "invalid --security-opt 1: \"bogus\"",
+            ),
+            (
+                json!({"HostConfig": {"SecurityOpt": ["systempaths=unconfined"]}}),
+                "invalid --security-opt 2: \"systempaths=unconfined\"",
+            ),
+            (
+                json!({"HostConfig": {"SecurityOpt": ["seccomp={\"defaultAction\":\"SCMP_ACT_NOPE\"}"]}}),
+                "invalid seccomp action \"SCMP_ACT_NOPE\"",
+            ),
+            (
+                json!({"HostConfig": {"SecurityOpt": ["seccomp={nope"]}}),
+                "Decoding seccomp profile failed: ",
+            ),
+            (
                 json!({"HostConfig": {"OomScoreAdj": 1001}}),
                 "Invalid value 1001, range for oom score adj is [-1000, 1000]",
             ),
@@ -849,6 +821,21 @@ mod tests {
         let warnings = validate(&mut req, &no_swap).unwrap();
         assert_eq!(req.host_config.memory_swap, Some(-1));
         assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn masked_paths_default_unless_privileged_or_given() {
+        let r = check(json!({})).unwrap();
+        assert_eq!(
+            r.host_config.masked_paths.map(|m| m.len()),
+            Some(create::DEFAULT_MASKED_PATHS.len())
+        );
+        let r = check(json!({"HostConfig": {"Privileged": true}})).unwrap();
+        assert_eq!(r.host_config.masked_paths, None);
+        assert_eq!(r.host_config.readonly_paths, None);
+        let r = check(json!({"HostConfig": {"MaskedPaths": [], "ReadonlyPaths": ["/x"]}})).unwrap();
+        assert_eq!(r.host_config.masked_paths, Some(vec![]));
+        assert_eq!(r.host_config.readonly_paths, Some(vec!["/x".to_owned()]));
     }
 
     #[test]

@@ -134,7 +134,8 @@ pub fn inspect(c: &Container, data_root: &Path, status: Status) -> Value {
         platform: Some("linux".to_owned()),
         mount_label: Some(String::new()),
         process_label: Some(String::new()),
-        app_armor_profile: Some(String::new()),
+        // berthd applies no AppArmor profile: only what `apparmor=unconfined` asked for.
+        app_armor_profile: Some(crate::security::apparmor_profile(&c.host_config)),
         exec_ids: None,
         host_config: Some(host_config),
         graph_driver: Some(GraphDriverData {
