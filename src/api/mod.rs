@@ -8,6 +8,7 @@
 
 pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod system;
@@ -61,6 +62,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 fn routes(cfg: &mut web::ServiceConfig) {
     system::routes(cfg);
     containers::routes(cfg);
+    exec::routes(cfg);
     images::routes(cfg);
     logs::routes(cfg);
 }

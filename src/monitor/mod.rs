@@ -71,6 +71,7 @@
 //! `BERTH_MONITOR_STDERR=<file>` (in berthd's environment) sends the monitors' stderr
 //! there; `BERTH_MONITOR_TIMING=1` adds the timings of the start phases to it.
 
+pub mod exec;
 pub mod init;
 pub mod lookup;
 pub mod proto;

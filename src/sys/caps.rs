@@ -62,3 +62,24 @@ pub fn switch_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), SysError> {
     let _ = caps::clear(None, CapSet::Ambient);
     Ok(())
 }
+
+/// As [`switch_user`] for a privileged process (`docker exec --privileged`): the bounding
+/// set is kept as it is (every capability berthd itself holds), and the effective and
+/// permitted sets are all of it, as dockerd gives a privileged exec every capability
+/// (`Bounding`, `Permitted` and `Effective`; not `Inheritable`). A user other than root
+/// keeps them only until its `execve`, as under dockerd.
+pub fn switch_user_keeping_all(uid: u32, gid: u32, groups: &[u32]) -> Result<(), SysError> {
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| SysError::call("prctl PR_SET_KEEPCAPS", e))?;
+    let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    setgroups(&gids).map_err(|e| SysError::call("setgroups", e))?;
+    let g = Gid::from_raw(gid);
+    setresgid(g, g, g).map_err(|e| SysError::call("setresgid", e))?;
+    let u = Uid::from_raw(uid);
+    setresuid(u, u, u).map_err(|e| SysError::call("setresuid", e))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| SysError::call("prctl PR_SET_KEEPCAPS", e))?;
+    let permitted = caps::read(None, CapSet::Permitted).map_err(|e| caps_err("capget", e))?;
+    caps::set(None, CapSet::Effective, &permitted).map_err(|e| caps_err("capset", e))?;
+    caps::clear(None, CapSet::Inheritable).map_err(|e| caps_err("capset", e))?;
+    let _ = caps::clear(None, CapSet::Ambient);
+    Ok(())
+}

@@ -4,6 +4,8 @@
 //! - [`devices`]: the cgroup v2 device allow-list (an eBPF program).
 //! - [`namespaces`]: the container init's `clone`, hostname, loopback; the daemon's network
 //!   sandboxes and the overlay probe's private mount namespace.
+//! - [`enter`]: entering a running container (`docker exec`): the fork into its cgroup and
+//!   pid namespace, the move into its other namespaces.
 //! - [`mounts`]: the container's root filesystem: rootfs, /proc, /sys, /dev, pivot_root,
 //!   masked and read-only paths.
 //! - [`caps`]: capability sets and the switch to the container's user.
@@ -24,6 +26,7 @@
 pub mod caps;
 pub mod cgroups;
 pub mod devices;
+pub mod enter;
 pub mod env;
 pub mod fs;
 pub mod host;
