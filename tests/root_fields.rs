@@ -133,10 +133,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             "HostConfig.OomScoreAdj (--oom-score-adj)",
         ),
         (&["--privileged"], "HostConfig.Privileged (--privileged)"),
-        (
-            &["--device", "/dev/null:/dev/xnull"],
-            "HostConfig.Devices (--device)",
-        ),
         (&["--tmpfs", "/scratch"], "HostConfig.Tmpfs (--tmpfs)"),
         (
             &["--mount", "type=tmpfs,target=/scratch"],
@@ -153,51 +149,7 @@ fn the_cli_refuses_what_berthd_does_not_do() {
         ),
         (&["-v", "vol:/data"], "HostConfig.Binds (--volume)"),
         (&["-v", "/data"], "Config.Volumes (--volume)"),
-        (
-            &["--cpuset-cpus", "0"],
-            "HostConfig.CpusetCpus (--cpuset-cpus)",
-        ),
-        (
-            &["--memory-reservation", "32m"],
-            "HostConfig.MemoryReservation",
-        ),
-        (
-            &["--oom-kill-disable"],
-            "HostConfig.OomKillDisable (--oom-kill-disable)",
-        ),
-        (
-            &["--cgroupns", "private"],
-            "HostConfig.CgroupnsMode (--cgroupns)",
-        ),
         (&["--uts", "host"], "HostConfig.UTSMode (--uts)"),
-        (
-            &["--cgroup-parent", "/mine"],
-            "HostConfig.CgroupParent (--cgroup-parent)",
-        ),
-        (
-            &["--blkio-weight", "500"],
-            "HostConfig.BlkioWeight (--blkio-weight)",
-        ),
-        (
-            &["--blkio-weight-device", "/dev/null:100"],
-            "HostConfig.BlkioWeightDevice (--blkio-weight-device)",
-        ),
-        (
-            &["--device-read-bps", "/dev/null:1mb"],
-            "HostConfig.BlkioDeviceReadBps (--device-read-bps)",
-        ),
-        (
-            &["--device-write-bps", "/dev/null:1mb"],
-            "HostConfig.BlkioDeviceWriteBps (--device-write-bps)",
-        ),
-        (
-            &["--device-read-iops", "/dev/null:100"],
-            "HostConfig.BlkioDeviceReadIOps (--device-read-iops)",
-        ),
-        (
-            &["--device-write-iops", "/dev/null:100"],
-            "HostConfig.BlkioDeviceWriteIOps (--device-write-iops)",
-        ),
         (
             &["--cpu-rt-period", "1000000"],
             "HostConfig.CpuRealtimePeriod",
@@ -206,19 +158,7 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             &["--cpu-rt-runtime", "950000"],
             "HostConfig.CpuRealtimeRuntime",
         ),
-        (
-            &["--cpuset-mems", "0"],
-            "HostConfig.CpusetMems (--cpuset-mems)",
-        ),
-        (
-            &["--device-cgroup-rule", "c 1:3 rwm"],
-            "HostConfig.DeviceCgroupRules (--device-cgroup-rule)",
-        ),
         (&["--gpus", "all"], "HostConfig.DeviceRequests (--gpus)"),
-        (
-            &["--memory-swappiness", "10"],
-            "HostConfig.MemorySwappiness",
-        ),
         (
             &["--volume-driver", "local"],
             "HostConfig.VolumeDriver (--volume-driver)",

@@ -241,9 +241,9 @@ pub fn info_doc(s: &InfoSources<'_>) -> Value {
         }),
         // The container cgroup writes memory.limit_in_bytes / memory.max.
         memory_limit: Some(cg.memory_limit),
-        // berthd sets no swap limit (memory.memsw.*, memory.swap.max), whatever the host
-        // supports.
-        swap_limit: Some(false),
+        // MemorySwap is written as memory.memsw.limit_in_bytes / memory.swap.max where the
+        // host has them.
+        swap_limit: Some(cg.swap_limit),
         // berthd sets no kernel memory limit (KernelMemoryTCP, which the 1.41 type lacks,
         // is set below for the same reason).
         kernel_memory: Some(false),
@@ -251,11 +251,11 @@ pub fn info_doc(s: &InfoSources<'_>) -> Value {
         cpu_cfs_period: Some(cg.cpu_cfs_period),
         cpu_cfs_quota: Some(cg.cpu_cfs_quota),
         cpu_shares: Some(cg.cpu_shares),
-        // Containers join no cpuset cgroup (see `V1_CONTROLLERS`), so no cpuset applies.
-        cpu_set: Some(false),
+        // --cpuset-cpus/--cpuset-mems are written as cpuset.cpus/cpuset.mems.
+        cpu_set: Some(cg.cpuset),
         pids_limit: Some(cg.pids_limit),
-        // berthd never writes memory.oom_control: OomKillDisable has no effect.
-        oom_kill_disable: Some(false),
+        // --oom-kill-disable is written as v1 memory.oom_control (v2 has none).
+        oom_kill_disable: Some(cg.oom_kill_disable),
         ipv4_forwarding: Some(s.host.ip_forward),
         bridge_nf_iptables: Some(s.host.bridge_nf_iptables),
         bridge_nf_ip6tables: Some(s.host.bridge_nf_ip6tables),
@@ -549,9 +549,9 @@ mod tests {
             doc["CpuCfsPeriod"], false,
             "from its own probe, not the quota's"
         );
-        assert_eq!(doc["SwapLimit"], false, "berthd sets no swap limit");
-        assert_eq!(doc["CPUSet"], false, "containers join no cpuset cgroup");
-        assert_eq!(doc["OomKillDisable"], false);
+        assert_eq!(doc["SwapLimit"], true, "the host's memory.swap.max");
+        assert_eq!(doc["CPUSet"], true, "the host's cpuset controller");
+        assert_eq!(doc["OomKillDisable"], false, "cgroup v2 has no oom_control");
         assert_eq!(doc["KernelMemory"], false);
         assert_eq!(doc["KernelMemoryTCP"], false);
         assert_eq!(doc["BridgeNfIptables"], true);
@@ -570,14 +570,15 @@ mod tests {
         assert_eq!(doc["RuncCommit"], json!({"ID": "", "Expected": ""}));
         let warnings = doc["Warnings"].as_array().unwrap();
         for w in [
-            "WARNING: No swap limit support",
             "WARNING: No cpu cfs period support",
-            "WARNING: No cpuset support",
+            "WARNING: No oom kill disable support",
             "WARNING: bridge-nf-call-ip6tables is disabled",
         ] {
             assert!(warnings.contains(&json!(w)), "{w} not in {warnings:?}");
         }
         for w in [
+            "WARNING: No swap limit support",
+            "WARNING: No cpuset support",
             "WARNING: No memory limit support",
             "WARNING: IPv4 forwarding is disabled",
         ] {

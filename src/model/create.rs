@@ -181,9 +181,22 @@ fn apply_version_defaults(h: &mut HostConfig, version: ApiVersion) {
     }
 }
 
+/// dockerd's default cgroup namespace mode for what the request left empty: `private` on
+/// a host with only cgroup v2 (`unified_only`), `host` on v1 and hybrid hosts.
+pub fn default_cgroupns_mode(h: &mut HostConfig, unified_only: bool) {
+    use super::api::HostConfigCgroupnsModeEnum as Cgns;
+    if matches!(h.cgroupns_mode, None | Some(Cgns::EMPTY)) {
+        h.cgroupns_mode = Some(if unified_only {
+            Cgns::PRIVATE
+        } else {
+            Cgns::HOST
+        });
+    }
+}
+
 /// dockerd's daemon defaults for what the request left empty: `ShmSize` 64 MiB, the IPC
-/// mode `private`, the cgroup namespace mode `host` (berthd gives containers no cgroup
-/// namespace), the runtime, the log driver `json-file`, the restart policy `no`, the
+/// mode `private`, the cgroup namespace mode (`host` unless [`default_cgroupns_mode`]
+/// chose first), the runtime, the log driver `json-file`, the restart policy `no`, the
 /// network mode `default`, and Docker's masked and read-only paths.
 pub fn apply_defaults(h: &mut HostConfig) {
     fn empty(s: &Option<String>) -> bool {
@@ -339,6 +352,13 @@ mod tests {
         assert_eq!(doc["ShmSize"], 67108864);
         assert_eq!(doc["IpcMode"], "private");
         assert_eq!(doc["CgroupnsMode"], "host");
+        let mut v2 = parse(json!({"Image": "busybox"})).unwrap();
+        default_cgroupns_mode(&mut v2.host_config, true);
+        apply_defaults(&mut v2.host_config);
+        assert_eq!(
+            serde_json::to_value(&v2.host_config).unwrap()["CgroupnsMode"],
+            "private"
+        );
         assert_eq!(doc["LogConfig"], json!({"Type": "json-file", "Config": {}}));
         assert_eq!(
             doc["RestartPolicy"],

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use nix::unistd::dup2;
 
+use super::cgroup_setup;
 use super::lookup;
 use super::spec::{ContainerSpec, NetworkSpec};
 use super::user;
@@ -26,6 +27,8 @@ pub struct InitFds {
     pub err: OwnedFd,
     /// The network namespace to join (see `ContainerSpec::join_netns`), already wired.
     pub netns: Option<OwnedFd>,
+    /// Its device nodes, cgroupfs and cgroup namespace.
+    pub cgroup: cgroup_setup::InitCgroup,
 }
 
 /// The init's stdio.
@@ -100,6 +103,7 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
     }
     sys::mounts::prepare_rootfs(&spec.rootfs, &spec.mounts, new_netns, spec.shm_size)
         .map_err(sys_fail)?;
+    cgroup_setup::before_pivot(&spec.rootfs.target, &fds.cgroup).map_err(sys_fail)?;
     sys::mounts::pivot_root(&spec.rootfs.target).map_err(sys_fail)?;
     let cwd = if spec.cwd.is_empty() {
         "/"
@@ -118,11 +122,13 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
             .map_err(|e| Failure::Msg(format!("sending the pty to the monitor: {e}")))?;
     }
 
+    if !cgroup_setup::after_pivot(&fds.sync, &fds.cgroup).map_err(sys_fail)? {
+        return Err(Failure::Quiet);
+    }
+
     // Wait for "go" (the monitor has handed out the attaches, berthd wired the network).
-    let mut b = [0u8; 1];
-    match nix::unistd::read(fds.sync.as_raw_fd(), &mut b) {
-        Ok(1) => {}
-        _ => return Err(Failure::Quiet),
+    if !cgroup_setup::wait_for(&fds.sync, cgroup_setup::GO) {
+        return Err(Failure::Quiet);
     }
 
     let cwd = if spec.cwd.is_empty() {

@@ -64,13 +64,18 @@
 //! /dev/pts, /dev/shm, /dev/mqueue, the extra mounts), pivots into the rootfs and masks
 //! Docker's paths. After `Go` it resolves the user in the container's /etc/passwd,
 //! installs the seccomp filter, drops to Docker's default capabilities and execs.
-//! Device access: v1 `devices.allow`, or on cgroup v2 an eBPF program (same list).
+//! Device access: v1 `devices.allow`, or on cgroup v2 an eBPF program (same list, with
+//! the devices of `--device` and the rules of `--device-cgroup-rule`), whose nodes the
+//! init makes in its /dev. It sees its own cgroup read-only at /sys/fs/cgroup, bound
+//! before `pivot_root` with the host's cgroup namespace, or mounted in a namespace of its
+//! own once the monitor has moved it into its cgroups (`cgroup_setup`).
 //!
 //! # Debugging
 //!
 //! `BERTH_MONITOR_STDERR=<file>` (in berthd's environment) sends the monitors' stderr
 //! there; `BERTH_MONITOR_TIMING=1` adds the timings of the start phases to it.
 
+pub mod cgroup_setup;
 pub mod exec;
 pub mod init;
 pub mod lookup;

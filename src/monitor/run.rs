@@ -16,6 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, pipe2};
 
+use super::cgroup_setup;
 use super::exec::{ExecFd, ExecProc};
 use super::init::{self, InitFds, InitStdio};
 use super::proto::{
@@ -23,7 +24,7 @@ use super::proto::{
     STDERR, STDOUT, SockReply, SockRequest, encode_line, now_rfc3339, stdcopy_frame,
 };
 use super::spec::{ContainerSpec, NetworkSpec};
-use crate::sys::cgroups::{CgroupLayout, ContainerCgroup, Limits};
+use crate::sys::cgroups::{CgroupLayout, ContainerCgroup};
 use crate::sys::namespaces::{CloneNamespaces, CloneResult, clone_init};
 use crate::sys::{self, SysError};
 use crate::util::error_chain;
@@ -273,14 +274,9 @@ impl Monitor {
         } else {
             None
         };
-        let limits = Limits {
-            memory: spec.cgroup.memory,
-            memory_swap: spec.cgroup.memory_swap,
-            pids: spec.cgroup.pids,
-            cpu_quota: spec.cgroup.cpu_quota,
-            cpu_period: spec.cgroup.cpu_period,
-            cpu_shares: spec.cgroup.cpu_shares,
-        };
+        let prepared = cgroup_setup::prepare(&spec.cgroup, &layout).map_err(|e| setup_err(&e))?;
+        let limits = prepared.limits;
+        tm!("limits prepared");
         // The unified part only: the init is born in it. The v1 part is made while the
         // init sets up its mounts (below).
         let cgroup = ContainerCgroup::create_unified(&layout, &spec.cgroup.path, &limits)
@@ -325,11 +321,12 @@ impl Monitor {
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| cleanup_cg(setup_err(&SysError::call("signalfd", e))))?;
 
-        let fds = InitFds {
+        let mut fds = InitFds {
             stdio,
             sync: sync_r,
             err: errp_w,
             netns,
+            cgroup: prepared.init,
         };
         let ns = CloneNamespaces {
             net: spec.network != NetworkSpec::Host && fds.netns.is_none(),
@@ -344,7 +341,10 @@ impl Monitor {
         let (res, born_in_v2) = clone_init(ns, v2_dir.as_ref().map(|f| f.as_fd()))
             .map_err(|e| cleanup_cg(setup_err(&e)))?;
         let pid = match res {
-            CloneResult::Child => init::run(spec, fds),
+            CloneResult::Child => {
+                fds.cgroup.in_place = born_in_v2 && layout.v1.is_empty();
+                init::run(spec, fds)
+            }
             CloneResult::Parent { child } => child,
         };
         drop(v2_dir);
@@ -388,6 +388,13 @@ impl Monitor {
             v2_dir: None,
         };
 
+        // The init may make its v1 directories before `add_v1` does: a failed start
+        // removes them too.
+        for d in prepared.v1_dirs {
+            if !m.cgroup.dirs.contains(&d) {
+                m.cgroup.dirs.push(d);
+            }
+        }
         // Ready → (attaches) → go → started or failed.
         if ctl.send(&CtlEvent::Ready { pid: pid.as_raw() }).is_err() {
             m.abort();
@@ -417,6 +424,8 @@ impl Monitor {
         if let Err(e) = ContainerCgroup::join(&to_join, pid.as_raw()) {
             return Err(m.fail(ctl, error_chain(&e)));
         }
+        // An init with a cgroup namespace of its own may now make it.
+        let _ = nix::unistd::write(&sync_w, &[cgroup_setup::CGROUPS_READY]);
         tm!("cgroup joined");
         loop {
             match ctl.recv() {
@@ -436,7 +445,23 @@ impl Monitor {
             }
         }
         tm!("go received");
-        let _ = nix::unistd::write(&sync_w, &[1u8]);
+        // The init sent its pty's master before it waited for "go": the terminal gets its
+        // size before the command runs (`stty size` at once sees it).
+        let expects_pty = pty_sock.is_some();
+        let mut master = None;
+        if let Some(sock) = pty_sock {
+            let mut b = [0u8; 1];
+            let mut fds = Vec::new();
+            let _ = sys::process::recv_with_fds(sock.as_raw_fd(), &mut b, &mut fds);
+            master = fds.pop();
+            let (rows, cols) = spec.console_size;
+            if let Some(master) = master.as_ref().filter(|_| rows > 0 && cols > 0) {
+                if let Err(e) = sys::pty::set_winsize(master.as_fd(), rows, cols) {
+                    return Err(m.fail(ctl, error_chain(&e)));
+                }
+            }
+        }
+        let _ = nix::unistd::write(&sync_w, &[cgroup_setup::GO]);
         drop(sync_w);
         let mut msg = Vec::new();
         let _ = File::from(errp_r).read_to_end(&mut msg);
@@ -450,19 +475,10 @@ impl Monitor {
             m.abort();
             return Err(StartError::Quiet);
         }
-        if let Some(sock) = pty_sock {
-            let mut b = [0u8; 1];
-            let mut fds = Vec::new();
-            let _ = sys::process::recv_with_fds(sock.as_raw_fd(), &mut b, &mut fds);
-            let Some(master) = fds.pop() else {
+        if expects_pty {
+            let Some(master) = master else {
                 return Err(m.fail(ctl, "the container's pty did not arrive".to_owned()));
             };
-            let (rows, cols) = spec.console_size;
-            if rows > 0 && cols > 0 {
-                if let Err(e) = sys::pty::set_winsize(master.as_fd(), rows, cols) {
-                    return Err(m.fail(ctl, error_chain(&e)));
-                }
-            }
             if spec.open_stdin {
                 m.stdin = master.try_clone().ok();
             }

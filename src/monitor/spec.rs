@@ -64,7 +64,9 @@ pub struct ContainerSpec {
 /// The container's cgroup: `<parent>/<id>` in every hierarchy in use.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CgroupSpec {
-    /// Relative to each hierarchy's root, e.g. `berth/<id>`.
+    /// Relative to each hierarchy's root, e.g. `berth/<id>`, or with a leading `./` to
+    /// the monitor's own cgroup (a relative `--cgroup-parent`; see
+    /// `sys::cgroups::paths`).
     pub path: String,
     /// Memory limit in bytes (0: none).
     pub memory: i64,
@@ -82,6 +84,53 @@ pub struct CgroupSpec {
     /// `StartContainer`); the monitor reads them itself when absent.
     #[serde(default)]
     pub layout: Option<crate::sys::cgroups::CgroupLayout>,
+    /// The soft memory limit in bytes (`--memory-reservation`; 0: none).
+    #[serde(default)]
+    pub memory_reservation: i64,
+    /// `--memory-swappiness` (0..100; v1 only).
+    #[serde(default)]
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable` (v1 only).
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    /// `--cpuset-cpus` and `--cpuset-mems` ("": not set).
+    #[serde(default)]
+    pub cpuset_cpus: String,
+    #[serde(default)]
+    pub cpuset_mems: String,
+    /// `--blkio-weight` (10..1000; 0: none).
+    #[serde(default)]
+    pub blkio_weight: u16,
+    /// `--blkio-weight-device`, `--device-read-bps`, `--device-write-bps`,
+    /// `--device-read-iops`, `--device-write-iops`: a device path and its value.
+    #[serde(default)]
+    pub blkio_weight_device: Vec<(String, u64)>,
+    #[serde(default)]
+    pub blkio_read_bps: Vec<(String, u64)>,
+    #[serde(default)]
+    pub blkio_write_bps: Vec<(String, u64)>,
+    #[serde(default)]
+    pub blkio_read_iops: Vec<(String, u64)>,
+    #[serde(default)]
+    pub blkio_write_iops: Vec<(String, u64)>,
+    /// `--device`: host devices made in the container and allowed in its cgroup.
+    #[serde(default)]
+    pub devices: Vec<DeviceSpec>,
+    /// `--device-cgroup-rule`: rules allowed besides Docker's defaults (`c 1:5 rwm`).
+    #[serde(default)]
+    pub device_cgroup_rules: Vec<String>,
+    /// A cgroup namespace of its own (`--cgroupns private`) rather than the host's.
+    #[serde(default)]
+    pub private_ns: bool,
+}
+
+/// One `--device`: `path_on_host[:path_in_container[:permissions]]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceSpec {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    /// The cgroup access: `rwm` or a part of it.
+    pub permissions: String,
 }
 
 /// Which network namespace the container gets.

@@ -2,17 +2,24 @@
 //! cgroup in each of them.
 //!
 //! On v1 and hybrid hosts a container gets `<mount>/<path>` in each v1 hierarchy of
-//! `memory cpu cpuacct pids blkio freezer devices` that is mounted, plus the unified
-//! hierarchy when there is one (hybrid: /sys/fs/cgroup/unified, for tracking only). On a
-//! v2-only host it gets one directory, with the controllers it needs enabled in each
-//! ancestor's `cgroup.subtree_control`.
+//! `memory cpu cpuacct pids blkio freezer devices` that is mounted (and `cpuset` when it
+//! asks for CPUs or memory nodes), plus the unified hierarchy when there is one (hybrid:
+//! /sys/fs/cgroup/unified, for tracking only). On a v2-only host it gets one directory,
+//! with the controllers it needs enabled in each ancestor's `cgroup.subtree_control`.
+//! `paths` resolves where (`--cgroup-parent`), `limits` writes the files.
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::SysError;
+
+pub mod limits;
+pub mod paths;
+
+pub use limits::DeviceValue;
+pub use paths::Hierarchy;
 
 /// The v1 controllers a container joins (cpuset is left out: a new v1 cpuset group has
 /// no cpus until they are copied in, and Docker's default leaves it unset too).
@@ -37,6 +44,36 @@ pub struct CgroupLayout {
     pub cpu_cfs_period: bool,
     pub cpu_shares: bool,
     pub cpuset: bool,
+    /// v1: `memory.soft_limit_in_bytes`; v2: the memory controller (`memory.low`).
+    #[serde(default)]
+    pub memory_reservation: bool,
+    /// v1 only: `memory.swappiness` (v2 has none).
+    #[serde(default)]
+    pub memory_swappiness: bool,
+    /// v1 only: `memory.oom_control` (v2 has none).
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    /// A block I/O weight file: v1 `blkio.weight` or `blkio.bfq.weight`, v2 `io.weight`
+    /// or `io.bfq.weight` (neither without CFQ/BFQ or io.cost in the kernel).
+    #[serde(default)]
+    pub blkio_weight: bool,
+    /// Per-device weights: v1 `blkio.weight_device` or `blkio.bfq.weight_device`, v2 as
+    /// `blkio_weight`.
+    #[serde(default)]
+    pub blkio_weight_device: bool,
+    /// Read and write throttles: v1 `blkio.throttle.*_device`, v2 `io.max`.
+    #[serde(default)]
+    pub blkio_throttle: bool,
+    /// The kernel has cgroup namespaces (`/proc/self/ns/cgroup`).
+    #[serde(default)]
+    pub cgroupns: bool,
+    /// The CPUs containers may ask for (v1: the root cpuset's `cpuset.cpus`; v2: the
+    /// root's `cpuset.cpus.effective`), as dockerd reads them.
+    #[serde(default)]
+    pub cpus: String,
+    /// The memory nodes, likewise.
+    #[serde(default)]
+    pub mems: String,
 }
 
 impl CgroupLayout {
@@ -125,6 +162,18 @@ impl CgroupLayout {
             self.cpu_shares = has("cpu");
             self.cpuset = has("cpuset");
             self.swap_limit = self.memory_limit && v2_has_swap(self.unified.as_deref());
+            self.memory_reservation = self.memory_limit;
+            // The io controller's files show only below the root, in a cgroup that has it;
+            // with none such to look at, dockerd's view: it works.
+            let io = has("io");
+            let seen = self.unified.as_deref().and_then(v2_io_weight);
+            self.blkio_weight = io && seen.unwrap_or(true);
+            self.blkio_weight_device = self.blkio_weight;
+            self.blkio_throttle = io;
+            if let Some(root) = self.unified.clone() {
+                self.cpus = read_trimmed(&root.join("cpuset.cpus.effective"));
+                self.mems = read_trimmed(&root.join("cpuset.mems.effective"));
+            }
         } else {
             let file = |c: &str, f: &str| self.v1_mount(c).is_some_and(|m| m.join(f).exists());
             let flags = [
@@ -135,7 +184,14 @@ impl CgroupLayout {
                 file("cpu", "cpu.cfs_period_us"),
                 file("cpu", "cpu.shares"),
                 self.v1_mount("cpuset").is_some(),
+                file("memory", "memory.soft_limit_in_bytes"),
+                file("memory", "memory.swappiness"),
+                file("memory", "memory.oom_control"),
+                file("blkio", "blkio.weight") || file("blkio", "blkio.bfq.weight"),
+                file("blkio", "blkio.weight_device") || file("blkio", "blkio.bfq.weight_device"),
+                file("blkio", "blkio.throttle.read_bps_device"),
             ];
+            let cpuset = self.v1_mount("cpuset").map(Path::to_path_buf);
             [
                 self.memory_limit,
                 self.swap_limit,
@@ -144,9 +200,51 @@ impl CgroupLayout {
                 self.cpu_cfs_period,
                 self.cpu_shares,
                 self.cpuset,
+                self.memory_reservation,
+                self.memory_swappiness,
+                self.oom_kill_disable,
+                self.blkio_weight,
+                self.blkio_weight_device,
+                self.blkio_throttle,
             ] = flags;
+            if let Some(m) = cpuset {
+                self.cpus = read_trimmed(&m.join("cpuset.cpus"));
+                self.mems = read_trimmed(&m.join("cpuset.mems"));
+            }
+        }
+        self.cgroupns = Path::new("/proc/self/ns/cgroup").exists();
+    }
+}
+
+fn read_trimmed(path: &Path) -> String {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether the v2 io controller offers a weight file, from the first cgroup below `root`
+/// that has the controller; `None` when no such cgroup can be found.
+fn v2_io_weight(root: &Path) -> Option<bool> {
+    let mut queue = vec![root.to_path_buf()];
+    let mut looked = 0;
+    while let Some(dir) = queue.pop() {
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if !p.is_dir() {
+                continue;
+            }
+            looked += 1;
+            if looked > 64 {
+                return None;
+            }
+            let ctrls = fs::read_to_string(p.join("cgroup.controllers")).unwrap_or_default();
+            if ctrls.split_whitespace().any(|c| c == "io") {
+                return Some(p.join("io.weight").exists() || p.join("io.bfq.weight").exists());
+            }
+            queue.push(p);
         }
     }
+    None
 }
 
 /// `memory.swap.max` exists only below the root; look in our own cgroup or a child of root.
@@ -192,8 +290,9 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Limits for a container's cgroup, as the monitor takes them from the container's spec.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Limits for a container's cgroup, as the monitor takes them from the container's spec
+/// (the devices of blkio settings resolved to their numbers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
     pub memory: i64,
     /// Memory plus swap (0: not limited here, -1: unlimited swap).
@@ -202,20 +301,48 @@ pub struct Limits {
     pub cpu_quota: i64,
     pub cpu_period: u64,
     pub cpu_shares: u64,
+    /// The soft limit (v1 `memory.soft_limit_in_bytes`, v2 `memory.low`; 0: none).
+    pub memory_reservation: i64,
+    /// v1 `memory.swappiness` (0..100; `None`: the kernel's).
+    pub swappiness: Option<u64>,
+    /// v1 `memory.oom_control`.
+    pub oom_kill_disable: bool,
+    /// `cpuset.cpus` and `cpuset.mems` ("": not set; either joins the cpuset controller).
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    /// The block I/O weight (10..1000; 0: none).
+    pub blkio_weight: u16,
+    pub blkio_weight_device: Vec<DeviceValue>,
+    pub read_bps: Vec<DeviceValue>,
+    pub write_bps: Vec<DeviceValue>,
+    pub read_iops: Vec<DeviceValue>,
+    pub write_iops: Vec<DeviceValue>,
+    /// Device rules allowed besides Docker's defaults (`--device`,
+    /// `--device-cgroup-rule`).
+    pub devices: Vec<super::devices::DeviceRule>,
 }
 
-/// Checks that a cgroup path is relative and stays inside the hierarchy.
-pub fn check_rel_path(rel: &str) -> Result<PathBuf, SysError> {
-    let p = Path::new(rel);
-    let ok = !rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
-    if ok {
-        Ok(p.to_path_buf())
-    } else {
-        Err(SysError::Create {
-            path: p.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "cgroup path must be relative"),
-        })
+impl Limits {
+    /// Whether the container joins the cpuset controller.
+    pub fn wants_cpuset(&self) -> bool {
+        !self.cpuset_cpus.is_empty() || !self.cpuset_mems.is_empty()
     }
+
+    /// Whether any block I/O setting is asked for.
+    pub fn wants_io(&self) -> bool {
+        self.blkio_weight > 0
+            || !self.blkio_weight_device.is_empty()
+            || !self.read_bps.is_empty()
+            || !self.write_bps.is_empty()
+            || !self.read_iops.is_empty()
+            || !self.write_iops.is_empty()
+    }
+}
+
+/// Checks that a cgroup path is relative and stays inside the hierarchy (a leading `./`
+/// puts it below the caller's own cgroup, see [`paths`]).
+pub fn check_rel_path(rel: &str) -> Result<PathBuf, SysError> {
+    paths::parse_rel(rel).map(|r| r.rel)
 }
 
 /// `--cpu-shares` (2..262144) to cgroup v2 `cpu.weight` (1..10000), as runc converts.
@@ -226,22 +353,6 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     let s = shares.clamp(2, 262_144);
     1 + ((s - 2) * 9999) / 262_142
 }
-
-/// The devices a container may use (v1 devices cgroup): Docker's default list.
-const DEVICE_ALLOW: &[&str] = &[
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",
-    "c 1:5 rwm",
-    "c 1:7 rwm",
-    "c 1:8 rwm",
-    "c 1:9 rwm",
-    "c 5:0 rwm",
-    "c 5:1 rwm",
-    "c 5:2 rwm",
-    "c 136:* rwm",
-    "c 10:200 rwm",
-];
 
 /// One container's cgroup directories.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -254,7 +365,7 @@ pub struct ContainerCgroup {
     pub v2_dir: Option<PathBuf>,
 }
 
-fn write_file(path: &Path, data: &str) -> Result<(), SysError> {
+pub(crate) fn write_file(path: &Path, data: &str) -> Result<(), SysError> {
     let res = fs::OpenOptions::new()
         .write(true)
         .open(path)
@@ -290,9 +401,14 @@ impl ContainerCgroup {
         rel: &str,
         limits: &Limits,
     ) -> Result<Self, SysError> {
-        let rel = check_rel_path(rel)?;
         let mut cg = ContainerCgroup::default();
-        if let Err(e) = cg.create_v2(layout, &rel, limits) {
+        let res = paths::hierarchies(layout, rel, false).and_then(|hs| {
+            match hs.into_iter().find(Hierarchy::is_v2) {
+                Some(h) => cg.create_v2(layout, &h, limits),
+                None => Ok(()),
+            }
+        });
+        if let Err(e) = res {
             cg.remove(Duration::from_millis(0));
             return Err(e);
         }
@@ -308,75 +424,27 @@ impl ContainerCgroup {
         rel: &str,
         limits: &Limits,
     ) -> Result<(), SysError> {
-        let res = check_rel_path(rel).and_then(|rel| self.create_v1(layout, &rel, limits));
+        let res = paths::hierarchies(layout, rel, limits.wants_cpuset())
+            .and_then(|hs| self.create_v1(&hs, limits));
         if res.is_err() {
             self.remove(Duration::from_millis(0));
         }
         res
     }
 
-    fn create_v1(
-        &mut self,
-        layout: &CgroupLayout,
-        rel: &Path,
-        limits: &Limits,
-    ) -> Result<(), SysError> {
-        let mut seen: Vec<&Path> = Vec::new();
-        for ctrl in V1_CONTROLLERS {
-            let Some(mount) = layout.v1_mount(ctrl) else {
-                continue;
-            };
-            if seen.contains(&mount) {
-                continue;
+    fn create_v1(&mut self, hierarchies: &[Hierarchy], limits: &Limits) -> Result<(), SysError> {
+        for h in hierarchies.iter().filter(|h| !h.is_v2()) {
+            mkdir(&h.dir)?;
+            if !self.dirs.contains(&h.dir) {
+                self.dirs.push(h.dir.clone());
             }
-            seen.push(mount);
-            let dir = mount.join(rel);
-            mkdir(&dir)?;
-            self.dirs.push(dir.clone());
-            let co: Vec<&str> = layout
-                .v1
-                .iter()
-                .filter(|(_, m)| m == mount)
-                .map(|(c, _)| c.as_str())
-                .collect();
-            if co.contains(&"memory") && self.memory.is_none() {
-                self.memory = Some((dir.clone(), false));
-                if limits.memory > 0 {
-                    write_file(
-                        &dir.join("memory.limit_in_bytes"),
-                        &limits.memory.to_string(),
-                    )?;
-                    // After the memory limit: memsw may not be below it. Present only
-                    // with swap accounting, which the create's checks ask for.
-                    let memsw = dir.join("memory.memsw.limit_in_bytes");
-                    if limits.memory_swap != 0 && memsw.exists() {
-                        write_file(&memsw, &limits.memory_swap.to_string())?;
-                    }
-                }
+            if h.has("memory") && self.memory.is_none() {
+                self.memory = Some((h.dir.clone(), false));
             }
-            if co.contains(&"pids") && limits.pids > 0 {
-                write_file(&dir.join("pids.max"), &limits.pids.to_string())?;
+            if h.has("cpuset") {
+                limits::fill_cpuset_ancestors(&h.mount, &h.dir)?;
             }
-            if co.contains(&"cpu") {
-                if limits.cpu_quota > 0 {
-                    if limits.cpu_period > 0 {
-                        write_file(
-                            &dir.join("cpu.cfs_period_us"),
-                            &limits.cpu_period.to_string(),
-                        )?;
-                    }
-                    write_file(&dir.join("cpu.cfs_quota_us"), &limits.cpu_quota.to_string())?;
-                }
-                if limits.cpu_shares > 0 {
-                    write_file(&dir.join("cpu.shares"), &limits.cpu_shares.to_string())?;
-                }
-            }
-            if co.contains(&"devices") {
-                write_file(&dir.join("devices.deny"), "a")?;
-                for rule in DEVICE_ALLOW {
-                    write_file(&dir.join("devices.allow"), rule)?;
-                }
-            }
+            limits::apply_v1(&h.dir, &h.controllers, limits)?;
         }
         Ok(())
     }
@@ -384,95 +452,69 @@ impl ContainerCgroup {
     fn create_v2(
         &mut self,
         layout: &CgroupLayout,
-        rel: &Path,
+        h: &Hierarchy,
         limits: &Limits,
     ) -> Result<(), SysError> {
-        if let Some(root) = &layout.unified {
-            let available = layout.v2_controllers();
-            let mut wanted: Vec<&str> = Vec::new();
-            for c in ["memory", "pids", "cpu"] {
-                if available.iter().any(|a| a == c) {
-                    wanted.push(c);
-                }
+        let available = layout.v2_controllers();
+        let mut wanted: Vec<&str> = Vec::new();
+        let extra = limits::extra_v2_controllers(limits);
+        // The extra controllers only where the v1 hierarchy does not do the job.
+        let extra = extra.into_iter().filter(|c| match *c {
+            "cpuset" => layout.v1_mount("cpuset").is_none(),
+            "io" => layout.v1_mount("blkio").is_none(),
+            _ => true,
+        });
+        for c in ["memory", "pids", "cpu"].into_iter().chain(extra) {
+            if available.iter().any(|a| a == c) {
+                wanted.push(c);
             }
-            // Enable the controllers in every ancestor, so that the leaf gets their files.
-            if !wanted.is_empty() {
-                let mut cur = root.clone();
-                let comps: Vec<_> = rel.components().collect();
-                for (i, comp) in comps.iter().enumerate() {
-                    let enabled =
-                        fs::read_to_string(cur.join("cgroup.subtree_control")).unwrap_or_default();
-                    let missing: Vec<String> = wanted
-                        .iter()
-                        .filter(|w| !enabled.split_whitespace().any(|e| e == **w))
-                        .map(|w| format!("+{w}"))
-                        .collect();
-                    if !missing.is_empty() {
-                        write_file(&cur.join("cgroup.subtree_control"), &missing.join(" "))?;
-                    }
-                    cur.push(comp.as_os_str());
-                    if i + 1 < comps.len() {
-                        match fs::create_dir(&cur) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                            Err(source) => {
-                                return Err(SysError::Create { path: cur, source });
-                            }
+        }
+        let root = &h.mount;
+        // Enable the controllers in every ancestor, so that the leaf gets their files.
+        if !wanted.is_empty() {
+            let rel = h.dir.strip_prefix(root).unwrap_or(&h.dir);
+            let mut cur = root.clone();
+            let comps: Vec<_> = rel.components().collect();
+            for (i, comp) in comps.iter().enumerate() {
+                let enabled =
+                    fs::read_to_string(cur.join("cgroup.subtree_control")).unwrap_or_default();
+                let missing: Vec<String> = wanted
+                    .iter()
+                    .filter(|w| !enabled.split_whitespace().any(|e| e == **w))
+                    .map(|w| format!("+{w}"))
+                    .collect();
+                if !missing.is_empty() {
+                    write_file(&cur.join("cgroup.subtree_control"), &missing.join(" "))?;
+                }
+                cur.push(comp.as_os_str());
+                if i + 1 < comps.len() {
+                    match fs::create_dir(&cur) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(source) => {
+                            return Err(SysError::Create { path: cur, source });
                         }
                     }
                 }
             }
-            let dir = root.join(rel);
-            mkdir(&dir)?;
-            self.dirs.push(dir.clone());
-            self.v2_dir = Some(dir.clone());
-            if layout.v1_mount("devices").is_none() {
-                // No v1 devices controller: the allow-list is an eBPF program on v2.
-                let d = fs::File::open(&dir).map_err(|source| SysError::Create {
-                    path: dir.clone(),
-                    source,
-                })?;
-                super::devices::attach_device_filter(std::os::fd::AsFd::as_fd(&d))?;
-            }
-            let has = |c: &str| wanted.contains(&c);
-            if has("memory") {
-                self.memory = Some((dir.clone(), true));
-                if limits.memory > 0 {
-                    write_file(&dir.join("memory.max"), &limits.memory.to_string())?;
-                    // v2 counts swap apart from memory: the swap part of memory+swap.
-                    let swap = dir.join("memory.swap.max");
-                    if limits.memory_swap != 0 && swap.exists() {
-                        let value = if limits.memory_swap < 0 {
-                            "max".to_owned()
-                        } else {
-                            (limits.memory_swap - limits.memory).max(0).to_string()
-                        };
-                        write_file(&swap, &value)?;
-                    }
-                }
-            }
-            if has("pids") && limits.pids > 0 {
-                write_file(&dir.join("pids.max"), &limits.pids.to_string())?;
-            }
-            if has("cpu") {
-                if limits.cpu_quota > 0 {
-                    let period = if limits.cpu_period > 0 {
-                        limits.cpu_period
-                    } else {
-                        100_000
-                    };
-                    write_file(
-                        &dir.join("cpu.max"),
-                        &format!("{} {period}", limits.cpu_quota),
-                    )?;
-                }
-                if limits.cpu_shares > 0 {
-                    let w = shares_to_weight(limits.cpu_shares);
-                    write_file(&dir.join("cpu.weight"), &w.to_string())?;
-                }
-            }
         }
-        Ok(())
+        let dir = h.dir.clone();
+        mkdir(&dir)?;
+        self.dirs.push(dir.clone());
+        self.v2_dir = Some(dir.clone());
+        if layout.v1_mount("devices").is_none() {
+            // No v1 devices controller: the allow-list is an eBPF program on v2.
+            let d = fs::File::open(&dir).map_err(|source| SysError::Create {
+                path: dir.clone(),
+                source,
+            })?;
+            let rules = super::devices::allow_list(&limits.devices);
+            super::devices::attach_device_filter(std::os::fd::AsFd::as_fd(&d), &rules)?;
+        }
+        if wanted.contains(&"memory") {
+            self.memory = Some((dir.clone(), true));
+        }
+        limits::apply_v2(&dir, &wanted, limits)
     }
 
     /// The `cgroup.procs` files the init writes itself into.
@@ -509,20 +551,14 @@ impl ContainerCgroup {
     /// The directories of `rel` that exist in the hierarchies of `layout`: what a monitor
     /// that died before its container's exit left behind, for removal.
     pub fn existing(layout: &CgroupLayout, rel: &str) -> Result<Self, SysError> {
-        let rel = check_rel_path(rel)?;
-        let mut mounts: Vec<&Path> = Vec::new();
-        for ctrl in V1_CONTROLLERS {
-            if let Some(m) = layout.v1_mount(ctrl) {
-                if !mounts.contains(&m) {
-                    mounts.push(m);
-                }
-            }
-        }
-        mounts.extend(layout.unified.as_deref());
+        let mut hs = paths::hierarchies(layout, rel, true)?;
+        // v1 first, the unified one last, as `remove` takes them in reverse.
+        let v2_first = usize::from(hs.first().is_some_and(Hierarchy::is_v2));
+        hs.rotate_left(v2_first);
         Ok(ContainerCgroup {
-            dirs: mounts
+            dirs: hs
                 .into_iter()
-                .map(|m| m.join(&rel))
+                .map(|h| h.dir)
                 .filter(|d| d.is_dir())
                 .collect(),
             ..ContainerCgroup::default()
@@ -748,6 +784,87 @@ mod tests {
         assert_eq!(cg.procs_files(), vec![mem.join("berth/y/cgroup.procs")]);
         assert!(cg.remove(Duration::from_millis(10)).is_empty());
         assert!(!mem.join("berth/y").exists());
+    }
+
+    /// The v2 path on a fake unified hierarchy: the controllers a container needs
+    /// (cpuset and io only when asked) enabled in each ancestor, its files written, and
+    /// its dir found and removed after.
+    #[test]
+    fn create_in_fake_v2_hierarchy() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("unified");
+        let leaf = root.join("berth/x");
+        fs::create_dir_all(&leaf).unwrap();
+        fs::write(
+            root.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        for d in [root.clone(), root.join("berth")] {
+            fs::write(d.join("cgroup.subtree_control"), "").unwrap();
+        }
+        for f in [
+            "memory.max",
+            "memory.low",
+            "pids.max",
+            "cpu.max",
+            "cpuset.cpus",
+            "cpuset.mems",
+            "io.weight",
+            "io.max",
+        ] {
+            fs::write(leaf.join(f), "").unwrap();
+        }
+        // A v1 devices hierarchy keeps the eBPF program (which needs a real cgroup) away.
+        let devices = t.path().join("devices");
+        fs::create_dir_all(&devices).unwrap();
+        let layout = CgroupLayout {
+            unified: Some(root.clone()),
+            v1: vec![("devices".into(), devices.clone())],
+            ..Default::default()
+        };
+        let limits = Limits {
+            memory: 64 << 20,
+            memory_reservation: 32 << 20,
+            pids: 50,
+            cpu_quota: 50_000,
+            cpuset_cpus: "0".into(),
+            blkio_weight: 500,
+            read_bps: vec![DeviceValue {
+                major: 8,
+                minor: 0,
+                value: 1 << 20,
+            }],
+            ..Default::default()
+        };
+        let cg = ContainerCgroup::create_unified(&layout, "berth/x", &limits).unwrap();
+        assert_eq!(cg.v2_dir.as_deref(), Some(leaf.as_path()));
+        assert_eq!(cg.memory, Some((leaf.clone(), true)));
+        let read = |p: PathBuf| fs::read_to_string(p).unwrap();
+        assert_eq!(
+            read(root.join("cgroup.subtree_control")),
+            "+memory +pids +cpu +cpuset +io"
+        );
+        assert_eq!(
+            read(root.join("berth/cgroup.subtree_control")),
+            "+memory +pids +cpu +cpuset +io"
+        );
+        assert_eq!(read(leaf.join("memory.max")), "67108864");
+        assert_eq!(read(leaf.join("memory.low")), "33554432");
+        assert_eq!(read(leaf.join("cpu.max")), "50000 100000");
+        assert_eq!(read(leaf.join("cpuset.cpus")), "0");
+        assert_eq!(read(leaf.join("io.weight")), "4950");
+        assert_eq!(read(leaf.join("io.max")), "8:0 rbps=1048576");
+        // Without cpuset or io settings those controllers stay off.
+        fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        let plain = ContainerCgroup::create_unified(&layout, "berth/x", &Limits::default());
+        assert!(plain.is_ok());
+        assert_eq!(
+            read(root.join("cgroup.subtree_control")),
+            "+memory +pids +cpu"
+        );
+        let found = ContainerCgroup::existing(&layout, "berth/x").unwrap();
+        assert_eq!(found.dirs, vec![leaf.clone()]);
     }
 
     #[test]

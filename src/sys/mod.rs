@@ -1,7 +1,10 @@
 //! The only home of raw syscalls and `unsafe`.
 //!
 //! - [`cgroups`]: cgroup v1/v2 layout detection, container cgroups and their limits.
-//! - [`devices`]: the cgroup v2 device allow-list (an eBPF program).
+//! - [`devices`]: the device allow-list (v1 rules, the v2 eBPF program) and the nodes of
+//!   `--device`.
+//! - [`cgroupfs`]: the read-only cgroupfs a container sees at /sys/fs/cgroup, and its
+//!   cgroup namespace.
 //! - [`namespaces`]: the container init's `clone`, hostname, loopback; the daemon's network
 //!   sandboxes and the overlay probe's private mount namespace.
 //! - [`enter`]: entering a running container (`docker exec`): the fork into its cgroup and
@@ -24,6 +27,7 @@
 //! return the bare `io::Error`, and their callers' errors name the path.
 
 pub mod caps;
+pub mod cgroupfs;
 pub mod cgroups;
 pub mod devices;
 pub mod enter;
@@ -70,6 +74,20 @@ pub enum SysError {
     },
     #[error("pivot_root to {path:?} failed")]
     PivotRoot {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A `--device` that names no device node (dockerd's words).
+    #[error("error gathering device information while adding custom device {path:?}")]
+    Device {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A device of a blkio setting that could not be found (dockerd's `stat <path>`).
+    #[error("stat {}", path.display())]
+    Stat {
         path: PathBuf,
         #[source]
         source: io::Error,

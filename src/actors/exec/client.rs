@@ -430,7 +430,14 @@ impl Held {
             batch.extend(encode_line(&CtlRequest::Attach(attach_flags)));
         }
         batch.extend(encode_line(&CtlRequest::Go));
-        send_batch(&self.sock, &batch, &fds).map_err(|e| monitor_err(&id, e))?;
+        if let Err(e) = send_batch(&self.sock, &batch, &fds) {
+            // A monitor whose set-up failed has said why before it went: its word, not
+            // the broken pipe, is the answer.
+            return match await_started(&id, self.sock).await {
+                Err(failed) => Err(failed),
+                Ok(_) => Err(monitor_err(&id, e)),
+            };
+        }
         await_started(&id, self.sock).await
     }
 

@@ -8,8 +8,8 @@ use super::error::StoreError;
 use super::state::Container;
 use super::validate::parse_bind;
 use crate::actors::graph::ImageRuntimeConfig;
-use crate::model::api::ContainerConfig;
-use crate::monitor::spec::{CgroupSpec, ContainerSpec, MountSpec, NetworkSpec};
+use crate::model::api::{ContainerConfig, HostConfig, HostConfigCgroupnsModeEnum, ThrottleDevice};
+use crate::monitor::spec::{CgroupSpec, ContainerSpec, DeviceSpec, MountSpec, NetworkSpec};
 
 /// The PATH a container gets when neither the image nor the request sets one.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -105,6 +105,55 @@ pub fn cgroup_path(id: &str) -> String {
     format!("berth/{id}")
 }
 
+/// A container's cgroup under its `--cgroup-parent` (see `sys::cgroups::paths`).
+pub fn container_cgroup_path(id: &str, h: &HostConfig) -> String {
+    crate::sys::cgroups::paths::container_path(id, h.cgroup_parent.as_deref().unwrap_or(""))
+}
+
+/// The cgroup settings of `h` beyond the basic limits (which `build_spec` sets).
+fn cgroup_extras(h: &HostConfig, spec: &mut CgroupSpec) {
+    let pairs = |list: &Option<Vec<ThrottleDevice>>| -> Vec<(String, u64)> {
+        list.iter()
+            .flatten()
+            .map(|d| {
+                let rate = u64::try_from(d.rate.unwrap_or(0)).unwrap_or(0);
+                (d.path.clone().unwrap_or_default(), rate)
+            })
+            .collect()
+    };
+    spec.memory_reservation = h.memory_reservation.unwrap_or(0).max(0);
+    spec.memory_swappiness = h.memory_swappiness.filter(|s| *s >= 0);
+    spec.oom_kill_disable = h.oom_kill_disable.unwrap_or(false);
+    spec.cpuset_cpus = h.cpuset_cpus.clone().unwrap_or_default();
+    spec.cpuset_mems = h.cpuset_mems.clone().unwrap_or_default();
+    spec.blkio_weight = h.blkio_weight.unwrap_or(0);
+    spec.blkio_weight_device = h
+        .blkio_weight_device
+        .iter()
+        .flatten()
+        .map(|d| {
+            let w = u64::try_from(d.weight.unwrap_or(0)).unwrap_or(0);
+            (d.path.clone().unwrap_or_default(), w)
+        })
+        .collect();
+    spec.blkio_read_bps = pairs(&h.blkio_device_read_bps);
+    spec.blkio_write_bps = pairs(&h.blkio_device_write_bps);
+    spec.blkio_read_iops = pairs(&h.blkio_device_read_iops);
+    spec.blkio_write_iops = pairs(&h.blkio_device_write_iops);
+    spec.devices = h
+        .devices
+        .iter()
+        .flatten()
+        .map(|d| DeviceSpec {
+            path_on_host: d.path_on_host.clone().unwrap_or_default(),
+            path_in_container: d.path_in_container.clone().unwrap_or_default(),
+            permissions: d.cgroup_permissions.clone().unwrap_or_default(),
+        })
+        .collect();
+    spec.device_cgroup_rules = h.device_cgroup_rules.clone().unwrap_or_default();
+    spec.private_ns = h.cgroupns_mode == Some(HostConfigCgroupnsModeEnum::PRIVATE);
+}
+
 /// What the monitor needs to create the container's init.
 pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> ContainerSpec {
     let cfg = &c.config;
@@ -150,6 +199,17 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
             .and_then(|d| u16::try_from(*d).ok())
             .unwrap_or(0)
     };
+    let mut cgroup = CgroupSpec {
+        path: container_cgroup_path(&c.id, h),
+        memory: h.memory.unwrap_or(0),
+        memory_swap: h.memory_swap.unwrap_or(0),
+        pids: h.pids_limit.unwrap_or(0).max(0),
+        cpu_quota,
+        cpu_period,
+        cpu_shares: u64::try_from(h.cpu_shares.unwrap_or(0)).unwrap_or(0),
+        ..CgroupSpec::default()
+    };
+    cgroup_extras(h, &mut cgroup);
     ContainerSpec {
         id: c.id.clone(),
         rootfs: c.rootfs.clone(),
@@ -164,16 +224,7 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
         stdin_once: cfg.stdin_once.unwrap_or(false),
         log_path: container_dir.join(format!("{}-json.log", c.id)),
         state_dir: crate::actors::exec::state_dir(exec_root, &c.id),
-        cgroup: CgroupSpec {
-            path: cgroup_path(&c.id),
-            memory: h.memory.unwrap_or(0),
-            memory_swap: h.memory_swap.unwrap_or(0),
-            pids: h.pids_limit.unwrap_or(0).max(0),
-            cpu_quota,
-            cpu_period,
-            cpu_shares: u64::try_from(h.cpu_shares.unwrap_or(0)).unwrap_or(0),
-            layout: None,
-        },
+        cgroup,
         mounts,
         network: c.network.clone(),
         join_netns: false,

@@ -32,6 +32,7 @@ pub mod persist;
 mod records;
 pub mod state;
 pub mod validate;
+mod validate_cgroups;
 pub mod view;
 
 use std::collections::HashMap;
@@ -300,6 +301,10 @@ impl ContainerStoreActor {
     fn remove_stopped(&mut self, id: String) -> Fut<Result<(), StoreError>> {
         // A set-up ahead goes with the cleanup below (and the address with the release).
         let _ = self.take_prestart(&id);
+        let cgroup = self.containers.get(&id).map_or_else(
+            || create::cgroup_path(&id),
+            |e| create::container_cgroup_path(&id, &e.c.host_config),
+        );
         let peers = self.peers.clone();
         let containers = self.containers_dir();
         let dir = containers.join(&id);
@@ -338,7 +343,7 @@ impl ContainerStoreActor {
                 peers.graphdb.send(ReleaseEntity { id: id2.clone() }),
                 peers.exec.send(CleanupContainer {
                     id: id2.clone(),
-                    cgroup: Some(create::cgroup_path(&id2)),
+                    cgroup: Some(cgroup),
                 }),
                 record
             );

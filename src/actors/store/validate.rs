@@ -11,8 +11,7 @@ use serde_json::Value;
 
 use super::error::StoreError;
 use crate::model::api::{
-    ContainerConfig, HostConfig, HostConfigCgroupnsModeEnum, HostConfigIsolationEnum,
-    RestartPolicyNameEnum,
+    ContainerConfig, HostConfig, HostConfigIsolationEnum, RestartPolicyNameEnum,
 };
 use crate::model::create::{self, CreateRequest};
 use crate::model::fields::{self, Field, Status};
@@ -30,6 +29,9 @@ pub struct HostCaps {
     pub cpu_cfs: bool,
     pub cpu_shares: bool,
     pub pids: bool,
+    /// The host's cgroup hierarchies and what they offer (cpuset, blkio, the v1-only
+    /// memory files, cgroup namespaces).
+    pub cgroups: CgroupLayout,
 }
 
 impl HostCaps {
@@ -41,13 +43,24 @@ impl HostCaps {
             cpu_cfs: layout.cpu_cfs_quota,
             cpu_shares: layout.cpu_shares,
             pids: layout.pids_limit,
+            cgroups: layout.clone(),
         }
     }
 }
 
-fn invalid(message: impl Into<String>) -> StoreError {
+pub(super) fn invalid(message: impl Into<String>) -> StoreError {
     StoreError::Invalid {
         message: message.into(),
+    }
+}
+
+/// A field this host cannot honour: dockerd's warning (it drops the value) as the reason
+/// berthd refuses it.
+pub(super) fn cannot(path: &str, reason: &str) -> StoreError {
+    let name = fields::get(path).map_or_else(|| path.to_owned(), fields::display_name);
+    StoreError::Refused {
+        field: name,
+        reason: reason.to_owned(),
     }
 }
 
@@ -62,9 +75,11 @@ pub fn validate(req: &mut CreateRequest, host: &HostCaps) -> Result<Vec<String>,
     let mut warnings = Vec::new();
     check_config(&req.config)?;
     check_resources(&mut req.host_config, host, &mut warnings)?;
+    super::validate_cgroups::check(&req.host_config, host)?;
     check_host_config(&req.host_config)?;
     check_networking(req)?;
     refuse_unsupported(req)?;
+    create::default_cgroupns_mode(&mut req.host_config, host.cgroups.version() == 2);
     create::apply_defaults(&mut req.host_config);
     Ok(warnings)
 }
@@ -161,6 +176,12 @@ fn check_resources(
     if h.memory_swappiness == Some(-1) {
         h.memory_swappiness = None;
     }
+    if h.memory_swappiness.is_some() && !host.cgroups.memory_swappiness {
+        return Err(cannot(
+            "HostConfig.MemorySwappiness",
+            "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted",
+        ));
+    }
     if let Some(s) = h.memory_swappiness {
         if !(0..=100).contains(&s) {
             return Err(invalid(format!(
@@ -169,6 +190,12 @@ fn check_resources(
         }
     }
     let reservation = h.memory_reservation.unwrap_or(0);
+    if reservation > 0 && !host.cgroups.memory_reservation {
+        return Err(cannot(
+            "HostConfig.MemoryReservation",
+            "Your kernel does not support memory soft limit capabilities or the cgroup is not mounted",
+        ));
+    }
     if reservation > 0 && reservation < MIN_MEMORY {
         return Err(invalid("Minimum memory reservation allowed is 6MB"));
     }
@@ -179,6 +206,17 @@ fn check_resources(
     }
     if h.kernel_memory.unwrap_or(0) > 0 && h.kernel_memory.unwrap_or(0) < MIN_MEMORY {
         return Err(invalid("Minimum kernel memory limit allowed is 6MB"));
+    }
+    if h.oom_kill_disable == Some(true) {
+        if !host.cgroups.oom_kill_disable {
+            return Err(cannot(
+                "HostConfig.OomKillDisable",
+                "Your kernel does not support OomKillDisable",
+            ));
+        }
+        if memory == 0 {
+            warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".to_owned());
+        }
     }
     if h.pids_limit.is_some_and(|p| p > 0) && !host.pids {
         return Err(invalid(
@@ -234,6 +272,12 @@ fn check_resources(
         ));
     }
     let weight = h.blkio_weight.unwrap_or(0);
+    if weight > 0 && !host.cgroups.blkio_weight {
+        return Err(cannot(
+            "HostConfig.BlkioWeight",
+            "Your kernel does not support Block I/O weight or the cgroup is not mounted",
+        ));
+    }
     if weight > 0 && !(10..=1000).contains(&weight) {
         return Err(invalid("Range of blkio weight is from 10 to 1000"));
     }
@@ -541,9 +585,6 @@ fn refuse_unsupported(req: &CreateRequest) -> Result<(), StoreError> {
             return Err(not_yet("HostConfig.RestartPolicy"));
         }
     }
-    if h.cgroupns_mode == Some(HostConfigCgroupnsModeEnum::PRIVATE) {
-        return Err(not_yet("HostConfig.CgroupnsMode"));
-    }
     let ipc = h.ipc_mode.as_deref().unwrap_or("");
     if !matches!(ipc, "" | "private" | "shareable") {
         return Err(not_yet("HostConfig.IpcMode"));
@@ -626,6 +667,19 @@ mod tests {
             cpu_cfs: true,
             cpu_shares: true,
             pids: true,
+            cgroups: CgroupLayout {
+                cpuset: true,
+                memory_reservation: true,
+                memory_swappiness: true,
+                oom_kill_disable: true,
+                blkio_weight: true,
+                blkio_weight_device: true,
+                blkio_throttle: true,
+                cgroupns: true,
+                cpus: "0-1".to_owned(),
+                mems: "0".to_owned(),
+                ..CgroupLayout::default()
+            },
         }
     }
 
@@ -813,5 +867,120 @@ mod tests {
         assert!(parse_bind("vol:/b").unwrap().named);
         assert!(parse_bind("/a").is_err());
         assert!(parse_bind("/a:/").is_err());
+    }
+
+    #[test]
+    fn cgroup_settings_the_host_lacks_are_refused_by_name_with_dockerds_warning() {
+        let mut v2 = host();
+        v2.cgroups.unified = Some("/sys/fs/cgroup".into());
+        v2.cgroups.memory_swappiness = false;
+        v2.cgroups.oom_kill_disable = false;
+        v2.cgroups.blkio_weight = false;
+        v2.cgroups.blkio_weight_device = false;
+        let run = |body: Value| {
+            let mut req =
+                create::parse_create(body.to_string().as_bytes(), ApiVersion::CURRENT).unwrap();
+            validate(&mut req, &v2).map(|_| req)
+        };
+        for (body, msg) in [
+            (
+                json!({"HostConfig": {"MemorySwappiness": 10}}),
+                "berthd does not support HostConfig.MemorySwappiness (--memory-swappiness): Your kernel does not support memory swappiness capabilities or the cgroup is not mounted",
+            ),
+            (
+                json!({"HostConfig": {"OomKillDisable": true, "Memory": 67108864}}),
+                "HostConfig.OomKillDisable (--oom-kill-disable): Your kernel does not support OomKillDisable",
+            ),
+            (
+                json!({"HostConfig": {"BlkioWeight": 500}}),
+                "HostConfig.BlkioWeight (--blkio-weight): Your kernel does not support Block I/O weight or the cgroup is not mounted",
+            ),
+            (
+                json!({"HostConfig": {"BlkioWeightDevice": [{"Path": "/dev/sda", "Weight": 100}]}}),
+                "HostConfig.BlkioWeightDevice (--blkio-weight-device): Your kernel does not support Block I/O weight_device",
+            ),
+        ] {
+            let e = run(body.clone()).map(|_| ()).unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::InvalidParameter);
+            assert!(e.to_string().contains(msg), "{body}: {e}");
+        }
+        // The CLI's "not set" is no request, and dockerd's default mode on v2 is private.
+        let req =
+            run(json!({"HostConfig": {"MemorySwappiness": -1, "OomKillDisable": false}})).unwrap();
+        assert_eq!(
+            req.host_config.cgroupns_mode,
+            Some(crate::model::api::HostConfigCgroupnsModeEnum::PRIVATE)
+        );
+        let req = check(json!({})).unwrap();
+        assert_eq!(
+            req.host_config.cgroupns_mode,
+            Some(crate::model::api::HostConfigCgroupnsModeEnum::HOST)
+        );
+        let mut old = host();
+        old.cgroups.cgroupns = false;
+        let mut req = create::parse_create(
+            json!({"HostConfig": {"CgroupnsMode": "private"}})
+                .to_string()
+                .as_bytes(),
+            ApiVersion::CURRENT,
+        )
+        .unwrap();
+        let e = validate(&mut req, &old).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Your kernel does not support cgroup namespaces"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cgroup_values_get_dockerds_and_the_clis_words() {
+        for (body, msg) in [
+            (
+                json!({"HostConfig": {"CpusetCpus": "0-3"}}),
+                "Requested CPUs are not available - requested 0-3, available: 0-1",
+            ),
+            (
+                json!({"HostConfig": {"CpusetCpus": "1-x"}}),
+                "Invalid value 1-x for cpuset cpus: invalid format: 1-x",
+            ),
+            (
+                json!({"HostConfig": {"CpusetMems": "1"}}),
+                "Requested memory nodes are not available - requested 1, available: 0",
+            ),
+            (
+                json!({"HostConfig": {"DeviceCgroupRules": ["c 1:3 rwx"]}}),
+                "invalid device cgroup format 'c 1:3 rwx'",
+            ),
+            (
+                json!({"HostConfig": {"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n", "CgroupPermissions": "rx"}]}}),
+                "invalid device specification: /dev/null:/dev/n:rx",
+            ),
+            (
+                json!({"HostConfig": {"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "dev/n"}]}}),
+                "dev/n is not an absolute path",
+            ),
+            (
+                json!({"HostConfig": {"BlkioDeviceReadBps": [{"Path": "sda", "Rate": 1}]}}),
+                "bad format for device path: sda",
+            ),
+            (
+                json!({"HostConfig": {"BlkioWeightDevice": [{"Path": "/dev/sda", "Weight": 5}]}}),
+                "invalid weight for device: /dev/sda:5",
+            ),
+            (
+                json!({"HostConfig": {"MemoryReservation": 1024}}),
+                "Minimum memory reservation allowed is 6MB",
+            ),
+        ] {
+            let got = refusal(body.clone());
+            assert!(got.contains(msg), "{body}: {got}");
+        }
+        let r = check(
+            json!({"HostConfig": {"CpusetCpus": "0,1", "CgroupParent": "/mine",
+            "DeviceCgroupRules": ["b 8:* rw"], "MemoryReservation": 33554432}}),
+        )
+        .unwrap();
+        assert_eq!(r.host_config.cpuset_cpus.as_deref(), Some("0,1"));
     }
 }
