@@ -9,6 +9,7 @@
 //! and docker-compose send them over pooled keep-alive connections), actix is made to let
 //! go of the connection and [`hijack::serve_hijack`] serves it.
 
+mod exec_start;
 mod framing;
 mod hijack;
 

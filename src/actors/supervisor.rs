@@ -19,7 +19,7 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 
-use super::exec::{ExecActor, SubscribeExits};
+use super::exec::{ExecActor, SubscribeExecEvents, SubscribeExits};
 use super::graph::GraphActor;
 use super::graphdb::GraphDbActor;
 use super::network::NetworkActor;
@@ -157,6 +157,7 @@ impl Actors {
             )
         };
         exec.do_send(SubscribeExits(store.addr().clone().recipient()));
+        exec.do_send(SubscribeExecEvents(store.addr().clone().recipient()));
         Actors {
             graphdb,
             graph,

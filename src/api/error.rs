@@ -11,6 +11,7 @@ use crate::actors::network::NetworkError;
 use crate::actors::store::StoreError;
 use crate::error::ErrorKind;
 use crate::model::create::ModelError;
+use crate::model::exec::ExecRequestError;
 use crate::model::filters::FilterError;
 
 /// An error a client sees.
@@ -100,7 +101,8 @@ from_subsystem!(
     GraphDbError,
     NetworkError,
     ExecError,
-    ModelError
+    ModelError,
+    ExecRequestError
 );
 
 /// API handlers wait for their actors without a deadline, so this is an actor that has

@@ -8,6 +8,7 @@
 
 pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod images;
 pub mod live;
 pub mod logs;
@@ -64,6 +65,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     system::routes(cfg);
     containers::routes(cfg);
     live::routes(cfg);
+    exec::routes(cfg);
     images::routes(cfg);
     logs::routes(cfg);
 }

@@ -155,7 +155,7 @@ pub fn overlay(mut template: Map<String, Value>, given: Map<String, Value>) -> V
 }
 
 /// Deserialises `v` into `T`, naming the path of a field of the wrong type.
-fn typed<T: DeserializeOwned>(v: Value, prefix: &str) -> Result<T, ModelError> {
+pub(super) fn typed<T: DeserializeOwned>(v: Value, prefix: &str) -> Result<T, ModelError> {
     serde_path_to_error::deserialize(&v).map_err(|e| {
         let path = e.path().to_string();
         ModelError::Field {

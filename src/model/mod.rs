@@ -13,6 +13,7 @@ pub mod spec;
 pub use bollard_stubs::models as api;
 
 pub mod create;
+pub mod exec;
 pub mod fields;
 pub mod filters;
 pub mod ulimit;

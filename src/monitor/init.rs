@@ -45,6 +45,16 @@ pub enum InitStdio {
 pub fn run(spec: &ContainerSpec, fds: InitFds) -> ! {
     // A panic must never unwind back into the monitor's code in this child process.
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| setup_and_exec(spec, &fds)));
+    report_and_exit(&fds.err, res)
+}
+
+/// Ends a child of the monitor whose way to `execve` failed: the text goes to the error
+/// pipe `err`, and the process exits 1 (at once, without unwinding into the monitor's
+/// code). `res` is what `catch_unwind` made of the child's set-up.
+pub(super) fn report_and_exit(
+    err: &OwnedFd,
+    res: std::thread::Result<Result<Never, Failure>>,
+) -> ! {
     let msg = match res {
         Ok(Ok(never)) => match never {},
         Ok(Err(Failure::Quiet)) => sys::process::exit_now(1),
@@ -53,7 +63,7 @@ pub fn run(spec: &ContainerSpec, fds: InitFds) -> ! {
     };
     let mut rest = msg.as_bytes();
     while !rest.is_empty() {
-        match nix::unistd::write(&fds.err, rest) {
+        match nix::unistd::write(err, rest) {
             Ok(0) | Err(_) => break,
             Ok(n) => rest = &rest[n..],
         }
@@ -61,15 +71,15 @@ pub fn run(spec: &ContainerSpec, fds: InitFds) -> ! {
     sys::process::exit_now(1)
 }
 
-enum Failure {
+pub(super) enum Failure {
     /// The monitor went away before "go": exit without a word.
     Quiet,
     Msg(String),
 }
 
-enum Never {}
+pub(super) enum Never {}
 
-fn sys_fail(e: sys::SysError) -> Failure {
+pub(super) fn sys_fail(e: sys::SysError) -> Failure {
     Failure::Msg(error_chain(&e))
 }
 
@@ -143,10 +153,57 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
         return Err(Failure::Quiet);
     }
 
+    let mut p = Process::of_container(spec);
+    if spec.process.init {
+        p.reaper_err = Some(fds.err.as_raw_fd());
+    }
+    exec_process(spec, &p, &security)
+}
+
+/// What runs in the container: its command, or an exec's (`docker exec`).
+#[derive(Debug, Clone, Copy)]
+pub struct Process<'a> {
+    /// argv; `args[0]` is looked up in the process's `PATH` when it has no `/`.
+    pub args: &'a [String],
+    /// `KEY=value` entries; `PATH` and `HOME` are added when missing.
+    pub env: &'a [String],
+    /// The working directory ("" means `/`).
+    pub cwd: &'a str,
+    /// `uid[:gid]` or `name[:group]` ("" means root).
+    pub user: &'a str,
+    /// `--init`: the error pipe of the reaper that stays pid 1 while a child runs the
+    /// command (the container's own command only).
+    pub reaper_err: Option<RawFd>,
+}
+
+impl<'a> Process<'a> {
+    /// The container's own command.
+    pub fn of_container(spec: &'a ContainerSpec) -> Self {
+        Process {
+            args: &spec.args,
+            env: &spec.env,
+            cwd: &spec.cwd,
+            user: &spec.user,
+            reaper_err: None,
+        }
+    }
+}
+
+/// The last steps before `execve`, shared by the container's init and every exec in the
+/// container (see `monitor::exec`), so that both get the container's security settings:
+/// the user looked up in the container's /etc/passwd and /etc/group, the environment's
+/// defaults, the seccomp filter, the capabilities and the user switch, the working
+/// directory, and Docker's lookup and exec error texts. Runs inside the container (after
+/// `pivot_root`, or after joining its mount namespace). Anything more the container's
+/// processes must get belongs here.
+pub(super) fn exec_process(
+    spec: &ContainerSpec,
+    p: &Process<'_>,
+    security: &super::security::Prepared,
+) -> Result<Never, Failure> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok();
     let group = std::fs::read_to_string("/etc/group").ok();
-    let mut u =
-        user::resolve(&spec.user, passwd.as_deref(), group.as_deref()).map_err(Failure::Msg)?;
+    let mut u = user::resolve(p.user, passwd.as_deref(), group.as_deref()).map_err(Failure::Msg)?;
     if !spec.process.group_add.is_empty() {
         for g in user::additional_groups(&spec.process.group_add, group.as_deref())
             .map_err(Failure::Msg)?
@@ -157,7 +214,7 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
         }
     }
 
-    let mut env: Vec<String> = spec.env.clone();
+    let mut env: Vec<String> = p.env.to_vec();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(format!("PATH={}", lookup::DEFAULT_PATH));
     }
@@ -168,22 +225,15 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
         env.push(format!("HOSTNAME={}", spec.hostname));
     }
 
-    let cwd = if spec.cwd.is_empty() {
-        "/"
-    } else {
-        spec.cwd.as_str()
-    };
-    if !Path::new(cwd).exists() {
-        // Docker creates a missing working directory (as root, before switching user).
-        let _ = std::fs::create_dir_all(cwd);
-    }
-    // Limits and the OOM score while still privileged.
+    let cwd = if p.cwd.is_empty() { "/" } else { p.cwd };
+    // Limits and the OOM score while still privileged (an exec gets the container's, as
+    // runc's exec does).
     settings::apply_rlimits(&spec.process).map_err(Failure::Msg)?;
     settings::apply_oom_score_adj(&spec.process).map_err(Failure::Msg)?;
     // Last privileged step: no_new_privs, the seccomp filter, the capabilities and the
     // user; the calls left until exec (chdir, execve) are allowed by any filter that
     // lets the container run at all.
-    super::security::enter(&security, u.uid, u.gid, &u.groups).map_err(sys_fail)?;
+    super::security::enter(security, u.uid, u.gid, &u.groups).map_err(sys_fail)?;
     nix::unistd::chdir(cwd).map_err(|e| {
         Failure::Msg(format!(
             "chdir to cwd ({}) set in config.json failed: {}",
@@ -192,23 +242,18 @@ fn setup_and_exec(spec: &ContainerSpec, fds: &InitFds) -> Result<Never, Failure>
         ))
     })?;
 
-    let Some(arg0) = spec.args.first() else {
+    let Some(arg0) = p.args.first() else {
         return Err(Failure::Msg("no command specified".to_owned()));
     };
     let path_env = lookup::path_of(&env);
     let exe = lookup::look_path(arg0, path_env).map_err(Failure::Msg)?;
     let c = |s: &str| CString::new(s).map_err(|_| Failure::Msg(format!("invalid string {s:?}")));
     let exe_c = c(&exe.to_string_lossy())?;
-    let argv = spec
-        .args
-        .iter()
-        .map(|a| c(a))
-        .collect::<Result<Vec<_>, _>>()?;
+    let argv = p.args.iter().map(|a| c(a)).collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|e| c(e)).collect::<Result<Vec<_>, _>>()?;
-    if spec.process.init {
+    if let Some(err_fd) = p.reaper_err {
         // pid 1 stays here as the reaper; only its child goes on to the exec.
-        reaper::fork_reaper(fds.err.as_raw_fd(), &reaper::title(&argv), spec.tty)
-            .map_err(Failure::Msg)?;
+        reaper::fork_reaper(err_fd, &reaper::title(&argv), spec.tty).map_err(Failure::Msg)?;
     }
     let e = match nix::unistd::execve(&exe_c, &argv, &envp) {
         Err(e) => e,

@@ -79,6 +79,7 @@
 //! there; `BERTH_MONITOR_TIMING=1` adds the timings of the start phases to it.
 
 pub mod cgroup_setup;
+pub mod exec;
 pub mod init;
 pub mod lookup;
 pub mod proto;

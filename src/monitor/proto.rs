@@ -48,6 +48,9 @@ pub enum CtlEvent {
     Failed { message: String, exec: bool },
     /// The container's process exited and its output was written out.
     Exited(ExitStatus),
+    /// An exec ([`SockRequest::Exec`]) exited and its output went out to its client;
+    /// sent before its stream closes, and before the container's own `Exited`.
+    ExecExited { id: String, exit_code: i32 },
 }
 
 /// A client's first line on `monitor.sock`.
@@ -60,17 +63,115 @@ pub enum SockRequest {
     Signal { signal: i32 },
     /// Set the tty's window size. Reply `Ok` or `Error`.
     Resize { height: u16, width: u16 },
-    /// Reply `Running` now and `Exited` when the container exits (or `Exited` at once).
+    /// Reply `Running` now (with the execs the monitor runs, or ran and has not reported
+    /// yet), `ExecExited` for each exec that exits later, and `Exited` when the container
+    /// exits (or `Exited` at once).
     Watch,
+    /// Run a process in the container (`docker exec`). Reply `ExecStarted` once it runs
+    /// (then, unless it is detached, the connection carries its stream as an attach
+    /// does), `ExecFailed` when it could not be started (Docker's text), or `Error`.
+    Exec(Box<ExecSpec>),
+    /// Set an exec's tty window size. Reply `Ok` or `Error`.
+    ResizeExec { id: String, height: u16, width: u16 },
 }
 
 /// The monitor's replies on `monitor.sock`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SockReply {
     Ok,
-    Error { message: String },
-    Running { pid: i32 },
+    Error {
+        message: String,
+    },
+    Running {
+        pid: i32,
+        /// The execs running in the container, and those that exited while no berthd
+        /// was there to hear it (the monitor forgets those once it has listed them).
+        #[serde(default)]
+        execs: Vec<ExecState>,
+    },
     Exited(ExitStatus),
+    /// The exec runs, with this host pid.
+    ExecStarted {
+        pid: i32,
+    },
+    /// The exec could not be started: Docker's text (`exec: "x": executable file not
+    /// found in $PATH`), which picks the exit code (127, 126).
+    ExecFailed {
+        message: String,
+    },
+    /// On a watch: an exec exited.
+    ExecExited {
+        id: String,
+        exit_code: i32,
+    },
+}
+
+/// A process to run in a running container (`docker exec`), as berthd hands it to the
+/// container's monitor. The monitor forks it into the container's cgroup and namespaces,
+/// and it takes the same last steps as the container's init (user, capabilities, seccomp
+/// filter), with its own command, environment, working directory and user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// The exec instance's id (64 hex digits).
+    pub id: String,
+    /// argv; `args[0]` is looked up in the exec's `PATH` when it has no `/`.
+    pub args: Vec<String>,
+    /// The whole environment (berthd merged the container's and the exec's).
+    pub env: Vec<String>,
+    /// Working directory ("" means `/`); not made when missing, as with dockerd.
+    pub cwd: String,
+    /// `uid[:gid]` or `name[:group]` ("" means root).
+    pub user: String,
+    /// Keep every capability of the bounding set (`docker exec --privileged`).
+    pub privileged: bool,
+    /// A pty for stdio (`docker exec -t`).
+    pub tty: bool,
+    /// Which streams the client gets (`AttachStdin`, `AttachStdout`, `AttachStderr`);
+    /// the others are /dev/null.
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// Started detached: no stream, stdio /dev/null (a tty's output is read and dropped).
+    pub detach: bool,
+    /// The stream carries raw bytes (the start request's `Tty`), else stdcopy frames.
+    pub raw_stream: bool,
+    /// The tty's rows and columns at the start (0: the kernel's default).
+    pub console_size: (u16, u16),
+}
+
+/// An exec as the monitor lists it to a berthd that watches the container again after a
+/// restart: what `GET /exec/{id}/json` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecState {
+    pub id: String,
+    pub args: Vec<String>,
+    pub user: String,
+    pub privileged: bool,
+    pub tty: bool,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub pid: i32,
+    /// `None` while it runs.
+    pub exit_code: Option<i32>,
+}
+
+impl ExecState {
+    /// The listing of `spec`, started as `pid`.
+    pub fn of(spec: &ExecSpec, pid: i32, exit_code: Option<i32>) -> Self {
+        ExecState {
+            id: spec.id.clone(),
+            args: spec.args.clone(),
+            user: spec.user.clone(),
+            privileged: spec.privileged,
+            tty: spec.tty,
+            stdin: spec.stdin,
+            stdout: spec.stdout,
+            stderr: spec.stderr,
+            pid,
+            exit_code,
+        }
+    }
 }
 
 /// How a container ended; also the content of `exit.json`.

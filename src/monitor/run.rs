@@ -17,6 +17,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, pipe2};
 
 use super::cgroup_setup;
+use super::exec::{ExecFd, ExecProc};
 use super::init::{self, InitFds, InitStdio};
 use super::proto::{
     AttachFlags, CtlEvent, CtlRequest, EXIT_FILE, ExitStatus, LineBuf, LogSplitter, SOCKET_NAME,
@@ -30,14 +31,14 @@ use crate::sys::{self, SysError};
 use crate::util::error_chain;
 
 /// Stop reading the container's output while an attached client has this much unsent.
-const MAX_PENDING: usize = 4 << 20;
+pub(super) const MAX_PENDING: usize = 4 << 20;
 /// How long output may keep flowing after the init died, and attach clients get to take
 /// what is left, before the monitor gives up on them.
-const DRAIN_GRACE: Duration = Duration::from_secs(2);
+pub(super) const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// The control connection to berthd: JSON lines in both directions, descriptors in.
-struct Ctl {
-    sock: UnixStream,
+pub(super) struct Ctl {
+    pub(super) sock: UnixStream,
     lines: LineBuf,
     fds: VecDeque<OwnedFd>,
 }
@@ -116,6 +117,7 @@ pub fn run(ctl: OwnedFd) -> i32 {
         Err(StartError::Quiet) => return 1,
     };
     m.ctl = Some(ctl);
+    m.spec = Some(spec);
     m.event_loop();
     0
 }
@@ -136,25 +138,29 @@ fn io_setup(what: &str, path: &Path, e: io::Error) -> StartError {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Mode {
+pub(super) enum Mode {
     /// Waiting for the request line.
     Handshake,
     Attach(AttachFlags),
     Watch,
+    /// An exec's start (`monitor::exec`): its reply comes once the child exec'd or failed.
+    ExecStarting(u64),
+    /// An exec's stream.
+    ExecStream(u64),
     /// Reply queued; close once written.
     Done,
 }
 
 #[derive(Debug)]
-struct Conn {
+pub(super) struct Conn {
     sock: UnixStream,
     inbuf: LineBuf,
-    mode: Mode,
+    pub(super) mode: Mode,
     out: Vec<u8>,
     out_pos: usize,
     read_closed: bool,
-    close_after_flush: bool,
-    dead: bool,
+    pub(super) close_after_flush: bool,
+    pub(super) dead: bool,
 }
 
 impl Conn {
@@ -172,11 +178,11 @@ impl Conn {
         }
     }
 
-    fn pending(&self) -> usize {
+    pub(super) fn pending(&self) -> usize {
         self.out.len() - self.out_pos
     }
 
-    fn queue(&mut self, data: &[u8]) {
+    pub(super) fn queue(&mut self, data: &[u8]) {
         if self.out_pos > 0 && self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
@@ -184,7 +190,7 @@ impl Conn {
         self.out.extend_from_slice(data);
     }
 
-    fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         while self.out_pos < self.out.len() {
             match self.sock.write(&self.out[self.out_pos..]) {
                 Ok(0) => {
@@ -208,15 +214,15 @@ impl Conn {
     }
 }
 
-struct Monitor {
+pub(super) struct Monitor {
     /// The container's mount namespace, released after the exit was reported.
     mnt_ns: Option<File>,
-    pid: Pid,
+    pub(super) pid: Pid,
     tty: bool,
     stdin_once: bool,
     state_dir: PathBuf,
     listener: Option<UnixListener>,
-    ctl: Option<Ctl>,
+    pub(super) ctl: Option<Ctl>,
     /// stdout pipe, or the pty master.
     out: Option<OwnedFd>,
     err: Option<OwnedFd>,
@@ -225,13 +231,25 @@ struct Monitor {
     stdin_buf: Vec<u8>,
     stdin_close_pending: bool,
     sigfd: SignalFd,
-    conns: Vec<Conn>,
+    pub(super) conns: Vec<Conn>,
     log: Option<File>,
     splitter: LogSplitter,
-    cgroup: ContainerCgroup,
-    exit_code: Option<i32>,
+    pub(super) cgroup: ContainerCgroup,
+    pub(super) exit_code: Option<i32>,
     exited_at: Option<Instant>,
-    finished: Option<ExitStatus>,
+    pub(super) finished: Option<ExitStatus>,
+    /// The container's spec, for its execs' last steps (user, capabilities, filter).
+    pub(super) spec: Option<Box<ContainerSpec>>,
+    /// The execs (`docker exec`) running in the container, or not yet reported.
+    pub(super) execs: Vec<ExecProc>,
+    /// The key of the next exec.
+    pub(super) next_exec: u64,
+    /// The monitor's children are born in the container's pid namespace (set by the
+    /// first exec).
+    pub(super) pidns_set: bool,
+    /// The container's v2 cgroup (`O_PATH`), which execs are forked into (opened by the
+    /// first exec).
+    pub(super) v2_dir: Option<File>,
 }
 
 impl Monitor {
@@ -379,6 +397,11 @@ impl Monitor {
             exit_code: None,
             exited_at: None,
             finished: None,
+            spec: None,
+            execs: Vec::new(),
+            next_exec: 0,
+            pidns_set: false,
+            v2_dir: None,
         };
 
         // The init may make its v1 directories before `add_v1` does: a failed start
@@ -535,6 +558,7 @@ impl Monitor {
         }
         let mut drain_deadline: Option<Instant> = None;
         loop {
+            self.finish_execs();
             // The init has been reaped: once its output is drained, record the exit.
             if self.exit_code.is_some() && self.finished.is_none() {
                 let grace_over = self.exited_at.is_some_and(|t| t.elapsed() > DRAIN_GRACE);
@@ -563,6 +587,8 @@ impl Monitor {
     /// The container is gone and its output read: exit status to disk, to berthd and
     /// watchers; attach connections close once their last bytes are out.
     fn finish(&mut self) {
+        // The execs died with the init; their exits go out before the container's.
+        self.finish_all_execs();
         self.out = None;
         self.err = None;
         self.stdin = None;
@@ -628,6 +654,7 @@ impl Monitor {
             Stdin,
             Sig,
             Conn(usize),
+            Exec(usize, ExecFd),
         }
         let backpressure = self.conns.iter().any(|c| c.pending() > MAX_PENDING);
         let mut toks: Vec<Tok> = Vec::new();
@@ -659,9 +686,15 @@ impl Monitor {
                 pfds.push(PollFd::new(f.as_fd(), w));
             }
         }
-        if self.exit_code.is_none() {
+        if self.exit_code.is_none() || self.execs_unreaped() {
             toks.push(Tok::Sig);
             pfds.push(PollFd::new(self.sigfd.as_fd(), r));
+        }
+        for idx in 0..self.execs.len() {
+            for (which, fd, write) in self.exec_poll_fds(idx) {
+                toks.push(Tok::Exec(idx, which));
+                pfds.push(PollFd::new(fd, if write { w } else { r }));
+            }
         }
         for (i, c) in self.conns.iter().enumerate() {
             let mut ev = PollFlags::empty();
@@ -674,7 +707,7 @@ impl Monitor {
             toks.push(Tok::Conn(i));
             pfds.push(PollFd::new(c.sock.as_fd(), ev));
         }
-        let timeout = if self.exit_code.is_some() {
+        let timeout = if self.exit_code.is_some() || self.execs_draining() {
             PollTimeout::from(100u16)
         } else {
             PollTimeout::NONE
@@ -702,6 +735,7 @@ impl Monitor {
                 Tok::Stdin => self.write_stdin(),
                 Tok::Sig => self.reap(),
                 Tok::Conn(i) => self.conn_event(i, ev),
+                Tok::Exec(idx, which) => self.exec_ready(idx, which),
             }
         }
         self.conns.retain(|c| !c.dead);
@@ -830,6 +864,12 @@ impl Monitor {
                 Ok(WaitStatus::Signaled(p, sig, _)) if p == self.pid => {
                     self.set_exit(128 + sig as i32);
                 }
+                Ok(WaitStatus::Exited(p, code)) => {
+                    self.exec_reaped(p, code);
+                }
+                Ok(WaitStatus::Signaled(p, sig, _)) => {
+                    self.exec_reaped(p, 128 + sig as i32);
+                }
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -884,6 +924,9 @@ impl Monitor {
                         }
                     }
                     Mode::Handshake | Mode::Done => c.dead = c.pending() == 0,
+                    Mode::ExecStarting(key) | Mode::ExecStream(key) => {
+                        self.exec_stdin_closed(key);
+                    }
                     _ => {}
                 }
                 return;
@@ -906,14 +949,22 @@ impl Monitor {
                     let data = buf[..n].to_vec();
                     self.stdin_data(i, &data);
                 }
+                Mode::ExecStarting(key) | Mode::ExecStream(key) => {
+                    let data = buf[..n].to_vec();
+                    self.exec_stdin_data(key, &data);
+                }
                 Mode::Watch | Mode::Done => {}
             }
         }
     }
 
     fn stdin_data(&mut self, i: usize, data: &[u8]) {
-        let Mode::Attach(flags) = self.conns[i].mode else {
-            return;
+        let flags = match self.conns[i].mode {
+            Mode::Attach(flags) => flags,
+            Mode::ExecStarting(key) | Mode::ExecStream(key) => {
+                return self.exec_stdin_data(key, data);
+            }
+            _ => return,
         };
         if !flags.stdin || self.stdin.is_none() || self.stdin_close_pending {
             return;
@@ -975,9 +1026,22 @@ impl Monitor {
                     self.conns[i].mode = Mode::Watch;
                     SockReply::Running {
                         pid: self.pid.as_raw(),
+                        execs: self.list_execs(),
                     }
                 }
             },
+            Ok(SockRequest::Exec(spec)) => match self.start_exec(i, *spec) {
+                // The reply comes once the child has exec'd or failed.
+                None => return,
+                Some(refusal) => {
+                    self.conns[i].mode = Mode::Done;
+                    refusal
+                }
+            },
+            Ok(SockRequest::ResizeExec { id, height, width }) => {
+                self.conns[i].mode = Mode::Done;
+                self.resize_exec(&id, height, width)
+            }
         };
         let c = &mut self.conns[i];
         if c.mode == Mode::Done {
@@ -988,7 +1052,7 @@ impl Monitor {
     }
 }
 
-fn set_nonblocking(fd: &OwnedFd) {
+pub(super) fn set_nonblocking(fd: &OwnedFd) {
     use nix::fcntl::{FcntlArg, fcntl};
     if let Ok(flags) = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL) {
         let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;

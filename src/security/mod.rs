@@ -5,8 +5,9 @@
 //! `--privileged` opens (every device, /sys writable).
 //!
 //! [`for_container`] turns a record's HostConfig into the monitor's
-//! [`SecuritySpec`]; [`for_exec`] does the same for a process run in a running
-//! container. The create checks a request with [`check`], which also compiles its filter
+//! [`SecuritySpec`]; a process run in a running container (`docker exec`) gets the same
+//! from its monitor, with `--privileged` widening only its capabilities to [`host`]'s
+//! bounding set (`monitor::exec`). The create checks a request with [`check`], which also compiles its filter
 //! ahead, so that a start finds it made.
 //!
 //! Compiling a filter (libseccomp, `sys::seccomp::compile`) takes about a millisecond, so
@@ -239,21 +240,6 @@ pub fn for_container(h: &HostConfig, d: DaemonDefaults) -> Result<SecuritySpec, 
         readonly_paths: paths(&h.readonly_paths, DEFAULT_READONLY_PATHS),
         privileged,
     })
-}
-
-/// The settings of a process run in a running container (`docker exec`): the
-/// container's, and with `privileged` every capability berthd holds (the container's
-/// seccomp filter and no_new_privs still apply, as under dockerd).
-pub fn for_exec(
-    h: &HostConfig,
-    privileged: bool,
-    d: DaemonDefaults,
-) -> Result<SecuritySpec, SecurityError> {
-    let mut s = for_container(h, d)?;
-    if privileged {
-        s.capabilities = host().bounding;
-    }
-    Ok(s)
 }
 
 /// `AppArmorProfile` in inspect: what `apparmor=` asked for (only `unconfined` is

@@ -341,6 +341,12 @@ fn classify(data: &[u8]) -> Head {
             // An error reply before the hijack can keep the connection only when no body
             // is in the way.
             hj.reusable = keep_alive && body == Body::Empty;
+            hj.keep_alive = keep_alive;
+            hj.body_len = match body {
+                Body::Empty => Some(0),
+                Body::Length(n) => Some(n),
+                Body::Chunked(_) => None,
+            };
             return Head::Hijack {
                 hijack: Box::new(hj),
                 head_len,

@@ -26,6 +26,11 @@ pub struct Hijack {
     /// The connection may serve more requests after an error reply (HTTP/1.1 or
     /// keep-alive, no `Connection: close`, no request body). Set by the framer.
     pub reusable: bool,
+    /// HTTP/1.1 or keep-alive, without `Connection: close`. Set by the framer.
+    pub keep_alive: bool,
+    /// The request body's length (`Content-Length`, 0 without one); `None` when it is
+    /// chunked. An exec start reads its body (`{"Detach":..,"Tty":..}`) before the stream.
+    pub body_len: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +81,8 @@ pub fn hijack_of(req: &httparse::Request<'_, '_>) -> Option<Hijack> {
         query: url_pairs(uri.query().unwrap_or("")),
         upgrade,
         reusable: false,
+        keep_alive: false,
+        body_len: Some(0),
     })
 }
 
@@ -134,7 +141,11 @@ pub fn query_bool(q: &[(String, String)], key: &str) -> Result<bool, ApiError> {
 
 /// Writes an error reply in dockerd's shape. With `keep_alive` the connection is left open
 /// for the next request, else it is closed.
-async fn write_error(conn: &mut Conn, err: &ApiError, keep_alive: bool) -> io::Result<()> {
+pub(super) async fn write_error(
+    conn: &mut Conn,
+    err: &ApiError,
+    keep_alive: bool,
+) -> io::Result<()> {
     let status = actix_web::ResponseError::status_code(err);
     let body = serde_json::json!({"message": err.message}).to_string();
     let head = format!(
@@ -163,8 +174,9 @@ async fn write_error(conn: &mut Conn, err: &ApiError, keep_alive: bool) -> io::R
 pub enum Served {
     /// The stream ran (or the connection is closed).
     Done,
-    /// It was refused with an error reply before the hijack, and the connection serves
-    /// more requests: these bytes were read after the refused request's head.
+    /// It was refused with an error reply before the hijack (or answered without one: a
+    /// detached exec start), and the connection serves more requests: these bytes were
+    /// read after the request.
     Refused(Conn, BytesMut),
 }
 
@@ -176,6 +188,9 @@ pub async fn serve_hijack(
     hj: Hijack,
     rest: BytesMut,
 ) -> io::Result<Served> {
+    if hj.kind == HijackKind::ExecStart {
+        return super::exec_start::serve_exec_start(state, conn, hj, rest).await;
+    }
     let stream = match start_hijack(state, &hj).await {
         Ok(s) => s,
         Err(e) => {
@@ -187,12 +202,7 @@ pub async fn serve_hijack(
             });
         }
     };
-    let status = if hj.upgrade {
-        "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
-    } else {
-        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"
-    };
-    conn.write_all(status.as_bytes()).await?;
+    conn.write_all(status_line(hj.upgrade).as_bytes()).await?;
     conn.flush().await?;
     let monitor = match stream {
         AttachStream::Ready(s) => s,
@@ -212,8 +222,17 @@ pub async fn serve_hijack(
     };
     monitor.set_nonblocking(true)?;
     let monitor = actix_rt::net::UnixStream::from_std(monitor)?;
-    splice(conn, monitor, rest).await?;
+    splice(conn, monitor, rest, None).await?;
     Ok(Served::Done)
+}
+
+/// The reply head of a hijacked stream: 101 when `Upgrade` was asked for, else 200.
+pub(super) fn status_line(upgrade: bool) -> &'static str {
+    if upgrade {
+        "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    } else {
+        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"
+    }
 }
 
 /// Checks the request and asks for the container's stream.
@@ -222,6 +241,7 @@ async fn start_hijack(state: &AppState, hj: &Hijack) -> Result<AttachStream, Api
         return Err(e);
     }
     match hj.kind {
+        // Served by `exec_start`.
         HijackKind::ExecStart => Err(ApiError::new(
             ErrorKind::NotFound,
             format!("No such exec instance: {}", hj.id),
@@ -245,12 +265,17 @@ async fn start_hijack(state: &AppState, hj: &Hijack) -> Result<AttachStream, Api
     }
 }
 
+/// Waited for after the monitor's side ended and before the client's is closed.
+pub(super) type BeforeClose = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
 /// Copies client → monitor (then half-closes the monitor side, which ends the container's
-/// stdin) and monitor → client; returns when the monitor's side ends.
-async fn splice(
+/// stdin) and monitor → client; returns when the monitor's side ends (and `before_close`
+/// is done: an exec's exit code is recorded before its client sees the end).
+pub(super) async fn splice(
     client: Conn,
     monitor: actix_rt::net::UnixStream,
     rest: BytesMut,
+    before_close: Option<BeforeClose>,
 ) -> io::Result<()> {
     let (mut c_rd, mut c_wr) = tokio::io::split(client);
     let (mut m_rd, mut m_wr) = monitor.into_split();
@@ -263,6 +288,9 @@ async fn splice(
     };
     let downstream = async move {
         let res = tokio::io::copy(&mut m_rd, &mut c_wr).await;
+        if let Some(f) = before_close {
+            f.await;
+        }
         let _ = c_wr.shutdown().await;
         res.map(|_| ())
     };

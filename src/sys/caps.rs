@@ -32,12 +32,6 @@ fn caps_err(call: &'static str, e: caps::errors::CapsError) -> SysError {
     }
 }
 
-/// [`switch_user_with_caps`] with Docker's default set.
-pub fn switch_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), SysError> {
-    let keep: CapsHashSet = DEFAULT_CAPS.iter().copied().collect();
-    switch_user_to(&keep, uid, gid, groups)
-}
-
 /// Drops the bounding set to `caps` (a mask: bit `n` is capability `n`), switches to
 /// `uid`/`gid` with the supplementary `groups`, then sets the effective and permitted
 /// sets to `caps` and clears the inheritable and ambient sets (as Docker does since

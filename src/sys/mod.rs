@@ -9,6 +9,8 @@
 //!   cgroup namespace.
 //! - [`namespaces`]: the container init's `clone`, hostname, loopback; the daemon's network
 //!   sandboxes and the overlay probe's private mount namespace.
+//! - [`enter`]: entering a running container (`docker exec`): the fork into its cgroup and
+//!   pid namespace, the move into its other namespaces.
 //! - [`mounts`]: the container's root filesystem: rootfs, /proc, /sys, /dev, pivot_root,
 //!   masked and read-only paths.
 //! - [`ipc`]: the container's /dev/shm with `--ipc none` and `--ipc host`.
@@ -34,6 +36,7 @@ pub mod cgroup_live;
 pub mod cgroupfs;
 pub mod cgroups;
 pub mod devices;
+pub mod enter;
 pub mod env;
 pub mod fs;
 pub mod host;

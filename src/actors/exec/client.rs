@@ -12,8 +12,8 @@ use tokio::io::AsyncReadExt;
 use super::error::ExecError;
 use super::messages::{AttachOptions, PendingAttach, Started};
 use crate::monitor::proto::{
-    AttachFlags, CtlEvent, CtlRequest, EXIT_FILE, ExitStatus, LineBuf, SOCKET_NAME, SockReply,
-    SockRequest, connect_unix, encode_line,
+    AttachFlags, CtlEvent, CtlRequest, EXIT_FILE, ExecState, ExitStatus, LineBuf, SOCKET_NAME,
+    SockReply, SockRequest, connect_unix, encode_line,
 };
 use crate::monitor::spec::ContainerSpec;
 use crate::sys;
@@ -68,11 +68,15 @@ impl MonitorConn {
     pub(crate) async fn wait_exit(
         mut self,
         state_dir: PathBuf,
+        execs: ExecEvents,
     ) -> (Option<ExitStatus>, Option<Teardown>) {
         loop {
             match self.next_event().await {
                 Ok(Some(CtlEvent::Exited(st))) => {
                     return (Some(st), Some(Box::pin(self.closed(TEARDOWN_TIMEOUT))));
+                }
+                Ok(Some(CtlEvent::ExecExited { id, exit_code })) => {
+                    execs.exited(id, exit_code);
                 }
                 Ok(Some(_)) => continue,
                 Ok(None) | Err(_) => break,
@@ -120,13 +124,16 @@ impl WatchConn {
     pub(crate) async fn wait_exit(
         mut self,
         state_dir: PathBuf,
+        execs: ExecEvents,
     ) -> (Option<ExitStatus>, Option<Teardown>) {
         let mut buf = [0u8; 1024];
         loop {
             if let Some(line) = self.lines.next_line() {
-                if let Ok(SockReply::Exited(st)) = serde_json::from_slice(&line) {
+                match serde_json::from_slice(&line) {
                     // A watcher hears of the exit once the cgroup is gone.
-                    return (Some(st), None);
+                    Ok(SockReply::Exited(st)) => return (Some(st), None),
+                    Ok(SockReply::ExecExited { id, exit_code }) => execs.exited(id, exit_code),
+                    _ => {}
                 }
                 continue;
             }
@@ -140,6 +147,25 @@ impl WatchConn {
             .ok()
             .flatten();
         (st, None)
+    }
+}
+
+/// Where a watched monitor's exec exits go: the container and the subscriber.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecEvents {
+    pub(crate) container_id: String,
+    pub(crate) to: Option<actix::Recipient<super::messages::ExecEvent>>,
+}
+
+impl ExecEvents {
+    fn exited(&self, exec_id: String, exit_code: i32) {
+        if let Some(r) = &self.to {
+            r.do_send(super::messages::ExecEvent::Exited {
+                container_id: self.container_id.clone(),
+                exec_id,
+                exit_code,
+            });
+        }
     }
 }
 
@@ -472,7 +498,8 @@ pub(crate) fn sock_request(
             break;
         }
         line.push(b[0]);
-        if line.len() > 64 * 1024 {
+        // A watch's reply lists the container's execs.
+        if line.len() > 4 << 20 {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "reply too long"));
         }
     }
@@ -499,7 +526,11 @@ pub(crate) fn is_absent(e: &io::Error) -> bool {
 /// What a watch request found.
 #[derive(Debug)]
 pub(crate) enum WatchReply {
-    Running { pid: i32, sock: UnixStream },
+    Running {
+        pid: i32,
+        sock: UnixStream,
+        execs: Vec<ExecState>,
+    },
     Exited(ExitStatus),
 }
 
@@ -507,7 +538,11 @@ pub(crate) enum WatchReply {
 pub(crate) fn watch(state_dir: &Path) -> io::Result<WatchReply> {
     let (s, reply) = sock_request(state_dir, &SockRequest::Watch)?;
     match reply {
-        SockReply::Running { pid } => Ok(WatchReply::Running { pid, sock: s }),
+        SockReply::Running { pid, execs } => Ok(WatchReply::Running {
+            pid,
+            sock: s,
+            execs,
+        }),
         SockReply::Exited(st) => Ok(WatchReply::Exited(st)),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidData,

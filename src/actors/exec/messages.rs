@@ -171,3 +171,65 @@ pub struct CleanupContainer {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct PrepareStart;
+
+/// From `ContainerStoreActor` for `POST /exec/{id}/start`: runs `spec` in container
+/// `container_id` through its monitor (see [`crate::monitor::exec`]). Replies once the
+/// command runs; `NotRunning` without a live monitor, `StartFailed` (Docker's text) when
+/// the command could not be started.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ExecRunning, ExecError>")]
+pub struct RunExec {
+    pub container_id: String,
+    pub spec: crate::monitor::proto::ExecSpec,
+}
+
+/// The reply to [`RunExec`].
+#[derive(Debug)]
+pub struct ExecRunning {
+    /// The exec's pid in the host's pid namespace.
+    pub pid: i32,
+    /// Unless detached: the exec's stream (stdcopy frames, or raw bytes with
+    /// `raw_stream`, out; its stdin in; a half-close ends its stdin). It ends after the
+    /// exec's exit was reported as an [`ExecEvent::Exited`].
+    pub stream: Option<UnixStream>,
+}
+
+/// From `ContainerStoreActor` for `POST /exec/{id}/resize` (tty execs only).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), ExecError>")]
+pub struct ResizeExecTty {
+    pub container_id: String,
+    pub exec_id: String,
+    pub height: u16,
+    pub width: u16,
+}
+
+/// From `ContainerStoreActor` when an exec is created: its start is likely to follow, so
+/// on v1 cgroup hosts the grace period of its cgroup move starts now (see
+/// [`crate::sys::cgroups::V1Warmup`]). No reply.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PrepareExec;
+
+/// From the supervisor, once, before `Init`: where [`ExecEvent`]s are reported.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SubscribeExecEvents(pub Recipient<ExecEvent>);
+
+/// To the subscriber (`ContainerStoreActor`): what the monitors report of execs.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum ExecEvent {
+    /// An exec exited and its output went out; its stream ends after this was sent.
+    Exited {
+        container_id: String,
+        exec_id: String,
+        exit_code: i32,
+    },
+    /// A container watched again after a restart runs these execs (or ran them, with an
+    /// exit code, while berthd was away).
+    Restored {
+        container_id: String,
+        execs: Vec<crate::monitor::proto::ExecState>,
+    },
+}

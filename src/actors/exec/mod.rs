@@ -16,6 +16,7 @@
 //! store decides whether to stop them first).
 
 mod client;
+mod docker_exec;
 pub mod error;
 pub mod messages;
 
@@ -57,6 +58,8 @@ pub struct ExecActor {
     /// The binary re-executed as `<exe> monitor`.
     monitor_exe: PathBuf,
     exits: Option<Recipient<ContainerExited>>,
+    /// Where exec exits (`docker exec`) go.
+    exec_events: Option<Recipient<ExecEvent>>,
     /// Live monitors by container id.
     watched: HashMap<String, Watched>,
     /// Containers whose start is under way (a second start is refused).
@@ -95,6 +98,7 @@ impl ExecActor {
             config,
             monitor_exe,
             exits: None,
+            exec_events: None,
             watched: HashMap::new(),
             starting: HashSet::new(),
             warmup: None,
@@ -391,7 +395,8 @@ impl Handler<StartContainer> for ExecActor {
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
             act.starting.remove(&id);
             let (started, conn) = res?;
-            act.watch(ctx, id, dir.clone(), conn.wait_exit(dir));
+            let execs = act.exec_events(&id);
+            act.watch(ctx, id, dir.clone(), conn.wait_exit(dir, execs));
             Ok(started)
         }))
     }
@@ -506,13 +511,15 @@ impl Handler<RestoreContainer> for ExecActor {
         Box::pin(fut.into_actor(self).map(move |res, act, ctx| {
             let id = id3;
             match res? {
-                Some(client::WatchReply::Running { pid, sock }) => {
+                Some(client::WatchReply::Running { pid, sock, execs }) => {
                     let conn =
                         client::WatchConn::new(sock).map_err(|source| ExecError::Monitor {
                             id: id.clone(),
                             source,
                         })?;
-                    act.watch(ctx, id, dir.clone(), conn.wait_exit(dir));
+                    act.restored_execs(&id, execs);
+                    let events = act.exec_events(&id);
+                    act.watch(ctx, id, dir.clone(), conn.wait_exit(dir, events));
                     Ok(RestoreState::Running { pid })
                 }
                 Some(client::WatchReply::Exited(st)) => Ok(RestoreState::Exited {

@@ -98,6 +98,21 @@ pub enum StoreError {
     Exec(#[from] ExecError),
     #[error(transparent)]
     Security(#[from] crate::security::SecurityError),
+    #[error("No such exec instance: {id}")]
+    ExecNotFound { id: String },
+    /// An exec into a container that is not running (dockerd's `errNotRunning`).
+    #[error("Container {id} is not running")]
+    ExecContainerNotRunning { id: String },
+    #[error("Container {id} is paused, unpause the container before exec")]
+    ExecPaused { id: String },
+    #[error("Container {id} is restarting, wait until the container is running")]
+    ExecRestarting { id: String },
+    #[error("Error: Exec command {id} is already running")]
+    ExecRunning { id: String },
+    #[error("Error: Exec command {id} has already run")]
+    ExecRan { id: String },
+    #[error("exec {id} is not running")]
+    ExecNotRunning { id: String },
     #[error("{actor} did not answer")]
     Mailbox {
         actor: &'static str,
@@ -109,7 +124,7 @@ pub enum StoreError {
 impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StoreError::NotFound { .. } => ErrorKind::NotFound,
+            StoreError::NotFound { .. } | StoreError::ExecNotFound { .. } => ErrorKind::NotFound,
             StoreError::Ambiguous { .. }
             | StoreError::InvalidName { .. }
             | StoreError::InvalidConfig { .. }
@@ -139,6 +154,12 @@ impl StoreError {
                     ErrorKind::System
                 }
             }
+            StoreError::ExecContainerNotRunning { .. }
+            | StoreError::ExecPaused { .. }
+            | StoreError::ExecRestarting { .. }
+            | StoreError::ExecRunning { .. }
+            | StoreError::ExecRan { .. }
+            | StoreError::ExecNotRunning { .. } => ErrorKind::Conflict,
             StoreError::StopTimeout { .. } | StoreError::Persist { .. } => ErrorKind::System,
             StoreError::ShuttingDown => ErrorKind::Unavailable,
             StoreError::Filter(e) => e.kind(),

@@ -219,3 +219,53 @@ pub struct UpdateContainer {
     pub id: String,
     pub update: crate::model::api::HostConfig,
 }
+
+/// From `api::exec::create` (`POST /containers/{id}/exec`): a new exec instance in a
+/// running container; replies its id. The body was parsed and checked by
+/// `model::exec::parse_exec_create`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<String, StoreError>")]
+pub struct CreateExec {
+    pub container: String,
+    pub request: crate::model::exec::ExecCreate,
+}
+
+/// From the hijacked `POST /exec/{id}/start`: runs the exec. Errors before the process
+/// exists (no such exec, its container not running or paused) are the request's; the
+/// others dockerd writes into the stream.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ExecStarted, StoreError>")]
+pub struct StartExec {
+    pub id: String,
+    pub detach: bool,
+    /// The stream carries raw bytes (the start's `Tty`), else stdcopy frames.
+    pub raw_stream: bool,
+    /// The start's `ConsoleSize` (API 1.42), over the create's.
+    pub console_size: Option<(u16, u16)>,
+}
+
+/// The reply to [`StartExec`].
+#[derive(Debug)]
+pub struct ExecStarted {
+    /// Unless detached: the exec's stream to its monitor.
+    pub stream: Option<UnixStream>,
+    /// Fires (or is dropped) once the exec's exit is recorded: a client that saw its
+    /// stream end reads the exit code next.
+    pub exited: oneshot::Receiver<()>,
+}
+
+/// From `api::exec::inspect` (`GET /exec/{id}/json`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<crate::model::api::ExecInspectResponse, StoreError>")]
+pub struct InspectExec {
+    pub id: String,
+}
+
+/// From `api::exec::resize` (`POST /exec/{id}/resize`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct ResizeExec {
+    pub id: String,
+    pub height: u16,
+    pub width: u16,
+}

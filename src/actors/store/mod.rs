@@ -26,6 +26,7 @@
 pub mod create;
 mod creating;
 pub mod error;
+mod exec;
 mod live;
 pub mod messages;
 pub mod persist;
@@ -176,6 +177,8 @@ pub struct ContainerStoreActor {
     host: validate::HostCaps,
     /// The data root is in an older format: Init rewrites every record it loads.
     migrate: bool,
+    /// Exec instances (`docker exec`), in memory only.
+    execs: exec::ExecTable,
 }
 
 impl std::fmt::Debug for ContainerStoreActor {
@@ -218,6 +221,7 @@ impl ContainerStoreActor {
             prestarts: 0,
             host,
             migrate,
+            execs: exec::ExecTable::default(),
         }
     }
 
@@ -393,6 +397,7 @@ impl ContainerStoreActor {
             actix::fut::wrap_future::<_, Self>(work).map(move |res, act, _| {
                 match res {
                     Ok(()) => {
+                        act.execs_container_removed(&id);
                         if let Some(mut e) = act.containers.remove(&id) {
                             act.names.remove(&e.c.name);
                             let code = e.c.state.exit_code;
@@ -972,6 +977,10 @@ impl ContainerStoreActor {
             .set_exited(msg.exit_code, msg.finished_at, msg.oom_killed);
         entry.notify_exit();
         tracing::info!(container_id = %msg.id, exit_code = msg.exit_code, "container exited");
+        self.execs.container_exited(&msg.id);
+        let Some(entry) = self.containers.get_mut(&msg.id) else {
+            return;
+        };
         let had_endpoint = entry.c.endpoint.take().is_some();
         let c = entry.c.clone();
         let auto_remove = c.auto_remove() && !entry.removing && !self.shutting_down;
@@ -1131,7 +1140,12 @@ impl Handler<InspectContainer> for ContainerStoreActor {
         } else {
             entry.c.state.status
         };
-        Ok(view::inspect(&entry.c, &data_root, status))
+        let mut doc = view::inspect(&entry.c, &data_root, status);
+        let id = entry.c.id.clone();
+        if let (Some(ids), Some(obj)) = (self.exec_ids(&id), doc.as_object_mut()) {
+            obj.insert("ExecIDs".to_owned(), Value::from(ids));
+        }
+        Ok(doc)
     }
 }
 
