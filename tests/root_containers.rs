@@ -389,41 +389,7 @@ fn shutdown_stops_containers_and_a_restart_remembers_them() {
 #[test]
 fn live_restore_keeps_containers_running_across_a_restart() {
     require_root!();
-    let live = Opts {
-        args: vec!["--live-restore".into()],
-        ..Opts::default()
-    };
-    let mut d = TestDaemon::start_with(live.clone());
-    d.import_busybox();
-    d.docker_ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        "lr",
-        "busybox",
-        "sleep",
-        "600",
-    ]);
-    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "lr"]);
-    assert!(d.stop().success());
-    assert!(
-        std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
-        "live-restore must leave the container running"
-    );
-    d.restart(&live);
-    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
-    assert_eq!(ps.trim(), "lr running");
-    assert_eq!(
-        d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "lr"])
-            .trim(),
-        pid.trim()
-    );
-    d.docker_ok(&["kill", "lr"]);
-    let out = d.docker_ok(&["wait", "lr"]);
-    assert_eq!(out.trim(), "137");
-    d.docker_ok(&["rm", "lr"]);
+    common::live_restore_keeps_a_container_running(&[]);
 }
 
 #[test]

@@ -437,8 +437,12 @@ fn refused_options_exit_1_naming_the_option() {
             "--selinux-enabled=true is not supported by this berthd yet",
         ),
         (
-            &["--exec-driver=oci"][..],
-            "--exec-driver=oci is not supported by this berthd yet",
+            &["--default-runtime", "crun"][..],
+            "specified default runtime 'crun' does not exist",
+        ),
+        (
+            &["--add-runtime", "crun=/nonexistent/crun"][..],
+            "invalid argument \"crun=/nonexistent/crun\" for \"--add-runtime\" flag: runtime crun: exec: \"/nonexistent/crun\": stat /nonexistent/crun: no such file or directory",
         ),
         (
             &["--storage-opt", "foo=bar"][..],
@@ -457,8 +461,8 @@ fn refused_options_exit_1_naming_the_option() {
             "selinux-enabled: true is not supported by this berthd yet",
         ),
         (
-            r#"{"exec-driver": "oci"}"#,
-            "exec-driver: oci is not supported by this berthd yet",
+            r#"{"runtimes": {"shim": {"runtimeType": "io.containerd.runsc.v1"}}}"#,
+            "runtimes: shim is not supported by this berthd yet",
         ),
         (
             r#"{"storage-opts": ["foo=bar"]}"#,

@@ -146,6 +146,16 @@ fn privileged_gets_every_capability_and_device() {
     require_root!();
     let d = TestDaemon::start();
     d.import_busybox();
+    if !common::exec_driver_args(&[]).is_empty() {
+        // The oci driver's bundle does not carry --privileged yet: refused by name.
+        let (code, out) = run_sh(&d, &["--privileged"], "true");
+        assert_eq!(code, 125, "{out}");
+        assert!(
+            out.contains("berthd does not support HostConfig.Privileged (--privileged): not with an OCI runtime (runc) yet"),
+            "{out}"
+        );
+        return;
+    }
     let bounding = bounding_of(d.pid());
     assert_eq!(cap_eff(&d, &["--privileged"]), bounding);
     // No seccomp filter, no masked or read-only paths, /sys writable, the host's devices.

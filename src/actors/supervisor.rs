@@ -109,7 +109,11 @@ impl Actors {
         ncpu: usize,
         migrate: bool,
     ) -> Actors {
-        let host = HostCaps::new(&cgroups, ncpu);
+        let host = HostCaps {
+            runtimes: config.runtime_names(),
+            default_runtime: config.default_runtime_name().to_owned(),
+            ..HostCaps::new(&cgroups, ncpu)
+        };
         let db_path = data_root.join("linkgraph.db");
         let graphdb = ActorClient::new(
             "graphdb",

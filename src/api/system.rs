@@ -52,10 +52,10 @@ fn go_arch(arch: &str) -> &str {
 pub const GIT_COMMIT: &str = env!("BERTH_GIT_COMMIT");
 /// `SOURCE_DATE_EPOCH` of the build in dockerd's format, or empty (see build.rs).
 pub const BUILD_TIME: &str = env!("BERTH_BUILD_TIME");
-/// The name of berthd's only runtime: its own `native` exec driver, which runs each
-/// container under a monitor (`berthd monitor`). `Init` of the exec actor refuses any other
-/// `--exec-driver`, so a serving berthd always has this one.
-pub const NATIVE_RUNTIME: &str = "native";
+/// The name of berthd's own runtime: its `native` exec driver, which runs each container
+/// under a monitor (`berthd monitor`) that clones the init itself. The OCI runtimes of
+/// `--add-runtime` (and `runc` with `--exec-driver oci`) are listed beside it.
+pub const NATIVE_RUNTIME: &str = crate::config::NATIVE;
 
 async fn version(state: web::Data<AppState>) -> HttpResponse {
     json_reply(StatusCode::OK, &version_doc(&state.facts))
@@ -207,13 +207,25 @@ pub fn info_doc(s: &InfoSources<'_>) -> Value {
         network_drivers.push("bridge".to_owned());
     }
     network_drivers.extend(["host".to_owned(), "null".to_owned()]);
-    let runtimes = std::collections::HashMap::from([(
-        NATIVE_RUNTIME.to_owned(),
-        api::Runtime {
-            path: Some(s.monitor_exe.display().to_string()),
-            runtime_args: Some(vec!["monitor".to_owned()]),
-        },
-    )]);
+    let mut runtimes = std::collections::HashMap::new();
+    if c.native_available() {
+        runtimes.insert(
+            NATIVE_RUNTIME.to_owned(),
+            api::Runtime {
+                path: Some(s.monitor_exe.display().to_string()),
+                runtime_args: Some(vec!["monitor".to_owned()]),
+            },
+        );
+    }
+    for (name, rt) in &c.runtimes {
+        runtimes.insert(
+            name.clone(),
+            api::Runtime {
+                path: Some(rt.path.clone()),
+                runtime_args: (!rt.args.is_empty()).then(|| rt.args.clone()),
+            },
+        );
+    }
     let body = api::SystemInfo {
         id: Some(s.engine_id.to_owned()),
         containers: count(s.counts.total),
@@ -303,7 +315,7 @@ pub fn info_doc(s: &InfoSources<'_>) -> Value {
         cluster_store: None,
         cluster_advertise: None,
         runtimes: Some(runtimes),
-        default_runtime: Some(c.exec_driver.clone()),
+        default_runtime: Some(c.default_runtime_name().to_owned()),
         swarm: Some(api::SwarmInfo {
             node_id: Some(String::new()),
             node_addr: Some(String::new()),

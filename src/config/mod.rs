@@ -14,6 +14,7 @@
 //! checking, before anything is made on disk.
 
 mod options;
+mod runtimes;
 #[cfg(test)]
 mod tests;
 mod values;
@@ -30,6 +31,7 @@ use serde_json::{Map, Value};
 use crate::error::ErrorKind;
 use options::{Bad, Given};
 pub use options::{DaemonOption, Form, OPTIONS, Status};
+pub use runtimes::{NATIVE, OCI_DEFAULT, OciRuntime, look_path};
 
 /// Where the API listens (`-H`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +100,8 @@ pub struct DaemonConfig {
     /// `-s`: `overlay2` or `vfs`; `None` picks one as dockerd does.
     pub storage_driver: Option<String>,
     pub storage_opts: StorageOpts,
-    /// Always `native` (any other driver is refused at flag checking); /info shows it.
+    /// `native` (berthd's own monitor clones each container's init) or `oci` (every
+    /// container runs with an OCI runtime, `runc` unless `--default-runtime` says which).
     pub exec_driver: String,
     pub live_restore: bool,
     pub metrics_addr: Option<SocketAddr>,
@@ -115,6 +118,12 @@ pub struct DaemonConfig {
     /// `--no-new-privileges`: no_new_privs for containers whose `SecurityOpt` does not
     /// say.
     pub no_new_privileges: bool,
+    /// The OCI runtimes by name (`--add-runtime`, daemon.json `runtimes`, and `runc` for
+    /// `--exec-driver oci`); see `runtimes.rs`.
+    pub runtimes: BTreeMap<String, OciRuntime>,
+    /// `--default-runtime` as given ("" when not: `native`, or `runc` with
+    /// `--exec-driver oci`); read it through [`DaemonConfig::default_runtime_name`].
+    pub default_runtime: String,
 }
 
 impl DaemonConfig {
@@ -187,6 +196,19 @@ pub enum ConfigError {
         "You specified --iptables=false with --icc=false. ICC=false uses iptables to function. Please set --icc or --iptables to true."
     )]
     IccWithoutIptables,
+    /// `--default-runtime` names no runtime (dockerd's text).
+    #[error("specified default runtime '{name}' does not exist")]
+    NoSuchDefaultRuntime { name: String },
+    /// `--exec-driver oci` and no OCI runtime to run containers with.
+    #[error(
+        "--exec-driver=oci needs an OCI runtime: {reason} (install runc, or name one with --add-runtime NAME=PATH and --default-runtime NAME)"
+    )]
+    NoOciRuntime { reason: String },
+    /// `--exec-driver oci` with `--default-runtime native`.
+    #[error(
+        "--default-runtime=native contradicts --exec-driver=oci, which runs every container with an OCI runtime"
+    )]
+    NativeWithOciDriver,
 }
 
 impl ConfigError {
@@ -357,6 +379,7 @@ fn load_with_default_file(
         }
     }
     check_rules(&config)?;
+    runtimes::resolve_from_env(&mut config)?;
     Ok(Loaded::Run(config))
 }
 

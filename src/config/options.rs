@@ -406,15 +406,39 @@ pub static OPTIONS: &[DaemonOption] = &[
         key: Some("exec-driver"),
         form: Form::Value,
         default: Some("native"),
-        status: Status::Refused,
+        status: Status::Honoured,
         value_name: "NAME",
-        help: "Exec driver; native is the only one",
+        help: "Exec driver: native (berthd's own monitor) or oci (every container through an OCI runtime, runc unless --default-runtime names another)",
         set: |c, v| {
-            let name = v.text(parse_exec_driver)?;
-            if name != "native" {
-                return Err(Bad::unsupported(name, "the only exec driver is native"));
-            }
-            c.exec_driver = name;
+            c.exec_driver = v.text(parse_exec_driver)?;
+            Ok(())
+        },
+    },
+    DaemonOption {
+        flag: "--add-runtime",
+        short: None,
+        key: Some("runtimes"),
+        form: Form::List,
+        default: None,
+        status: Status::Honoured,
+        value_name: "NAME=PATH",
+        help: "Register an OCI runtime binary (runc, crun, youki) as NAME, for --default-runtime and docker run --runtime (repeatable)",
+        set: |c, v| {
+            c.runtimes = super::runtimes::parse(v)?;
+            Ok(())
+        },
+    },
+    DaemonOption {
+        flag: "--default-runtime",
+        short: None,
+        key: Some("default-runtime"),
+        form: Form::Value,
+        default: None,
+        status: Status::Honoured,
+        value_name: "NAME",
+        help: "Runtime of containers that name none: native, or one of --add-runtime [default: native, or runc with --exec-driver oci]",
+        set: |c, v| {
+            c.default_runtime = v.string()?;
             Ok(())
         },
     },

@@ -671,13 +671,13 @@ fn selinux_enabled_is_refused_unless_false() {
 }
 
 #[test]
-fn exec_driver_other_than_native_is_refused() {
-    let e = err(&["--exec-driver=oci"]);
+fn exec_driver_is_native_or_oci_with_its_runtimes() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = ok(&["--exec-driver", "native"]);
     assert_eq!(
-        e.to_string(),
-        "--exec-driver=oci is not supported by this berthd yet: the only exec driver is native"
+        (c.exec_driver.as_str(), c.default_runtime_name()),
+        ("native", "native")
     );
-    assert_eq!(ok(&["--exec-driver", "native"]).exec_driver, "native");
     assert!(matches!(
         err(&["--exec-driver", "lxc"]),
         ConfigError::InvalidFlag {
@@ -685,6 +685,48 @@ fn exec_driver_other_than_native_is_refused() {
             ..
         }
     ));
+    // oci: runc, from PATH or where --add-runtime says; native is then not offered.
+    let t = tempfile::tempdir().unwrap();
+    let runc = t.path().join("runc");
+    std::fs::write(&runc, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&runc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let add = format!("runc={}", runc.display());
+    let c = ok(&["--exec-driver=oci", "--add-runtime", &add]);
+    assert_eq!(c.default_runtime_name(), "runc");
+    assert_eq!(c.runtimes["runc"].binary, runc);
+    assert_eq!(c.runtime_names(), ["runc"]);
+    // --add-runtime alone adds a runtime beside native; --default-runtime picks it.
+    let c = ok(&["--add-runtime", &add, "--default-runtime", "runc"]);
+    assert_eq!(c.runtime_names(), ["native", "runc"]);
+    assert_eq!(c.default_runtime_name(), "runc");
+    let e = err(&["--default-runtime", "crun"]);
+    assert_eq!(
+        e.to_string(),
+        "specified default runtime 'crun' does not exist"
+    );
+    let e = err(&["--add-runtime", "native=/bin/true"]);
+    assert_eq!(
+        e.to_string(),
+        "invalid argument \"native=/bin/true\" for \"--add-runtime\" flag: runtime name 'native' is reserved"
+    );
+    let e = err(&[
+        "--exec-driver=oci",
+        "--add-runtime",
+        &add,
+        "--default-runtime=native",
+    ]);
+    assert!(matches!(e, ConfigError::NativeWithOciDriver), "{e:?}");
+    // The same from daemon.json, and a flag and the file together conflict.
+    let json = format!(
+        r#"{{"exec-driver": "oci", "runtimes": {{"runc": {{"path": "{}", "runtimeArgs": ["--debug"]}}}}}}"#,
+        runc.display()
+    );
+    let (_dir, path) = file(&json);
+    let c = ok(&["--config-file", &path]);
+    assert_eq!(c.runtimes["runc"].args, ["--debug"]);
+    assert_eq!(c.default_runtime_name(), "runc");
+    let e = err(&["--config-file", &path, "--add-runtime", &add]);
+    assert!(e.to_string().contains("runtimes: (from flag: ["), "{e}");
 }
 
 #[test]
@@ -787,11 +829,6 @@ fn refused_values_in_daemon_json_name_the_key() {
             r#"{"selinux-enabled": true}"#,
             "selinux-enabled",
             "selinux-enabled: true is not supported by this berthd yet: berthd applies no SELinux labels",
-        ),
-        (
-            r#"{"exec-driver": "oci"}"#,
-            "exec-driver",
-            "exec-driver: oci is not supported by this berthd yet: the only exec driver is native",
         ),
         (
             r#"{"ip": "127.0.0.1"}"#,

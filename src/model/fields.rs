@@ -841,13 +841,13 @@ pub const HOST_CONFIG: &[Field] = &[
         T_SYSCTL,
         r#"{"net.ipv4.ip_forward":"1"}"#,
     ),
-    p(
+    f(
         "HostConfig.Runtime",
         "--runtime",
-        "native (berthd's own monitor) honoured; other runtimes refused (the oci driver is issue 14)",
-        T_FIELDS,
+        Honoured,
+        "a runtime of the daemon: native (berthd's own monitor, unless --exec-driver oci) or an OCI runtime of --add-runtime / daemon.json runtimes (runc with --exec-driver oci), run on a generated bundle; default: --default-runtime. Another name: dockerd's `Unknown runtime specified X`",
+        "root_oci::the_runtime_flag_picks_an_oci_runtime_beside_native",
         r#""native""#,
-        r#""runc""#,
     ),
     f(
         "HostConfig.ConsoleSize",

@@ -83,6 +83,11 @@ pub struct SecuritySpec {
     /// `--privileged`: /sys writable, every host device in /dev and the devices cgroup
     /// open.
     pub privileged: bool,
+    /// The profile of `seccomp` when it is not Docker's default: the JSON of
+    /// `--security-opt seccomp=<file>` ("" for the default profile). An OCI runtime takes
+    /// the filter as rules, not BPF: the oci driver resolves the profile again
+    /// (`crate::security::filter_for`).
+    pub seccomp_profile: String,
 }
 
 impl Default for SecuritySpec {
@@ -96,6 +101,7 @@ impl Default for SecuritySpec {
             masked_paths: owned(DEFAULT_MASKED_PATHS),
             readonly_paths: owned(DEFAULT_READONLY_PATHS),
             privileged: false,
+            seccomp_profile: String::new(),
         }
     }
 }

@@ -235,17 +235,29 @@ impl Monitor {
             )
         };
         let (errp_r, errp_w) = pipe()?;
+        // The hierarchies without a controller the init is in (an OCI runtime's
+        // `name=systemd`), joined as `runc exec` does.
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let named = crate::sys::cgroups::named_procs_files(
+            &read("/proc/self/mountinfo"),
+            &read(&format!("/proc/{}/cgroup", self.pid)),
+        );
         let forked = enter::fork_into_cgroup(self.v2_dir.as_ref().map(|f| f.as_fd()))?;
         match forked {
             Forked::Child { in_cgroup } => {
                 // Born in the v2 cgroup: only the v1 ones are left to join.
                 let v2 = self.cgroup.v2_dir.clone().filter(|_| in_cgroup);
-                let procs: Vec<PathBuf> = self
+                let mut procs: Vec<PathBuf> = self
                     .cgroup
                     .procs_files()
                     .into_iter()
                     .filter(|p| v2.as_ref().is_none_or(|d| !p.starts_with(d)))
                     .collect();
+                for p in named {
+                    if !procs.contains(&p) {
+                        procs.push(p);
+                    }
+                }
                 let fds = ChildFds {
                     stdio: child_stdio,
                     err: errp_w,

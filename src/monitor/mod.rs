@@ -78,6 +78,7 @@
 //! `BERTH_MONITOR_STDERR=<file>` (in berthd's environment) sends the monitors' stderr
 //! there; `BERTH_MONITOR_TIMING=1` adds the timings of the start phases to it.
 
+pub mod bundle;
 pub mod cgroup_setup;
 pub mod exec;
 pub mod init;
@@ -85,6 +86,7 @@ pub mod lookup;
 pub mod proto;
 pub mod reaper;
 pub mod run;
+pub mod runtime;
 pub mod security;
 pub mod settings;
 pub mod spec;

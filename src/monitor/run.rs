@@ -26,6 +26,8 @@ use super::proto::{
 use super::settings;
 use super::spec::{ContainerSpec, IpcNs, NetworkSpec, PidNs};
 use crate::sys::cgroups::{CgroupLayout, ContainerCgroup};
+
+mod oci;
 use crate::sys::namespaces::{CloneNamespaces, CloneResult, clone_init};
 use crate::sys::{self, SysError};
 use crate::util::error_chain;
@@ -103,7 +105,10 @@ pub fn run(ctl: OwnedFd) -> i32 {
         .map_err(|e| setup_err(&e))
         .and_then(|()| {
             tm!("daemonized");
-            Monitor::start(&spec, &mut ctl)
+            match &spec.oci {
+                Some(rt) => Monitor::start_oci(&spec, rt, &mut ctl),
+                None => Monitor::start(&spec, &mut ctl),
+            }
         });
     let mut m = match started {
         Ok(m) => m,
@@ -250,6 +255,8 @@ pub(super) struct Monitor {
     /// The container's v2 cgroup (`O_PATH`), which execs are forked into (opened by the
     /// first exec).
     pub(super) v2_dir: Option<File>,
+    /// The oci driver's runtime and rootfs, torn down after the exit (`run/oci.rs`).
+    oci: Option<oci::OciState>,
 }
 
 impl Monitor {
@@ -402,6 +409,7 @@ impl Monitor {
             next_exec: 0,
             pidns_set: false,
             v2_dir: None,
+            oci: None,
         };
 
         // The init may make its v1 directories before `add_v1` does: a failed start
@@ -542,6 +550,9 @@ impl Monitor {
     fn abort(&mut self) {
         let _ = sys::process::kill(self.pid.as_raw(), libc::SIGKILL);
         let _ = waitpid(self.pid, None);
+        if let Some(o) = self.oci.take() {
+            o.teardown(&self.sigfd);
+        }
         self.cgroup.remove(Duration::from_secs(1));
         let _ = fs::remove_file(self.state_dir.join(SOCKET_NAME));
     }
@@ -617,6 +628,9 @@ impl Monitor {
             let _ = ctl.send(&CtlEvent::Exited(status.clone()));
         }
         tm!("exit: reported");
+        if let Some(o) = self.oci.take() {
+            o.teardown(&self.sigfd);
+        }
         self.cgroup.remove(Duration::from_secs(2));
         tm!("exit: cgroup removed");
         drop(ctl);

@@ -102,18 +102,44 @@ pub fn apply_oom_score_adj(p: &ProcessSpec) -> Result<(), String> {
     };
     let path = "/proc/self/oom_score_adj";
     let own = std::fs::read_to_string(path).unwrap_or_default();
-    std::fs::write(path, v.to_string()).map_err(|e| {
-        let why = if e.raw_os_error() == Some(libc::EACCES) {
-            format!(
-                ": lowering it below berthd's own ({}) needs CAP_SYS_RESOURCE, which berthd \
-                 does not hold",
-                own.trim()
-            )
-        } else {
-            String::new()
-        };
-        format!("oom_score_adj {v} could not be set ({}){why}", errno_of(&e))
-    })
+    std::fs::write(path, v.to_string())
+        .map_err(|e| oom_score_adj_error(v, own.trim(), e.raw_os_error()))
+}
+
+/// For a runtime that writes the score itself (the oci driver's): the same refusal as
+/// [`apply_oom_score_adj`] before anything is made, where the kernel would refuse it,
+/// rather than the runtime's own words for a failed write.
+pub fn check_oom_score_adj(p: &ProcessSpec) -> Result<(), String> {
+    let Some(v) = p.oom_score_adj else {
+        return Ok(());
+    };
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
+    let lowered = own.trim().parse::<i64>().is_ok_and(|o| v < o);
+    let may = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false);
+    if lowered && !may {
+        return Err(oom_score_adj_error(v, own.trim(), Some(libc::EACCES)));
+    }
+    Ok(())
+}
+
+fn oom_score_adj_error(v: i64, own: &str, errno: Option<i32>) -> String {
+    let text = errno
+        .map(|n| lookup::errno_text(nix::errno::Errno::from_raw(n)))
+        .unwrap_or_default();
+    let why = if errno == Some(libc::EACCES) {
+        format!(
+            ": lowering it below berthd's own ({own}) needs CAP_SYS_RESOURCE, which berthd \
+             does not hold"
+        )
+    } else {
+        String::new()
+    };
+    format!("oom_score_adj {v} could not be set ({text}){why}")
 }
 
 fn errno_of(e: &std::io::Error) -> String {

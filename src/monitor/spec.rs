@@ -67,6 +67,14 @@ pub struct ContainerSpec {
     /// (`crate::security::for_container`).
     #[serde(default)]
     pub security: SecuritySpec,
+    /// `HostConfig.Runtime`: `native`, or the name of an OCI runtime of the daemon's
+    /// ("": the daemon's default).
+    #[serde(default)]
+    pub runtime: String,
+    /// The OCI runtime that runs the container (the oci exec driver), filled in by the
+    /// exec actor from the daemon's runtimes; `None`: the monitor clones the init itself.
+    #[serde(default)]
+    pub oci: Option<OciRuntimeSpec>,
 }
 
 /// The process settings of a container (`--group-add`, `--ulimit`, `--sysctl`,
@@ -122,6 +130,21 @@ pub enum IpcNs {
     /// That of the process with this host pid, another container's init, with its
     /// /dev/shm (`container:<id>`).
     Join(i32),
+}
+
+/// An OCI runtime binary and where it keeps its state: the monitor runs
+/// `<binary> <args…> --root <root> create|start|delete …` on a bundle it writes in the
+/// container's state dir (see `monitor::oci`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OciRuntimeSpec {
+    /// The runtime's name, as `HostConfig.Runtime` gives it.
+    pub name: String,
+    pub binary: PathBuf,
+    /// Put before the command (daemon.json `runtimeArgs`).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The runtime's state root: `<exec-root>/runtime-<name>`.
+    pub root: PathBuf,
 }
 
 /// The container's cgroup: `<parent>/<id>` in every hierarchy in use.

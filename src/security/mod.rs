@@ -221,9 +221,14 @@ pub fn for_container(h: &HostConfig, d: DaemonDefaults) -> Result<SecuritySpec, 
     let opts = parse_opts(h.security_opt.as_deref().unwrap_or(&[]))?;
     let privileged = h.privileged == Some(true);
     let caps = container_caps(h, host().bounding)?;
-    let seccomp = program(&filter_of(&opts, privileged), caps)?
+    let filter = filter_of(&opts, privileged);
+    let seccomp = program(&filter, caps)?
         .map(|p| p.to_string())
         .unwrap_or_default();
+    let seccomp_profile = match filter {
+        Seccomp::Custom(json) if !seccomp.is_empty() => json,
+        _ => String::new(),
+    };
     let owned = |l: &[&str]| l.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
     // dockerd leaves the lists unset for a privileged container (none apply) and
     // honours the lists a request gives.
@@ -239,7 +244,34 @@ pub fn for_container(h: &HostConfig, d: DaemonDefaults) -> Result<SecuritySpec, 
         masked_paths: paths(&h.masked_paths, DEFAULT_MASKED_PATHS),
         readonly_paths: paths(&h.readonly_paths, DEFAULT_READONLY_PATHS),
         privileged,
+        seccomp_profile,
     })
+}
+
+/// The resolved filter of a container's [`SecuritySpec`] (its profile, its
+/// capabilities, this machine and kernel), for a runtime that takes rules rather than
+/// BPF (the oci driver's bundle); `None`: no filter.
+pub fn filter_for(s: &SecuritySpec) -> Result<Option<crate::sys::seccomp::Filter>, SecurityError> {
+    if s.seccomp.is_empty() {
+        return Ok(None);
+    }
+    let custom;
+    let p = if s.seccomp_profile.is_empty() {
+        &default_profile()?.0
+    } else {
+        custom = profile::parse(&s.seccomp_profile)?;
+        &custom
+    };
+    let (go_arch, scmp_arch) = profile::machine_names().ok_or(SecurityError::Machine {
+        arch: std::env::consts::ARCH,
+    })?;
+    let target = Target {
+        caps: s.capabilities,
+        go_arch,
+        scmp_arch,
+        kernel: host().kernel,
+    };
+    profile::resolve(p, &target)
 }
 
 /// `AppArmorProfile` in inspect: what `apparmor=` asked for (only `unconfined` is

@@ -549,19 +549,37 @@ impl ContainerCgroup {
     }
 
     /// The directories of `rel` that exist in the hierarchies of `layout`: what a monitor
-    /// that died before its container's exit left behind, for removal.
+    /// that died before its container's exit left behind, for removal, or the cgroup an
+    /// OCI runtime made (the oci driver's monitor reads an OOM kill from it).
     pub fn existing(layout: &CgroupLayout, rel: &str) -> Result<Self, SysError> {
         let mut hs = paths::hierarchies(layout, rel, true)?;
         // v1 first, the unified one last, as `remove` takes them in reverse.
         let v2_first = usize::from(hs.first().is_some_and(Hierarchy::is_v2));
         hs.rotate_left(v2_first);
+        let v2_dir = hs
+            .iter()
+            .find(|h| h.is_v2())
+            .map(|h| h.dir.clone())
+            .filter(|d| d.is_dir());
+        // Where an OOM kill is counted: the unified hierarchy when it has the memory
+        // controller, else the v1 one (as `create` picks it).
+        let v2_memory = layout.v2_controllers().iter().any(|c| c == "memory");
+        let memory = match (&v2_dir, v2_memory) {
+            (Some(d), true) => Some((d.clone(), true)),
+            _ => hs
+                .iter()
+                .find(|h| h.has("memory"))
+                .map(|h| (h.dir.clone(), false))
+                .filter(|(d, _)| d.is_dir()),
+        };
         Ok(ContainerCgroup {
             dirs: hs
                 .into_iter()
                 .map(|h| h.dir)
                 .filter(|d| d.is_dir())
                 .collect(),
-            ..ContainerCgroup::default()
+            memory,
+            v2_dir,
         })
     }
 
@@ -679,6 +697,35 @@ fn warm(procs: &Path, rx: &std::sync::mpsc::Receiver<()>) {
 
 /// The path of the calling process's cgroup in the v1 hierarchy of `controller`, from a
 /// /proc/<pid>/cgroup text (`id:controllers:path` lines).
+/// The `cgroup.procs` files of the v1 hierarchies without a controller (`name=systemd`)
+/// that process `pid` is in, from a mountinfo text and `/proc/<pid>/cgroup`: an OCI
+/// runtime puts a container there too, and an exec joins what its container's init is in.
+pub fn named_procs_files(mountinfo: &str, proc_cgroup: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        if left.len() < 5 || right.len() < 3 || right[0] != "cgroup" || left[3] != "/" {
+            continue;
+        }
+        let Some(name) = right[2].split(',').find(|o| o.starts_with("name=")) else {
+            continue;
+        };
+        let Some(path) = own_v1_path(proc_cgroup, name) else {
+            continue;
+        };
+        let dir = Path::new(&unescape_mountinfo(left[4])).join(path.trim_start_matches('/'));
+        let procs = dir.join("cgroup.procs");
+        if !out.contains(&procs) {
+            out.push(procs);
+        }
+    }
+    out
+}
+
 fn own_v1_path<'a>(proc_cgroup: &'a str, controller: &str) -> Option<&'a str> {
     proc_cgroup.lines().find_map(|line| {
         let mut parts = line.splitn(3, ':');
@@ -707,6 +754,18 @@ mod tests {
     const V2: &str = "\
 26 25 0:24 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
 ";
+
+    #[test]
+    fn named_hierarchies_are_found_with_the_process_path() {
+        let cg = "9:name=systemd:/berth/abc\n4:memory:/berth/abc\n0::/berth/abc\n";
+        assert_eq!(
+            named_procs_files(HYBRID, cg),
+            [PathBuf::from(
+                "/sys/fs/cgroup/systemd/berth/abc/cgroup.procs"
+            )]
+        );
+        assert!(named_procs_files(V2, "0::/berth/abc\n").is_empty());
+    }
 
     #[test]
     fn hybrid_is_version_1_with_unified() {

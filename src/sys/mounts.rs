@@ -351,6 +351,46 @@ fn extra_mount(root: &Path, m: &MountSpec) -> Result<(), SysError> {
     Ok(())
 }
 
+/// For the oci exec driver: moves the calling process (the single-threaded monitor) into
+/// a mount namespace of its own, a slave of the host's (the host's mounts and unmounts
+/// reach it, nothing mounted in it reaches the host), and mounts the rootfs at its target
+/// there, for the OCI runtime the monitor runs to find. Returns whether it mounted
+/// anything (a vfs rootfs is a plain directory: the runtime bind-mounts it itself).
+pub fn mount_rootfs_apart(rootfs: &RootfsSpec) -> Result<bool, SysError> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| SysError::call("unshare(CLONE_NEWNS)", e))?;
+    mnt(
+        None,
+        Path::new("/"),
+        "/",
+        None,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None,
+    )?;
+    if rootfs.fstype == "bind" {
+        return Ok(false);
+    }
+    let data = (!rootfs.options.is_empty()).then_some(rootfs.options.as_str());
+    let target = rootfs.target.display().to_string();
+    mnt(
+        Some(&rootfs.source),
+        &rootfs.target,
+        &target,
+        Some(&rootfs.fstype),
+        MsFlags::empty(),
+        data,
+    )?;
+    Ok(true)
+}
+
+/// Detaches the mount at `target` (lazily: it goes once nothing uses it).
+pub fn detach(target: &Path) -> Result<(), SysError> {
+    umount2(target, MntFlags::MNT_DETACH).map_err(|e| SysError::Unmount {
+        target: target.to_path_buf(),
+        source: e.into(),
+    })
+}
+
 /// Makes `new_root` the process's `/` and detaches the old root.
 pub fn pivot_root(new_root: &Path) -> Result<(), SysError> {
     let err = |source: io::Error| SysError::PivotRoot {

@@ -229,6 +229,14 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io:
     Ok(n)
 }
 
+/// Makes the calling process (the oci driver's monitor) the reaper of its orphaned
+/// descendants: the container init that an OCI runtime's `create` leaves behind becomes
+/// the monitor's child, whose exit status it collects as the native driver's.
+pub fn set_child_subreaper() -> Result<(), SysError> {
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| SysError::call("prctl PR_SET_CHILD_SUBREAPER", e))
+}
+
 /// Sends signal number `signal` (any, real-time ones included) to `pid`.
 pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
     if pid <= 0 {

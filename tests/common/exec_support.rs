@@ -131,7 +131,15 @@ impl Fixture {
             shm_size: 0,
             console_size: (0, 0),
             process: Default::default(),
-            security: Default::default(),
+            // What berthd gives a container that asks for nothing: Docker's default
+            // capabilities and seccomp profile.
+            security: berth::security::for_container(
+                &berth::model::api::HostConfig::default(),
+                berth::security::DaemonDefaults::default(),
+            )
+            .unwrap(),
+            runtime: String::new(),
+            oci: None,
             id,
         }
     }

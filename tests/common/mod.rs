@@ -66,6 +66,21 @@ pub struct TestDaemon {
     pub metrics_port: u16,
     child: Option<Child>,
     docker_config: PathBuf,
+    /// The metrics port was taken once and another was tried.
+    retried: bool,
+}
+
+/// `--exec-driver oci` when `BERTH_TEST_EXEC_DRIVER=oci` is in the tests' environment and
+/// the test names no driver itself: the runtime tests (root_containers, root_cgroups,
+/// root_fields, ...) then run every container with runc, the same tests on both drivers
+/// (`BERTH_TEST_EXEC_DRIVER=oci cargo test --test root_cgroups`).
+pub fn exec_driver_args(given: &[String]) -> Vec<String> {
+    match std::env::var("BERTH_TEST_EXEC_DRIVER").as_deref() {
+        Ok("oci") if !given.iter().any(|a| a.starts_with("--exec-driver")) => {
+            vec!["--exec-driver".into(), "oci".into()]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Options for [`TestDaemon::start_with`].
@@ -95,6 +110,7 @@ impl TestDaemon {
             metrics_port: free_port(),
             docker_config: dir.path().join("docker-config"),
             child: None,
+            retried: false,
             dir,
         };
         std::fs::create_dir_all(&d.docker_config).unwrap();
@@ -143,6 +159,7 @@ impl TestDaemon {
                 &["-b", "none"][..]
             })
             .args(&opts.args)
+            .args(exec_driver_args(&opts.args))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -150,7 +167,17 @@ impl TestDaemon {
             cmd.env(k, v);
         }
         self.child = Some(cmd.spawn().expect("spawn berthd"));
-        self.wait_ready();
+        if let Err(log) = self.wait_ready() {
+            // `free_port` releases its port: another test (or a container's connection)
+            // can take it before berthd binds it. Take another one; any other early exit
+            // is the test's failure.
+            if log.contains("metrics endpoint") && log.contains("in use") && !self.retried {
+                self.retried = true;
+                self.metrics_port = free_port();
+                return self.spawn(opts);
+            }
+            panic!("berthd exited early:\n{log}");
+        }
     }
 
     /// Restarts the daemon on the same roots (after [`TestDaemon::stop`]).
@@ -159,14 +186,16 @@ impl TestDaemon {
         self.spawn(opts);
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits for `/_ping`; an early exit gives its status and the daemon's log.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("berthd exited early ({st}):\n{}", self.log());
+                self.child = None;
+                return Err(format!("({st}):\n{}", self.log()));
             }
             if self.ping() {
-                return;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
@@ -381,4 +410,48 @@ impl Drop for TestDaemon {
             }
         }
     }
+}
+
+/// Starts a daemon with `--live-restore` and `extra` (the exec driver's flags: the same
+/// case runs under each driver), runs a container, stops and restarts the daemon, and
+/// sees the container still running with the same pid, then killed and removed.
+pub fn live_restore_keeps_a_container_running(extra: &[&str]) {
+    let live = Opts {
+        args: std::iter::once("--live-restore")
+            .chain(extra.iter().copied())
+            .map(str::to_owned)
+            .collect(),
+        ..Opts::default()
+    };
+    let mut d = TestDaemon::start_with(live.clone());
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "lr",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "lr"]);
+    assert!(d.stop().success());
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "live-restore must leave the container running"
+    );
+    d.restart(&live);
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.trim(), "lr running");
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "lr"])
+            .trim(),
+        pid.trim()
+    );
+    d.docker_ok(&["kill", "lr"]);
+    let out = d.docker_ok(&["wait", "lr"]);
+    assert_eq!(out.trim(), "137");
+    d.docker_ok(&["rm", "lr"]);
 }

@@ -33,6 +33,10 @@ pub enum ExecError {
     /// choose exit status 127 or 126.
     #[error("{message}")]
     StartFailed { id: String, message: String },
+    /// The container names a runtime the daemon does not have (any longer): dockerd's
+    /// words at the start.
+    #[error("runtime not found in config: {name}")]
+    UnknownRuntime { name: String },
 }
 
 impl ExecError {
@@ -42,7 +46,9 @@ impl ExecError {
             ExecError::ExecRoot { .. }
             | ExecError::SpawnMonitor { .. }
             | ExecError::Monitor { .. } => ErrorKind::System,
-            ExecError::StartFailed { .. } => ErrorKind::InvalidParameter,
+            ExecError::StartFailed { .. } | ExecError::UnknownRuntime { .. } => {
+                ErrorKind::InvalidParameter
+            }
         }
     }
 }

@@ -111,14 +111,17 @@ impl ExecActor {
         }
     }
 
-    /// Fills in what every spec gets from this actor: the state dir and the cgroup layout.
-    fn complete_spec(&self, spec: &mut ContainerSpec) {
+    /// Fills in what every spec gets from this actor: the state dir, the cgroup layout and
+    /// the OCI runtime its `runtime` names ([`oci_runtime`]).
+    fn complete_spec(&self, spec: &mut ContainerSpec) -> Result<(), ExecError> {
         if spec.state_dir.as_os_str().is_empty() {
             spec.state_dir = state_dir(&self.config.exec_root, &spec.id);
         }
         if spec.cgroup.layout.is_none() {
             spec.cgroup.layout = Some(self.layout.clone());
         }
+        spec.oci = oci_runtime(&self.config, &spec.runtime)?;
+        Ok(())
     }
 
     /// Lets go of a held monitor: it undoes the container's set-up and exits.
@@ -225,6 +228,40 @@ impl ExecActor {
             ctx.cancel_future(old.watch);
         }
     }
+}
+
+/// The OCI runtime `name` stands for (`None` for berthd's own `native` driver); "" is the
+/// daemon's default. A name the daemon does not have (a record made under another
+/// configuration) is dockerd's "runtime not found in config".
+pub fn oci_runtime(
+    config: &DaemonConfig,
+    name: &str,
+) -> Result<Option<crate::monitor::spec::OciRuntimeSpec>, ExecError> {
+    let name = if name.is_empty() {
+        config.default_runtime_name()
+    } else {
+        name
+    };
+    if name == crate::config::NATIVE && config.native_available() {
+        return Ok(None);
+    }
+    let rt = config
+        .runtimes
+        .get(name)
+        .ok_or_else(|| ExecError::UnknownRuntime {
+            name: name.to_owned(),
+        })?;
+    Ok(Some(crate::monitor::spec::OciRuntimeSpec {
+        name: name.to_owned(),
+        binary: rt.binary.clone(),
+        args: rt.args.clone(),
+        root: runtime_root(&config.exec_root, name),
+    }))
+}
+
+/// Where OCI runtime `name` keeps the state of berthd's containers.
+pub fn runtime_root(exec_root: &Path, name: &str) -> PathBuf {
+    exec_root.join(format!("runtime-{name}"))
 }
 
 fn parse_time(s: &str) -> DateTime<Utc> {
@@ -366,7 +403,13 @@ impl Handler<StartContainer> for ExecActor {
         if held.is_none() {
             spec.join_netns = netns.is_some();
         }
-        self.complete_spec(&mut spec);
+        if let Err(e) = self.complete_spec(&mut spec) {
+            self.starting.remove(&spec.id);
+            if let Some(h) = held {
+                self.release(ctx, spec.id.clone(), h);
+            }
+            return Box::pin(actix::fut::ready(Err(e)));
+        }
         if let Some(w) = &self.warmup {
             w.poke();
         }
@@ -416,7 +459,9 @@ impl Handler<Prestart> for ExecActor {
             return Box::pin(actix::fut::ready(Err(ExecError::AlreadyRunning { id })));
         }
         spec.join_netns = netns.is_some();
-        self.complete_spec(&mut spec);
+        if let Err(e) = self.complete_spec(&mut spec) {
+            return Box::pin(actix::fut::ready(Err(e)));
+        }
         if let Some(w) = &self.warmup {
             w.poke();
         }
@@ -546,10 +591,24 @@ impl Handler<CleanupContainer> for ExecActor {
         let id = msg.id;
         let layout = self.layout.clone();
         let cgroup = msg.cgroup;
+        let runtimes: Vec<_> = self
+            .config
+            .runtimes
+            .keys()
+            .filter_map(|name| oci_runtime(&self.config, name).ok().flatten())
+            .collect();
         let fut = async move {
             released.await;
             let id2 = id.clone();
             tokio::task::spawn_blocking(move || {
+                // An OCI runtime's state and cgroups, if the container's monitor died first.
+                for rt in &runtimes {
+                    match crate::monitor::runtime::delete_leftover(rt, &id2) {
+                        Ok(true) => info!(container_id = %id2, runtime = %rt.name, "runtime state left by a lost monitor removed"),
+                        Ok(false) => {}
+                        Err(e) => warn!(container_id = %id2, error = %crate::util::error_chain(&e), "runtime state of a removed container not removed"),
+                    }
+                }
                 if let Some(rel) = cgroup {
                     remove_leftover_cgroup(&layout, &rel, &id2);
                 }
@@ -660,6 +719,8 @@ mod tests {
                 console_size: (0, 0),
                 process: Default::default(),
                 security: Default::default(),
+                runtime: String::new(),
+                oci: None,
             };
             let r = a.send(StartContainer::new(spec, Vec::new())).await.unwrap();
             assert!(matches!(r, Err(ExecError::SpawnMonitor { .. })), "{r:?}");

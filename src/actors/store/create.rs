@@ -234,6 +234,8 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
         process: Default::default(),
         // Set by the caller: `crate::security::for_container`, which can fail.
         security: Default::default(),
+        runtime: text(&h.runtime),
+        oci: None,
     }
 }
 

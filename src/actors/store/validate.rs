@@ -32,6 +32,10 @@ pub struct HostCaps {
     /// The host's cgroup hierarchies and what they offer (cpuset, blkio, the v1-only
     /// memory files, cgroup namespaces).
     pub cgroups: CgroupLayout,
+    /// The runtimes a container may name (`HostConfig.Runtime`); empty: `native` only.
+    pub runtimes: Vec<String>,
+    /// The runtime of a container that names none; empty: `native`.
+    pub default_runtime: String,
 }
 
 impl HostCaps {
@@ -44,6 +48,8 @@ impl HostCaps {
             cpu_shares: layout.cpu_shares,
             pids: layout.pids_limit,
             cgroups: layout.clone(),
+            runtimes: Vec::new(),
+            default_runtime: String::new(),
         }
     }
 }
@@ -78,6 +84,7 @@ pub fn validate(req: &mut CreateRequest, host: &HostCaps) -> Result<Vec<String>,
     super::validate_cgroups::check(&req.host_config, host)?;
     check_host_config(&req.host_config)?;
     super::process::check(&req.config, &req.host_config)?;
+    check_runtime(&mut req.host_config, host)?;
     check_networking(req)?;
     refuse_unsupported(req)?;
     create::default_cgroupns_mode(&mut req.host_config, host.cgroups.version() == 2);
@@ -304,6 +311,51 @@ fn mode_ok(mode: &str, words: &[&str], container: bool) -> bool {
 
 /// dockerd's checks of HostConfig that are not resources (`verifyPlatformContainerSettings`,
 /// `verifyContainerSettings`).
+/// `HostConfig.Runtime`: one of the daemon's runtimes (dockerd's words otherwise), or the
+/// daemon's default when empty.
+fn check_runtime(h: &mut HostConfig, host: &HostCaps) -> Result<(), StoreError> {
+    let known = |rt: &str| {
+        if host.runtimes.is_empty() {
+            rt == create::RUNTIME
+        } else {
+            host.runtimes.iter().any(|r| r == rt)
+        }
+    };
+    match h.runtime.as_deref().filter(|r| !r.is_empty()) {
+        Some(rt) if !known(rt) => return Err(invalid(format!("Unknown runtime specified {rt}"))),
+        Some(_) => {}
+        None => {
+            if !host.default_runtime.is_empty() {
+                h.runtime = Some(host.default_runtime.clone());
+            }
+        }
+    }
+    check_oci_runtime(h)
+}
+
+/// What the oci driver's bundle (`monitor::bundle`) does not carry yet, refused at create
+/// for a container an OCI runtime will run (the bundle refuses it again at start).
+fn check_oci_runtime(h: &HostConfig) -> Result<(), StoreError> {
+    let rt = h.runtime.as_deref().unwrap_or("");
+    if rt.is_empty() || rt == create::RUNTIME {
+        return Ok(());
+    }
+    let reason = format!("not with an OCI runtime ({rt}) yet");
+    if h.privileged == Some(true) {
+        return Err(cannot("HostConfig.Privileged", &reason));
+    }
+    if h.init == Some(true) {
+        return Err(cannot("HostConfig.Init", &reason));
+    }
+    if h.ipc_mode
+        .as_deref()
+        .is_some_and(|m| m.starts_with("container:"))
+    {
+        return Err(cannot("HostConfig.IpcMode", &reason));
+    }
+    Ok(())
+}
+
 fn check_host_config(h: &HostConfig) -> Result<(), StoreError> {
     let ipc = h.ipc_mode.as_deref().unwrap_or("");
     if !mode_ok(ipc, &["none", "private", "shareable", "host"], true) {
@@ -326,11 +378,6 @@ fn check_host_config(h: &HostConfig) -> Result<(), StoreError> {
         return Err(invalid(format!(
             "Invalid value {oom}, range for oom score adj is [-1000, 1000]"
         )));
-    }
-    if let Some(rt) = h.runtime.as_deref().filter(|r| !r.is_empty()) {
-        if rt != create::RUNTIME {
-            return Err(invalid(format!("Unknown runtime specified {rt}")));
-        }
     }
     if let Some(iso) = h.isolation {
         if !matches!(
@@ -627,6 +674,8 @@ mod tests {
                 mems: "0".to_owned(),
                 ..CgroupLayout::default()
             },
+            runtimes: Vec::new(),
+            default_runtime: String::new(),
         }
     }
 
@@ -845,6 +894,67 @@ mod tests {
         assert!(parse_bind("vol:/b").unwrap().named);
         assert!(parse_bind("/a").is_err());
         assert!(parse_bind("/a:/").is_err());
+    }
+
+    #[test]
+    fn the_runtime_is_one_the_daemon_has_or_its_default() {
+        let body = |rt: &str| {
+            let b = if rt.is_empty() {
+                json!({})
+            } else {
+                json!({"HostConfig": {"Runtime": rt}})
+            };
+            create::parse_create(b.to_string().as_bytes(), ApiVersion::CURRENT).unwrap()
+        };
+        let mut oci = host();
+        oci.runtimes = vec!["runc".into(), "crun".into()];
+        oci.default_runtime = "runc".into();
+        for (rt, want) in [("", "runc"), ("crun", "crun"), ("runc", "runc")] {
+            let mut req = body(rt);
+            validate(&mut req, &oci).unwrap();
+            assert_eq!(req.host_config.runtime.as_deref(), Some(want), "{rt}");
+        }
+        let mut req = body("native");
+        let e = validate(&mut req, &oci).unwrap_err();
+        assert_eq!(e.to_string(), "Unknown runtime specified native");
+        // A daemon that says nothing of its runtimes has native alone.
+        let mut req = body("");
+        validate(&mut req, &host()).unwrap();
+        assert_eq!(req.host_config.runtime.as_deref(), Some("native"));
+    }
+
+    #[test]
+    fn what_the_oci_bundle_lacks_is_refused_for_an_oci_runtime_only() {
+        let mut oci = host();
+        oci.runtimes = vec!["native".into(), "runc".into()];
+        oci.default_runtime = "runc".into();
+        let run = |hc: Value, h: &HostCaps| {
+            let b = json!({"HostConfig": hc});
+            let mut req =
+                create::parse_create(b.to_string().as_bytes(), ApiVersion::CURRENT).unwrap();
+            validate(&mut req, h).map(|_| ()).map_err(|e| e.to_string())
+        };
+        for (hc, field) in [
+            (
+                json!({"Privileged": true}),
+                "HostConfig.Privileged (--privileged)",
+            ),
+            (json!({"Init": true}), "HostConfig.Init (--init)"),
+            (
+                json!({"IpcMode": "container:web"}),
+                "HostConfig.IpcMode (--ipc)",
+            ),
+        ] {
+            let e = run(hc.clone(), &oci).unwrap_err();
+            assert_eq!(
+                e,
+                format!("berthd does not support {field}: not with an OCI runtime (runc) yet")
+            );
+            // The native driver does them.
+            let mut native = hc.clone();
+            native["Runtime"] = json!("native");
+            assert_eq!(run(native, &oci), Ok(()), "{hc}");
+        }
     }
 
     #[test]
