@@ -488,16 +488,33 @@ print(r.exit_code, r.output)
 }
 
 #[test]
-#[ignore = "not working yet: a detached exec does not survive a berthd restart (its process is gone afterwards)"]
 fn an_exec_outlives_a_berthd_restart() {
     require_root!();
-    let mut d = with_running("ex10");
-    // An exec started detached keeps running while berthd is away, and berthd knows it
-    // again afterwards.
+    // With --live-restore the container outlives berthd (without it berthd stops every
+    // container at shutdown, as dockerd does, and its execs with it).
+    let live = Opts {
+        args: vec!["--live-restore".into()],
+        ..Opts::default()
+    };
+    let mut d = TestDaemon::start_with(live.clone());
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "ex10",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    // An exec started detached keeps running while berthd is away: its monitor, not
+    // berthd, holds it.
     let reply = post(
         &d,
         "/v1.41/containers/ex10/exec",
-        r#"{"Cmd":["sh","-c","sleep 2; echo x > /tmp/after"]}"#,
+        r#"{"Cmd":["sh","-c","sleep 3; echo x > /tmp/after"]}"#,
     );
     assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
     let body = reply.split("\r\n\r\n").nth(1).unwrap();
@@ -513,10 +530,41 @@ fn an_exec_outlives_a_berthd_restart() {
         ))
         .unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    d.stop();
-    d.restart(&Opts::default());
-    // The exec ran on under its monitor while berthd was away. (Its record is not known
-    // again after the restart yet: `GET /exec/{id}/json` answers 404.)
+    let sleeper = {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+                let p = e.file_name().to_string_lossy().into_owned();
+                let cmd = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
+                (cmd == b"sleep\x003\x00").then_some(p)
+            });
+            if let Some(p) = found {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "no exec process found");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert!(d.stop().success());
+    // berthd is gone; the exec is not.
+    let exe = std::path::Path::new("/proc").join(&sleeper).join("exe");
+    assert!(exe.read_link().is_ok(), "the exec ended with berthd");
+    d.restart(&live);
+    // berthd knows the exec again from its monitor: running, the same process.
+    let inspect = |d: &TestDaemon| {
+        let reply = d
+            .raw(&format!(
+                "GET /v1.41/exec/{id}/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            ))
+            .unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        let body = reply.split("\r\n\r\n").nth(1).unwrap().to_owned();
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let v = inspect(&d);
+    assert_eq!(v["Running"], true, "{v}");
+    assert_eq!(v["Pid"].to_string(), sleeper_sh_pid(&sleeper), "{v}");
+    // The exec runs on under its monitor, finishes its work, and its exit code is seen.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let out = d.docker(&["exec", "ex10", "cat", "/tmp/after"]);
@@ -529,4 +577,21 @@ fn an_exec_outlives_a_berthd_restart() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = inspect(&d);
+        if v["Running"] == false {
+            assert_eq!(v["ExitCode"], 0, "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The exec's own process (`sh -c ...`): the parent of its `sleep`.
+fn sleeper_sh_pid(sleep_pid: &str) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{sleep_pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(1).unwrap().to_owned()
 }
