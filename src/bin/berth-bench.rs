@@ -12,7 +12,8 @@
 //! wait + delete over the API; c. a burst of 50 concurrent `sleep` containers; d. the
 //! daemon tree's memory; e. `GET /containers/json?all=1` load over 8 keep-alive connections;
 //! f. import of a 2 MB and a 100 MB rootfs tarball; g. cold start to `/_ping` 200 with an
-//! empty data root and with 1000 containers on disk, and SIGTERM to exit.
+//! empty data root and with 1000 containers on disk, and SIGTERM to exit; h. `docker exec
+//! ctr true` through the CLI and an exec over the API (issue 14).
 //!
 //! Every container the kit creates carries the label `berth.bench=1`; cleanup removes only
 //! containers with that label, also when a case fails. Daemons started by the kit run on
@@ -69,8 +70,8 @@ struct Args {
     /// A fast smoke run: few repetitions, short load, 100 containers on disk for case g.
     #[arg(long)]
     quick: bool,
-    /// Which cases to run (letters a-g; d runs with c).
-    #[arg(long, default_value = "abcdefg")]
+    /// Which cases to run (letters a-h; d runs with c).
+    #[arg(long, default_value = "abcdefgh")]
     cases: String,
     /// Repetitions for the fast cases (a, b); the slow ones scale from it.
     #[arg(long)]
@@ -1592,6 +1593,69 @@ impl Ctx {
         self.cleanup_all().await;
     }
 
+    /// h. `docker exec ctr true` through the CLI into a running container (network none),
+    /// and the same over the API: exec create + detached start, then inspect until the
+    /// exit code is there.
+    async fn case_h(&mut self) {
+        let reps = self.reps;
+        let k_cli = "h. docker exec ctr true, CLI";
+        let k_api = "h. API exec create+start (detached)+exit seen";
+        self.report.declare(k_cli, "ms", None, None);
+        self.report.declare(k_api, "ms", None, None);
+        say(format!("case h: docker exec, {reps} runs"));
+        let mut ctrs: Vec<Option<String>> = vec![None; self.targets.len()];
+        for (ti, t) in self.targets.iter().enumerate() {
+            let r = async {
+                let mut c = t.conn().await?;
+                let id = create_on(&mut c, &["sleep", "600"], "none").await?;
+                c.post(&format!("{API}/containers/{id}/start"))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok("start")?;
+                Ok::<_, String>(id)
+            }
+            .await;
+            match r {
+                Ok(id) => ctrs[ti] = Some(id),
+                Err(e) => self.report.fail(k_cli, "ms", ti, format!("failed: {e}")),
+            }
+        }
+        for rep in 0..=reps {
+            for ti in order(self.targets.len(), rep) {
+                let Some(id) = ctrs[ti].clone() else {
+                    continue;
+                };
+                let t = &self.targets[ti];
+                let mut cmd = t.docker();
+                cmd.args(["exec", &id, "true"]);
+                let t0 = Instant::now();
+                let out = cli_output(cmd).await;
+                let took = t0.elapsed();
+                match out {
+                    Ok(o) if o.status.success() => {
+                        if rep > 0 {
+                            self.report.add(k_cli, "ms", ti, ms(took));
+                        }
+                    }
+                    Ok(o) => {
+                        let e = String::from_utf8_lossy(&o.stderr).trim().to_owned();
+                        self.report
+                            .fail(k_cli, "ms", ti, format!("failed: {}", first_line(&e)));
+                    }
+                    Err(e) => self
+                        .report
+                        .fail(k_cli, "ms", ti, format!("docker CLI: {e}")),
+                }
+                match api_exec(t, &id).await {
+                    Ok(d) if rep > 0 => self.report.add(k_api, "ms", ti, ms(d)),
+                    Ok(_) => {}
+                    Err(e) => self.report.fail(k_api, "ms", ti, format!("failed: {e}")),
+                }
+            }
+        }
+        self.cleanup_all().await;
+    }
+
     /// f. Import of a 2 MB (busybox) and a 100 MB rootfs tarball.
     async fn case_f(&mut self) {
         let bb = match busybox_tar(&self.cache) {
@@ -1791,6 +1855,53 @@ impl Ctx {
 }
 
 /// Runs the CLI (killed after 60 s, so a container that never exits cannot hang the run).
+/// One exec of `true` in container `id` over the API: create, detached start, then
+/// `GET /exec/{id}/json` until it has exited with 0 (polled every 0.2 ms).
+async fn api_exec(t: &Target, id: &str) -> Result<Duration, String> {
+    let mut c = t.conn().await?;
+    let _ = c.get("/_ping").await;
+    let t0 = Instant::now();
+    let body = json!({"Cmd": ["true"], "AttachStdout": false, "AttachStderr": false});
+    let r = c
+        .post_json(&format!("{API}/containers/{id}/exec"), &body)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok("exec create")?;
+    let exec = r
+        .json()
+        .get("Id")
+        .and_then(Value::as_str)
+        .ok_or("exec create: no Id")?
+        .to_owned();
+    c.post_json(
+        &format!("{API}/exec/{exec}/start"),
+        &json!({"Detach": true, "Tty": false}),
+    )
+    .await
+    .map_err(|e| e.to_string())?
+    .ok("exec start")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = c
+            .get(&format!("{API}/exec/{exec}/json"))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok("exec inspect")?
+            .json();
+        if v.get("Running") == Some(&Value::Bool(false)) && v.get("Pid").is_some_and(|p| p != 0) {
+            let took = t0.elapsed();
+            return match v.get("ExitCode").and_then(Value::as_i64) {
+                Some(0) => Ok(took),
+                other => Err(format!("exec exit code {other:?}")),
+            };
+        }
+        if Instant::now() > deadline {
+            return Err("exec: no exit in 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
 async fn cli_output(cmd: Command) -> io::Result<std::process::Output> {
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true)
@@ -2015,7 +2126,7 @@ async fn make_target(
 
 async fn run(ctx: &mut Ctx) {
     let cases = ctx.args.cases.clone();
-    for case in ['a', 'b', 'c', 'e', 'f', 'g'] {
+    for case in ['a', 'b', 'c', 'e', 'f', 'h', 'g'] {
         let wanted = cases.contains(case) || (case == 'c' && cases.contains('d'));
         if !wanted {
             continue;
@@ -2030,7 +2141,8 @@ async fn run(ctx: &mut Ctx) {
             'c' => ctx.case_c().await,
             'e' => ctx.case_e().await,
             'f' => ctx.case_f().await,
-            _ => ctx.case_g().await,
+            'g' => ctx.case_g().await,
+            _ => ctx.case_h().await,
         }
     }
 }
