@@ -372,7 +372,7 @@ pub fn program(seccomp: &Seccomp, caps: CapMask) -> Result<Option<Arc<str>>, Sec
 }
 
 /// Compiles the default program for Docker's default capabilities, so that the first
-/// container does not wait for it (the store's Init runs this off its thread).
+/// container does not wait for it (berthd runs this on a blocking thread once it is ready).
 pub fn warm_up() {
     let caps = capabilities::default_mask() & host().bounding;
     if let Err(e) = program(&Seccomp::Default, caps) {

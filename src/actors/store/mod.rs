@@ -585,9 +585,6 @@ impl Handler<Init> for ContainerStoreActor {
             Err(e) => return ready(Err(LifecycleError::from_error(&e))),
         };
         self.persister = Some(persister);
-        // Docker's default seccomp profile compiled for the default capabilities, on a
-        // blocking thread, so that no create waits for it (`security::warm_up`).
-        drop(tokio::task::spawn_blocking(crate::security::warm_up));
         let dir = self.containers_dir();
         let peers = self.peers.clone();
         let deleter = self.deleter.clone();
