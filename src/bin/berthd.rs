@@ -182,11 +182,6 @@ async fn serve(
     tracing::info!(actor = "api", hosts = ?config.hosts, "actor initialised");
     tracing::info!("berthd is ready");
     daemon::sd_notify("READY=1");
-    // Docker's default seccomp profile compiled for the default capabilities, on a
-    // blocking thread: after READY, so that its few milliseconds of CPU do not slow the
-    // start on a small machine, and before most first creates, which would otherwise
-    // compile it themselves (`security::warm_up`).
-    drop(tokio::task::spawn_blocking(berth::security::warm_up));
     // Once every actor has started (a migration is done), and off the cold start's path;
     // neither is fsynced (see each), and a failure only makes the next start do it again.
     if !format.recorded || format.migrates() {

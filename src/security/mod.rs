@@ -371,15 +371,6 @@ pub fn program(seccomp: &Seccomp, caps: CapMask) -> Result<Option<Arc<str>>, Sec
     Ok(Some(program))
 }
 
-/// Compiles the default program for Docker's default capabilities, so that the first
-/// container does not wait for it (berthd runs this on a blocking thread once it is ready).
-pub fn warm_up() {
-    let caps = capabilities::default_mask() & host().bounding;
-    if let Err(e) = program(&Seccomp::Default, caps) {
-        tracing::error!(error = %crate::util::error_chain(&e), "Docker's default seccomp profile could not be compiled");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
