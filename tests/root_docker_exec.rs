@@ -310,19 +310,7 @@ fn the_exec_joins_the_container() {
     // Its cgroups (every hierarchy) are the container's.
     let cgroups_of = |p: &str| std::fs::read_to_string(format!("/proc/{p}/cgroup")).ok();
     d.docker_ok(&["exec", "-d", "ex6", "sleep", "31"]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let exec_pid = loop {
-        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
-            let p = e.file_name().to_string_lossy().into_owned();
-            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
-            (cmd == b"sleep\x0031\x00").then_some(p)
-        });
-        if let Some(p) = found {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no exec process found");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exec_pid = process_with_cmdline(b"sleep\x0031\x00");
     let mine = cgroups_of(&exec_pid).unwrap();
     assert!(mine.contains("berth"), "{mine}");
     assert_eq!(mine, cgroups_of(pid).unwrap());
@@ -530,21 +518,7 @@ fn an_exec_outlives_a_berthd_restart() {
         ))
         .unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    let sleeper = {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
-                let p = e.file_name().to_string_lossy().into_owned();
-                let cmd = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
-                (cmd == b"sleep\x003\x00").then_some(p)
-            });
-            if let Some(p) = found {
-                break p;
-            }
-            assert!(Instant::now() < deadline, "no exec process found");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let sleeper = process_with_cmdline(b"sleep\x003\x00");
     assert!(d.stop().success());
     // berthd is gone; the exec is not.
     let exe = std::path::Path::new("/proc").join(&sleeper).join("exe");
@@ -594,4 +568,21 @@ fn sleeper_sh_pid(sleep_pid: &str) -> String {
     let stat = std::fs::read_to_string(format!("/proc/{sleep_pid}/stat")).unwrap();
     let after = &stat[stat.rfind(')').unwrap() + 2..];
     after.split(' ').nth(1).unwrap().to_owned()
+}
+
+/// The pid of the process whose `/proc/<pid>/cmdline` is `cmdline`, waited for (5 s).
+fn process_with_cmdline(cmdline: &[u8]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let p = e.file_name().to_string_lossy().into_owned();
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
+            (cmd == cmdline).then_some(p)
+        });
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "no exec process found");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
