@@ -236,12 +236,18 @@ impl Monitor {
         };
         let (errp_r, errp_w) = pipe()?;
         // The hierarchies without a controller the init is in (an OCI runtime's
-        // `name=systemd`), joined as `runc exec` does.
-        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-        let named = crate::sys::cgroups::named_procs_files(
-            &read("/proc/self/mountinfo"),
-            &read(&format!("/proc/{}/cgroup", self.pid)),
-        );
+        // `name=systemd`), joined as `runc exec` does; the init's cgroups do not change.
+        let pid = self.pid;
+        let named = self
+            .named_procs
+            .get_or_insert_with(|| {
+                let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+                crate::sys::cgroups::named_procs_files(
+                    &read("/proc/self/mountinfo"),
+                    &read(&format!("/proc/{pid}/cgroup")),
+                )
+            })
+            .clone();
         let forked = enter::fork_into_cgroup(self.v2_dir.as_ref().map(|f| f.as_fd()))?;
         match forked {
             Forked::Child { in_cgroup } => {

@@ -255,6 +255,9 @@ pub(super) struct Monitor {
     /// The container's v2 cgroup (`O_PATH`), which execs are forked into (opened by the
     /// first exec).
     pub(super) v2_dir: Option<File>,
+    /// The `cgroup.procs` files of the init's controller-less v1 hierarchies (runc's
+    /// `name=systemd`), which execs join too (read by the first exec).
+    pub(super) named_procs: Option<Vec<PathBuf>>,
     /// The oci driver's runtime and rootfs, torn down after the exit (`run/oci.rs`).
     oci: Option<oci::OciState>,
 }
@@ -409,6 +412,7 @@ impl Monitor {
             next_exec: 0,
             pidns_set: false,
             v2_dir: None,
+            named_procs: None,
             oci: None,
         };
 

@@ -258,6 +258,7 @@ impl Monitor {
             next_exec: 0,
             pidns_set: false,
             v2_dir: None,
+            named_procs: None,
             oci: Some(oci),
         };
         if ctl
