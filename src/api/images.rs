@@ -1,4 +1,4 @@
-//! `/images/...` routes: import, list, inspect.
+//! `/images/...` routes: import, list, inspect, tag, remove.
 //!
 //! The list and inspect bodies are built by the graph as the typed models, and completed
 //! here with the keys dockerd always prints (`model::complete`).
@@ -11,7 +11,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, QueryParams, check_platform, json_reply};
-use crate::actors::graph::{ImportImage, InspectImage, ListImages};
+use crate::actors::graph::{DeleteImage, ImportImage, InspectImage, ListImages, TagImage};
+use crate::actors::store::ListImageUsers;
 use crate::error::ErrorKind;
 use crate::model::api;
 use crate::model::complete::{Template, null_if_empty};
@@ -22,7 +23,56 @@ type Query = QueryParams;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/images/create", web::post().to(create))
         .route("/images/json", web::get().to(list))
-        .route("/images/{name:.*}/json", web::get().to(inspect));
+        .route("/images/{name:.*}/json", web::get().to(inspect))
+        .route("/images/{name:.*}/tag", web::post().to(tag))
+        .route("/images/{name:.*}", web::delete().to(delete));
+}
+
+/// `POST /images/{name}/tag?repo=R&tag=T` (`docker tag`): 201 without a body, as dockerd.
+async fn tag(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let reference = req.match_info().query("name").to_owned();
+    let Some(repo) = query.non_empty("repo") else {
+        return Err(ApiError::bad_request(
+            "repository name must have at least one component",
+        ));
+    };
+    state
+        .actors
+        .graph
+        .send(TagImage {
+            reference,
+            repo: repo.to_owned(),
+            tag: query.non_empty("tag").map(str::to_owned),
+        })
+        .await??;
+    Ok(HttpResponse::Created().finish())
+}
+
+/// `DELETE /images/{name}?force=&noprune=` (`docker rmi`): the untag and delete records.
+/// `noprune` is honoured by having nothing to do: berth's images have no parent images
+/// to prune.
+async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let reference = req.match_info().query("name").to_owned();
+    let users = state.actors.store.send(ListImageUsers).await?;
+    let records = state
+        .actors
+        .graph
+        .send(DeleteImage {
+            reference,
+            force: query.flag("force"),
+            users,
+        })
+        .await??;
+    let body = serde_json::to_value(&records).unwrap_or_else(|_| json!([]));
+    Ok(json_reply(StatusCode::OK, &body))
 }
 
 /// Splits `repo[:tag]` where the repo may hold a registry port (`host:5000/x:1`).

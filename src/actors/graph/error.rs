@@ -35,6 +35,9 @@ pub enum GraphError {
     /// The container already has a read-write layer.
     #[error("container {container_id} already has a read-write layer")]
     LayerExists { container_id: String },
+    /// `docker rmi` of an image that a container or a tag still holds (dockerd's text).
+    #[error("{message}")]
+    Conflict { message: String },
     /// A message arrived before `Init` finished (or after it failed).
     #[error("the graph subsystem is not initialised")]
     NotReady,
@@ -52,7 +55,7 @@ impl GraphError {
             | GraphError::InvalidReference { .. }
             | GraphError::InvalidChange { .. }
             | GraphError::InvalidContainerId { .. } => ErrorKind::InvalidParameter,
-            GraphError::LayerExists { .. } => ErrorKind::Conflict,
+            GraphError::LayerExists { .. } | GraphError::Conflict { .. } => ErrorKind::Conflict,
             GraphError::NotReady => ErrorKind::Unavailable,
             GraphError::DriverUnusable { .. }
             | GraphError::NoDriver { .. }

@@ -74,6 +74,25 @@ pub struct InspectImage {
     pub reference: String,
 }
 
+/// From `api::images::tag` (`docker tag SOURCE REPO[:TAG]`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), GraphError>")]
+pub struct TagImage {
+    pub reference: String,
+    pub repo: String,
+    pub tag: Option<String>,
+}
+
+/// From `api::images::delete` (`docker rmi`): untags and deletes as dockerd does, weighing
+/// `users` (from the container store) for its conflicts.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<api::ImageDeleteResponseItem>, GraphError>")]
+pub struct DeleteImage {
+    pub reference: String,
+    pub force: bool,
+    pub users: Vec<super::store::ImageUser>,
+}
+
 /// The `config` section of an image config, with Docker's field names.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]

@@ -39,7 +39,7 @@ use actix::prelude::*;
 
 pub use error::GraphError;
 pub use messages::*;
-pub use store::GraphStore;
+pub use store::{GraphStore, ImageUser};
 
 use super::{Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
@@ -192,6 +192,25 @@ impl Handler<InspectImage> for GraphActor {
     type Result = Result<crate::model::api::Image, GraphError>;
     fn handle(&mut self, msg: InspectImage, _: &mut Self::Context) -> Self::Result {
         self.store()?.inspect(&msg.reference)
+    }
+}
+
+impl Handler<TagImage> for GraphActor {
+    type Result = ResponseFuture<Result<(), GraphError>>;
+    fn handle(&mut self, msg: TagImage, _: &mut Self::Context) -> Self::Result {
+        with_store(self, "image tag", move |s| {
+            s.tag(&msg.reference, &msg.repo, msg.tag.as_deref())
+        })
+    }
+}
+
+impl Handler<DeleteImage> for GraphActor {
+    type Result =
+        ResponseFuture<Result<Vec<crate::model::api::ImageDeleteResponseItem>, GraphError>>;
+    fn handle(&mut self, msg: DeleteImage, _: &mut Self::Context) -> Self::Result {
+        with_store(self, "image removal", move |s| {
+            s.delete(&msg.reference, msg.force, &msg.users)
+        })
     }
 }
 

@@ -150,6 +150,18 @@ impl Repositories {
             .insert(format!("{name}:{tag}"), id.to_owned());
     }
 
+    /// Removes `name:tag`; true when it was there.
+    pub fn remove(&mut self, name: &str, tag: &str) -> bool {
+        let Some(m) = self.repositories.get_mut(name) else {
+            return false;
+        };
+        let removed = m.remove(&format!("{name}:{tag}")).is_some();
+        if m.is_empty() {
+            self.repositories.remove(name);
+        }
+        removed
+    }
+
     pub fn get(&self, name: &str, tag: &str) -> Option<&str> {
         self.repositories
             .get(name)?
@@ -193,12 +205,18 @@ struct State {
     mounts: HashMap<String, MountRecord>,
     /// Containers whose read-write layer is being made or removed.
     pending_mounts: HashSet<String>,
+    /// The image's top layer (chain id) of each container layer being made: an image
+    /// removal keeps these layers as it keeps those of `mounts`.
+    creating_on: HashMap<String, String>,
     repos: Repositories,
     /// When a tag was last put on an image, by 64-hex id (dockerd's `LastTagTime`).
     last_tagged: HashMap<String, chrono::DateTime<chrono::Utc>>,
     /// Bumped on every tag change; see [`GraphStore::write_repos`].
     repos_version: u64,
 }
+
+mod tags;
+pub use tags::ImageUser;
 
 /// The graph: a driver, the metadata dir and the in-memory index of both.
 #[derive(Debug)]
@@ -212,6 +230,10 @@ pub struct GraphStore {
     state: Mutex<State>,
     /// Serialises `repositories.json` writes: the version last written.
     repos_written: Mutex<u64>,
+    /// Held by an import from its check for an existing layer of the same content to
+    /// its image's commit, and by an image removal throughout: a removal never takes a
+    /// layer that an import has just found and counts on.
+    layer_commits: Mutex<()>,
     /// Deletes what a removal has renamed away, off the reply path.
     deleter: Deleter,
 }
@@ -326,6 +348,7 @@ impl GraphStore {
             sync_layers,
             state: Mutex::new(State::default()),
             repos_written: Mutex::new(0),
+            layer_commits: Mutex::new(()),
             deleter,
         };
         for d in [
@@ -584,6 +607,7 @@ impl GraphStore {
             }
         };
         // The fsyncs happen outside the state lock, so lookups never wait for the disk.
+        let _commits = self.layer_commits.lock();
         let chain_hex = layer.chain_id.trim_start_matches("sha256:").to_owned();
         let mut duplicate = self.state.lock().layers.contains_key(&layer.chain_id);
         let mut registered = None;
@@ -853,10 +877,14 @@ impl GraphStore {
                 .collect();
             let parent = img.chain.last().cloned().ok_or_else(not_found)?;
             st.pending_mounts.insert(container_id.to_owned());
+            st.creating_on
+                .insert(container_id.to_owned(), parent.clone());
             (lowers, parent)
         };
         let res = self.create_rw_unlocked(container_id, &lowers, parent, made);
-        self.state.lock().pending_mounts.remove(container_id);
+        let mut st = self.state.lock();
+        st.pending_mounts.remove(container_id);
+        st.creating_on.remove(container_id);
         res
     }
 
@@ -1214,12 +1242,12 @@ mod tests {
     use crate::error::ErrorKind;
     use std::sync::Arc;
 
-    fn vfs_store(root: &Path) -> GraphStore {
+    pub(super) fn vfs_store(root: &Path) -> GraphStore {
         let drv = driver::probe(driver::DriverKind::Vfs, root).unwrap();
         GraphStore::open_with(root, drv, false, Deleter::new()).unwrap()
     }
 
-    fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
+    pub(super) fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (name, data) in files {
             let mut h = tar::Header::new_gnu();
@@ -1231,7 +1259,7 @@ mod tests {
         b.into_inner().unwrap()
     }
 
-    fn import(
+    pub(super) fn import(
         s: &GraphStore,
         tar: Vec<u8>,
         repo: Option<&str>,

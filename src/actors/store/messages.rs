@@ -138,6 +138,12 @@ pub struct ResizeTty {
     pub width: u16,
 }
 
+/// From `api::images::delete` (`docker rmi`): every container and its image, to be
+/// weighed by the graph's rules for removing an image.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<crate::actors::graph::ImageUser>")]
+pub struct ListImageUsers;
+
 /// From `/info` and `/metrics`: containers by state.
 #[derive(Debug, Message)]
 #[rtype(result = "Counts")]

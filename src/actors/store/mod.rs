@@ -1225,6 +1225,23 @@ impl Handler<ResizeTty> for ContainerStoreActor {
     }
 }
 
+impl Handler<ListImageUsers> for ContainerStoreActor {
+    type Result = MessageResult<ListImageUsers>;
+    fn handle(&mut self, _: ListImageUsers, _: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.containers
+                .values()
+                .map(|e| crate::actors::graph::ImageUser {
+                    container_id: e.c.id.clone(),
+                    image_id: e.c.image.clone(),
+                    // dockerd's `IsRunning`: running, paused or restarting.
+                    running: e.c.state.is_running() || e.starting,
+                })
+                .collect(),
+        )
+    }
+}
+
 impl Handler<CountContainers> for ContainerStoreActor {
     type Result = MessageResult<CountContainers>;
     fn handle(&mut self, _: CountContainers, _: &mut Self::Context) -> Self::Result {
