@@ -553,18 +553,21 @@ fn extra_mounts_are_made_and_targets_created() {
                 destination: "/etc/hosts".into(),
                 fstype: "bind".into(),
                 options: vec!["rbind".into(), "rprivate".into()],
+                copy_up: false,
             },
             MountSpec {
                 source: vol,
                 destination: "/data".into(),
                 fstype: "bind".into(),
                 options: vec!["rbind".into(), "ro".into()],
+                copy_up: false,
             },
             MountSpec {
                 source: "tmpfs".into(),
                 destination: "/run".into(),
                 fstype: "tmpfs".into(),
                 options: vec!["nosuid".into(), "mode=755".into()],
+                copy_up: false,
             },
         ];
         let (out, err, code) = ex.run(spec).await;

@@ -120,11 +120,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             &["--add-host", "a.example:192.0.2.1"],
             "HostConfig.ExtraHosts (--add-host)",
         ),
-        (&["--tmpfs", "/scratch"], "HostConfig.Tmpfs (--tmpfs)"),
-        (
-            &["--mount", "type=tmpfs,target=/scratch"],
-            "HostConfig.Mounts (--mount)",
-        ),
         (&["-p", "18080:80"], "HostConfig.PortBindings (--publish)"),
         (
             &["--log-driver", "none"],
@@ -134,8 +129,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             &["--log-opt", "max-size=10m"],
             "HostConfig.LogConfig (--log-driver)",
         ),
-        (&["-v", "vol:/data"], "HostConfig.Binds (--volume)"),
-        (&["-v", "/data"], "Config.Volumes (--volume)"),
         (
             &["--cpu-rt-period", "1000000"],
             "HostConfig.CpuRealtimePeriod",
@@ -150,14 +143,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
         ),
         (&["--gpus", "all"], "HostConfig.DeviceRequests (--gpus)"),
         (
-            &["--volume-driver", "local"],
-            "HostConfig.VolumeDriver (--volume-driver)",
-        ),
-        (
-            &["--volumes-from", "other"],
-            "HostConfig.VolumesFrom (--volumes-from)",
-        ),
-        (
             &["--dns-option", "ndots:2"],
             "HostConfig.DnsOptions (--dns-option)",
         ),
@@ -169,6 +154,14 @@ fn the_cli_refuses_what_berthd_does_not_do() {
         (
             &["--publish-all"],
             "HostConfig.PublishAllPorts (--publish-all)",
+        ),
+        (
+            &["--tmpfs", "/scratch:bogus"],
+            "invalid tmpfs option \"bogus\"",
+        ),
+        (
+            &["-v", "vol:/x", "--mount", "type=volume,target=/x"],
+            "Duplicate mount point: /x",
         ),
         (
             &["--storage-opt", "size=1G"],

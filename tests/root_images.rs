@@ -146,3 +146,253 @@ fn python_sdk_tags_and_removes() {
     );
     assert_eq!(out, "['busybox:latest', 'sdk/app:7']\n0\n");
 }
+
+fn inspect_json(d: &TestDaemon, what: &[&str]) -> serde_json::Value {
+    let mut args = vec!["inspect"];
+    args.extend_from_slice(what);
+    let out = d.docker_ok(&args);
+    serde_json::from_str(&out).unwrap()
+}
+
+fn volumes(d: &TestDaemon) -> Vec<String> {
+    let mut v: Vec<String> = d
+        .docker_ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn volumes_and_mounts_as_dockerd() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", "--network", "none"];
+        all.extend_from_slice(args);
+        d.docker_ok(&all)
+    };
+
+    // A named volume: created, labelled, inspected as dockerd prints it.
+    assert_eq!(
+        d.docker_ok(&["volume", "create", "--label", "team=a", "data"])
+            .trim(),
+        "data"
+    );
+    let v = inspect_json(&d, &["--type", "volume", "data"]);
+    let v = &v[0];
+    assert_eq!(v["Driver"], "local");
+    assert_eq!(v["Scope"], "local");
+    assert_eq!(v["Labels"], serde_json::json!({"team": "a"}));
+    let mountpoint = v["Mountpoint"].as_str().unwrap().to_owned();
+    assert!(mountpoint.ends_with("/volumes/data/_data"), "{mountpoint}");
+    assert_eq!(
+        d.docker_ok(&["volume", "ls", "-q", "--filter", "label=team=a"])
+            .trim(),
+        "data"
+    );
+    let out = d.docker(&["volume", "create", "a/b"]);
+    assert!(text(&out.stderr).contains("includes invalid characters for a local volume name"));
+
+    // Data lives on across containers; ro is read-only.
+    run(&[
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /data/f",
+    ]);
+    assert_eq!(
+        run(&["-v", "data:/data:ro", "busybox", "cat", "/data/f"]),
+        "hi\n"
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "data:/data:ro",
+        "busybox",
+        "touch",
+        "/data/g",
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(format!("{mountpoint}/f")).unwrap(),
+        "hi\n"
+    );
+
+    // A new named volume is filled from the image (and sits under /etc/hosts).
+    let out = run(&[
+        "-v",
+        "etc:/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "head -1 /etc/passwd; grep -c localhost /etc/hosts",
+    ]);
+    assert!(out.starts_with("root:"), "{out}");
+    let etc = inspect_json(&d, &["--type", "volume", "etc"]);
+    let etc_dir = etc[0]["Mountpoint"].as_str().unwrap().to_owned();
+    assert!(std::path::Path::new(&etc_dir).join("passwd").is_file());
+    // nocopy: left empty.
+    assert_eq!(
+        run(&[
+            "-v",
+            "empty:/etc:nocopy",
+            "busybox",
+            "/bin/ls",
+            "-A",
+            "/etc"
+        ]),
+        "hostname\nhosts\nresolv.conf\n"
+    );
+
+    // In use: no removal; Mounts as dockerd shows them.
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "user",
+        "--network",
+        "none",
+        "-v",
+        "data:/data",
+        "-v",
+        "/scratch",
+        "busybox",
+        "true",
+    ]);
+    let out = d.docker(&["volume", "rm", "data"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("remove data: volume is in use - ["),
+        "{}",
+        text(&out.stderr)
+    );
+    let c = inspect_json(&d, &["user"]);
+    let mounts = c[0]["Mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 2, "{mounts:?}");
+    let data = mounts.iter().find(|m| m["Destination"] == "/data").unwrap();
+    assert_eq!(data["Type"], "volume");
+    assert_eq!(data["Name"], "data");
+    assert_eq!(data["Mode"], "z");
+    assert_eq!(data["RW"], true);
+    let anon = mounts
+        .iter()
+        .find(|m| m["Destination"] == "/scratch")
+        .unwrap();
+    let anon_name = anon["Name"].as_str().unwrap().to_owned();
+    assert_eq!(anon_name.len(), 64);
+    assert!(volumes(&d).contains(&anon_name));
+    // --volumes-from, read-only.
+    let out = run(&[
+        "--volumes-from",
+        "user:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/f; touch /data/x || echo ro",
+    ]);
+    assert!(out.starts_with("hi\n") && out.ends_with("ro\n"), "{out}");
+    // An unknown container is a 404 (which the CLI, as with dockerd, takes for a missing
+    // image and tries to pull).
+    let out = d.docker(&["create", "--volumes-from", "nosuch", "busybox", "true"]);
+    assert!(!out.status.success());
+    // rm -v: the anonymous volume goes, the named one stays.
+    d.docker_ok(&["rm", "-v", "user"]);
+    let vols = volumes(&d);
+    assert!(
+        !vols.contains(&anon_name) && vols.contains(&"data".to_owned()),
+        "{vols:?}"
+    );
+    // --rm takes its anonymous volumes along.
+    run(&["-v", "/tmpvol", "busybox", "true"]);
+    assert_eq!(volumes(&d), ["data", "empty", "etc"]);
+
+    // --mount of each type, --tmpfs.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("h"), "host\n").unwrap();
+    let bind = format!("type=bind,src={},dst=/b,readonly", host.path().display());
+    let out = run(&[
+        "--mount",
+        &bind,
+        "--mount",
+        "type=volume,src=mvol,dst=/m,volume-label=k=v",
+        "--mount",
+        "type=tmpfs,dst=/t,tmpfs-size=1048576,tmpfs-mode=1770",
+        "--tmpfs",
+        "/run:size=2m,exec",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /b/h; touch /b/x 2>/dev/null || echo robind; grep -E ' /(t|run) ' /proc/mounts",
+    ]);
+    assert!(out.starts_with("host\nrobind\n"), "{out}");
+    let t = out.lines().find(|l| l.contains(" /t ")).unwrap();
+    assert!(
+        t.contains("size=1024k") && t.contains("mode=1770") && t.contains("noexec"),
+        "{t}"
+    );
+    let r = out.lines().find(|l| l.contains(" /run ")).unwrap();
+    assert!(r.contains("size=2048k") && !r.contains("noexec"), "{r}");
+    let m = inspect_json(&d, &["--type", "volume", "mvol"]);
+    assert_eq!(m[0]["Labels"], serde_json::json!({"k": "v"}));
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--mount",
+        "type=bind,src=/nonexistent-berth,dst=/x",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        text(&out.stderr).contains("invalid mount config for type \"bind\": bind source path does not exist: /nonexistent-berth"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // An image's VOLUME: an anonymous volume, filled from the image.
+    let tar = common::busybox_tar();
+    d.docker_ok(&[
+        "import",
+        "-c",
+        "VOLUME /etc",
+        tar.to_str().unwrap(),
+        "withvol",
+    ]);
+    let out = run(&[
+        "withvol",
+        "sh",
+        "-c",
+        "head -1 /etc/group; grep -c ' /etc ' /proc/mounts",
+    ]);
+    assert!(out.starts_with("root:") && out.ends_with("1\n"), "{out}");
+
+    // Prune: what no container uses.
+    let out = d.docker_ok(&["volume", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert!(volumes(&d).is_empty(), "{:?}", volumes(&d));
+}
+
+#[test]
+fn python_sdk_volumes() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let out = d.python_sdk_ok(
+        "v = c.volumes.create('sdkvol', labels={'a': 'b'})\n\
+         print(v.name, c.volumes.get('sdkvol').attrs['Labels'])\n\
+         out = c.containers.run('busybox', 'sh -c \"echo x > /d/f; cat /d/f\"', volumes={'sdkvol': {'bind': '/d', 'mode': 'rw'}}, network_mode='none', remove=True)\n\
+         print(out.decode().strip())\n\
+         print([x.name for x in c.volumes.list()])\n\
+         v.remove()\n\
+         print(len(c.volumes.list()))\n",
+    );
+    assert_eq!(out, "sdkvol {'a': 'b'}\nx\n['sdkvol']\n0\n");
+}

@@ -284,14 +284,13 @@ async fn remove(
     let force = query.flag("force");
     // `link` removes a link (`/web/db`) instead of a container: berthd makes no links yet.
     query.refuse_flag("link", "DELETE /containers/{id}")?;
-    // `v` removes the container's anonymous volumes: berthd gives containers none, so
-    // there is nothing more to remove.
     state
         .actors
         .store
         .send(RemoveContainer {
             id: id_of(&req),
             force,
+            volumes: query.flag("v"),
         })
         .await??;
     Ok(HttpResponse::NoContent().finish())

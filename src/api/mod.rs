@@ -14,6 +14,7 @@ pub mod live;
 pub mod logs;
 pub mod stats;
 pub mod system;
+pub mod volumes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,6 +69,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     exec::routes(cfg);
     images::routes(cfg);
     logs::routes(cfg);
+    volumes::routes(cfg);
 }
 
 /// The headers dockerd puts on every reply.

@@ -105,6 +105,7 @@ const T_NET: &str = "root_fields::network_modes_and_network_disabled";
 const T_RM: &str = "root_containers::the_docker_cli_runs_a_first_container";
 const T_RO: &str = "root_fields::config_fields_reach_the_container";
 const T_BIND: &str = "root_fields::binds_reach_the_container";
+const T_VOL: &str = "root_images::volumes_and_mounts_as_dockerd";
 const T_ULIMIT: &str = "root_process::ulimits_reach_the_container";
 const T_GROUPS: &str = "root_process::users_and_added_groups_reach_the_container";
 const T_SYSCTL: &str = "root_process::sysctls_and_oom_score_adj_reach_the_container";
@@ -240,9 +241,9 @@ pub const CONFIG: &[Field] = &[
     f(
         "Config.Volumes",
         "--volume /path",
-        NotYet,
-        "anonymous volumes: issue 13",
-        T_FIELDS,
+        Honoured,
+        "an anonymous volume at each path nothing else mounts (the image's `VOLUME`s too), filled from the image; removed by `docker rm -v`",
+        T_VOL,
         r#"{"/data":{}}"#,
     ),
     f(
@@ -577,13 +578,13 @@ pub const HOST_CONFIG: &[Field] = &[
         T_FIELDS,
         "1048576",
     ),
-    p(
+    f(
         "HostConfig.Binds",
         "--volume",
-        "host paths (`/host:/ctr[:ro|rw]`) honoured; named volumes not yet (issue 13)",
+        Honoured,
+        "host paths (`/host:/ctr[:opts]`) and named volumes (`name:/ctr[:opts]`, made when missing and filled from the image unless `nocopy`); dockerd's modes (ro/rw, z/Z, a propagation, copy/nocopy, a consistency)",
         T_BIND,
         r#"["/tmp:/hosttmp:ro"]"#,
-        r#"["vol:/data"]"#,
     ),
     f(
         "HostConfig.ContainerIDFile",
@@ -636,25 +637,25 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.VolumeDriver",
         "--volume-driver",
-        NotYet,
-        "issue 13",
-        T_FIELDS,
+        Honoured,
+        "`local`, berthd's only volume driver; another is dockerd's `error looking up volume plugin X: plugin \"X\" not found` (404) when a volume is made",
+        T_VOL,
         r#""local""#,
     ),
     f(
         "HostConfig.VolumesFrom",
         "--volumes-from",
-        NotYet,
-        "issue 13",
-        T_FIELDS,
-        r#"["other"]"#,
+        Honoured,
+        "`name[:ro|rw]`: the other container's mounts (read-only with `ro`); an unknown container is a 404",
+        T_VOL,
+        "",
     ),
     f(
         "HostConfig.Mounts",
         "--mount",
-        NotYet,
-        "issue 13",
-        T_FIELDS,
+        Honoured,
+        "`bind` (propagation, non-recursive, readonly; the source must exist), `volume` (named or anonymous, labels, the local driver's options, nocopy), `tmpfs` (size, mode, readonly), with dockerd's checks and texts; other types refused",
+        T_VOL,
         r#"[{"Type":"tmpfs","Target":"/scratch"}]"#,
     ),
     f(
@@ -804,9 +805,9 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.Tmpfs",
         "--tmpfs",
-        NotYet,
-        "issue 13",
-        T_FIELDS,
+        Honoured,
+        "a tmpfs per path, `noexec,nosuid,nodev` unless the options say otherwise; tmpfs's own options (size, mode, uid, gid, nr_inodes, …) and the mount flags; anything else refused",
+        T_VOL,
         r#"{"/run":"rw"}"#,
     ),
     f(

@@ -31,6 +31,10 @@ pub struct MountSpec {
     pub fstype: String,
     /// `ro`, `rw`, `rbind`, `nosuid`, `nodev`, `noexec`, `rprivate`, `mode=755`, …
     pub options: Vec<String>,
+    /// A volume: when its source dir is empty, fill it first with what the image has at
+    /// the destination (dockerd's copy of image content into a new volume).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copy_up: bool,
 }
 
 /// The paths Docker masks in every container (`HostConfig.MaskedPaths` by default; the

@@ -611,6 +611,7 @@ mod tests {
                 destination: "/data".into(),
                 fstype: "bind".into(),
                 options: vec!["rbind".into(), "rprivate".into(), "ro".into()],
+                copy_up: false,
             }],
             network: NetworkSpec::None,
             join_netns: true,

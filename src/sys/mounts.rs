@@ -109,6 +109,12 @@ pub fn parse_mount_options(options: &[String]) -> (MsFlags, MsFlags, String) {
             "nodev" => flags |= MsFlags::MS_NODEV,
             "noexec" => flags |= MsFlags::MS_NOEXEC,
             "relatime" => flags |= MsFlags::MS_RELATIME,
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            "nodiratime" => flags |= MsFlags::MS_NODIRATIME,
+            "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
+            "dirsync" => flags |= MsFlags::MS_DIRSYNC,
+            // The kernel's defaults (a tmpfs option merge removed their opposites).
+            "exec" | "suid" | "dev" | "async" | "atime" | "diratime" => {}
             "strictatime" => flags |= MsFlags::MS_STRICTATIME,
             "private" => prop |= MsFlags::MS_PRIVATE,
             "rprivate" => prop |= MsFlags::MS_PRIVATE | MsFlags::MS_REC,
@@ -286,7 +292,28 @@ fn make_device(dev: &Path, name: &str, major: u64, minor: u64) -> Result<(), Sys
     }
 }
 
+/// A volume's first use: when its dir is empty, it gets what the image has at the mount's
+/// path (owners, modes and all), as dockerd fills a new volume from the image. Symlinks are
+/// copied as links, never followed. Nothing at that path, or no directory: nothing to do.
+pub fn copy_up(root: &Path, m: &MountSpec) -> Result<(), SysError> {
+    let src = secure_join(root, &m.destination);
+    if !fs::symlink_metadata(&src).is_ok_and(|md| md.is_dir()) {
+        return Ok(());
+    }
+    let empty = fs::read_dir(&m.source).is_ok_and(|mut d| d.next().is_none());
+    if !empty {
+        return Ok(());
+    }
+    crate::actors::graph::copy::copy_contents(&src, &m.source).map_err(|e| SysError::Write {
+        path: m.source.clone(),
+        source: io::Error::other(crate::util::error_chain(&e)),
+    })
+}
+
 fn extra_mount(root: &Path, m: &MountSpec) -> Result<(), SysError> {
+    if m.copy_up {
+        copy_up(root, m)?;
+    }
     let dest = secure_join(root, &m.destination);
     let (mut flags, prop, data) = parse_mount_options(&m.options);
     let is_bind = m.fstype == "bind" || flags.contains(MsFlags::MS_BIND);

@@ -45,6 +45,7 @@ impl ContainerConfig {
             labels: self.labels.clone(),
             exposed_ports: self.exposed_ports.clone(),
             stop_signal: self.stop_signal.clone(),
+            volumes: self.volumes.clone(),
         }
     }
 }

@@ -23,6 +23,15 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), GraphError> {
     copy_dir(src, dst, &mut links)
 }
 
+/// Copies what the directory `src` holds into the existing directory `dst`, and gives
+/// `dst` the owner, mode, xattrs and times of `src` (a new volume filled from the image).
+pub fn copy_contents(src: &Path, dst: &Path) -> Result<(), GraphError> {
+    let mut links = HashMap::new();
+    let meta = fs::symlink_metadata(src).map_err(io_error(src))?;
+    copy_entries(src, dst, &mut links)?;
+    copy_meta(src, dst, &meta, false)
+}
+
 fn copy_dir(
     src: &Path,
     dst: &Path,
@@ -30,6 +39,15 @@ fn copy_dir(
 ) -> Result<(), GraphError> {
     let meta = fs::symlink_metadata(src).map_err(io_error(src))?;
     fs::create_dir(dst).map_err(io_error(dst))?;
+    copy_entries(src, dst, links)?;
+    copy_meta(src, dst, &meta, false)
+}
+
+fn copy_entries(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> Result<(), GraphError> {
     for entry in fs::read_dir(src).map_err(io_error(src))? {
         let entry = entry.map_err(io_error(src))?;
         let from = entry.path();
@@ -67,7 +85,7 @@ fn copy_dir(
         }
         copy_meta(&from, &to, &m, ft.is_symlink())?;
     }
-    copy_meta(src, dst, &meta, false)
+    Ok(())
 }
 
 fn copy_meta(from: &Path, to: &Path, m: &fs::Metadata, symlink: bool) -> Result<(), GraphError> {

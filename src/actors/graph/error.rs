@@ -38,6 +38,20 @@ pub enum GraphError {
     /// `docker rmi` of an image that a container or a tag still holds (dockerd's text).
     #[error("{message}")]
     Conflict { message: String },
+    /// A volume name that no volume has (dockerd's text).
+    #[error("get {name}: no such volume")]
+    VolumeNotFound { name: String },
+    /// A volume create that the local driver refuses (dockerd's text where it has one).
+    #[error("{message}")]
+    VolumeInvalid { message: String },
+    /// A volume driver other than `local`.
+    #[error(
+        "create {name}: error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+    )]
+    VolumeDriverNotFound { name: String, driver: String },
+    /// A list filter dockerd would refuse.
+    #[error(transparent)]
+    Filter(#[from] crate::model::filters::FilterError),
     /// A message arrived before `Init` finished (or after it failed).
     #[error("the graph subsystem is not initialised")]
     NotReady,
@@ -49,7 +63,11 @@ pub enum GraphError {
 impl GraphError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            GraphError::ImageNotFound { .. } => ErrorKind::NotFound,
+            GraphError::ImageNotFound { .. }
+            | GraphError::VolumeNotFound { .. }
+            | GraphError::VolumeDriverNotFound { .. } => ErrorKind::NotFound,
+            GraphError::VolumeInvalid { .. } => ErrorKind::InvalidParameter,
+            GraphError::Filter(e) => e.kind(),
             GraphError::UnknownDriver { .. }
             | GraphError::InvalidArchive { .. }
             | GraphError::InvalidReference { .. }

@@ -105,6 +105,8 @@ pub struct ImageRuntimeConfig {
     pub labels: Option<BTreeMap<String, String>>,
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
     pub stop_signal: Option<String>,
+    /// `VOLUME`s: a container gets an anonymous volume at each.
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// From `ContainerStoreActor` on create: makes the container's read-write layer on top
@@ -161,4 +163,50 @@ pub struct DriverInfo {
     /// `DriverStatus` pairs (`["Backing Filesystem", "extfs"]`, …).
     pub status: Vec<(String, String)>,
     pub images: usize,
+}
+
+/// Container ids by the name of the volume they mount (from the container store's
+/// `ListVolumeUsers`): what a volume removal must not take from under them.
+pub type VolumeUsers = std::collections::HashMap<String, Vec<String>>;
+
+/// From `api::volumes::create` (one) and the container store's create (the volumes of
+/// its mounts): makes each volume, or finds the one of that name. All or the first error.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<super::volumes::Volume>, GraphError>")]
+pub struct CreateVolumes {
+    pub requests: Vec<super::volumes::VolumeRequest>,
+}
+
+/// From `api::volumes::inspect`: `get x: no such volume` (404) when there is none.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<super::volumes::Volume, GraphError>")]
+pub struct InspectVolume {
+    pub name: String,
+}
+
+/// From `api::volumes::list`: the volumes `filters` selects (`dangling` by `users`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<super::volumes::Volume>, GraphError>")]
+pub struct ListVolumes {
+    pub filters: crate::model::filters::Filters,
+    pub users: VolumeUsers,
+}
+
+/// From `api::volumes::remove` and the container store (`docker rm -v`): removes a volume
+/// that no container in `users` mounts; `force`: a missing one is no error.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), GraphError>")]
+pub struct RemoveVolume {
+    pub name: String,
+    pub force: bool,
+    pub users: VolumeUsers,
+}
+
+/// From `api::volumes::prune`: removes the volumes no container mounts that `filters`
+/// selects; replies their names and the bytes freed.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(Vec<String>, u64), GraphError>")]
+pub struct PruneVolumes {
+    pub filters: crate::model::filters::Filters,
+    pub users: VolumeUsers,
 }

@@ -24,7 +24,7 @@
 
 pub mod archive;
 pub mod changes;
-mod copy;
+pub(crate) mod copy;
 mod direct;
 pub mod driver;
 pub mod error;
@@ -32,6 +32,7 @@ pub mod messages;
 pub mod reference;
 pub mod store;
 pub mod view;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -53,6 +54,8 @@ pub struct GraphActor {
     deleter: Deleter,
     /// Set by `Init`; shared with blocking tasks.
     store: Option<Arc<GraphStore>>,
+    /// The volumes (`data-root/volumes`), opened by `Init`.
+    volumes: Option<Arc<volumes::VolumeStore>>,
     /// The driver selection (its probe: a test mount for overlay2), started when the
     /// actor starts so that it runs while the actors before this one initialise;
     /// `Init` waits for it.
@@ -66,12 +69,17 @@ impl GraphActor {
             config,
             deleter,
             store: None,
+            volumes: None,
             selecting: None,
         }
     }
 
     fn store(&self) -> Result<Arc<GraphStore>, GraphError> {
         self.store.clone().ok_or(GraphError::NotReady)
+    }
+
+    fn volumes(&self) -> Result<Arc<volumes::VolumeStore>, GraphError> {
+        self.volumes.clone().ok_or(GraphError::NotReady)
     }
 }
 
@@ -134,14 +142,16 @@ impl Handler<Init> for GraphActor {
                 }
             };
             blocking("graph init", move || {
-                GraphStore::open_on(&config, drv, deleter)
+                let vols = volumes::VolumeStore::open(&config.data_root, deleter.clone())?;
+                Ok((GraphStore::open_on(&config, drv, deleter)?, vols))
             })
             .await
         };
         Box::pin(
             actix::fut::wrap_future::<_, Self>(fut).map(|res, act, _| match res {
-                Ok(store) => {
+                Ok((store, vols)) => {
                     act.store = Some(Arc::new(store));
+                    act.volumes = Some(Arc::new(vols));
                     Ok(())
                 }
                 Err(e) => Err(LifecycleError::from_error(&e)),
@@ -276,6 +286,63 @@ impl Handler<GetDriverInfo> for GraphActor {
                 status: Vec::new(),
                 images: 0,
             },
+        })
+    }
+}
+
+/// Runs `f` on a blocking thread with the volume store, or fails with `NotReady`.
+fn with_volumes<T, F>(
+    actor: &GraphActor,
+    operation: &'static str,
+    f: F,
+) -> ResponseFuture<Result<T, GraphError>>
+where
+    F: FnOnce(&volumes::VolumeStore) -> Result<T, GraphError> + Send + 'static,
+    T: Send + 'static,
+{
+    match actor.volumes() {
+        Ok(v) => Box::pin(blocking(operation, move || f(&v))),
+        Err(e) => Box::pin(async move { Err(e) }),
+    }
+}
+
+impl Handler<CreateVolumes> for GraphActor {
+    type Result = ResponseFuture<Result<Vec<volumes::Volume>, GraphError>>;
+    fn handle(&mut self, msg: CreateVolumes, _: &mut Self::Context) -> Self::Result {
+        with_volumes(self, "volume create", move |v| {
+            msg.requests.iter().map(|r| v.create(r)).collect()
+        })
+    }
+}
+
+impl Handler<InspectVolume> for GraphActor {
+    type Result = Result<volumes::Volume, GraphError>;
+    fn handle(&mut self, msg: InspectVolume, _: &mut Self::Context) -> Self::Result {
+        self.volumes()?.get(&msg.name)
+    }
+}
+
+impl Handler<ListVolumes> for GraphActor {
+    type Result = Result<Vec<volumes::Volume>, GraphError>;
+    fn handle(&mut self, msg: ListVolumes, _: &mut Self::Context) -> Self::Result {
+        self.volumes()?.list(&msg.filters, &msg.users)
+    }
+}
+
+impl Handler<RemoveVolume> for GraphActor {
+    type Result = ResponseFuture<Result<(), GraphError>>;
+    fn handle(&mut self, msg: RemoveVolume, _: &mut Self::Context) -> Self::Result {
+        with_volumes(self, "volume removal", move |v| {
+            v.remove(&msg.name, msg.force, &msg.users)
+        })
+    }
+}
+
+impl Handler<PruneVolumes> for GraphActor {
+    type Result = ResponseFuture<Result<(Vec<String>, u64), GraphError>>;
+    fn handle(&mut self, msg: PruneVolumes, _: &mut Self::Context) -> Self::Result {
+        with_volumes(self, "volume prune", move |v| {
+            v.prune(&msg.filters, &msg.users)
         })
     }
 }

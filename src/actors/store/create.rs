@@ -6,7 +6,6 @@ use std::path::Path;
 
 use super::error::StoreError;
 use super::state::Container;
-use super::validate::parse_bind;
 use crate::actors::graph::ImageRuntimeConfig;
 use crate::model::api::{ContainerConfig, HostConfig, HostConfigCgroupnsModeEnum, ThrottleDevice};
 use crate::monitor::spec::{CgroupSpec, ContainerSpec, DeviceSpec, MountSpec, NetworkSpec};
@@ -58,6 +57,12 @@ pub fn merge_image(
     if config.stop_signal.as_deref().unwrap_or("").is_empty() {
         if let Some(sig) = &image.stop_signal {
             config.stop_signal = Some(sig.clone());
+        }
+    }
+    if let Some(vols) = &image.volumes {
+        let all = config.volumes.get_or_insert_with(HashMap::new);
+        for v in vols.keys() {
+            all.entry(v.clone()).or_default();
         }
     }
     if let Some(ports) = &image.exposed_ports {
@@ -178,11 +183,14 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
         file_bind(container_dir.join("hostname"), "/etc/hostname"),
         file_bind(container_dir.join("hosts"), "/etc/hosts"),
     ];
-    for b in h.binds.iter().flatten() {
-        if let Some(m) = bind_mount(b) {
-            mounts.push(m);
-        }
+    mounts.extend(c.mounts().iter().map(super::mounts::MountPoint::spec));
+    let mut tmpfs: Vec<(&String, &String)> = h.tmpfs.iter().flatten().collect();
+    tmpfs.sort();
+    for (dest, opts) in tmpfs {
+        mounts.push(super::mounts::tmpfs_spec(dest, opts, false));
     }
+    // Parents first, as dockerd sorts them: a volume at /etc goes under /etc/hosts.
+    mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
     let nano = h.nano_cpus.unwrap_or(0);
     let (cpu_quota, cpu_period) = if nano > 0 {
         (nano / 10_000, 100_000u64)
@@ -255,22 +263,8 @@ fn file_bind(source: std::path::PathBuf, dest: &str) -> MountSpec {
         destination: dest.to_owned(),
         fstype: "bind".to_owned(),
         options: vec!["rbind".to_owned(), "rprivate".to_owned()],
+        copy_up: false,
     }
-}
-
-/// `/host:/ctr[:ro|rw]` → a bind mount (named volumes were refused at create).
-pub fn bind_mount(b: &str) -> Option<MountSpec> {
-    let bind = parse_bind(b).ok().filter(|b| !b.named)?;
-    let mut options = vec!["rbind".to_owned(), "rprivate".to_owned()];
-    if bind.read_only {
-        options.push("ro".to_owned());
-    }
-    Some(MountSpec {
-        source: bind.source.into(),
-        destination: bind.destination,
-        fstype: "bind".to_owned(),
-        options,
-    })
 }
 
 #[cfg(test)]
@@ -335,8 +329,7 @@ mod tests {
 
     #[test]
     fn binds() {
-        let m = bind_mount("/a:/b:ro").unwrap();
-        assert!(m.options.contains(&"ro".to_owned()));
-        assert!(bind_mount("a:/b").is_none());
+        let m = &crate::actors::store::mounts::plan_binds_only(&["/a:/b:ro".into()]).unwrap()[0];
+        assert!(m.spec().options.contains(&"ro".to_owned()));
     }
 }

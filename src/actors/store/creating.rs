@@ -11,7 +11,9 @@ use chrono::Utc;
 use super::records::{CreateUndo, commit_record, settle, stage_record, write_container_files};
 use super::state::{self, Container, State};
 use super::*;
-use crate::actors::graph::{CreateRwLayer, GraphError, ResolveImage, RwLayer};
+use crate::actors::graph::{
+    CreateRwLayer, CreateVolumes, GraphError, RemoveVolume, ResolveImage, RwLayer,
+};
 use crate::actors::graphdb::{GraphDbError, ReserveName};
 use crate::actors::network::{Prewarm, ReleaseEndpoint, Sandbox, TakeSandbox, plan_network};
 use crate::model::create::CreateRequest;
@@ -38,6 +40,21 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             host_config,
             ..
         } = request;
+        // `--volumes-from`: the other containers' mounts, as they are now.
+        let mut from = Vec::new();
+        for v in host_config.volumes_from.iter().flatten() {
+            let looked_up = mounts::parse_volumes_from(v).and_then(|(name, mode)| {
+                let id = self.resolve(name)?;
+                Ok((
+                    self.containers[&id].c.mounts().into_owned(),
+                    mode.to_owned(),
+                ))
+            });
+            match looked_up {
+                Ok(x) => from.push(x),
+                Err(e) => return ready(Err(e)),
+            }
+        }
         let image_ref = config.image.clone().unwrap_or_default();
         if image_ref.is_empty() {
             return ready(Err(StoreError::InvalidConfig {
@@ -86,7 +103,8 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         };
         // Not with bind mounts: their sources are mounted as they are at the start (a file
         // replaced between create and start is the new one).
-        let binds = host_config.binds.as_ref().is_some_and(|b| !b.is_empty());
+        let binds = host_config.binds.as_ref().is_some_and(|b| !b.is_empty())
+            || host_config.mounts.as_ref().is_some_and(|m| !m.is_empty());
         // Nor when it joins another container's namespaces, which must be running at the
         // start.
         let joins = process::joins_another(&host_config);
@@ -117,146 +135,186 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 .await
                 .map_err(StoreError::mailbox("graph"))??;
             let (path, args) = create::merge_image(&mut config, &image.config)?;
-            let hostname = config.hostname.clone().unwrap_or_default();
-            let host = serde_json::to_vec(&host_config).map_err(|e| StoreError::InvalidConfig {
-                reason: e.to_string(),
-            })?;
-            // Three independent parts at once: the name, the layer, and the files of the
-            // container's dir that do not depend on the layer. Only the record, which
-            // holds the layer's rootfs, waits for the layer.
-            let dir2 = dir.clone();
-            let files = persister.run(&id2, move || {
-                write_container_files(&dir2, &hostname, &dns, &host)
-            });
-            let reserve = async {
-                peers
-                    .graphdb
-                    .send(ReserveName {
-                        name: name2.clone(),
-                        id: id2.clone(),
-                    })
-                    .await
-                    .map_err(StoreError::mailbox("graphdb"))
-                    .and_then(|r| r.map_err(StoreError::from))
-            };
-            let layer = async {
-                peers
+            let mut config_volumes: Vec<String> = config
+                .volumes
+                .iter()
+                .flat_map(|v| v.keys().cloned())
+                .collect();
+            config_volumes.sort();
+            let plan = mounts::plan(&host_config, &config_volumes, &from)?;
+            let mount_points = if plan.volumes.is_empty() {
+                plan.points
+            } else {
+                let requests = plan.volumes.iter().map(|(_, r)| r.clone()).collect();
+                let made = peers
                     .graph
-                    .send(CreateRwLayer {
-                        container_id: id2.clone(),
-                        image_id: image.id.clone(),
-                    })
+                    .send(CreateVolumes { requests })
                     .await
-                    .map_err(StoreError::mailbox("graph"))
-                    .and_then(|r| r.map_err(StoreError::from))
+                    .map_err(StoreError::mailbox("graph"))??;
+                plan.resolve(&made)
             };
-            let (files, reserved, layer) = futures_util::join!(files, reserve, layer);
-            let files = files.map_err(|source| StoreError::Persist {
-                path: dir.clone(),
-                source,
-            });
-            let undo = CreateUndo {
-                peers: &peers,
-                persister: &persister,
-                id: &id2,
-                dir: &dir,
-            };
-            // The name's error first (a taken name is what the user can fix). A layer
-            // being made is undone only once it is durable (`settle`).
-            let layer = match (reserved, layer, files) {
-                (Ok(()), Ok(layer), Ok(())) => layer,
-                (Err(e), layer, _) => {
-                    let made = settle(layer).await;
-                    return Err(undo.run(e, false, made).await);
-                }
-                (Ok(()), Err(e), _) => return Err(undo.run(e, true, false).await),
-                (Ok(()), Ok(layer), Err(e)) => {
-                    let made = settle(Ok(layer)).await;
-                    return Err(undo.run(e, true, made).await);
-                }
-            };
-            let RwLayer { rootfs, durable } = layer;
-            let c = Container {
-                id: id2.clone(),
-                name: name2,
-                created: Utc::now(),
-                path,
-                args,
-                config,
-                host_config,
-                image: image.id,
-                state: State::new(),
-                rootfs,
-                driver,
-                network,
-                restart_count: 0,
-                endpoint: None,
-            };
-            let record = match serde_json::to_vec(&c) {
-                Ok(r) => r,
-                Err(e) => {
-                    let err = StoreError::InvalidConfig {
+            // The anonymous volumes made for it go again if the create fails.
+            let anonymous: Vec<String> = mount_points
+                .iter()
+                .filter(|m| m.typ == "volume" && !m.named)
+                .map(|m| m.name.clone())
+                .collect();
+            let peers2 = peers.clone();
+            let made = async move {
+                let hostname = config.hostname.clone().unwrap_or_default();
+                let host =
+                    serde_json::to_vec(&host_config).map_err(|e| StoreError::InvalidConfig {
                         reason: e.to_string(),
-                    };
-                    let made = matches!(durable.await, Ok(Ok(())));
-                    return Err(undo.run(err, true, made).await);
-                }
-            };
-            // The record's temp file is written and fsynced while the layer is made
-            // durable; it is renamed into place only after. Meanwhile the container is
-            // set up for its start.
-            let commit = async {
+                    })?;
+                // Three independent parts at once: the name, the layer, and the files of the
+                // container's dir that do not depend on the layer. Only the record, which
+                // holds the layer's rootfs, waits for the layer.
                 let dir2 = dir.clone();
-                let staged = persister.run(&id2, move || stage_record(&dir2, &record));
-                let (staged, durable) = futures_util::join!(staged, durable);
-                let durable = match durable {
-                    Ok(res) => res.map_err(StoreError::from),
-                    Err(_) => Err(StoreError::from(GraphError::TaskFailed {
-                        operation: "container layer create",
-                    })),
+                let files = persister.run(&id2, move || {
+                    write_container_files(&dir2, &hostname, &dns, &host)
+                });
+                let reserve = async {
+                    peers
+                        .graphdb
+                        .send(ReserveName {
+                            name: name2.clone(),
+                            id: id2.clone(),
+                        })
+                        .await
+                        .map_err(StoreError::mailbox("graphdb"))
+                        .and_then(|r| r.map_err(StoreError::from))
                 };
-                let persist_error = |source| StoreError::Persist {
+                let layer = async {
+                    peers
+                        .graph
+                        .send(CreateRwLayer {
+                            container_id: id2.clone(),
+                            image_id: image.id.clone(),
+                        })
+                        .await
+                        .map_err(StoreError::mailbox("graph"))
+                        .and_then(|r| r.map_err(StoreError::from))
+                };
+                let (files, reserved, layer) = futures_util::join!(files, reserve, layer);
+                let files = files.map_err(|source| StoreError::Persist {
                     path: dir.clone(),
                     source,
+                });
+                let undo = CreateUndo {
+                    peers: &peers,
+                    persister: &persister,
+                    id: &id2,
+                    dir: &dir,
                 };
-                match (durable, staged) {
-                    (Ok(()), Ok(())) => {}
-                    (Err(e), _) => return Err(undo.run(e, true, false).await),
-                    (Ok(()), Err(source)) => {
+                // The name's error first (a taken name is what the user can fix). A layer
+                // being made is undone only once it is durable (`settle`).
+                let layer = match (reserved, layer, files) {
+                    (Ok(()), Ok(layer), Ok(())) => layer,
+                    (Err(e), layer, _) => {
+                        let made = settle(layer).await;
+                        return Err(undo.run(e, false, made).await);
+                    }
+                    (Ok(()), Err(e), _) => return Err(undo.run(e, true, false).await),
+                    (Ok(()), Ok(layer), Err(e)) => {
+                        let made = settle(Ok(layer)).await;
+                        return Err(undo.run(e, true, made).await);
+                    }
+                };
+                let RwLayer { rootfs, durable } = layer;
+                let c = Container {
+                    id: id2.clone(),
+                    name: name2,
+                    created: Utc::now(),
+                    path,
+                    args,
+                    config,
+                    host_config,
+                    image: image.id,
+                    state: State::new(),
+                    rootfs,
+                    driver,
+                    network,
+                    restart_count: 0,
+                    mount_points,
+                    endpoint: None,
+                };
+                let record = match serde_json::to_vec(&c) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let err = StoreError::InvalidConfig {
+                            reason: e.to_string(),
+                        };
+                        let made = matches!(durable.await, Ok(Ok(())));
+                        return Err(undo.run(err, true, made).await);
+                    }
+                };
+                // The record's temp file is written and fsynced while the layer is made
+                // durable; it is renamed into place only after. Meanwhile the container is
+                // set up for its start.
+                let commit = async {
+                    let dir2 = dir.clone();
+                    let staged = persister.run(&id2, move || stage_record(&dir2, &record));
+                    let (staged, durable) = futures_util::join!(staged, durable);
+                    let durable = match durable {
+                        Ok(res) => res.map_err(StoreError::from),
+                        Err(_) => Err(StoreError::from(GraphError::TaskFailed {
+                            operation: "container layer create",
+                        })),
+                    };
+                    let persist_error = |source| StoreError::Persist {
+                        path: dir.clone(),
+                        source,
+                    };
+                    match (durable, staged) {
+                        (Ok(()), Ok(())) => {}
+                        (Err(e), _) => return Err(undo.run(e, true, false).await),
+                        (Ok(()), Err(source)) => {
+                            return Err(undo.run(persist_error(source), true, true).await);
+                        }
+                    }
+                    let dir2 = dir.clone();
+                    let committed = persister.run(&id2, move || commit_record(&dir2)).await;
+                    if let Err(source) = committed {
                         return Err(undo.run(persist_error(source), true, true).await);
                     }
+                    Ok(())
+                };
+                // Not set up ahead if its security settings fail now: the start says why.
+                // Nothing to look up: a container that joins another's is not set up ahead.
+                let ahead = may_prestart
+                    .then(|| crate::security::for_container(&c.host_config, security_defaults).ok())
+                    .flatten()
+                    .map(|security| {
+                        let mut spec = create::build_spec(&c, &dir, &exec_root);
+                        spec.process = process::process_spec(&c, &default_ulimits, |_| None)
+                            .unwrap_or_default();
+                        spec.security = security;
+                        (spec, c.network.clone(), dir.join("hosts"))
+                    });
+                let set_up = async {
+                    let (spec, network, hosts) = ahead?;
+                    prestart(&peers, spec, network, hosts).await
+                };
+                let (committed, pre) = futures_util::join!(commit, set_up);
+                if let Err(e) = committed {
+                    if let Some(p) = pre {
+                        drop_prestart(&peers, &id2, &p);
+                    }
+                    return Err(e);
                 }
-                let dir2 = dir.clone();
-                let committed = persister.run(&id2, move || commit_record(&dir2)).await;
-                if let Err(source) = committed {
-                    return Err(undo.run(persist_error(source), true, true).await);
-                }
-                Ok(())
-            };
-            // Not set up ahead if its security settings fail now: the start says why.
-            // Nothing to look up: a container that joins another's is not set up ahead.
-            let ahead = may_prestart
-                .then(|| crate::security::for_container(&c.host_config, security_defaults).ok())
-                .flatten()
-                .map(|security| {
-                    let mut spec = create::build_spec(&c, &dir, &exec_root);
-                    spec.process =
-                        process::process_spec(&c, &default_ulimits, |_| None).unwrap_or_default();
-                    spec.security = security;
-                    (spec, c.network.clone(), dir.join("hosts"))
-                });
-            let set_up = async {
-                let (spec, network, hosts) = ahead?;
-                prestart(&peers, spec, network, hosts).await
-            };
-            let (committed, pre) = futures_util::join!(commit, set_up);
-            if let Err(e) = committed {
-                if let Some(p) = pre {
-                    drop_prestart(&peers, &id2, &p);
-                }
-                return Err(e);
+                Ok((c, pre))
             }
-            Ok((c, pre))
+            .await;
+            if made.is_err() {
+                for name in anonymous {
+                    peers2.graph.do_send(RemoveVolume {
+                        name,
+                        force: true,
+                        users: Default::default(),
+                    });
+                }
+            }
+            made
         };
         Box::pin(
             actix::fut::wrap_future::<_, Self>(work).map(move |res, act, ctx| {

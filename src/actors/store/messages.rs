@@ -56,6 +56,8 @@ pub struct KillContainer {
 pub struct RemoveContainer {
     pub id: String,
     pub force: bool,
+    /// `v`: its anonymous volumes too.
+    pub volumes: bool,
 }
 
 /// From `api::containers::list`: the body of `GET /containers/json`, encoded.
@@ -143,6 +145,12 @@ pub struct ResizeTty {
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<crate::actors::graph::ImageUser>")]
 pub struct ListImageUsers;
+
+/// From `api::volumes` (rm, ls's `dangling`, prune): container ids by the volumes they
+/// mount.
+#[derive(Debug, Message)]
+#[rtype(result = "crate::actors::graph::VolumeUsers")]
+pub struct ListVolumeUsers;
 
 /// From `/info` and `/metrics`: containers by state.
 #[derive(Debug, Message)]

@@ -29,6 +29,7 @@ pub mod error;
 mod exec;
 mod live;
 pub mod messages;
+pub mod mounts;
 pub mod persist;
 pub mod process;
 mod records;
@@ -334,7 +335,9 @@ impl ContainerStoreActor {
 
     /// Removes a stopped container: its layer, its names, its runtime dir and its record.
     /// The caller has checked that it is not running and marked it `removing`.
-    fn remove_stopped(&mut self, id: String) -> Fut<Result<(), StoreError>> {
+    /// Removes a stopped container; `volumes`: its anonymous volumes too (`docker rm -v`,
+    /// `--rm`), those that no other container uses.
+    fn remove_stopped(&mut self, id: String, volumes: bool) -> Fut<Result<(), StoreError>> {
         // A set-up ahead goes with the cleanup below (and the address with the release).
         let _ = self.take_prestart(&id);
         let cgroup = self.containers.get(&id).map_or_else(
@@ -393,12 +396,24 @@ impl ContainerStoreActor {
                 source,
             })
         };
+        let graph = self.peers.graph.clone();
         Box::pin(
-            actix::fut::wrap_future::<_, Self>(work).map(move |res, act, _| {
+            actix::fut::wrap_future::<_, Self>(work)
+                .map(move |res, act, _| {
                 match res {
                     Ok(()) => {
                         act.execs_container_removed(&id);
+                        let mut anonymous = Vec::new();
                         if let Some(mut e) = act.containers.remove(&id) {
+                            if volumes {
+                                anonymous = e
+                                    .c
+                                    .mounts()
+                                    .iter()
+                                    .filter(|m| m.typ == "volume" && !m.named)
+                                    .map(|m| m.name.clone())
+                                    .collect();
+                            }
                             act.names.remove(&e.c.name);
                             let code = e.c.state.exit_code;
                             for w in e.waiters.drain(..) {
@@ -410,7 +425,8 @@ impl ContainerStoreActor {
                             // Dropping pending attaches closes their hijacked streams.
                         }
                         tracing::info!(container_id = %id, "container removed");
-                        Ok(())
+                        let users = act.volume_users();
+                        Ok((anonymous, users))
                     }
                     Err(e) => {
                         if let Some(entry) = act.containers.get_mut(&id) {
@@ -421,6 +437,25 @@ impl ContainerStoreActor {
                         Err(e)
                     }
                 }
+            })
+            .then(move |res, _, _| {
+                actix::fut::wrap_future(async move {
+                    let (anonymous, users) = res?;
+                    // A volume another container uses stays, without an error (dockerd).
+                    for name in anonymous {
+                        let removed = graph
+                            .send(crate::actors::graph::RemoveVolume {
+                                name: name.clone(),
+                                force: true,
+                                users: users.clone(),
+                            })
+                            .await;
+                        if let Ok(Err(e)) = removed {
+                            tracing::debug!(volume = %name, error = %e, "anonymous volume kept");
+                        }
+                    }
+                    Ok(())
+                })
             }),
         )
     }
@@ -724,7 +759,7 @@ impl Handler<Init> for ContainerStoreActor {
                     if let Some(e) = act.containers.get_mut(&id) {
                         e.removing = true;
                     }
-                    ctx.spawn(act.remove_stopped(id).map(|_, _, _| ()));
+                    ctx.spawn(act.remove_stopped(id, true).map(|_, _, _| ()));
                 }
                 tracing::info!(
                     containers = act.containers.len(),
@@ -918,7 +953,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
                             if let Some(entry) = act.containers.get_mut(&id) {
                                 entry.removing = true;
                             }
-                            ctx.spawn(act.remove_stopped(id.clone()).map(|_, _, _| ()));
+                            ctx.spawn(act.remove_stopped(id.clone(), true).map(|_, _, _| ()));
                         }
                         Err(e)
                     }
@@ -959,7 +994,7 @@ impl ContainerStoreActor {
         }
         self.save_state(&c);
         if remove {
-            ctx.spawn(self.remove_stopped(c.id.clone()).map(|_, _, _| ()));
+            ctx.spawn(self.remove_stopped(c.id.clone(), true).map(|_, _, _| ()));
         }
     }
 
@@ -989,7 +1024,7 @@ impl ContainerStoreActor {
             self.release_endpoint(&msg.id);
         }
         if auto_remove {
-            ctx.spawn(self.remove_stopped(msg.id).map(|_, _, _| ()));
+            ctx.spawn(self.remove_stopped(msg.id, true).map(|_, _, _| ()));
         }
     }
 }
@@ -1065,14 +1100,15 @@ impl Handler<RemoveContainer> for ContainerStoreActor {
             return ready(Err(StoreError::RemoveRunning { id }));
         }
         entry.removing = true;
+        let volumes = msg.volumes;
         if !running {
-            return self.remove_stopped(id);
+            return self.remove_stopped(id, msg.volumes);
         }
         let kill = self.stop_future(&id, libc::SIGKILL, Some(Duration::ZERO));
         Box::pin(actix::fut::wrap_future::<_, Self>(kill).then(
             move |res, act, _| -> Fut<Result<(), StoreError>> {
                 match res {
-                    Ok(()) => act.remove_stopped(id),
+                    Ok(()) => act.remove_stopped(id, volumes),
                     Err(e) => {
                         if let Some(entry) = act.containers.get_mut(&id) {
                             entry.removing = false;
@@ -1222,6 +1258,29 @@ impl Handler<ResizeTty> for ContainerStoreActor {
             .map_err(StoreError::mailbox("exec"))?
             .map_err(StoreError::from)
         }))
+    }
+}
+
+impl ContainerStoreActor {
+    /// Container ids by the volumes they mount.
+    fn volume_users(&self) -> crate::actors::graph::VolumeUsers {
+        let mut users = crate::actors::graph::VolumeUsers::new();
+        for e in self.containers.values() {
+            for m in e.c.mounts().iter().filter(|m| m.typ == "volume") {
+                users
+                    .entry(m.name.clone())
+                    .or_default()
+                    .push(e.c.id.clone());
+            }
+        }
+        users
+    }
+}
+
+impl Handler<ListVolumeUsers> for ContainerStoreActor {
+    type Result = MessageResult<ListVolumeUsers>;
+    fn handle(&mut self, _: ListVolumeUsers, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.volume_users())
     }
 }
 

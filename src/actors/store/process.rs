@@ -391,6 +391,7 @@ mod tests {
             driver: "vfs".into(),
             network: crate::monitor::spec::NetworkSpec::None,
             restart_count: 0,
+            mount_points: Vec::new(),
             endpoint: None,
         };
         let lookup = |pid: Option<i32>, ipc: &str| {

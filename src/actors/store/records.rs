@@ -300,6 +300,7 @@ mod tests {
             driver: "vfs".to_owned(),
             network: NetworkSpec::None,
             restart_count: 0,
+            mount_points: Vec::new(),
             endpoint: None,
         }
     }

@@ -230,12 +230,29 @@ pub struct Container {
     pub driver: String,
     pub network: NetworkSpec,
     pub restart_count: i64,
+    /// Its binds, volumes and tmpfs mounts (`HostConfig.Tmpfs` aside), worked out at
+    /// create (`mounts::plan`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mount_points: Vec<super::mounts::MountPoint>,
     /// The bridge endpoint while the container runs on the bridge network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<crate::actors::network::Endpoint>,
 }
 
 impl Container {
+    /// Its mount points; for a record from before they were kept, its host binds (then
+    /// the only mounts a container could have).
+    pub fn mounts(&self) -> std::borrow::Cow<'_, [super::mounts::MountPoint]> {
+        if !self.mount_points.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.mount_points);
+        }
+        let binds = self.host_config.binds.as_deref().unwrap_or_default();
+        match super::mounts::plan_binds_only(binds) {
+            Some(points) => std::borrow::Cow::Owned(points),
+            None => std::borrow::Cow::Borrowed(&[]),
+        }
+    }
+
     pub fn tty(&self) -> bool {
         self.config.tty.unwrap_or(false)
     }

@@ -498,10 +498,16 @@ pub struct Bind {
     pub read_only: bool,
     /// The source is a volume name, not a host path.
     pub named: bool,
+    /// The mode as given (what `Mounts` shows).
+    pub mode: String,
+    /// `private`, `rslave`, … when the mode names one.
+    pub propagation: Option<String>,
+    /// `nocopy`: a new volume is not filled from the image.
+    pub no_copy: bool,
 }
 
-/// Parses a bind as dockerd's linux parser does (the modes it knows: ro, rw, z, Z,
-/// the propagations, nocopy).
+/// Parses a bind as dockerd's linux parser does: the modes it knows (one of each kind:
+/// ro/rw, z/Z, a propagation, copy/nocopy, a consistency).
 pub fn parse_bind(spec: &str) -> Result<Bind, StoreError> {
     let bad = || invalid(format!("invalid volume specification: '{spec}'"));
     let parts: Vec<&str> = spec.split(':').collect();
@@ -518,16 +524,31 @@ pub fn parse_bind(spec: &str) -> Result<Bind, StoreError> {
             "invalid mount config for type \"bind\": invalid mount path: '{destination}' mount path must be absolute"
         )));
     }
-    if destination == "/" {
+    if destination.split('/').all(|c| c.is_empty() || c == ".") {
         return Err(invalid("invalid specification: destination can't be '/'"));
     }
     let mut read_only = false;
+    let mut propagation = None;
+    let mut no_copy = false;
+    let mut counts = [0u8; 5];
     for m in mode.split(',').filter(|m| !m.is_empty()) {
+        let kind = match m {
+            "ro" | "rw" => 0,
+            "z" | "Z" => 1,
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => 2,
+            "copy" | "nocopy" => 3,
+            "consistent" | "cached" | "delegated" => 4,
+            _ => return Err(invalid(format!("invalid mode: {mode}"))),
+        };
+        counts[kind] += 1;
+        if counts[kind] > 1 {
+            return Err(invalid(format!("invalid mode: {mode}")));
+        }
         match m {
             "ro" => read_only = true,
-            "rw" | "z" | "Z" | "nocopy" | "private" | "rprivate" | "shared" | "rshared"
-            | "slave" | "rslave" => {}
-            _ => return Err(invalid(format!("invalid mode: {mode}"))),
+            "nocopy" => no_copy = true,
+            p if kind == 2 => propagation = Some(p.to_owned()),
+            _ => {}
         }
     }
     Ok(Bind {
@@ -535,6 +556,9 @@ pub fn parse_bind(spec: &str) -> Result<Bind, StoreError> {
         destination: destination.to_owned(),
         read_only,
         named: !source.starts_with('/'),
+        mode: mode.to_owned(),
+        propagation,
+        no_copy,
     })
 }
 
@@ -586,9 +610,7 @@ fn refuse_unsupported(req: &CreateRequest) -> Result<(), StoreError> {
     let h = &req.host_config;
     // Partial fields: their own rules.
     for b in h.binds.iter().flatten() {
-        if parse_bind(b)?.named {
-            return Err(not_yet("HostConfig.Binds"));
-        }
+        parse_bind(b)?;
     }
     if let Some(log) = &h.log_config {
         let typ = log.typ.as_deref().unwrap_or("");

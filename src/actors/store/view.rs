@@ -54,24 +54,22 @@ fn networks_value(c: &Container) -> Value {
     json!({ network_name(c): endpoint(c) })
 }
 
-/// The bind mounts, as `Mounts` of ps and inspect.
+/// The mount points, as `Mounts` of ps and inspect (dockerd leaves `Name` and `Driver`
+/// out of a bind's and a tmpfs's).
 fn mount_points(c: &Container) -> Vec<MountPoint> {
-    c.host_config
-        .binds
+    c.mounts()
         .iter()
-        .flatten()
-        .filter_map(|b| super::create::bind_mount(b))
         .map(|m| {
-            let rw = !m.options.iter().any(|o| o == "ro");
+            let volume = m.typ == "volume";
             MountPoint {
-                typ: Some("bind".to_owned()),
-                name: None,
-                source: Some(m.source.to_string_lossy().into_owned()),
-                destination: Some(m.destination),
-                driver: None,
-                mode: Some(if rw { String::new() } else { "ro".to_owned() }),
-                rw: Some(rw),
-                propagation: Some("rprivate".to_owned()),
+                typ: Some(m.typ.clone()),
+                name: volume.then(|| m.name.clone()),
+                source: Some(m.source.clone()),
+                destination: Some(m.destination.clone()),
+                driver: volume.then(|| m.driver.clone()),
+                mode: Some(m.mode.clone()),
+                rw: Some(m.rw),
+                propagation: Some(m.propagation.clone()),
             }
         })
         .collect()
@@ -240,7 +238,7 @@ pub fn filter_view(c: &Container) -> ContainerFilterView<'_> {
     let mounts = mount_points(c)
         .into_iter()
         .map(|m| MountView {
-            name: String::new(),
+            name: m.name.unwrap_or_default(),
             source: m.source.unwrap_or_default(),
             destination: m.destination.unwrap_or_default(),
         })

@@ -216,6 +216,10 @@ impl Monitor {
             .map_err(|e| setup_err(&SysError::call("signalfd", e)))?;
         sys::process::set_child_subreaper().map_err(|e| setup_err(&e))?;
         let mounted = sys::mounts::mount_rootfs_apart(&spec.rootfs).map_err(|e| setup_err(&e))?;
+        // New volumes get the image's files before the runtime binds them.
+        for m in spec.mounts.iter().filter(|m| m.copy_up) {
+            sys::mounts::copy_up(&spec.rootfs.target, m).map_err(|e| setup_err(&e))?;
+        }
         let oci = OciState {
             runtime: rt.clone(),
             id: spec.id.clone(),
