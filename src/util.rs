@@ -140,6 +140,67 @@ mod tests {
     }
 }
 
+/// A blocking `Write` whose bytes go, in chunks of up to 256 KiB, to an async task (a
+/// response body streamed from work on a blocking thread: `docker save`). A receiver that
+/// went away (the client left) is a broken pipe.
+#[derive(Debug)]
+pub struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    buf: Vec<u8>,
+}
+
+const WRITER_CHUNK: usize = 256 << 10;
+
+/// A bounded channel of body chunks and the writer at its start.
+pub fn response_channel(
+    capacity: usize,
+) -> (ChannelWriter, tokio::sync::mpsc::Receiver<bytes::Bytes>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    (
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(WRITER_CHUNK),
+        },
+        rx,
+    )
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(WRITER_CHUNK),
+        ));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(WRITER_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == WRITER_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
+    }
+}
+
 /// A blocking `Read` over byte chunks that an async task sends, for streaming a request
 /// body into work that runs on a blocking thread (a layer import).
 #[derive(Debug)]

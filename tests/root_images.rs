@@ -396,3 +396,214 @@ fn python_sdk_volumes() {
     );
     assert_eq!(out, "sdkvol {'a': 'b'}\nx\n['sdkvol']\n0\n");
 }
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(if name.ends_with('/') { 0o755 } else { 0o644 });
+        h.set_entry_type(if name.ends_with('/') {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A three-layer docker-archive: busybox, then a layer adding files, then one with a
+/// whiteout, an opaque directory and a changed file; its second layer is named through a
+/// symlink, as old archives do. Returns the archive and the image id.
+fn three_layer_archive() -> (Vec<u8>, String) {
+    let l1 = std::fs::read(common::busybox_tar()).unwrap();
+    let l2 = tar_of(&[("etc/motd", b"one\n"), ("home/a", b"a")]);
+    let l3 = tar_of(&[
+        ("etc/.wh.group", b""),
+        ("home/.wh..wh..opq", b""),
+        ("home/b", b"b"),
+        ("etc/motd", b"two\n"),
+    ]);
+    let diff: Vec<String> = [&l1, &l2, &l3]
+        .iter()
+        .map(|l| format!("sha256:{}", sha256_hex(l)))
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["sh"]},
+        "created": "2026-01-01T00:00:00Z",
+        "rootfs": {"type": "layers", "diff_ids": diff},
+    }))
+    .unwrap();
+    let id = format!("sha256:{}", sha256_hex(&config));
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": "cfg.json",
+        "RepoTags": ["multi:1"],
+        "Layers": ["l1/layer.tar", "l2link/layer.tar", "l3/layer.tar"],
+    }]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add("l1/layer.tar", &l1);
+    add("l2/layer.tar", &l2);
+    add("l3/layer.tar", &l3);
+    add("cfg.json", &config);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    b.append_link(&mut h, "l2link/layer.tar", "../l2/layer.tar")
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(manifest.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "manifest.json", manifest.as_slice())
+        .unwrap();
+    (b.into_inner().unwrap(), id)
+}
+
+fn docker_with_stdin(d: &TestDaemon, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = d
+        .docker_cmd()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn save_and_load_round_trip_ids_and_tags() {
+    require_root!();
+    let d = TestDaemon::start();
+    let id = d.import_busybox();
+    d.docker_ok(&["tag", "busybox", "mine:2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("both.tar");
+    d.docker_ok(&["save", "-o", file.to_str().unwrap(), "busybox", "mine:2"]);
+    // Every blob's name is its digest; the manifest names both tags.
+    let bytes = std::fs::read(&file).unwrap();
+    let mut ar = tar::Archive::new(bytes.as_slice());
+    let mut names = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        if let Some(hex) = path.strip_prefix("blobs/sha256/").filter(|h| !h.is_empty()) {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            assert_eq!(sha256_hex(&data), hex, "{path}");
+        }
+        names.push(path);
+    }
+    for want in ["manifest.json", "index.json", "oci-layout", "repositories"] {
+        assert!(names.iter().any(|n| n == want), "{names:?}");
+    }
+    d.docker_ok(&["rmi", "busybox", "mine:2"]);
+    assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
+    let out = d.docker_ok(&["load", "-i", file.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    assert!(out.contains("Loaded image: mine:2"), "{out}");
+    assert_eq!(
+        d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "mine:2"])
+            .trim(),
+        id
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--network", "none", "mine:2", "echo", "ok"]),
+        "ok\n"
+    );
+
+    // A three-layer archive from stdin: whiteouts and an opaque dir as layers stack.
+    let (archive, multi_id) = three_layer_archive();
+    let out = docker_with_stdin(&d, &["load"], &archive);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Loaded image: multi:1"));
+    let inspect = inspect_json(&d, &["multi:1"]);
+    assert_eq!(inspect[0]["Id"], multi_id);
+    assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 3);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "multi:1",
+        "sh",
+        "-c",
+        "cat /etc/motd; ls /etc/group 2>/dev/null || echo gone; ls /home",
+    ]);
+    assert_eq!(out, "two\ngone\nb\n");
+    // Saved and loaded again: the same id, layer by layer.
+    let saved = d.docker(&["save", "multi"]);
+    assert!(saved.status.success());
+    d.docker_ok(&["rmi", "multi:1"]);
+    let out = docker_with_stdin(&d, &["load", "-q"], &saved.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "multi:1"])
+            .trim(),
+        multi_id
+    );
+    // Loading what is there already changes nothing.
+    let out = docker_with_stdin(&d, &["load"], &archive);
+    assert!(out.status.success());
+
+    // Bad archives: refused, nothing left behind.
+    d.docker_ok(&["rmi", "multi:1"]);
+    let before = d.docker_ok(&["images", "-q", "--no-trunc"]);
+    let mut hostile = archive.clone();
+    // A layer whose content is not what the config says.
+    let (good, _) = three_layer_archive();
+    let pos = good.windows(4).position(|w| w == b"two\n").unwrap();
+    hostile[pos] = b'T';
+    let out = docker_with_stdin(&d, &["load"], &hostile);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not the sha256:"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A path that leaves the archive (written raw: the tar crate refuses to).
+    let evil = {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..7].copy_from_slice(b"../evil");
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, &b"x"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    let out = docker_with_stdin(&d, &["load"], &evil);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("invalid archive"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(d.docker_ok(&["images", "-q", "--no-trunc"]), before);
+    let out = d.docker(&["save", "nosuch"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("No such image: nosuch"),
+        "{}",
+        text(&out.stderr)
+    );
+}

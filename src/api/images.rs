@@ -11,7 +11,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, QueryParams, check_platform, json_reply};
-use crate::actors::graph::{DeleteImage, ImportImage, InspectImage, ListImages, TagImage};
+use crate::actors::graph::{
+    DeleteImage, ImportImage, InspectImage, ListImages, LoadImages, SaveImages, TagImage,
+};
 use crate::actors::store::ListImageUsers;
 use crate::error::ErrorKind;
 use crate::model::api;
@@ -23,9 +25,87 @@ type Query = QueryParams;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/images/create", web::post().to(create))
         .route("/images/json", web::get().to(list))
+        .route("/images/get", web::get().to(save))
+        .route("/images/load", web::post().to(load))
+        .route("/images/{name:.*}/get", web::get().to(save_one))
         .route("/images/{name:.*}/json", web::get().to(inspect))
         .route("/images/{name:.*}/tag", web::post().to(tag))
         .route("/images/{name:.*}", web::delete().to(delete));
+}
+
+/// Feeds a request body to the blocking reader at the other end of `tx` until either
+/// side ends.
+async fn feed_body(
+    mut payload: web::Payload,
+    tx: tokio::sync::mpsc::Sender<io::Result<actix_web::web::Bytes>>,
+) {
+    while let Some(chunk) = payload.next().await {
+        let item = chunk.map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()));
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            break;
+        }
+    }
+}
+
+/// `GET /images/get?names=A&names=B` (`docker save A B`): the archive, streamed.
+async fn save(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+    check_platform(query.get("platform"), "GET /images/get")?;
+    let names: Vec<String> = query.all("names").map(str::to_owned).collect();
+    save_names(&state, names).await
+}
+
+/// `GET /images/{name}/get`: one image's archive.
+async fn save_one(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    check_platform(query.get("platform"), "GET /images/{name}/get")?;
+    let name = req.match_info().query("name").to_owned();
+    save_names(&state, vec![name]).await
+}
+
+async fn save_names(state: &AppState, names: Vec<String>) -> Result<HttpResponse, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no images named"));
+    }
+    let (out, rx) = crate::util::response_channel(8);
+    state.actors.graph.send(SaveImages { names, out }).await??;
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-tar")
+        .streaming(body))
+}
+
+/// `POST /images/load?quiet=` (`docker load`): the archive in the body; the reply is
+/// dockerd's message stream (`{"stream":"Loaded image: busybox:latest\n"}`), with or
+/// without `quiet` (berthd sends no progress bars).
+async fn load(
+    state: web::Data<AppState>,
+    query: Query,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    check_platform(query.get("platform"), "POST /images/load")?;
+    let (tx, reader) = crate::util::body_channel(16);
+    let load = state.actors.graph.send(LoadImages {
+        source: Box::new(reader),
+    });
+    let feed = feed_body(payload, tx);
+    let (res, ()) = futures_util::join!(load, feed);
+    let lines = res??;
+    let mut body = String::new();
+    for l in lines {
+        body.push_str(&json!({"stream": format!("{l}\n")}).to_string());
+        body.push('\n');
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 /// `POST /images/{name}/tag?repo=R&tag=T` (`docker tag`): 201 without a body, as dockerd.
@@ -89,7 +169,7 @@ pub fn split_repo_tag(s: &str) -> (String, Option<String>) {
 async fn create(
     state: web::Data<AppState>,
     query: Query,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     check_platform(query.get("platform"), "POST /images/create")?;
     if let Some(image) = query.non_empty("fromImage") {
@@ -137,16 +217,7 @@ async fn create(
         changes,
     });
     // Feed the body to the importer while it runs.
-    let feed = async move {
-        while let Some(chunk) = payload.next().await {
-            let item =
-                chunk.map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()));
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                break;
-            }
-        }
-    };
+    let feed = feed_body(payload, tx);
     let (res, ()) = futures_util::join!(import, feed);
     let id = res??;
     Ok(HttpResponse::Ok()

@@ -13,6 +13,7 @@
 //! from [`direct::DIRECT_MIN`] on are written with `O_DIRECT` from recycled aligned
 //! buffers (see `direct`), the rest through the page cache.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
@@ -20,6 +21,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime};
 
@@ -77,6 +79,28 @@ pub struct Extracted {
     /// Bytes in regular files (hard links counted once).
     pub size: u64,
     pub entries: u64,
+    /// The stream's record ([`tarsplit`](super::tarsplit)), when asked for and the
+    /// layer's files can give the stream back.
+    pub split: Option<Vec<u8>>,
+}
+
+/// How whiteouts (`.wh.<name>`, `.wh..wh..opq`) of a layer tarball are taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// A base layer: they mean nothing and are left out.
+    #[default]
+    Ignore,
+    /// A layer over others, for overlayfs: a whiteout is a 0/0 character device, an
+    /// opaque directory has `trusted.overlay.opaque=y`.
+    Overlay,
+}
+
+/// What an extraction does besides writing the files.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub whiteouts: Whiteouts,
+    /// Record the stream for [`tarsplit::write_tar`](super::tarsplit::write_tar).
+    pub record: bool,
 }
 
 /// Reads `source` (a plain or gzip-compressed tar stream) into the existing, empty
@@ -87,6 +111,15 @@ pub struct Extracted {
 /// links and large files; a few writer threads create the small files. When this
 /// returns, every writer has finished (also on error), so the caller may delete `dest`.
 pub fn extract(source: impl Read + Send + 'static, dest: &Path) -> Result<Extracted, ArchiveError> {
+    extract_with(source, dest, Options::default())
+}
+
+/// [`extract`] with [`Options`].
+pub fn extract_with(
+    source: impl Read + Send + 'static,
+    dest: &Path,
+    opts: Options,
+) -> Result<Extracted, ArchiveError> {
     let mut source = source;
     // Peek at the magic bytes; the source may deliver them in small pieces.
     let mut head = Vec::with_capacity(6);
@@ -113,14 +146,23 @@ pub fn extract(source: impl Read + Send + 'static, dest: &Path) -> Result<Extrac
         .name("berth-tar-read".into())
         .spawn(move || span.in_scope(|| read_and_hash(head, source, compression, tx)))
         .map_err(io_err(dest))?;
+    let split = opts
+        .record
+        .then(|| Rc::new(RefCell::new(super::tarsplit::Recorder::new())));
     let (size, entries) = extract_tar(
         ChanReader {
             rx,
             cur: Vec::new(),
             pos: 0,
+            split: split.clone(),
         },
         dest,
+        opts.whiteouts,
+        split.clone(),
     )?;
+    let split = split
+        .and_then(|r| Rc::try_unwrap(r).ok())
+        .and_then(|r| r.into_inner().finish());
     // The stream was read to its end, so the reader thread has finished.
     let digest = reader
         .join()
@@ -131,6 +173,7 @@ pub fn extract(source: impl Read + Send + 'static, dest: &Path) -> Result<Extrac
         diff_id: format!("sha256:{}", hex::encode(digest)),
         size,
         entries,
+        split,
     })
 }
 
@@ -171,6 +214,8 @@ struct ChanReader {
     rx: mpsc::Receiver<io::Result<Vec<u8>>>,
     cur: Vec<u8>,
     pos: usize,
+    /// Sees every byte the parser reads.
+    split: Option<Rc<RefCell<super::tarsplit::Recorder>>>,
 }
 
 impl Read for ChanReader {
@@ -188,6 +233,9 @@ impl Read for ChanReader {
         let n = buf.len().min(self.cur.len() - self.pos);
         buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
         self.pos += n;
+        if let Some(r) = &self.split {
+            r.borrow_mut().seen(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -257,10 +305,17 @@ struct Extractor<'a> {
     /// For files too large to hand to a writer: written from here, direct if allowed.
     buf: AlignedBuf,
     pool: Pool,
+    whiteouts: Whiteouts,
+    split: Option<Rc<RefCell<super::tarsplit::Recorder>>>,
 }
 
 /// Returns the layer size and the number of entries.
-fn extract_tar(reader: ChanReader, dest: &Path) -> Result<(u64, u64), ArchiveError> {
+fn extract_tar(
+    reader: ChanReader,
+    dest: &Path,
+    whiteouts: Whiteouts,
+    split: Option<Rc<RefCell<super::tarsplit::Recorder>>>,
+) -> Result<(u64, u64), ArchiveError> {
     let mut archive = tar::Archive::new(reader);
     let is_root = crate::sys::host::is_root();
     let mut ex = Extractor {
@@ -272,6 +327,8 @@ fn extract_tar(reader: ChanReader, dest: &Path) -> Result<(u64, u64), ArchiveErr
         is_root,
         buf: AlignedBuf::new(BUF_SIZE),
         pool: Pool::start(is_root, dest)?,
+        whiteouts,
+        split,
     };
     let mut size = 0u64;
     let mut entries = 0u64;
@@ -632,11 +689,14 @@ impl Extractor<'_> {
             });
             return Ok(0);
         };
-        if rel
+        if let Some(name) = rel
             .file_name()
-            .is_some_and(|n| n.as_bytes().starts_with(b".wh."))
+            .and_then(|n| n.as_bytes().strip_prefix(b".wh."))
         {
-            // Whiteouts mean nothing in a base layer.
+            if self.whiteouts == Whiteouts::Overlay {
+                self.whiteout(&rel, name, &shown)?;
+            }
+            // In a base layer whiteouts mean nothing.
             return Ok(0);
         }
         let is_dir = et.is_dir();
@@ -658,6 +718,14 @@ impl Extractor<'_> {
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let size = entry.size();
+                if let Some(r) = &self.split {
+                    let mut r = r.borrow_mut();
+                    if et == tar::EntryType::GNUSparse {
+                        r.give_up();
+                    } else if size > 0 {
+                        r.file(&rel, entry.raw_file_position(), size);
+                    }
+                }
                 self.tree.kinds.insert(rel, Kind::Other);
                 if size <= INLINE_MAX {
                     // Files up to 1 MiB go to the writer threads.
@@ -812,6 +880,9 @@ impl Extractor<'_> {
                 let p = self.dest.join(rel);
                 fs::remove_dir_all(&p).map_err(io_err(&p))?;
                 self.tree.forget(rel);
+                if let Some(r) = &self.split {
+                    r.borrow_mut().touched(rel);
+                }
                 self.dirs.retain(|d| !d.rel.starts_with(rel));
             }
             Some(Kind::Other) => {
@@ -819,8 +890,32 @@ impl Extractor<'_> {
                 let p = self.dest.join(rel);
                 fs::remove_file(&p).map_err(io_err(&p))?;
                 self.tree.kinds.remove(rel);
+                if let Some(r) = &self.split {
+                    r.borrow_mut().touched(rel);
+                }
             }
         }
+        Ok(())
+    }
+
+    /// An overlay whiteout for `.wh.<name>` at `rel`: `.wh..wh..opq` makes the directory
+    /// opaque; another name becomes a 0/0 character device in place of `<name>`. AUFS's
+    /// own `.wh..wh.` dirs mean nothing.
+    fn whiteout(&mut self, rel: &Path, name: &[u8], shown: &str) -> Result<(), ArchiveError> {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if name == b".wh..opq" {
+            self.prepare(&parent.join("x"), false, shown)?;
+            let dir = self.dest.join(parent);
+            return xattr::set(&dir, "trusted.overlay.opaque", b"y").map_err(io_err(&dir));
+        }
+        if name.starts_with(b".wh.") || name.is_empty() {
+            return Ok(());
+        }
+        let target = parent.join(OsStr::from_bytes(name));
+        self.prepare(&target, false, shown)?;
+        let path = self.dest.join(&target);
+        crate::sys::fs::make_node(&path, NodeKind::CharDevice, 0, 0).map_err(io_err(&path))?;
+        self.tree.kinds.insert(target, Kind::Other);
         Ok(())
     }
 

@@ -210,3 +210,26 @@ pub struct PruneVolumes {
     pub filters: crate::model::filters::Filters,
     pub users: VolumeUsers,
 }
+
+/// From `api::images::save` (`docker save`): checks `names` and replies once every image
+/// is found, then writes the archive to `out` on a blocking thread.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), GraphError>")]
+pub struct SaveImages {
+    pub names: Vec<String>,
+    pub out: crate::util::ChannelWriter,
+}
+
+/// From `api::images::load` (`docker load`): the images of the archive. Replies dockerd's
+/// `Loaded image: …` lines.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<String>, GraphError>")]
+pub struct LoadImages {
+    pub source: TarSource,
+}
+
+impl std::fmt::Debug for LoadImages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadImages").finish_non_exhaustive()
+    }
+}

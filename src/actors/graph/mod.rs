@@ -31,6 +31,7 @@ pub mod error;
 pub mod messages;
 pub mod reference;
 pub mod store;
+pub mod tarsplit;
 pub mod view;
 pub mod volumes;
 
@@ -344,5 +345,47 @@ impl Handler<PruneVolumes> for GraphActor {
         with_volumes(self, "volume prune", move |v| {
             v.prune(&msg.filters, &msg.users)
         })
+    }
+}
+
+impl Handler<SaveImages> for GraphActor {
+    type Result = ResponseFuture<Result<(), GraphError>>;
+    /// Replies once the images are found; the archive is written after, on the same
+    /// blocking thread.
+    fn handle(&mut self, msg: SaveImages, _: &mut Self::Context) -> Self::Result {
+        let store = match self.store() {
+            Ok(s) => s,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let SaveImages { names, out } = msg;
+                match store.save_plan(&names) {
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                    Ok(plan) => {
+                        let _ = ready_tx.send(Ok(()));
+                        if let Err(e) = store.save(&plan, out) {
+                            tracing::warn!(error = %crate::util::error_chain(&e), "docker save stopped");
+                        }
+                    }
+                }
+            });
+        });
+        Box::pin(async move {
+            ready_rx.await.unwrap_or(Err(GraphError::TaskFailed {
+                operation: "image save",
+            }))
+        })
+    }
+}
+
+impl Handler<LoadImages> for GraphActor {
+    type Result = ResponseFuture<Result<Vec<String>, GraphError>>;
+    fn handle(&mut self, msg: LoadImages, _: &mut Self::Context) -> Self::Result {
+        with_store(self, "image load", move |s| s.load_archive(msg.source))
     }
 }

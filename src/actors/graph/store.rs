@@ -36,6 +36,7 @@ use super::driver::{self, Driver};
 use super::error::GraphError;
 use super::messages::{DriverInfo, ImageInfo, ImportImage};
 use super::reference::{self, Reference};
+use super::tarsplit;
 use super::view::{self, ImageFacts};
 use crate::config::DaemonConfig;
 use crate::deleter::{self, Deleter};
@@ -213,9 +214,18 @@ struct State {
     last_tagged: HashMap<String, chrono::DateTime<chrono::Utc>>,
     /// Bumped on every tag change; see [`GraphStore::write_repos`].
     repos_version: u64,
+    /// Layers a load or commit has made or found for an image it has not committed yet:
+    /// kept as if an image used them (by chain id, with a count).
+    pinned: HashMap<String, usize>,
+    /// Layers being made by a load or commit (by chain id): another that needs the same
+    /// layer waits for it instead of writing it too.
+    making: HashSet<String>,
 }
 
+mod load;
+mod save;
 mod tags;
+pub use save::SavePlan;
 pub use tags::ImageUser;
 
 /// The graph: a driver, the metadata dir and the in-memory index of both.
@@ -234,6 +244,8 @@ pub struct GraphStore {
     /// its image's commit, and by an image removal throughout: a removal never takes a
     /// layer that an import has just found and counts on.
     layer_commits: Mutex<()>,
+    /// Signalled when a layer in `making` is done.
+    made: parking_lot::Condvar,
     /// Deletes what a removal has renamed away, off the reply path.
     deleter: Deleter,
 }
@@ -349,6 +361,7 @@ impl GraphStore {
             state: Mutex::new(State::default()),
             repos_written: Mutex::new(0),
             layer_commits: Mutex::new(()),
+            made: parking_lot::Condvar::new(),
             deleter,
         };
         for d in [
@@ -519,6 +532,11 @@ impl GraphStore {
             st.layers.remove(&c);
             remove_dir_atomic(&layerdb.join(c.trim_start_matches("sha256:")))?;
         }
+        // What a load that a crash stopped had unpacked.
+        let tmp = self.meta.join("tmp");
+        if tmp.exists() {
+            remove_any(&tmp)?;
+        }
         // Tags.
         let repos_path = self.repos_path();
         for (name, path) in list_dir(&self.meta)? {
@@ -563,7 +581,11 @@ impl GraphStore {
             .map_err(|(change, reason)| GraphError::InvalidChange { change, reason })?;
 
         let (cache_id, content) = self.driver.new_layer()?;
-        let extracted = match archive::extract(msg.source, &content) {
+        let opts = archive::Options {
+            record: true,
+            ..Default::default()
+        };
+        let extracted = match archive::extract_with(msg.source, &content, opts) {
             Ok(x) => x,
             Err(e) => {
                 self.discard(&cache_id);
@@ -612,7 +634,7 @@ impl GraphStore {
         let mut duplicate = self.state.lock().layers.contains_key(&layer.chain_id);
         let mut registered = None;
         if !duplicate {
-            match self.write_layer(&layer) {
+            match self.write_layer(&layer, extracted.split.as_deref()) {
                 Ok(()) => registered = Some(layer.clone()),
                 Err(e) => {
                     // Another import of the same content may have won the rename.
@@ -737,14 +759,18 @@ impl GraphStore {
         Ok((layer, id, bytes, image))
     }
 
-    fn write_layer(&self, l: &Layer) -> Result<(), GraphError> {
-        let mut files = vec![
-            ("diff", l.diff_id.clone()),
-            ("size", l.size.to_string()),
-            ("cache-id", l.cache_id.clone()),
+    /// The layer's metadata dir, with the record of its tar stream when there is one.
+    fn write_layer(&self, l: &Layer, split: Option<&[u8]>) -> Result<(), GraphError> {
+        let mut files: Vec<(&str, Vec<u8>)> = vec![
+            ("diff", l.diff_id.clone().into_bytes()),
+            ("size", l.size.to_string().into_bytes()),
+            ("cache-id", l.cache_id.clone().into_bytes()),
         ];
         if let Some(p) = &l.parent {
-            files.push(("parent", p.clone()));
+            files.push(("parent", p.clone().into_bytes()));
+        }
+        if let Some(split) = split {
+            files.push((tarsplit::FILE, split.to_vec()));
         }
         write_dir_atomic(
             &self.layerdb(),
@@ -1187,10 +1213,10 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), GraphError> {
 /// Writes a metadata dir atomically: files in `.<name>.tmp-…`, then a rename to `name`.
 /// `also` are fsynced together with the files, before the rename: what the record names
 /// and must be durable first.
-fn write_dir_atomic(
+fn write_dir_atomic<B: AsRef<[u8]>>(
     parent: &Path,
     name: &str,
-    files: &[(&str, String)],
+    files: &[(&str, B)],
     also: &[&fs::File],
 ) -> Result<(), GraphError> {
     let tmp = parent.join(format!(
@@ -1206,7 +1232,7 @@ fn write_dir_atomic(
         for (file, content) in files {
             let p = tmp.join(file);
             let mut f = fs::File::create(&p).map_err(io_error(&p))?;
-            std::io::Write::write_all(&mut f, content.as_bytes()).map_err(io_error(&p))?;
+            std::io::Write::write_all(&mut f, content.as_ref()).map_err(io_error(&p))?;
             handles.push(f);
         }
         handles.push(fs::File::open(&tmp).map_err(io_error(&tmp))?);

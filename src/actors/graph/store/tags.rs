@@ -289,8 +289,8 @@ fn untag_all(st: &mut State, id: &str, records: &mut Vec<api::ImageDeleteRespons
 }
 
 /// Every layer that an image or a container layer (made or being made) stands on.
-fn used_layers(st: &State) -> HashSet<String> {
-    let mut used: HashSet<String> = HashSet::new();
+pub(super) fn used_layers(st: &State) -> HashSet<String> {
+    let mut used: HashSet<String> = st.pinned.keys().cloned().collect();
     for img in st.images.values() {
         used.extend(img.chain.iter().cloned());
     }

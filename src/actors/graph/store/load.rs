@@ -1,0 +1,360 @@
+//! `docker load`, and the layer-by-layer commit it shares with `docker commit`: layers
+//! over others ([`GraphStore::add_layer`]), checked against the image config's diff ids,
+//! each made once even when two loads want it at the same time.
+//!
+//! A load unpacks the archive into a temp dir under the graph's metadata dir first (the
+//! archive's `manifest.json` comes last), with the same safe extraction as a layer, and
+//! reads every path the archive names through [`secure_join`] (an old archive's layers
+//! may be symlinks to each other; none may lead out of the temp dir). Both layouts load:
+//! dockerd's `manifest.json`, and an OCI image layout's `index.json` alone.
+//!
+//! Crash safety: layers are committed as imports commit them, the image config after its
+//! layers, its tags last; a crash leaves layers no image uses, which the next start
+//! removes, and never an image without its layers.
+
+use std::fs;
+use std::io::Read;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{GraphStore, Image, Layer, io_error, parse_repo_tag};
+use crate::actors::graph::archive::{self, Options, Whiteouts};
+use crate::actors::graph::error::GraphError;
+use crate::sys::mounts::secure_join;
+use crate::util::write_atomic;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OciIndex {
+    #[serde(default)]
+    manifests: Vec<OciDescriptor>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OciDescriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    annotations: std::collections::HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OciManifest {
+    config: OciDescriptor,
+    layers: Vec<OciDescriptor>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfigRootfs {
+    rootfs: RootfsDoc,
+}
+
+#[derive(Debug, Deserialize)]
+struct RootfsDoc {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+fn bad(reason: impl Into<String>) -> GraphError {
+    GraphError::InvalidArchive {
+        reason: reason.into(),
+    }
+}
+
+/// Removes the load's temp dir however the load ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Layers pinned for an image being loaded or committed: unpinned when dropped.
+pub(super) struct Pins<'a> {
+    store: &'a GraphStore,
+    chains: Vec<String>,
+}
+
+impl Drop for Pins<'_> {
+    fn drop(&mut self) {
+        let mut st = self.store.state.lock();
+        for c in &self.chains {
+            if let Some(n) = st.pinned.get_mut(c) {
+                *n -= 1;
+                if *n == 0 {
+                    st.pinned.remove(c);
+                }
+            }
+        }
+    }
+}
+
+/// `docker.io/library/busybox:latest` → `busybox:latest`, as `RepoTags` has it.
+fn familiar(name: &str) -> String {
+    let (n, tag) = crate::actors::graph::reference::split_name_tag(name);
+    match parse_repo_tag(n, tag) {
+        Ok((n, t)) => format!("{n}:{t}"),
+        Err(_) => name.to_owned(),
+    }
+}
+
+impl GraphStore {
+    /// Makes the layer with diff id `diff_id` over `parent` (a chain id) from the tar
+    /// stream `source`, or finds it made; waits while another load makes it. Pins it in
+    /// `pins`. Replies its chain id. A stream whose digest is not `diff_id` is refused and
+    /// leaves nothing.
+    pub(super) fn add_layer(
+        &self,
+        source: impl Read + Send + 'static,
+        parent: Option<&str>,
+        diff_id: &str,
+        pins: &mut Pins<'_>,
+    ) -> Result<String, GraphError> {
+        let chain = match parent {
+            None => diff_id.to_owned(),
+            Some(p) => format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{p} {diff_id}").as_bytes()))
+            ),
+        };
+        {
+            let mut st = self.state.lock();
+            while st.making.contains(&chain) {
+                self.made.wait(&mut st);
+            }
+            if st.layers.contains_key(&chain) {
+                *st.pinned.entry(chain.clone()).or_default() += 1;
+                pins.chains.push(chain.clone());
+                return Ok(chain);
+            }
+            st.making.insert(chain.clone());
+        }
+        let res = self.make_layer(source, parent, diff_id, &chain);
+        let mut st = self.state.lock();
+        st.making.remove(&chain);
+        if res.is_ok() {
+            *st.pinned.entry(chain.clone()).or_default() += 1;
+            pins.chains.push(chain.clone());
+        }
+        drop(st);
+        self.made.notify_all();
+        res.map(|()| chain)
+    }
+
+    fn make_layer(
+        &self,
+        source: impl Read + Send + 'static,
+        parent: Option<&str>,
+        diff_id: &str,
+        chain: &str,
+    ) -> Result<(), GraphError> {
+        if parent.is_some() && self.driver.name() == "vfs" {
+            return Err(GraphError::Conflict {
+                message: "berthd's vfs storage driver does not make layers over others yet (use overlay2)".to_owned(),
+            });
+        }
+        let (cache_id, content) = self.driver.new_layer()?;
+        let opts = Options {
+            record: true,
+            whiteouts: if parent.is_some() {
+                Whiteouts::Overlay
+            } else {
+                Whiteouts::Ignore
+            },
+        };
+        let extracted = match archive::extract_with(source, &content, opts) {
+            Ok(x) => x,
+            Err(e) => {
+                self.discard(&cache_id);
+                return Err(super::map_archive(e));
+            }
+        };
+        if extracted.diff_id != diff_id {
+            self.discard(&cache_id);
+            return Err(bad(format!(
+                "a layer's content is {}, not the {diff_id} its image config names",
+                extracted.diff_id
+            )));
+        }
+        let committed = (|| {
+            if self.sync_layers {
+                crate::sys::fs::sync_filesystem(&content).map_err(io_error(&content))?;
+            }
+            self.driver.commit(&cache_id)?;
+            let layer = Layer {
+                chain_id: chain.to_owned(),
+                diff_id: diff_id.to_owned(),
+                parent: parent.map(str::to_owned),
+                cache_id: cache_id.clone(),
+                size: i64::try_from(extracted.size).unwrap_or(i64::MAX),
+            };
+            let _commits = self.layer_commits.lock();
+            self.write_layer(&layer, extracted.split.as_deref())?;
+            self.state.lock().layers.insert(chain.to_owned(), layer);
+            Ok(())
+        })();
+        if committed.is_err() {
+            self.discard(&cache_id);
+        }
+        committed
+    }
+
+    /// Writes image config `bytes` (its layers made and pinned) and indexes it; tags it
+    /// with `tags` (`name:tag`, already checked). Replies `sha256:<id>`.
+    pub(super) fn commit_image(
+        &self,
+        bytes: &[u8],
+        tags: &[(String, String)],
+    ) -> Result<String, GraphError> {
+        let id = hex::encode(Sha256::digest(bytes));
+        let image = Image::parse(&id, bytes).map_err(bad)?;
+        {
+            let st = self.state.lock();
+            if let Some(missing) = image.chain.iter().find(|c| !st.layers.contains_key(*c)) {
+                return Err(bad(format!("the image's layer {missing} is missing")));
+            }
+        }
+        let path = self.imagedb().join(&id);
+        if !path.exists() {
+            write_atomic(&path, bytes).map_err(io_error(&path))?;
+        }
+        let full = format!("sha256:{id}");
+        let tagged = (!tags.is_empty()).then(|| self.record_tag_time(&id));
+        let repos = {
+            let mut st = self.state.lock();
+            st.images.insert(id.clone(), image);
+            if let Some(t) = tagged {
+                st.last_tagged.insert(id.clone(), t);
+            }
+            for (name, tag) in tags {
+                st.repos.set(name, tag, &full);
+            }
+            (!tags.is_empty()).then(|| {
+                st.repos_version += 1;
+                (st.repos_version, st.repos.clone())
+            })
+        };
+        if let Some((version, repos)) = repos {
+            self.write_repos(version, &repos)?;
+        }
+        Ok(full)
+    }
+
+    /// `docker load`: every image of the archive `source`. Replies dockerd's lines
+    /// (`Loaded image: busybox:latest`, `Loaded image ID: sha256:…`). Blocking.
+    pub fn load_archive(
+        &self,
+        source: impl Read + Send + 'static,
+    ) -> Result<Vec<String>, GraphError> {
+        let tmp_root = self.meta.join("tmp");
+        fs::create_dir_all(&tmp_root).map_err(io_error(&tmp_root))?;
+        let tmp =
+            TempDir(tmp_root.join(format!("load-{}", hex::encode(rand::random::<[u8; 8]>()))));
+        fs::create_dir(&tmp.0).map_err(io_error(&tmp.0))?;
+        archive::extract(source, &tmp.0).map_err(super::map_archive)?;
+        let read = |rel: &str| -> Result<Vec<u8>, GraphError> {
+            let p = secure_join(&tmp.0, rel);
+            fs::read(&p).map_err(|_| bad(format!("the archive has no readable {rel:?}")))
+        };
+        let entries: Vec<ManifestEntry> = match read("manifest.json") {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| bad(format!("manifest.json: {e}")))?,
+            Err(_) => self.oci_entries(&read)?,
+        };
+        if entries.is_empty() {
+            return Err(bad("the archive holds no image"));
+        }
+        let mut lines = Vec::new();
+        for e in entries {
+            let config = read(&e.config)?;
+            let doc: ConfigRootfs =
+                serde_json::from_slice(&config).map_err(|e| bad(format!("image config: {e}")))?;
+            if doc.rootfs.diff_ids.len() != e.layers.len() {
+                return Err(bad(format!(
+                    "the image config names {} layers, the manifest {}",
+                    doc.rootfs.diff_ids.len(),
+                    e.layers.len()
+                )));
+            }
+            let mut tags = Vec::new();
+            for t in e.repo_tags.iter().flatten() {
+                let (n, tag) = crate::actors::graph::reference::split_name_tag(t);
+                tags.push(parse_repo_tag(n, tag)?);
+            }
+            let mut pins = Pins {
+                store: self,
+                chains: Vec::new(),
+            };
+            let mut parent: Option<String> = None;
+            for (layer, diff_id) in e.layers.iter().zip(&doc.rootfs.diff_ids) {
+                let path = secure_join(&tmp.0, layer);
+                let f = fs::File::open(&path)
+                    .map_err(|_| bad(format!("the archive has no layer {layer:?}")))?;
+                let chain = self.add_layer(f, parent.as_deref(), diff_id, &mut pins)?;
+                parent = Some(chain);
+            }
+            let id = self.commit_image(&config, &tags)?;
+            drop(pins);
+            if tags.is_empty() {
+                lines.push(format!("Loaded image ID: {id}"));
+            }
+            for (n, t) in &tags {
+                lines.push(format!("Loaded image: {n}:{t}"));
+            }
+        }
+        Ok(lines)
+    }
+
+    /// The images of an OCI image layout without `manifest.json`: each manifest of
+    /// `index.json` (an index of indexes is not followed), tagged by its annotations.
+    fn oci_entries(
+        &self,
+        read: &dyn Fn(&str) -> Result<Vec<u8>, GraphError>,
+    ) -> Result<Vec<ManifestEntry>, GraphError> {
+        let index: OciIndex = serde_json::from_slice(&read("index.json")?)
+            .map_err(|e| bad(format!("index.json: {e}")))?;
+        let blob = |digest: &str| -> Result<String, GraphError> {
+            let hex = digest
+                .strip_prefix("sha256:")
+                .filter(|h| crate::util::is_full_id(h))
+                .ok_or_else(|| bad(format!("unsupported digest {digest:?}")))?;
+            Ok(format!("blobs/sha256/{hex}"))
+        };
+        let mut out = Vec::new();
+        for d in index.manifests {
+            if d.media_type.contains("index") || d.media_type.contains("manifest.list") {
+                return Err(GraphError::Conflict {
+                    message: "berthd does not load multi-platform archives yet".to_owned(),
+                });
+            }
+            let m: OciManifest = serde_json::from_slice(&read(&blob(&d.digest)?)?)
+                .map_err(|e| bad(format!("OCI manifest: {e}")))?;
+            let tag = d
+                .annotations
+                .get("io.containerd.image.name")
+                .map(|n| familiar(n));
+            out.push(ManifestEntry {
+                config: blob(&m.config.digest)?,
+                repo_tags: tag.map(|t| vec![t]),
+                layers: m
+                    .layers
+                    .iter()
+                    .map(|l| blob(&l.digest))
+                    .collect::<Result<_, _>>()?,
+            });
+        }
+        Ok(out)
+    }
+}
