@@ -607,3 +607,131 @@ fn save_and_load_round_trip_ids_and_tags() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn diff_commit_and_history_as_dockerd() {
+    require_root!();
+    let d = TestDaemon::start();
+    let base = d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "cc",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /newfile; rm /bin/true; mkdir -p /root/d; echo x >> /etc/group",
+    ]);
+    let diff = d.docker_ok(&["diff", "cc"]);
+    // (/etc itself is unchanged: a file in it changed, none was added or removed.)
+    for want in [
+        "A /newfile",
+        "C /root",
+        "A /root/d",
+        "C /bin",
+        "D /bin/true",
+        "C /etc/group",
+    ] {
+        assert!(diff.lines().any(|l| l == want), "{want} in {diff}");
+    }
+    assert!(!diff.contains("/etc/hosts"), "{diff}");
+
+    let id = d.docker_ok(&[
+        "commit",
+        "-m",
+        "msg",
+        "-a",
+        "me",
+        "-c",
+        "ENV X=1",
+        "-c",
+        "CMD [\"cat\", \"/newfile\"]",
+        "cc",
+        "committed:1",
+    ]);
+    let id = id.trim().to_owned();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--network", "none", "committed:1"]),
+        "data\n"
+    );
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "committed:1",
+        "sh",
+        "-c",
+        "echo $X; ls /bin/true 2>/dev/null || echo gone; tail -1 /etc/group",
+    ]);
+    assert_eq!(out, "1\ngone\nx\n");
+    let inspect = inspect_json(&d, &["committed:1"]);
+    assert_eq!(inspect[0]["Author"], "me");
+    assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+
+    // History: the commit's step, then the parent's, with ids and tags.
+    let h = d.docker_ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}|{{.Comment}}",
+        "committed:1",
+    ]);
+    let rows: Vec<&str> = h.lines().collect();
+    assert_eq!(rows.len(), 2, "{h}");
+    assert!(rows[0].starts_with(&format!("{id}|sh -c echo data")), "{h}");
+    assert!(rows[0].ends_with("|msg"), "{h}");
+    assert_eq!(rows[1], format!("{base}||Imported from -"));
+
+    // The parent has a child now: its name is untagged, the image stays.
+    d.docker_ok(&["rm", "cc"]);
+    let out = d.docker_ok(&["rmi", "busybox"]);
+    assert_eq!(out.trim(), "Untagged: busybox:latest");
+    let out = d.docker(&["rmi", &base]);
+    assert!(
+        text(&out.stderr).contains("image has dependent child images"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A commit of a running container, paused meanwhile, and of one without changes.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rr",
+        "--network",
+        "none",
+        "committed:1",
+        "sleep",
+        "100",
+    ]);
+    d.docker_ok(&["commit", "rr", "running:1"]);
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "rr"])
+            .trim(),
+        "running"
+    );
+    let l = inspect_json(&d, &["running:1"]);
+    assert_eq!(
+        l[0]["RootFS"]["Layers"].as_array().unwrap().len(),
+        2,
+        "no changes, no layer"
+    );
+    d.docker_ok(&["rm", "-f", "rr"]);
+
+    // Saved and loaded again: the same id.
+    let saved = d.docker(&["save", "committed:1"]);
+    assert!(saved.status.success());
+    d.docker_ok(&["rmi", "running:1", "committed:1"]);
+    let out = docker_with_stdin(&d, &["load"], &saved.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "committed:1"])
+            .trim(),
+        id
+    );
+}

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, QueryParams, check_platform, json_reply};
 use crate::actors::graph::{
-    DeleteImage, ImportImage, InspectImage, ListImages, LoadImages, SaveImages, TagImage,
+    DeleteImage, ImageHistory, ImportImage, InspectImage, ListImages, LoadImages, SaveImages,
+    TagImage,
 };
 use crate::actors::store::ListImageUsers;
 use crate::error::ErrorKind;
@@ -29,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/images/load", web::post().to(load))
         .route("/images/{name:.*}/get", web::get().to(save_one))
         .route("/images/{name:.*}/json", web::get().to(inspect))
+        .route("/images/{name:.*}/history", web::get().to(history))
         .route("/images/{name:.*}/tag", web::post().to(tag))
         .route("/images/{name:.*}", web::delete().to(delete));
 }
@@ -106,6 +108,23 @@ async fn load(
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(body))
+}
+
+/// `GET /images/{name}/history`: newest first; `Tags` null where none, as dockerd.
+async fn history(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let reference = req.match_info().query("name").to_owned();
+    let items = state
+        .actors
+        .graph
+        .send(ImageHistory { reference })
+        .await??;
+    let mut doc = serde_json::to_value(&items).unwrap_or_else(|_| json!([]));
+    for item in doc.as_array_mut().into_iter().flatten() {
+        if item["Tags"].as_array().is_some_and(Vec::is_empty) {
+            item["Tags"] = Value::Null;
+        }
+    }
+    Ok(json_reply(StatusCode::OK, &doc))
 }
 
 /// `POST /images/{name}/tag?repo=R&tag=T` (`docker tag`): 201 without a body, as dockerd.

@@ -6,6 +6,7 @@
 //! hijacked routes (attach, exec start) never reach actix-web: `server` serves them below
 //! actix-http's codec.
 
+pub mod commit;
 pub mod containers;
 pub mod error;
 pub mod exec;
@@ -70,6 +71,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     images::routes(cfg);
     logs::routes(cfg);
     volumes::routes(cfg);
+    commit::routes(cfg);
 }
 
 /// The headers dockerd puts on every reply.

@@ -536,6 +536,14 @@ fn mkdir(p: &Path, mode: u32) -> Result<(), GraphError> {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).map_err(io_error(p))
 }
 
+/// Whether `rel` is one of the mount points a container layer gets (or a parent of
+/// one): what overlay2 keeps in the init layer, not among a container's changes.
+pub fn is_mountpoint_path(rel: &Path) -> bool {
+    MOUNTPOINTS
+        .iter()
+        .any(|(p, _)| Path::new(p).starts_with(rel))
+}
+
 /// Creates in `dir` each mount point that none of `lowers` has. A directory made as a
 /// parent copies the mode and owner of the same directory in the top lower that has
 /// it, so that it does not change how the merged directory looks.

@@ -233,3 +233,29 @@ impl std::fmt::Debug for LoadImages {
         f.debug_struct("LoadImages").finish_non_exhaustive()
     }
 }
+
+/// From `api::images::history` (`docker history`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<api::HistoryResponseItem>, GraphError>")]
+pub struct ImageHistory {
+    pub reference: String,
+}
+
+/// From `api::containers::changes` (`docker diff`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<super::store::Change>, GraphError>")]
+pub struct ContainerChanges {
+    pub container_id: String,
+}
+
+/// From `api::containers::commit` (`docker commit`): the container's changes as a new
+/// image over `image_id` with `config`, tagged `tags`. Replies `sha256:<id>`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<String, GraphError>")]
+pub struct CommitContainer {
+    pub container_id: String,
+    pub image_id: String,
+    pub config: serde_json::Value,
+    pub step: super::store::CommitStep,
+    pub tags: Vec<(String, String)>,
+}

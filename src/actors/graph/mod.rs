@@ -389,3 +389,34 @@ impl Handler<LoadImages> for GraphActor {
         with_store(self, "image load", move |s| s.load_archive(msg.source))
     }
 }
+
+impl Handler<ImageHistory> for GraphActor {
+    type Result = Result<Vec<crate::model::api::HistoryResponseItem>, GraphError>;
+    fn handle(&mut self, msg: ImageHistory, _: &mut Self::Context) -> Self::Result {
+        self.store()?.history(&msg.reference)
+    }
+}
+
+impl Handler<ContainerChanges> for GraphActor {
+    type Result = ResponseFuture<Result<Vec<store::Change>, GraphError>>;
+    fn handle(&mut self, msg: ContainerChanges, _: &mut Self::Context) -> Self::Result {
+        with_store(self, "container diff", move |s| {
+            s.changes(&msg.container_id)
+        })
+    }
+}
+
+impl Handler<CommitContainer> for GraphActor {
+    type Result = ResponseFuture<Result<String, GraphError>>;
+    fn handle(&mut self, msg: CommitContainer, _: &mut Self::Context) -> Self::Result {
+        with_store(self, "container commit", move |s| {
+            s.commit(
+                &msg.container_id,
+                &msg.image_id,
+                msg.config,
+                msg.step,
+                &msg.tags,
+            )
+        })
+    }
+}

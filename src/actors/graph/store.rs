@@ -214,6 +214,8 @@ struct State {
     last_tagged: HashMap<String, chrono::DateTime<chrono::Utc>>,
     /// Bumped on every tag change; see [`GraphStore::write_repos`].
     repos_version: u64,
+    /// A committed image's parent image, by 64-hex id.
+    parents: HashMap<String, String>,
     /// Layers a load or commit has made or found for an image it has not committed yet:
     /// kept as if an image used them (by chain id, with a count).
     pinned: HashMap<String, usize>,
@@ -222,9 +224,12 @@ struct State {
     making: HashSet<String>,
 }
 
+mod commit;
+mod history;
 mod load;
 mod save;
 mod tags;
+pub use commit::{Change, ChangeKind, CommitStep};
 pub use save::SavePlan;
 pub use tags::ImageUser;
 
@@ -505,7 +510,18 @@ impl GraphStore {
                     .ok()
                     .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
                 if let Some(t) = time {
-                    st.last_tagged.insert(name, t.with_timezone(&chrono::Utc));
+                    st.last_tagged
+                        .insert(name.clone(), t.with_timezone(&chrono::Utc));
+                }
+                // A committed image's parent (dockerd's `metadata/.../parent`).
+                let parent = read_small(&path, "parent").ok().and_then(|p| {
+                    p.trim()
+                        .strip_prefix("sha256:")
+                        .filter(|h| st.images.contains_key(*h))
+                        .map(str::to_owned)
+                });
+                if let Some(p) = parent {
+                    st.parents.insert(name, p);
                 }
             }
         }

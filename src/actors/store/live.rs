@@ -9,8 +9,8 @@ use actix::prelude::*;
 
 use super::state::{Container, Status};
 use super::{
-    ContainerStoreActor, Fut, GetLiveTarget, LiveTarget, PauseContainer, StoreError,
-    UnpauseContainer, create, ready, state,
+    CommitSource, ContainerStoreActor, Fut, GetCommitSource, GetLiveTarget, LiveTarget,
+    PauseContainer, StoreError, UnpauseContainer, create, ready, state,
 };
 use crate::sys::cgroup_live::LiveCgroup;
 
@@ -169,6 +169,23 @@ impl Handler<UnpauseContainer> for ContainerStoreActor {
     type Result = Fut<Result<(), StoreError>>;
     fn handle(&mut self, msg: UnpauseContainer, _: &mut Self::Context) -> Self::Result {
         set_frozen(self, &msg.id, false)
+    }
+}
+
+impl Handler<GetCommitSource> for ContainerStoreActor {
+    type Result = Result<CommitSource, StoreError>;
+    fn handle(&mut self, msg: GetCommitSource, _: &mut Self::Context) -> Self::Result {
+        let c = &self.entry(&msg.id)?.c;
+        let mut command = vec![c.path.clone()];
+        command.extend(c.args.iter().cloned());
+        Ok(CommitSource {
+            id: c.id.clone(),
+            image: c.image.clone(),
+            config: serde_json::to_value(&c.config).unwrap_or_default(),
+            command: command.join(" "),
+            running: c.state.is_running(),
+            paused: c.state.status == super::state::Status::Paused,
+        })
     }
 }
 

@@ -205,6 +205,26 @@ pub struct UnpauseContainer {
     pub id: String,
 }
 
+/// From `api::containers::commit`: what a commit of the container starts from.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<CommitSource, StoreError>")]
+pub struct GetCommitSource {
+    pub id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommitSource {
+    pub id: String,
+    /// `sha256:<id>`.
+    pub image: String,
+    /// Its `Config`, as inspect shows it.
+    pub config: serde_json::Value,
+    /// Its command line (`Path` and `Args`, joined by spaces).
+    pub command: String,
+    pub running: bool,
+    pub paused: bool,
+}
+
 /// From `api::live` (top, stats): where a container's processes and counters are.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<LiveTarget, StoreError>")]

@@ -88,6 +88,15 @@ pub(super) struct Pins<'a> {
     chains: Vec<String>,
 }
 
+impl<'a> Pins<'a> {
+    pub(super) fn new(store: &'a GraphStore) -> Pins<'a> {
+        Pins {
+            store,
+            chains: Vec::new(),
+        }
+    }
+}
+
 impl Drop for Pins<'_> {
     fn drop(&mut self) {
         let mut st = self.store.state.lock();
@@ -161,6 +170,24 @@ impl GraphStore {
         diff_id: &str,
         chain: &str,
     ) -> Result<(), GraphError> {
+        let (cache_id, content, extracted) = self.extract_layer(source, parent)?;
+        if extracted.diff_id != diff_id {
+            self.discard(&cache_id);
+            return Err(bad(format!(
+                "a layer's content is {}, not the {diff_id} its image config names",
+                extracted.diff_id
+            )));
+        }
+        self.finish_layer(&cache_id, &content, &extracted, parent, chain)
+    }
+
+    /// A new layer dir with `source` extracted into it (over `parent`: with overlay
+    /// whiteouts), not yet committed.
+    fn extract_layer(
+        &self,
+        source: impl Read + Send + 'static,
+        parent: Option<&str>,
+    ) -> Result<(String, PathBuf, archive::Extracted), GraphError> {
         if parent.is_some() && self.driver.name() == "vfs" {
             return Err(GraphError::Conflict {
                 message: "berthd's vfs storage driver does not make layers over others yet (use overlay2)".to_owned(),
@@ -175,23 +202,77 @@ impl GraphStore {
                 Whiteouts::Ignore
             },
         };
-        let extracted = match archive::extract_with(source, &content, opts) {
-            Ok(x) => x,
+        match archive::extract_with(source, &content, opts) {
+            Ok(x) => Ok((cache_id, content, x)),
             Err(e) => {
                 self.discard(&cache_id);
-                return Err(super::map_archive(e));
+                Err(super::map_archive(e))
             }
-        };
-        if extracted.diff_id != diff_id {
-            self.discard(&cache_id);
-            return Err(bad(format!(
-                "a layer's content is {}, not the {diff_id} its image config names",
-                extracted.diff_id
-            )));
         }
+    }
+
+    /// As [`GraphStore::add_layer`] for a stream whose diff id is known only once it is
+    /// read (a commit's): the layer is kept unless one with its chain id exists already.
+    /// Replies its diff id and chain id.
+    pub(super) fn add_layer_any(
+        &self,
+        source: impl Read + Send + 'static,
+        parent: Option<&str>,
+        pins: &mut Pins<'_>,
+    ) -> Result<(String, String), GraphError> {
+        let (cache_id, content, extracted) = self.extract_layer(source, parent)?;
+        let diff_id = extracted.diff_id.clone();
+        let chain = match parent {
+            None => diff_id.clone(),
+            Some(p) => format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{p} {diff_id}").as_bytes()))
+            ),
+        };
+        let exists = {
+            let mut st = self.state.lock();
+            while st.making.contains(&chain) {
+                self.made.wait(&mut st);
+            }
+            let exists = st.layers.contains_key(&chain);
+            if exists {
+                *st.pinned.entry(chain.clone()).or_default() += 1;
+                pins.chains.push(chain.clone());
+            } else {
+                st.making.insert(chain.clone());
+            }
+            exists
+        };
+        if exists {
+            self.discard(&cache_id);
+            return Ok((diff_id, chain));
+        }
+        let res = self.finish_layer(&cache_id, &content, &extracted, parent, &chain);
+        let mut st = self.state.lock();
+        st.making.remove(&chain);
+        if res.is_ok() {
+            *st.pinned.entry(chain.clone()).or_default() += 1;
+            pins.chains.push(chain.clone());
+        }
+        drop(st);
+        self.made.notify_all();
+        res.map(|()| (diff_id, chain))
+    }
+
+    /// Commits an extracted layer dir and its metadata, and indexes it as `chain`.
+    fn finish_layer(
+        &self,
+        cache_id: &str,
+        content: &std::path::Path,
+        extracted: &archive::Extracted,
+        parent: Option<&str>,
+        chain: &str,
+    ) -> Result<(), GraphError> {
+        let diff_id = extracted.diff_id.as_str();
+        let cache_id = cache_id.to_owned();
         let committed = (|| {
             if self.sync_layers {
-                crate::sys::fs::sync_filesystem(&content).map_err(io_error(&content))?;
+                crate::sys::fs::sync_filesystem(content).map_err(io_error(content))?;
             }
             self.driver.commit(&cache_id)?;
             let layer = Layer {

@@ -142,7 +142,9 @@ impl GraphStore {
             quiet = true;
         }
         if let Some(c) = self.conflict(&st, &id, users, force, true) {
-            let dangling = st.repos.tags_of(&id).is_empty();
+            // dockerd's `imageIsDangling`: no tags and no child images.
+            let dangling =
+                st.repos.tags_of(&id).is_empty() && !st.parents.values().any(|p| *p == hex);
             // What was untagged stays untagged.
             if !records.is_empty() {
                 st.repos_version += 1;
@@ -189,6 +191,14 @@ impl GraphStore {
             ),
             used,
         };
+        let hex = id.trim_start_matches("sha256:");
+        if st.parents.values().any(|p| p == hex) {
+            return Some(cannot(
+                "image has dependent child images".to_owned(),
+                false,
+                true,
+            ));
+        }
         if let Some(u) = users.iter().find(|u| u.image_id == id && u.running) {
             return Some(cannot(
                 format!(
@@ -234,6 +244,7 @@ impl GraphStore {
                 return Ok(Vec::new());
             };
             st.last_tagged.remove(hex);
+            st.parents.remove(hex);
             let used = used_layers(&st);
             let mut doomed = Vec::new();
             for chain in img.chain.iter().rev() {
