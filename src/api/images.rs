@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, QueryParams, check_platform, json_reply};
 use crate::actors::graph::{
-    DeleteImage, ImageHistory, ImportImage, InspectImage, ListImages, LoadImages, SaveImages,
-    TagImage,
+    DeleteImage, ImageHistory, ImportImage, InspectImage, ListImages, LoadImages, PruneImages,
+    SaveImages, TagImage,
 };
 use crate::actors::store::ListImageUsers;
 use crate::error::ErrorKind;
@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/images/json", web::get().to(list))
         .route("/images/get", web::get().to(save))
         .route("/images/load", web::post().to(load))
+        .route("/images/prune", web::post().to(prune))
         .route("/images/{name:.*}/get", web::get().to(save_one))
         .route("/images/{name:.*}/json", web::get().to(inspect))
         .route("/images/{name:.*}/history", web::get().to(history))
@@ -48,6 +49,26 @@ async fn feed_body(
             break;
         }
     }
+}
+
+/// `POST /images/prune?filters=` (`docker image prune [-a]`).
+async fn prune(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+    let filters = Filters::parse(query.get("filters"))?;
+    let users = state.actors.store.send(ListImageUsers).await?;
+    let (records, reclaimed) = state
+        .actors
+        .graph
+        .send(PruneImages { filters, users })
+        .await??;
+    let deleted = if records.is_empty() {
+        Value::Null
+    } else {
+        serde_json::to_value(&records).unwrap_or(Value::Null)
+    };
+    Ok(json_reply(
+        StatusCode::OK,
+        &json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}),
+    ))
 }
 
 /// `GET /images/get?names=A&names=B` (`docker save A B`): the archive, streamed.
@@ -342,6 +363,7 @@ mod tests {
             size: 1_982_424,
             cache_ids: vec!["top".into(), "base".into()],
             last_tagged: None,
+            parent: None,
         }
     }
 

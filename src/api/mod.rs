@@ -15,6 +15,7 @@ pub mod live;
 pub mod logs;
 pub mod stats;
 pub mod system;
+pub mod usage;
 pub mod volumes;
 
 use std::path::PathBuf;
@@ -72,6 +73,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     logs::routes(cfg);
     volumes::routes(cfg);
     commit::routes(cfg);
+    usage::routes(cfg);
 }
 
 /// The headers dockerd puts on every reply.

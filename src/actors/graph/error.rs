@@ -43,7 +43,7 @@ pub enum GraphError {
     VolumeNotFound { name: String },
     /// A volume create that the local driver refuses (dockerd's text where it has one).
     #[error("{message}")]
-    VolumeInvalid { message: String },
+    Invalid { message: String },
     /// A volume driver other than `local`.
     #[error(
         "create {name}: error looking up volume plugin {driver}: plugin \"{driver}\" not found"
@@ -66,7 +66,7 @@ impl GraphError {
             GraphError::ImageNotFound { .. }
             | GraphError::VolumeNotFound { .. }
             | GraphError::VolumeDriverNotFound { .. } => ErrorKind::NotFound,
-            GraphError::VolumeInvalid { .. } => ErrorKind::InvalidParameter,
+            GraphError::Invalid { .. } => ErrorKind::InvalidParameter,
             GraphError::Filter(e) => e.kind(),
             GraphError::UnknownDriver { .. }
             | GraphError::InvalidArchive { .. }

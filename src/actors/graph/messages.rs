@@ -259,3 +259,19 @@ pub struct CommitContainer {
     pub step: super::store::CommitStep,
     pub tags: Vec<(String, String)>,
 }
+
+/// From `api::images::prune` (`docker image prune`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(Vec<api::ImageDeleteResponseItem>, u64), GraphError>")]
+pub struct PruneImages {
+    pub filters: crate::model::filters::Filters,
+    pub users: Vec<super::store::ImageUser>,
+}
+
+/// From `api::usage` (`docker system df`): layer, image and container layer sizes.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<super::store::DiskUsage, GraphError>")]
+pub struct GetDiskUsage {
+    pub users: Vec<super::store::ImageUser>,
+    pub with_images: bool,
+}

@@ -420,3 +420,22 @@ impl Handler<CommitContainer> for GraphActor {
         })
     }
 }
+
+impl Handler<PruneImages> for GraphActor {
+    type Result =
+        ResponseFuture<Result<(Vec<crate::model::api::ImageDeleteResponseItem>, u64), GraphError>>;
+    fn handle(&mut self, msg: PruneImages, _: &mut Self::Context) -> Self::Result {
+        with_store(self, "image prune", move |s| {
+            s.prune_images(&msg.filters, &msg.users)
+        })
+    }
+}
+
+impl Handler<GetDiskUsage> for GraphActor {
+    type Result = ResponseFuture<Result<store::DiskUsage, GraphError>>;
+    fn handle(&mut self, msg: GetDiskUsage, _: &mut Self::Context) -> Self::Result {
+        with_store(self, "disk usage", move |s| {
+            Ok(s.disk_usage(&msg.users, msg.with_images))
+        })
+    }
+}

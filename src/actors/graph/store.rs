@@ -229,9 +229,11 @@ mod history;
 mod load;
 mod save;
 mod tags;
+mod usage;
 pub use commit::{Change, ChangeKind, CommitStep};
 pub use save::SavePlan;
 pub use tags::ImageUser;
+pub use usage::DiskUsage;
 
 /// The graph: a driver, the metadata dir and the in-memory index of both.
 #[derive(Debug)]
@@ -1094,6 +1096,7 @@ fn facts_of<'a>(st: &State, img: &'a Image, with_layers: bool) -> ImageFacts<'a>
         size: image_size(st, img),
         cache_ids,
         last_tagged: st.last_tagged.get(&img.id).copied(),
+        parent: st.parents.get(&img.id).map(|p| format!("sha256:{p}")),
     }
 }
 

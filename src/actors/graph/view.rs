@@ -25,6 +25,8 @@ pub struct ImageFacts<'a> {
     pub cache_ids: Vec<String>,
     /// When a tag was last put on the image (`imagedb/metadata/.../lastUpdated`).
     pub last_tagged: Option<DateTime<Utc>>,
+    /// A committed image's parent, `sha256:<id>`.
+    pub parent: Option<String>,
 }
 
 /// A `GET /images/json` row.
@@ -42,9 +44,8 @@ pub fn summary(f: &ImageFacts<'_>) -> api::ImageSummary {
     };
     api::ImageSummary {
         id,
-        // berth records no parent image: every image is imported (`docker import`), which
-        // has none.
-        parent_id: String::new(),
+        // A committed image's parent; imported and loaded images have none.
+        parent_id: f.parent.clone().unwrap_or_default(),
         repo_tags,
         repo_digests,
         created: f.image.created_unix(),
@@ -83,8 +84,8 @@ pub fn inspect(f: &ImageFacts<'_>, driver: &Driver) -> api::Image {
         repo_tags: Some(f.tags.clone()),
         // berthd pulls from no registry, so no image has a digest.
         repo_digests: Some(Vec::new()),
-        // berth records no parent image: every image is imported, which has none.
-        parent: String::new(),
+        // A committed image's parent; imported and loaded images have none.
+        parent: f.parent.clone().unwrap_or_default(),
         // The config's own fields, as dockerd reads them; absent ones are dockerd's
         // empty values (an imported image has no container, and berthd, not being
         // Docker, records no Docker version).

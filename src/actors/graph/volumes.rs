@@ -105,7 +105,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> GraphError + '_ {
 }
 
 fn invalid(message: String) -> GraphError {
-    GraphError::VolumeInvalid { message }
+    GraphError::Invalid { message }
 }
 
 /// dockerd's rule for a local volume's name: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
@@ -139,7 +139,7 @@ fn check_options(
             .split(',')
             .find(|x| !matches!(*x, "bind" | "rbind" | "ro" | "rw" | ""))
         {
-            return Err(GraphError::VolumeInvalid {
+            return Err(GraphError::Invalid {
                 message: format!(
                     "create {name}: berthd does not support the mount option {x:?} of a bind-type local volume yet"
                 ),

@@ -6,7 +6,9 @@
 //! What a crash leaves between two steps is what `load` already cleans: tags of a missing
 //! image, layers no image or container uses.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
 use std::fs;
 
 use super::{GraphStore, State, fsync_dir, io_error, parse_repo_tag, resolve_in};
@@ -287,6 +289,154 @@ impl GraphStore {
         }
         self.deleter.delete_all(doomed_dirs);
         Ok(records)
+    }
+}
+
+/// dockerd's `until` filter value: Unix seconds (with a fraction), an RFC 3339 time or
+/// date, or a Go duration before `now` (`24h`, `1h30m`).
+pub fn parse_until(v: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, GraphError> {
+    let bad = || GraphError::Invalid {
+        message: format!("invalid filter 'until={v}'"),
+    };
+    if let Ok(secs) = v.parse::<f64>() {
+        return DateTime::from_timestamp(secs.trunc() as i64, (secs.fract() * 1e9) as u32)
+            .ok_or_else(bad);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, fmt) {
+            return Ok(t.and_utc());
+        }
+        if let Ok(d) = chrono::NaiveDate::parse_from_str(v, fmt) {
+            return Ok(d.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc());
+        }
+    }
+    // A Go duration: numbers with units, summed.
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut rest = v;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        num.clear();
+        num.push_str(&rest[..n]);
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += num.parse::<f64>().map_err(|_| bad())? * scale;
+        rest = &rest[u..];
+    }
+    Ok(now - chrono::Duration::milliseconds((total * 1000.0) as i64))
+}
+
+impl GraphStore {
+    /// `docker image prune`: with `dangling` (the default) the untagged images nothing
+    /// uses, without it every image no container uses, narrowed by `until` and `label` /
+    /// `label!`; the parents that become prunable go too (dockerd's `prune`). Replies the
+    /// records and the bytes of the layers removed.
+    pub fn prune_images(
+        &self,
+        filters: &crate::model::filters::Filters,
+        users: &[ImageUser],
+    ) -> Result<(Vec<api::ImageDeleteResponseItem>, u64), GraphError> {
+        filters.validate(&["dangling", "label", "label!", "until"])?;
+        let mut dangling_only = true;
+        for v in filters.get("dangling") {
+            dangling_only = match v.to_ascii_lowercase().as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(GraphError::Filter(
+                        crate::model::filters::FilterError::InvalidValue {
+                            key: "dangling",
+                            value: v.to_owned(),
+                        },
+                    ));
+                }
+            };
+        }
+        let now = Utc::now();
+        let until: Vec<DateTime<Utc>> = filters
+            .get("until")
+            .map(|v| parse_until(v, now))
+            .collect::<Result<_, _>>()?;
+        let mut records = Vec::new();
+        let mut reclaimed = 0u64;
+        loop {
+            let doomed: Vec<String> = {
+                let st = self.state.lock();
+                st.images
+                    .values()
+                    .filter(|img| {
+                        let id = format!("sha256:{}", img.id);
+                        let child = st.parents.values().any(|p| *p == img.id);
+                        let used = users.iter().any(|u| u.image_id == id);
+                        let tagged = !st.repos.tags_of(&id).is_empty();
+                        let labels: Vec<(&str, &str)> = img
+                            .config
+                            .labels
+                            .iter()
+                            .flatten()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        let created = img.created_at().unwrap_or(now);
+                        !child
+                            && !used
+                            && !(dangling_only && tagged)
+                            && until.iter().all(|u| created < *u)
+                            && filters.match_kv_list("label", &labels)
+                            && !filters.get("label!").any(|want| {
+                                let (k, v) = want
+                                    .split_once('=')
+                                    .map_or((want, None), |(k, v)| (k, Some(v)));
+                                labels
+                                    .iter()
+                                    .any(|(lk, lv)| *lk == k && v.is_none_or(|v| v == *lv))
+                            })
+                    })
+                    .map(|img| img.id.clone())
+                    .collect()
+            };
+            if doomed.is_empty() {
+                break;
+            }
+            for hex in doomed {
+                let _commits = self.layer_commits.lock();
+                let (version, repos) = {
+                    let mut st = self.state.lock();
+                    untag_all(&mut st, &format!("sha256:{hex}"), &mut records);
+                    st.repos_version += 1;
+                    (st.repos_version, st.repos.clone())
+                };
+                self.write_repos(version, &repos)?;
+                let sizes: HashMap<String, i64> = {
+                    let st = self.state.lock();
+                    st.layers.iter().map(|(c, l)| (c.clone(), l.size)).collect()
+                };
+                let deleted = self.delete_image(&hex)?;
+                for r in deleted.iter().filter_map(|r| r.deleted.as_deref()) {
+                    reclaimed += sizes.get(r).map_or(0, |s| u64::try_from(*s).unwrap_or(0));
+                }
+                records.extend(deleted);
+            }
+        }
+        Ok((records, reclaimed))
     }
 }
 
