@@ -743,14 +743,37 @@ fn image_prune_and_system_df() {
     d.import_busybox();
     let tar = common::busybox_tar();
     // An untagged image (dangling), and one with a label.
-    let dangling = d.docker_ok(&["import", tar.to_str().unwrap()]).trim().to_owned();
-    d.docker_ok(&["import", "-c", "LABEL keep=yes", tar.to_str().unwrap(), "labelled"]);
+    let dangling = d
+        .docker_ok(&["import", tar.to_str().unwrap()])
+        .trim()
+        .to_owned();
     d.docker_ok(&[
-        "run", "--name", "user", "--network", "none", "-v", "dfvol:/data", "busybox", "sh", "-c",
+        "import",
+        "-c",
+        "LABEL keep=yes",
+        tar.to_str().unwrap(),
+        "labelled",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "user",
+        "--network",
+        "none",
+        "-v",
+        "dfvol:/data",
+        "busybox",
+        "sh",
+        "-c",
         "head -c 1048576 /dev/zero > /big; head -c 2048 /dev/zero > /data/f",
     ]);
 
-    let df = d.docker_ok(&["system", "df", "--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}"]);
+    let df = d.docker_ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Active}}",
+    ]);
     assert!(df.contains("Images|3|1"), "{df}");
     assert!(df.contains("Containers|1|0"), "{df}");
     assert!(df.contains("Local Volumes|1|1"), "{df}");
@@ -766,10 +789,17 @@ fn image_prune_and_system_df() {
     assert!(!out.contains("deleted:"), "nothing is a day old: {out}");
     let out = d.docker_ok(&["image", "prune", "-a", "-f", "--filter", "label!=keep"]);
     assert!(!out.contains("labelled"), "{out}");
-    assert_eq!(d.docker_ok(&["images", "-q"]).lines().count(), 2, "busybox is in use");
+    assert_eq!(
+        d.docker_ok(&["images", "-q"]).lines().count(),
+        2,
+        "busybox is in use"
+    );
     d.docker_ok(&["rm", "user"]);
     let out = d.docker_ok(&["image", "prune", "-a", "-f"]);
-    assert!(out.contains("untagged: busybox:latest") && out.contains("untagged: labelled:latest"), "{out}");
+    assert!(
+        out.contains("untagged: busybox:latest") && out.contains("untagged: labelled:latest"),
+        "{out}"
+    );
     assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
     let out = d.docker(&["image", "prune", "-f", "--filter", "until=soon"]);
     assert!(!out.status.success());

@@ -388,6 +388,9 @@ impl GraphStore {
                         let child = st.parents.values().any(|p| *p == img.id);
                         let used = users.iter().any(|u| u.image_id == id);
                         let tagged = !st.repos.tags_of(&id).is_empty();
+                        if child || used || (dangling_only && tagged) {
+                            return false;
+                        }
                         let labels: Vec<(&str, &str)> = img
                             .config
                             .labels
@@ -396,10 +399,7 @@ impl GraphStore {
                             .map(|(k, v)| (k.as_str(), v.as_str()))
                             .collect();
                         let created = img.created_at().unwrap_or(now);
-                        !child
-                            && !used
-                            && !(dangling_only && tagged)
-                            && until.iter().all(|u| created < *u)
+                        until.iter().all(|u| created < *u)
                             && filters.match_kv_list("label", &labels)
                             && !filters.get("label!").any(|want| {
                                 let (k, v) = want
