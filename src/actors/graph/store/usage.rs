@@ -84,7 +84,7 @@ impl GraphStore {
             let size = i64::try_from(volumes::disk_usage(&dir)).unwrap_or(i64::MAX);
             out.containers.insert(id, (size, image + size));
         }
-        out.images.sort_by(|a, b| b.created.cmp(&a.created));
+        out.images.sort_by_key(|r| std::cmp::Reverse(r.created));
         out
     }
 }
