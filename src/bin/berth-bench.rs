@@ -70,8 +70,8 @@ struct Args {
     /// A fast smoke run: few repetitions, short load, 100 containers on disk for case g.
     #[arg(long)]
     quick: bool,
-    /// Which cases to run (letters a-h; d runs with c).
-    #[arg(long, default_value = "abcdefgh")]
+    /// Which cases to run (letters a-i; d runs with c).
+    #[arg(long, default_value = "abcdefghi")]
     cases: String,
     /// Repetitions for the fast cases (a, b); the slow ones scale from it.
     #[arg(long)]
@@ -1226,6 +1226,159 @@ impl Tarball {
     }
 }
 
+/// A docker-archive of a three-layer image (`berth-bench-load:1`): busybox, then two
+/// layers of 48 MiB of random files each. Built once into the cache.
+fn load_archive(busybox: &Path, cache: &Path) -> Result<Vec<u8>, String> {
+    let path = cache.join("load-3layers.tar");
+    if let Ok(b) = std::fs::read(&path) {
+        return Ok(b);
+    }
+    let base = Tarball::build(busybox, 0, cache)?;
+    let mut l1 = base.open.clone();
+    l1.extend_from_slice(&[0u8; 1024]);
+    let mut rng = rand::rng();
+    let mut layer = |dir: &str| -> Result<Vec<u8>, String> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut buf = vec![0u8; 1 << 20];
+        for i in 0..48 {
+            rng.fill_bytes(&mut buf);
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(buf.len() as u64);
+            h.set_mtime(0);
+            b.append_data(&mut h, format!("opt/{dir}/blob{i:02}"), &buf[..])
+                .map_err(|e| e.to_string())?;
+        }
+        b.into_inner().map_err(|e| e.to_string())
+    };
+    let (l2, l3) = (layer("l2")?, layer("l3")?);
+    let sha = |b: &[u8]| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b))
+    };
+    let diff: Vec<String> = [&l1, &l2, &l3]
+        .iter()
+        .map(|l| format!("sha256:{}", sha(l)))
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+        "created": "2026-01-01T00:00:00Z",
+        "rootfs": {"type": "layers", "diff_ids": diff},
+    }))
+    .map_err(|e| e.to_string())?;
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": "config.json", "RepoTags": ["berth-bench-load:1"],
+        "Layers": ["l1/layer.tar", "l2/layer.tar", "l3/layer.tar"],
+    }]))
+    .map_err(|e| e.to_string())?;
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("l1/layer.tar", &l1),
+        ("l2/layer.tar", &l2),
+        ("l3/layer.tar", &l3),
+        ("config.json", &config),
+        ("manifest.json", &manifest),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_mtime(0);
+        b.append_data(&mut h, name, data.as_slice())
+            .map_err(|e| e.to_string())?;
+    }
+    let bytes = b.into_inner().map_err(|e| e.to_string())?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, &bytes).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+/// The daemon's peak RSS since the last reset, in MiB; resets it for the next reading.
+fn peak_rss(pid: i32, reset: bool) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    if reset {
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    }
+    Some(kb / 1024.0)
+}
+
+/// Time and peak daemon RSS of each step of [`image_round`].
+struct ImageRound {
+    load: (Duration, Option<f64>),
+    save: (Duration, Option<f64>),
+    commit: (Duration, Option<f64>),
+}
+
+/// Load, save and commit on one daemon, then removal of what they made.
+async fn image_round(t: &Target, archive: &[u8]) -> Result<ImageRound, String> {
+    let mut c = t.conn().await?;
+    let step = |r: io::Result<Resp>, what: &str| -> Result<Resp, String> {
+        r.map_err(|e| e.to_string())?.ok(what)
+    };
+    peak_rss(t.pid, true);
+    let t0 = Instant::now();
+    let r = step(
+        c.request(
+            "POST",
+            &format!("{API}/images/load?quiet=1"),
+            &[archive],
+            Some("application/x-tar"),
+        )
+        .await,
+        "load",
+    )?;
+    let load = (t0.elapsed(), peak_rss(t.pid, true));
+    if r.text().contains("errorDetail") {
+        return Err(format!("load: {}", r.text()));
+    }
+    let t0 = Instant::now();
+    let r = step(
+        c.get(&format!("{API}/images/get?names=berth-bench-load:1"))
+            .await,
+        "save",
+    )?;
+    let save = (t0.elapsed(), peak_rss(t.pid, true));
+    if r.body.len() < archive.len() / 2 {
+        return Err(format!("save: {} bytes", r.body.len()));
+    }
+    let id = create_on(
+        &mut c,
+        &["sh", "-c", "head -c 52428800 /dev/urandom > /big"],
+        "none",
+    )
+    .await?;
+    step(
+        c.post(&format!("{API}/containers/{id}/start")).await,
+        "start",
+    )?;
+    step(c.post(&format!("{API}/containers/{id}/wait")).await, "wait")?;
+    peak_rss(t.pid, true);
+    let t0 = Instant::now();
+    step(
+        c.post(&format!(
+            "{API}/commit?container={id}&repo=berth-bench-commit&tag=1"
+        ))
+        .await,
+        "commit",
+    )?;
+    let commit = (t0.elapsed(), peak_rss(t.pid, true));
+    let _ = c.delete(&format!("{API}/containers/{id}?force=1")).await;
+    let _ = c
+        .delete(&format!("{API}/images/berth-bench-commit:1?force=1"))
+        .await;
+    let _ = c
+        .delete(&format!("{API}/images/berth-bench-load:1?force=1"))
+        .await;
+    Ok(ImageRound { load, save, commit })
+}
+
 /// `docker import` over the API (what the CLI sends); the time until the reply ends.
 async fn api_import(
     t: &Target,
@@ -1705,6 +1858,62 @@ impl Ctx {
         }
     }
 
+    /// i. Images: `docker load` of a three-layer ~100 MB image, `docker save` of it, and
+    /// `docker commit` of a container that wrote 50 MB; time and the daemon's peak RSS
+    /// during each (VmHWM of the daemon process, reset before each operation).
+    async fn case_i(&mut self) {
+        let bb = match busybox_tar(&self.cache) {
+            Ok(p) => p,
+            Err(e) => {
+                self.report.fail("i. docker load", "s", 0, e);
+                return;
+            }
+        };
+        let archive = match load_archive(&bb, &self.cache) {
+            Ok(a) => a,
+            Err(e) => {
+                self.report.fail("i. docker load", "s", 0, e);
+                return;
+            }
+        };
+        let mb = archive.len() as f64 / 1e6;
+        let kl = format!("i. docker load, three layers, {mb:.0} MB");
+        let ks = format!("i. docker save of it, {mb:.0} MB");
+        let kc = "i. docker commit, 50 MB changed".to_owned();
+        for k in [&kl, &ks, &kc] {
+            self.report.declare(k, "s", None, None);
+            self.report.declare(
+                &format!("{k}: peak daemon RSS"),
+                "MiB",
+                Some(Budget::AtMost(64.0)),
+                None,
+            );
+        }
+        let reps = if self.args.quick { 1 } else { 3 };
+        say(format!("case i: load, save, commit, {reps} x"));
+        for rep in 0..reps {
+            for ti in order(self.targets.len(), rep) {
+                let t = &self.targets[ti];
+                let r = image_round(t, &archive).await;
+                match r {
+                    Ok(round) => {
+                        for (k, (d, rss)) in
+                            [(&kl, round.load), (&ks, round.save), (&kc, round.commit)]
+                        {
+                            self.report.add(k, "s", ti, d.as_secs_f64());
+                            if let Some(rss) = rss {
+                                self.report
+                                    .add(&format!("{k}: peak daemon RSS"), "MiB", ti, rss);
+                            }
+                        }
+                    }
+                    Err(e) => self.report.fail(&kl, "s", ti, format!("failed: {e}")),
+                }
+            }
+        }
+        self.cleanup_all().await;
+    }
+
     /// g. Cold start to `/_ping` 200, empty and with N containers on disk; SIGTERM to exit.
     async fn case_g(&mut self) {
         let n = self
@@ -2126,7 +2335,7 @@ async fn make_target(
 
 async fn run(ctx: &mut Ctx) {
     let cases = ctx.args.cases.clone();
-    for case in ['a', 'b', 'c', 'e', 'f', 'h', 'g'] {
+    for case in ['a', 'b', 'c', 'e', 'f', 'h', 'i', 'g'] {
         let wanted = cases.contains(case) || (case == 'c' && cases.contains('d'));
         if !wanted {
             continue;
@@ -2142,6 +2351,7 @@ async fn run(ctx: &mut Ctx) {
             'e' => ctx.case_e().await,
             'f' => ctx.case_f().await,
             'g' => ctx.case_g().await,
+            'i' => ctx.case_i().await,
             _ => ctx.case_h().await,
         }
     }

@@ -101,6 +101,11 @@ pub struct Options {
     pub whiteouts: Whiteouts,
     /// Record the stream for [`tarsplit::write_tar`](super::tarsplit::write_tar).
     pub record: bool,
+    /// Write large files around the page cache (a layer: it is flushed anyway). Not for
+    /// files read back at once (a load's unpacked archive).
+    pub no_direct: bool,
+    /// Skip the stream's digest (an archive that is no layer: its `diff_id` is empty).
+    pub no_digest: bool,
 }
 
 /// Reads `source` (a plain or gzip-compressed tar stream) into the existing, empty
@@ -144,7 +149,9 @@ pub fn extract_with(
     let span = tracing::Span::current();
     let reader = std::thread::Builder::new()
         .name("berth-tar-read".into())
-        .spawn(move || span.in_scope(|| read_and_hash(head, source, compression, tx)))
+        .spawn(move || {
+            span.in_scope(|| read_and_hash(head, source, compression, !opts.no_digest, tx))
+        })
         .map_err(io_err(dest))?;
     let split = opts
         .record
@@ -157,7 +164,7 @@ pub fn extract_with(
             split: split.clone(),
         },
         dest,
-        opts.whiteouts,
+        opts,
         split.clone(),
     )?;
     let split = split
@@ -183,6 +190,7 @@ fn read_and_hash(
     head: Vec<u8>,
     source: impl Read,
     compression: Compression,
+    digest: bool,
     tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
 ) -> Option<[u8; 32]> {
     let raw = BufReader::with_capacity(BUF_SIZE, io::Cursor::new(head).chain(source));
@@ -204,7 +212,9 @@ fn read_and_hash(
             return Some(hasher.finalize().into());
         }
         chunk.truncate(filled);
-        hasher.update(&chunk);
+        if digest {
+            hasher.update(&chunk);
+        }
         tx.send(Ok(chunk)).ok()?;
     }
 }
@@ -313,9 +323,10 @@ struct Extractor<'a> {
 fn extract_tar(
     reader: ChanReader,
     dest: &Path,
-    whiteouts: Whiteouts,
+    opts: Options,
     split: Option<Rc<RefCell<super::tarsplit::Recorder>>>,
 ) -> Result<(u64, u64), ArchiveError> {
+    let whiteouts = opts.whiteouts;
     let mut archive = tar::Archive::new(reader);
     let is_root = crate::sys::host::is_root();
     let mut ex = Extractor {
@@ -326,7 +337,7 @@ fn extract_tar(
         dirs: Vec::new(),
         is_root,
         buf: AlignedBuf::new(BUF_SIZE),
-        pool: Pool::start(is_root, dest)?,
+        pool: Pool::start(is_root, dest, !opts.no_direct)?,
         whiteouts,
         split,
     };
@@ -414,13 +425,13 @@ struct Pool {
 }
 
 impl Pool {
-    fn start(is_root: bool, dest: &Path) -> Result<Pool, ArchiveError> {
+    fn start(is_root: bool, dest: &Path, direct: bool) -> Result<Pool, ArchiveError> {
         let n = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(2, MAX_WRITERS);
         let (tx, rx) = mpsc::sync_channel::<FileJob>(JOBS_IN_FLIGHT);
         let rx = Arc::new(parking_lot::Mutex::new(rx));
-        let shared = Arc::new(PoolShared::new(true));
+        let shared = Arc::new(PoolShared::new(direct));
         let mut pool = Pool {
             tx: Some(tx),
             workers: Vec::with_capacity(n),

@@ -111,6 +111,28 @@ impl Drop for Pins<'_> {
     }
 }
 
+/// A layer extracted and checked, not yet committed. Dropped unfinished, its dir is
+/// removed; either way its chain is no longer being made.
+pub(super) struct PendingLayer<'a> {
+    store: &'a GraphStore,
+    chain: String,
+    parent: Option<String>,
+    /// Empty once committed (or before its dir exists).
+    cache_id: String,
+    content: PathBuf,
+    extracted: Option<archive::Extracted>,
+}
+
+impl Drop for PendingLayer<'_> {
+    fn drop(&mut self) {
+        if !self.cache_id.is_empty() {
+            self.store.discard(&self.cache_id);
+        }
+        self.store.state.lock().making.remove(&self.chain);
+        self.store.made.notify_all();
+    }
+}
+
 /// `docker.io/library/busybox:latest` → `busybox:latest`, as `RepoTags` has it.
 fn familiar(name: &str) -> String {
     let (n, tag) = crate::actors::graph::reference::split_name_tag(name);
@@ -121,17 +143,18 @@ fn familiar(name: &str) -> String {
 }
 
 impl GraphStore {
-    /// Makes the layer with diff id `diff_id` over `parent` (a chain id) from the tar
-    /// stream `source`, or finds it made; waits while another load makes it. Pins it in
-    /// `pins`. Replies its chain id. A stream whose digest is not `diff_id` is refused and
-    /// leaves nothing.
-    pub(super) fn add_layer(
-        &self,
+    /// The first half of making the layer with diff id `diff_id` over `parent` (a chain
+    /// id) from the tar stream `source`: its chain id, and the layer extracted and checked
+    /// but not committed — or `None` when it exists already (then pinned in `pins`).
+    /// While it is pending no other load makes the same layer: it waits, then finds it.
+    /// A stream whose digest is not `diff_id` is refused and leaves nothing.
+    pub(super) fn begin_layer<'s>(
+        &'s self,
         source: impl Read + Send + 'static,
         parent: Option<&str>,
         diff_id: &str,
         pins: &mut Pins<'_>,
-    ) -> Result<String, GraphError> {
+    ) -> Result<(String, Option<PendingLayer<'s>>), GraphError> {
         let chain = match parent {
             None => diff_id.to_owned(),
             Some(p) => format!(
@@ -147,38 +170,52 @@ impl GraphStore {
             if st.layers.contains_key(&chain) {
                 *st.pinned.entry(chain.clone()).or_default() += 1;
                 pins.chains.push(chain.clone());
-                return Ok(chain);
+                return Ok((chain, None));
             }
             st.making.insert(chain.clone());
         }
-        let res = self.make_layer(source, parent, diff_id, &chain);
-        let mut st = self.state.lock();
-        st.making.remove(&chain);
-        if res.is_ok() {
-            *st.pinned.entry(chain.clone()).or_default() += 1;
-            pins.chains.push(chain.clone());
-        }
-        drop(st);
-        self.made.notify_all();
-        res.map(|()| chain)
-    }
-
-    fn make_layer(
-        &self,
-        source: impl Read + Send + 'static,
-        parent: Option<&str>,
-        diff_id: &str,
-        chain: &str,
-    ) -> Result<(), GraphError> {
+        let mut pending = PendingLayer {
+            store: self,
+            chain: chain.clone(),
+            parent: parent.map(str::to_owned),
+            cache_id: String::new(),
+            content: PathBuf::new(),
+            extracted: None,
+        };
         let (cache_id, content, extracted) = self.extract_layer(source, parent)?;
+        pending.cache_id = cache_id;
+        pending.content = content;
         if extracted.diff_id != diff_id {
-            self.discard(&cache_id);
             return Err(bad(format!(
                 "a layer's content is {}, not the {diff_id} its image config names",
                 extracted.diff_id
             )));
         }
-        self.finish_layer(&cache_id, &content, &extracted, parent, chain)
+        pending.extracted = Some(extracted);
+        Ok((chain, Some(pending)))
+    }
+
+    /// The second half: commits a pending layer and pins it.
+    pub(super) fn finish_pending(
+        &self,
+        mut p: PendingLayer<'_>,
+        pins: &mut Pins<'_>,
+    ) -> Result<(), GraphError> {
+        let Some(extracted) = p.extracted.take() else {
+            return Err(bad("a layer was not extracted"));
+        };
+        let cache_id = std::mem::take(&mut p.cache_id);
+        self.finish_layer(
+            &cache_id,
+            &p.content,
+            &extracted,
+            p.parent.as_deref(),
+            &p.chain,
+        )?;
+        let mut st = self.state.lock();
+        *st.pinned.entry(p.chain.clone()).or_default() += 1;
+        pins.chains.push(p.chain.clone());
+        Ok(())
     }
 
     /// A new layer dir with `source` extracted into it (over `parent`: with overlay
@@ -201,6 +238,8 @@ impl GraphStore {
             } else {
                 Whiteouts::Ignore
             },
+            no_direct: false,
+            no_digest: false,
         };
         match archive::extract_with(source, &content, opts) {
             Ok(x) => Ok((cache_id, content, x)),
@@ -345,7 +384,13 @@ impl GraphStore {
         let tmp =
             TempDir(tmp_root.join(format!("load-{}", hex::encode(rand::random::<[u8; 8]>()))));
         fs::create_dir(&tmp.0).map_err(io_error(&tmp.0))?;
-        archive::extract(source, &tmp.0).map_err(super::map_archive)?;
+        // Unpacked through the page cache: the layers are read back at once.
+        let unpack = Options {
+            no_direct: true,
+            no_digest: true,
+            ..Default::default()
+        };
+        archive::extract_with(source, &tmp.0, unpack).map_err(super::map_archive)?;
         let read = |rel: &str| -> Result<Vec<u8>, GraphError> {
             let p = secure_join(&tmp.0, rel);
             fs::read(&p).map_err(|_| bad(format!("the archive has no readable {rel:?}")))
@@ -356,6 +401,15 @@ impl GraphStore {
         };
         if entries.is_empty() {
             return Err(bad("the archive holds no image"));
+        }
+        // How many images still need each layer file: one no later image needs is
+        // deleted before its layer is flushed, so that the flush does not write it too.
+        let mut wanted: std::collections::HashMap<PathBuf, usize> =
+            std::collections::HashMap::new();
+        for e in &entries {
+            for l in &e.layers {
+                *wanted.entry(secure_join(&tmp.0, l)).or_default() += 1;
+            }
         }
         let mut lines = Vec::new();
         for e in entries {
@@ -379,12 +433,24 @@ impl GraphStore {
                 chains: Vec::new(),
             };
             let mut parent: Option<String> = None;
+            let mut pending = Vec::new();
             for (layer, diff_id) in e.layers.iter().zip(&doc.rootfs.diff_ids) {
                 let path = secure_join(&tmp.0, layer);
                 let f = fs::File::open(&path)
                     .map_err(|_| bad(format!("the archive has no layer {layer:?}")))?;
-                let chain = self.add_layer(f, parent.as_deref(), diff_id, &mut pins)?;
+                let (chain, p) = self.begin_layer(f, parent.as_deref(), diff_id, &mut pins)?;
+                pending.extend(p);
+                if let Some(n) = wanted.get_mut(&path) {
+                    *n -= 1;
+                    if *n == 0 {
+                        let _ = fs::remove_file(&path);
+                    }
+                }
                 parent = Some(chain);
+            }
+            // One flush for the image's new layers (the first layer's `syncfs`).
+            for p in pending {
+                self.finish_pending(p, &mut pins)?;
             }
             let id = self.commit_image(&config, &tags)?;
             drop(pins);
