@@ -124,7 +124,13 @@ pub fn build(spec: &ContainerSpec, r: &Resolved<'_>) -> Result<Spec, String> {
     if !spec.domainname.is_empty() && !spec.process.uts_host {
         builder = builder.domainname(spec.domainname.clone());
     }
-    builder.build().map_err(err)
+    let mut out = builder.build().map_err(err)?;
+    if spec.hostname.is_empty() || spec.process.uts_host {
+        // Not oci-spec's default ("youki"): runc refuses any hostname in the host's UTS
+        // namespace (`--uts host`).
+        out.set_hostname(None);
+    }
+    Ok(out)
 }
 
 /// `--ulimit` (with the daemon's defaults) as OCI rlimits; -1 is unlimited.
@@ -784,6 +790,19 @@ mod tests {
                 .unwrap()
                 .iter()
                 .any(|n| n["type"] == "network")
+        );
+        assert_eq!(v["hostname"], "abc");
+        // --uts host: no hostname at all (runc refuses one without a UTS namespace).
+        let mut uts = s.clone();
+        uts.process.uts_host = true;
+        let u = json_of(&uts, None);
+        assert!(u.get("hostname").is_none(), "{}", u["hostname"]);
+        assert!(
+            !u["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "uts")
         );
         for key in ["memory", "cpu", "pids"] {
             assert!(l["resources"].get(key).is_none(), "{key}");
