@@ -2,7 +2,9 @@
 # Installs what berthd and its tests need on a fresh Debian machine (idempotent; quick
 # when everything is there): libseccomp-dev (linked into berthd: the seccomp filters),
 # iptables, busybox-static (the test image), prometheus (for promtool), systemd
-# (systemd-analyze), the docker CLI when missing, and the Python docker SDK.
+# (systemd-analyze), the docker CLI when missing, runc and tini (the oci exec driver's
+# runtime, and its static docker-init for `--init`: tini-static), and the Python docker
+# SDK.
 set -euo pipefail
 
 need=()
@@ -13,6 +15,8 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v docker >/dev/null 2>&1 || need+=(docker.io)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v docker-init >/dev/null 2>&1 || command -v tini-static >/dev/null 2>&1 || need+=(tini)
 if ((${#need[@]})); then
     echo "deps: installing ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive

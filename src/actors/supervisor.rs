@@ -112,6 +112,7 @@ impl Actors {
         let host = HostCaps {
             runtimes: config.runtime_names(),
             default_runtime: config.default_runtime_name().to_owned(),
+            oci_init: config.init_binary.is_some(),
             ..HostCaps::new(&cgroups, ncpu)
         };
         let db_path = data_root.join("linkgraph.db");

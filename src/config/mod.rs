@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 use crate::error::ErrorKind;
 use options::{Bad, Given};
 pub use options::{DaemonOption, Form, OPTIONS, Status};
-pub use runtimes::{NATIVE, OCI_DEFAULT, OciRuntime, look_path};
+pub use runtimes::{NATIVE, OCI_DEFAULT, OciRuntime, find_init, look_path};
 
 /// Where the API listens (`-H`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +124,9 @@ pub struct DaemonConfig {
     /// `--default-runtime` as given ("" when not: `native`, or `runc` with
     /// `--exec-driver oci`); read it through [`DaemonConfig::default_runtime_name`].
     pub default_runtime: String,
+    /// The static init that `--init` runs under an OCI runtime (docker-init or
+    /// tini-static, `runtimes::find_init`), looked up with the runtimes; not an option.
+    pub init_binary: Option<PathBuf>,
 }
 
 impl DaemonConfig {

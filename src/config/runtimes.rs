@@ -172,7 +172,61 @@ pub(super) fn resolve(c: &mut DaemonConfig, path_env: &str) -> Result<(), Config
     if default != NATIVE && !c.runtimes.contains_key(&default) {
         return Err(ConfigError::NoSuchDefaultRuntime { name: default });
     }
+    if !c.runtimes.is_empty() {
+        c.init_binary = find_init(path_env);
+    }
     Ok(())
+}
+
+/// dockerd's other places for docker-init, after `PATH`.
+const INIT_DIRS: &[&str] = &[
+    "/usr/local/libexec/docker",
+    "/usr/libexec/docker",
+    "/usr/local/lib/docker",
+    "/usr/lib/docker",
+];
+
+/// The init that `--init` runs as pid 1 of a container an OCI runtime runs (which execs
+/// only what the container's root holds, so berthd's own reaper cannot be it; the bundle
+/// binds it at `/sbin/docker-init`, `monitor::bundle::INIT_IN_CONTAINER`):
+/// `docker-init` from `path_env` or dockerd's libexec dirs (Debian's docker.io links it
+/// to tini-static), else `tini-static` from `path_env` (Debian's tini package). Only a
+/// statically linked one counts: a container's root has neither the host's loader nor
+/// its libraries. `None`: `--init` is refused for OCI runtimes (see `validate`).
+pub fn find_init(path_env: &str) -> Option<PathBuf> {
+    let docker_init = look_path("docker-init", path_env).into_iter().chain(
+        INIT_DIRS
+            .iter()
+            .map(|d| Path::new(d).join("docker-init"))
+            .filter(|p| p.is_file()),
+    );
+    docker_init
+        .chain(look_path("tini-static", path_env))
+        .find(|p| is_static_elf(p))
+}
+
+/// Whether the file at `p` is a 64-bit little-endian ELF executable without a program
+/// interpreter (`PT_INTERP`): one that runs in any root.
+fn is_static_elf(p: &Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    let read = std::fs::File::open(p).and_then(|f| f.take(4096).read_to_end(&mut head));
+    if read.is_err() || head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1
+    {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([head[o], head[o + 1]]);
+    let Ok(phoff) = usize::try_from(u64::from_le_bytes(
+        head[0x20..0x28].try_into().unwrap_or([0xff; 8]),
+    )) else {
+        return false;
+    };
+    let (size, count) = (usize::from(u16_at(0x36)), usize::from(u16_at(0x38)));
+    (0..count).all(|i| {
+        let at = phoff + i * size;
+        head.get(at..at + 4)
+            .is_some_and(|t| t != 3u32.to_le_bytes().as_slice())
+    })
 }
 
 /// [`resolve`] with berthd's own `PATH`.
@@ -217,6 +271,51 @@ mod tests {
         std::fs::write(&p, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p.display().to_string()
+    }
+
+    /// An executable 64-bit ELF header named `name` in `dir` with one program header of
+    /// type `ptype` (3: `PT_INTERP`, a dynamically linked binary; 1: `PT_LOAD`).
+    fn elf(dir: &Path, name: &str, ptype: u32) {
+        let mut b = vec![0u8; 64 + 56];
+        b[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        b[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        b[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        b[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        b[64..68].copy_from_slice(&ptype.to_le_bytes());
+        let p = dir.join(name);
+        std::fs::write(&p, b).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn the_init_is_a_static_docker_init_or_tini_static() {
+        if INIT_DIRS
+            .iter()
+            .any(|d| Path::new(d).join("docker-init").exists())
+        {
+            eprintln!("skipped: this host has a docker-init in dockerd's libexec dirs");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().display().to_string();
+        assert_eq!(find_init(&dir), None);
+        // A dynamically linked docker-init is passed over for tini-static.
+        elf(t.path(), "docker-init", 3);
+        assert_eq!(find_init(&dir), None);
+        exe(t.path(), "tini-static");
+        assert_eq!(find_init(&dir), None, "a script is no ELF binary");
+        elf(t.path(), "tini-static", 1);
+        assert_eq!(find_init(&dir), Some(t.path().join("tini-static")));
+        elf(t.path(), "docker-init", 1);
+        assert_eq!(find_init(&dir), Some(t.path().join("docker-init")));
+        // Looked up with the runtimes only.
+        exe(t.path(), "runc");
+        let mut c = DaemonConfig::defaults();
+        resolve(&mut c, &dir).unwrap();
+        assert_eq!(c.init_binary, None);
+        c.exec_driver = "oci".into();
+        resolve(&mut c, &dir).unwrap();
+        assert_eq!(c.init_binary, Some(t.path().join("docker-init")));
     }
 
     fn text(values: &[&str]) -> Result<BTreeMap<String, OciRuntime>, Bad> {

@@ -4,10 +4,13 @@
 //! It describes the container the native driver's init makes (`monitor::init`,
 //! `sys::mounts`): the same namespaces, mounts, device rules, cgroup and limits, masked and
 //! read-only paths, capabilities and seccomp filter, so that a container behaves the same
-//! under either driver. The monitor has already mounted the rootfs and resolved the user
-//! and the environment; [`build`] only translates.
+//! under either driver. The monitor has already mounted the rootfs, resolved the user and
+//! the environment, listed the host's devices for `--privileged` and attached another
+//! container's /dev/shm for `--ipc container:<id>`; [`build`] only translates. The one
+//! difference is `--init`: pid 1 is the daemon's static docker-init (tini), bound at
+//! [`INIT_IN_CONTAINER`], since the runtime can only exec what the container's root holds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::OciSpecError;
 use oci_spec::runtime::{
@@ -25,6 +28,10 @@ use super::user::ExecUser;
 use crate::sys::cgroups::{DeviceValue, Limits};
 use crate::sys::devices::HostDevice;
 use crate::sys::seccomp::{Action, Filter, Op};
+
+/// Where `--init`'s init is bound in the container, and run as pid 1 (dockerd's place
+/// for docker-init).
+pub const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
 
 /// The OCI runtime-spec version the bundle is written for (runc 1.1 reads 1.0.2).
 const OCI_VERSION: &str = "1.0.2";
@@ -44,35 +51,18 @@ pub struct Resolved<'a> {
     /// (`/proc/<monitor>/fd/<n>`); `None`: a new one (`--network none` without berthd's)
     /// or the host's.
     pub netns_path: Option<PathBuf>,
+    /// `--ipc container:<id>`: where the monitor attached that container's /dev/shm in
+    /// its own mount namespace (the runtime's namespace is a copy of it).
+    pub shm: Option<PathBuf>,
 }
 
 fn err(e: OciSpecError) -> String {
     format!("OCI bundle: {e}")
 }
 
-/// What the oci driver does not do yet, refused by name before anything is made (the
-/// create refuses them already; this catches a record made for the native driver that a
-/// changed `--default-runtime` now gives to an OCI runtime).
-pub fn unsupported(spec: &ContainerSpec) -> Option<&'static str> {
-    if spec.security.privileged {
-        return Some("HostConfig.Privileged (--privileged)");
-    }
-    if spec.process.init {
-        return Some("HostConfig.Init (--init)");
-    }
-    if matches!(spec.process.ipc, IpcNs::Join(_)) {
-        return Some("HostConfig.IpcMode (--ipc container:<name>)");
-    }
-    None
-}
-
 /// The container's `config.json`.
 pub fn build(spec: &ContainerSpec, r: &Resolved<'_>) -> Result<Spec, String> {
-    if let Some(field) = unsupported(spec) {
-        return Err(format!(
-            "berthd does not support {field} with an OCI runtime yet"
-        ));
-    }
+    let init = init_binary(spec)?;
     let user = UserBuilder::default()
         .uid(r.user.uid)
         .gid(r.user.gid)
@@ -84,10 +74,19 @@ pub fn build(spec: &ContainerSpec, r: &Resolved<'_>) -> Result<Spec, String> {
     // runc refuses an entry without `=`; such a name (unset on the client) has no value
     // for the process to read anyway.
     let env: Vec<String> = r.env.iter().filter(|e| e.contains('=')).cloned().collect();
+    // `--init`: dockerd's docker-init as pid 1, the command its child.
+    let args = match init {
+        Some(_) => [INIT_IN_CONTAINER, "--"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(spec.args.iter().cloned())
+            .collect(),
+        None => spec.args.clone(),
+    };
     let mut process = ProcessBuilder::default()
         .terminal(spec.tty)
         .user(user)
-        .args(spec.args.clone())
+        .args(args)
         .env(env)
         .cwd(cwd)
         .capabilities(capabilities(caps)?)
@@ -115,7 +114,7 @@ pub fn build(spec: &ContainerSpec, r: &Resolved<'_>) -> Result<Spec, String> {
                 .build()
                 .map_err(err)?,
         )
-        .mounts(mounts(spec)?)
+        .mounts(mounts(spec, r, init)?)
         .process(process)
         .linux(linux(spec, r)?);
     if !spec.hostname.is_empty() && !spec.process.uts_host {
@@ -124,7 +123,31 @@ pub fn build(spec: &ContainerSpec, r: &Resolved<'_>) -> Result<Spec, String> {
     if !spec.domainname.is_empty() && !spec.process.uts_host {
         builder = builder.domainname(spec.domainname.clone());
     }
-    builder.build().map_err(err)
+    let mut out = builder.build().map_err(err)?;
+    if spec.hostname.is_empty() || spec.process.uts_host {
+        // Not oci-spec's default ("youki"): runc refuses any hostname in the host's UTS
+        // namespace (`--uts host`).
+        out.set_hostname(None);
+    }
+    Ok(out)
+}
+
+/// `--init`: the static init the daemon found (`config::find_init`), bound at
+/// [`INIT_IN_CONTAINER`]; an error when the daemon found none (a record from a daemon
+/// that had one, or made for the native driver).
+fn init_binary(spec: &ContainerSpec) -> Result<Option<&Path>, String> {
+    if !spec.process.init {
+        return Ok(None);
+    }
+    spec.oci
+        .as_ref()
+        .and_then(|o| o.init.as_deref())
+        .map(Some)
+        .ok_or_else(|| {
+            "HostConfig.Init (--init) with an OCI runtime needs docker-init or tini-static \
+             (a static init; Debian's tini package), and berthd found none in PATH"
+                .to_owned()
+        })
 }
 
 /// `--ulimit` (with the daemon's defaults) as OCI rlimits; -1 is unlimited.
@@ -186,8 +209,20 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
 }
 
 /// The mounts of `sys::mounts::prepare_rootfs`, in Docker's order, then the spec's own
-/// (resolv.conf, hostname, hosts, binds).
-fn mounts(spec: &ContainerSpec) -> Result<Vec<Mount>, String> {
+/// (resolv.conf, hostname, hosts, binds), then the init of `--init` (read-only, as
+/// dockerd binds docker-init).
+fn mounts(
+    spec: &ContainerSpec,
+    r: &Resolved<'_>,
+    init: Option<&Path>,
+) -> Result<Vec<Mount>, String> {
+    // `--privileged`: /sys writable (`sys::privileged::make_sys_writable`); the cgroupfs
+    // stays read-only, as the native init mounts it.
+    let sys: &[&str] = if spec.security.privileged {
+        &["nosuid", "noexec", "nodev"]
+    } else {
+        &["nosuid", "noexec", "nodev", "ro"]
+    };
     let shm = if spec.shm_size == 0 {
         "size=65536k".to_owned()
     } else {
@@ -214,12 +249,7 @@ fn mounts(spec: &ContainerSpec) -> Result<Vec<Mount>, String> {
                 "gid=5",
             ],
         )?,
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        )?,
+        mount("/sys", "sysfs", "sysfs", sys)?,
         // The container's read-only cgroupfs (its own cgroups, or all of its namespace's).
         mount(
             "/sys/fs/cgroup",
@@ -248,8 +278,23 @@ fn mounts(spec: &ContainerSpec) -> Result<Vec<Mount>, String> {
             "/dev/shm",
             &["rbind", "rprivate"],
         )?),
-        // `unsupported` refuses another container's.
-        IpcNs::NoShm | IpcNs::Join(_) => {}
+        // Another container's: its tmpfs, which the monitor attached in its own mount
+        // namespace (`sys::ipc::clone_shm_of`, as the native init's `bind_shm_of`).
+        IpcNs::Join(_) => {
+            let shm = r.shm.as_ref().ok_or_else(|| {
+                "OCI bundle: the other container's /dev/shm was not attached".to_owned()
+            })?;
+            out.push(
+                MountBuilder::default()
+                    .destination("/dev/shm")
+                    .typ("bind")
+                    .source(shm.clone())
+                    .options(vec!["rbind".to_owned(), "rprivate".to_owned()])
+                    .build()
+                    .map_err(err)?,
+            );
+        }
+        IpcNs::NoShm => {}
     }
     for m in &spec.mounts {
         let mut b = MountBuilder::default()
@@ -261,6 +306,17 @@ fn mounts(spec: &ContainerSpec) -> Result<Vec<Mount>, String> {
             b = b.options([m.options.clone(), vec!["rbind".to_owned()]].concat());
         }
         out.push(b.build().map_err(err)?);
+    }
+    if let Some(init) = init {
+        out.push(
+            MountBuilder::default()
+                .destination(INIT_IN_CONTAINER)
+                .typ("bind")
+                .source(init)
+                .options(vec!["bind".to_owned(), "ro".to_owned()])
+                .build()
+                .map_err(err)?,
+        );
     }
     Ok(out)
 }
@@ -297,8 +353,10 @@ fn linux(spec: &ContainerSpec, r: &Resolved<'_>) -> Result<oci_spec::runtime::Li
         PidNs::Join(pid) => namespaces.push(joined(LinuxNamespaceType::Pid, pid, "pid")?),
         PidNs::Host => {}
     }
-    if spec.process.ipc != IpcNs::Host {
-        namespaces.push(ns(LinuxNamespaceType::Ipc)?);
+    match spec.process.ipc {
+        IpcNs::Private | IpcNs::NoShm => namespaces.push(ns(LinuxNamespaceType::Ipc)?),
+        IpcNs::Join(pid) => namespaces.push(joined(LinuxNamespaceType::Ipc, pid, "ipc")?),
+        IpcNs::Host => {}
     }
     if !spec.process.uts_host {
         namespaces.push(ns(LinuxNamespaceType::Uts)?);
@@ -653,6 +711,7 @@ mod tests {
             devices: &[],
             env: vec!["PATH=/bin".into(), "BARE".into()],
             netns_path: netns.map(PathBuf::from),
+            shm: None,
         };
         serde_json::to_value(build(spec, &r).unwrap()).unwrap()
     }
@@ -786,6 +845,19 @@ mod tests {
                 .iter()
                 .any(|n| n["type"] == "network")
         );
+        assert_eq!(v["hostname"], "abc");
+        // --uts host: no hostname at all (runc refuses one without a UTS namespace).
+        let mut uts = s.clone();
+        uts.process.uts_host = true;
+        let u = json_of(&uts, None);
+        assert!(u.get("hostname").is_none(), "{}", u["hostname"]);
+        assert!(
+            !u["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "uts")
+        );
         for key in ["memory", "cpu", "pids"] {
             assert!(l["resources"].get(key).is_none(), "{key}");
         }
@@ -854,6 +926,7 @@ mod tests {
             devices: &nodes,
             env: Vec::new(),
             netns_path: None,
+            shm: None,
         };
         let v = serde_json::to_value(build(&s, &r).unwrap()).unwrap();
         let l = &v["linux"];
@@ -893,6 +966,176 @@ mod tests {
             l["devices"],
             json!([{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
                     "fileMode": 438, "uid": 0, "gid": 0}])
+        );
+    }
+
+    fn resolved<'a>(
+        user: &'a ExecUser,
+        limits: &'a Limits,
+        devices: &'a [HostDevice],
+    ) -> Resolved<'a> {
+        Resolved {
+            user,
+            limits,
+            devices,
+            env: Vec::new(),
+            netns_path: None,
+            shm: None,
+        }
+    }
+
+    fn root_user() -> ExecUser {
+        ExecUser {
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+            home: "/root".into(),
+        }
+    }
+
+    fn mount_at<'v>(v: &'v Value, dest: &str) -> Option<&'v Value> {
+        v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == dest)
+    }
+
+    #[test]
+    fn privileged_is_every_capability_device_and_no_filter_or_masks() {
+        let mut s = spec();
+        let h = crate::model::api::HostConfig {
+            privileged: Some(true),
+            ..Default::default()
+        };
+        s.security =
+            crate::security::for_container(&h, crate::security::DaemonDefaults::default()).unwrap();
+        // What the monitor hands the bundle for a privileged container.
+        let mut limits = Limits::default();
+        crate::monitor::cgroup_setup::allow_every_device(&mut limits);
+        let nodes = [HostDevice {
+            host_path: "/dev/sda".into(),
+            path: "/dev/sda".into(),
+            kind: 'b',
+            major: 8,
+            minor: 0,
+            mode: 0o660,
+            uid: 0,
+            gid: 6,
+            access: "rwm".into(),
+        }];
+        let user = root_user();
+        let v =
+            serde_json::to_value(build(&s, &resolved(&user, &limits, &nodes)).unwrap()).unwrap();
+        let p = &v["process"];
+        let eff = p["capabilities"]["effective"].as_array().unwrap();
+        assert_eq!(
+            eff.len(),
+            usize::try_from(crate::security::host().bounding.count_ones()).unwrap(),
+            "berthd's bounding set"
+        );
+        assert_eq!(
+            p["capabilities"]["bounding"],
+            p["capabilities"]["effective"]
+        );
+        let l = &v["linux"];
+        assert!(l.get("seccomp").is_none(), "no filter");
+        assert!(l.get("maskedPaths").is_none_or(|m| m == &json!([])), "{l}");
+        assert!(
+            l.get("readonlyPaths").is_none_or(|m| m == &json!([])),
+            "{l}"
+        );
+        assert_eq!(
+            l["resources"]["devices"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap(),
+            &json!({"allow": true, "type": "a", "access": "rwm"})
+        );
+        assert_eq!(l["devices"][0]["path"], "/dev/sda");
+        assert_eq!(l["devices"][0]["type"], "b");
+        // /sys writable; the cgroupfs read-only, as the native init mounts it.
+        let sys = mount_at(&v, "/sys").unwrap();
+        assert!(!sys["options"].as_array().unwrap().contains(&json!("ro")));
+        let cg = mount_at(&v, "/sys/fs/cgroup").unwrap();
+        assert!(cg["options"].as_array().unwrap().contains(&json!("ro")));
+        // Not privileged: /sys read-only.
+        let v = json_of(&spec(), None);
+        let sys = mount_at(&v, "/sys").unwrap();
+        assert!(sys["options"].as_array().unwrap().contains(&json!("ro")));
+    }
+
+    #[test]
+    fn init_runs_the_daemons_docker_init_as_pid_1() {
+        let mut s = spec();
+        s.process.init = true;
+        let (user, limits) = (root_user(), Limits::default());
+        // The daemon found no static init: a start refuses by name.
+        let e = build(&s, &resolved(&user, &limits, &[])).unwrap_err();
+        assert!(e.contains("HostConfig.Init (--init)"), "{e}");
+        s.oci = Some(crate::monitor::spec::OciRuntimeSpec {
+            name: "runc".into(),
+            binary: "/usr/sbin/runc".into(),
+            args: Vec::new(),
+            root: "/run/berth/runtime-runc".into(),
+            init: Some("/usr/bin/tini-static".into()),
+        });
+        let v = serde_json::to_value(build(&s, &resolved(&user, &limits, &[])).unwrap()).unwrap();
+        assert_eq!(
+            v["process"]["args"],
+            json!(["/sbin/docker-init", "--", "sh", "-c", "true"])
+        );
+        assert_eq!(
+            mount_at(&v, "/sbin/docker-init").unwrap(),
+            &json!({"destination": "/sbin/docker-init", "type": "bind",
+                    "source": "/usr/bin/tini-static", "options": ["bind", "ro"]})
+        );
+        // Without --init, the command alone and no mount.
+        s.process.init = false;
+        let v = serde_json::to_value(build(&s, &resolved(&user, &limits, &[])).unwrap()).unwrap();
+        assert_eq!(v["process"]["args"], json!(["sh", "-c", "true"]));
+        assert!(mount_at(&v, "/sbin/docker-init").is_none());
+    }
+
+    #[test]
+    fn ipc_container_joins_its_namespace_and_binds_its_shm() {
+        let mut s = spec();
+        s.process.ipc = IpcNs::Join(42);
+        let (user, limits) = (root_user(), Limits::default());
+        let e = build(&s, &resolved(&user, &limits, &[])).unwrap_err();
+        assert!(e.contains("/dev/shm"), "{e}");
+        let mut r = resolved(&user, &limits, &[]);
+        r.shm = Some("/run/berth/containers/abc/shm".into());
+        let v = serde_json::to_value(build(&s, &r).unwrap()).unwrap();
+        let ns = v["linux"]["namespaces"].as_array().unwrap();
+        assert!(
+            ns.contains(&json!({"type": "ipc", "path": "/proc/42/ns/ipc"})),
+            "{ns:?}"
+        );
+        assert_eq!(
+            mount_at(&v, "/dev/shm").unwrap(),
+            &json!({"destination": "/dev/shm", "type": "bind",
+                    "source": "/run/berth/containers/abc/shm", "options": ["rbind", "rprivate"]})
+        );
+        // --ipc none: a namespace of its own, no /dev/shm; host: neither.
+        s.process.ipc = IpcNs::NoShm;
+        let v = serde_json::to_value(build(&s, &resolved(&user, &limits, &[])).unwrap()).unwrap();
+        assert!(
+            v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"type": "ipc"}))
+        );
+        assert!(mount_at(&v, "/dev/shm").is_none());
+        s.process.ipc = IpcNs::Host;
+        let v = serde_json::to_value(build(&s, &resolved(&user, &limits, &[])).unwrap()).unwrap();
+        assert!(
+            !v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "ipc")
         );
     }
 }

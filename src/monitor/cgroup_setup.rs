@@ -127,6 +127,17 @@ pub fn prepare(spec: &CgroupSpec, layout: &CgroupLayout) -> Result<Prepared, Sys
     })
 }
 
+/// `--privileged`: every device allowed in the devices cgroup (`a *:* rwm`, as runc's
+/// privileged rule), after the rules of `limits`.
+pub fn allow_every_device(limits: &mut Limits) {
+    limits.devices.push(DeviceRule {
+        kind: 'a',
+        major: None,
+        minor: None,
+        access: "rwm".to_owned(),
+    });
+}
+
 /// In the init, before `pivot_root` (the rootfs at `root`): the device nodes, and the
 /// cgroupfs when the container shares the host's cgroup namespace.
 pub fn before_pivot(root: &Path, c: &InitCgroup) -> Result<(), SysError> {

@@ -288,13 +288,7 @@ impl Monitor {
         let prepared = cgroup_setup::prepare(&spec.cgroup, &layout).map_err(|e| setup_err(&e))?;
         let mut limits = prepared.limits;
         if spec.security.privileged {
-            // `--privileged`: every device (`a *:* rwm`, as runc's privileged rule).
-            limits.devices.push(crate::sys::devices::DeviceRule {
-                kind: 'a',
-                major: None,
-                minor: None,
-                access: "rwm".to_owned(),
-            });
+            cgroup_setup::allow_every_device(&mut limits);
         }
         tm!("limits prepared");
         // The unified part only: the init is born in it. The v1 part is made while the

@@ -391,6 +391,7 @@ mod tests {
             binary: script,
             args: Vec::new(),
             root: t.path().join("root"),
+            init: None,
         };
         let rt = Runtime {
             spec: &spec,

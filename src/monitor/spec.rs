@@ -145,6 +145,10 @@ pub struct OciRuntimeSpec {
     pub args: Vec<String>,
     /// The runtime's state root: `<exec-root>/runtime-<name>`.
     pub root: PathBuf,
+    /// The static init bound at `/sbin/docker-init` for `--init` (the daemon's
+    /// `init_binary`: docker-init or tini-static); `None`: the daemon found none.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
 }
 
 /// The container's cgroup: `<parent>/<id>` in every hierarchy in use.

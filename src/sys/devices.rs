@@ -194,7 +194,11 @@ pub fn device_numbers(path: &Path) -> io::Result<(u64, u64)> {
 }
 
 /// The device at `path` (not following a symlink), or `None` when it is not a device node.
-fn device_at(path: &Path, in_container: String, access: &str) -> io::Result<Option<HostDevice>> {
+pub(super) fn device_at(
+    path: &Path,
+    in_container: String,
+    access: &str,
+) -> io::Result<Option<HostDevice>> {
     let md = fs::symlink_metadata(path)?;
     let ft = md.file_type();
     let kind = if ft.is_char_device() {

@@ -1,7 +1,8 @@
 //! The container's `/dev/shm` in the IPC modes other than its own: none at all
 //! (`--ipc none`), the host's (`--ipc host`) or another container's (`--ipc
 //! container:<id>`). Made by the init after its mounts and before `pivot_root`, in its
-//! own mount namespace.
+//! own mount namespace. Under the oci driver the monitor takes the other container's copy
+//! ([`clone_shm_of`]) and attaches it in its own mount namespace, for the runtime to bind.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -60,14 +61,29 @@ const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 /// Puts the `/dev/shm` of the container whose init has host pid `pid` at the
-/// container's `/dev/shm` (`--ipc container:<id>`), before `pivot_root`.
+/// container's `/dev/shm` (`--ipc container:<id>`), before `pivot_root`: a detached copy
+/// ([`clone_shm_of`]) attached at `<root>/dev/shm` ([`attach_tree`]). Must be called from
+/// the single-threaded container init.
+pub fn bind_shm_of(pid: i32, root: &Path) -> Result<(), SysError> {
+    let tree = clone_shm_of(pid)?;
+    let shm = root.join("dev/shm");
+    let _ = umount2(&shm, MntFlags::MNT_DETACH);
+    attach_tree(&tree, &shm).map_err(|source| SysError::Mount {
+        source_name: "/dev/shm".to_owned(),
+        target: PathBuf::from("/dev/shm"),
+        source,
+    })
+}
+
+/// A detached copy of the `/dev/shm` mount of the container whose init has host pid
+/// `pid` (`--ipc container:<id>`), as a descriptor for [`attach_tree`].
 ///
 /// That `/dev/shm` is a tmpfs mounted inside the other container's own mount namespace,
 /// which a bind mount cannot reach across. A short-lived child joins that namespace,
 /// takes a detached copy of the mount (`open_tree(OPEN_TREE_CLONE)`) and hands its
-/// descriptor back over a socket pair; the init attaches it (`move_mount`). Must be called
-/// from the single-threaded container init.
-pub fn bind_shm_of(pid: i32, root: &Path) -> Result<(), SysError> {
+/// descriptor back over a socket pair. Forks: the caller must be single-threaded (the
+/// container init, or the oci driver's monitor).
+pub fn clone_shm_of(pid: i32) -> Result<std::os::fd::OwnedFd, SysError> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::net::UnixStream;
 
@@ -107,40 +123,38 @@ pub fn bind_shm_of(pid: i32, root: &Path) -> Result<(), SysError> {
             let mut fds = Vec::new();
             let got = super::process::recv_with_fds(ours.as_raw_fd(), &mut buf, &mut fds);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
-            let tree = match (got, fds.pop()) {
-                (Ok(_), Some(tree)) => tree,
-                (Err(e), _) => return Err(fail("receiving the other container's /dev/shm", e)),
-                (Ok(_), None) => {
-                    return Err(fail(
-                        "open_tree of the other container's /dev/shm",
-                        io::Error::other("it could not be copied"),
-                    ));
-                }
-            };
-            let shm = root.join("dev/shm");
-            let _ = umount2(&shm, MntFlags::MNT_DETACH);
-            let target = std::ffi::CString::new(shm.as_os_str().as_encoded_bytes())
-                .map_err(|_| fail("move_mount", io::Error::from(io::ErrorKind::InvalidInput)))?;
-            // SAFETY: both paths are NUL-terminated strings that live across the call, and
-            // `tree` is an open descriptor of a detached mount; move_mount only reads them.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_move_mount,
-                    tree.as_raw_fd(),
-                    c"".as_ptr(),
-                    libc::AT_FDCWD,
-                    target.as_ptr(),
-                    MOVE_MOUNT_F_EMPTY_PATH,
-                )
-            };
-            if r != 0 {
-                return Err(SysError::Mount {
-                    source_name: "/dev/shm".to_owned(),
-                    target: PathBuf::from("/dev/shm"),
-                    source: io::Error::last_os_error(),
-                });
+            match (got, fds.pop()) {
+                (Ok(_), Some(tree)) => Ok(tree),
+                (Err(e), _) => Err(fail("receiving the other container's /dev/shm", e)),
+                (Ok(_), None) => Err(fail(
+                    "open_tree of the other container's /dev/shm",
+                    io::Error::other("it could not be copied"),
+                )),
             }
-            Ok(())
         }
     }
+}
+
+/// Attaches the detached mount `tree` (from [`clone_shm_of`]) at `target`
+/// (`move_mount`).
+pub fn attach_tree(tree: &std::os::fd::OwnedFd, target: &Path) -> Result<(), io::Error> {
+    use std::os::fd::AsRawFd;
+    let target = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: both paths are NUL-terminated strings that live across the call, and
+    // `tree` is an open descriptor of a detached mount; move_mount only reads them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

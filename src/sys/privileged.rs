@@ -1,6 +1,7 @@
 //! What `--privileged` opens in a container's filesystem, done by its init before
 //! `pivot_root`: every device node of the host in the container's /dev (as runc's
-//! `HostDevices`), and /sys writable.
+//! `HostDevices`), and /sys writable. The oci driver's bundle lists the same nodes
+//! ([`host_devices`]) for the runtime to make.
 
 use std::fs;
 use std::io;
@@ -15,6 +16,43 @@ use super::SysError;
 
 /// Directories of the host's /dev that are not device nodes to copy (runc's list).
 const SKIPPED_DIRS: &[&str] = &["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+
+/// Whether the entry `name` of the host's /dev stays out of a privileged container.
+fn skipped(name: &std::ffi::OsStr, is_dir: bool) -> bool {
+    if is_dir {
+        SKIPPED_DIRS.iter().any(|d| name == *d)
+    } else {
+        name == "console"
+    }
+}
+
+/// Every character and block device under `host_dev` (the host's /dev), as
+/// [`copy_host_devices`] makes them, with its path under `in_container` (`/dev`) and
+/// `rwm` access, sorted by path.
+pub fn host_devices(host_dev: &Path, in_container: &str) -> Vec<super::devices::HostDevice> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(host_dev) else {
+        return out;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(fs::DirEntry::file_name);
+    for entry in entries {
+        let name = entry.file_name();
+        let Ok(ft) = entry.file_type() else {
+            continue;
+        };
+        if skipped(&name, ft.is_dir()) {
+            continue;
+        }
+        let to = format!("{in_container}/{}", name.to_string_lossy());
+        if ft.is_dir() {
+            out.extend(host_devices(&entry.path(), &to));
+        } else if let Ok(Some(d)) = super::devices::device_at(&entry.path(), to, "rwm") {
+            out.push(d);
+        }
+    }
+    out
+}
 
 /// Makes every character and block device under `host_dev` (the host's /dev) in `dev`
 /// (the container's /dev), with the host's major, minor, mode and owner. Nodes the
@@ -38,10 +76,10 @@ pub fn copy_host_devices(host_dev: &Path, dev: &Path) -> Result<(), SysError> {
             continue;
         };
         let ft = md.file_type();
+        if skipped(&name, ft.is_dir()) {
+            continue;
+        }
         if ft.is_dir() {
-            if SKIPPED_DIRS.iter().any(|d| name == *d) {
-                continue;
-            }
             match fs::create_dir(&to) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -57,9 +95,6 @@ pub fn copy_host_devices(host_dev: &Path, dev: &Path) -> Result<(), SysError> {
         } else {
             continue;
         };
-        if name == "console" {
-            continue;
-        }
         let perm = Mode::from_bits_truncate(md.mode() & 0o7777);
         match mknod(&to, kind, perm, md.rdev()) {
             Ok(()) => {}
@@ -155,5 +190,17 @@ mod tests {
         }
         // Again: what exists is kept.
         copy_host_devices(&host, &ctr).unwrap();
+        // The bundle's list: the same nodes.
+        let listed: Vec<(String, char, u32, u32, u32)> = host_devices(&host, "/dev")
+            .into_iter()
+            .map(|d| (d.path, d.kind, d.major, d.minor, d.mode))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("/dev/null2".to_owned(), 'c', 1, 3, 0o640),
+                ("/dev/sub/zero2".to_owned(), 'c', 1, 5, 0o640)
+            ]
+        );
     }
 }

@@ -256,6 +256,7 @@ pub fn oci_runtime(
         binary: rt.binary.clone(),
         args: rt.args.clone(),
         root: runtime_root(&config.exec_root, name),
+        init: config.init_binary.clone(),
     }))
 }
 

@@ -36,6 +36,9 @@ pub struct HostCaps {
     pub runtimes: Vec<String>,
     /// The runtime of a container that names none; empty: `native`.
     pub default_runtime: String,
+    /// The daemon has a static init for `--init` under an OCI runtime
+    /// (`DaemonConfig::init_binary`).
+    pub oci_init: bool,
 }
 
 impl HostCaps {
@@ -50,6 +53,7 @@ impl HostCaps {
             cgroups: layout.clone(),
             runtimes: Vec::new(),
             default_runtime: String::new(),
+            oci_init: false,
         }
     }
 }
@@ -330,28 +334,24 @@ fn check_runtime(h: &mut HostConfig, host: &HostCaps) -> Result<(), StoreError> 
             }
         }
     }
-    check_oci_runtime(h)
+    check_oci_runtime(h, host)
 }
 
-/// What the oci driver's bundle (`monitor::bundle`) does not carry yet, refused at create
-/// for a container an OCI runtime will run (the bundle refuses it again at start).
-fn check_oci_runtime(h: &HostConfig) -> Result<(), StoreError> {
+/// `--init` under an OCI runtime runs the daemon's static init (docker-init or
+/// tini-static, `config::find_init`) as pid 1: refused by name when the daemon found none.
+fn check_oci_runtime(h: &HostConfig, host: &HostCaps) -> Result<(), StoreError> {
     let rt = h.runtime.as_deref().unwrap_or("");
-    if rt.is_empty() || rt == create::RUNTIME {
+    if rt.is_empty() || rt == create::RUNTIME || host.oci_init {
         return Ok(());
     }
-    let reason = format!("not with an OCI runtime ({rt}) yet");
-    if h.privileged == Some(true) {
-        return Err(cannot("HostConfig.Privileged", &reason));
-    }
     if h.init == Some(true) {
-        return Err(cannot("HostConfig.Init", &reason));
-    }
-    if h.ipc_mode
-        .as_deref()
-        .is_some_and(|m| m.starts_with("container:"))
-    {
-        return Err(cannot("HostConfig.IpcMode", &reason));
+        return Err(cannot(
+            "HostConfig.Init",
+            &format!(
+                "not with an OCI runtime ({rt}) without docker-init or tini-static, and berthd \
+                 found neither in PATH (install the tini package)"
+            ),
+        ));
     }
     Ok(())
 }
@@ -698,6 +698,7 @@ mod tests {
             },
             runtimes: Vec::new(),
             default_runtime: String::new(),
+            oci_init: false,
         }
     }
 
@@ -946,37 +947,41 @@ mod tests {
     }
 
     #[test]
-    fn what_the_oci_bundle_lacks_is_refused_for_an_oci_runtime_only() {
+    fn an_oci_runtime_takes_privileged_init_and_ipc_container_like_native() {
         let mut oci = host();
         oci.runtimes = vec!["native".into(), "runc".into()];
         oci.default_runtime = "runc".into();
+        oci.oci_init = true;
         let run = |hc: Value, h: &HostCaps| {
             let b = json!({"HostConfig": hc});
             let mut req =
                 create::parse_create(b.to_string().as_bytes(), ApiVersion::CURRENT).unwrap();
             validate(&mut req, h).map(|_| ()).map_err(|e| e.to_string())
         };
-        for (hc, field) in [
-            (
-                json!({"Privileged": true}),
-                "HostConfig.Privileged (--privileged)",
-            ),
-            (json!({"Init": true}), "HostConfig.Init (--init)"),
-            (
-                json!({"IpcMode": "container:web"}),
-                "HostConfig.IpcMode (--ipc)",
-            ),
+        for hc in [
+            json!({"Privileged": true}),
+            json!({"Init": true}),
+            json!({"IpcMode": "container:web"}),
         ] {
-            let e = run(hc.clone(), &oci).unwrap_err();
-            assert_eq!(
-                e,
-                format!("berthd does not support {field}: not with an OCI runtime (runc) yet")
-            );
-            // The native driver does them.
+            assert_eq!(run(hc.clone(), &oci), Ok(()), "{hc}");
             let mut native = hc.clone();
             native["Runtime"] = json!("native");
             assert_eq!(run(native, &oci), Ok(()), "{hc}");
         }
+        // Without a static init, --init is refused for an OCI runtime, by name; native
+        // needs none.
+        oci.oci_init = false;
+        assert_eq!(
+            run(json!({"Init": true}), &oci).unwrap_err(),
+            "berthd does not support HostConfig.Init (--init): not with an OCI runtime (runc) \
+             without docker-init or tini-static, and berthd found neither in PATH (install the \
+             tini package)"
+        );
+        assert_eq!(
+            run(json!({"Init": true, "Runtime": "native"}), &oci),
+            Ok(())
+        );
+        assert_eq!(run(json!({"Privileged": true}), &oci), Ok(()));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! the log, attach, signals, the exit status.
 //!
 //! 1. The monitor becomes a child subreaper and moves into a mount namespace of its own,
-//!    where it mounts the rootfs (nothing shows on the host; it goes with the monitor).
+//!    where it mounts the rootfs (nothing shows on the host; it goes with the monitor),
+//!    and with `--ipc container:<id>` attaches a copy of that container's /dev/shm.
 //! 2. It resolves the user in the rootfs's /etc/passwd and /etc/group, and writes the
 //!    bundle's `config.json` (`monitor::bundle`) in the state dir.
 //! 3. `runtime create` (stdio: the container's pipes, or `--console-socket` for a tty)
@@ -37,8 +38,9 @@ use crate::monitor::runtime::{
     CONFIG_FILE, CONSOLE_SOCKET, CreateStdio, LOG_FILE, PID_FILE, Runtime, RuntimeError,
     STDERR_FILE, is_exec_failure,
 };
+use crate::monitor::spec::IpcNs;
 use crate::monitor::spec::{ContainerSpec, OciRuntimeSpec};
-use crate::monitor::{lookup, user};
+use crate::monitor::{cgroup_setup, lookup, user};
 use crate::sys::cgroups::{CgroupLayout, ContainerCgroup};
 use crate::sys::{self, SysError};
 use crate::util::error_chain;
@@ -51,6 +53,9 @@ pub(super) struct OciState {
     dir: PathBuf,
     /// The rootfs mounted in the monitor's own namespace.
     rootfs: Option<PathBuf>,
+    /// `--ipc container:<id>`: that container's /dev/shm, attached in the monitor's own
+    /// namespace at `<state dir>/shm` for the runtime to bind.
+    shm: Option<PathBuf>,
     timeout: Duration,
 }
 
@@ -70,8 +75,8 @@ impl OciState {
         if let Err(e) = self.runtime().delete(true, sig) {
             eprintln!("berthd monitor: {}", error_chain(&e));
         }
-        if let Some(root) = &self.rootfs {
-            let _ = sys::mounts::detach(root);
+        for m in self.rootfs.iter().chain(&self.shm) {
+            let _ = sys::mounts::detach(m);
         }
     }
 }
@@ -220,14 +225,17 @@ impl Monitor {
         for m in spec.mounts.iter().filter(|m| m.copy_up) {
             sys::mounts::copy_up(&spec.rootfs.target, m).map_err(|e| setup_err(&e))?;
         }
-        let oci = OciState {
+        let mut oci = OciState {
             runtime: rt.clone(),
             id: spec.id.clone(),
             dir: state_dir.clone(),
             rootfs: mounted.then(|| spec.rootfs.target.clone()),
+            shm: None,
             timeout: crate::monitor::runtime::timeout(),
         };
-        let made = match Self::oci_create(spec, &layout, &oci, netns.as_ref(), &sigfd) {
+        let made = attach_shm_of(spec, &mut oci)
+            .and_then(|()| Self::oci_create(spec, &layout, &oci, netns.as_ref(), &sigfd));
+        let made = match made {
             Ok(made) => made,
             Err(f) => {
                 oci.teardown(&sigfd);
@@ -337,14 +345,27 @@ impl Monitor {
             ))
         });
         // The same limits and device nodes as the native init's, looked up on the host.
-        let prepared = crate::monitor::cgroup_setup::prepare(&spec.cgroup, layout)
+        let prepared = cgroup_setup::prepare(&spec.cgroup, layout)
             .map_err(|e| Failure::setup(error_chain(&e)))?;
+        let (mut limits, mut devices) = (prepared.limits, prepared.init.devices);
+        if spec.security.privileged {
+            // As the native driver: every device allowed, and every node of the host's
+            // /dev made in the container's (`sys::privileged::copy_host_devices`), those of
+            // `--device` kept.
+            cgroup_setup::allow_every_device(&mut limits);
+            for d in sys::privileged::host_devices(Path::new("/dev"), "/dev") {
+                if !devices.iter().any(|n| n.path == d.path) {
+                    devices.push(d);
+                }
+            }
+        }
         let resolved = Resolved {
             user: &user,
-            limits: &prepared.limits,
-            devices: &prepared.init.devices,
+            limits: &limits,
+            devices: &devices,
             env: process_env(spec, &user.home),
             netns_path,
+            shm: oci.shm.clone(),
         };
         crate::monitor::settings::check_oom_score_adj(&spec.process).map_err(Failure::setup)?;
         let config = bundle::build(spec, &resolved).map_err(Failure::setup)?;
@@ -414,6 +435,26 @@ impl Monitor {
             stdin: in_w,
         })
     }
+}
+
+/// `--ipc container:<id>`: a copy of that container's /dev/shm (a tmpfs in its own mount
+/// namespace, which no bind reaches) attached at `<state dir>/shm` in the monitor's mount
+/// namespace, which the runtime's is a copy of, so that the bundle can bind it.
+fn attach_shm_of(spec: &ContainerSpec, oci: &mut OciState) -> Result<(), Failure> {
+    let IpcNs::Join(pid) = spec.process.ipc else {
+        return Ok(());
+    };
+    let tree = sys::ipc::clone_shm_of(pid).map_err(|e| Failure::setup(error_chain(&e)))?;
+    let at = oci.dir.join("shm");
+    fs::create_dir_all(&at).map_err(|e| Failure::setup(format!("create {}: {e}", at.display())))?;
+    sys::ipc::attach_tree(&tree, &at).map_err(|e| {
+        Failure::setup(format!(
+            "attaching the /dev/shm of pid {pid} at {}: {e}",
+            at.display()
+        ))
+    })?;
+    oci.shm = Some(at);
+    Ok(())
 }
 
 /// What `create` made: the init and the monitor's ends of its stdio.
