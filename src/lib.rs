@@ -8,6 +8,8 @@
 //! - [`api`]: the Engine API routes (actix-web), errors and per-request tracing.
 //! - [`server`]: listeners, and the hijacked attach and exec streams served below
 //!   actix-http's HTTP/1 codec.
+//! - [`containerfs`]: a container's files for `docker cp` and `docker export`, reached
+//!   from berthd (`/proc/<pid>/root`, or a private mount namespace) and walked by descriptor.
 //! - [`monitor`]: the per-container monitor process (berthd re-executed).
 //! - [`security`]: capabilities, seccomp profiles, no_new_privs and masked paths, as
 //!   dockerd computes them for a container.
@@ -21,6 +23,7 @@
 pub mod actors;
 pub mod api;
 pub mod config;
+pub mod containerfs;
 pub mod daemon;
 pub mod deleter;
 pub mod error;

@@ -9,6 +9,7 @@ use crate::actors::graph::GraphError;
 use crate::actors::graphdb::GraphDbError;
 use crate::actors::network::NetworkError;
 use crate::actors::store::StoreError;
+use crate::containerfs::ContainerFsError;
 use crate::error::ErrorKind;
 use crate::model::create::ModelError;
 use crate::model::exec::ExecRequestError;
@@ -102,7 +103,8 @@ from_subsystem!(
     NetworkError,
     ExecError,
     ModelError,
-    ExecRequestError
+    ExecRequestError,
+    ContainerFsError
 );
 
 /// API handlers wait for their actors without a deadline, so this is an actor that has

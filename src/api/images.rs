@@ -38,7 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Feeds a request body to the blocking reader at the other end of `tx` until either
 /// side ends.
-async fn feed_body(
+pub(super) async fn feed_body(
     mut payload: web::Payload,
     tx: tokio::sync::mpsc::Sender<io::Result<actix_web::web::Bytes>>,
 ) {

@@ -6,6 +6,7 @@
 //! hijacked routes (attach, exec start) never reach actix-web: `server` serves them below
 //! actix-http's codec.
 
+pub mod archive;
 pub mod commit;
 pub mod containers;
 pub mod error;
@@ -67,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 fn routes(cfg: &mut web::ServiceConfig) {
     system::routes(cfg);
     containers::routes(cfg);
+    archive::routes(cfg);
     live::routes(cfg);
     exec::routes(cfg);
     images::routes(cfg);

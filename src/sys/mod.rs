@@ -1,5 +1,7 @@
 //! The only home of raw syscalls and `unsafe`.
 //!
+//! - [`at`]: calls relative to an open directory that never follow a symlink: reading and
+//!   writing inside a container's root (`docker cp`, `docker export`).
 //! - [`cgroups`]: cgroup v1/v2 layout detection, container cgroups and their limits.
 //! - [`cgroup_live`]: a running container's cgroup as berthd reads and changes it: the
 //!   freezer (pause), its pids (top), its counters (stats) and new limits (update).
@@ -12,7 +14,8 @@
 //! - [`enter`]: entering a running container (`docker exec`): the fork into its cgroup and
 //!   pid namespace, the move into its other namespaces.
 //! - [`mounts`]: the container's root filesystem: rootfs, /proc, /sys, /dev, pivot_root,
-//!   masked and read-only paths.
+//!   masked and read-only paths; the mounts `docker cp` and `docker export` make of a
+//!   container in a private mount namespace.
 //! - [`ipc`]: the container's /dev/shm with `--ipc none` and `--ipc host`.
 //! - [`caps`]: capability sets and the switch to the container's user.
 //! - [`seccomp`]: system call filters compiled with libseccomp, installed by the init.
@@ -31,6 +34,7 @@
 //! Every error names the path or the call that failed and keeps the errno; the `fs` calls
 //! return the bare `io::Error`, and their callers' errors name the path.
 
+pub mod at;
 pub mod caps;
 pub mod cgroup_live;
 pub mod cgroupfs;

@@ -410,6 +410,111 @@ pub fn mount_rootfs_apart(rootfs: &RootfsSpec) -> Result<bool, SysError> {
     Ok(true)
 }
 
+/// For `docker cp` on a container that does not run, on a thread that has just entered a
+/// private mount namespace of its own ([`super::namespaces::unshare_private_mount_ns`]):
+/// mounts the container's rootfs at its target and, below it, its binds and volumes (an
+/// empty volume filled from the image first, as its first start would), as dockerd mounts
+/// them for a copy. Tmpfs mounts are left out: they hold nothing while the container is
+/// stopped. Returns the rootfs's directory. Nothing of it shows on the host, and all of
+/// it goes with the namespace when the thread ends.
+pub fn mount_container_fs(rootfs: &RootfsSpec, mounts: &[MountSpec]) -> Result<PathBuf, SysError> {
+    let root = rootfs.target.as_path();
+    if rootfs.fstype == "bind" {
+        mnt(
+            Some(&rootfs.source),
+            root,
+            "/",
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+    } else {
+        let data = (!rootfs.options.is_empty()).then_some(rootfs.options.as_str());
+        mnt(
+            Some(&rootfs.source),
+            root,
+            "/",
+            Some(&rootfs.fstype),
+            MsFlags::empty(),
+            data,
+        )?;
+    }
+    for m in mounts.iter().filter(|m| m.fstype != "tmpfs") {
+        extra_mount(root, m)?;
+    }
+    Ok(root.to_path_buf())
+}
+
+/// The overlay options that show a container's layers read-only: its upper dir becomes
+/// the top lower dir and there is no upper or work dir. Such a mount takes no lock on
+/// the layer's dirs, so it can sit beside the container's own mount, running or not.
+/// `None` when `options` has no `upperdir`.
+pub fn readonly_overlay_options(options: &str) -> Option<String> {
+    let mut lower = None;
+    let mut upper = None;
+    let mut rest = Vec::new();
+    for o in options.split(',') {
+        if let Some(v) = o.strip_prefix("lowerdir=") {
+            lower = Some(v);
+        } else if let Some(v) = o.strip_prefix("upperdir=") {
+            upper = Some(v);
+        } else if o.starts_with("workdir=") || o.is_empty() {
+        } else {
+            rest.push(o);
+        }
+    }
+    let upper = upper?;
+    let mut out = match lower {
+        Some(l) if !l.is_empty() => format!("lowerdir={upper}:{l}"),
+        _ => format!("lowerdir={upper}"),
+    };
+    for o in rest {
+        out.push(',');
+        out.push_str(o);
+    }
+    Some(out)
+}
+
+/// For `docker export`, on a thread in a private mount namespace: the container's layers
+/// alone, read-only, without its mounts (see [`readonly_overlay_options`]); a vfs rootfs
+/// is bound read-only. Returns the directory to read.
+pub fn mount_layers_readonly(rootfs: &RootfsSpec) -> Result<PathBuf, SysError> {
+    let root = rootfs.target.as_path();
+    if rootfs.fstype == "bind" {
+        mnt(
+            Some(&rootfs.source),
+            root,
+            "/",
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+        mnt(
+            None,
+            root,
+            "/",
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        )?;
+        return Ok(root.to_path_buf());
+    }
+    let opts = readonly_overlay_options(&rootfs.options).ok_or_else(|| SysError::Mount {
+        source_name: rootfs.source.clone(),
+        target: root.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "no upperdir in the options"),
+    })?;
+    mnt(
+        Some(&rootfs.source),
+        root,
+        "/",
+        Some(&rootfs.fstype),
+        MsFlags::MS_RDONLY,
+        Some(&opts),
+    )?;
+    Ok(root.to_path_buf())
+}
+
 /// Detaches the mount at `target` (lazily: it goes once nothing uses it).
 pub fn detach(target: &Path) -> Result<(), SysError> {
     umount2(target, MntFlags::MNT_DETACH).map_err(|e| SysError::Unmount {
@@ -532,6 +637,19 @@ mod tests {
             root.join("etc/passwd")
         );
         assert_eq!(secure_join(root, "/etc/up/tmp"), root.join("tmp"));
+    }
+
+    #[test]
+    fn readonly_overlay_has_no_upper() {
+        assert_eq!(
+            readonly_overlay_options("lowerdir=/a:/b,upperdir=/u,workdir=/w").as_deref(),
+            Some("lowerdir=/u:/a:/b")
+        );
+        assert_eq!(
+            readonly_overlay_options("upperdir=/u,workdir=/w,index=off").as_deref(),
+            Some("lowerdir=/u,index=off")
+        );
+        assert_eq!(readonly_overlay_options("lowerdir=/a"), None);
     }
 
     #[test]

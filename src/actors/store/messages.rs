@@ -244,6 +244,17 @@ pub struct LiveTarget {
     pub cgroup: crate::sys::cgroup_live::LiveCgroup,
 }
 
+/// From `api::archive` (`docker cp`, `docker export`): how to reach a container's files
+/// (`crate::containerfs` does the work, off the actor). With `write` (`PUT …/archive`) a
+/// stopped container that its create set up ahead is let go first, so that the copy's
+/// mount of its layer is the only one.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<crate::containerfs::ContainerFs, StoreError>")]
+pub struct GetContainerFs {
+    pub id: String,
+    pub write: bool,
+}
+
 /// From `api::live::update`: new resource limits (and restart policy) for a container,
 /// written into its cgroup when it runs and into its record. Only the fields
 /// [`crate::actors::store::update::HONOURED`] names are set; the API refused the rest.

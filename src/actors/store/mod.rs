@@ -27,6 +27,7 @@ pub mod create;
 mod creating;
 pub mod error;
 mod exec;
+mod files;
 mod live;
 pub mod messages;
 pub mod mounts;
