@@ -450,6 +450,24 @@ fn a_stopped_or_missing_container_is_refused_as_dockerd() {
     assert!(reply.contains("No exec command specified"), "{reply}");
 }
 
+/// A container that had an exec stops and starts again as any other (under runc, the
+/// monitor's later runtime commands must not be born in the dead container's pid
+/// namespace), and nothing of the runtime shows inside it.
+#[test]
+fn a_container_with_an_exec_restarts_cleanly() {
+    require_root!();
+    let d = with_running("again");
+    d.docker_ok(&["exec", "again", "true"]);
+    d.docker_ok(&["kill", "again"]);
+    d.docker_ok(&["start", "again"]);
+    d.docker_ok(&["exec", "again", "true"]);
+    d.docker_ok(&["stop", "-t", "1", "again"]);
+    d.docker_ok(&["start", "again"]);
+    let ps = d.docker_ok(&["exec", "again", "ps", "-o", "comm"]);
+    assert!(!ps.contains("runc"), "{ps}");
+    d.docker_ok(&["rm", "-f", "again"]);
+}
+
 #[test]
 fn the_python_sdk_exec_run() {
     require_root!();

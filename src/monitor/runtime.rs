@@ -189,6 +189,10 @@ impl Runtime<'_> {
     ) -> Result<(), RuntimeError> {
         let log_path = self.dir.join(LOG_FILE);
         let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
+        // An exec made the monitor's children be born in the container's pid namespace.
+        if let Err(e) = crate::sys::enter::reset_pid_ns_for_children() {
+            eprintln!("berthd monitor: {e}");
+        }
         let mut child = cmd.spawn().map_err(|source| RuntimeError::Spawn {
             name: self.spec.name.clone(),
             binary: self.spec.binary.clone(),

@@ -66,6 +66,21 @@ pub fn set_pid_ns_for_children(pid: Pid) -> Result<bool, SysError> {
     Ok(true)
 }
 
+/// Makes the caller's future children be born in the caller's own pid namespace again
+/// (after [`set_pid_ns_for_children`]): the OCI runtime's commands must not be born in a
+/// container's pid namespace — nor in a dead one's, where every fork fails with `ENOMEM`.
+pub fn reset_pid_ns_for_children() -> Result<(), SysError> {
+    if same_ns(std::process::id() as i32, "pid", "pid_for_children")? {
+        return Ok(());
+    }
+    let ns = File::open("/proc/self/ns/pid").map_err(|source| SysError::Call {
+        call: "open /proc/self/ns/pid",
+        source,
+    })?;
+    nix::sched::setns(&ns, CloneFlags::CLONE_NEWPID)
+        .map_err(|e| SysError::call("setns(CLONE_NEWPID)", e))
+}
+
 /// Moves the calling process (single-threaded: an exec's child of the monitor) into the
 /// cgroup, ipc, uts, net and mount namespaces of process `pid`, each one that differs
 /// from its own (a container on the host's network stays there). Joining the mount
