@@ -423,8 +423,24 @@ fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
 /// whiteout, an opaque directory and a changed file; its second layer is named through a
 /// symlink, as old archives do. Returns the archive and the image id.
 fn three_layer_archive() -> (Vec<u8>, String) {
+    three_layer_archive_with(0)
+}
+
+/// As [`three_layer_archive`], with `mib` MiB of random files in the second layer.
+fn three_layer_archive_with(mib: usize) -> (Vec<u8>, String) {
     let l1 = std::fs::read(common::busybox_tar()).unwrap();
-    let l2 = tar_of(&[("etc/motd", b"one\n"), ("home/a", b"a")]);
+    let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..mib {
+        let data: Vec<u8> = (0..1 << 20)
+            .map(|j: usize| (j.wrapping_mul(2654435761) >> 13) as u8 ^ i as u8)
+            .collect();
+        blobs.push((format!("opt/blob{i}"), data));
+    }
+    let mut l2_entries: Vec<(&str, &[u8])> = vec![("etc/motd", b"one\n"), ("home/a", b"a")];
+    for (n, b) in &blobs {
+        l2_entries.push((n.as_str(), b.as_slice()));
+    }
+    let l2 = tar_of(&l2_entries);
     let l3 = tar_of(&[
         ("etc/.wh.group", b""),
         ("home/.wh..wh..opq", b""),
@@ -803,4 +819,141 @@ fn image_prune_and_system_df() {
     assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
     let out = d.docker(&["image", "prune", "-f", "--filter", "until=soon"]);
     assert!(!out.status.success());
+}
+
+/// The layer dirs and layer metadata of the daemon's graph, sorted.
+fn graph_entries(d: &TestDaemon) -> Vec<String> {
+    let data = d.data_root.clone();
+    let driver = if data.join("overlay2").is_dir() {
+        "overlay2"
+    } else {
+        "vfs"
+    };
+    let mut out = Vec::new();
+    for (label, dir) in [
+        ("dir", data.join(driver)),
+        (
+            "meta",
+            data.join("image").join(driver).join("layerdb/sha256"),
+        ),
+        (
+            "image",
+            data.join("image")
+                .join(driver)
+                .join("imagedb/content/sha256"),
+        ),
+    ] {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            out.push(format!("{label}:{}", e.file_name().to_string_lossy()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Kills berthd with SIGKILL as soon as `busy` says the operation is under way (or once
+/// it finished), restarts it, and returns whether the kill came in time.
+fn crash_during(
+    d: &mut TestDaemon,
+    mut op: std::process::Child,
+    busy: impl Fn(&TestDaemon) -> bool,
+) -> bool {
+    let t0 = std::time::Instant::now();
+    let mut hit = false;
+    while t0.elapsed() < std::time::Duration::from_secs(60) {
+        if busy(d) {
+            hit = true;
+            break;
+        }
+        if op.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    d.kill();
+    let _ = op.wait();
+    d.restart(&common::Opts::default());
+    hit
+}
+
+#[test]
+fn a_crash_during_a_load_or_a_commit_leaves_nothing_half_made() {
+    require_root!();
+    let mut d = TestDaemon::start();
+    d.import_busybox();
+    let clean = graph_entries(&d);
+    let dir = tempfile::tempdir().unwrap();
+    // A load of three layers, killed while the archive is unpacked or its layers made.
+    let (archive, _) = three_layer_archive_with(24);
+    let file = dir.path().join("big.tar");
+    std::fs::write(&file, &archive).unwrap();
+    for _ in 0..3 {
+        let op = d
+            .docker_cmd()
+            .args(["load", "-i", file.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let data = d.data_root.clone();
+        let hit = crash_during(&mut d, op, |_| {
+            std::fs::read_dir(data.join("image"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.path().join("tmp").exists())
+        });
+        // Whatever the kill interrupted, a complete image or nothing: once it is removed
+        // the graph is as before.
+        let _ = d.docker(&["rmi", "multi:1"]);
+        assert_eq!(
+            graph_entries(&d),
+            clean,
+            "a load killed (in time: {hit}) left something"
+        );
+    }
+    d.docker_ok(&["load", "-i", file.to_str().unwrap()]);
+    d.docker_ok(&["rmi", "multi:1"]);
+
+    // A commit of 48 MiB of changes, killed while its layer is made.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "big",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 50331648 /dev/urandom > /big",
+    ]);
+    let with_container = graph_entries(&d);
+    let op = d
+        .docker_cmd()
+        .args(["commit", "big", "bigimg"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let before = with_container.len();
+    let hit = crash_during(&mut d, op, |d| graph_entries(d).len() > before);
+    let _ = d.docker(&["rmi", "bigimg"]);
+    assert_eq!(
+        graph_entries(&d),
+        with_container,
+        "a commit killed (in time: {hit}) left something"
+    );
+    // The container and its changes are intact, and a commit now works.
+    d.docker_ok(&["commit", "big", "bigimg"]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bigimg",
+        "sh",
+        "-c",
+        "wc -c < /big",
+    ]);
+    assert_eq!(out.trim(), "50331648");
 }

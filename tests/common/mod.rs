@@ -304,6 +304,13 @@ impl TestDaemon {
         .to_owned()
     }
 
+    /// SIGKILL (a crash) and reap.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("daemon running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// SIGTERM and wait (60 s, then SIGKILL). Returns the exit status.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("daemon running");
