@@ -1314,6 +1314,7 @@ struct ImageRound {
     load: (Duration, Option<f64>),
     save: (Duration, Option<f64>),
     commit: (Duration, Option<f64>),
+    cp: (Duration, Option<f64>),
 }
 
 /// Load, save and commit on one daemon, then removal of what they made.
@@ -1350,7 +1351,11 @@ async fn image_round(t: &Target, archive: &[u8]) -> Result<ImageRound, String> {
     }
     let id = create_on(
         &mut c,
-        &["sh", "-c", "head -c 52428800 /dev/urandom > /big"],
+        &[
+            "sh",
+            "-c",
+            "mkdir /d; for i in $(seq 1 50); do head -c 1048576 /dev/urandom > /d/f$i; done",
+        ],
         "none",
     )
     .await?;
@@ -1369,6 +1374,16 @@ async fn image_round(t: &Target, archive: &[u8]) -> Result<ImageRound, String> {
         "commit",
     )?;
     let commit = (t0.elapsed(), peak_rss(t.pid, true));
+    let t0 = Instant::now();
+    let r = step(
+        c.get(&format!("{API}/containers/{id}/archive?path=/d"))
+            .await,
+        "cp",
+    )?;
+    let cp = (t0.elapsed(), peak_rss(t.pid, true));
+    if r.body.len() < 50 << 20 {
+        return Err(format!("cp: {} bytes", r.body.len()));
+    }
     let _ = c.delete(&format!("{API}/containers/{id}?force=1")).await;
     let _ = c
         .delete(&format!("{API}/images/berth-bench-commit:1?force=1"))
@@ -1376,7 +1391,12 @@ async fn image_round(t: &Target, archive: &[u8]) -> Result<ImageRound, String> {
     let _ = c
         .delete(&format!("{API}/images/berth-bench-load:1?force=1"))
         .await;
-    Ok(ImageRound { load, save, commit })
+    Ok(ImageRound {
+        load,
+        save,
+        commit,
+        cp,
+    })
 }
 
 /// `docker import` over the API (what the CLI sends); the time until the reply ends.
@@ -1858,9 +1878,10 @@ impl Ctx {
         }
     }
 
-    /// i. Images: `docker load` of a three-layer ~100 MB image, `docker save` of it, and
-    /// `docker commit` of a container that wrote 50 MB; time and the daemon's peak RSS
-    /// during each (VmHWM of the daemon process, reset before each operation).
+    /// i. Images: `docker load` of a three-layer ~100 MB image, `docker save` of it,
+    /// `docker commit` of a container that wrote 50 MB, and `docker cp` of that 50 MB
+    /// directory out; time and the daemon's peak RSS during each (VmHWM of the daemon
+    /// process, reset before each operation).
     async fn case_i(&mut self) {
         let bb = match busybox_tar(&self.cache) {
             Ok(p) => p,
@@ -1880,7 +1901,8 @@ impl Ctx {
         let kl = format!("i. docker load, three layers, {mb:.0} MB");
         let ks = format!("i. docker save of it, {mb:.0} MB");
         let kc = "i. docker commit, 50 MB changed".to_owned();
-        for k in [&kl, &ks, &kc] {
+        let kp = "i. docker cp of a 50 MB directory out".to_owned();
+        for k in [&kl, &ks, &kc, &kp] {
             self.report.declare(k, "s", None, None);
             self.report.declare(
                 &format!("{k}: peak daemon RSS"),
@@ -1897,9 +1919,12 @@ impl Ctx {
                 let r = image_round(t, &archive).await;
                 match r {
                     Ok(round) => {
-                        for (k, (d, rss)) in
-                            [(&kl, round.load), (&ks, round.save), (&kc, round.commit)]
-                        {
+                        for (k, (d, rss)) in [
+                            (&kl, round.load),
+                            (&ks, round.save),
+                            (&kc, round.commit),
+                            (&kp, round.cp),
+                        ] {
                             self.report.add(k, "s", ti, d.as_secs_f64());
                             if let Some(rss) = rss {
                                 self.report
