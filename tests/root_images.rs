@@ -957,3 +957,36 @@ fn a_crash_during_a_load_or_a_commit_leaves_nothing_half_made() {
     ]);
     assert_eq!(out.trim(), "50331648");
 }
+
+#[test]
+fn export_then_import_gives_the_containers_files() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "ex",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /kept; rm /etc/group",
+    ]);
+    let exported = d.docker(&["export", "ex"]);
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    let out = docker_with_stdin(&d, &["import", "-", "flat:1"], &exported.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "flat:1",
+        "/bin/sh",
+        "-c",
+        "cat /kept; ls /etc/group 2>/dev/null || echo gone",
+    ]);
+    assert_eq!(out, "kept\ngone\n");
+}
