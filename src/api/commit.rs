@@ -87,13 +87,7 @@ async fn commit(
     merge(&mut config, &over);
     let mut image_config: ContainerConfig = serde_json::from_value(config)
         .map_err(|e| ApiError::bad_request(format!("invalid config: {e}")))?;
-    // dockerd reads every `changes` value as Dockerfile lines.
-    let changes: Vec<String> = query
-        .all("changes")
-        .flat_map(str::lines)
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect();
+    let changes = query.changes();
     apply_changes(&mut image_config, &changes)
         .map_err(|(change, reason)| GraphError::InvalidChange { change, reason })?;
     // `pause` is true unless given as false (API 1.13 on).

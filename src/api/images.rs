@@ -240,13 +240,7 @@ async fn create(
     if let Some(t) = query.non_empty("tag") {
         tag = Some(t.to_owned());
     }
-    // dockerd joins every `changes` value with newlines and reads them as a Dockerfile.
-    let changes: Vec<String> = query
-        .all("changes")
-        .flat_map(str::lines)
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect();
+    let changes = query.changes();
     let (tx, reader) = crate::util::body_channel(16);
     let graph = state.actors.graph.clone();
     let import = graph.send(ImportImage {

@@ -259,6 +259,16 @@ impl QueryParams {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every `changes` value read as Dockerfile lines, as dockerd reads them (import and
+    /// commit): the values joined by newlines, blank lines dropped.
+    pub fn changes(&self) -> Vec<String> {
+        self.all("changes")
+            .flat_map(str::lines)
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// dockerd's `httputils.BoolValue`: absent, empty, `0`, `no`, `false` and `none`
     /// (any case, spaces trimmed) are false; anything else is true.
     pub fn flag(&self, key: &str) -> bool {

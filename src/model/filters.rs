@@ -192,11 +192,35 @@ impl Filters {
         })
     }
 
+    /// dockerd's negated label filter (`label!`, prune's): true when no value (`k` or
+    /// `k=v`) is among `labels`.
+    pub fn match_kv_none(&self, key: &str, labels: &[(&str, &str)]) -> bool {
+        !self.get(key).any(|want| {
+            let (k, v) = match want.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (want, None),
+            };
+            labels
+                .iter()
+                .any(|(lk, lv)| *lk == k && v.is_none_or(|v| v == *lv))
+        })
+    }
+
     /// The list form dockerd prints in an error (`[a b]`).
     fn go_list(&self, key: &str) -> String {
         let values: Vec<&str> = self.get(key).collect();
         format!("[{}]", values.join(" "))
     }
+}
+
+/// Labels as the matchers take them: `(key, value)` pairs borrowed from any map.
+pub fn label_pairs<'a>(
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Vec<(&'a str, &'a str)> {
+    labels
+        .into_iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 /// dockerd's `Match`: the values of a key as exact strings and as regular expressions

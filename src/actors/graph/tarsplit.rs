@@ -145,47 +145,84 @@ fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
+/// One segment of a record, read off its decoder.
+enum Segment {
+    /// This many stream bytes follow in the record.
+    Meta(u64),
+    /// A file's contents: its size and its path in the layer.
+    File(u64, PathBuf),
+}
+
+/// The next segment header of `r`; `None` at the record's end.
+fn next_segment(r: &mut impl Read) -> io::Result<Option<Segment>> {
+    let mut tag = [0u8; 1];
+    match r.read_exact(&mut tag) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    match tag[0] {
+        b'M' => {
+            let mut len = [0u8; 4];
+            r.read_exact(&mut len)?;
+            Ok(Some(Segment::Meta(u64::from(u32::from_le_bytes(len)))))
+        }
+        b'F' => {
+            let mut size = [0u8; 8];
+            r.read_exact(&mut size)?;
+            let mut plen = [0u8; 4];
+            r.read_exact(&mut plen)?;
+            let mut p = vec![0u8; u32::from_le_bytes(plen) as usize];
+            r.read_exact(&mut p)?;
+            let rel = PathBuf::from(std::ffi::OsStr::from_bytes(&p));
+            if rel.is_absolute()
+                || rel
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(bad("the layer's tar record names a path outside the layer"));
+            }
+            Ok(Some(Segment::File(u64::from_le_bytes(size), rel)))
+        }
+        _ => Err(bad("the layer's tar record is corrupt")),
+    }
+}
+
+/// The length of the stream `record` describes, without reading the files.
+pub fn stream_size(record: &[u8]) -> io::Result<u64> {
+    let mut r = GzDecoder::new(record);
+    let mut total = 0u64;
+    while let Some(seg) = next_segment(&mut r)? {
+        match seg {
+            Segment::Meta(len) => {
+                if io::copy(&mut (&mut r).take(len), &mut io::sink())? != len {
+                    return Err(bad("the layer's tar record is truncated"));
+                }
+                total += len;
+            }
+            Segment::File(size, _) => total += size,
+        }
+    }
+    Ok(total)
+}
+
 /// Writes the tar stream that `record` describes, reading the files' contents from
 /// `content` (the layer's content dir). Fails when a file is not as it was.
 pub fn write_tar(record: &[u8], content: &Path, out: &mut impl Write) -> io::Result<u64> {
     let mut r = GzDecoder::new(record);
     let mut total = 0u64;
-    let mut tag = [0u8; 1];
     let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match r.read_exact(&mut tag) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(total),
-            Err(e) => return Err(e),
-        }
-        match tag[0] {
-            b'M' => {
-                let mut len = [0u8; 4];
-                r.read_exact(&mut len)?;
-                let len = u64::from(u32::from_le_bytes(len));
+    while let Some(seg) = next_segment(&mut r)? {
+        match seg {
+            Segment::Meta(len) => {
                 let copied = io::copy(&mut (&mut r).take(len), out)?;
                 if copied != len {
                     return Err(bad("the layer's tar record is truncated"));
                 }
                 total += len;
             }
-            b'F' => {
-                let mut size = [0u8; 8];
-                r.read_exact(&mut size)?;
-                let size = u64::from_le_bytes(size);
-                let mut plen = [0u8; 4];
-                r.read_exact(&mut plen)?;
-                let mut p = vec![0u8; u32::from_le_bytes(plen) as usize];
-                r.read_exact(&mut p)?;
-                let rel = Path::new(std::ffi::OsStr::from_bytes(&p));
-                if rel.is_absolute()
-                    || rel
-                        .components()
-                        .any(|c| !matches!(c, std::path::Component::Normal(_)))
-                {
-                    return Err(bad("the layer's tar record names a path outside the layer"));
-                }
-                let path = content.join(rel);
+            Segment::File(size, rel) => {
+                let path = content.join(&rel);
                 let mut f = fs::OpenOptions::new()
                     .read(true)
                     .custom_flags(libc::O_NOFOLLOW)
@@ -208,9 +245,9 @@ pub fn write_tar(record: &[u8], content: &Path, out: &mut impl Write) -> io::Res
                 }
                 total += size;
             }
-            _ => return Err(bad("the layer's tar record is corrupt")),
         }
     }
+    Ok(total)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::error::GraphError;
 use crate::deleter::{self, Deleter};
-use crate::model::filters::{FilterError, Filters};
+use crate::model::filters::{FilterError, Filters, label_pairs};
 
 /// The only driver berthd has.
 pub const LOCAL: &str = "local";
@@ -326,12 +326,7 @@ impl VolumeStore {
             .filter(|v| {
                 let names: Vec<&str> = filters.get("name").collect();
                 let drivers: Vec<&str> = filters.get("driver").collect();
-                let labels: Vec<(&str, &str)> = v
-                    .labels
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
+                let labels = label_pairs(v.labels.iter().flatten());
                 let used = users.get(&v.name).is_some_and(|u| !u.is_empty());
                 (names.is_empty() || names.iter().any(|n| v.name.contains(n)))
                     && (drivers.is_empty() || drivers.contains(&LOCAL))
@@ -357,23 +352,8 @@ impl VolumeStore {
             .values()
             .filter(|v| users.get(&v.name).is_none_or(Vec::is_empty))
             .filter(|v| {
-                let labels: Vec<(&str, &str)> = v
-                    .labels
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                filters.match_kv_list("label", &labels)
-                    && (!filters.contains("label!")
-                        || !filters.get("label!").any(|want| {
-                            let (k, val) = match want.split_once('=') {
-                                Some((k, val)) => (k, Some(val)),
-                                None => (want, None),
-                            };
-                            labels
-                                .iter()
-                                .any(|(lk, lv)| *lk == k && val.is_none_or(|val| val == *lv))
-                        }))
+                let labels = label_pairs(v.labels.iter().flatten());
+                filters.match_kv_list("label", &labels) && filters.match_kv_none("label!", &labels)
             })
             .cloned()
             .collect();

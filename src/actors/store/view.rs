@@ -214,13 +214,7 @@ pub fn driver_data(c: &Container) -> HashMap<String, String> {
 /// The one place the list filters read a record: what `docker ps --filter` can ask
 /// about `c`, in dockerd's terms.
 pub fn filter_view(c: &Container) -> ContainerFilterView<'_> {
-    let labels = c
-        .config
-        .labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let labels = crate::model::filters::label_pairs(c.config.labels.iter().flatten());
     let network_id = c.endpoint.as_ref().map_or("", |e| e.network_id.as_str());
     // dockerd lists a container's ports from its port map, which exists only while it
     // runs with a network of its own; berth publishes no ports yet, so the map holds the

@@ -152,7 +152,7 @@ impl GraphStore {
         for img in &plan.images {
             let mut layer_descs = Vec::new();
             for (diff_hex, content, record) in &img.layers {
-                let size = record_size(record).map_err(io_err("layer record"))?;
+                let size = tarsplit::stream_size(record).map_err(io_err("layer record"))?;
                 if done.insert(diff_hex.clone()) {
                     w.header(&format!("blobs/sha256/{diff_hex}"), size, 0o444)?;
                     let wrote = tarsplit::write_tar(record, content, &mut w.out)
@@ -260,42 +260,6 @@ fn full_name(tag: &str) -> String {
         format!("docker.io/{tag}")
     } else {
         format!("docker.io/library/{tag}")
-    }
-}
-
-/// The length of the stream `record` describes, without reading the files.
-fn record_size(record: &[u8]) -> io::Result<u64> {
-    use std::io::Read;
-    let mut r = flate2::read::GzDecoder::new(record);
-    let mut total = 0u64;
-    let mut tag = [0u8; 1];
-    loop {
-        match r.read_exact(&mut tag) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(total),
-            Err(e) => return Err(e),
-        }
-        match tag[0] {
-            b'M' => {
-                let mut len = [0u8; 4];
-                r.read_exact(&mut len)?;
-                let len = u64::from(u32::from_le_bytes(len));
-                io::copy(&mut (&mut r).take(len), &mut io::sink())?;
-                total += len;
-            }
-            b'F' => {
-                let mut size = [0u8; 8];
-                r.read_exact(&mut size)?;
-                let mut plen = [0u8; 4];
-                r.read_exact(&mut plen)?;
-                io::copy(
-                    &mut (&mut r).take(u64::from(u32::from_le_bytes(plen))),
-                    &mut io::sink(),
-                )?;
-                total += u64::from_le_bytes(size);
-            }
-            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "corrupt record")),
-        }
     }
 }
 

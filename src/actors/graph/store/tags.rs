@@ -16,6 +16,7 @@ use crate::actors::graph::error::GraphError;
 use crate::actors::graph::reference::{self, Reference};
 use crate::deleter;
 use crate::model::api;
+use crate::model::filters::label_pairs;
 
 /// A container and the image it was made from, as the container store knows them
 /// (`docker rmi` refuses to take an image from under one).
@@ -391,24 +392,11 @@ impl GraphStore {
                         if child || used || (dangling_only && tagged) {
                             return false;
                         }
-                        let labels: Vec<(&str, &str)> = img
-                            .config
-                            .labels
-                            .iter()
-                            .flatten()
-                            .map(|(k, v)| (k.as_str(), v.as_str()))
-                            .collect();
+                        let labels = label_pairs(img.config.labels.iter().flatten());
                         let created = img.created_at().unwrap_or(now);
                         until.iter().all(|u| created < *u)
                             && filters.match_kv_list("label", &labels)
-                            && !filters.get("label!").any(|want| {
-                                let (k, v) = want
-                                    .split_once('=')
-                                    .map_or((want, None), |(k, v)| (k, Some(v)));
-                                labels
-                                    .iter()
-                                    .any(|(lk, lv)| *lk == k && v.is_none_or(|v| v == *lv))
-                            })
+                            && filters.match_kv_none("label!", &labels)
                     })
                     .map(|img| img.id.clone())
                     .collect()
