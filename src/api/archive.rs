@@ -65,21 +65,24 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
+/// What the container store says of container `id`'s files (`write`: for a PUT).
+async fn container_fs(
+    state: &AppState,
+    id: String,
+    write: bool,
+) -> Result<containerfs::ContainerFs, ApiError> {
+    Ok(state
+        .actors
+        .store
+        .send(GetContainerFs { id, write })
+        .await??)
+}
+
 fn ended_early(_: tokio::sync::oneshot::error::RecvError) -> ApiError {
     ApiError::new(
         ErrorKind::System,
         "the copy's thread ended without an answer",
     )
-}
-
-fn streamed(
-    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, actix_web::Error>> {
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
-    })
 }
 
 /// `HEAD /containers/{id}/archive?path=` (`docker cp` checks its destination with it).
@@ -89,14 +92,7 @@ async fn stat(
     query: QueryParams,
 ) -> Result<HttpResponse, ApiError> {
     let (name, path) = archive_values(&req, &query)?;
-    let fs = state
-        .actors
-        .store
-        .send(GetContainerFs {
-            id: name.clone(),
-            write: false,
-        })
-        .await??;
+    let fs = container_fs(&state, name.clone(), false).await?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     containerfs::spawn_in(fs, View::Container, move |root| {
         let res = root
@@ -117,14 +113,7 @@ async fn get(
     query: QueryParams,
 ) -> Result<HttpResponse, ApiError> {
     let (name, path) = archive_values(&req, &query)?;
-    let fs = state
-        .actors
-        .store
-        .send(GetContainerFs {
-            id: name.clone(),
-            write: false,
-        })
-        .await??;
+    let fs = container_fs(&state, name.clone(), false).await?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (out, body) = crate::util::response_channel(8);
     containerfs::spawn_in(fs, View::Container, move |root| {
@@ -147,7 +136,7 @@ async fn get(
     Ok(HttpResponse::Ok()
         .insert_header(stat_header(&stat)?)
         .content_type("application/x-tar")
-        .streaming(streamed(body)))
+        .streaming(super::streamed(body)))
 }
 
 /// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`: the body, a
@@ -161,14 +150,7 @@ async fn put(
     let (name, path) = archive_values(&req, &query)?;
     let no_overwrite_dir_non_dir = query.flag("noOverwriteDirNonDir");
     let copy_uid_gid = query.flag("copyUIDGID");
-    let fs = state
-        .actors
-        .store
-        .send(GetContainerFs {
-            id: name.clone(),
-            write: true,
-        })
-        .await??;
+    let fs = container_fs(&state, name.clone(), true).await?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (feed, reader) = crate::util::body_channel(16);
     containerfs::spawn_in(fs.clone(), View::Container, move |root| {
@@ -196,11 +178,7 @@ async fn put(
 /// what is mounted on them left out.
 async fn export(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let id = req.match_info().query("id").to_owned();
-    let fs = state
-        .actors
-        .store
-        .send(GetContainerFs { id, write: false })
-        .await??;
+    let fs = container_fs(&state, id, false).await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), ContainerFsError>>();
     let (out, body) = crate::util::response_channel(8);
     containerfs::spawn_in(fs, View::Layers, move |root| {
@@ -222,7 +200,7 @@ async fn export(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
     rx.await.map_err(ended_early)??;
     Ok(HttpResponse::Ok()
         .content_type("application/x-tar")
-        .streaming(streamed(body)))
+        .streaming(super::streamed(body)))
 }
 
 #[cfg(test)]

@@ -95,14 +95,9 @@ async fn save_names(state: &AppState, names: Vec<String>) -> Result<HttpResponse
     }
     let (out, rx) = crate::util::response_channel(8);
     state.actors.graph.send(SaveImages { names, out }).await??;
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
-    });
     Ok(HttpResponse::Ok()
         .content_type("application/x-tar")
-        .streaming(body))
+        .streaming(super::streamed(rx)))
 }
 
 /// `POST /images/load?quiet=` (`docker load`): the archive in the body; the reply is

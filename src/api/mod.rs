@@ -302,6 +302,17 @@ impl actix_web::FromRequest for QueryParams {
     }
 }
 
+/// A response body of the chunks a blocking writer sends (`util::response_channel`).
+pub fn streamed(
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, actix_web::Error>> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
+    })
+}
+
 /// The 400 for a query parameter that berthd does not honour yet.
 pub fn unsupported_param(key: &str, route: &str) -> ApiError {
     ApiError::bad_request(format!(

@@ -154,26 +154,7 @@ pub fn prepare_rootfs(
         None,
     )?;
     let root = rootfs.target.as_path();
-    if rootfs.fstype == "bind" {
-        mnt(
-            Some(&rootfs.source),
-            root,
-            "/",
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-        )?;
-    } else {
-        let data = (!rootfs.options.is_empty()).then_some(rootfs.options.as_str());
-        mnt(
-            Some(&rootfs.source),
-            root,
-            "/",
-            Some(&rootfs.fstype),
-            MsFlags::empty(),
-            data,
-        )?;
-    }
+    mount_rootfs_at_target(rootfs)?;
 
     let nse = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     let proc_dir = root.join("proc");
@@ -410,14 +391,8 @@ pub fn mount_rootfs_apart(rootfs: &RootfsSpec) -> Result<bool, SysError> {
     Ok(true)
 }
 
-/// For `docker cp` on a container that does not run, on a thread that has just entered a
-/// private mount namespace of its own ([`super::namespaces::unshare_private_mount_ns`]):
-/// mounts the container's rootfs at its target and, below it, its binds and volumes (an
-/// empty volume filled from the image first, as its first start would), as dockerd mounts
-/// them for a copy. Tmpfs mounts are left out: they hold nothing while the container is
-/// stopped. Returns the rootfs's directory. Nothing of it shows on the host, and all of
-/// it goes with the namespace when the thread ends.
-pub fn mount_container_fs(rootfs: &RootfsSpec, mounts: &[MountSpec]) -> Result<PathBuf, SysError> {
+/// Mounts a container's rootfs (its overlay, or a bind of a vfs dir) at its target.
+fn mount_rootfs_at_target(rootfs: &RootfsSpec) -> Result<(), SysError> {
     let root = rootfs.target.as_path();
     if rootfs.fstype == "bind" {
         mnt(
@@ -439,6 +414,19 @@ pub fn mount_container_fs(rootfs: &RootfsSpec, mounts: &[MountSpec]) -> Result<P
             data,
         )?;
     }
+    Ok(())
+}
+
+/// For `docker cp` on a container that does not run, on a thread that has just entered a
+/// private mount namespace of its own ([`super::namespaces::unshare_private_mount_ns`]):
+/// mounts the container's rootfs at its target and, below it, its binds and volumes (an
+/// empty volume filled from the image first, as its first start would), as dockerd mounts
+/// them for a copy. Tmpfs mounts are left out: they hold nothing while the container is
+/// stopped. Returns the rootfs's directory. Nothing of it shows on the host, and all of
+/// it goes with the namespace when the thread ends.
+pub fn mount_container_fs(rootfs: &RootfsSpec, mounts: &[MountSpec]) -> Result<PathBuf, SysError> {
+    let root = rootfs.target.as_path();
+    mount_rootfs_at_target(rootfs)?;
     for m in mounts.iter().filter(|m| m.fstype != "tmpfs") {
         extra_mount(root, m)?;
     }
