@@ -798,7 +798,7 @@ pub const HOST_CONFIG: &[Field] = &[
         "HostConfig.StorageOpt",
         "--storage-opt",
         NotYet,
-        "per-container storage options: issue 13",
+        "per-container storage options (`size` needs project quotas on the data root): in no open issue yet",
         T_FIELDS,
         r#"{"size":"1G"}"#,
     ),
