@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::{ApiError, AppState, QueryParams, check_platform, json_reply};
 use crate::actors::graph::ResolveImage;
 use crate::actors::store::{
-    CreateContainer, InspectContainer, KillContainer, ListContainers, RemoveContainer, ResizeTty,
-    StartContainer, StopContainer, WaitCondition, WaitContainer,
+    CreateContainer, InspectContainer, KillContainer, ListContainers, RemoveContainer,
+    RenameContainer, ResizeTty, StartContainer, StopContainer, WaitCondition, WaitContainer,
 };
 use crate::model::api::{
     ContainerCreateResponse, ContainerWaitResponse, ContainerWaitResponseError,
@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/containers/{id}/kill", web::post().to(kill))
         .route("/containers/{id}/wait", web::post().to(wait))
         .route("/containers/{id}/resize", web::post().to(resize))
+        .route("/containers/{id}/rename", web::post().to(rename))
         .route("/containers/{id}", web::delete().to(remove));
 }
 
@@ -274,6 +275,23 @@ async fn resize(
         })
         .await??;
     Ok(HttpResponse::Ok().finish())
+}
+
+/// `POST /containers/{id}/rename?name=` (`docker rename`): 204, as dockerd.
+async fn rename(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .actors
+        .store
+        .send(RenameContainer {
+            id: id_of(&req),
+            name: query.get("name").unwrap_or_default().to_owned(),
+        })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn remove(

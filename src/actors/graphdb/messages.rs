@@ -23,6 +23,16 @@ pub struct ReleaseEntity {
     pub id: String,
 }
 
+/// From `ContainerStoreActor` (`docker rename`): moves container `id` from `old` to `new`
+/// at once; `NameInUse` when another holds `new`. The database's commit is the rename.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), GraphDbError>")]
+pub struct RenameEntity {
+    pub id: String,
+    pub old: String,
+    pub new: String,
+}
+
 /// From `ContainerStoreActor::Init`: every top-level name as `("/name", id)`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Vec<(String, String)>, GraphDbError>")]

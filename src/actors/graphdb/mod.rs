@@ -83,6 +83,13 @@ impl Handler<ReleaseEntity> for GraphDbActor {
     }
 }
 
+impl Handler<RenameEntity> for GraphDbActor {
+    type Result = Result<(), GraphDbError>;
+    fn handle(&mut self, msg: RenameEntity, _: &mut Self::Context) -> Self::Result {
+        schema::rename(self.conn()?, &msg.id, &msg.old, &msg.new)
+    }
+}
+
 impl Handler<ListNames> for GraphDbActor {
     type Result = Result<Vec<(String, String)>, GraphDbError>;
     fn handle(&mut self, _: ListNames, _: &mut Self::Context) -> Self::Result {

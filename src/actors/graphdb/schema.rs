@@ -165,6 +165,43 @@ pub fn reserve_name(conn: &mut Connection, name: &str, id: &str) -> Result<(), G
     tx.commit().map_err(sql("commit"))
 }
 
+/// Renames container `id` from `old` to `new` in one transaction: `NameInUse` when another
+/// holds `new`; a database that lost `old` gets `new` anyway.
+pub fn rename(conn: &mut Connection, id: &str, old: &str, new: &str) -> Result<(), GraphDbError> {
+    let (old, new) = (bare(old), bare(new));
+    let tx = conn.transaction().map_err(sql("begin"))?;
+    let holder: Option<String> = tx
+        .query_row(
+            "SELECT entity_id FROM edge WHERE parent_id = ?1 AND name = ?2",
+            params![ROOT, new],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql("lookup"))?;
+    if let Some(holder) = holder.filter(|h| h != id) {
+        return Err(GraphDbError::NameInUse {
+            name: format!("/{new}"),
+            holder,
+        });
+    }
+    let changed = tx
+        .execute(
+            "UPDATE edge SET name = ?3 WHERE entity_id = ?1 AND parent_id = ?2 AND name = ?4",
+            params![id, ROOT, new, old],
+        )
+        .map_err(sql("rename"))?;
+    if changed == 0 {
+        tx.execute("INSERT OR IGNORE INTO entity (id) VALUES (?1)", params![id])
+            .map_err(sql("insert entity"))?;
+        tx.execute(
+            "INSERT INTO edge (entity_id, parent_id, name) VALUES (?1, ?2, ?3)",
+            params![id, ROOT, new],
+        )
+        .map_err(sql("insert edge"))?;
+    }
+    tx.commit().map_err(sql("commit"))
+}
+
 /// Removes `id`'s entity with every edge to or from it. Idempotent.
 pub fn purge(conn: &mut Connection, id: &str) -> Result<(), GraphDbError> {
     if id == ROOT {
@@ -205,6 +242,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("linkgraph.db")).unwrap();
         (dir, conn)
+    }
+
+    #[test]
+    fn rename_moves_a_name_at_once_and_refuses_a_taken_one() {
+        let (_d, mut conn) = db();
+        reserve_name(&mut conn, "/a", "id1").unwrap();
+        reserve_name(&mut conn, "b", "id2").unwrap();
+        rename(&mut conn, "id1", "/a", "/c").unwrap();
+        let names = list_names(&mut conn).unwrap();
+        assert!(
+            names.contains(&("/c".to_owned(), "id1".to_owned())),
+            "{names:?}"
+        );
+        assert!(!names.iter().any(|(n, _)| n == "/a"));
+        let e = rename(&mut conn, "id1", "/c", "/b").unwrap_err();
+        assert!(matches!(e, GraphDbError::NameInUse { .. }));
+        // A database that lost the old name gets the new one anyway.
+        rename(&mut conn, "id3", "/gone", "/d").unwrap();
+        assert!(
+            list_names(&mut conn)
+                .unwrap()
+                .contains(&("/d".to_owned(), "id3".to_owned()))
+        );
     }
 
     #[test]

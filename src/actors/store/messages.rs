@@ -60,6 +60,15 @@ pub struct RemoveContainer {
     pub volumes: bool,
 }
 
+/// From `api::containers::rename` (`docker rename`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct RenameContainer {
+    pub id: String,
+    /// The new name, with or without the leading `/`.
+    pub name: String,
+}
+
 /// From `api::containers::list`: the body of `GET /containers/json`, encoded.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<bytes::Bytes, StoreError>")]

@@ -65,7 +65,7 @@ use super::exec::{
     RestoreState, SignalContainer, StartContainer as ExecStart,
 };
 use super::graph::{GetDriverInfo, GraphActor, PruneRwLayers, RemoveRwLayer};
-use super::graphdb::{GraphDbActor, ListNames, ReleaseEntity, ReserveName};
+use super::graphdb::{GraphDbActor, ListNames, ReleaseEntity, RenameEntity, ReserveName};
 use super::network::{
     Endpoint, GetNetworkInfo, NetworkActor, NetworkInfo, ReleaseEndpoint, RestoreEndpoints,
 };
@@ -674,6 +674,19 @@ impl Handler<Init> for ContainerStoreActor {
             }
             let mut restored = Vec::with_capacity(records.len());
             for mut c in records {
+                // A rename is committed by the database: a record written before it (a
+                // crash in between) takes the database's name.
+                if let Some((name, _)) = db_names.iter().find(|(_, id)| id == &c.id) {
+                    let name = if name.starts_with('/') {
+                        name.clone()
+                    } else {
+                        format!("/{name}")
+                    };
+                    if name != c.name {
+                        tracing::info!(container_id = %c.id, from = %c.name, to = %name, "name taken from the database");
+                        c.name = name;
+                    }
+                }
                 if !db_names.iter().any(|(_, id)| id == &c.id) {
                     match peers
                         .graphdb
@@ -1275,6 +1288,75 @@ impl ContainerStoreActor {
             }
         }
         users
+    }
+}
+
+impl Handler<RenameContainer> for ContainerStoreActor {
+    type Result = Fut<Result<(), StoreError>>;
+    /// The new name is held at once (a create or rename racing for it conflicts); the
+    /// database's commit is the rename, then the record follows.
+    fn handle(&mut self, msg: RenameContainer, _: &mut Self::Context) -> Self::Result {
+        if msg.name.trim_start_matches('/').is_empty() {
+            return ready(Err(StoreError::Invalid {
+                message: "Neither old nor new names may be empty".to_owned(),
+            }));
+        }
+        let new = match state::validate_name(&msg.name) {
+            Ok(n) => n,
+            Err(e) => return ready(Err(e)),
+        };
+        let (id, old) = match self.entry(&msg.id) {
+            Ok(e) => (e.c.id.clone(), e.c.name.clone()),
+            Err(e) => return ready(Err(e)),
+        };
+        if new == old {
+            return ready(Err(StoreError::Invalid {
+                message: "Renaming a container with the same name as its current name".to_owned(),
+            }));
+        }
+        if let Some(holder) = self.names.get(&new) {
+            return ready(Err(StoreError::GraphDb(
+                crate::actors::graphdb::GraphDbError::NameInUse {
+                    name: new,
+                    holder: holder.clone(),
+                },
+            )));
+        }
+        self.names.insert(new.clone(), id.clone());
+        let graphdb = self.peers.graphdb.clone();
+        let (id2, old2, new2) = (id.clone(), old.clone(), new.clone());
+        let work = async move {
+            graphdb
+                .send(RenameEntity {
+                    id: id2,
+                    old: old2,
+                    new: new2,
+                })
+                .await
+                .map_err(StoreError::mailbox("graphdb"))?
+                .map_err(StoreError::from)
+        };
+        Box::pin(
+            actix::fut::wrap_future::<_, Self>(work).map(move |res, act, _| {
+                if res.is_err() {
+                    if act.names.get(&new) == Some(&id) {
+                        act.names.remove(&new);
+                    }
+                    return res;
+                }
+                if act.names.get(&old) == Some(&id) {
+                    act.names.remove(&old);
+                }
+                if let Some(e) = act.containers.get_mut(&id) {
+                    e.c.name = new.clone();
+                    e.row = None;
+                    let c = e.c.clone();
+                    act.save_state(&c);
+                }
+                tracing::info!(container_id = %id, from = %old, to = %new, "container renamed");
+                Ok(())
+            }),
+        )
     }
 }
 
