@@ -93,3 +93,55 @@ fn rename_as_dockerd() {
     names.sort();
     assert_eq!(names, ["first", "second", "third"]);
 }
+
+#[test]
+fn container_prune_as_dockerd() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let gone = d.docker_ok(&[
+        "run",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /f",
+    ]);
+    assert!(gone.is_empty());
+    let gone = d.docker_ok(&["ps", "-aq", "--no-trunc"]).trim().to_owned();
+    let kept = d
+        .docker_ok(&[
+            "create",
+            "-l",
+            "keep=1",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ])
+        .trim()
+        .to_owned();
+    let running = d
+        .docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "100"])
+        .trim()
+        .to_owned();
+    let out = d.docker_ok(&["container", "prune", "-f", "--filter", "until=24h"]);
+    assert!(!out.contains(&gone), "nothing is a day old: {out}");
+    let out = d.docker_ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert!(out.contains(&gone) && !out.contains(&kept), "{out}");
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    let left = d.docker_ok(&["ps", "-aq", "--no-trunc"]);
+    assert!(
+        left.contains(&kept) && left.contains(&running) && !left.contains(&gone),
+        "{left}"
+    );
+    d.docker_ok(&["container", "prune", "-f"]);
+    assert_eq!(d.docker_ok(&["ps", "-aq", "--no-trunc"]).trim(), running);
+    let out = d.docker(&["container", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(
+        text(&out.stderr).contains("Invalid filter 'bogus'"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -10,8 +10,9 @@ use serde_json::Value;
 use super::{ApiError, AppState, QueryParams, check_platform, json_reply};
 use crate::actors::graph::ResolveImage;
 use crate::actors::store::{
-    CreateContainer, InspectContainer, KillContainer, ListContainers, RemoveContainer,
-    RenameContainer, ResizeTty, StartContainer, StopContainer, WaitCondition, WaitContainer,
+    CreateContainer, InspectContainer, KillContainer, ListContainers, PruneCandidates,
+    RemoveContainer, RenameContainer, ResizeTty, StartContainer, StopContainer, WaitCondition,
+    WaitContainer,
 };
 use crate::model::api::{
     ContainerCreateResponse, ContainerWaitResponse, ContainerWaitResponseError,
@@ -33,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/containers/{id}/wait", web::post().to(wait))
         .route("/containers/{id}/resize", web::post().to(resize))
         .route("/containers/{id}/rename", web::post().to(rename))
+        .route("/containers/prune", web::post().to(prune))
         .route("/containers/{id}", web::delete().to(remove));
 }
 
@@ -275,6 +277,52 @@ async fn resize(
         })
         .await??;
     Ok(HttpResponse::Ok().finish())
+}
+
+/// `POST /containers/prune?filters=` (`docker container prune`): every stopped container
+/// the filters select goes (not its volumes, as dockerd); the bytes are their layers'.
+async fn prune(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+    let filters = Filters::parse(q(&query, "filters"))?;
+    let candidates = state
+        .actors
+        .store
+        .send(PruneCandidates { filters })
+        .await??;
+    let sizes = state
+        .actors
+        .graph
+        .send(crate::actors::graph::GetDiskUsage {
+            users: candidates.clone(),
+            with_images: false,
+        })
+        .await??;
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0i64;
+    for c in candidates {
+        let removed = state
+            .actors
+            .store
+            .send(RemoveContainer {
+                id: c.container_id.clone(),
+                force: false,
+                volumes: false,
+            })
+            .await?;
+        // One started or removed meanwhile is left to its own fate, as dockerd does.
+        if removed.is_ok() {
+            reclaimed += sizes.containers.get(&c.container_id).map_or(0, |s| s.0);
+            deleted.push(c.container_id);
+        }
+    }
+    let deleted = if deleted.is_empty() {
+        Value::Null
+    } else {
+        serde_json::json!(deleted)
+    };
+    Ok(json_reply(
+        StatusCode::OK,
+        &serde_json::json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed}),
+    ))
 }
 
 /// `POST /containers/{id}/rename?name=` (`docker rename`): 204, as dockerd.

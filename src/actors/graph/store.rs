@@ -232,7 +232,7 @@ mod tags;
 mod usage;
 pub use commit::{Change, ChangeKind, CommitStep};
 pub use save::SavePlan;
-pub use tags::ImageUser;
+pub use tags::{ImageUser, parse_until};
 pub use usage::DiskUsage;
 
 /// The graph: a driver, the metadata dir and the in-memory index of both.

@@ -60,6 +60,14 @@ pub struct RemoveContainer {
     pub volumes: bool,
 }
 
+/// From `api::containers::prune` (`docker container prune`): the stopped containers that
+/// `filters` (`until`, `label`, `label!`) select, by id.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<crate::actors::graph::ImageUser>, StoreError>")]
+pub struct PruneCandidates {
+    pub filters: crate::model::filters::Filters,
+}
+
 /// From `api::containers::rename` (`docker rename`).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), StoreError>")]

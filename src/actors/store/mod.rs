@@ -1291,6 +1291,34 @@ impl ContainerStoreActor {
     }
 }
 
+impl Handler<PruneCandidates> for ContainerStoreActor {
+    type Result = Result<Vec<crate::actors::graph::ImageUser>, StoreError>;
+    fn handle(&mut self, msg: PruneCandidates, _: &mut Self::Context) -> Self::Result {
+        let f = &msg.filters;
+        f.validate(&["until", "label", "label!"])?;
+        let now = Utc::now();
+        let until: Vec<chrono::DateTime<Utc>> = f
+            .get("until")
+            .map(|v| crate::actors::graph::store::parse_until(v, now))
+            .collect::<Result<_, _>>()?;
+        Ok(self
+            .containers
+            .values()
+            .filter(|e| !e.c.state.is_running() && !e.starting && !e.removing)
+            .filter(|e| until.iter().all(|u| e.c.created < *u))
+            .filter(|e| {
+                let labels = crate::model::filters::label_pairs(e.c.config.labels.iter().flatten());
+                f.match_kv_list("label", &labels) && f.match_kv_none("label!", &labels)
+            })
+            .map(|e| crate::actors::graph::ImageUser {
+                container_id: e.c.id.clone(),
+                image_id: e.c.image.clone(),
+                running: false,
+            })
+            .collect())
+    }
+}
+
 impl Handler<RenameContainer> for ContainerStoreActor {
     type Result = Fut<Result<(), StoreError>>;
     /// The new name is held at once (a create or rename racing for it conflicts); the
