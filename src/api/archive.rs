@@ -71,11 +71,21 @@ async fn container_fs(
     id: String,
     write: bool,
 ) -> Result<containerfs::ContainerFs, ApiError> {
-    Ok(state
+    let fs = state
         .actors
         .store
         .send(GetContainerFs { id, write })
-        .await??)
+        .await??;
+    if fs.pid == 0 {
+        // A set-up ahead the store just let go of must be gone before the layer is
+        // mounted for the copy.
+        state
+            .actors
+            .exec
+            .send(crate::actors::exec::AwaitReleased { id: fs.id.clone() })
+            .await?;
+    }
+    Ok(fs)
 }
 
 fn ended_early(_: tokio::sync::oneshot::error::RecvError) -> ApiError {

@@ -80,6 +80,15 @@ pub struct DropPrestart {
     pub id: String,
 }
 
+/// From `api::archive` (`docker cp`, `docker export` of a container that does not run):
+/// resolves once the teardown of the container's last monitor (a set-up ahead just let go
+/// of) is over, so that nothing else has the container's layer mounted.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AwaitReleased {
+    pub id: String,
+}
+
 /// The reply to [`StartContainer`].
 #[derive(Debug, Clone)]
 pub struct Started {

@@ -492,6 +492,13 @@ impl Handler<DropPrestart> for ExecActor {
     }
 }
 
+impl Handler<AwaitReleased> for ExecActor {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, msg: AwaitReleased, _: &mut Self::Context) -> Self::Result {
+        Box::pin(self.released(&msg.id))
+    }
+}
+
 impl Handler<SignalContainer> for ExecActor {
     type Result = ResponseFuture<Result<(), ExecError>>;
     fn handle(&mut self, msg: SignalContainer, _: &mut Self::Context) -> Self::Result {

@@ -26,9 +26,10 @@ impl Handler<GetContainerFs> for ContainerStoreActor {
             readonly_rootfs: c.host_config.readonly_rootfs.unwrap_or(false),
             user: c.config.user.clone().unwrap_or_default(),
         };
-        if msg.write && fs.pid == 0 {
+        if fs.pid == 0 {
             // Its create set it up ahead, its layer mounted by a waiting init: let that
-            // go, so that the copy's mount of the layer is the only one.
+            // go, so that the copy's mount of the layer is the only one (the API waits
+            // for the teardown: `AwaitReleased`).
             let id = fs.id.clone();
             if let Some(p) = self.take_prestart(&id) {
                 drop_prestart(&self.peers, &id, &p);
