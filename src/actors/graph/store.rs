@@ -119,17 +119,23 @@ impl Image {
     }
 }
 
-/// Chain ids from diff ids: `chain[0] = diff[0]`, `chain[i] = sha256(chain[i-1] + " " + diff[i])`.
+/// The chain id of the layer with diff id `diff_id` over the layer `parent` (a chain id):
+/// the diff id for a base layer, else `sha256(parent + " " + diff_id)`.
+pub fn chain_of(parent: Option<&str>, diff_id: &str) -> String {
+    match parent {
+        None => diff_id.to_owned(),
+        Some(p) => format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(format!("{p} {diff_id}").as_bytes()))
+        ),
+    }
+}
+
+/// Chain ids from diff ids, bottom layer first ([`chain_of`] each over the one before).
 pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
     for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(prev) => format!(
-                "sha256:{}",
-                hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
-            ),
-        };
+        let next = chain_of(out.last().map(String::as_str), d);
         out.push(next);
     }
     out

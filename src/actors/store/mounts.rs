@@ -201,18 +201,9 @@ impl Plan {
     }
 }
 
-fn clean(dest: &str) -> String {
-    let mut out = Vec::new();
-    for c in dest.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    format!("/{}", out.join("/"))
+/// Go's `path.Clean`, as dockerd cleans mount paths.
+fn clean(path: &str) -> String {
+    String::from_utf8_lossy(&crate::containerfs::paths::clean(path.as_bytes())).into_owned()
 }
 
 fn mount_error(typ: &str, reason: impl std::fmt::Display) -> StoreError {
@@ -238,6 +229,11 @@ pub fn plan(
         .map(|(d, o)| (clean(d), o))
         .collect();
     for (d, o) in &tmpfs {
+        if !d.starts_with('/') {
+            return Err(invalid(format!(
+                "invalid mount path: '{d}' mount path must be absolute"
+            )));
+        }
         if d == "/" {
             return Err(invalid("invalid specification: destination can't be '/'"));
         }

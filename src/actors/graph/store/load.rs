@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{GraphStore, Image, Layer, io_error, parse_repo_tag};
+use super::{GraphStore, Image, Layer, chain_of, io_error, parse_repo_tag};
 use crate::actors::graph::archive::{self, Options, Whiteouts};
 use crate::actors::graph::error::GraphError;
 use crate::sys::mounts::secure_join;
@@ -155,24 +155,9 @@ impl GraphStore {
         diff_id: &str,
         pins: &mut Pins<'_>,
     ) -> Result<(String, Option<PendingLayer<'s>>), GraphError> {
-        let chain = match parent {
-            None => diff_id.to_owned(),
-            Some(p) => format!(
-                "sha256:{}",
-                hex::encode(Sha256::digest(format!("{p} {diff_id}").as_bytes()))
-            ),
-        };
-        {
-            let mut st = self.state.lock();
-            while st.making.contains(&chain) {
-                self.made.wait(&mut st);
-            }
-            if st.layers.contains_key(&chain) {
-                *st.pinned.entry(chain.clone()).or_default() += 1;
-                pins.chains.push(chain.clone());
-                return Ok((chain, None));
-            }
-            st.making.insert(chain.clone());
+        let chain = chain_of(parent, diff_id);
+        if !self.claim_layer(&chain, pins) {
+            return Ok((chain, None));
         }
         let mut pending = PendingLayer {
             store: self,
@@ -261,41 +246,38 @@ impl GraphStore {
     ) -> Result<(String, String), GraphError> {
         let (cache_id, content, extracted) = self.extract_layer(source, parent)?;
         let diff_id = extracted.diff_id.clone();
-        let chain = match parent {
-            None => diff_id.clone(),
-            Some(p) => format!(
-                "sha256:{}",
-                hex::encode(Sha256::digest(format!("{p} {diff_id}").as_bytes()))
-            ),
-        };
-        let exists = {
-            let mut st = self.state.lock();
-            while st.making.contains(&chain) {
-                self.made.wait(&mut st);
-            }
-            let exists = st.layers.contains_key(&chain);
-            if exists {
-                *st.pinned.entry(chain.clone()).or_default() += 1;
-                pins.chains.push(chain.clone());
-            } else {
-                st.making.insert(chain.clone());
-            }
-            exists
-        };
-        if exists {
+        let chain = chain_of(parent, &diff_id);
+        if !self.claim_layer(&chain, pins) {
             self.discard(&cache_id);
             return Ok((diff_id, chain));
         }
-        let res = self.finish_layer(&cache_id, &content, &extracted, parent, &chain);
+        let pending = PendingLayer {
+            store: self,
+            chain: chain.clone(),
+            parent: parent.map(str::to_owned),
+            cache_id,
+            content,
+            extracted: Some(extracted),
+        };
+        self.finish_pending(pending, pins)?;
+        Ok((diff_id, chain))
+    }
+
+    /// Waits while another load or commit makes layer `chain`; then either finds it made
+    /// (pinned in `pins`: false) or marks it as being made here (true: the caller makes
+    /// it, and a [`PendingLayer`] clears the mark).
+    fn claim_layer(&self, chain: &str, pins: &mut Pins<'_>) -> bool {
         let mut st = self.state.lock();
-        st.making.remove(&chain);
-        if res.is_ok() {
-            *st.pinned.entry(chain.clone()).or_default() += 1;
-            pins.chains.push(chain.clone());
+        while st.making.contains(chain) {
+            self.made.wait(&mut st);
         }
-        drop(st);
-        self.made.notify_all();
-        res.map(|()| (diff_id, chain))
+        if st.layers.contains_key(chain) {
+            *st.pinned.entry(chain.to_owned()).or_default() += 1;
+            pins.chains.push(chain.to_owned());
+            return false;
+        }
+        st.making.insert(chain.to_owned());
+        true
     }
 
     /// Commits an extracted layer dir and its metadata, and indexes it as `chain`.
