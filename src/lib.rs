@@ -16,6 +16,7 @@
 //! - [`deleter`]: the background deletion of doomed directories after a removal's rename.
 //! - [`sys`]: the only home of raw syscalls and `unsafe`.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`events`]: the event log behind `/events` (`docker events`).
 //! - [`model`]: typed Engine API bodies and on-disk records (bollard-stubs, API 1.41).
 
 #![recursion_limit = "256"]
@@ -27,6 +28,7 @@ pub mod containerfs;
 pub mod daemon;
 pub mod deleter;
 pub mod error;
+pub mod events;
 pub mod metrics;
 pub mod model;
 pub mod monitor;

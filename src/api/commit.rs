@@ -14,7 +14,9 @@ use super::{ApiError, AppState, QueryParams, json_reply};
 use crate::actors::graph::changes::{ContainerConfig, apply_changes};
 use crate::actors::graph::store::{CommitStep, parse_repo_tag};
 use crate::actors::graph::{CommitContainer, ContainerChanges, GraphError};
-use crate::actors::store::{GetCommitSource, GetLiveTarget, PauseContainer, UnpauseContainer};
+use crate::actors::store::{
+    GetCommitSource, GetLiveTarget, PauseContainer, PublishEvent, UnpauseContainer,
+};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/containers/{id}/changes", web::get().to(changes))
@@ -100,6 +102,10 @@ async fn commit(
             .send(PauseContainer { id: src.id.clone() })
             .await??;
     }
+    let image_ref = tags
+        .first()
+        .map(|(n, t)| format!("{n}:{t}"))
+        .unwrap_or_default();
     let made = state
         .actors
         .graph
@@ -127,5 +133,17 @@ async fn commit(
         }
     }
     let id = made??;
+    state.actors.store.do_send(PublishEvent {
+        id: src.id.clone(),
+        action: "commit",
+        extra: vec![
+            (
+                "comment",
+                query.get("comment").unwrap_or_default().to_owned(),
+            ),
+            ("imageID", id.clone()),
+            ("imageRef", image_ref),
+        ],
+    });
     Ok(json_reply(StatusCode::CREATED, &json!({"Id": id})))
 }

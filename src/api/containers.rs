@@ -11,8 +11,8 @@ use super::{ApiError, AppState, QueryParams, check_platform, json_reply};
 use crate::actors::graph::ResolveImage;
 use crate::actors::store::{
     CreateContainer, InspectContainer, KillContainer, ListContainers, PruneCandidates,
-    RemoveContainer, RenameContainer, ResizeTty, StartContainer, StopContainer, WaitCondition,
-    WaitContainer,
+    PublishEvent, RemoveContainer, RenameContainer, ResizeTty, StartContainer, StopContainer,
+    WaitCondition, WaitContainer,
 };
 use crate::model::api::{
     ContainerCreateResponse, ContainerWaitResponse, ContainerWaitResponseError,
@@ -186,7 +186,16 @@ async fn restart(
         Err(e) if e.kind() == crate::error::ErrorKind::NotModified => {}
         Err(e) => return Err(e.into()),
     }
-    state.actors.store.send(StartContainer { id }).await??;
+    state
+        .actors
+        .store
+        .send(StartContainer { id: id.clone() })
+        .await??;
+    state.actors.store.do_send(PublishEvent {
+        id,
+        action: "restart",
+        extra: Vec::new(),
+    });
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -319,6 +328,12 @@ async fn prune(state: web::Data<AppState>, query: Query) -> Result<HttpResponse,
     } else {
         serde_json::json!(deleted)
     };
+    crate::events::events().other(
+        crate::events::Kind::Container,
+        "prune",
+        "",
+        [("reclaimed", reclaimed.to_string())],
+    );
     Ok(json_reply(
         StatusCode::OK,
         &serde_json::json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed}),

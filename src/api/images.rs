@@ -65,6 +65,12 @@ async fn prune(state: web::Data<AppState>, query: Query) -> Result<HttpResponse,
     } else {
         serde_json::to_value(&records).unwrap_or(Value::Null)
     };
+    crate::events::events().other(
+        crate::events::Kind::Image,
+        "prune",
+        "",
+        [("reclaimed", reclaimed.to_string())],
+    );
     Ok(json_reply(
         StatusCode::OK,
         &json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}),

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod commit;
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod images;
 pub mod live;
@@ -76,6 +77,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     volumes::routes(cfg);
     commit::routes(cfg);
     usage::routes(cfg);
+    events::routes(cfg);
 }
 
 /// The headers dockerd puts on every reply.

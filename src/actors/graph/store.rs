@@ -680,6 +680,7 @@ impl GraphStore {
         write_atomic(&path, &bytes).map_err(io_error(&path))?;
         let full = format!("sha256:{id}");
         let tagged = target.as_ref().map(|_| self.record_tag_time(&id));
+        let mut named = None;
         let repos = {
             let mut st = self.state.lock();
             if let Some(l) = registered {
@@ -691,12 +692,21 @@ impl GraphStore {
             }
             target.map(|(name, tag)| {
                 st.repos.set(&name, &tag, &full);
+                named = Some((name, tag));
                 st.repos_version += 1;
                 (st.repos_version, st.repos.clone())
             })
         };
         if let Some((version, repos)) = repos {
             self.write_repos(version, &repos)?;
+        }
+        {
+            let st = self.state.lock();
+            let img = st.images.get(&id);
+            image_event(img, &full, &full, "import");
+            if let Some((name, tag)) = &named {
+                image_event(img, &full, &format!("{name}:{tag}"), "tag");
+            }
         }
         if duplicate {
             // The same content is already a layer: keep that one, and delete the new
@@ -1112,6 +1122,23 @@ fn image_size(st: &State, img: &Image) -> i64 {
         .filter_map(|c| st.layers.get(c))
         .map(|l| l.size)
         .sum()
+}
+
+/// Publishes an image event as dockerd's `LogImageEvent(id, name, action)`: the image's
+/// labels (when `img` is known) and `name` as attributes.
+pub(super) fn image_event(img: Option<&Image>, full_id: &str, name: &str, action: &str) {
+    let mut a: BTreeMap<String, String> = img
+        .and_then(|i| i.config.labels.clone())
+        .into_iter()
+        .flatten()
+        .collect();
+    a.insert("name".into(), name.to_owned());
+    crate::events::events().publish(crate::events::Event::new(
+        crate::events::Kind::Image,
+        action,
+        full_id,
+        a,
+    ));
 }
 
 /// Resolves `reference` to an image id (hex) like Docker's `GetImage`: an id, else a

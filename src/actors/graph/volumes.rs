@@ -270,7 +270,8 @@ impl VolumeStore {
             return Err(e);
         }
         let v = volume_of(&self.dir, &name, record);
-        self.volumes.lock().insert(name, v.clone());
+        self.volumes.lock().insert(name.clone(), v.clone());
+        volume_event("create", &name);
         Ok(v)
     }
 
@@ -308,6 +309,7 @@ impl VolumeStore {
         self.volumes.lock().remove(name);
         self.deleter
             .delete_all(doomed.into_iter().collect::<Vec<_>>());
+        volume_event("destroy", name);
         Ok(())
     }
 
@@ -367,8 +369,24 @@ impl VolumeStore {
             self.remove_unlocked(&v.name)?;
             names.push(v.name);
         }
+        crate::events::events().other(
+            crate::events::Kind::Volume,
+            "prune",
+            "",
+            [("reclaimed", freed.to_string())],
+        );
         Ok((names, freed))
     }
+}
+
+/// dockerd's volume events: the volume's name as the actor, its driver as attribute.
+fn volume_event(action: &str, name: &str) {
+    crate::events::events().other(
+        crate::events::Kind::Volume,
+        action,
+        name,
+        [("driver", LOCAL.to_owned())],
+    );
 }
 
 /// The bytes of the regular files under `dir` (not following symlinks; hard links counted

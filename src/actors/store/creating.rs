@@ -325,6 +325,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 match res {
                     Ok((c, pre)) => {
                         tracing::info!(container_id = %c.id, name = %c.name, "container created");
+                        c.event("create", []);
                         let id = c.id.clone();
                         let mut entry = Entry::new(c);
                         if let Some(p) = pre {

@@ -74,6 +74,16 @@ pub struct ExecRecord {
 }
 
 impl ExecRecord {
+    /// The command as dockerd writes it after `exec_create: ` and `exec_start: `.
+    fn command_line(&self) -> String {
+        let mut s = self.entrypoint.clone();
+        for a in &self.arguments {
+            s.push(' ');
+            s.push_str(a);
+        }
+        s
+    }
+
     /// The record of a new exec `id` in `c`, from the create request (dockerd's
     /// `ContainerExecCreate`).
     pub fn new(id: String, c: &Container, req: &ExecCreate) -> Self {
@@ -360,6 +370,10 @@ impl Handler<CreateExec> for ContainerStoreActor {
         let id = crate::util::new_id();
         let record = ExecRecord::new(id.clone(), &entry.c, &msg.request);
         tracing::debug!(container_id = %record.container_id, exec_id = %id, "exec created");
+        entry.c.event(
+            &format!("exec_create: {}", record.command_line()),
+            [("execID", id.clone())],
+        );
         self.execs.records.insert(id.clone(), record);
         self.arm_exec_gc(ctx);
         // Its start follows within milliseconds (docker exec).
@@ -398,6 +412,13 @@ impl Handler<StartExec> for ContainerStoreActor {
             Err(e) => return ready(Err(e)),
         };
         record.run = ExecRun::Starting;
+        let action = format!("exec_start: {}", record.command_line());
+        if let Some(e) = self.containers.get(&record.container_id) {
+            e.c.event(&action, [("execID", msg.id.clone())]);
+        }
+        let Ok(record) = self.execs.get_mut(&msg.id) else {
+            return ready(Err(StoreError::ExecNotFound { id: msg.id }));
+        };
         let (tx, exited) = oneshot::channel();
         record.waiters.push(tx);
         let spec = record.spec(msg.detach, msg.raw_stream, msg.console_size);
@@ -513,6 +534,15 @@ impl Handler<ExecEvent> for ContainerStoreActor {
                     if r.container_id == container_id {
                         tracing::debug!(exec_id = %exec_id, exit_code, "exec exited");
                         r.set_exited(exit_code);
+                        if let Some(e) = self.containers.get(&container_id) {
+                            e.c.event(
+                                "exec_die",
+                                [
+                                    ("execID", exec_id.clone()),
+                                    ("exitCode", exit_code.to_string()),
+                                ],
+                            );
+                        }
                     }
                 }
             }

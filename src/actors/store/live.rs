@@ -151,6 +151,7 @@ fn set_frozen(
                 };
                 let c = e.c.clone();
                 act.save_state(&c);
+                c.event(what, []);
                 tracing::info!(container_id = %id, "container {what}d");
             }
             Ok(())

@@ -77,6 +77,17 @@ pub struct RenameContainer {
     pub name: String,
 }
 
+/// From the API, for an event that an API handler completes rather than one message
+/// (`restart` after its stop and start, `commit`): published with the container's
+/// attributes and `extra`. A container gone meanwhile has no event.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PublishEvent {
+    pub id: String,
+    pub action: &'static str,
+    pub extra: Vec<(&'static str, String)>,
+}
+
 /// From `api::containers::list`: the body of `GET /containers/json`, encoded.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<bytes::Bytes, StoreError>")]

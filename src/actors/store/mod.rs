@@ -416,6 +416,7 @@ impl ContainerStoreActor {
                                     .collect();
                             }
                             act.names.remove(&e.c.name);
+                            e.c.event("destroy", []);
                             let code = e.c.state.exit_code;
                             for w in e.waiters.drain(..) {
                                 let _ = w.tx.send(WaitOutcome {
@@ -479,6 +480,8 @@ impl ContainerStoreActor {
             .containers
             .get(id)
             .and_then(|e| self.thaw_after(&e.c, signal));
+        // For its `kill` events, as dockerd's stop logs each signal it sends.
+        let c = self.containers.get(id).map(|e| e.c.clone());
         let exec = self.peers.exec.clone();
         let me = self.me.clone();
         let id = id.to_owned();
@@ -490,6 +493,9 @@ impl ContainerStoreActor {
                 })
                 .await
                 .map_err(StoreError::mailbox("exec"))?;
+            if let (Ok(()), Some(c)) = (&sent, &c) {
+                c.event("kill", [("signal", signal.to_string())]);
+            }
             if let (Ok(()), Some(cg)) = (&sent, thaw) {
                 // A paused container gets the signal once it is thawed, as under dockerd.
                 live::thaw_and_report(cg, id.clone(), me.clone()).await;
@@ -520,12 +526,15 @@ impl ContainerStoreActor {
                 return Ok(());
             }
             tracing::info!(container_id = %id, "container did not stop in time; killing it");
-            let _ = exec
+            let killed = exec
                 .send(SignalContainer {
                     id: id.clone(),
                     signal: libc::SIGKILL,
                 })
                 .await;
+            if let (Ok(Ok(())), Some(c)) = (&killed, &c) {
+                c.event("kill", [("signal", libc::SIGKILL.to_string())]);
+            }
             match tokio::time::timeout(Duration::from_secs(30), rx).await {
                 Ok(_) => Ok(()),
                 Err(_) => Err(StoreError::StopTimeout { id }),
@@ -943,6 +952,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
                             .observe(t0.elapsed().as_secs_f64());
                         tracing::info!(container_id = %id, pid = started.pid, "container started");
                         let c = entry.c.clone();
+                        c.event("start", []);
                         let early_exit = entry.early_exit.take();
                         act.save_state(&c);
                         if let Some(exit) = early_exit {
@@ -1023,6 +1033,12 @@ impl ContainerStoreActor {
             .set_exited(msg.exit_code, msg.finished_at, msg.oom_killed);
         entry.notify_exit();
         tracing::info!(container_id = %msg.id, exit_code = msg.exit_code, "container exited");
+        if msg.oom_killed {
+            entry.c.event("oom", []);
+        }
+        entry
+            .c
+            .event("die", [("exitCode", msg.exit_code.to_string())]);
         self.execs.container_exited(&msg.id);
         let Some(entry) = self.containers.get_mut(&msg.id) else {
             return;
@@ -1059,9 +1075,18 @@ impl Handler<StopContainer> for ContainerStoreActor {
             .timeout
             .unwrap_or_else(|| entry.c.config.stop_timeout.unwrap_or(10));
         let timeout = u64::try_from(secs).ok().map(Duration::from_secs);
-        Box::pin(actix::fut::wrap_future(
-            self.stop_future(&id, signal, timeout),
-        ))
+        Box::pin(
+            actix::fut::wrap_future::<_, Self>(self.stop_future(&id, signal, timeout)).map(
+                move |res, act, _| {
+                    if res.is_ok()
+                        && let Some(e) = act.containers.get(&id)
+                    {
+                        e.c.event("stop", []);
+                    }
+                    res
+                },
+            ),
+        )
     }
 }
 
@@ -1089,6 +1114,7 @@ impl Handler<KillContainer> for ContainerStoreActor {
             .await
             .map_err(StoreError::mailbox("exec"))?
             .map_err(StoreError::from)?;
+            c.event("kill", [("signal", signal.to_string())]);
             if let Some(cg) = thaw {
                 // A paused container gets the signal once it is thawed, as under dockerd.
                 live::thaw_and_report(cg, id, me).await;
@@ -1230,6 +1256,7 @@ impl Handler<AttachToContainer> for ContainerStoreActor {
         if entry.c.state.status == Status::Paused {
             return ready(Err(StoreError::AttachPaused { id: msg.id }));
         }
+        entry.c.event("attach", []);
         if entry.c.state.is_running() && !entry.starting {
             let exec = self.peers.exec.clone();
             return Box::pin(actix::fut::wrap_future(async move {
@@ -1261,6 +1288,13 @@ impl Handler<ResizeTty> for ContainerStoreActor {
             Err(e) => return ready(Err(e)),
         };
         let id = entry.c.id.clone();
+        entry.c.event(
+            "resize",
+            [
+                ("height", msg.height.to_string()),
+                ("width", msg.width.to_string()),
+            ],
+        );
         let exec = self.peers.exec.clone();
         Box::pin(actix::fut::wrap_future(async move {
             exec.send(ResizeContainer {
@@ -1380,11 +1414,21 @@ impl Handler<RenameContainer> for ContainerStoreActor {
                     e.row = None;
                     let c = e.c.clone();
                     act.save_state(&c);
+                    c.event("rename", [("oldName", old.clone())]);
                 }
                 tracing::info!(container_id = %id, from = %old, to = %new, "container renamed");
                 Ok(())
             }),
         )
+    }
+}
+
+impl Handler<PublishEvent> for ContainerStoreActor {
+    type Result = ();
+    fn handle(&mut self, msg: PublishEvent, _: &mut Self::Context) {
+        if let Ok(e) = self.entry(&msg.id) {
+            e.c.event(msg.action, msg.extra);
+        }
     }
 }
 

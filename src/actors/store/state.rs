@@ -240,6 +240,19 @@ pub struct Container {
 }
 
 impl Container {
+    /// Publishes a container event about it (`docker events`): its labels, `image` and
+    /// `name` as attributes, then `extra`.
+    pub fn event<'a>(&self, action: &str, extra: impl IntoIterator<Item = (&'a str, String)>) {
+        crate::events::events().container(
+            action,
+            &self.id,
+            &self.name,
+            self.config.image.as_deref().unwrap_or(""),
+            self.config.labels.as_ref(),
+            extra,
+        );
+    }
+
     /// Its mount points; for a record from before they were kept, its host binds (then
     /// the only mounts a container could have).
     pub fn mounts(&self) -> std::borrow::Cow<'_, [super::mounts::MountPoint]> {

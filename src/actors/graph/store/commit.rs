@@ -374,6 +374,13 @@ impl GraphStore {
         })?;
         let id = self.commit_image(&bytes, tags)?;
         drop(pins);
+        {
+            let st = self.state.lock();
+            let img = st.images.get(id.trim_start_matches("sha256:"));
+            for (name, tag) in tags {
+                super::image_event(img, &id, &format!("{name}:{tag}"), "tag");
+            }
+        }
         let hex = id.trim_start_matches("sha256:").to_owned();
         let dir = self.image_metadata_dir().join(&hex);
         fs::create_dir_all(&dir)

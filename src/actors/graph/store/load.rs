@@ -436,6 +436,11 @@ impl GraphStore {
             }
             let id = self.commit_image(&config, &tags)?;
             drop(pins);
+            {
+                let st = self.state.lock();
+                let img = st.images.get(id.trim_start_matches("sha256:"));
+                super::image_event(img, &id, &id, "load");
+            }
             if tags.is_empty() {
                 lines.push(format!("Loaded image ID: {id}"));
             }

@@ -245,7 +245,13 @@ impl GraphStore {
                 &serde_json::to_vec(&repositories).unwrap_or_default(),
             )?;
         }
-        w.finish()
+        w.finish()?;
+        let st = self.state.lock();
+        for img in &plan.images {
+            let full = format!("sha256:{}", img.hex);
+            super::image_event(st.images.get(&img.hex), &full, &full, "save");
+        }
+        Ok(())
     }
 }
 

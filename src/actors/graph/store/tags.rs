@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use std::fs;
 
-use super::{GraphStore, State, fsync_dir, io_error, parse_repo_tag, resolve_in};
+use super::{GraphStore, State, fsync_dir, image_event, io_error, parse_repo_tag, resolve_in};
 use crate::actors::graph::error::GraphError;
 use crate::actors::graph::reference::{self, Reference};
 use crate::deleter;
@@ -87,8 +87,12 @@ impl GraphStore {
             (hex, st.repos_version, st.repos.clone())
         };
         let when = self.record_tag_time(&hex);
-        self.state.lock().last_tagged.insert(hex, when);
-        self.write_repos(version, &repos)
+        self.state.lock().last_tagged.insert(hex.clone(), when);
+        self.write_repos(version, &repos)?;
+        let st = self.state.lock();
+        let full = format!("sha256:{hex}");
+        image_event(st.images.get(&hex), &full, &format!("{name}:{tag}"), "tag");
+        Ok(())
     }
 
     /// `docker rmi [-f] REFERENCE`: untags a name, and deletes the image when that was
@@ -134,6 +138,7 @@ impl GraphStore {
             };
             if st.repos.remove(&name, &tag) {
                 records.push(untagged(&format!("{name}:{tag}")));
+                image_event(st.images.get(&hex), &id, &id, "untag");
             }
             if !st.repos.tags_of(&id).is_empty() {
                 st.repos_version += 1;
@@ -241,7 +246,7 @@ impl GraphStore {
     /// container layer uses. Replies the `Deleted` records: the image, then the layers,
     /// top first.
     fn delete_image(&self, hex: &str) -> Result<Vec<api::ImageDeleteResponseItem>, GraphError> {
-        let doomed_layers = {
+        let (img, doomed_layers) = {
             let mut st = self.state.lock();
             let Some(img) = st.images.remove(hex) else {
                 return Ok(Vec::new());
@@ -258,7 +263,7 @@ impl GraphStore {
                     doomed.push(l);
                 }
             }
-            doomed
+            (img, doomed)
         };
         let config = self.imagedb().join(hex);
         match fs::remove_file(&config) {
@@ -270,6 +275,8 @@ impl GraphStore {
         let meta = self.image_metadata_dir().join(hex);
         let _ = fs::remove_dir_all(&meta);
         let mut records = vec![deleted(&format!("sha256:{hex}"))];
+        let full = format!("sha256:{hex}");
+        image_event(Some(&img), &full, &full, "delete");
         let layerdb = self.layerdb();
         let mut doomed_dirs = Vec::new();
         for l in &doomed_layers {
@@ -434,6 +441,8 @@ fn untag_all(st: &mut State, id: &str, records: &mut Vec<api::ImageDeleteRespons
         let (name, tag) = reference::split_name_tag(&t);
         st.repos.remove(name, tag.unwrap_or(reference::DEFAULT_TAG));
         records.push(untagged(&t));
+        let hex = id.strip_prefix("sha256:").unwrap_or(id);
+        image_event(st.images.get(hex), id, id, "untag");
     }
 }
 
