@@ -359,3 +359,44 @@ fn events_as_dockerd() {
     ));
     assert_eq!(out.trim(), "start busybox ev1 local True");
 }
+
+#[test]
+fn system_prune_as_dockerd() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    let stopped = d
+        .docker_ok(&["create", "--network", "none", "busybox", "true"])
+        .trim()
+        .to_owned();
+    let running = d
+        .docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "100"])
+        .trim()
+        .to_owned();
+    // A dangling image: an import without a name.
+    let tar = common::busybox_tar();
+    let dangling = d
+        .docker_ok(&["import", tar.to_str().unwrap()])
+        .trim()
+        .to_owned();
+    d.docker_ok(&["volume", "create", "unused"]);
+    let out = d.docker_ok(&["system", "prune", "-f"]);
+    assert!(out.contains(&stopped) && out.contains(&dangling), "{out}");
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(d.docker_ok(&["ps", "-aq", "--no-trunc"]).trim(), running);
+    assert!(d.docker(&["image", "inspect", &dangling]).status.code() == Some(1));
+    d.docker_ok(&["image", "inspect", "busybox"]);
+    d.docker_ok(&["volume", "inspect", "unused"]);
+    // With --volumes the unused volume goes too; the network and build-cache steps find
+    // nothing to delete (berthd has neither user networks nor a build cache).
+    let out = d.docker_ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(out.contains("unused"), "{out}");
+    assert!(!d.docker(&["volume", "inspect", "unused"]).status.success());
+    let out = d.docker(&["network", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(
+        text(&out.stderr).contains("Invalid filter 'bogus'"),
+        "{}",
+        text(&out.stderr)
+    );
+    d.docker_ok(&["builder", "prune", "-f"]);
+}

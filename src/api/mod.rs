@@ -15,6 +15,7 @@ pub mod exec;
 pub mod images;
 pub mod live;
 pub mod logs;
+pub mod networks;
 pub mod stats;
 pub mod system;
 pub mod usage;
@@ -78,6 +79,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     commit::routes(cfg);
     usage::routes(cfg);
     events::routes(cfg);
+    networks::routes(cfg);
 }
 
 /// The headers dockerd puts on every reply.

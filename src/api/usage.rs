@@ -13,7 +13,31 @@ use crate::actors::store::{ListContainers, ListImageUsers, ListVolumeUsers};
 use crate::model::complete::Template;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/system/df", web::get().to(df));
+    cfg.route("/system/df", web::get().to(df))
+        .route("/build/prune", web::post().to(build_prune));
+}
+
+/// `POST /build/prune` (`docker builder prune`, and the last step of `docker system
+/// prune`): berthd has no build cache, so nothing is deleted, whatever `all`,
+/// `keep-storage` and the filters (dockerd's keys, checked) ask for.
+async fn build_prune(query: super::QueryParams) -> Result<HttpResponse, ApiError> {
+    let filters = crate::model::filters::Filters::parse(query.get("filters"))?;
+    filters.validate(&[
+        "description",
+        "id",
+        "inuse",
+        "parent",
+        "private",
+        "shared",
+        "type",
+        "until",
+        "unused-for",
+    ])?;
+    query.int("keep-storage")?;
+    Ok(json_reply(
+        StatusCode::OK,
+        &json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
+    ))
 }
 
 async fn df(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
