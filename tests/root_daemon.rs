@@ -449,8 +449,8 @@ fn refused_options_exit_1_naming_the_option() {
             "invalid argument \"foo=bar\" for \"--storage-opt\" flag: unknown option foo",
         ),
         (
-            &["--ip", "127.0.0.1"][..],
-            "--ip=127.0.0.1 is not supported by this berthd yet",
+            &["--ip", "::1"][..],
+            "--ip=::1 is not supported by this berthd yet: berthd publishes ports on IPv4 addresses only",
         ),
     ] {
         refused(flags, |_| {}, expect);
@@ -469,8 +469,8 @@ fn refused_options_exit_1_naming_the_option() {
             "invalid value \"foo=bar\" for storage-opts: unknown option foo",
         ),
         (
-            r#"{"ip": "127.0.0.1"}"#,
-            "ip: 127.0.0.1 is not supported by this berthd yet",
+            r#"{"ip": "::1"}"#,
+            "ip: ::1 is not supported by this berthd yet",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();

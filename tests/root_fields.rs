@@ -115,7 +115,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             &["--add-host", "a.example:192.0.2.1"],
             "HostConfig.ExtraHosts (--add-host)",
         ),
-        (&["-p", "18080:80"], "HostConfig.PortBindings (--publish)"),
         (
             &["--log-driver", "none"],
             "HostConfig.LogConfig (--log-driver)",
@@ -146,10 +145,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             "HostConfig.DnsSearch (--dns-search)",
         ),
         (&["--link", "other:alias"], "HostConfig.Links (--link)"),
-        (
-            &["--publish-all"],
-            "HostConfig.PublishAllPorts (--publish-all)",
-        ),
         (
             &["--tmpfs", "/scratch:bogus"],
             "invalid tmpfs option \"bogus\"",

@@ -151,7 +151,7 @@ fn default_bridge_gives_addresses_gateway_and_container_traffic() {
 /// index of its eth0's peer (the host side of its veth).
 const SERVE: &str = concat!(
     "cat /sys/class/net/eth0/iflink; ",
-    "mkdir /www && hostname > /www/hostname && exec httpd -f -p 8080 -h /www"
+    "mkdir -p /www && hostname > /www/hostname && exec httpd -f -p 8080 -h /www"
 );
 
 /// The shell command that fetches `url` within 3 s. Not `wget -T` (Debian's busybox 1.35
@@ -264,4 +264,217 @@ fn running_container_keeps_its_address_across_a_live_restore() {
     n.d_mut().stop();
     // Without containers left, live-restore or not, the daemon cleaned nothing it should
     // have kept; the Drop guard removes the rest.
+}
+
+/// A UDP echo on port 5353, run by the host's python3 with the host's /usr mounted
+/// read-only (busybox has no UDP server).
+const UDP_ECHO: &str = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 5353))\nwhile True:\n    d, a = s.recvfrom(100)\n    s.sendto(b'echo:' + d, a)\n";
+
+/// A helper process of the test's own, ended (by its pid) however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn udp_ask(n: &NetNs, addr: &str, port: u16) -> bool {
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(1)\ns.sendto(b'hi', ('{addr}', {port}))\nprint(s.recv(100).decode())\n"
+    );
+    let out = n.ns(&["python3", "-c", &script]);
+    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "echo:hi"
+}
+
+#[test]
+fn published_ports_as_dockerd() {
+    require_root!();
+    let n = NetNs::start("berth0", &["--bip", "10.199.44.1/24"], &[]);
+    let d = n.d();
+    d.import_busybox();
+    let web = d
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            "127.0.0.1:18081:8080",
+            "-p",
+            "18082:8080",
+            "busybox",
+            "sh",
+            "-c",
+            SERVE,
+        ])
+        .trim()
+        .to_owned();
+    let get = |url: &str| n.ns(&["timeout", "3", "busybox", "wget", "-q", "-O", "-", url]);
+    wait_until("web to answer at 127.0.0.1:18081", || {
+        get("http://127.0.0.1:18081/hostname").status.success()
+    });
+    // From the host: loopback, and a host address on every-address bindings.
+    let body = String::from_utf8_lossy(&get("http://127.0.0.1:18081/hostname").stdout).into_owned();
+    assert_eq!(body.trim(), &web[..12]);
+    assert!(get("http://10.199.44.1:18082/hostname").status.success());
+    assert!(get("http://127.0.0.1:18082/hostname").status.success());
+    // 127.0.0.1:18081 only: not on the bridge's address.
+    assert!(!get("http://10.199.44.1:18081/hostname").status.success());
+    // From another container, through the host's address (hairpin NAT).
+    let fetched = d.docker_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &fetch_cmd("http://10.199.44.1:18082/hostname"),
+    ]);
+    assert_eq!(fetched.trim(), &web[..12]);
+
+    // What the CLI shows.
+    let mut port = d
+        .docker_ok(&["port", "web"])
+        .lines()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    port.sort();
+    assert_eq!(
+        port,
+        ["8080/tcp -> 0.0.0.0:18082", "8080/tcp -> 127.0.0.1:18081"]
+    );
+    let ps = d.docker_ok(&["ps", "--filter", "name=web", "--format", "{{.Ports}}"]);
+    assert!(
+        ps.contains("127.0.0.1:18081->8080/tcp") && ps.contains("0.0.0.0:18082->8080/tcp"),
+        "{ps}"
+    );
+    let ports = inspect(d, "web", "{{json .NetworkSettings.Ports}}");
+    let v: serde_json::Value = serde_json::from_str(&ports).unwrap();
+    assert_eq!(v["8080/tcp"].as_array().map(Vec::len), Some(2), "{ports}");
+    assert_eq!(
+        d.docker_ok(&["ps", "-q", "--filter", "publish=18082"])
+            .trim(),
+        &web[..12]
+    );
+
+    // A port berthd holds, and one another process holds, as dockerd words them.
+    let out = d.docker(&["run", "-d", "-p", "18082:80", "busybox", "sleep", "100"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("Bind for 0.0.0.0:18082 failed: port is already allocated"),
+        "{err}"
+    );
+    let other = KillOnDrop(
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", n.holder_pid()))
+            .args(["busybox", "nc", "-l", "-p", "18090"])
+            .spawn()
+            .unwrap(),
+    );
+    // busybox nc listens on [::] where the kernel has IPv6, on 0.0.0.0 otherwise.
+    wait_until("nc to listen", || {
+        n.ns_ok(&["cat", "/proc/net/tcp", "/proc/net/tcp6"])
+            .contains(":46AA ")
+    });
+    let out = d.docker(&["run", "-d", "-p", "18090:80", "busybox", "sleep", "100"]);
+    drop(other);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("bind: address already in use"), "{err}");
+    // A refused start leaves no rule behind.
+    assert!(!n.rules("nat").contains("--dport 18090"));
+
+    // -P: every exposed port on a port the kernel picks.
+    d.docker_ok(&[
+        "run", "-d", "--name", "pall", "--expose", "9000", "-P", "busybox", "sleep", "100",
+    ]);
+    let mapped = d.docker_ok(&["port", "pall", "9000"]);
+    let host_port: u16 = mapped.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let range = n.ns_ok(&["cat", "/proc/sys/net/ipv4/ip_local_port_range"]);
+    let lo: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(host_port >= lo, "{mapped} {range}");
+
+    // UDP.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "udp",
+        "-p",
+        "15353:5353/udp",
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/lib:/lib:ro",
+        "-v",
+        "/lib64:/lib64:ro",
+        "busybox",
+        "/usr/bin/python3",
+        "-c",
+        UDP_ECHO,
+    ]);
+    wait_until("the UDP echo to answer", || udp_ask(&n, "127.0.0.1", 15353));
+
+    // Stopped: the port and its rules go; started again: published again.
+    d.docker_ok(&["stop", "-t", "1", "web"]);
+    // The host port is free when stop returns; the rules go right after.
+    wait_until("web's rules to go", || {
+        !n.rules("nat").contains("--dport 18082")
+    });
+    assert_eq!(inspect(d, "web", "{{json .NetworkSettings.Ports}}"), "{}");
+    d.docker_ok(&["start", "web"]);
+    wait_until("web to answer again", || {
+        get("http://127.0.0.1:18082/hostname").status.success()
+    });
+
+    // Combinations dockerd refuses (and the host network, which berthd refuses).
+    let out = d.docker(&["create", "--network", "host", "-p", "18083:80", "busybox"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--network host"),
+        "{out:?}"
+    );
+    let out = d.docker(&[
+        "create",
+        "--network",
+        "container:web",
+        "-p",
+        "18083:80",
+        "busybox",
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+
+    // --ip: the address of a publish that names none.
+    let mut n = n;
+    n.restart(&["--bip", "10.199.44.1/24", "--ip", "127.0.0.1"]);
+    let d = n.d();
+    d.docker_ok(&["rm", "-f", "web", "pall", "udp"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lo",
+        "-p",
+        "18084:8080",
+        "busybox",
+        "sh",
+        "-c",
+        SERVE,
+    ]);
+    assert_eq!(
+        d.docker_ok(&["port", "lo", "8080"]).trim(),
+        "127.0.0.1:18084"
+    );
+    let get = |url: &str| n.ns(&["timeout", "3", "busybox", "wget", "-q", "-O", "-", url]);
+    wait_until("lo to answer at 127.0.0.1:18084", || {
+        get("http://127.0.0.1:18084/hostname").status.success()
+    });
+    assert!(!get("http://10.199.44.1:18084/hostname").status.success());
+    d.docker_ok(&["rm", "-f", "lo"]);
+
+    // After the daemon stops: no rule of ours left.
+    n.d_mut().stop();
+    let nat = n.rules("nat");
+    assert!(!nat.contains("BERTH") && !nat.contains("DNAT"), "{nat}");
+    assert!(!n.rules("filter").contains("BERTH"));
 }

@@ -95,6 +95,9 @@ pub struct DaemonConfig {
     pub icc: bool,
     pub iptables: bool,
     pub ip_forward: bool,
+    /// `--ip`: the host address of a published port that names none (`None`: every
+    /// address, `0.0.0.0`).
+    pub default_bind_ip: Option<std::net::Ipv4Addr>,
     /// `--dns`: the nameservers of containers' resolv.conf (empty: the host's).
     pub dns: Vec<std::net::IpAddr>,
     /// `-s`: `overlay2` or `vfs`; `None` picks one as dockerd does.

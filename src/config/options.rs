@@ -331,19 +331,18 @@ pub static OPTIONS: &[DaemonOption] = &[
         key: Some("ip"),
         form: Form::Value,
         default: Some("0.0.0.0"),
-        status: Status::Refused,
+        status: Status::Honoured,
         value_name: "IP",
-        help: "Default IP when binding container ports (berthd publishes no ports yet)",
-        set: |_, v| {
-            let ip = v.text(parse_ip)?;
-            if ip == std::net::IpAddr::from([0, 0, 0, 0]) {
+        help: "Default IP when binding container ports",
+        set: |c, v| match v.text(parse_ip)? {
+            std::net::IpAddr::V4(ip) => {
+                c.default_bind_ip = Some(ip);
                 Ok(())
-            } else {
-                Err(Bad::unsupported(
-                    ip,
-                    "it is the host address of published ports, which berthd does not have",
-                ))
             }
+            ip => Err(Bad::unsupported(
+                ip,
+                "berthd publishes ports on IPv4 addresses only",
+            )),
         },
     },
     DaemonOption {

@@ -730,20 +730,21 @@ fn exec_driver_is_native_or_oci_with_its_runtimes() {
 }
 
 #[test]
-fn ip_other_than_the_default_is_refused() {
-    for ip in ["127.0.0.1", "::", "10.1.2.3"] {
+fn ip_is_the_default_address_of_published_ports_ipv4_only() {
+    for ip in ["::", "::1"] {
         let e = err(&["--ip", ip]);
         assert!(
             matches!(&e, ConfigError::UnsupportedFlag { flag: "--ip", value, .. } if value == ip),
             "{ip}: {e:?}"
         );
-        assert!(
-            e.to_string()
-                .starts_with(&format!("--ip={ip} is not supported by this berthd yet: ")),
-            "{e}"
-        );
+        assert!(e.to_string().contains("IPv4 addresses only"), "{e}");
     }
-    ok(&["--ip=0.0.0.0"]);
+    assert_eq!(
+        ok(&["--ip=127.0.0.1"]).default_bind_ip,
+        Some(std::net::Ipv4Addr::LOCALHOST)
+    );
+    assert!(ok(&[]).default_bind_ip.is_none_or(|ip| ip.is_unspecified()));
+    assert!(err(&["--ip", "bogus"]).to_string().contains("--ip"));
 }
 
 #[test]
@@ -831,9 +832,9 @@ fn refused_values_in_daemon_json_name_the_key() {
             "selinux-enabled: true is not supported by this berthd yet: berthd applies no SELinux labels",
         ),
         (
-            r#"{"ip": "127.0.0.1"}"#,
+            r#"{"ip": "::1"}"#,
             "ip",
-            "ip: 127.0.0.1 is not supported by this berthd yet: ",
+            "ip: ::1 is not supported by this berthd yet: ",
         ),
         (
             r#"{"storage-opts": ["overlay2.override_kernel_check=1"]}"#,

@@ -98,6 +98,7 @@ const fn p(
 use Status::{Honoured, NotYet, Refused, Stored};
 
 const T_FIELDS: &str = "root_fields::every_field_is_honoured_or_refused";
+const T_PORTS: &str = "root_network::published_ports_as_dockerd";
 const T_CONFIG: &str = "root_fields::config_fields_reach_the_container";
 const T_LIMITS: &str = "root_fields::resource_limits_reach_the_container";
 const T_DEV: &str = "root_fields::shm_and_console_sizes_reach_the_container";
@@ -613,10 +614,11 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.PortBindings",
         "--publish",
-        NotYet,
-        "issue 15",
-        T_FIELDS,
-        r#"{"80/tcp":[{"HostIp":"","HostPort":"18080"}]}"#,
+        Honoured,
+        "`[ip:]hostport:port[/proto]` (tcp, udp or sctp), host port ranges, an empty host port (one the kernel picks); a kernel DNAT in berth's chains, the host port held by a bound socket (dockerd's `port is already allocated` / `address already in use`, 409), reachable at 127.0.0.1 and from other containers; IPv4 host addresses only; refused with `--network host`, `none` and `container:`, and with `--iptables=false`",
+        T_PORTS,
+        // Not sent alone: it needs a bridge, which the fields test's daemon has not.
+        "",
     ),
     p(
         "HostConfig.RestartPolicy",
@@ -773,9 +775,9 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.PublishAllPorts",
         "--publish-all",
-        NotYet,
-        "issue 15",
-        T_FIELDS,
+        Honoured,
+        "every exposed port without a binding is published on a port the kernel picks",
+        T_PORTS,
         "true",
     ),
     f(

@@ -22,6 +22,7 @@
 //! - [`privileged`]: what `--privileged` opens: the host's devices, a writable /sys.
 //! - [`pty`]: pseudo terminals and window sizes.
 //! - [`rlimit`]: resource limits (`--ulimit`) and berthd's own hard limits.
+//! - [`ports`]: the host ports that published container ports hold.
 //! - [`process`]: spawning the monitor, reaping its first process, daemonizing, signals, fd
 //!   passing.
 //! - [`fs`]: the graph's file system calls on the data root: device nodes, times, `syncfs`,
@@ -47,6 +48,7 @@ pub mod host;
 pub mod ipc;
 pub mod mounts;
 pub mod namespaces;
+pub mod ports;
 pub mod privileged;
 pub mod process;
 pub mod pty;

@@ -102,6 +102,11 @@ impl NetNs {
             .success()
     }
 
+    /// The pid of the process that holds the namespace (for `nsenter --net=/proc/PID/ns/net`).
+    pub fn holder_pid(&self) -> u32 {
+        self.holder.id()
+    }
+
     /// A command run in the daemon's network namespace.
     pub fn ns(&self, args: &[&str]) -> Output {
         sh(Command::new("nsenter")

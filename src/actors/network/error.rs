@@ -35,6 +35,8 @@ pub enum NetworkError {
     PoolExhausted { subnet: String },
     #[error("networking is disabled (-b none): use --network none or --network host")]
     Disabled,
+    #[error("berthd publishes ports with iptables rules, which --iptables=false turns off")]
+    PortsNeedIptables,
     #[error("network mode {mode} is not supported yet")]
     ModeUnsupported { mode: String },
     #[error("network {name} not found")]
@@ -53,6 +55,17 @@ pub enum NetworkError {
         path: String,
         #[source]
         source: std::io::Error,
+    },
+    /// A host port that berthd (`Bind for IP:PORT failed: port is already allocated`) or
+    /// another process (`…: bind: address already in use`) holds, in dockerd's words
+    /// (`ports::allocated`, `ports::bind_failed`).
+    #[error(
+        "driver failed programming external connectivity on endpoint {name} ({endpoint}): {detail}"
+    )]
+    PortTaken {
+        name: String,
+        endpoint: String,
+        detail: Box<str>,
     },
     #[error("network namespace for a container could not be made")]
     Sandbox {
@@ -73,10 +86,11 @@ impl NetworkError {
             | NetworkError::IptablesSpawn { .. }
             | NetworkError::Sysctl { .. }
             | NetworkError::Sandbox { .. } => ErrorKind::System,
+            NetworkError::PortTaken { .. } => ErrorKind::Conflict,
             NetworkError::BridgeNotFound { .. }
             | NetworkError::NotABridge { .. }
             | NetworkError::NoBridgeAddress { .. } => ErrorKind::InvalidParameter,
-            NetworkError::Disabled => ErrorKind::InvalidParameter,
+            NetworkError::Disabled | NetworkError::PortsNeedIptables => ErrorKind::InvalidParameter,
             NetworkError::ModeUnsupported { .. } => ErrorKind::NotImplemented,
             NetworkError::NoSuchNetwork { .. } | NetworkError::NoEndpoint { .. } => {
                 ErrorKind::NotFound

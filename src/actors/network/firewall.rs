@@ -39,6 +39,8 @@ pub struct Firewall {
     pub nat_chain: String,
     /// filter chain jumped to from FORWARD.
     pub filter_chain: String,
+    /// filter chain of the published ports' accepts, jumped to from `filter_chain`.
+    pub ports_chain: String,
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -47,10 +49,18 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 impl Firewall {
     pub fn new(bridge: &str, subnet: Cidr, icc: bool) -> Self {
-        let (nat_chain, filter_chain) = if bridge == DEFAULT_BRIDGE {
-            ("BERTH".to_owned(), "BERTH-FORWARD".to_owned())
+        let (nat_chain, filter_chain, ports_chain) = if bridge == DEFAULT_BRIDGE {
+            (
+                "BERTH".to_owned(),
+                "BERTH-FORWARD".to_owned(),
+                "BERTH-PORTS".to_owned(),
+            )
         } else {
-            (format!("BERTH-{bridge}"), format!("BERTH-F-{bridge}"))
+            (
+                format!("BERTH-{bridge}"),
+                format!("BERTH-F-{bridge}"),
+                format!("BERTH-P-{bridge}"),
+            )
         };
         Firewall {
             bridge: bridge.to_owned(),
@@ -58,12 +68,94 @@ impl Firewall {
             icc,
             nat_chain,
             filter_chain,
+            ports_chain,
         }
     }
 
     /// Our own chains, as (table, chain).
-    pub fn chains(&self) -> [(&'static str, &str); 2] {
-        [("nat", &self.nat_chain), ("filter", &self.filter_chain)]
+    pub fn chains(&self) -> [(&'static str, &str); 3] {
+        [
+            ("nat", &self.nat_chain),
+            ("filter", &self.filter_chain),
+            ("filter", &self.ports_chain),
+        ]
+    }
+
+    /// The chains that hold only published ports' rules: emptied at set-up, since the
+    /// ports of containers still running are published again (`RestoreEndpoints`).
+    fn port_chains(&self) -> [(&'static str, &str); 2] {
+        [("nat", &self.nat_chain), ("filter", &self.ports_chain)]
+    }
+
+    /// A published port's rules: the DNAT of `host_ip:host_port` (any local address for
+    /// `0.0.0.0`) to `ip:container_port`, and the forward accept of new connections to it
+    /// from outside the bridge.
+    pub fn port_rules(&self, ip: std::net::Ipv4Addr, m: &super::PortMapping) -> [Rule; 2] {
+        let proto = m.proto.as_str();
+        let mut nat = Vec::new();
+        if !m.host_ip.is_unspecified() {
+            nat.extend(["-d".to_owned(), format!("{}/32", m.host_ip)]);
+        }
+        nat.extend(strings(&[
+            "-p",
+            proto,
+            "-m",
+            proto,
+            "--dport",
+            &m.host_port.to_string(),
+            "-j",
+            "DNAT",
+            "--to-destination",
+            &format!("{ip}:{}", m.container_port),
+        ]));
+        let accept = strings(&[
+            "-d",
+            &format!("{ip}/32"),
+            "!",
+            "-i",
+            &self.bridge,
+            "-o",
+            &self.bridge,
+            "-p",
+            proto,
+            "-m",
+            proto,
+            "--dport",
+            &m.container_port.to_string(),
+            "-j",
+            "ACCEPT",
+        ]);
+        [
+            Rule {
+                table: "nat",
+                chain: self.nat_chain.clone(),
+                spec: nat,
+                insert: false,
+            },
+            Rule {
+                table: "filter",
+                chain: self.ports_chain.clone(),
+                spec: accept,
+                insert: false,
+            },
+        ]
+    }
+
+    /// Adds (`add`) or deletes `rules` in one `iptables-restore --noflush`. Blocking.
+    pub fn change_rules(&self, rules: &[Rule], add: bool) -> Result<(), NetworkError> {
+        let mut out = String::new();
+        for table in TABLES {
+            let lines: Vec<String> = rules
+                .iter()
+                .filter(|r| r.table == table)
+                .map(|r| rule_line(if add { "-A" } else { "-D" }, r))
+                .collect();
+            push_table(&mut out, table, &lines);
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        iptables_restore(&out)
     }
 
     /// The rules in built-in chains (jumps and MASQUERADE): removed one by one on teardown.
@@ -88,9 +180,6 @@ impl Firewall {
                 table: "nat",
                 chain: "OUTPUT".into(),
                 spec: strings(&[
-                    "!",
-                    "-d",
-                    "127.0.0.0/8",
                     "-m",
                     "addrtype",
                     "--dst-type",
@@ -104,6 +193,43 @@ impl Firewall {
                 table: "nat",
                 chain: "POSTROUTING".into(),
                 spec: strings(&["-s", &subnet, "!", "-o", br, "-j", "MASQUERADE"]),
+                insert: false,
+            },
+            // A published port reached from the host itself (127.0.0.1 included, with
+            // the bridge's route_localnet): the container answers the bridge's address.
+            Rule {
+                table: "nat",
+                chain: "POSTROUTING".into(),
+                spec: strings(&[
+                    "-o",
+                    br,
+                    "-m",
+                    "addrtype",
+                    "--src-type",
+                    "LOCAL",
+                    "-j",
+                    "MASQUERADE",
+                ]),
+                insert: false,
+            },
+            // Hairpin: a container reaching a published port (its own or another's on the
+            // same bridge) through a host address: the answer must come back through the
+            // host to be un-DNATed.
+            Rule {
+                table: "nat",
+                chain: "POSTROUTING".into(),
+                spec: strings(&[
+                    "-s",
+                    &subnet,
+                    "-o",
+                    br,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "DNAT",
+                    "-j",
+                    "MASQUERADE",
+                ]),
                 insert: false,
             },
             Rule {
@@ -144,11 +270,38 @@ impl Firewall {
             },
             Rule {
                 table: "filter",
-                chain,
+                chain: chain.clone(),
                 spec: strings(&["-i", br, "-o", br, "-j", icc]),
                 insert: false,
             },
+            Rule {
+                table: "filter",
+                chain,
+                spec: strings(&["-o", br, "-j", &self.ports_chain]),
+                insert: false,
+            },
         ]
+    }
+
+    /// Rules of earlier berthd versions that this one no longer wants: the OUTPUT jump
+    /// that left loopback destinations out (before published ports).
+    fn retired_rules(&self) -> Vec<Rule> {
+        vec![Rule {
+            table: "nat",
+            chain: "OUTPUT".into(),
+            spec: strings(&[
+                "!",
+                "-d",
+                "127.0.0.0/8",
+                "-m",
+                "addrtype",
+                "--dst-type",
+                "LOCAL",
+                "-j",
+                &self.nat_chain,
+            ]),
+            insert: false,
+        }]
     }
 
     /// Creates the chains and adds every missing rule, given the rules as they were read
@@ -199,7 +352,13 @@ impl Firewall {
             icc: !self.icc,
             ..self.clone()
         };
-        let stale: Vec<Rule> = other.own_rules().into_iter().skip(2).collect();
+        let stale: Vec<Rule> = other
+            .own_rules()
+            .into_iter()
+            .skip(2)
+            .take(1)
+            .chain(self.retired_rules())
+            .collect();
         let wanted: Vec<Rule> = self
             .own_rules()
             .into_iter()
@@ -211,6 +370,11 @@ impl Firewall {
             for (t, chain) in self.chains() {
                 if t == table && !saved.has_chain(table, chain) {
                     lines.push(format!(":{chain} - [0:0]"));
+                }
+            }
+            for (t, chain) in self.port_chains() {
+                if t == table && saved.rules(table).any(|(c, _)| c == chain) {
+                    lines.push(format!("-F {chain}"));
                 }
             }
             for r in stale.iter().filter(|r| r.table == table) {
@@ -440,34 +604,78 @@ mod tests {
     fn rules_follow_subnet_bridge_and_icc() {
         let s = Cidr::parse("10.199.3.1/24").unwrap();
         let f = Firewall::new("bt1", s, false);
-        let masq = &f.builtin_rules()[2];
+        let lines: Vec<String> = f
+            .builtin_rules()
+            .iter()
+            .map(|r| rule_line(if r.insert { "-I" } else { "-A" }, r))
+            .collect();
         assert_eq!(
-            rule_line("-A", masq),
-            "-A POSTROUTING -s 10.199.3.0/24 ! -o bt1 -j MASQUERADE"
+            lines,
+            [
+                "-A PREROUTING -m addrtype --dst-type LOCAL -j BERTH-bt1",
+                "-A OUTPUT -m addrtype --dst-type LOCAL -j BERTH-bt1",
+                "-A POSTROUTING -s 10.199.3.0/24 ! -o bt1 -j MASQUERADE",
+                "-A POSTROUTING -o bt1 -m addrtype --src-type LOCAL -j MASQUERADE",
+                "-A POSTROUTING -s 10.199.3.0/24 -o bt1 -m conntrack --ctstate DNAT -j MASQUERADE",
+                "-I FORWARD 1 -j BERTH-F-bt1",
+            ]
         );
-        let jump = &f.builtin_rules()[3];
-        assert_eq!(rule_line("-I", jump), "-I FORWARD 1 -j BERTH-F-bt1");
         assert_eq!(f.own_rules()[2].spec.join(" "), "-i bt1 -o bt1 -j DROP");
+        assert_eq!(f.own_rules()[3].spec.join(" "), "-o bt1 -j BERTH-P-bt1");
         assert_eq!(
             Firewall::new("bt1", s, true).own_rules()[2].spec.join(" "),
             "-i bt1 -o bt1 -j ACCEPT"
         );
     }
 
+    #[test]
+    fn published_ports_are_a_dnat_and_an_accept() {
+        let f = Firewall::new("bt1", Cidr::parse("10.199.3.1/24").unwrap(), true);
+        let ip = std::net::Ipv4Addr::new(10, 199, 3, 2);
+        let m = super::super::PortMapping {
+            container_port: 80,
+            proto: "tcp".into(),
+            host_ip: std::net::Ipv4Addr::UNSPECIFIED,
+            host_port: 8080,
+        };
+        let [nat, accept] = f.port_rules(ip, &m);
+        assert_eq!(
+            rule_line("-A", &nat),
+            "-A BERTH-bt1 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.199.3.2:80"
+        );
+        assert_eq!(
+            rule_line("-A", &accept),
+            "-A BERTH-P-bt1 -d 10.199.3.2/32 ! -i bt1 -o bt1 -p tcp -m tcp --dport 80 -j ACCEPT"
+        );
+        let lo = super::super::PortMapping {
+            host_ip: std::net::Ipv4Addr::LOCALHOST,
+            proto: "udp".into(),
+            ..m
+        };
+        assert_eq!(
+            rule_line("-A", &f.port_rules(ip, &lo)[0]),
+            "-A BERTH-bt1 -d 127.0.0.1/32 -p udp -m udp --dport 8080 -j DNAT --to-destination 10.199.3.2:80"
+        );
+    }
+
     /// What iptables-save (1.8, nf_tables) prints after our set-up, with someone else's
-    /// rules around ours and the icc rule of an earlier `--icc=false` run.
+    /// rules around ours, the icc rule of an earlier `--icc=false` run, a published port
+    /// and the OUTPUT jump of a berthd from before published ports.
     const SAVED: &str = "# Generated by iptables-save v1.8.9 (nf_tables)
 *filter
 :INPUT ACCEPT [0:0]
 :FORWARD DROP [0:0]
 :OUTPUT ACCEPT [0:0]
 :BERTH-FORWARD - [0:0]
+:BERTH-PORTS - [0:0]
 :OTHER - [0:0]
 -A FORWARD -j BERTH-FORWARD
 -A FORWARD -j OTHER
 -A BERTH-FORWARD -o berth0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A BERTH-FORWARD -i berth0 ! -o berth0 -j ACCEPT
 -A BERTH-FORWARD -i berth0 -o berth0 -j DROP
+-A BERTH-FORWARD -o berth0 -j BERTH-PORTS
+-A BERTH-PORTS -d 172.28.0.2/32 ! -i berth0 -o berth0 -p tcp -m tcp --dport 80 -j ACCEPT
 COMMIT
 *nat
 :PREROUTING ACCEPT [0:0]
@@ -476,10 +684,14 @@ COMMIT
 :POSTROUTING ACCEPT [0:0]
 :BERTH - [0:0]
 -A PREROUTING -m addrtype --dst-type LOCAL -j BERTH
+-A OUTPUT -m addrtype --dst-type LOCAL -j BERTH
 -A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTH
 -A POSTROUTING -s 172.28.0.0/16 ! -o berth0 -j MASQUERADE
 -A POSTROUTING -s 172.28.0.0/16 ! -o berth0 -j MASQUERADE
+-A POSTROUTING -o berth0 -m addrtype --src-type LOCAL -j MASQUERADE
+-A POSTROUTING -s 172.28.0.0/16 -o berth0 -m conntrack --ctstate DNAT -j MASQUERADE
 -A POSTROUTING -s 10.9.0.0/16 -j MASQUERADE
+-A BERTH -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.28.0.2:80
 COMMIT
 ";
 
@@ -495,14 +707,18 @@ COMMIT
             "*nat
 :BERTH - [0:0]
 -A PREROUTING -m addrtype --dst-type LOCAL -j BERTH
--A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTH
+-A OUTPUT -m addrtype --dst-type LOCAL -j BERTH
 -A POSTROUTING -s 172.28.0.0/16 ! -o berth0 -j MASQUERADE
+-A POSTROUTING -o berth0 -m addrtype --src-type LOCAL -j MASQUERADE
+-A POSTROUTING -s 172.28.0.0/16 -o berth0 -m conntrack --ctstate DNAT -j MASQUERADE
 COMMIT
 *filter
 :BERTH-FORWARD - [0:0]
+:BERTH-PORTS - [0:0]
 -A BERTH-FORWARD -o berth0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A BERTH-FORWARD -i berth0 ! -o berth0 -j ACCEPT
 -A BERTH-FORWARD -i berth0 -o berth0 -j ACCEPT
+-A BERTH-FORWARD -o berth0 -j BERTH-PORTS
 -I FORWARD 1 -j BERTH-FORWARD
 COMMIT
 "
@@ -512,10 +728,27 @@ COMMIT
     #[test]
     fn setup_adds_only_what_is_missing_and_swaps_the_icc_verdict() {
         let saved = Saved::parse(SAVED);
-        assert_eq!(fw(false).setup_script(&saved), "");
+        // The published ports of the last run go (those still running are published
+        // again), and so does the retired OUTPUT jump.
+        assert_eq!(
+            fw(false).setup_script(&saved),
+            "*nat
+-F BERTH
+-D OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTH
+COMMIT
+*filter
+-F BERTH-PORTS
+COMMIT
+"
+        );
         assert_eq!(
             fw(true).setup_script(&saved),
-            "*filter
+            "*nat
+-F BERTH
+-D OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTH
+COMMIT
+*filter
+-F BERTH-PORTS
 -D BERTH-FORWARD -i berth0 -o berth0 -j DROP
 -A BERTH-FORWARD -i berth0 -o berth0 -j ACCEPT
 COMMIT
@@ -530,9 +763,12 @@ COMMIT
             s,
             "*nat
 -D PREROUTING -m addrtype --dst-type LOCAL -j BERTH
+-D OUTPUT -m addrtype --dst-type LOCAL -j BERTH
 -D OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTH
 -D POSTROUTING -s 172.28.0.0/16 ! -o berth0 -j MASQUERADE
 -D POSTROUTING -s 172.28.0.0/16 ! -o berth0 -j MASQUERADE
+-D POSTROUTING -o berth0 -m addrtype --src-type LOCAL -j MASQUERADE
+-D POSTROUTING -s 172.28.0.0/16 -o berth0 -m conntrack --ctstate DNAT -j MASQUERADE
 -F BERTH
 -X BERTH
 COMMIT
@@ -540,6 +776,8 @@ COMMIT
 -D FORWARD -j BERTH-FORWARD
 -F BERTH-FORWARD
 -X BERTH-FORWARD
+-F BERTH-PORTS
+-X BERTH-PORTS
 COMMIT
 "
         );

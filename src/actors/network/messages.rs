@@ -46,6 +46,48 @@ pub struct Endpoint {
     pub mac: String,
     /// The host side of the veth pair, `veth<8 hex>`.
     pub host_veth: String,
+    /// The ports published for this run (`-p`, `-P`), as allocated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
+}
+
+/// A container port to publish: `HostConfig.PortBindings` (and `-P`'s exposed ports).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRequest {
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub proto: String,
+    /// The address to publish on; `0.0.0.0` for every one.
+    pub host_ip: Ipv4Addr,
+    /// The first and last host port to try; `None`: one the kernel picks from its
+    /// ephemeral range.
+    pub host_ports: Option<(u16, u16)>,
+}
+
+/// A published port: `host_ip:host_port` → the container's `container_port/proto`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub container_port: u16,
+    pub proto: String,
+    pub host_ip: Ipv4Addr,
+    pub host_port: u16,
+}
+
+/// From `ContainerStoreActor` on the start of a bridged container with published ports,
+/// once its endpoint is known: holds each host port (a bound socket, so that no one else
+/// takes it) and adds the DNAT and forward rules, in one iptables run. Replies the
+/// mappings; a port held by another container is dockerd's `port is already allocated`,
+/// one another process holds `address already in use`. The ports go with the endpoint
+/// (`ReleaseEndpoint`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<PortMapping>, NetworkError>")]
+pub struct PublishPorts {
+    pub id: String,
+    /// The container's name, for the error texts.
+    pub name: String,
+    pub endpoint_id: String,
+    pub ip: Ipv4Addr,
+    pub requests: Vec<PortRequest>,
 }
 
 /// From `ContainerStoreActor` on the start of a container with its own network namespace

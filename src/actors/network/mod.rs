@@ -16,14 +16,14 @@
 //! get a veth pair and an address from the pool. With `--iptables` (default) the subnet is
 //! masqueraded and forwarding follows `--icc`; every rule is removed on `Shutdown` (unless
 //! `--live-restore`, where running containers still need them). The bridge stays, as
-//! Docker leaves docker0. Published ports (`-p`) are not supported yet (the store refuses
-//! them with 501).
+//! Docker leaves docker0. Published ports (`-p`, `-P`): [`ports`].
 
 pub mod bridge;
 pub mod error;
 pub mod firewall;
 pub mod ipam;
 pub mod messages;
+pub mod ports;
 pub mod sandbox;
 
 use std::collections::HashMap;
@@ -73,6 +73,11 @@ pub struct NetworkActor {
     net: Option<BridgeNet>,
     /// Container id → its endpoint, for every container with an address.
     endpoints: HashMap<String, Endpoint>,
+    /// Container id → its published ports and the sockets that hold them.
+    published: HashMap<String, Vec<ports::Held>>,
+    /// The published ports' rule changes, applied one after another in the order this
+    /// actor made them (see `ports::RuleQueue`).
+    rule_queue: ports::RuleQueue,
     /// Network namespaces made ahead of starts.
     pool: Pool,
     /// After `Shutdown`: nothing more is made ahead.
@@ -98,6 +103,8 @@ impl NetworkActor {
             info: NetworkInfo::default(),
             net: None,
             endpoints: HashMap::new(),
+            published: HashMap::new(),
+            rule_queue: ports::RuleQueue::default(),
             pool: Pool::default(),
             closing: false,
             snapshot: None,
@@ -393,6 +400,12 @@ async fn resolve(
         }
     };
     let name = plan.name;
+    if firewall.is_some() {
+        // Published ports answer at 127.0.0.1: the DNAT of a loopback destination must
+        // be routed out of the bridge (on this bridge only).
+        let path = format!("/proc/sys/net/ipv4/conf/{name}/route_localnet");
+        std::fs::write(&path, "1").map_err(|source| NetworkError::Sysctl { path, source })?;
+    }
     let info = NetworkInfo {
         enabled: true,
         bridge: match &config.bridge {
@@ -529,6 +542,7 @@ impl NetworkActor {
                         prefix: net.ipam.subnet().prefix,
                         gateway: net.ipam.gateway(),
                         mac: bridge::mac_string(&bridge::mac_for(ip)),
+                        ports: Vec::new(),
                     },
                 })
             }
@@ -592,13 +606,14 @@ impl NetworkActor {
 
 impl Handler<TakeSandbox> for NetworkActor {
     type Result = ResponseActFuture<Self, Result<Sandbox, NetworkError>>;
-    fn handle(&mut self, msg: TakeSandbox, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: TakeSandbox, ctx: &mut Self::Context) -> Self::Result {
         let kind = if msg.bridged {
             Kind::Bridged
         } else {
             Kind::Plain
         };
         // A container being started again: the address of its last run goes back.
+        self.unpublish(&msg.id, ctx);
         if let Some(old) = self.endpoints.remove(&msg.id) {
             self.release_address(Some(old.ip));
         }
@@ -638,7 +653,8 @@ impl Handler<Prewarm> for NetworkActor {
 
 impl Handler<ReleaseEndpoint> for NetworkActor {
     type Result = ResponseFuture<Result<(), NetworkError>>;
-    fn handle(&mut self, msg: ReleaseEndpoint, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ReleaseEndpoint, ctx: &mut Self::Context) -> Self::Result {
+        self.unpublish(&msg.id, ctx);
         let Some(ep) = self.endpoints.remove(&msg.id) else {
             return Box::pin(async { Ok(()) });
         };
@@ -667,7 +683,7 @@ impl Handler<ReleaseEndpoint> for NetworkActor {
 
 impl Handler<RestoreEndpoints> for NetworkActor {
     type Result = MessageResult<RestoreEndpoints>;
-    fn handle(&mut self, msg: RestoreEndpoints, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: RestoreEndpoints, ctx: &mut Self::Context) -> Self::Result {
         let mut refused = Vec::new();
         for (id, ep) in msg.endpoints {
             let ok = match self.net.as_mut() {
@@ -675,6 +691,9 @@ impl Handler<RestoreEndpoints> for NetworkActor {
                 _ => false,
             };
             if ok {
+                if !ep.ports.is_empty() {
+                    self.republish(&id, &ep, ctx);
+                }
                 self.endpoints.insert(id, ep);
             } else {
                 tracing::warn!(container_id = %id, ip = %ep.ip, "address of a running container not restored");

@@ -91,6 +91,11 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             Ok(n) => create::effective_network(n, &config),
             Err(e) => return ready(Err(e.into())),
         };
+        if let Err(e) =
+            super::ports::check(&host_config, &config, &network, &mode, self.config.iptables)
+        {
+            return ready(Err(e));
+        }
         let id = crate::util::new_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {
             config.hostname = Some(id[..12].to_owned());

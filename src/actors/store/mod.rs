@@ -32,6 +32,7 @@ mod live;
 pub mod messages;
 pub mod mounts;
 pub mod persist;
+pub mod ports;
 pub mod process;
 mod records;
 pub mod state;
@@ -67,7 +68,8 @@ use super::exec::{
 use super::graph::{GetDriverInfo, GraphActor, PruneRwLayers, RemoveRwLayer};
 use super::graphdb::{GraphDbActor, ListNames, ReleaseEntity, RenameEntity, ReserveName};
 use super::network::{
-    Endpoint, GetNetworkInfo, NetworkActor, NetworkInfo, ReleaseEndpoint, RestoreEndpoints,
+    Endpoint, GetNetworkInfo, NetworkActor, NetworkInfo, PublishPorts, ReleaseEndpoint,
+    RestoreEndpoints,
 };
 use super::{ActorClient, Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
@@ -846,6 +848,10 @@ impl Handler<StartContainer> for ContainerStoreActor {
             }
         };
         let security_defaults = self.security_defaults();
+        let default_ip = self
+            .config
+            .default_bind_ip
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
         let entry = match self.entry(&msg.id) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
@@ -882,6 +888,18 @@ impl Handler<StartContainer> for ContainerStoreActor {
         };
         let bridged = entry.c.network == NetworkSpec::New;
         let own_netns = entry.c.network != NetworkSpec::Host;
+        let port_requests = if bridged {
+            match ports::requests(&entry.c.host_config, &entry.c.config, default_ip) {
+                Ok(r) => r,
+                Err(e) => {
+                    entry.starting = false;
+                    return ready(Err(e));
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let container_name = entry.c.name.clone();
         let prestart = entry.prestart.take();
         let check_files = std::mem::take(&mut entry.files_unchecked);
         if prestart.is_some() {
@@ -924,6 +942,23 @@ impl Handler<StartContainer> for ContainerStoreActor {
                         }
                         Err(e) => return (Err(e), None),
                     }
+                }
+            }
+            if let (Some(ep), false) = (endpoint.as_mut(), port_requests.is_empty()) {
+                let published = network
+                    .send(PublishPorts {
+                        id: id2.clone(),
+                        name: container_name,
+                        endpoint_id: ep.endpoint_id.clone(),
+                        ip: ep.ip,
+                        requests: port_requests,
+                    })
+                    .await
+                    .map_err(StoreError::mailbox("network"))
+                    .and_then(|r| r.map_err(StoreError::from));
+                match published {
+                    Ok(mapped) => ep.ports = mapped,
+                    Err(e) => return (Err(e), endpoint),
                 }
             }
             let res = exec

@@ -75,6 +75,60 @@ fn mount_points(c: &Container) -> Vec<MountPoint> {
         .collect()
 }
 
+/// The port map of a container (dockerd's `NetworkSettings.Ports`): only while it runs
+/// with a network of its own on the bridge; its exposed ports, and what it publishes.
+fn port_map(c: &Container) -> HashMap<String, Option<Vec<crate::model::api::PortBinding>>> {
+    let running_bridged = c.state.is_running() && matches!(c.network, NetworkSpec::New);
+    let mapped = c
+        .endpoint
+        .as_ref()
+        .filter(|_| running_bridged)
+        .map(|e| e.ports.as_slice())
+        .or(running_bridged.then_some(&[][..]));
+    super::ports::inspect_ports(&c.config, &c.host_config, mapped)
+}
+
+/// The `Ports` rows of `docker ps`, as dockerd lists the port map: one per binding, one
+/// without a public port for an exposed port that has none; sorted.
+struct PortRow {
+    private: u16,
+    public: Option<u16>,
+    proto: String,
+    ip: Option<String>,
+}
+
+fn port_rows(c: &Container) -> Vec<PortRow> {
+    let mut rows = Vec::new();
+    for (key, bindings) in port_map(c) {
+        let (port, proto) = key.split_once('/').unwrap_or((&key, "tcp"));
+        let Ok(private) = port.parse::<u16>() else {
+            continue;
+        };
+        match bindings {
+            None => rows.push(PortRow {
+                private,
+                public: None,
+                proto: proto.to_owned(),
+                ip: None,
+            }),
+            Some(list) => {
+                for b in list {
+                    rows.push(PortRow {
+                        private,
+                        public: b.host_port.as_deref().and_then(|p| p.parse().ok()),
+                        proto: proto.to_owned(),
+                        ip: b.host_ip,
+                    });
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        (a.private, &a.proto, a.public, &a.ip).cmp(&(b.private, &b.proto, b.public, &b.ip))
+    });
+    rows
+}
+
 /// One row of `GET /containers/json`.
 pub fn summary(c: &Container, now: DateTime<Utc>) -> Value {
     let row = ContainerSummaryInner {
@@ -84,7 +138,17 @@ pub fn summary(c: &Container, now: DateTime<Utc>) -> Value {
         image_id: Some(c.image.clone()),
         command: Some(c.command_line()),
         created: Some(c.created.timestamp()),
-        ports: Some(Vec::new()),
+        ports: Some(
+            port_rows(c)
+                .into_iter()
+                .map(|r| crate::model::api::Port {
+                    ip: r.ip,
+                    private_port: i64::from(r.private),
+                    public_port: r.public.map(i64::from),
+                    typ: r.proto.parse().ok(),
+                })
+                .collect(),
+        ),
         size_rw: None,
         size_root_fs: None,
         labels: Some(c.labels()),
@@ -166,7 +230,7 @@ fn network_settings(c: &Container) -> NetworkSettings {
         hairpin_mode: Some(false),
         link_local_ipv6_address: Some(String::new()),
         link_local_ipv6_prefix_len: Some(0),
-        ports: Some(HashMap::new()),
+        ports: Some(port_map(c)),
         sandbox_key: Some(if c.state.pid > 0 {
             format!("/proc/{}/ns/net", c.state.pid)
         } else {
@@ -217,18 +281,19 @@ pub fn filter_view(c: &Container) -> ContainerFilterView<'_> {
     let labels = crate::model::filters::label_pairs(c.config.labels.iter().flatten());
     let network_id = c.endpoint.as_ref().map_or("", |e| e.network_id.as_str());
     // dockerd lists a container's ports from its port map, which exists only while it
-    // runs with a network of its own; berth publishes no ports yet, so the map holds the
-    // exposed ones.
-    let ports = if c.state.is_running() && matches!(c.network, NetworkSpec::New) {
-        c.config
-            .exposed_ports
-            .iter()
-            .flat_map(|m| m.keys())
-            .filter_map(|k| exposed_port(k))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // runs with a network of its own.
+    let ports = port_rows(c)
+        .into_iter()
+        .map(|r| PortView {
+            private: r.private,
+            public: r.public,
+            proto: match r.proto.as_str() {
+                "udp" => "udp",
+                "sctp" => "sctp",
+                _ => "tcp",
+            },
+        })
+        .collect();
     let mounts = mount_points(c)
         .into_iter()
         .map(|m| MountView {
@@ -254,16 +319,6 @@ pub fn filter_view(c: &Container) -> ContainerFilterView<'_> {
         isolation: "default",
         is_task: false,
     }
-}
-
-/// `80/tcp` (or `80`) as a port row with no public port.
-fn exposed_port(key: &str) -> Option<PortView<'_>> {
-    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
-    Some(PortView {
-        private: port.parse().ok()?,
-        public: None,
-        proto,
-    })
 }
 
 /// Resolves the parts of `filter` that name containers (`id`, `before`, `since`).
