@@ -110,11 +110,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             &["--health-cmd", "true"],
             "Config.Healthcheck (--health-cmd)",
         ),
-        (&["--dns", "192.0.2.53"], "HostConfig.Dns (--dns)"),
-        (
-            &["--add-host", "a.example:192.0.2.1"],
-            "HostConfig.ExtraHosts (--add-host)",
-        ),
         (
             &["--log-driver", "none"],
             "HostConfig.LogConfig (--log-driver)",
@@ -136,14 +131,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             "HostConfig.SecurityOpt (--security-opt)",
         ),
         (&["--gpus", "all"], "HostConfig.DeviceRequests (--gpus)"),
-        (
-            &["--dns-option", "ndots:2"],
-            "HostConfig.DnsOptions (--dns-option)",
-        ),
-        (
-            &["--dns-search", "example.org"],
-            "HostConfig.DnsSearch (--dns-search)",
-        ),
         (&["--link", "other:alias"], "HostConfig.Links (--link)"),
         (
             &["--tmpfs", "/scratch:bogus"],

@@ -478,3 +478,115 @@ fn published_ports_as_dockerd() {
     assert!(!nat.contains("BERTH") && !nat.contains("DNAT"), "{nat}");
     assert!(!n.rules("filter").contains("BERTH"));
 }
+
+#[test]
+fn dns_and_hosts_options_reach_the_container() {
+    require_root!();
+    let n = NetNs::start("berth0", &["--bip", "10.199.45.1/24"], &[]);
+    let d = n.d();
+    d.import_busybox();
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "a.test",
+        "--dns-option",
+        "ndots:2",
+        "--add-host",
+        "db:10.9.9.9",
+        "--add-host",
+        "gw:host-gateway",
+        "--hostname",
+        "hh",
+        "--domainname",
+        "example.org",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; echo ---; cat /etc/hosts; echo ---; ip -4 addr show eth0",
+    ]);
+    let parts: Vec<&str> = out.split("---\n").collect();
+    assert_eq!(
+        parts[0], "nameserver 192.0.2.53\nsearch a.test\noptions ndots:2\n",
+        "{out}"
+    );
+    let ip = parts[2]
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap();
+    assert!(
+        parts[1].starts_with("127.0.0.1\tlocalhost\n")
+            && parts[1].ends_with(&format!(
+                "10.9.9.9\tdb\n10.199.45.1\tgw\n{ip}\thh.example.org hh\n"
+            )),
+        "{out}"
+    );
+
+    // Without options: the host's file less its loopback nameservers, and Google's when
+    // nothing is left (dockerd's rule).
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let usable = host.lines().any(|l| {
+        let mut w = l.split_whitespace();
+        w.next() == Some("nameserver")
+            && w.next()
+                .is_some_and(|a| !a.starts_with("127.") && a != "::1")
+    });
+    let resolv = d.docker_ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(!resolv.contains("nameserver 127."), "{resolv}");
+    assert_eq!(resolv.contains("nameserver 8.8.8.8"), !usable, "{resolv}");
+
+    // The host's network: the host's name and files, with --add-host.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--add-host",
+        "db:10.9.9.9",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; echo ---; cat /etc/hosts",
+    ]);
+    let host_name = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap();
+    let (name, hosts) = out.split_once("---\n").unwrap();
+    assert_eq!(name.trim(), host_name);
+    assert!(
+        hosts.starts_with(host_hosts.trim_end()) && hosts.ends_with("10.9.9.9\tdb\n"),
+        "{hosts}"
+    );
+
+    // Bad entries: dockerd's words, 400, nothing made.
+    for (hosts, want) in [
+        (
+            r#"["db:nope"]"#,
+            "invalid IP address in add-host: \\\"nope\\\"",
+        ),
+        (r#"["db"]"#, "bad format for add-host: \\\"db\\\""),
+    ] {
+        let body = format!(r#"{{"Image":"busybox","HostConfig":{{"ExtraHosts":{hosts}}}}}"#);
+        let reply = d
+            .raw(&format!(
+                "POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ))
+            .unwrap();
+        assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+        assert!(reply.contains(want), "{reply}");
+    }
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+    // The SDK sends them as the CLI does.
+    let got = d.python_sdk_ok(
+        "print(c.containers.run('busybox', 'cat /etc/hosts /etc/resolv.conf', remove=True, \
+         extra_hosts={'sdk': '10.8.8.8'}, dns=['192.0.2.54']).decode())",
+    );
+    assert!(
+        got.contains("10.8.8.8\tsdk") && got.contains("nameserver 192.0.2.54"),
+        "{got}"
+    );
+}

@@ -99,6 +99,7 @@ use Status::{Honoured, NotYet, Refused, Stored};
 
 const T_FIELDS: &str = "root_fields::every_field_is_honoured_or_refused";
 const T_PORTS: &str = "root_network::published_ports_as_dockerd";
+const T_DNS: &str = "root_network::dns_and_hosts_options_reach_the_container";
 const T_CONFIG: &str = "root_fields::config_fields_reach_the_container";
 const T_LIMITS: &str = "root_fields::resource_limits_reach_the_container";
 const T_DEV: &str = "root_fields::shm_and_console_sizes_reach_the_container";
@@ -123,7 +124,7 @@ pub const CONFIG: &[Field] = &[
         "Config.Hostname",
         "--hostname",
         Honoured,
-        "the UTS hostname; default: the short id",
+        "the UTS hostname; default: the short id, or the host's name with --network host (as dockerd; `root_network::dns_and_hosts_options_reach_the_container`)",
         T_CONFIG,
         r#""hh""#,
     ),
@@ -687,33 +688,33 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.Dns",
         "--dns",
-        NotYet,
-        "issue 15 (the daemon's --dns is honoured)",
-        T_FIELDS,
+        Honoured,
+        "the nameservers of /etc/resolv.conf (else the daemon's --dns, else the host's less its loopback ones, else 8.8.8.8 and 8.8.4.4, as dockerd); an entry that is not an IP address is refused",
+        T_DNS,
         r#"["192.0.2.53"]"#,
     ),
     f(
         "HostConfig.DnsOptions",
         "--dns-option",
-        NotYet,
-        "issue 15",
-        T_FIELDS,
+        Honoured,
+        "the `options` line of /etc/resolv.conf (else the host's)",
+        T_DNS,
         r#"["ndots:2"]"#,
     ),
     f(
         "HostConfig.DnsSearch",
         "--dns-search",
-        NotYet,
-        "issue 15",
-        T_FIELDS,
+        Honoured,
+        "the `search` line of /etc/resolv.conf (else the host's; `.` alone: none)",
+        T_DNS,
         r#"["example.org"]"#,
     ),
     f(
         "HostConfig.ExtraHosts",
         "--add-host",
-        NotYet,
-        "issue 15",
-        T_FIELDS,
+        Honoured,
+        "`name:ip` or `name=ip` lines in /etc/hosts before the container's own; `host-gateway` is the bridge's address; dockerd's `bad format for add-host` / `invalid IP address in add-host` (400)",
+        T_DNS,
         r#"["foo.example:192.0.2.3"]"#,
     ),
     f(

@@ -75,36 +75,6 @@ pub fn merge_image(
     Ok((path, argv))
 }
 
-/// `/etc/hosts` for a container: its hostname on its bridge address `ip`, or on 127.0.0.1
-/// without a bridge network.
-pub fn hosts_file(hostname: &str, ip: Option<std::net::Ipv4Addr>) -> String {
-    let own = ip.map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string());
-    format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{own}\t{hostname}\n"
-    )
-}
-
-/// `/etc/resolv.conf` for a container: `--dns` servers, else the host's file without
-/// loopback nameservers (they mean nothing inside a network namespace).
-pub fn resolv_conf(host_file: &str, dns: &[std::net::IpAddr]) -> String {
-    if !dns.is_empty() {
-        return dns.iter().map(|d| format!("nameserver {d}\n")).collect();
-    }
-    let mut out = String::new();
-    for line in host_file.lines() {
-        let t = line.trim();
-        if let Some(ns) = t.strip_prefix("nameserver") {
-            let ns = ns.trim();
-            if ns.starts_with("127.") || ns == "::1" {
-                continue;
-            }
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
 /// A container's cgroup, relative to each hierarchy's root.
 pub fn cgroup_path(id: &str) -> String {
     format!("berth/{id}")
@@ -312,19 +282,6 @@ mod tests {
         let mut c = config(None, None, &[]);
         let e = merge_image(&mut c, &ImageRuntimeConfig::default()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidParameter);
-    }
-
-    #[test]
-    fn resolv_conf_drops_loopback() {
-        let host = "nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch example.org\n";
-        assert_eq!(
-            resolv_conf(host, &[]),
-            "nameserver 10.0.0.2\nsearch example.org\n"
-        );
-        assert_eq!(
-            resolv_conf(host, &["1.1.1.1".parse().unwrap()]),
-            "nameserver 1.1.1.1\n"
-        );
     }
 
     #[test]

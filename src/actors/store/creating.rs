@@ -8,6 +8,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use chrono::Utc;
 
+use super::etc::EtcFiles;
 use super::records::{CreateUndo, commit_record, settle, stage_record, write_container_files};
 use super::state::{self, Container, State};
 use super::*;
@@ -98,8 +99,23 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         }
         let id = crate::util::new_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {
-            config.hostname = Some(id[..12].to_owned());
+            // dockerd: the host's name on the host's network, else the short id.
+            config.hostname = Some(if network == NetworkSpec::Host {
+                super::etc::host_hostname()
+            } else {
+                id[..12].to_owned()
+            });
         }
+        let etc = match EtcFiles::new(
+            &config,
+            &host_config,
+            &network,
+            &self.config.dns,
+            self.net.gateway,
+        ) {
+            Ok(etc) => etc,
+            Err(e) => return ready(Err(e)),
+        };
         // Hold the name now so that a concurrent create of the same name conflicts.
         self.names.insert(name.clone(), id.clone());
         let persister = match self.persister() {
@@ -129,7 +145,6 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         }
         let dir = self.containers_dir().join(&id);
         let driver = self.driver.clone();
-        let dns = self.config.dns.clone();
         let (id2, name2) = (id.clone(), name.clone());
         let work = async move {
             let image = peers
@@ -166,7 +181,6 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 .collect();
             let peers2 = peers.clone();
             let made = async move {
-                let hostname = config.hostname.clone().unwrap_or_default();
                 let host =
                     serde_json::to_vec(&host_config).map_err(|e| StoreError::InvalidConfig {
                         reason: e.to_string(),
@@ -174,10 +188,8 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 // Three independent parts at once: the name, the layer, and the files of the
                 // container's dir that do not depend on the layer. Only the record, which
                 // holds the layer's rootfs, waits for the layer.
-                let dir2 = dir.clone();
-                let files = persister.run(&id2, move || {
-                    write_container_files(&dir2, &hostname, &dns, &host)
-                });
+                let (dir2, etc2) = (dir.clone(), etc.clone());
+                let files = persister.run(&id2, move || write_container_files(&dir2, &etc2, &host));
                 let reserve = async {
                     peers
                         .graphdb
@@ -298,7 +310,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                     });
                 let set_up = async {
                     let (spec, network, hosts) = ahead?;
-                    prestart(&peers, spec, network, hosts).await
+                    prestart(&peers, spec, network, hosts, &etc).await
                 };
                 let (committed, pre) = futures_util::join!(commit, set_up);
                 if let Err(e) = committed {
@@ -365,7 +377,7 @@ pub(super) async fn take_sandbox(
     id: &str,
     bridged: bool,
     hosts: PathBuf,
-    hostname: &str,
+    etc: &EtcFiles,
 ) -> Result<Sandbox, StoreError> {
     let sb = network
         .send(TakeSandbox {
@@ -377,7 +389,7 @@ pub(super) async fn take_sandbox(
     let Some(ep) = &sb.endpoint else {
         return Ok(sb);
     };
-    let content = create::hosts_file(hostname, Some(ep.ip));
+    let content = etc.hosts_file("", Some(ep.ip));
     let path = hosts.clone();
     let write = move || fs::write(&path, content);
     let written = match persister {
@@ -403,16 +415,16 @@ async fn prestart(
     spec: ContainerSpec,
     network: NetworkSpec,
     hosts: PathBuf,
+    etc: &EtcFiles,
 ) -> Option<Prestarted> {
     let id = spec.id.clone();
     let mut netns = None;
     let mut endpoint = None;
     if network != NetworkSpec::Host {
         let bridged = network == NetworkSpec::New;
-        let hostname = spec.hostname.clone();
         // `hosts` is written beside the create's other writes, not behind them: none of
         // them touches it, and behind them it would wait for the record's fsyncs.
-        let sb = take_sandbox(&peers.network, None, &id, bridged, hosts, &hostname).await;
+        let sb = take_sandbox(&peers.network, None, &id, bridged, hosts, etc).await;
         match sb {
             Ok(sb) => {
                 endpoint = sb.endpoint;

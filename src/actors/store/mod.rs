@@ -26,6 +26,7 @@
 pub mod create;
 mod creating;
 pub mod error;
+pub mod etc;
 mod exec;
 mod files;
 mod live;
@@ -57,6 +58,7 @@ pub use error::StoreError;
 pub use messages::*;
 
 use self::creating::{drop_prestart, take_sandbox};
+use self::etc::EtcFiles;
 use self::persist::Persister;
 use self::records::{Loaded, load_records, migrate_records, restore_derived_files};
 use self::state::{Container, Status};
@@ -852,6 +854,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
             .config
             .default_bind_ip
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+        let (daemon_config, gateway) = (self.config.clone(), self.net.gateway);
         let entry = match self.entry(&msg.id) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
@@ -899,6 +902,19 @@ impl Handler<StartContainer> for ContainerStoreActor {
         } else {
             Vec::new()
         };
+        let etc = match EtcFiles::new(
+            &entry.c.config,
+            &entry.c.host_config,
+            &entry.c.network,
+            &daemon_config.dns,
+            gateway,
+        ) {
+            Ok(etc) => etc,
+            Err(e) => {
+                entry.starting = false;
+                return ready(Err(e));
+            }
+        };
         let container_name = entry.c.name.clone();
         let prestart = entry.prestart.take();
         let check_files = std::mem::take(&mut entry.files_unchecked);
@@ -910,11 +926,9 @@ impl Handler<StartContainer> for ContainerStoreActor {
         let persister = self.persister.clone();
         let dir = containers_dir.join(&id);
         let hosts = dir.join("hosts");
-        let dns = self.config.dns.clone();
         let t0 = Instant::now();
         let id2 = id.clone();
         let work = async move {
-            let hostname = spec.hostname.clone();
             let mut start = ExecStart::new(spec, attaches);
             let mut endpoint = None;
             if let Some(p) = prestart {
@@ -923,8 +937,8 @@ impl Handler<StartContainer> for ContainerStoreActor {
                 endpoint = p.endpoint;
             } else {
                 if check_files {
-                    let (dir2, name) = (dir.clone(), hostname.clone());
-                    let restore = move || restore_derived_files(&dir2, &name, &dns);
+                    let (dir2, etc2) = (dir.clone(), etc.clone());
+                    let restore = move || restore_derived_files(&dir2, &etc2);
                     let restored = match &persister {
                         Some(p) => p.run(&id2, restore).await,
                         None => restore(),
@@ -934,7 +948,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
                     }
                 }
                 if own_netns {
-                    let sb = take_sandbox(&network, persister, &id2, bridged, hosts, &hostname);
+                    let sb = take_sandbox(&network, persister, &id2, bridged, hosts, &etc);
                     match sb.await {
                         Ok(sb) => {
                             endpoint = sb.endpoint;

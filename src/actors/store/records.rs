@@ -6,10 +6,11 @@
 use std::fs;
 use std::path::Path;
 
+use super::Peers;
 use super::error::StoreError;
+use super::etc::EtcFiles;
 use super::persist::Persister;
 use super::state::Container;
-use super::{Peers, create};
 use crate::actors::graph::{RemoveRwLayer, RwLayer};
 use crate::actors::graphdb::ReleaseEntity;
 use crate::deleter::{self, Deleter};
@@ -185,18 +186,17 @@ impl CreateUndo<'_> {
 
 /// The files of a container's dir made from its hostname and the host's resolv.conf:
 /// written at the create and not fsynced (see [`restore_derived_files`]).
-pub(super) fn derived_files(
-    hostname: &str,
-    dns: &[std::net::IpAddr],
-) -> [(&'static str, Vec<u8>); 3] {
+pub(super) fn derived_files(etc: &EtcFiles) -> [(&'static str, Vec<u8>); 3] {
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let host_hosts = if etc.host_network {
+        fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        String::new()
+    };
     [
-        ("hostname", format!("{hostname}\n").into_bytes()),
-        ("hosts", create::hosts_file(hostname, None).into_bytes()),
-        (
-            "resolv.conf",
-            create::resolv_conf(&host_resolv, dns).into_bytes(),
-        ),
+        ("hostname", etc.hostname_file().into_bytes()),
+        ("hosts", etc.hosts_file(&host_hosts, None).into_bytes()),
+        ("resolv.conf", etc.resolv_conf(&host_resolv).into_bytes()),
     ]
 }
 
@@ -209,12 +209,11 @@ pub(super) fn derived_files(
 /// Init removes (`load_records`).
 pub(super) fn write_container_files(
     dir: &Path,
-    hostname: &str,
-    dns: &[std::net::IpAddr],
+    etc: &EtcFiles,
     host_config: &[u8],
 ) -> std::io::Result<()> {
     fs::create_dir(dir)?;
-    let [a, b, c] = derived_files(hostname, dns);
+    let [a, b, c] = derived_files(etc);
     for (name, data) in [a, b, c, ("hostconfig.json", host_config.to_vec())] {
         let mut f = fs::File::create_new(dir.join(name))?;
         std::io::Write::write_all(&mut f, &data)?;
@@ -225,12 +224,8 @@ pub(super) fn write_container_files(
 /// Writes again the derived files of a container's dir (see [`derived_files`]) that are
 /// missing or empty, as a crash soon after the create can leave them. Before the first
 /// start of a container loaded at Init (one created since has them as written).
-pub(super) fn restore_derived_files(
-    dir: &Path,
-    hostname: &str,
-    dns: &[std::net::IpAddr],
-) -> std::io::Result<()> {
-    for (name, data) in derived_files(hostname, dns) {
+pub(super) fn restore_derived_files(dir: &Path, etc: &EtcFiles) -> std::io::Result<()> {
+    for (name, data) in derived_files(etc) {
         let path = dir.join(name);
         if fs::metadata(&path).map_or(true, |m| m.len() == 0) {
             tracing::info!(path = %path.display(), "writing a lost file again");
@@ -307,10 +302,18 @@ mod tests {
 
     use crate::util::sorted_names as names;
 
+    fn etc(hostname: &str, dns: &[std::net::IpAddr]) -> EtcFiles {
+        EtcFiles {
+            hostname: hostname.to_owned(),
+            dns: dns.to_vec(),
+            ..EtcFiles::default()
+        }
+    }
+
     /// A container's dir as a create leaves it.
     fn write_dir(dir: &Path, c: &Container) {
         let host = serde_json::to_vec(&c.host_config).unwrap();
-        write_container_files(dir, &c.id[..12], &[], &host).unwrap();
+        write_container_files(dir, &etc(&c.id[..12], &[]), &host).unwrap();
         stage_record(dir, &serde_json::to_vec(c).unwrap()).unwrap();
         commit_record(dir).unwrap();
     }
@@ -324,18 +327,18 @@ mod tests {
         write_dir(&dir.join(&kept), &record(&kept));
         // The files made beside the layer, and the daemon died before the record.
         let early = crate::util::new_id();
-        write_container_files(&dir.join(&early), "early", &[], b"{}").unwrap();
+        write_container_files(&dir.join(&early), &etc("early", &[]), b"{}").unwrap();
         // The record's temp file written but not renamed.
         let late = crate::util::new_id();
         let late_dir = dir.join(&late);
-        write_container_files(&late_dir, "late", &[], b"{}").unwrap();
+        write_container_files(&late_dir, &etc("late", &[]), b"{}").unwrap();
         stage_record(&late_dir, b"{}").unwrap();
         // The dir made, nothing in it yet.
         let empty = crate::util::new_id();
         fs::create_dir(dir.join(&empty)).unwrap();
         // A record that cannot be read is left for the operator, and so is its layer.
         let bad = crate::util::new_id();
-        write_container_files(&dir.join(&bad), "bad", &[], b"{}").unwrap();
+        write_container_files(&dir.join(&bad), &etc("bad", &[]), b"{}").unwrap();
         fs::write(dir.join(&bad).join("config.v2.json"), b"{").unwrap();
 
         let deleter = Deleter::new();
@@ -354,7 +357,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("c");
         let dns: Vec<std::net::IpAddr> = vec!["192.0.2.53".parse().unwrap()];
-        write_container_files(&dir, "box", &dns, b"{\"a\":1}").unwrap();
+        write_container_files(&dir, &etc("box", &dns), b"{\"a\":1}").unwrap();
         let read = |n: &str| fs::read_to_string(dir.join(n)).unwrap();
         let (hosts, resolv) = (read("hosts"), read("resolv.conf"));
         assert!(resolv.contains("nameserver 192.0.2.53"), "{resolv}");
@@ -362,7 +365,7 @@ mod tests {
         fs::write(dir.join("hostname"), "").unwrap();
         fs::remove_file(dir.join("resolv.conf")).unwrap();
         fs::write(dir.join("hosts"), "kept as it is\n").unwrap();
-        restore_derived_files(&dir, "box", &dns).unwrap();
+        restore_derived_files(&dir, &etc("box", &dns)).unwrap();
         assert_eq!(read("hostname"), "box\n");
         assert_eq!(read("resolv.conf"), resolv);
         assert_eq!(read("hosts"), "kept as it is\n");
