@@ -607,7 +607,7 @@ pub const HOST_CONFIG: &[Field] = &[
     p(
         "HostConfig.NetworkMode",
         "--network",
-        "default, bridge, none and host honoured; container:<id> and user networks not yet (issue 15)",
+        "default, bridge, none and host honoured (under `-b none` the default is a namespace with only lo, as dockerd); container:<id> and user networks not yet (issue 15)",
         T_NET,
         r#""none""#,
         r#""container:x""#,

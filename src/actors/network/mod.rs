@@ -497,7 +497,12 @@ pub fn plan_network(info: &NetworkInfo, mode: &str) -> Result<NetworkSpec, Netwo
     match mode {
         "none" => Ok(NetworkSpec::None),
         "host" => Ok(NetworkSpec::Host),
-        "" | "default" | "bridge" if !info.enabled => Err(NetworkError::Disabled),
+        // dockerd under `-b none`: the default mode is a namespace without a network, and
+        // there is no network "bridge".
+        "" | "default" if !info.enabled => Ok(NetworkSpec::None),
+        "bridge" if !info.enabled => Err(NetworkError::NoSuchNetwork {
+            name: "bridge".into(),
+        }),
         "" | "default" | "bridge" => Ok(NetworkSpec::New),
         m if m.starts_with("container:") => Err(NetworkError::ModeUnsupported { mode: m.into() }),
         m => Err(NetworkError::NoSuchNetwork { name: m.into() }),
@@ -724,9 +729,10 @@ mod tests {
         assert_eq!(plan_network(&on, "host").unwrap(), NetworkSpec::Host);
         assert_eq!(plan_network(&on, "default").unwrap(), NetworkSpec::New);
         assert_eq!(plan_network(&on, "bridge").unwrap(), NetworkSpec::New);
+        assert_eq!(plan_network(&off, "default").unwrap(), NetworkSpec::None);
         assert_eq!(
             plan_network(&off, "bridge").unwrap_err().kind(),
-            ErrorKind::InvalidParameter
+            ErrorKind::NotFound
         );
         assert_eq!(
             plan_network(&on, "nosuchnet").unwrap_err().kind(),

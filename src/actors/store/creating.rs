@@ -16,7 +16,9 @@ use crate::actors::graph::{
     CreateRwLayer, CreateVolumes, GraphError, RemoveVolume, ResolveImage, RwLayer,
 };
 use crate::actors::graphdb::{GraphDbError, ReserveName};
-use crate::actors::network::{Prewarm, ReleaseEndpoint, Sandbox, TakeSandbox, plan_network};
+use crate::actors::network::{
+    NetworkError, Prewarm, ReleaseEndpoint, Sandbox, TakeSandbox, plan_network,
+};
 use crate::model::create::CreateRequest;
 use crate::monitor::spec::{ContainerSpec, NetworkSpec};
 
@@ -90,6 +92,12 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             .unwrap_or_else(|| "default".to_owned());
         let network = match plan_network(&self.net, &mode) {
             Ok(n) => create::effective_network(n, &config),
+            // Not a 404: the CLI takes a 404 from a create for a missing image and pulls.
+            Err(e @ NetworkError::NoSuchNetwork { .. }) => {
+                return ready(Err(StoreError::Invalid {
+                    message: e.to_string(),
+                }));
+            }
             Err(e) => return ready(Err(e.into())),
         };
         if let Err(e) =
