@@ -484,7 +484,17 @@ fn network_modes_and_network_disabled() {
     assert_eq!(out.trim(), "['lo']");
     let out = d.docker(&["run", "--rm", "--network", "container:x", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("HostConfig.NetworkMode"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No such container: x"),
+        "{out:?}"
+    );
+    // A user-defined network: none can be made yet.
+    let out = d.docker(&["run", "--rm", "--network", "mynet", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("network mynet not found"),
+        "{out:?}"
+    );
 }
 
 /// Extracts the fixture data root (tests/fixtures/README.md) into `root`, with the

@@ -590,3 +590,111 @@ fn dns_and_hosts_options_reach_the_container() {
         "{got}"
     );
 }
+
+#[test]
+fn container_network_mode_shares_the_namespace_name_and_files() {
+    require_root!();
+    let n = NetNs::start("berth0", &["--bip", "10.199.46.1/24"], &[]);
+    let d = n.d();
+    d.import_busybox();
+    let web = d
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--dns",
+            "192.0.2.55",
+            "busybox",
+            "sh",
+            "-c",
+            SERVE,
+        ])
+        .trim()
+        .to_owned();
+    let ip = inspect(d, "web", "{{.NetworkSettings.IPAddress}}");
+    wait_for_http(d, &ip);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; ip -4 addr show eth0; cat /etc/resolv.conf; wget -q -O - http://127.0.0.1:8080/hostname",
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(&web[..12]), "{out}");
+    assert!(out.contains(&format!("inet {ip}/24")), "{out}");
+    assert!(out.contains("nameserver 192.0.2.55"), "{out}");
+    assert_eq!(out.lines().last(), Some(&web[..12]), "{out}");
+
+    // Inspect as dockerd: the mode names the other by id, no network of its own.
+    let joined = d.docker_ok(&[
+        "create",
+        "--name",
+        "joined",
+        "--network",
+        "container:web",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        inspect(
+            d,
+            joined.trim(),
+            "{{.HostConfig.NetworkMode}} {{json .NetworkSettings.Networks}}"
+        ),
+        format!("container:{web} {{}}")
+    );
+
+    // What dockerd refuses, in its words.
+    for (args, want) in [
+        (
+            &["--hostname", "x"][..],
+            "conflicting options: hostname and the network mode",
+        ),
+        (
+            &["--dns", "192.0.2.1"][..],
+            "conflicting options: dns and the network mode",
+        ),
+        (
+            &["--add-host", "a:192.0.2.1"][..],
+            "conflicting options: custom host-to-IP mapping and the network mode",
+        ),
+    ] {
+        let mut all = vec!["create", "--network", "container:web"];
+        all.extend_from_slice(args);
+        all.push("busybox");
+        let out = d.docker(&all);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(want),
+            "{args:?}: {out:?}"
+        );
+    }
+    // The name is kept as the id from the create on (as for --pid and --ipc).
+    let idle = d.docker_ok(&["create", "--name", "idle", "busybox", "true"]);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:idle",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "cannot join network of a non running container: {}",
+            idle.trim()
+        )),
+        "{out:?}"
+    );
+    // The SDK's network_mode.
+    let got = d.python_sdk_ok(
+        "print(c.containers.run('busybox', 'hostname', remove=True, network_mode='container:web').decode())",
+    );
+    assert_eq!(got.trim(), &web[..12]);
+    d.docker_ok(&["rm", "-f", "web", "joined", "idle"]);
+}

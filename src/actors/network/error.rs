@@ -37,8 +37,6 @@ pub enum NetworkError {
     Disabled,
     #[error("berthd publishes ports with iptables rules, which --iptables=false turns off")]
     PortsNeedIptables,
-    #[error("network mode {mode} is not supported yet")]
-    ModeUnsupported { mode: String },
     #[error("network {name} not found")]
     NoSuchNetwork { name: String },
     #[error("container {id} has no network endpoint")]
@@ -91,7 +89,6 @@ impl NetworkError {
             | NetworkError::NotABridge { .. }
             | NetworkError::NoBridgeAddress { .. } => ErrorKind::InvalidParameter,
             NetworkError::Disabled | NetworkError::PortsNeedIptables => ErrorKind::InvalidParameter,
-            NetworkError::ModeUnsupported { .. } => ErrorKind::NotImplemented,
             NetworkError::NoSuchNetwork { .. } | NetworkError::NoEndpoint { .. } => {
                 ErrorKind::NotFound
             }

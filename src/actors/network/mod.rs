@@ -504,7 +504,8 @@ pub fn plan_network(info: &NetworkInfo, mode: &str) -> Result<NetworkSpec, Netwo
             name: "bridge".into(),
         }),
         "" | "default" | "bridge" => Ok(NetworkSpec::New),
-        m if m.starts_with("container:") => Err(NetworkError::ModeUnsupported { mode: m.into() }),
+        // Another container's namespace, joined at the start (the store finds it).
+        m if m.starts_with("container:") => Ok(NetworkSpec::None),
         m => Err(NetworkError::NoSuchNetwork { name: m.into() }),
     }
 }

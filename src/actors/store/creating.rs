@@ -106,8 +106,10 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             return ready(Err(e));
         }
         let id = crate::util::new_id();
-        if config.hostname.as_deref().unwrap_or("").is_empty() {
-            // dockerd: the host's name on the host's network, else the short id.
+        let donor = process::network_donor(&host_config).is_some();
+        if config.hostname.as_deref().unwrap_or("").is_empty() && !donor {
+            // dockerd: the host's name on the host's network, else the short id (with
+            // another container's network: that one's, set at the start).
             config.hostname = Some(if network == NetworkSpec::Host {
                 super::etc::host_hostname()
             } else {

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// (`what` is dockerd's prefix, as `can't join IPC of container x: `).
     #[error("{what}container {id} is not running")]
     JoinNotRunning { what: String, id: String },
+    /// `--network container:<name>` with `name` not running (dockerd's words).
+    #[error("cannot join network of a non running container: {name}")]
+    JoinNetNotRunning { name: String },
     #[error(
         "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
     )]
@@ -138,6 +141,7 @@ impl StoreError {
             StoreError::NotRunning { .. } => ErrorKind::NotModified,
             StoreError::KillNotRunning { .. }
             | StoreError::JoinNotRunning { .. }
+            | StoreError::JoinNetNotRunning { .. }
             | StoreError::RemoveRunning { .. }
             | StoreError::RemovalInProgress { .. }
             | StoreError::AttachStopped { .. }

@@ -299,6 +299,41 @@ impl ContainerStoreActor {
         })
     }
 
+    /// For a start of a container on another's network (`container:<id>`): that one,
+    /// which must run; `None` for any other container.
+    fn net_donor(&self, key: &str) -> Result<Option<NetDonor>, StoreError> {
+        let Some(entry) = self
+            .resolve(key)
+            .ok()
+            .and_then(|id| self.containers.get(&id))
+        else {
+            return Ok(None);
+        };
+        let Some(name) = process::network_donor(&entry.c.host_config) else {
+            return Ok(None);
+        };
+        let id = self.resolve(name).map_err(|_| StoreError::NotFound {
+            id: name.to_owned(),
+        })?;
+        if id == entry.c.id {
+            return Err(StoreError::Invalid {
+                message: "cannot join own network".to_owned(),
+            });
+        }
+        let d = &self.containers[&id].c;
+        if !d.state.is_running() || d.state.pid <= 0 {
+            return Err(StoreError::JoinNetNotRunning {
+                name: name.to_owned(),
+            });
+        }
+        Ok(Some(NetDonor {
+            pid: d.state.pid,
+            dir: self.containers_dir().join(&id),
+            hostname: d.config.hostname.clone().unwrap_or_default(),
+            domainname: d.config.domainname.clone().unwrap_or_default(),
+        }))
+    }
+
     fn entry(&mut self, key: &str) -> Result<&mut Entry, StoreError> {
         let id = self.resolve(key)?;
         self.containers
@@ -834,6 +869,17 @@ impl Handler<Shutdown> for ContainerStoreActor {
     }
 }
 
+/// The container whose network a start joins (`--network container:<id>`).
+#[derive(Debug)]
+struct NetDonor {
+    /// Its init's host pid: the namespace is its `/proc/PID/ns/net`.
+    pid: i32,
+    /// Its dir, whose hosts, hostname and resolv.conf the joiner mounts.
+    dir: std::path::PathBuf,
+    hostname: String,
+    domainname: String,
+}
+
 impl Handler<StartContainer> for ContainerStoreActor {
     type Result = Fut<Result<(), StoreError>>;
     fn handle(&mut self, msg: StartContainer, ctx: &mut Self::Context) -> Self::Result {
@@ -844,6 +890,13 @@ impl Handler<StartContainer> for ContainerStoreActor {
         let exec_root = self.config.exec_root.clone();
         let process = match self.process_spec(&msg.id) {
             Ok(p) => p,
+            Err(e) => {
+                self.refuse_start(&msg.id, &e, ctx);
+                return ready(Err(e));
+            }
+        };
+        let donor = match self.net_donor(&msg.id) {
+            Ok(d) => d,
             Err(e) => {
                 self.refuse_start(&msg.id, &e, ctx);
                 return ready(Err(e));
@@ -883,6 +936,35 @@ impl Handler<StartContainer> for ContainerStoreActor {
         let mut spec = create::build_spec(&entry.c, &containers_dir.join(&id), &exec_root);
         spec.process = process;
         spec.security = security;
+        // On another container's network: its namespace, its name and its files.
+        let mut donor_netns = None;
+        if let Some(d) = &donor {
+            match std::fs::File::open(format!("/proc/{}/ns/net", d.pid)) {
+                Ok(f) => donor_netns = Some(std::os::fd::OwnedFd::from(f)),
+                Err(_) => {
+                    entry.starting = false;
+                    return ready(Err(StoreError::JoinNetNotRunning {
+                        name: d
+                            .dir
+                            .file_name()
+                            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                    }));
+                }
+            }
+            spec.hostname = d.hostname.clone();
+            spec.domainname = d.domainname.clone();
+            for m in &mut spec.mounts {
+                let file = match m.destination.as_str() {
+                    "/etc/hosts" => "hosts",
+                    "/etc/hostname" => "hostname",
+                    "/etc/resolv.conf" => "resolv.conf",
+                    _ => continue,
+                };
+                m.source = d.dir.join(file);
+            }
+            entry.c.config.hostname = Some(d.hostname.clone());
+            entry.c.config.domainname = Some(d.domainname.clone());
+        }
         let attaches = std::mem::take(&mut entry.pending);
         let network_label = match entry.c.network {
             NetworkSpec::None => "none",
@@ -890,7 +972,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
             NetworkSpec::New => "bridge",
         };
         let bridged = entry.c.network == NetworkSpec::New;
-        let own_netns = entry.c.network != NetworkSpec::Host;
+        let own_netns = entry.c.network != NetworkSpec::Host && donor_netns.is_none();
         let port_requests = if bridged {
             match ports::requests(&entry.c.host_config, &entry.c.config, default_ip) {
                 Ok(r) => r,
@@ -947,7 +1029,9 @@ impl Handler<StartContainer> for ContainerStoreActor {
                         return (Err(StoreError::Persist { path: dir, source }), None);
                     }
                 }
-                if own_netns {
+                if let Some(ns) = donor_netns {
+                    start.netns = Some(ns);
+                } else if own_netns {
                     let sb = take_sandbox(&network, persister, &id2, bridged, hosts, &etc);
                     match sb.await {
                         Ok(sb) => {

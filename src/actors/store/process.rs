@@ -156,7 +156,7 @@ pub fn merged_ulimits(h: &HostConfig, defaults: &[Ulimit]) -> Vec<Ulimit> {
 /// `adaptSharedNamespaceContainer`); a name `resolve` does not know is left as it is,
 /// for the start to report.
 pub fn adapt_shared_namespaces(h: &mut HostConfig, resolve: impl Fn(&str) -> Option<String>) {
-    for mode in [&mut h.pid_mode, &mut h.ipc_mode] {
+    for mode in [&mut h.pid_mode, &mut h.ipc_mode, &mut h.network_mode] {
         let Some(m) = mode.as_deref() else { continue };
         if let Some(name) = m.strip_prefix("container:") {
             if let Some(id) = resolve(name) {
@@ -169,9 +169,14 @@ pub fn adapt_shared_namespaces(h: &mut HostConfig, resolve: impl Fn(&str) -> Opt
 /// Whether the container joins another's namespaces (it cannot be set up ahead of its
 /// start: the other one must be running then).
 pub fn joins_another(h: &HostConfig) -> bool {
-    [&h.pid_mode, &h.ipc_mode]
+    [&h.pid_mode, &h.ipc_mode, &h.network_mode]
         .into_iter()
         .any(|m| m.as_deref().is_some_and(|m| m.starts_with("container:")))
+}
+
+/// The container whose network namespace `h` joins (`--network container:<id>`).
+pub fn network_donor(h: &HostConfig) -> Option<&str> {
+    h.network_mode.as_deref()?.strip_prefix("container:")
 }
 
 /// Another container, as a start that joins its namespaces sees it.

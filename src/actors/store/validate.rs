@@ -564,11 +564,57 @@ pub fn parse_bind(spec: &str) -> Result<Bind, StoreError> {
 
 /// NetworkingConfig: at most one endpoint, for the container's own network.
 fn check_networking(req: &CreateRequest) -> Result<(), StoreError> {
+    check_container_network(req)?;
     let Some(eps) = &req.networking_config.endpoints_config else {
         return Ok(());
     };
     if eps.len() > 1 {
         return Err(not_yet("NetworkingConfig.EndpointsConfig"));
+    }
+    Ok(())
+}
+
+/// dockerd's refusals for `--network container:<x>` (`validateNetContainerMode`): what
+/// the other container's namespace and files decide cannot be asked for.
+fn check_container_network(req: &CreateRequest) -> Result<(), StoreError> {
+    let (c, h) = (&req.config, &req.host_config);
+    let Some(name) = h
+        .network_mode
+        .as_deref()
+        .and_then(|m| m.strip_prefix("container:"))
+    else {
+        return Ok(());
+    };
+    let some = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    let conflict = |what: &str| Err(invalid(format!("conflicting options: {what}")));
+    if name.is_empty() {
+        return Err(invalid(
+            "Invalid network mode: invalid container format container:<name|id>",
+        ));
+    }
+    if c.hostname.as_deref().is_some_and(|s| !s.is_empty()) {
+        return conflict("hostname and the network mode");
+    }
+    if some(&h.links) {
+        return conflict(
+            "container type network can't be used with links. This would result in undefined behavior",
+        );
+    }
+    if some(&h.dns) {
+        return conflict("dns and the network mode");
+    }
+    if some(&h.extra_hosts) {
+        return conflict("custom host-to-IP mapping and the network mode");
+    }
+    if c.mac_address.as_deref().is_some_and(|s| !s.is_empty()) {
+        return conflict("mac-address and the network mode");
+    }
+    if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || h.publish_all_ports == Some(true)
+    {
+        return conflict("port publishing and the container type network mode");
+    }
+    if c.exposed_ports.as_ref().is_some_and(|p| !p.is_empty()) {
+        return conflict("port exposing and the container type network mode");
     }
     Ok(())
 }
@@ -619,10 +665,6 @@ fn refuse_unsupported(req: &CreateRequest) -> Result<(), StoreError> {
         {
             return Err(not_yet("HostConfig.LogConfig"));
         }
-    }
-    let mode = h.network_mode.as_deref().unwrap_or("");
-    if mode.starts_with("container:") {
-        return Err(not_yet("HostConfig.NetworkMode"));
     }
     if let Some(rp) = h.restart_policy.as_ref().and_then(|r| r.name) {
         if !matches!(rp, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO) {

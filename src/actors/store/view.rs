@@ -50,7 +50,11 @@ fn endpoint(c: &Container) -> EndpointSettings {
 }
 
 /// `{name: endpoint}` (completed with the rest of the reply).
+/// `{}` on another container's network, as dockerd shows it.
 fn networks_value(c: &Container) -> Value {
+    if super::process::network_donor(&c.host_config).is_some() {
+        return json!({});
+    }
     json!({ network_name(c): endpoint(c) })
 }
 
@@ -312,7 +316,11 @@ pub fn filter_view(c: &Container) -> ContainerFilterView<'_> {
         started: c.state.started_at.is_some(),
         exit_code: c.state.exit_code,
         created: c.created,
-        networks: vec![(network_name(c), network_id)],
+        networks: if super::process::network_donor(&c.host_config).is_some() {
+            Vec::new()
+        } else {
+            vec![(network_name(c), network_id)]
+        },
         ports,
         mounts,
         health: "none",
