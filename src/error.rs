@@ -14,6 +14,9 @@ pub enum ErrorKind {
     Conflict,
     /// The request asks for the state the object is already in (304).
     NotModified,
+    /// The request is understood and refused for good (403: a predefined network's
+    /// removal).
+    Forbidden,
     /// The daemon does not support this (501).
     NotImplemented,
     /// The daemon is shutting down or a subsystem is unavailable (503).

@@ -698,3 +698,66 @@ fn container_network_mode_shares_the_namespace_name_and_files() {
     assert_eq!(got.trim(), &web[..12]);
     d.docker_ok(&["rm", "-f", "web", "joined", "idle"]);
 }
+
+#[test]
+fn predefined_networks_as_dockerd_lists_them() {
+    require_root!();
+    let n = NetNs::start("berth0", &["--bip", "10.199.47.1/24", "--mtu", "1400"], &[]);
+    let d = n.d();
+    d.import_busybox();
+    let ls = d.docker_ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]);
+    assert_eq!(
+        ls,
+        "bridge bridge local\nhost host local\nnone null local\n"
+    );
+    let q = d.docker_ok(&["network", "ls", "-q", "--filter", "driver=null"]);
+    assert_eq!(q.lines().count(), 1, "{q}");
+    let web = d
+        .docker_ok(&["run", "-d", "--name", "web", "busybox", "sleep", "100"])
+        .trim()
+        .to_owned();
+    let ip = inspect(d, "web", "{{.NetworkSettings.IPAddress}}");
+    let got = d.docker_ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}} {{index .Options \"com.docker.network.driver.mtu\"}} {{range $id, $c := .Containers}}{{$id}} {{$c.Name}} {{$c.IPv4Address}}{{end}}",
+    ]);
+    assert_eq!(
+        got.trim(),
+        format!("10.199.47.0/24 10.199.47.1 1400 {web} web {ip}/24")
+    );
+    // The id the container's endpoint names is the bridge network's.
+    assert_eq!(
+        inspect(d, "web", "{{.NetworkSettings.Networks.bridge.NetworkID}}"),
+        d.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "bridge"])
+            .trim()
+    );
+    let out = d.docker(&["network", "rm", "bridge"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("bridge is a pre-defined network and cannot be removed"),
+        "{out:?}"
+    );
+    let out = d.docker(&["network", "create", "mynet"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("berthd does not support user-defined networks yet"),
+        "{out:?}"
+    );
+    let out = d.docker(&["network", "inspect", "nosuch"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("network nosuch not found"),
+        "{out:?}"
+    );
+    let names = d.python_sdk_ok("print(sorted(n.name for n in c.networks.list()))");
+    assert_eq!(names.trim(), "['bridge', 'host', 'none']");
+    d.docker_ok(&["rm", "-f", "web"]);
+}

@@ -28,6 +28,11 @@ pub struct NetworkInfo {
     pub gateway: Option<Ipv4Addr>,
     /// The MTU given to container interfaces.
     pub mtu: u32,
+    /// The bridge network's id (see `Endpoint::network_id`); empty when off.
+    pub network_id: String,
+    /// When the bridge network was set up (this daemon's start, as dockerd makes its
+    /// predefined bridge network again at each start).
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A container's place on the bridge network. Kept in the container's record while it

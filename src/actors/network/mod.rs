@@ -352,6 +352,7 @@ async fn resolve(
             NetworkInfo {
                 enabled: false,
                 mtu,
+                created: Some(chrono::Utc::now()),
                 ..NetworkInfo::default()
             },
             None,
@@ -416,6 +417,8 @@ async fn resolve(
         subnet: addr.to_string(),
         gateway: Some(addr.addr),
         mtu,
+        network_id: network_id(&name, &addr),
+        created: Some(chrono::Utc::now()),
     };
     Ok((
         info,

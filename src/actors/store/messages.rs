@@ -180,6 +180,21 @@ pub struct ListImageUsers;
 #[rtype(result = "crate::actors::graph::VolumeUsers")]
 pub struct ListVolumeUsers;
 
+/// From `GET /networks/{id}`: the running containers on each predefined network.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<NetworkUser>")]
+pub struct ListNetworkUsers;
+
+/// A running container on a network (`bridge`, `host` or `none`), with its endpoint on the
+/// bridge.
+#[derive(Debug, Clone)]
+pub struct NetworkUser {
+    pub id: String,
+    pub name: String,
+    pub network: &'static str,
+    pub endpoint: Option<crate::actors::network::Endpoint>,
+}
+
 /// From `/info` and `/metrics`: containers by state.
 #[derive(Debug, Message)]
 #[rtype(result = "Counts")]

@@ -1572,6 +1572,25 @@ impl Handler<ListVolumeUsers> for ContainerStoreActor {
     }
 }
 
+impl Handler<ListNetworkUsers> for ContainerStoreActor {
+    type Result = MessageResult<ListNetworkUsers>;
+    fn handle(&mut self, _: ListNetworkUsers, _: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.containers
+                .values()
+                .filter(|e| e.c.state.is_running())
+                .filter(|e| process::network_donor(&e.c.host_config).is_none())
+                .map(|e| NetworkUser {
+                    id: e.c.id.clone(),
+                    name: e.c.name.trim_start_matches('/').to_owned(),
+                    network: view::network_name(&e.c),
+                    endpoint: e.c.endpoint.clone(),
+                })
+                .collect(),
+        )
+    }
+}
+
 impl Handler<ListImageUsers> for ContainerStoreActor {
     type Result = MessageResult<ListImageUsers>;
     fn handle(&mut self, _: ListImageUsers, _: &mut Self::Context) -> Self::Result {

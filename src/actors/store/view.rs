@@ -19,7 +19,7 @@ use crate::model::filters::{
 };
 use crate::monitor::spec::NetworkSpec;
 
-fn network_name(c: &Container) -> &'static str {
+pub fn network_name(c: &Container) -> &'static str {
     match c.network {
         NetworkSpec::None => "none",
         NetworkSpec::Host => "host",
