@@ -98,6 +98,7 @@ const fn p(
 use Status::{Honoured, NotYet, Refused, Stored};
 
 const T_FIELDS: &str = "root_fields::every_field_is_honoured_or_refused";
+const T_RESTART: &str = "root_restart::on_failure_restarts_n_times_then_stays_exited";
 const T_CONFIG: &str = "root_fields::config_fields_reach_the_container";
 const T_LIMITS: &str = "root_fields::resource_limits_reach_the_container";
 const T_DEV: &str = "root_fields::shm_and_console_sizes_reach_the_container";
@@ -618,13 +619,13 @@ pub const HOST_CONFIG: &[Field] = &[
         T_FIELDS,
         r#"{"80/tcp":[{"HostIp":"","HostPort":"18080"}]}"#,
     ),
-    p(
+    f(
         "HostConfig.RestartPolicy",
         "--restart",
-        "no honoured; always, unless-stopped and on-failure not yet (issue 16)",
-        T_FIELDS,
-        r#"{"Name":"no","MaximumRetryCount":0}"#,
-        r#"{"Name":"always","MaximumRetryCount":0}"#,
+        Honoured,
+        "no, always, unless-stopped, on-failure[:N], with dockerd's back-off (100 ms doubling, reset after a 10 s run); restarted at berthd's start; a manually stopped on-failure container is not restarted at start",
+        T_RESTART,
+        r#"{"Name":"on-failure","MaximumRetryCount":2}"#,
     ),
     f(
         "HostConfig.AutoRemove",

@@ -131,7 +131,11 @@ impl State {
                 let up = human_duration(since(self.started_at, now));
                 match self.status {
                     Status::Paused => format!("Up {up} (Paused)"),
-                    Status::Restarting => format!("Restarting ({}) {up} ago", self.exit_code),
+                    Status::Restarting => format!(
+                        "Restarting ({}) {} ago",
+                        self.exit_code,
+                        human_duration(since(self.finished_at, now))
+                    ),
                     _ => format!("Up {up}"),
                 }
             }
@@ -230,6 +234,11 @@ pub struct Container {
     pub driver: String,
     pub network: NetworkSpec,
     pub restart_count: i64,
+    /// Stopped or killed by a user since its last start (dockerd's
+    /// `HasBeenManuallyStopped`): an `unless-stopped` container then stays stopped, also
+    /// across a restart of berthd.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub has_been_manually_stopped: bool,
     /// Its binds, volumes and tmpfs mounts (`HostConfig.Tmpfs` aside), worked out at
     /// create (`mounts::plan`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -417,7 +417,7 @@ fn check_host_config(h: &HostConfig) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn check_restart_policy(h: &HostConfig) -> Result<(), StoreError> {
+pub(super) fn check_restart_policy(h: &HostConfig) -> Result<(), StoreError> {
     let Some(rp) = &h.restart_policy else {
         return Ok(());
     };
@@ -623,11 +623,6 @@ fn refuse_unsupported(req: &CreateRequest) -> Result<(), StoreError> {
     let mode = h.network_mode.as_deref().unwrap_or("");
     if mode.starts_with("container:") {
         return Err(not_yet("HostConfig.NetworkMode"));
-    }
-    if let Some(rp) = h.restart_policy.as_ref().and_then(|r| r.name) {
-        if !matches!(rp, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO) {
-            return Err(not_yet("HostConfig.RestartPolicy"));
-        }
     }
     // Every other field: by the table.
     let config = serde_json::to_value(&req.config).unwrap_or(Value::Null);
