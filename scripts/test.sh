@@ -22,5 +22,5 @@ if [[ $(id -u) -eq 0 && $# -eq 0 ]]; then
     BERTH_TEST_EXEC_DRIVER=oci cargo test \
         --test root_containers --test root_process --test root_security --test root_cgroups \
         --test root_fields --test root_docker_exec --test root_observe --test root_images --test root_cp \
-        --test root_restart
+        --test root_restart --test root_health
 fi

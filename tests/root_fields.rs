@@ -102,10 +102,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
     let d = TestDaemon::start();
     d.import_busybox();
     let refused: &[(&[&str], &str)] = &[
-        (
-            &["--health-cmd", "true"],
-            "Config.Healthcheck (--health-cmd)",
-        ),
         (&["--dns", "192.0.2.53"], "HostConfig.Dns (--dns)"),
         (
             &["--add-host", "a.example:192.0.2.1"],

@@ -98,6 +98,7 @@ const fn p(
 use Status::{Honoured, NotYet, Refused, Stored};
 
 const T_FIELDS: &str = "root_fields::every_field_is_honoured_or_refused";
+const T_HEALTH: &str = "root_health::a_passing_check_turns_healthy";
 const T_RESTART: &str = "root_restart::on_failure_restarts_n_times_then_stays_exited";
 const T_CONFIG: &str = "root_fields::config_fields_reach_the_container";
 const T_LIMITS: &str = "root_fields::resource_limits_reach_the_container";
@@ -218,9 +219,9 @@ pub const CONFIG: &[Field] = &[
     f(
         "Config.Healthcheck",
         "--health-cmd",
-        NotYet,
-        "health checks: issue 16",
-        T_FIELDS,
+        Honoured,
+        "CMD, CMD-SHELL (/bin/sh -c) and NONE, run as execs; dockerd's defaults (interval 30s, timeout 30s, retries 3, start period 0), merged with the image's HEALTHCHECK",
+        T_HEALTH,
         r#"{"Test":["CMD","true"]}"#,
     ),
     f(

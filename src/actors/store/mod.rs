@@ -28,6 +28,7 @@ mod creating;
 pub mod error;
 mod exec;
 mod files;
+pub mod health;
 mod live;
 pub mod messages;
 pub mod mounts;
@@ -114,6 +115,11 @@ struct Entry {
     /// A user's stop or kill is under way: its exit is not followed by a restart
     /// (dockerd's `ExitOnNext`). Cleared at each start.
     exit_on_next: bool,
+    /// The next round of its health check, while it runs with one.
+    health_timer: Option<SpawnHandle>,
+    /// Which run of the container the health rounds belong to: bumped at each start and
+    /// exit, so a probe that outlives its run is ignored.
+    health_gen: u64,
 }
 
 /// A container that its create had set up ahead of the start, held by its monitor.
@@ -146,6 +152,8 @@ impl Entry {
             restart_timer: None,
             backoff: restart::Backoff::default(),
             exit_on_next: false,
+            health_timer: None,
+            health_gen: 0,
         }
     }
 
@@ -192,6 +200,8 @@ pub struct ContainerStoreActor {
     migrate: bool,
     /// Exec instances (`docker exec`), in memory only.
     execs: exec::ExecTable,
+    /// The health probes running, by exec id: where their exit codes go.
+    probe_exits: HashMap<String, oneshot::Sender<i32>>,
 }
 
 impl std::fmt::Debug for ContainerStoreActor {
@@ -235,6 +245,7 @@ impl ContainerStoreActor {
             host,
             migrate,
             execs: exec::ExecTable::default(),
+            probe_exits: HashMap::new(),
         }
     }
 
@@ -808,6 +819,16 @@ impl Handler<Init> for ContainerStoreActor {
                         }
                         ctx.spawn(act.remove_stopped(id, true).map(|_, _, _| ()));
                     }
+                    let live: Vec<String> = act
+                        .containers
+                        .values()
+                        .filter(|e| matches!(e.c.state.status, Status::Running | Status::Paused))
+                        .map(|e| e.c.id.clone())
+                        .collect();
+                    for id in live {
+                        // As dockerd's restore: a running container's check starts again.
+                        act.start_health(&id, ctx);
+                    }
                     tracing::info!(
                         containers = act.containers.len(),
                         "container records loaded"
@@ -1001,6 +1022,10 @@ impl ContainerStoreActor {
                     Ok(started) => {
                         entry.c.state.set_running(started.pid, started.started_at);
                         entry.c.endpoint = endpoint;
+                        act.start_health(&id, ctx);
+                        let Some(entry) = act.containers.get_mut(&id) else {
+                            return Err(StoreError::NotFound { id });
+                        };
                         metrics()
                             .container_start
                             .with_label_values(&[network_label])
@@ -1086,6 +1111,7 @@ impl ContainerStoreActor {
 
     /// Records an exit: state, waiters, the record, and `--rm`.
     fn apply_exit(&mut self, msg: ContainerExited, ctx: &mut Context<Self>) {
+        self.stop_health(&msg.id, ctx);
         let Some(entry) = self.containers.get_mut(&msg.id) else {
             return;
         };
