@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestDaemon;
+use common::{Opts, TestDaemon};
 
 fn inspect(d: &TestDaemon, name: &str, format: &str) -> String {
     d.docker_ok(&["inspect", "-f", format, name])
@@ -332,4 +332,35 @@ fn an_images_healthcheck_and_no_healthcheck() {
         "true",
     ]);
     assert!(!out.status.success());
+}
+
+/// With --live-restore a running container keeps its check across a restart of berthd:
+/// starting again, then healthy, as dockerd's restore.
+#[test]
+fn the_check_starts_again_after_a_live_restore() {
+    require_root!();
+    let live = Opts {
+        args: vec!["--live-restore".into()],
+        ..Opts::default()
+    };
+    let mut d = TestDaemon::start_with(live.clone());
+    d.import_busybox();
+    run(
+        &d,
+        "lr",
+        &["--health-cmd", "true", "--health-interval", "300ms"],
+        &["sleep", "600"],
+    );
+    assert!(wait_for(10, || health(&d, "lr") == "healthy"));
+    let last = |d: &TestDaemon| {
+        let log: serde_json::Value =
+            serde_json::from_str(&inspect(d, "lr", "{{json .State.Health.Log}}")).unwrap();
+        log.as_array().unwrap().last().unwrap()["Start"].clone()
+    };
+    let before = last(&d);
+    assert!(d.stop().success());
+    d.restart(&live);
+    // A new round ran after the restart.
+    assert!(wait_for(10, || last(&d) != before && health(&d, "lr") == "healthy"));
+    d.docker_ok(&["rm", "-f", "lr"]);
 }

@@ -241,6 +241,21 @@ fn always_restarts_a_dead_process_and_a_stop_keeps_it_stopped() {
         ),
         format!("exited {count} 1")
     );
+    // docker kill of a restarting container cancels its restart too.
+    run_d(&d, "flap3", "unless-stopped", &["sh", "-c", "exit 2"]);
+    assert!(wait_for(15, || inspect(&d, "flap3", "{{.State.Status}}")
+        == "restarting"));
+    d.docker_ok(&["kill", "flap3"]);
+    let count = inspect(&d, "flap3", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        inspect(
+            &d,
+            "flap3",
+            "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}"
+        ),
+        format!("exited {count} 2")
+    );
     // And rm -f of one.
     run_d(&d, "flap2", "always", &["sh", "-c", "exit 1"]);
     assert!(wait_for(15, || inspect(&d, "flap2", "{{.State.Status}}")
