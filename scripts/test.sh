@@ -21,5 +21,6 @@ if [[ $(id -u) -eq 0 && $# -eq 0 ]]; then
     echo "test: the runtime suites on the oci driver (runc)" >&2
     BERTH_TEST_EXEC_DRIVER=oci cargo test \
         --test root_containers --test root_process --test root_security --test root_cgroups \
-        --test root_fields --test root_docker_exec --test root_observe --test root_images --test root_cp
+        --test root_fields --test root_docker_exec --test root_observe --test root_images --test root_cp \
+        --test root_restart --test root_health
 fi

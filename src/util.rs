@@ -92,6 +92,80 @@ pub fn new_id() -> String {
     hex::encode(bytes)
 }
 
+/// Go's `time.ParseDuration` for non-negative durations: `300ms`, `1.5h`, `2h45m`,
+/// `0`; `None` for anything else.
+pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
+    if s == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let ns = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += num * ns;
+    }
+    if !total.is_finite() || total > 9.2e18 {
+        return None;
+    }
+    Some(std::time::Duration::from_nanos(total as u64))
+}
+
+/// Go's `time.Duration.String`: `200ms`, `1.5s`, `1m30s`, `0s`.
+pub fn go_duration(d: std::time::Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".to_owned();
+    }
+    let frac = |v: u128, unit: u128, suffix: &str| {
+        let whole = v / unit;
+        let part = v % unit;
+        if part == 0 {
+            return format!("{whole}{suffix}");
+        }
+        let width = unit.ilog10() as usize;
+        let digits = format!("{part:0width$}");
+        format!("{whole}.{}{suffix}", digits.trim_end_matches('0'))
+    };
+    if ns < 1_000 {
+        return format!("{ns}ns");
+    }
+    if ns < 1_000_000 {
+        return frac(ns, 1_000, "µs");
+    }
+    if ns < 1_000_000_000 {
+        return frac(ns, 1_000_000, "ms");
+    }
+    let secs_ns = ns % 60_000_000_000;
+    let mins = ns / 60_000_000_000;
+    let (h, m) = (mins / 60, mins % 60);
+    let s = frac(secs_ns, 1_000_000_000, "s");
+    match (h, m) {
+        (0, 0) => s,
+        (0, m) => format!("{m}m{s}"),
+        (h, m) => format!("{h}h{m}m{s}"),
+    }
+}
+
 /// True for a full 64-digit lowercase hex id.
 pub fn is_full_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -112,6 +186,22 @@ pub(crate) fn sorted_names(dir: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations_both_ways() {
+        use std::time::Duration;
+        assert_eq!(parse_go_duration("200ms"), Some(Duration::from_millis(200)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_go_duration("5"), None);
+        assert_eq!(parse_go_duration("x"), None);
+        assert_eq!(go_duration(Duration::from_millis(200)), "200ms");
+        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {

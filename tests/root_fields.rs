@@ -103,14 +103,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
     d.import_busybox();
     let refused: &[(&[&str], &str)] = &[
         (
-            &["--restart", "on-failure"],
-            "HostConfig.RestartPolicy (--restart)",
-        ),
-        (
-            &["--health-cmd", "true"],
-            "Config.Healthcheck (--health-cmd)",
-        ),
-        (
             &["--log-driver", "none"],
             "HostConfig.LogConfig (--log-driver)",
         ),

@@ -339,11 +339,27 @@ fn import_keeps_every_change() {
         &[
             "import",
             "-c",
-            "HEALTHCHECK CMD true",
+            "HEALTHCHECK RUN true",
             tar.to_str().unwrap(),
         ],
-        "berthd does not support HEALTHCHECK yet",
+        "Unknown type \"RUN\" in HEALTHCHECK (try CMD)",
     );
+    // HEALTHCHECK is kept in the image (tests/root_health.rs runs it).
+    d.docker_ok(&[
+        "import",
+        "-c",
+        "HEALTHCHECK --retries=4 CMD true",
+        tar.to_str().unwrap(),
+        "imp:hc",
+    ]);
+    let hc = d.docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Healthcheck.Test}} {{.Config.Healthcheck.Retries}}",
+        "imp:hc",
+    ]);
+    assert_eq!(hc, "[\"CMD-SHELL\",\"true\"] 4\n");
     fails_with(
         &d,
         &[

@@ -100,6 +100,8 @@ use Status::{Honoured, NotYet, Refused, Stored};
 const T_FIELDS: &str = "root_fields::every_field_is_honoured_or_refused";
 const T_PORTS: &str = "root_network::published_ports_as_dockerd";
 const T_DNS: &str = "root_network::dns_and_hosts_options_reach_the_container";
+const T_HEALTH: &str = "root_health::a_passing_check_turns_healthy";
+const T_RESTART: &str = "root_restart::on_failure_restarts_n_times_then_stays_exited";
 const T_CONFIG: &str = "root_fields::config_fields_reach_the_container";
 const T_LIMITS: &str = "root_fields::resource_limits_reach_the_container";
 const T_DEV: &str = "root_fields::shm_and_console_sizes_reach_the_container";
@@ -219,9 +221,9 @@ pub const CONFIG: &[Field] = &[
     f(
         "Config.Healthcheck",
         "--health-cmd",
-        NotYet,
-        "health checks: issue 16",
-        T_FIELDS,
+        Honoured,
+        "CMD, CMD-SHELL (/bin/sh -c) and NONE, run as execs; dockerd's defaults (interval 30s, timeout 30s, retries 3, start period 0), merged with the image's HEALTHCHECK",
+        T_HEALTH,
         r#"{"Test":["CMD","true"]}"#,
     ),
     f(
@@ -621,13 +623,13 @@ pub const HOST_CONFIG: &[Field] = &[
         // Not sent alone: it needs a bridge, which the fields test's daemon has not.
         "",
     ),
-    p(
+    f(
         "HostConfig.RestartPolicy",
         "--restart",
-        "no honoured; always, unless-stopped and on-failure not yet (issue 16)",
-        T_FIELDS,
-        r#"{"Name":"no","MaximumRetryCount":0}"#,
-        r#"{"Name":"always","MaximumRetryCount":0}"#,
+        Honoured,
+        "no, always, unless-stopped, on-failure[:N], with dockerd's back-off (100 ms doubling, reset after a 10 s run); restarted at berthd's start as dockerd restores (always; unless-stopped unless stopped by the user; on-failure after a non-zero exit, a user's stop included)",
+        T_RESTART,
+        r#"{"Name":"on-failure","MaximumRetryCount":2}"#,
     ),
     f(
         "HostConfig.AutoRemove",

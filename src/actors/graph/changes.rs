@@ -31,6 +31,9 @@ pub struct ContainerConfig {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// `HEALTHCHECK`: what a container of the image checks, unless its create says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::model::api::HealthConfig>,
 }
 
 impl ContainerConfig {
@@ -46,6 +49,7 @@ impl ContainerConfig {
             exposed_ports: self.exposed_ports.clone(),
             stop_signal: self.stop_signal.clone(),
             volumes: self.volumes.clone(),
+            healthcheck: self.healthcheck.clone(),
         }
     }
 }
@@ -134,9 +138,7 @@ fn apply_one(cfg: &mut ContainerConfig, line: &str) -> Result<(), String> {
                 .get_or_insert_with(Vec::new)
                 .push(rest.to_owned());
         }
-        // dockerd accepts it; berthd runs no health checks yet, and an image that
-        // carried one would hand it to containers that never run it.
-        "HEALTHCHECK" => return Err("berthd does not support HEALTHCHECK yet".into()),
+        "HEALTHCHECK" => cfg.healthcheck = Some(healthcheck(rest)?),
         other => {
             return Err(format!(
                 "{} is not a valid change command",
@@ -145,6 +147,72 @@ fn apply_one(cfg: &mut ContainerConfig, line: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// dockerd's `parseHealthcheck`: `NONE`, or `[--interval=D] [--timeout=D]
+/// [--start-period=D] [--retries=N] CMD <command>` (exec form `CMD`, shell form
+/// `CMD-SHELL`).
+fn healthcheck(rest: &str) -> Result<crate::model::api::HealthConfig, String> {
+    let mut hc = crate::model::api::HealthConfig::default();
+    let mut rest = rest.trim();
+    while let Some(flag) = rest.strip_prefix("--") {
+        let end = flag.find(char::is_whitespace).unwrap_or(flag.len());
+        let (name, value) = flag[..end]
+            .split_once('=')
+            .ok_or_else(|| format!("missing a value on flag: --{}", &flag[..end]))?;
+        let duration = |v: &str| -> Result<i64, String> {
+            let d = crate::util::parse_go_duration(v)
+                .ok_or_else(|| format!("time: invalid duration {v:?}"))?;
+            let ns =
+                i64::try_from(d.as_nanos()).map_err(|_| format!("time: invalid duration {v:?}"))?;
+            if ns != 0 && ns < 1_000_000 {
+                return Err(format!("Interval {name:?} cannot be less than 1ms"));
+            }
+            Ok(ns)
+        };
+        match name {
+            "interval" => hc.interval = Some(duration(value)?),
+            "timeout" => hc.timeout = Some(duration(value)?),
+            "start-period" => hc.start_period = Some(duration(value)?),
+            "retries" => {
+                let n: i64 = value
+                    .parse()
+                    .map_err(|_| format!("strconv.ParseInt: parsing {value:?}: invalid syntax"))?;
+                if n < 1 {
+                    return Err(format!("--retries must be at least 1 (not {n})"));
+                }
+                hc.retries = Some(n);
+            }
+            other => return Err(format!("Unknown flag: {other}")),
+        }
+        rest = flag[end..].trim_start();
+    }
+    let (typ, cmd) = match rest.find(char::is_whitespace) {
+        Some(i) => (&rest[..i], rest[i..].trim()),
+        None => (rest, ""),
+    };
+    match typ.to_ascii_uppercase().as_str() {
+        "NONE" => {
+            if !cmd.is_empty() {
+                return Err("HEALTHCHECK NONE takes no arguments".into());
+            }
+            hc.test = Some(vec!["NONE".into()]);
+        }
+        "CMD" => {
+            if cmd.is_empty() {
+                return Err("Missing command after HEALTHCHECK CMD".into());
+            }
+            let test = match serde_json::from_str::<Vec<String>>(cmd) {
+                Ok(v) if cmd.starts_with('[') => {
+                    std::iter::once("CMD".to_owned()).chain(v).collect()
+                }
+                _ => vec!["CMD-SHELL".to_owned(), cmd.to_owned()],
+            };
+            hc.test = Some(test);
+        }
+        other => return Err(format!("Unknown type {other:?} in HEALTHCHECK (try CMD)")),
+    }
+    Ok(hc)
 }
 
 /// `["a","b"]` (exec form) or `a b` (shell form → `/bin/sh -c "a b"`).
@@ -335,8 +403,19 @@ mod tests {
         assert_eq!(change, "FROM busybox");
         assert!(reason.contains("not a valid change command"), "{reason}");
         assert_eq!(reason, "from is not a valid change command");
-        let (_, reason) = apply(&["HEALTHCHECK CMD true"]).unwrap_err();
-        assert_eq!(reason, "berthd does not support HEALTHCHECK yet");
+        let c = apply(&["HEALTHCHECK --interval=200ms --retries=2 CMD wget -q localhost"]).unwrap();
+        let hc = c.healthcheck.unwrap();
+        assert_eq!(hc.test.unwrap(), vec!["CMD-SHELL", "wget -q localhost"]);
+        assert_eq!(
+            (hc.interval, hc.retries, hc.timeout),
+            (Some(200_000_000), Some(2), None)
+        );
+        let c = apply(&[r#"HEALTHCHECK CMD ["true"]"#]).unwrap();
+        assert_eq!(c.healthcheck.unwrap().test.unwrap(), vec!["CMD", "true"]);
+        let c = apply(&["HEALTHCHECK NONE"]).unwrap();
+        assert_eq!(c.healthcheck.unwrap().test.unwrap(), vec!["NONE"]);
+        let (_, reason) = apply(&["HEALTHCHECK RUN true"]).unwrap_err();
+        assert_eq!(reason, "Unknown type \"RUN\" in HEALTHCHECK (try CMD)");
         assert!(apply(&["EXPOSE 99999"]).is_err());
         assert!(apply(&["EXPOSE 80/xyz"]).is_err());
         assert!(apply(&["USER"]).is_err());

@@ -107,6 +107,8 @@ pub struct ImageRuntimeConfig {
     pub stop_signal: Option<String>,
     /// `VOLUME`s: a container gets an anonymous volume at each.
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    /// `HEALTHCHECK`.
+    pub healthcheck: Option<crate::model::api::HealthConfig>,
 }
 
 /// From `ContainerStoreActor` on create: makes the container's read-write layer on top

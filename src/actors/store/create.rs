@@ -59,6 +59,26 @@ pub fn merge_image(
             config.stop_signal = Some(sig.clone());
         }
     }
+    // dockerd's merge: the request's check, its unset parts from the image's.
+    if let Some(img) = &image.healthcheck {
+        match config.healthcheck.as_mut() {
+            None => config.healthcheck = Some(img.clone()),
+            Some(own) => {
+                if own.test.as_ref().is_none_or(Vec::is_empty) {
+                    own.test.clone_from(&img.test);
+                }
+                let inherit = |v: &mut Option<i64>, from: Option<i64>| {
+                    if v.unwrap_or(0) == 0 {
+                        *v = from;
+                    }
+                };
+                inherit(&mut own.interval, img.interval);
+                inherit(&mut own.timeout, img.timeout);
+                inherit(&mut own.start_period, img.start_period);
+                inherit(&mut own.retries, img.retries);
+            }
+        }
+    }
     if let Some(vols) = &image.volumes {
         let all = config.volumes.get_or_insert_with(HashMap::new);
         for v in vols.keys() {

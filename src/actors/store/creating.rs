@@ -262,6 +262,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                     driver,
                     network,
                     restart_count: 0,
+                    has_been_manually_stopped: false,
                     mount_points,
                     endpoint: None,
                 };

@@ -530,6 +530,11 @@ impl Handler<ExecEvent> for ContainerStoreActor {
                 exec_id,
                 exit_code,
             } => {
+                if let Some(tx) = self.probe_exits.remove(&exec_id) {
+                    // A health probe's: its round takes it from here.
+                    let _ = tx.send(exit_code);
+                    return;
+                }
                 if let Some(r) = self.execs.records.get_mut(&exec_id) {
                     if r.container_id == container_id {
                         tracing::debug!(exec_id = %exec_id, exit_code, "exec exited");

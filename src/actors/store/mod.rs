@@ -29,6 +29,7 @@ pub mod error;
 pub mod etc;
 mod exec;
 mod files;
+pub mod health;
 mod live;
 pub mod messages;
 pub mod mounts;
@@ -36,6 +37,7 @@ pub mod persist;
 pub mod ports;
 pub mod process;
 mod records;
+pub mod restart;
 pub mod state;
 pub mod update;
 pub mod validate;
@@ -110,6 +112,18 @@ struct Entry {
     /// Loaded from disk at Init and not started since: a crash may have left its derived
     /// files empty, which its next start writes again ([`restore_derived_files`]).
     files_unchecked: bool,
+    /// The pending restart of a `restarting` container (its restart policy's timer).
+    restart_timer: Option<SpawnHandle>,
+    /// The restart policy's back-off (dockerd keeps it in memory too).
+    backoff: restart::Backoff,
+    /// A user's stop or kill is under way: its exit is not followed by a restart
+    /// (dockerd's `ExitOnNext`). Cleared at each start.
+    exit_on_next: bool,
+    /// The next round of its health check, while it runs with one.
+    health_timer: Option<SpawnHandle>,
+    /// Which run of the container the health rounds belong to: bumped at each start and
+    /// exit, so a probe that outlives its run is ignored.
+    health_gen: u64,
 }
 
 /// A container that its create had set up ahead of the start, held by its monitor.
@@ -139,6 +153,11 @@ impl Entry {
             row: None,
             prestart: None,
             files_unchecked: false,
+            restart_timer: None,
+            backoff: restart::Backoff::default(),
+            exit_on_next: false,
+            health_timer: None,
+            health_gen: 0,
         }
     }
 
@@ -185,6 +204,8 @@ pub struct ContainerStoreActor {
     migrate: bool,
     /// Exec instances (`docker exec`), in memory only.
     execs: exec::ExecTable,
+    /// The health probes running, by exec id: where their exit codes go.
+    probe_exits: HashMap<String, oneshot::Sender<i32>>,
 }
 
 impl std::fmt::Debug for ContainerStoreActor {
@@ -228,6 +249,7 @@ impl ContainerStoreActor {
             host,
             migrate,
             execs: exec::ExecTable::default(),
+            probe_exits: HashMap::new(),
         }
     }
 
@@ -751,10 +773,15 @@ impl Handler<Init> for ContainerStoreActor {
                         Err(e) => return Err(LifecycleError::from_error(&e)),
                     }
                 }
+                let was_restarting = c.state.status == Status::Restarting;
                 if c.state.is_running() {
                     match peers.exec.send(RestoreContainer { id: c.id.clone() }).await {
                         Ok(Ok(RestoreState::Running { pid })) => {
                             c.state.pid = pid;
+                            if was_restarting {
+                                // Its restart's start was cut short after the monitor ran it.
+                                c.state.status = Status::Running;
+                            }
                             tracing::info!(container_id = %c.id, pid, "container still running; monitor re-attached");
                         }
                         Ok(Ok(RestoreState::Exited {
@@ -763,6 +790,12 @@ impl Handler<Init> for ContainerStoreActor {
                         })) => {
                             c.state.set_exited(exit_code, finished_at, false);
                             tracing::info!(container_id = %c.id, exit_code, "container exited while the daemon was away");
+                        }
+                        Ok(Ok(RestoreState::Gone)) | Ok(Err(_)) if was_restarting => {
+                            // Its restart was pending: exited, with its last exit code;
+                            // its policy decides again below.
+                            c.state.status = Status::Exited;
+                            c.state.pid = 0;
                         }
                         Ok(Ok(RestoreState::Gone)) | Ok(Err(_)) => {
                             c.state.set_exited(255, Utc::now(), false);
@@ -793,50 +826,69 @@ impl Handler<Init> for ContainerStoreActor {
             Ok((restored, net, driver))
         };
         Box::pin(
-            actix::fut::wrap_future::<_, Self>(work).map(|res, act, ctx| {
-                let (records, net, driver) = res?;
-                act.net = net;
-                act.driver = driver;
-                let mut auto_remove = Vec::new();
-                for mut c in records {
-                    if c.state.is_running() && c.state.status != Status::Restarting {
-                        // Paused or not as the freezer says: a pause or unpause may have
-                        // been cut short by the restart of berthd.
-                        c.state.status = if act.frozen_now(&c) {
-                            Status::Paused
-                        } else {
-                            Status::Running
-                        };
+            actix::fut::wrap_future::<_, Self>(work)
+                .map(|res, act, ctx| {
+                    let (records, net, driver) = res?;
+                    act.net = net;
+                    act.driver = driver;
+                    let mut auto_remove = Vec::new();
+                    for mut c in records {
+                        if c.state.is_running() && c.state.status != Status::Restarting {
+                            // Paused or not as the freezer says: a pause or unpause may have
+                            // been cut short by the restart of berthd.
+                            c.state.status = if act.frozen_now(&c) {
+                                Status::Paused
+                            } else {
+                                Status::Running
+                            };
+                        }
+                        act.names.insert(c.name.clone(), c.id.clone());
+                        if !c.state.is_running() && c.auto_remove() && c.state.started_at.is_some()
+                        {
+                            auto_remove.push(c.id.clone());
+                        }
+                        act.save_state(&c);
+                        let mut entry = Entry::new(c);
+                        entry.files_unchecked = true;
+                        act.containers.insert(entry.c.id.clone(), entry);
                     }
-                    act.names.insert(c.name.clone(), c.id.clone());
-                    if !c.state.is_running() && c.auto_remove() && c.state.started_at.is_some() {
-                        auto_remove.push(c.id.clone());
+                    for id in auto_remove {
+                        if let Some(e) = act.containers.get_mut(&id) {
+                            e.removing = true;
+                        }
+                        ctx.spawn(act.remove_stopped(id, true).map(|_, _, _| ()));
                     }
-                    act.save_state(&c);
-                    let mut entry = Entry::new(c);
-                    entry.files_unchecked = true;
-                    act.containers.insert(entry.c.id.clone(), entry);
-                }
-                for id in auto_remove {
-                    if let Some(e) = act.containers.get_mut(&id) {
-                        e.removing = true;
+                    let live: Vec<String> = act
+                        .containers
+                        .values()
+                        .filter(|e| matches!(e.c.state.status, Status::Running | Status::Paused))
+                        .map(|e| e.c.id.clone())
+                        .collect();
+                    for id in live {
+                        // As dockerd's restore: a running container's check starts again.
+                        act.start_health(&id, ctx);
                     }
-                    ctx.spawn(act.remove_stopped(id, true).map(|_, _, _| ()));
-                }
-                tracing::info!(
-                    containers = act.containers.len(),
-                    "container records loaded"
-                );
-                Ok(())
-            }),
+                    tracing::info!(
+                        containers = act.containers.len(),
+                        "container records loaded"
+                    );
+                    Ok(act.restart_at_boot(ctx))
+                })
+                .then(|res: Result<_, LifecycleError>, _, _| {
+                    actix::fut::wrap_future(async move {
+                        res?.await;
+                        Ok(())
+                    })
+                }),
         )
     }
 }
 
 impl Handler<Shutdown> for ContainerStoreActor {
     type Result = Fut<Result<(), LifecycleError>>;
-    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
         self.shutting_down = true;
+        self.cancel_restarts(ctx);
         if self.config.live_restore {
             tracing::info!("live-restore: containers keep running");
             return ready(Ok(()));
@@ -883,22 +935,36 @@ struct NetDonor {
 impl Handler<StartContainer> for ContainerStoreActor {
     type Result = Fut<Result<(), StoreError>>;
     fn handle(&mut self, msg: StartContainer, ctx: &mut Self::Context) -> Self::Result {
+        self.start(&msg.id, false, ctx)
+    }
+}
+
+impl ContainerStoreActor {
+    /// Starts container `key`: a user's start (`by_policy` false: the restart count, the
+    /// back-off and the manual stop are reset, as dockerd's `ResetRestartManager`), or
+    /// its restart policy's (the container is `restarting`).
+    fn start(
+        &mut self,
+        key: &str,
+        by_policy: bool,
+        ctx: &mut Context<Self>,
+    ) -> Fut<Result<(), StoreError>> {
         if self.shutting_down {
             return ready(Err(StoreError::ShuttingDown));
         }
         let containers_dir = self.containers_dir();
         let exec_root = self.config.exec_root.clone();
-        let process = match self.process_spec(&msg.id) {
+        let process = match self.process_spec(key) {
             Ok(p) => p,
             Err(e) => {
-                self.refuse_start(&msg.id, &e, ctx);
+                self.refuse_start(key, &e, ctx);
                 return ready(Err(e));
             }
         };
-        let donor = match self.net_donor(&msg.id) {
+        let donor = match self.net_donor(key) {
             Ok(d) => d,
             Err(e) => {
-                self.refuse_start(&msg.id, &e, ctx);
+                self.refuse_start(key, &e, ctx);
                 return ready(Err(e));
             }
         };
@@ -908,7 +974,7 @@ impl Handler<StartContainer> for ContainerStoreActor {
             .default_bind_ip
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
         let (daemon_config, gateway) = (self.config.clone(), self.net.gateway);
-        let entry = match self.entry(&msg.id) {
+        let entry = match self.entry(key) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
         };
@@ -916,7 +982,11 @@ impl Handler<StartContainer> for ContainerStoreActor {
         if entry.removing {
             return ready(Err(StoreError::RemovalInProgress { id }));
         }
-        if let Err(e) = entry.c.state.can_start(&id) {
+        if by_policy {
+            if entry.c.state.status != Status::Restarting {
+                return ready(Err(StoreError::NotRunning { id }));
+            }
+        } else if let Err(e) = entry.c.state.can_start(&id) {
             return ready(Err(e));
         }
         if entry.starting {
@@ -928,11 +998,17 @@ impl Handler<StartContainer> for ContainerStoreActor {
             Ok(s) => s,
             Err(e) => {
                 let e = StoreError::from(e);
-                self.refuse_start(&msg.id, &e, ctx);
+                self.refuse_start(key, &e, ctx);
                 return ready(Err(e));
             }
         };
         entry.starting = true;
+        entry.exit_on_next = false;
+        if !by_policy {
+            entry.c.restart_count = 0;
+            entry.c.has_been_manually_stopped = false;
+            entry.backoff = restart::Backoff::default();
+        }
         let mut spec = create::build_spec(&entry.c, &containers_dir.join(&id), &exec_root);
         spec.process = process;
         spec.security = security;
@@ -1079,6 +1155,10 @@ impl Handler<StartContainer> for ContainerStoreActor {
                     Ok(started) => {
                         entry.c.state.set_running(started.pid, started.started_at);
                         entry.c.endpoint = endpoint;
+                        act.start_health(&id, ctx);
+                        let Some(entry) = act.containers.get_mut(&id) else {
+                            return Err(StoreError::NotFound { id });
+                        };
                         metrics()
                             .container_start
                             .with_label_values(&[network_label])
@@ -1087,6 +1167,13 @@ impl Handler<StartContainer> for ContainerStoreActor {
                         let c = entry.c.clone();
                         c.event("start", []);
                         let early_exit = entry.early_exit.take();
+                        if by_policy && entry.exit_on_next && early_exit.is_none() {
+                            // A stop or kill cancelled this restart while it started.
+                            act.peers.exec.do_send(SignalContainer {
+                                id: id.clone(),
+                                signal: libc::SIGKILL,
+                            });
+                        }
                         act.save_state(&c);
                         if let Some(exit) = early_exit {
                             act.apply_exit(exit, ctx);
@@ -1157,6 +1244,7 @@ impl ContainerStoreActor {
 
     /// Records an exit: state, waiters, the record, and `--rm`.
     fn apply_exit(&mut self, msg: ContainerExited, ctx: &mut Context<Self>) {
+        self.stop_health(&msg.id, ctx);
         let Some(entry) = self.containers.get_mut(&msg.id) else {
             return;
         };
@@ -1166,6 +1254,12 @@ impl ContainerStoreActor {
             .set_exited(msg.exit_code, msg.finished_at, msg.oom_killed);
         entry.notify_exit();
         tracing::info!(container_id = %msg.id, exit_code = msg.exit_code, "container exited");
+        // Its restart policy may make it `restarting` (dockerd sets that before the
+        // `die` event, which every exit publishes; the restart publishes `start`).
+        let restarting = self.plan_restart(&msg.id, ctx);
+        let Some(entry) = self.containers.get_mut(&msg.id) else {
+            return;
+        };
         if msg.oom_killed {
             entry.c.event("oom", []);
         }
@@ -1178,7 +1272,7 @@ impl ContainerStoreActor {
         };
         let had_endpoint = entry.c.endpoint.take().is_some();
         let c = entry.c.clone();
-        let auto_remove = c.auto_remove() && !entry.removing && !self.shutting_down;
+        let auto_remove = c.auto_remove() && !restarting && !entry.removing && !self.shutting_down;
         if auto_remove {
             entry.removing = true;
         }
@@ -1194,7 +1288,7 @@ impl ContainerStoreActor {
 
 impl Handler<StopContainer> for ContainerStoreActor {
     type Result = Fut<Result<(), StoreError>>;
-    fn handle(&mut self, msg: StopContainer, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: StopContainer, ctx: &mut Self::Context) -> Self::Result {
         let entry = match self.running_entry(&msg.id, |id| StoreError::NotRunning { id }) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
@@ -1208,6 +1302,11 @@ impl Handler<StopContainer> for ContainerStoreActor {
             .timeout
             .unwrap_or_else(|| entry.c.config.stop_timeout.unwrap_or(10));
         let timeout = u64::try_from(secs).ok().map(Duration::from_secs);
+        if entry.c.state.status == Status::Restarting {
+            return self.stop_restarting(&id, ctx);
+        }
+        // A user's stop: no restart follows (the SIGKILL after the timeout is this stop's).
+        self.manual_stop(&id, true, ctx);
         Box::pin(
             actix::fut::wrap_future::<_, Self>(self.stop_future(&id, signal, timeout)).map(
                 move |res, act, _| {
@@ -1225,7 +1324,7 @@ impl Handler<StopContainer> for ContainerStoreActor {
 
 impl Handler<KillContainer> for ContainerStoreActor {
     type Result = Fut<Result<(), StoreError>>;
-    fn handle(&mut self, msg: KillContainer, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: KillContainer, ctx: &mut Self::Context) -> Self::Result {
         let entry = match self.running_entry(&msg.id, |id| StoreError::KillNotRunning { id }) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
@@ -1234,6 +1333,24 @@ impl Handler<KillContainer> for ContainerStoreActor {
         let signal = match state::signal_or(msg.signal.as_deref(), libc::SIGKILL) {
             Ok(s) => s,
             Err(e) => return ready(Err(e)),
+        };
+        // dockerd's `killWithSignal`: SIGKILL, the stop signal, or any signal when the
+        // container names none, means no restart after the exit; every kill counts as a
+        // manual stop; a restarting container needs no signal, its restart is cancelled.
+        let own_stop_signal = entry
+            .c
+            .config
+            .stop_signal
+            .as_deref()
+            .filter(|s| !s.is_empty());
+        let exit_on_next = signal == libc::SIGKILL
+            || own_stop_signal.is_none()
+            || signal == Self::stop_signal_of(&entry.c);
+        if self.manual_stop(&id, exit_on_next, ctx) {
+            return ready(Ok(()));
+        }
+        let Some(entry) = self.containers.get(&id) else {
+            return ready(Err(StoreError::NotFound { id }));
         };
         let c = entry.c.clone();
         let thaw = self.thaw_after(&c, signal);
@@ -1259,7 +1376,7 @@ impl Handler<KillContainer> for ContainerStoreActor {
 
 impl Handler<RemoveContainer> for ContainerStoreActor {
     type Result = Fut<Result<(), StoreError>>;
-    fn handle(&mut self, msg: RemoveContainer, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: RemoveContainer, ctx: &mut Self::Context) -> Self::Result {
         let entry = match self.entry(&msg.id) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
@@ -1274,6 +1391,11 @@ impl Handler<RemoveContainer> for ContainerStoreActor {
         }
         entry.removing = true;
         let volumes = msg.volumes;
+        if entry.c.state.status == Status::Restarting && !entry.starting {
+            // Nothing runs: the pending restart is cancelled.
+            self.manual_stop(&id, true, ctx);
+            return self.remove_stopped(id, msg.volumes);
+        }
         if !running {
             return self.remove_stopped(id, msg.volumes);
         }

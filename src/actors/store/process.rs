@@ -396,6 +396,7 @@ mod tests {
             driver: "vfs".into(),
             network: crate::monitor::spec::NetworkSpec::None,
             restart_count: 0,
+            has_been_manually_stopped: false,
             mount_points: Vec::new(),
             endpoint: None,
         };

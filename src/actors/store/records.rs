@@ -295,6 +295,7 @@ mod tests {
             driver: "vfs".to_owned(),
             network: NetworkSpec::None,
             restart_count: 0,
+            has_been_manually_stopped: false,
             mount_points: Vec::new(),
             endpoint: None,
         }

@@ -33,6 +33,43 @@ impl Status {
     }
 }
 
+/// A health check's verdict (`State.Health.Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl HealthStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Starting => "starting",
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// One probe's result (`State.Health.Log[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthResult {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub exit_code: i64,
+    pub output: String,
+}
+
+/// `State.Health` of a container with a health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub failing_streak: i64,
+    /// The last five results, oldest first.
+    pub log: Vec<HealthResult>,
+}
+
 /// A container's runtime state, persisted with its record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
@@ -43,6 +80,9 @@ pub struct State {
     pub oom_killed: bool,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Its health check's state, once it has run with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 impl State {
@@ -55,6 +95,7 @@ impl State {
             oom_killed: false,
             started_at: None,
             finished_at: None,
+            health: None,
         }
     }
 
@@ -119,8 +160,31 @@ impl State {
             error: Some(self.error.clone()),
             started_at: Some(docker_time(self.started_at)),
             finished_at: Some(docker_time(self.finished_at)),
-            health: None,
+            health: self.health.as_ref().map(|h| crate::model::api::Health {
+                status: Some(match h.status {
+                    HealthStatus::Starting => crate::model::api::HealthStatusEnum::STARTING,
+                    HealthStatus::Healthy => crate::model::api::HealthStatusEnum::HEALTHY,
+                    HealthStatus::Unhealthy => crate::model::api::HealthStatusEnum::UNHEALTHY,
+                }),
+                failing_streak: Some(h.failing_streak),
+                log: Some(
+                    h.log
+                        .iter()
+                        .map(|r| crate::model::api::HealthcheckResult {
+                            start: Some(r.start),
+                            end: Some(r.end),
+                            exit_code: Some(r.exit_code),
+                            output: Some(r.output.clone()),
+                        })
+                        .collect(),
+                ),
+            }),
         }
+    }
+
+    /// The health filter's and the `Status` column's word: `none` without a check.
+    pub fn health_str(&self) -> &'static str {
+        self.health.as_ref().map_or("none", |h| h.status.as_str())
     }
 
     /// The `Status` column of `docker ps`: `Up 2 minutes`, `Exited (0) 31 seconds ago`, …
@@ -131,8 +195,16 @@ impl State {
                 let up = human_duration(since(self.started_at, now));
                 match self.status {
                     Status::Paused => format!("Up {up} (Paused)"),
-                    Status::Restarting => format!("Restarting ({}) {up} ago", self.exit_code),
-                    _ => format!("Up {up}"),
+                    Status::Restarting => format!(
+                        "Restarting ({}) {} ago",
+                        self.exit_code,
+                        human_duration(since(self.finished_at, now))
+                    ),
+                    _ => match self.health.as_ref().map(|h| h.status) {
+                        Some(HealthStatus::Starting) => format!("Up {up} (health: starting)"),
+                        Some(h) => format!("Up {up} ({})", h.as_str()),
+                        None => format!("Up {up}"),
+                    },
                 }
             }
             Status::Removing => "Removal In Progress".to_owned(),
@@ -230,6 +302,11 @@ pub struct Container {
     pub driver: String,
     pub network: NetworkSpec,
     pub restart_count: i64,
+    /// Stopped or killed by a user since its last start (dockerd's
+    /// `HasBeenManuallyStopped`): an `unless-stopped` container then stays stopped, also
+    /// across a restart of berthd.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub has_been_manually_stopped: bool,
     /// Its binds, volumes and tmpfs mounts (`HostConfig.Tmpfs` aside), worked out at
     /// create (`mounts::plan`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

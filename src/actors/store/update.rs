@@ -85,16 +85,6 @@ pub fn refuse(body: &Value) -> Result<(), StoreError> {
             });
         }
     }
-    let name = m
-        .get("RestartPolicy")
-        .and_then(|r| r.get("Name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if !matches!(name, "" | "no") {
-        return Err(StoreError::NotSupported {
-            field: format!("the restart policy {name:?} (issue 16)"),
-        });
-    }
     Ok(())
 }
 
@@ -230,7 +220,8 @@ impl Handler<UpdateContainer> for ContainerStoreActor {
         let mut probe = msg.update.clone();
         let mut warnings = Vec::new();
         let checked = validate::check_resources(&mut probe, &self.host, &mut warnings)
-            .and_then(|()| validate_cgroups::check(&probe, &self.host));
+            .and_then(|()| validate_cgroups::check(&probe, &self.host))
+            .and_then(|()| validate::check_restart_policy(&probe));
         if let Err(e) = checked {
             return ready(Err(e));
         }
@@ -341,8 +332,7 @@ mod tests {
         assert!(refuse(&serde_json::json!({"Memory": 1, "Ulimits": [], "KernelMemory": 0, "MemorySwappiness": -1})).is_ok());
         let e = refuse(&serde_json::json!({"Ulimits": [{"Name": "nofile"}]})).unwrap_err();
         assert!(e.to_string().contains("Ulimits"), "{e}");
-        let e = refuse(&serde_json::json!({"RestartPolicy": {"Name": "always"}})).unwrap_err();
-        assert!(e.to_string().contains("always"), "{e}");
+        assert!(refuse(&serde_json::json!({"RestartPolicy": {"Name": "always"}})).is_ok());
         assert!(refuse(&serde_json::json!({"RestartPolicy": {"Name": "no"}})).is_ok());
     }
 

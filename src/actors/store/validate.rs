@@ -417,7 +417,7 @@ fn check_host_config(h: &HostConfig) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn check_restart_policy(h: &HostConfig) -> Result<(), StoreError> {
+pub(super) fn check_restart_policy(h: &HostConfig) -> Result<(), StoreError> {
     let Some(rp) = &h.restart_policy else {
         return Ok(());
     };
@@ -664,11 +664,6 @@ fn refuse_unsupported(req: &CreateRequest) -> Result<(), StoreError> {
             || log.config.as_ref().is_some_and(|c| !c.is_empty())
         {
             return Err(not_yet("HostConfig.LogConfig"));
-        }
-    }
-    if let Some(rp) = h.restart_policy.as_ref().and_then(|r| r.name) {
-        if !matches!(rp, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO) {
-            return Err(not_yet("HostConfig.RestartPolicy"));
         }
     }
     // Every other field: by the table.

@@ -323,7 +323,7 @@ pub fn filter_view(c: &Container) -> ContainerFilterView<'_> {
         },
         ports,
         mounts,
-        health: "none",
+        health: c.state.health_str(),
         isolation: "default",
         is_task: false,
     }
@@ -348,6 +348,7 @@ pub struct SummaryKey {
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
     endpoint: Option<String>,
+    health: &'static str,
 }
 
 impl SummaryKey {
@@ -359,6 +360,7 @@ impl SummaryKey {
             && self.started_at == c.state.started_at
             && self.finished_at == c.state.finished_at
             && self.endpoint.as_deref() == c.endpoint.as_ref().map(|e| e.endpoint_id.as_str())
+            && self.health == c.state.health_str()
     }
 
     pub fn of(c: &Container) -> Self {
@@ -368,6 +370,7 @@ impl SummaryKey {
             started_at: c.state.started_at,
             finished_at: c.state.finished_at,
             endpoint: c.endpoint.as_ref().map(|e| e.endpoint_id.clone()),
+            health: c.state.health_str(),
         }
     }
 }
