@@ -123,7 +123,6 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             "HostConfig.SecurityOpt (--security-opt)",
         ),
         (&["--gpus", "all"], "HostConfig.DeviceRequests (--gpus)"),
-        (&["--link", "other:alias"], "HostConfig.Links (--link)"),
         (
             &["--tmpfs", "/scratch:bogus"],
             "invalid tmpfs option \"bogus\"",

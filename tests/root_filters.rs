@@ -407,7 +407,7 @@ fn logs_and_container_query_parameters() {
     fails_with(
         &d,
         &["rm", "--link", "lg"],
-        "berthd does not support the link query parameter of DELETE /containers/{id} yet",
+        "Conflict, cannot remove the default link name of the container",
     );
     fails_with(
         &d,

@@ -761,3 +761,130 @@ fn predefined_networks_as_dockerd_lists_them() {
     assert_eq!(names.trim(), "['bridge', 'host', 'none']");
     d.docker_ok(&["rm", "-f", "web"]);
 }
+
+#[test]
+fn links_give_hosts_env_and_icc_ports() {
+    require_root!();
+    let n = NetNs::start("berth0", &["--bip", "10.199.48.1/24", "--icc=false"], &[]);
+    let d = n.d();
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--expose",
+        "8080",
+        "--expose",
+        "9090",
+        "-e",
+        "PASSWORD=x",
+        "busybox",
+        "sh",
+        "-c",
+        SERVE,
+    ]);
+    d.docker_ok(&["run", "-d", "--name", "other", "busybox", "sh", "-c", SERVE]);
+    let db_ip = inspect(d, "db", "{{.NetworkSettings.IPAddress}}");
+    let other_ip = inspect(d, "other", "{{.NetworkSettings.IPAddress}}");
+    let db_host = inspect(d, "db", "{{.Config.Hostname}}");
+    let script = format!(
+        "cat /etc/hosts; env | sort; echo ---; ({}); echo; echo ---; ({})",
+        fetch_cmd("http://dbalias:8080/hostname"),
+        fetch_cmd(&format!("http://{other_ip}:8080/hostname"))
+    );
+    // The link opens db's port under --icc=false (the server may still be starting).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--name",
+            "web",
+            "--link",
+            "db:dbalias",
+            "busybox",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains(&format!("---\n{}\n", &db_host)) || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        out.contains(&format!("{db_ip}\tdbalias {db_host} db\n")),
+        "{out}"
+    );
+    for want in [
+        format!("DBALIAS_PORT=tcp://{db_ip}:8080"),
+        format!("DBALIAS_PORT_8080_TCP=tcp://{db_ip}:8080"),
+        format!("DBALIAS_PORT_9090_TCP_ADDR={db_ip}"),
+        "DBALIAS_PORT_8080_TCP_PORT=8080".to_owned(),
+        "DBALIAS_NAME=/web/dbalias".to_owned(),
+        "DBALIAS_ENV_PASSWORD=x".to_owned(),
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want} in {out}");
+    }
+    let parts: Vec<&str> = out.split("---\n").collect();
+    assert_eq!(parts[1].trim(), db_host, "{out}");
+    // --icc=false: a container it is not linked to stays out of reach.
+    assert!(
+        !parts[2].contains(&other_ip) && parts[2].trim().is_empty(),
+        "{out}"
+    );
+
+    // Inspect and `docker rm --link`.
+    d.docker_ok(&[
+        "create", "--name", "web2", "--link", "db", "busybox", "true",
+    ]);
+    assert_eq!(
+        inspect(d, "web2", "{{json .HostConfig.Links}}"),
+        r#"["/db:/web2/db"]"#
+    );
+    d.docker_ok(&["rm", "--link", "/web2/db"]);
+    assert_eq!(inspect(d, "web2", "{{json .HostConfig.Links}}"), "null");
+    let out = d.docker(&["rm", "--link", "/web2/db"]);
+    assert!(!out.status.success());
+
+    // dockerd's refusals.
+    let out = d.docker(&["create", "--link", "nosuch:x", "busybox"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not get container for nosuch"),
+        "{out:?}"
+    );
+    d.docker_ok(&["create", "--name", "idle", "busybox", "true"]);
+    d.docker_ok(&[
+        "create", "--name", "lnk", "--link", "idle:i", "busybox", "true",
+    ]);
+    let out = d.docker(&["start", "lnk"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Cannot link to a non running container: /idle AS /lnk/i"),
+        "{out:?}"
+    );
+    let out = d.docker(&["create", "--network", "host", "--link", "db", "busybox"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("host type networking can't be used with links"),
+        "{out:?}"
+    );
+    // The links go with the child; the parent starts without them.
+    d.docker_ok(&["rm", "-f", "idle"]);
+    d.docker_ok(&["start", "lnk"]);
+    assert_eq!(inspect(d, "lnk", "{{json .HostConfig.Links}}"), "null");
+    // The graph db keeps links across a restart of berthd.
+    d.docker_ok(&[
+        "create", "--name", "keep", "--link", "db", "busybox", "true",
+    ]);
+    let mut n = n;
+    n.restart(&["--bip", "10.199.48.1/24", "--icc=false"]);
+    let d = n.d();
+    assert_eq!(
+        inspect(d, "keep", "{{json .HostConfig.Links}}"),
+        r#"["/db:/keep/db"]"#
+    );
+    d.docker_ok(&["rm", "-f", "db", "other", "web2", "lnk", "keep"]);
+}

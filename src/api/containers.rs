@@ -11,8 +11,8 @@ use super::{ApiError, AppState, QueryParams, check_platform, json_reply};
 use crate::actors::graph::ResolveImage;
 use crate::actors::store::{
     CreateContainer, InspectContainer, KillContainer, ListContainers, PruneCandidates,
-    PublishEvent, RemoveContainer, RenameContainer, ResizeTty, StartContainer, StopContainer,
-    WaitCondition, WaitContainer,
+    PublishEvent, RemoveContainer, RemoveLink, RenameContainer, ResizeTty, StartContainer,
+    StopContainer, WaitCondition, WaitContainer,
 };
 use crate::model::api::{
     ContainerCreateResponse, ContainerWaitResponse, ContainerWaitResponseError,
@@ -35,7 +35,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/containers/{id}/resize", web::post().to(resize))
         .route("/containers/{id}/rename", web::post().to(rename))
         .route("/containers/prune", web::post().to(prune))
-        .route("/containers/{id}", web::delete().to(remove));
+        .route("/containers/{id}", web::delete().to(remove))
+        .route(
+            "/containers/{parent}/{alias}",
+            web::delete().to(remove_link),
+        );
 }
 
 fn q<'a>(query: &'a Query, key: &str) -> Option<&'a str> {
@@ -357,14 +361,44 @@ async fn rename(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `docker rm --link /web/db`: the link goes, the containers stay.
+async fn remove_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let (parent, alias) = (
+        req.match_info().query("parent").to_owned(),
+        req.match_info().query("alias").to_owned(),
+    );
+    if !query.flag("link") {
+        return Err(ApiError::new(
+            crate::error::ErrorKind::NotFound,
+            format!("No such container: {parent}/{alias}"),
+        ));
+    }
+    state
+        .actors
+        .store
+        .send(RemoveLink { parent, alias })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 async fn remove(
     state: web::Data<AppState>,
     req: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     let force = query.flag("force");
-    // `link` removes a link (`/web/db`) instead of a container: berthd makes no links yet.
-    query.refuse_flag("link", "DELETE /containers/{id}")?;
+    // `link` removes a link `/parent/alias` (the route below); a bare name is the
+    // container's own name, which is no link (dockerd's words).
+    if query.flag("link") {
+        return Err(ApiError::new(
+            crate::error::ErrorKind::Conflict,
+            "Conflict, cannot remove the default link name of the container",
+        ));
+    }
     state
         .actors
         .store

@@ -99,6 +99,7 @@ use Status::{Honoured, NotYet, Refused, Stored};
 
 const T_FIELDS: &str = "root_fields::every_field_is_honoured_or_refused";
 const T_PORTS: &str = "root_network::published_ports_as_dockerd";
+const T_LINKS: &str = "root_network::links_give_hosts_env_and_icc_ports";
 const T_DNS: &str = "root_network::dns_and_hosts_options_reach_the_container";
 const T_HEALTH: &str = "root_health::a_passing_check_turns_healthy";
 const T_RESTART: &str = "root_restart::on_failure_restarts_n_times_then_stays_exited";
@@ -746,10 +747,11 @@ pub const HOST_CONFIG: &[Field] = &[
     f(
         "HostConfig.Links",
         "--link",
-        NotYet,
-        "issue 15",
-        T_FIELDS,
-        r#"["other:alias"]"#,
+        Honoured,
+        "`name[:alias]`: the child in /etc/hosts (alias, hostname, name), dockerd's legacy variables (`ALIAS_PORT_80_TCP=...`, `ALIAS_NAME`, `ALIAS_ENV_*`), with --icc=false exactly the child's exposed ports opened; kept in the graph db, gone with either container or `docker rm --link /parent/alias`; the child must exist (dockerd's `could not get container for X`, 400) and run at each start (`Cannot link to a non running container`, 409); refused with --network host and container:",
+        T_LINKS,
+        // Not sent alone: it needs a child container.
+        "",
     ),
     f(
         "HostConfig.OomScoreAdj",

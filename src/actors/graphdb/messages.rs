@@ -33,6 +33,29 @@ pub struct RenameEntity {
     pub new: String,
 }
 
+/// From `ContainerStoreActor` on create (`--link child:alias`): the links of container
+/// `parent`, `(alias, child id)`, in one transaction.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), GraphDbError>")]
+pub struct AddLinks {
+    pub parent: String,
+    pub links: Vec<(String, String)>,
+}
+
+/// From `ContainerStoreActor` (`docker rm --link /parent/alias`): drops one link;
+/// whether there was one.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<bool, GraphDbError>")]
+pub struct RemoveLink {
+    pub parent: String,
+    pub alias: String,
+}
+
+/// From `ContainerStoreActor::Init`: every link as `(parent, alias, child)`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<(String, String, String)>, GraphDbError>")]
+pub struct ListLinks;
+
 /// From `ContainerStoreActor::Init`: every top-level name as `("/name", id)`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Vec<(String, String)>, GraphDbError>")]

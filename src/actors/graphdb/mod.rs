@@ -90,6 +90,27 @@ impl Handler<RenameEntity> for GraphDbActor {
     }
 }
 
+impl Handler<AddLinks> for GraphDbActor {
+    type Result = Result<(), GraphDbError>;
+    fn handle(&mut self, msg: AddLinks, _: &mut Self::Context) -> Self::Result {
+        schema::add_links(self.conn()?, &msg.parent, &msg.links)
+    }
+}
+
+impl Handler<RemoveLink> for GraphDbActor {
+    type Result = Result<bool, GraphDbError>;
+    fn handle(&mut self, msg: RemoveLink, _: &mut Self::Context) -> Self::Result {
+        schema::remove_link(self.conn()?, &msg.parent, &msg.alias)
+    }
+}
+
+impl Handler<ListLinks> for GraphDbActor {
+    type Result = Result<Vec<(String, String, String)>, GraphDbError>;
+    fn handle(&mut self, _: ListLinks, _: &mut Self::Context) -> Self::Result {
+        schema::list_links(self.conn()?)
+    }
+}
+
 impl Handler<ListNames> for GraphDbActor {
     type Result = Result<Vec<(String, String)>, GraphDbError>;
     fn handle(&mut self, _: ListNames, _: &mut Self::Context) -> Self::Result {

@@ -218,6 +218,77 @@ pub fn purge(conn: &mut Connection, id: &str) -> Result<(), GraphDbError> {
     tx.commit().map_err(sql("commit"))
 }
 
+/// Links container `parent` to each `(alias, child)`: the edge `/parent/alias` → child,
+/// in one transaction; `NameInUse` when `parent` already has a link of that alias to
+/// another container.
+pub fn add_links(
+    conn: &mut Connection,
+    parent: &str,
+    links: &[(String, String)],
+) -> Result<(), GraphDbError> {
+    let tx = conn.transaction().map_err(sql("begin"))?;
+    tx.execute(
+        "INSERT OR IGNORE INTO entity (id) VALUES (?1)",
+        params![parent],
+    )
+    .map_err(sql("insert entity"))?;
+    for (alias, child) in links {
+        let holder: Option<String> = tx
+            .query_row(
+                "SELECT entity_id FROM edge WHERE parent_id = ?1 AND name = ?2",
+                params![parent, alias],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("lookup"))?;
+        match holder {
+            Some(h) if &h == child => continue,
+            Some(holder) => {
+                return Err(GraphDbError::NameInUse {
+                    name: format!("{parent}/{alias}"),
+                    holder,
+                });
+            }
+            None => {}
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO entity (id) VALUES (?1)",
+            params![child],
+        )
+        .map_err(sql("insert entity"))?;
+        tx.execute(
+            "INSERT INTO edge (entity_id, parent_id, name) VALUES (?1, ?2, ?3)",
+            params![child, parent, alias],
+        )
+        .map_err(sql("insert edge"))?;
+    }
+    tx.commit().map_err(sql("commit"))
+}
+
+/// Removes the link `alias` of container `parent`; whether there was one.
+pub fn remove_link(conn: &mut Connection, parent: &str, alias: &str) -> Result<bool, GraphDbError> {
+    let n = conn
+        .execute(
+            "DELETE FROM edge WHERE parent_id = ?1 AND name = ?2",
+            params![parent, alias],
+        )
+        .map_err(sql("delete edge"))?;
+    Ok(n > 0)
+}
+
+/// Every link as `(parent, alias, child)`.
+pub fn list_links(conn: &mut Connection) -> Result<Vec<(String, String, String)>, GraphDbError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT parent_id, name, entity_id FROM edge WHERE parent_id IS NOT NULL AND parent_id != ?1",
+        )
+        .map_err(sql("prepare"))?;
+    let rows = stmt
+        .query_map(params![ROOT], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(sql("list"))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sql("list"))
+}
+
 /// Every top-level name as `("/name", id)`.
 pub fn list_names(conn: &mut Connection) -> Result<Vec<(String, String)>, GraphDbError> {
     let mut stmt = conn
@@ -242,6 +313,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("linkgraph.db")).unwrap();
         (dir, conn)
+    }
+
+    #[test]
+    fn links_are_edges_that_go_with_either_end() {
+        let (_d, mut c) = db();
+        reserve_name(&mut c, "web", "w1").unwrap();
+        reserve_name(&mut c, "db", "d1").unwrap();
+        add_links(&mut c, "w1", &[("db".into(), "d1".into())]).unwrap();
+        // Idempotent for the same child; another child under the alias conflicts.
+        add_links(&mut c, "w1", &[("db".into(), "d1".into())]).unwrap();
+        assert!(add_links(&mut c, "w1", &[("db".into(), "x".into())]).is_err());
+        assert_eq!(
+            list_links(&mut c).unwrap(),
+            [("w1".to_owned(), "db".to_owned(), "d1".to_owned())]
+        );
+        // Names are not links.
+        assert_eq!(list_names(&mut c).unwrap().len(), 2);
+        assert!(remove_link(&mut c, "w1", "db").unwrap());
+        assert!(!remove_link(&mut c, "w1", "db").unwrap());
+        add_links(&mut c, "w1", &[("db".into(), "d1".into())]).unwrap();
+        purge(&mut c, "d1").unwrap();
+        assert!(list_links(&mut c).unwrap().is_empty());
     }
 
     #[test]

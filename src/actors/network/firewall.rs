@@ -87,6 +87,43 @@ impl Firewall {
         [("nat", &self.nat_chain), ("filter", &self.ports_chain)]
     }
 
+    /// A link's rules under `--icc=false` (dockerd's): `parent` may open connections to
+    /// `child`'s `proto` `port`, and the child may answer from it; inserted ahead of the
+    /// icc DROP of the filter chain.
+    pub fn link_rules(
+        &self,
+        parent: std::net::Ipv4Addr,
+        child: std::net::Ipv4Addr,
+        proto: &str,
+        port: u16,
+    ) -> [Rule; 2] {
+        let br = self.bridge.as_str();
+        let one = |src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, dir: &str| Rule {
+            table: "filter",
+            chain: self.filter_chain.clone(),
+            spec: strings(&[
+                "-i",
+                br,
+                "-o",
+                br,
+                "-s",
+                &format!("{src}/32"),
+                "-d",
+                &format!("{dst}/32"),
+                "-p",
+                proto,
+                "-m",
+                proto,
+                dir,
+                &port.to_string(),
+                "-j",
+                "ACCEPT",
+            ]),
+            insert: true,
+        };
+        [one(parent, child, "--dport"), one(child, parent, "--sport")]
+    }
+
     /// A published port's rules: the DNAT of `host_ip:host_port` (any local address for
     /// `0.0.0.0`) to `ip:container_port`, and the forward accept of new connections to it
     /// from outside the bridge.
@@ -148,7 +185,14 @@ impl Firewall {
             let lines: Vec<String> = rules
                 .iter()
                 .filter(|r| r.table == table)
-                .map(|r| rule_line(if add { "-A" } else { "-D" }, r))
+                .map(|r| {
+                    let op = match (add, r.insert) {
+                        (false, _) => "-D",
+                        (true, true) => "-I",
+                        (true, false) => "-A",
+                    };
+                    rule_line(op, r)
+                })
                 .collect();
             push_table(&mut out, table, &lines);
         }

@@ -95,6 +95,18 @@ pub struct PublishPorts {
     pub requests: Vec<PortRequest>,
 }
 
+/// From `ContainerStoreActor` on the start of a container with links under `--icc=false`,
+/// after its endpoint is taken: opens container `id` (at `ip`) to each child's exposed
+/// ports, `(child ip, proto, port)`, and nothing else. The rules go with the endpoint
+/// (`ReleaseEndpoint`). Nothing to do with `--icc=true`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), NetworkError>")]
+pub struct OpenLinks {
+    pub id: String,
+    pub ip: Ipv4Addr,
+    pub ports: Vec<(Ipv4Addr, String, u16)>,
+}
+
 /// From `ContainerStoreActor` on the start of a container with its own network namespace
 /// (`--network none`, or `bridged` for the default network): a namespace to join, ready
 /// (see [`super::sandbox`]). A bridged one's endpoint is container `id`'s from now on.

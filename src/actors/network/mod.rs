@@ -78,6 +78,8 @@ pub struct NetworkActor {
     /// The published ports' rule changes, applied one after another in the order this
     /// actor made them (see `ports::RuleQueue`).
     rule_queue: ports::RuleQueue,
+    /// Container id → the rules that open its links' ports (`--icc=false`).
+    link_rules: HashMap<String, Vec<firewall::Rule>>,
     /// Network namespaces made ahead of starts.
     pool: Pool,
     /// After `Shutdown`: nothing more is made ahead.
@@ -105,6 +107,7 @@ impl NetworkActor {
             endpoints: HashMap::new(),
             published: HashMap::new(),
             rule_queue: ports::RuleQueue::default(),
+            link_rules: HashMap::new(),
             pool: Pool::default(),
             closing: false,
             snapshot: None,

@@ -15,7 +15,9 @@ use std::net::Ipv4Addr;
 use actix::prelude::*;
 
 use super::firewall::{Firewall, Rule};
-use super::{Endpoint, NetworkActor, NetworkError, PortMapping, PortRequest, PublishPorts};
+use super::{
+    Endpoint, NetworkActor, NetworkError, OpenLinks, PortMapping, PortRequest, PublishPorts,
+};
 use crate::sys::ports::{Reservation, reserve};
 
 /// A published port and the socket that holds its host port.
@@ -176,6 +178,22 @@ impl NetworkActor {
 
     /// Lets container `id`'s ports go: the sockets now, the rules on a blocking thread.
     pub(super) fn unpublish(&mut self, id: &str, ctx: &mut Context<Self>) {
+        if let Some((fw, rules)) = self
+            .link_rules
+            .remove(id)
+            .and_then(|r| Some((self.net.as_ref()?.firewall.clone()?, r)))
+        {
+            let change = self.rule_queue.change(fw, rules, false);
+            let id = id.to_owned();
+            ctx.spawn(
+                async move {
+                    if let Err(e) = change.await {
+                        tracing::warn!(container_id = %id, error = %e, "link rules not removed");
+                    }
+                }
+                .into_actor(self),
+            );
+        }
         let Some(held) = self.published.remove(id) else {
             return;
         };
@@ -238,6 +256,30 @@ impl NetworkActor {
             }
             .into_actor(self),
         );
+    }
+}
+
+impl Handler<OpenLinks> for NetworkActor {
+    type Result = ResponseActFuture<Self, Result<(), NetworkError>>;
+    fn handle(&mut self, msg: OpenLinks, _: &mut Self::Context) -> Self::Result {
+        let Some(fw) = self.net.as_ref().and_then(|n| n.firewall.clone()) else {
+            return Box::pin(actix::fut::ready(Ok(())));
+        };
+        if fw.icc || msg.ports.is_empty() {
+            return Box::pin(actix::fut::ready(Ok(())));
+        }
+        let rules: Vec<Rule> = msg
+            .ports
+            .iter()
+            .flat_map(|(child, proto, port)| fw.link_rules(msg.ip, *child, proto, *port))
+            .collect();
+        let work = self.rule_queue.change(fw, rules.clone(), true);
+        let id = msg.id;
+        Box::pin(work.into_actor(self).map(move |res, act, _| {
+            res?;
+            act.link_rules.entry(id).or_default().extend(rules);
+            Ok(())
+        }))
     }
 }
 

@@ -105,6 +105,10 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         {
             return ready(Err(e));
         }
+        let new_links = match self.links_of_create(&host_config, &network) {
+            Ok(l) => l,
+            Err(e) => return ready(Err(e)),
+        };
         let id = crate::util::new_id();
         let donor = process::network_donor(&host_config).is_some();
         if config.hostname.as_deref().unwrap_or("").is_empty() && !donor {
@@ -139,7 +143,9 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         // Nor when it joins another container's namespaces, which must be running at the
         // start.
         let joins = process::joins_another(&host_config);
-        let may_prestart = self.prestarts < MAX_PRESTARTS && !binds && !joins;
+        // Nor with links: its hosts and environment come from the children at the start.
+        let may_prestart =
+            self.prestarts < MAX_PRESTARTS && !binds && !joins && new_links.is_empty();
         if may_prestart {
             self.prestarts += 1;
         }
@@ -365,6 +371,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                             });
                         }
                         act.containers.insert(id.clone(), entry);
+                        act.add_links(&id, new_links, ctx);
                         Ok(Created { id, warnings })
                     }
                     Err(e) => {
@@ -470,5 +477,72 @@ pub(super) fn drop_prestart(peers: &Peers, id: &str, p: &Prestarted) {
     peers.exec.do_send(DropPrestart { id: id.to_owned() });
     if p.endpoint.is_some() {
         peers.network.do_send(ReleaseEndpoint { id: id.to_owned() });
+    }
+}
+
+impl ContainerStoreActor {
+    /// The links a create asks for (`HostConfig.Links`), as `(alias, child id)`, checked as
+    /// dockerd's `registerLinks` checks them.
+    fn links_of_create(
+        &self,
+        h: &crate::model::api::HostConfig,
+        network: &NetworkSpec,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let host_conflict = || {
+            StoreError::Invalid {
+            message: "conflicting options: host type networking can't be used with links. This would result in undefined behavior".to_owned(),
+        }
+        };
+        let mut out: Vec<(String, String)> = Vec::new();
+        for entry in h.links.iter().flatten() {
+            let (name, alias) = super::links::parse_link(entry)?;
+            if *network == NetworkSpec::Host {
+                return Err(host_conflict());
+            }
+            let child = self.resolve(&name).map_err(|_| StoreError::Invalid {
+                message: format!("could not get container for {name}: No such container: {name}"),
+            })?;
+            if self.containers[&child].c.network == NetworkSpec::Host {
+                return Err(host_conflict());
+            }
+            if out.iter().any(|(a, _)| *a == alias) {
+                return Err(StoreError::Invalid {
+                    message: format!("a link named {alias} is given twice"),
+                });
+            }
+            out.push((alias, child));
+        }
+        Ok(out)
+    }
+
+    /// Records the links of a new container `parent`: in memory now, in the graph db
+    /// behind (a failed write is logged; the next start-up reads the database).
+    fn add_links(&mut self, parent: &str, links: Vec<(String, String)>, ctx: &mut Context<Self>) {
+        if links.is_empty() {
+            return;
+        }
+        for (alias, child) in &links {
+            self.links.push(super::links::Link {
+                parent: parent.to_owned(),
+                alias: alias.clone(),
+                child: child.clone(),
+            });
+        }
+        let graphdb = self.peers.graphdb.clone();
+        let parent = parent.to_owned();
+        ctx.spawn(
+            async move {
+                let sent = graphdb
+                    .send(crate::actors::graphdb::AddLinks {
+                        parent: parent.clone(),
+                        links,
+                    })
+                    .await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    tracing::warn!(container_id = %parent, "links not written to the graph db");
+                }
+            }
+            .into_actor(self),
+        );
     }
 }

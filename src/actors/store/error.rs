@@ -43,6 +43,9 @@ pub enum StoreError {
     /// `--network container:<name>` with `name` not running (dockerd's words).
     #[error("cannot join network of a non running container: {name}")]
     JoinNetNotRunning { name: String },
+    /// A start whose linked container does not run (dockerd's words).
+    #[error("Cannot link to a non running container: {child} AS {link}")]
+    LinkNotRunning { child: String, link: String },
     #[error(
         "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
     )]
@@ -142,6 +145,7 @@ impl StoreError {
             StoreError::KillNotRunning { .. }
             | StoreError::JoinNotRunning { .. }
             | StoreError::JoinNetNotRunning { .. }
+            | StoreError::LinkNotRunning { .. }
             | StoreError::RemoveRunning { .. }
             | StoreError::RemovalInProgress { .. }
             | StoreError::AttachStopped { .. }

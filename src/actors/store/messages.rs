@@ -180,6 +180,16 @@ pub struct ListImageUsers;
 #[rtype(result = "crate::actors::graph::VolumeUsers")]
 pub struct ListVolumeUsers;
 
+/// From `DELETE /containers/{parent}/{alias}?link=1` (`docker rm --link /web/db`): drops
+/// the link `alias` of container `parent` (its name or id), in memory and in the graph db;
+/// the containers stay. `NotFound` when there is no such link.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct RemoveLink {
+    pub parent: String,
+    pub alias: String,
+}
+
 /// From `GET /networks/{id}`: the running containers on each predefined network.
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<NetworkUser>")]

@@ -30,6 +30,7 @@ pub mod etc;
 mod exec;
 mod files;
 pub mod health;
+pub mod links;
 mod live;
 pub mod messages;
 pub mod mounts;
@@ -70,9 +71,11 @@ use super::exec::{
     RestoreState, SignalContainer, StartContainer as ExecStart,
 };
 use super::graph::{GetDriverInfo, GraphActor, PruneRwLayers, RemoveRwLayer};
-use super::graphdb::{GraphDbActor, ListNames, ReleaseEntity, RenameEntity, ReserveName};
+use super::graphdb::{
+    GraphDbActor, ListLinks, ListNames, ReleaseEntity, RenameEntity, ReserveName,
+};
 use super::network::{
-    Endpoint, GetNetworkInfo, NetworkActor, NetworkInfo, PublishPorts, ReleaseEndpoint,
+    Endpoint, GetNetworkInfo, NetworkActor, NetworkInfo, OpenLinks, PublishPorts, ReleaseEndpoint,
     RestoreEndpoints,
 };
 use super::{ActorClient, Init, LifecycleError, Shutdown};
@@ -206,6 +209,8 @@ pub struct ContainerStoreActor {
     execs: exec::ExecTable,
     /// The health probes running, by exec id: where their exit codes go.
     probe_exits: HashMap<String, oneshot::Sender<i32>>,
+    /// Legacy links (`--link`), as the graph db holds them.
+    links: Vec<links::Link>,
 }
 
 impl std::fmt::Debug for ContainerStoreActor {
@@ -250,6 +255,7 @@ impl ContainerStoreActor {
             migrate,
             execs: exec::ExecTable::default(),
             probe_exits: HashMap::new(),
+            links: Vec::new(),
         }
     }
 
@@ -354,6 +360,50 @@ impl ContainerStoreActor {
             hostname: d.config.hostname.clone().unwrap_or_default(),
             domainname: d.config.domainname.clone().unwrap_or_default(),
         }))
+    }
+
+    /// For a start of container `key`: each child it links to, which must run (dockerd's
+    /// "Cannot link to a non running container"). A child removed since has no link left.
+    fn link_children(&self, key: &str) -> Result<Vec<links::Child>, StoreError> {
+        let Some(parent) = self
+            .resolve(key)
+            .ok()
+            .and_then(|id| self.containers.get(&id))
+        else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for l in self.links.iter().filter(|l| l.parent == parent.c.id) {
+            let Some(child) = self.containers.get(&l.child) else {
+                continue;
+            };
+            let link_name = format!("{}/{}", parent.c.name, l.alias);
+            if !child.c.state.is_running() {
+                return Err(StoreError::LinkNotRunning {
+                    child: child.c.name.clone(),
+                    link: link_name,
+                });
+            }
+            let mut ports: Vec<(u16, String)> = child
+                .c
+                .config
+                .exposed_ports
+                .iter()
+                .flat_map(|p| p.keys())
+                .filter_map(|k| links::port_of(k))
+                .collect();
+            ports.sort();
+            out.push(links::Child {
+                link_name,
+                alias: l.alias.clone(),
+                name: child.c.name.trim_start_matches('/').to_owned(),
+                hostname: child.c.config.hostname.clone().unwrap_or_default(),
+                ip: child.c.endpoint.as_ref().map(|e| e.ip),
+                ports,
+                env: child.c.config.env.clone().unwrap_or_default(),
+            });
+        }
+        Ok(out)
     }
 
     fn entry(&mut self, key: &str) -> Result<&mut Entry, StoreError> {
@@ -477,6 +527,8 @@ impl ContainerStoreActor {
                                     .collect();
                             }
                             act.names.remove(&e.c.name);
+                            // The graph db's purge took its links, both ways.
+                            act.links.retain(|l| l.parent != id && l.child != id);
                             e.c.event("destroy", []);
                             let code = e.c.state.exit_code;
                             for w in e.waiters.drain(..) {
@@ -823,12 +875,31 @@ impl Handler<Init> for ContainerStoreActor {
                     .await
                     .map_err(|e| LifecycleError::from_error(&e))?;
             }
-            Ok((restored, net, driver))
+            let db_links = peers
+                .graphdb
+                .send(ListLinks)
+                .await
+                .map_err(|e| LifecycleError::from_error(&e))?
+                .map_err(|e| LifecycleError::from_error(&e))?;
+            let db_links: Vec<links::Link> = db_links
+                .into_iter()
+                .map(|(parent, alias, child)| links::Link {
+                    parent,
+                    alias,
+                    child,
+                })
+                .filter(|l| {
+                    let known = |id: &str| restored.iter().any(|c| c.id == id);
+                    known(&l.parent) && known(&l.child)
+                })
+                .collect();
+            Ok((restored, net, driver, db_links))
         };
         Box::pin(
             actix::fut::wrap_future::<_, Self>(work)
                 .map(|res, act, ctx| {
-                    let (records, net, driver) = res?;
+                    let (records, net, driver, db_links) = res?;
+                    act.links = db_links;
                     act.net = net;
                     act.driver = driver;
                     let mut auto_remove = Vec::new();
@@ -968,6 +1039,13 @@ impl ContainerStoreActor {
                 return ready(Err(e));
             }
         };
+        let children = match self.link_children(key) {
+            Ok(c) => c,
+            Err(e) => {
+                self.refuse_start(key, &e, ctx);
+                return ready(Err(e));
+            }
+        };
         let security_defaults = self.security_defaults();
         let default_ip = self
             .config
@@ -1060,7 +1138,7 @@ impl ContainerStoreActor {
         } else {
             Vec::new()
         };
-        let etc = match EtcFiles::new(
+        let mut etc = match EtcFiles::new(
             &entry.c.config,
             &entry.c.host_config,
             &entry.c.network,
@@ -1073,6 +1151,19 @@ impl ContainerStoreActor {
                 return ready(Err(e));
             }
         };
+        // Links: the children in /etc/hosts and their legacy environment.
+        let mut link_ports = Vec::new();
+        for ch in &children {
+            if let Some(ip) = ch.ip {
+                etc.extra_hosts
+                    .push((ch.host_names(), std::net::IpAddr::V4(ip)));
+                link_ports.extend(ch.ports.iter().map(|(p, proto)| (ip, proto.clone(), *p)));
+            }
+        }
+        links::merge_env(
+            &mut spec.env,
+            children.iter().flat_map(links::Child::env).collect(),
+        );
         let container_name = entry.c.name.clone();
         let prestart = entry.prestart.take();
         let check_files = std::mem::take(&mut entry.files_unchecked);
@@ -1116,6 +1207,22 @@ impl ContainerStoreActor {
                         }
                         Err(e) => return (Err(e), None),
                     }
+                }
+            }
+            if let (Some(ep), false, false) =
+                (endpoint.as_ref(), link_ports.is_empty(), daemon_config.icc)
+            {
+                let opened = network
+                    .send(OpenLinks {
+                        id: id2.clone(),
+                        ip: ep.ip,
+                        ports: link_ports,
+                    })
+                    .await
+                    .map_err(StoreError::mailbox("network"))
+                    .and_then(|r| r.map_err(StoreError::from));
+                if let Err(e) = opened {
+                    return (Err(e), endpoint);
                 }
             }
             if let (Some(ep), false) = (endpoint.as_mut(), port_requests.is_empty()) {
@@ -1458,6 +1565,34 @@ impl Handler<ListContainers> for ContainerStoreActor {
     }
 }
 
+impl Handler<RemoveLink> for ContainerStoreActor {
+    type Result = Fut<Result<(), StoreError>>;
+    fn handle(&mut self, msg: RemoveLink, _: &mut Self::Context) -> Self::Result {
+        let full = format!("/{}/{}", msg.parent, msg.alias);
+        let Some(parent) = self.resolve(&msg.parent).ok() else {
+            return ready(Err(StoreError::NotFound { id: full }));
+        };
+        let before = self.links.len();
+        self.links
+            .retain(|l| !(l.parent == parent && l.alias == msg.alias));
+        if self.links.len() == before {
+            return ready(Err(StoreError::NotFound { id: full }));
+        }
+        let graphdb = self.peers.graphdb.clone();
+        Box::pin(actix::fut::wrap_future(async move {
+            graphdb
+                .send(crate::actors::graphdb::RemoveLink {
+                    parent,
+                    alias: msg.alias,
+                })
+                .await
+                .map_err(StoreError::mailbox("graphdb"))?
+                .map_err(StoreError::from)?;
+            Ok(())
+        }))
+    }
+}
+
 impl Handler<InspectContainer> for ContainerStoreActor {
     type Result = Result<Value, StoreError>;
     fn handle(&mut self, msg: InspectContainer, _: &mut Self::Context) -> Self::Result {
@@ -1470,6 +1605,23 @@ impl Handler<InspectContainer> for ContainerStoreActor {
         };
         let mut doc = view::inspect(&entry.c, &data_root, status);
         let id = entry.c.id.clone();
+        let parent_name = entry.c.name.clone();
+        // Links as dockerd shows them: `/child:/parent/alias`, by today's names.
+        let links: Vec<String> = self
+            .links
+            .iter()
+            .filter(|l| l.parent == id)
+            .filter_map(|l| {
+                let child = self.containers.get(&l.child)?;
+                Some(format!("{}:{}/{}", child.c.name, parent_name, l.alias))
+            })
+            .collect();
+        // As dockerd's inspect: the link index, not the request (null without links).
+        doc["HostConfig"]["Links"] = if links.is_empty() {
+            Value::Null
+        } else {
+            Value::from(links)
+        };
         if let (Some(ids), Some(obj)) = (self.exec_ids(&id), doc.as_object_mut()) {
             obj.insert("ExecIDs".to_owned(), Value::from(ids));
         }
