@@ -93,9 +93,10 @@ fn every_field_is_honoured_or_refused() {
 }
 
 /// The flags a docker user types for what berthd does not do: exit 125 and a message
-/// naming the field; values dockerd refuses get dockerd's words. (`--network-alias` and
-/// `--mac-address` are refused by the CLI itself on the networks a `-b none` daemon has;
-/// their fields are in `every_field_is_honoured_or_refused`.)
+/// naming the field; values dockerd refuses get dockerd's words. (`--network-alias` is
+/// refused by the CLI itself on the networks a `-b none` daemon has, and `--mac-address`
+/// by the CLI against API 1.41; their fields are in `every_field_is_honoured_or_refused`
+/// and `root_network::mac_address_reaches_eth0`.)
 #[test]
 fn the_cli_refuses_what_berthd_does_not_do() {
     require_root!();

@@ -888,3 +888,55 @@ fn links_give_hosts_env_and_icc_ports() {
     );
     d.docker_ok(&["rm", "-f", "db", "other", "web2", "lnk", "keep"]);
 }
+
+#[test]
+fn mac_address_reaches_eth0() {
+    require_root!();
+    let n = NetNs::start("berth0", &["--bip", "10.199.49.1/24"], &[]);
+    let d = n.d();
+    d.import_busybox();
+    // The CLI sends --mac-address only to API 1.44 daemons (it says so itself against
+    // 1.41, as against dockerd 20.10); the SDK sends Config.MacAddress.
+    let out = d.python_sdk_ok(
+        "print(c.containers.run('busybox', 'cat /sys/class/net/eth0/address', name='mac', \
+         mac_address='02:42:ac:11:00:99').decode())",
+    );
+    assert_eq!(out.trim(), "02:42:ac:11:00:99");
+    // A start again gets it again.
+    d.docker_ok(&["start", "mac"]);
+    assert_eq!(d.docker_ok(&["wait", "mac"]).trim(), "0");
+    assert!(
+        d.docker_ok(&["logs", "mac"])
+            .lines()
+            .all(|l| l == "02:42:ac:11:00:99")
+    );
+    let running = d.python_sdk_ok(
+        "print(c.containers.run('busybox', 'sleep 100', detach=True, \
+         mac_address='02:42:ac:11:00:98').id)",
+    );
+    assert_eq!(
+        inspect(d, running.trim(), "{{.NetworkSettings.MacAddress}}"),
+        "02:42:ac:11:00:98"
+    );
+    for (extra, want) in [
+        ("mac_address='nope'", "nope is not a valid mac address"),
+        ("mac_address='01:00:5e:00:00:01'", "multicast"),
+        (
+            "mac_address='02:42:ac:11:00:97', network_mode='host'",
+            "conflicting options: mac-address and the network mode",
+        ),
+        (
+            "mac_address='02:42:ac:11:00:97', network_mode='none'",
+            "Config.MacAddress (--mac-address)",
+        ),
+    ] {
+        let got = d.python_sdk_ok(&format!(
+            "import docker.errors\ntry:\n    c.containers.create('busybox', {extra})\n    print('created')\nexcept docker.errors.APIError as e:\n    print(e.response.status_code, e.explanation)"
+        ));
+        assert!(
+            got.starts_with("400 ") && got.contains(want),
+            "{extra}: {got}"
+        );
+    }
+    d.docker_ok(&["rm", "-f", "mac", running.trim()]);
+}

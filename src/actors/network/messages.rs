@@ -116,6 +116,9 @@ pub struct OpenLinks {
 pub struct TakeSandbox {
     pub id: String,
     pub bridged: bool,
+    /// `--mac-address`: a bridged sandbox made now with this MAC (not one made ahead,
+    /// whose MAC comes from its address).
+    pub mac: Option<[u8; 6]>,
 }
 
 /// From `ContainerStoreActor` on create (`do_send`): a start of this kind is coming, so

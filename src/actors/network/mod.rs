@@ -529,6 +529,7 @@ impl NetworkActor {
     fn start_make(
         &mut self,
         kind: Kind,
+        mac: Option<[u8; 6]>,
     ) -> Result<
         (
             Option<Ipv4Addr>,
@@ -542,7 +543,9 @@ impl NetworkActor {
                 let net = self.net.as_mut().ok_or(NetworkError::Disabled)?;
                 let ip = net.ipam.allocate()?;
                 let endpoint_id = crate::util::new_id();
+                let mac = mac.unwrap_or_else(|| bridge::mac_for(ip));
                 Some(Wiring {
+                    mac,
                     bridge_index: net.bridge_index,
                     mtu: self.info.mtu,
                     endpoint: Endpoint {
@@ -553,7 +556,7 @@ impl NetworkActor {
                         ip,
                         prefix: net.ipam.subnet().prefix,
                         gateway: net.ipam.gateway(),
-                        mac: bridge::mac_string(&bridge::mac_for(ip)),
+                        mac: bridge::mac_string(&mac),
                         ports: Vec::new(),
                     },
                 })
@@ -588,7 +591,7 @@ impl NetworkActor {
         }
         for kind in [Kind::Plain, Kind::Bridged] {
             for _ in 0..self.pool.missing(kind) {
-                let (ip, making) = match self.start_make(kind) {
+                let (ip, making) = match self.start_make(kind, None) {
                     Ok(m) => m,
                     Err(e) => {
                         tracing::debug!(error = %crate::util::error_chain(&e), ?kind, "no network namespace made ahead");
@@ -629,9 +632,15 @@ impl Handler<TakeSandbox> for NetworkActor {
         if let Some(old) = self.endpoints.remove(&msg.id) {
             self.release_address(Some(old.ip));
         }
-        let taking: futures_util::future::BoxFuture<'static, _> = match self.pool.take(kind) {
+        // A given MAC: made now (the ones made ahead have their address's MAC).
+        let ready = if msg.mac.is_some() && msg.bridged {
+            None
+        } else {
+            self.pool.take(kind)
+        };
+        let taking: futures_util::future::BoxFuture<'static, _> = match ready {
             Some(sb) => Box::pin(async { (None, Ok(sb)) }),
-            None => match self.start_make(kind) {
+            None => match self.start_make(kind, msg.mac) {
                 Ok((ip, making)) => Box::pin(async move { (ip, making.await) }),
                 Err(e) => return Box::pin(actix::fut::ready(Err(e))),
             },

@@ -53,6 +53,8 @@ pub struct Wiring {
     pub bridge_index: u32,
     pub mtu: u32,
     pub endpoint: Endpoint,
+    /// eth0's MAC.
+    pub mac: [u8; 6],
 }
 
 fn sandbox_err(source: io::Error) -> NetworkError {
@@ -104,7 +106,7 @@ fn make_on_this_thread(wiring: Option<Wiring>) -> Result<Sandbox, NetworkError> 
             });
         };
         let ep = w.endpoint;
-        let mac = bridge::mac_for(ep.ip);
+        let mac = w.mac;
         bridge::create_veth(
             &host,
             &ep.host_veth,

@@ -16,6 +16,7 @@ use crate::actors::graph::{
     CreateRwLayer, CreateVolumes, GraphError, RemoveVolume, ResolveImage, RwLayer,
 };
 use crate::actors::graphdb::{GraphDbError, ReserveName};
+use crate::actors::network::bridge::parse_mac;
 use crate::actors::network::{
     NetworkError, Prewarm, ReleaseEndpoint, Sandbox, TakeSandbox, plan_network,
 };
@@ -103,6 +104,9 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         if let Err(e) =
             super::ports::check(&host_config, &config, &network, &mode, self.config.iptables)
         {
+            return ready(Err(e));
+        }
+        if let Err(e) = check_mac(&config, &network) {
             return ready(Err(e));
         }
         let new_links = match self.links_of_create(&host_config, &network) {
@@ -323,11 +327,12 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                         spec.process = process::process_spec(&c, &default_ulimits, |_| None)
                             .unwrap_or_default();
                         spec.security = security;
-                        (spec, c.network.clone(), dir.join("hosts"))
+                        let mac = c.config.mac_address.as_deref().and_then(parse_mac);
+                        (spec, c.network.clone(), dir.join("hosts"), mac)
                     });
                 let set_up = async {
-                    let (spec, network, hosts) = ahead?;
-                    prestart(&peers, spec, network, hosts, &etc).await
+                    let (spec, network, hosts, mac) = ahead?;
+                    prestart(&peers, spec, network, hosts, &etc, mac).await
                 };
                 let (committed, pre) = futures_util::join!(commit, set_up);
                 if let Err(e) = committed {
@@ -396,11 +401,13 @@ pub(super) async fn take_sandbox(
     bridged: bool,
     hosts: PathBuf,
     etc: &EtcFiles,
+    mac: Option<[u8; 6]>,
 ) -> Result<Sandbox, StoreError> {
     let sb = network
         .send(TakeSandbox {
             id: id.to_owned(),
             bridged,
+            mac,
         })
         .await
         .map_err(StoreError::mailbox("network"))??;
@@ -434,6 +441,7 @@ async fn prestart(
     network: NetworkSpec,
     hosts: PathBuf,
     etc: &EtcFiles,
+    mac: Option<[u8; 6]>,
 ) -> Option<Prestarted> {
     let id = spec.id.clone();
     let mut netns = None;
@@ -442,7 +450,7 @@ async fn prestart(
         let bridged = network == NetworkSpec::New;
         // `hosts` is written beside the create's other writes, not behind them: none of
         // them touches it, and behind them it would wait for the record's fsyncs.
-        let sb = take_sandbox(&peers.network, None, &id, bridged, hosts, etc).await;
+        let sb = take_sandbox(&peers.network, None, &id, bridged, hosts, etc, mac).await;
         match sb {
             Ok(sb) => {
                 endpoint = sb.endpoint;
@@ -544,5 +552,34 @@ impl ContainerStoreActor {
             }
             .into_actor(self),
         );
+    }
+}
+
+/// `--mac-address` (`Config.MacAddress`): a unicast MAC for eth0 on the bridge; dockerd's
+/// words for a bad one and for the host's network; refused where there is no eth0 for it.
+fn check_mac(
+    config: &crate::model::api::ContainerConfig,
+    network: &NetworkSpec,
+) -> Result<(), StoreError> {
+    let Some(text) = config.mac_address.as_deref().filter(|m| !m.is_empty()) else {
+        return Ok(());
+    };
+    let invalid = |message: String| StoreError::Invalid { message };
+    let mac =
+        parse_mac(text).ok_or_else(|| invalid(format!("{text} is not a valid mac address")))?;
+    if mac[0] & 1 == 1 {
+        return Err(invalid(format!(
+            "{text} is a multicast mac address: a container's interface needs a unicast one"
+        )));
+    }
+    match network {
+        NetworkSpec::New => Ok(()),
+        NetworkSpec::Host => Err(invalid(
+            "conflicting options: mac-address and the network mode".to_owned(),
+        )),
+        NetworkSpec::None => Err(StoreError::Refused {
+            field: "Config.MacAddress (--mac-address)".to_owned(),
+            reason: "the container has no network interface to give it (--network none)".to_owned(),
+        }),
     }
 }

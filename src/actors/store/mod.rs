@@ -1165,6 +1165,12 @@ impl ContainerStoreActor {
             children.iter().flat_map(links::Child::env).collect(),
         );
         let container_name = entry.c.name.clone();
+        let mac = entry
+            .c
+            .config
+            .mac_address
+            .as_deref()
+            .and_then(crate::actors::network::bridge::parse_mac);
         let prestart = entry.prestart.take();
         let check_files = std::mem::take(&mut entry.files_unchecked);
         if prestart.is_some() {
@@ -1199,7 +1205,7 @@ impl ContainerStoreActor {
                 if let Some(ns) = donor_netns {
                     start.netns = Some(ns);
                 } else if own_netns {
-                    let sb = take_sandbox(&network, persister, &id2, bridged, hosts, &etc);
+                    let sb = take_sandbox(&network, persister, &id2, bridged, hosts, &etc, mac);
                     match sb.await {
                         Ok(sb) => {
                             endpoint = sb.endpoint;
