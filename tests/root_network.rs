@@ -940,3 +940,65 @@ fn mac_address_reaches_eth0() {
     }
     d.docker_ok(&["rm", "-f", "mac", running.trim()]);
 }
+
+#[test]
+fn published_ports_outlive_a_crash_of_berthd() {
+    require_root!();
+    let args = ["--bip", "10.199.50.1/24"];
+    let mut n = NetNs::start("berth0", &args, &[]);
+    n.d().import_busybox();
+    n.d().docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "18086:8080",
+        "busybox",
+        "sh",
+        "-c",
+        SERVE,
+    ]);
+    let ip = inspect(n.d(), "web", "{{.NetworkSettings.IPAddress}}");
+    let get = |n: &NetNs| {
+        n.ns(&[
+            "timeout",
+            "3",
+            "busybox",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://127.0.0.1:18086/hostname",
+        ])
+        .status
+        .success()
+    };
+    wait_until("web to answer", || get(&n));
+    n.crash_and_restart(&args);
+    // Still running, with its address, its port held and routed, each rule once.
+    assert_eq!(inspect(n.d(), "web", "{{.State.Running}}"), "true");
+    assert_eq!(inspect(n.d(), "web", "{{.NetworkSettings.IPAddress}}"), ip);
+    assert_eq!(
+        n.d().docker_ok(&["port", "web"]).trim(),
+        "8080/tcp -> 0.0.0.0:18086"
+    );
+    assert!(get(&n));
+    let nat = n.rules("nat");
+    assert_eq!(nat.matches("--dport 18086").count(), 1, "{nat}");
+    let out = n
+        .d()
+        .docker(&["run", "-d", "-p", "18086:80", "busybox", "sleep", "9"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("port is already allocated"),
+        "{out:?}"
+    );
+    // Stopped: the rule goes; a stop of berthd leaves none of ours.
+    n.d().docker_ok(&["rm", "-f", "web"]);
+    wait_until("web's rules to go", || {
+        !n.rules("nat").contains("--dport 18086")
+    });
+    n.d_mut().stop();
+    let nat = n.rules("nat");
+    assert!(!nat.contains("BERTH") && !nat.contains("DNAT"), "{nat}");
+}

@@ -69,8 +69,21 @@ impl NetNs {
     /// Stops the daemon and starts it again with `args` in the same namespace (from a
     /// thread that enters it).
     pub fn restart(&mut self, args: &[&str]) {
+        self.restart_after(args, false);
+    }
+
+    /// SIGKILLs the daemon (a crash) and starts it again with `args`, as `restart`.
+    pub fn crash_and_restart(&mut self, args: &[&str]) {
+        self.restart_after(args, true);
+    }
+
+    fn restart_after(&mut self, args: &[&str], crash: bool) {
         let mut d = self.daemon.take().unwrap();
-        d.stop();
+        if crash {
+            d.kill();
+        } else {
+            d.stop();
+        }
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         let ns = format!("/proc/{}/ns/net", self.holder.id());
         let d = std::thread::spawn(move || {
