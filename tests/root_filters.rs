@@ -116,11 +116,6 @@ fn ps_filters_combine_as_dockerd() {
         &["ps", "--filter", "since=nosuch"],
         "No such container: nosuch",
     );
-    fails_with(
-        &d,
-        &["ps", "-s"],
-        "berthd does not support the size query parameter of GET /containers/json yet",
-    );
 
     // Two labels must both match; other keys' values are alternatives.
     assert_eq!(
@@ -409,12 +404,47 @@ fn logs_and_container_query_parameters() {
         &["rm", "--link", "lg"],
         "Conflict, cannot remove the default link name of the container",
     );
-    fails_with(
-        &d,
-        &["inspect", "-s", "--type", "container", "lg"],
-        "berthd does not support the size query parameter",
+    // `size`: the read-write layer's bytes, and with the image's.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "big",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 300000 /dev/zero > /blob",
+    ]);
+    let sizes = d.docker_ok(&[
+        "inspect",
+        "-s",
+        "--type",
+        "container",
+        "-f",
+        "{{.SizeRw}} {{.SizeRootFs}}",
+        "big",
+    ]);
+    let v: Vec<i64> = sizes
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert!(v[0] >= 300_000 && v[0] < 400_000 && v[1] > v[0], "{sizes}");
+    let ps = d.docker_ok(&[
+        "ps",
+        "-a",
+        "-s",
+        "--filter",
+        "name=big",
+        "--format",
+        "{{.Size}}",
+    ]);
+    assert!(
+        ps.starts_with("300kB (virtual ") || ps.starts_with("3"),
+        "{ps}"
     );
-    d.docker_ok(&["rm", "-v", "lg"]);
+    assert!(ps.contains("virtual"), "{ps}");
+    let lg = d.docker_ok(&["inspect", "-f", "{{json .SizeRw}}", "lg"]);
+    assert_eq!(lg.trim(), "null");
+    d.docker_ok(&["rm", "-v", "lg", "big"]);
 }
 
 /// `method path` on a fresh connection: (status, body).

@@ -8,11 +8,12 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::{ApiError, AppState, QueryParams, check_platform, json_reply};
+use crate::actors::graph::GetDiskUsage;
 use crate::actors::graph::ResolveImage;
 use crate::actors::store::{
-    CreateContainer, InspectContainer, KillContainer, ListContainers, PruneCandidates,
-    PublishEvent, RemoveContainer, RemoveLink, RenameContainer, ResizeTty, StartContainer,
-    StopContainer, WaitCondition, WaitContainer,
+    CreateContainer, InspectContainer, KillContainer, ListContainers, ListImageUsers,
+    PruneCandidates, PublishEvent, RemoveContainer, RemoveLink, RenameContainer, ResizeTty,
+    StartContainer, StopContainer, WaitCondition, WaitContainer,
 };
 use crate::model::api::{
     ContainerCreateResponse, ContainerWaitResponse, ContainerWaitResponseError,
@@ -74,9 +75,10 @@ async fn create(
 }
 
 /// `GET /containers/json`: `all`, `limit` (which lists stopped containers too, as in
-/// dockerd), `filters`; `size` is refused (no layer sizes yet).
+/// dockerd), `filters`, `size` (`SizeRw` and `SizeRootFs` of each row, its layer walked
+/// as dockerd walks it).
 async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
-    query.refuse_flag("size", "GET /containers/json")?;
+    let size = query.flag("size");
     let limit = query.int("limit")?;
     let filters = Filters::parse(q(&query, "filters"))?;
     let filter = if filters.is_empty() {
@@ -104,20 +106,69 @@ async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, 
             filter,
         })
         .await??;
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body))
+    if !size {
+        return Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body));
+    }
+    let mut rows: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(crate::error::ErrorKind::System, e.to_string()))?;
+    let ids: Vec<String> = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["Id"].as_str().map(str::to_owned))
+        .collect();
+    let sizes = layer_sizes(&state, &ids).await?;
+    for row in rows.as_array_mut().into_iter().flatten() {
+        let id = row["Id"].as_str().unwrap_or("").to_owned();
+        let (rw, root) = sizes.get(&id).copied().unwrap_or((0, 0));
+        row["SizeRw"] = Value::from(rw);
+        row["SizeRootFs"] = Value::from(root);
+    }
+    Ok(json_reply(StatusCode::OK, &rows))
 }
 
-/// `GET /containers/{id}/json`; `size` is refused (no layer sizes yet).
+/// The bytes of each container's read-write layer, and with its image's (`SizeRw`,
+/// `SizeRootFs`), as `docker system df` counts them.
+async fn layer_sizes(
+    state: &AppState,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, (i64, i64)>, ApiError> {
+    let users: Vec<_> = state
+        .actors
+        .store
+        .send(ListImageUsers)
+        .await?
+        .into_iter()
+        .filter(|u| ids.contains(&u.container_id))
+        .collect();
+    let usage = state
+        .actors
+        .graph
+        .send(GetDiskUsage {
+            users,
+            with_images: false,
+        })
+        .await??;
+    Ok(usage.containers)
+}
+
+/// `GET /containers/{id}/json`; `size` adds `SizeRw` and `SizeRootFs`.
 async fn inspect(
     state: web::Data<AppState>,
     req: HttpRequest,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
-    query.refuse_flag("size", "GET /containers/{id}/json")?;
     let id = id_of(&req);
-    let doc = state.actors.store.send(InspectContainer { id }).await??;
+    let mut doc = state.actors.store.send(InspectContainer { id }).await??;
+    if query.flag("size") {
+        let id = doc["Id"].as_str().unwrap_or("").to_owned();
+        let sizes = layer_sizes(&state, std::slice::from_ref(&id)).await?;
+        let (rw, root) = sizes.get(&id).copied().unwrap_or((0, 0));
+        doc["SizeRw"] = Value::from(rw);
+        doc["SizeRootFs"] = Value::from(root);
+    }
     Ok(json_reply(StatusCode::OK, &doc))
 }
 
