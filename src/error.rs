@@ -12,6 +12,8 @@ pub enum ErrorKind {
     InvalidParameter,
     /// The request conflicts with the object's state or another object (409).
     Conflict,
+    /// The registry refused the credentials (401).
+    Unauthorized,
     /// The request asks for the state the object is already in (304).
     NotModified,
     /// The daemon does not support this (501).

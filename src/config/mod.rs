@@ -95,6 +95,11 @@ pub struct DaemonConfig {
     pub icc: bool,
     pub iptables: bool,
     pub ip_forward: bool,
+    /// `--insecure-registry`: registries (`host[:port]` or CIDR) reached over plain HTTP
+    /// (loopback ones always are).
+    pub insecure_registries: Vec<String>,
+    /// `--registry-mirror`: URLs tried before Docker Hub for its images.
+    pub registry_mirrors: Vec<String>,
     /// `--dns`: the nameservers of containers' resolv.conf (empty: the host's).
     pub dns: Vec<std::net::IpAddr>,
     /// `-s`: `overlay2` or `vfs`; `None` picks one as dockerd does.
