@@ -36,6 +36,9 @@ pub use error::RegistryError;
 pub use pull::pull;
 pub use push::push;
 
+/// Blob downloads at once (dockerd's default).
+const MAX_DOWNLOADS: usize = 3;
+
 /// The official registry's name in references.
 pub const DOCKER_HUB: &str = "docker.io";
 
@@ -250,6 +253,9 @@ pub struct Registries {
     clients: Mutex<HashMap<String, Client>>,
     /// The pulling pool, by blob digest.
     pulling: Mutex<HashMap<String, Pooled>>,
+    /// At most this many blob downloads at once, whatever the pulls (dockerd's
+    /// `max-concurrent-downloads` default, 3): the memory of a pull stays bounded.
+    downloads: Arc<tokio::sync::Semaphore>,
     /// The pushing pool, by `name:tag`.
     pushing: Mutex<HashMap<String, Shared<BoxFuture<'static, PushResult>>>>,
     /// Layers pushed or pulled: diff id → (blob digest, size), so that a push finds a
@@ -286,6 +292,7 @@ impl Registries {
             mirrors,
             clients: Mutex::new(HashMap::new()),
             pulling: Mutex::new(HashMap::new()),
+            downloads: Arc::new(tokio::sync::Semaphore::new(MAX_DOWNLOADS)),
             pushing: Mutex::new(HashMap::new()),
             blobs_of: Mutex::new(HashMap::new()),
         }

@@ -351,7 +351,7 @@ async fn download(
             .await
             .map_err(|e| RegistryError::local(&path, &e))?;
         let mut out = Counting {
-            inner: tokio::io::BufWriter::with_capacity(256 * 1024, file),
+            inner: tokio::io::BufWriter::with_capacity(128 * 1024, file),
             count: 0,
             tx: tx.clone(),
             last: Instant::now(),
@@ -429,8 +429,11 @@ impl Registries {
                 name.to_owned(),
                 tx,
             );
+            let slots = self.downloads.clone();
             async move {
+                let permit = slots.acquire_owned().await;
                 let r = fut.await;
+                drop(permit);
                 let mut pool = me.pulling.lock();
                 match &r {
                     Ok(blob) => {
