@@ -490,7 +490,38 @@ fn concurrent_pulls_download_each_blob_once() {
     d.docker_ok(&["commit", "big", &two]);
     d.docker_ok(&["rm", "big"]);
     d.docker_ok(&["tag", "busybox", &one]);
-    d.docker_ok(&["push", &two]);
+    // Two pushes of one image at once upload each blob once.
+    let pushes: Vec<_> = (0..2)
+        .map(|_| {
+            d.docker_cmd()
+                .args(["push", two.as_str()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for p in pushes {
+        let out = p.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains("1: digest: sha256:"));
+    }
+    let uploads = reg
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"PUT /v2/two/blobs/uploads/"))
+        .count();
+    assert_eq!(
+        uploads,
+        3,
+        "config and two layers, once each:\n{}",
+        reg.log()
+    );
     d.docker_ok(&["push", &one]);
     let (_, m_two) = reg.manifest("two", "1");
     let (_, m_one) = reg.manifest("one", "1");
@@ -585,6 +616,13 @@ fn login_and_pull_push_with_basic_auth() {
         text(&out.stderr).contains("pull access denied"),
         "{}",
         text(&out.stderr)
+    );
+    let all = d.docker(&["pull", "--all-tags", &format!("{}/private", reg.addr)]);
+    assert!(!all.status.success());
+    assert!(
+        text(&all.stderr).contains("does not pull every tag"),
+        "{}",
+        text(&all.stderr)
     );
     let search = d.docker(&["search", "busybox"]);
     assert!(!search.status.success());

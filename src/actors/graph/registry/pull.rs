@@ -508,6 +508,17 @@ pub async fn pull(
     auth: AuthConfig,
     progress: ProgressTx,
 ) -> Result<(), GraphError> {
+    let all_tags = tag.as_deref().is_none_or(str::is_empty)
+        && !image.contains('@')
+        && split_name_tag(&image).1.is_none();
+    if all_tags {
+        return Err(RegistryError::Unsupported {
+            what: format!(
+                "berthd does not pull every tag of a repository (docker pull --all-tags) yet: name a tag of {image}"
+            ),
+        }
+        .into());
+    }
     let target = Target::parse(&image, tag.as_deref())?;
     let want = wanted_platform(platform.as_deref())?;
     let ra = auth.to_registry_auth();
