@@ -299,7 +299,9 @@ fn push_rmi_pull_by_tag_and_digest_then_run() {
         &by_digest,
         &format!("{}/library/mirrored:2", reg.addr),
     ]);
-    d.docker_ok(&["push", &format!("{}/library/mirrored:2", reg.addr)]);
+    let out = d.docker_ok(&["push", &format!("{}/library/mirrored:2", reg.addr)]);
+    // The layer pulled from bb is mounted, not uploaded again.
+    assert!(out.contains("Mounted from bb"), "{out}");
     d.docker_ok(&["rmi", "-f", &id]);
     let out = d.docker_ok(&["pull", "mirrored:2"]);
     assert!(

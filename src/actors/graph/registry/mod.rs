@@ -261,6 +261,10 @@ pub struct Registries {
     /// Layers pushed or pulled: diff id → (blob digest, size), so that a push finds a
     /// layer's blob without compressing it again.
     blobs_of: Mutex<HashMap<String, (String, u64)>>,
+    /// Where a blob was last pushed or pulled: digest → (registry, repository), so that a
+    /// push to another repository of that registry mounts it rather than uploading it
+    /// (dockerd's `Mounted from`).
+    seen_at: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl std::fmt::Debug for Registries {
@@ -295,6 +299,7 @@ impl Registries {
             downloads: Arc::new(tokio::sync::Semaphore::new(MAX_DOWNLOADS)),
             pushing: Mutex::new(HashMap::new()),
             blobs_of: Mutex::new(HashMap::new()),
+            seen_at: Mutex::new(HashMap::new()),
         }
     }
 
@@ -370,6 +375,18 @@ impl Registries {
         let c = Client::new(config);
         clients.insert(key, c.clone());
         c
+    }
+
+    /// Remembers that layer `diff_id` is blob `digest` of `size` bytes in `registry`'s
+    /// `repository`.
+    fn remember(&self, diff_id: &str, digest: &str, size: u64, registry: &str, repository: &str) {
+        self.blobs_of
+            .lock()
+            .insert(diff_id.to_owned(), (digest.to_owned(), size));
+        self.seen_at.lock().insert(
+            digest.to_owned(),
+            (registry.to_owned(), repository.to_owned()),
+        );
     }
 
     /// The endpoints to try for `registry`: Docker Hub's mirrors first, then itself.

@@ -681,6 +681,10 @@ pub async fn pull(
         .await
         .map_err(|_| GraphError::TaskFailed { operation: "pull" })??;
     drop(held);
+    for (l, diff_id) in manifest.layers.iter().zip(&diff_ids) {
+        let size = u64::try_from(l.size).unwrap_or(0);
+        reg.remember(diff_id, &l.digest, size, &endpoint, &target.repository);
+    }
     let _ = progress.send(Progress::line(format!("Digest: {digest}")));
     let shown = target.familiar();
     let _ = progress.send(Progress::line(if pulled.newer {

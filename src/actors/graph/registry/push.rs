@@ -134,14 +134,34 @@ async fn push_image(
                 .map_err(|e| push_remote(&registry, e))
         }
     };
+    let repository = r.repository().to_owned();
     let mut layers = Vec::new();
     for (layer, id) in src.layers.into_iter().zip(&ids) {
         let known = reg.blobs_of.lock().get(&layer.diff_id).cloned();
         if let Some((digest, size)) = known {
             if exists(digest.clone()).await? {
                 let _ = progress.send(Progress::layer(id, "Layer already exists"));
+                reg.remember(&layer.diff_id, &digest, size, &registry, &repository);
                 layers.push((digest, size));
                 continue;
+            }
+            // Known in another repository of this registry: mounted from there.
+            let from = reg.seen_at.lock().get(&digest).cloned();
+            if let Some((at, repo)) =
+                from.filter(|(at, repo)| *at == registry && *repo != repository)
+            {
+                let source = Reference::with_digest(at, repo.clone(), digest.clone());
+                match client.mount_blob(&r, &source, &digest).await {
+                    Ok(()) => {
+                        let _ = progress.send(Progress::layer(id, format!("Mounted from {repo}")));
+                        reg.remember(&layer.diff_id, &digest, size, &registry, &repository);
+                        layers.push((digest, size));
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::debug!(%digest, error = %e, "blob mount refused; uploading");
+                    }
+                }
             }
         }
         let diff_id = layer.diff_id.clone();
@@ -150,9 +170,9 @@ async fn push_image(
             .await
             .map_err(|_| RegistryError::TaskFailed { operation: "push" })??;
         let file = TempFile(path);
-        reg.blobs_of.lock().insert(diff_id, (digest.clone(), size));
         if exists(digest.clone()).await? {
             let _ = progress.send(Progress::layer(id, "Layer already exists"));
+            reg.remember(&diff_id, &digest, size, &registry, &repository);
             layers.push((digest, size));
             continue;
         }
@@ -180,6 +200,7 @@ async fn push_image(
             .await
             .map_err(|e| push_remote(&registry, e))?;
         drop(file);
+        reg.remember(&diff_id, &digest, size, &registry, &repository);
         let _ = progress.send(Progress::layer(id, "Pushed"));
         layers.push((digest, size));
     }
