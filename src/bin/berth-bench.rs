@@ -2097,9 +2097,9 @@ impl Ctx {
         self.cleanup_all().await;
     }
 
-    /// j. Registries: case i's image loaded, pushed to a registry on 127.0.0.1 in the
-    /// daemon's network namespace (a new repository each round, so every blob is
-    /// uploaded), removed, and pulled back; time of the push and of the pull, and the
+    /// j. Registries: case i's image loaded, pushed to a fresh registry on 127.0.0.1 in
+    /// the daemon's network namespace (so every blob is uploaded), removed, and pulled
+    /// back; time of the push and of the pull, and the
     /// daemon's peak RSS during the pull.
     async fn case_j(&mut self) {
         let kpush = "j. docker push, three layers".to_owned();
@@ -2116,24 +2116,20 @@ impl Ctx {
                 return;
             }
         };
-        let mut registries = Vec::new();
-        for (ti, t) in self.targets.iter().enumerate() {
-            match BenchRegistry::start(t.pid, &self.args.tmp) {
-                Ok(r) => registries.push(Some(r)),
-                Err(e) => {
-                    self.report.fail(&kpull, "s", ti, e);
-                    registries.push(None);
-                }
-            }
-        }
         let reps = if self.args.quick { 1 } else { 3 };
         say(format!("case j: push and pull, {reps} x"));
         for rep in 0..reps {
             for ti in order(self.targets.len(), rep) {
-                let Some(reg) = &registries[ti] else {
-                    continue;
-                };
                 let t = &self.targets[ti];
+                // A fresh registry each round: every blob is uploaded (no daemon can
+                // skip or mount one), and its start is not timed.
+                let reg = match BenchRegistry::start(t.pid, &self.args.tmp) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.report.fail(&kpull, "s", ti, e);
+                        continue;
+                    }
+                };
                 match registry_round(t, &archive, &reg.addr, rep).await {
                     Ok((push, pull, rss)) => {
                         self.report.add(&kpush, "s", ti, push.as_secs_f64());
@@ -2146,7 +2142,6 @@ impl Ctx {
                 }
             }
         }
-        drop(registries);
         self.cleanup_all().await;
     }
 
