@@ -666,3 +666,96 @@ print(img.attrs['RepoDigests'][0])
         "{out}"
     );
 }
+
+/// A TCP proxy to `target` that cuts, once, the connection that downloads blob `digest`
+/// after 64 KiB of the answer: a download that breaks half-way, as a network does.
+fn flaky_proxy(target: String, digest: String) -> String {
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cut_done = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            // Set once this connection has asked for the blob (the first time only).
+            let cutting = Arc::new(AtomicBool::new(false));
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (cut_up, done_up, digest_up) = (cutting.clone(), cut_done.clone(), digest.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = c_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let seen = String::from_utf8_lossy(&buf[..n]);
+                    if seen.contains(&format!("/blobs/{digest_up}"))
+                        && !done_up.swap(true, Ordering::SeqCst)
+                    {
+                        cut_up.store(true, Ordering::SeqCst);
+                    }
+                    if s_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                let mut after_cut = 0usize;
+                while let Ok(n) = s_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if cutting.load(Ordering::SeqCst) {
+                        after_cut += n;
+                        if after_cut > 64 * 1024 {
+                            let _ = c_out.shutdown(std::net::Shutdown::Both);
+                            let _ = s_in.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_download_cut_half_way_is_retried() {
+    require_registry!();
+    let reg = Registry::start(None);
+    let d = TestDaemon::start();
+    let id = d.import_busybox();
+    d.docker_ok(&["tag", "busybox", &format!("{}/flaky:1", reg.addr)]);
+    d.docker_ok(&["push", &format!("{}/flaky:1", reg.addr)]);
+    let (_, m) = reg.manifest("flaky", "1");
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_owned();
+    d.docker_ok(&["rmi", "-f", &id]);
+
+    let proxy = flaky_proxy(reg.addr.clone(), layer.clone());
+    let name = format!("{proxy}/flaky:1");
+    let out = d.docker_ok(&["pull", &name]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert_eq!(image_id(&d, &name), id);
+    assert_eq!(
+        reg.blob_gets(&layer),
+        2,
+        "one cut, one whole:\n{}",
+        reg.log()
+    );
+    assert!(
+        d.log().contains("blob download failed"),
+        "the cut download is logged"
+    );
+}
