@@ -1,7 +1,8 @@
 //! Registries through the real docker CLI and the Python SDK against a real berthd and a
 //! real registry (Debian's docker-registry, distribution 2.8) on 127.0.0.1: push, pull by
-//! tag and by digest, a multi-platform index, a corrupted blob, concurrent pulls, login
-//! with basic auth, a mirror. Root only; without /usr/bin/docker-registry (scripts/deps.sh
+//! tag and by digest, a multi-platform index, a corrupted blob, a download cut half-way,
+//! concurrent pulls and pushes, login with basic auth and with token auth (a token service
+//! in Python signing with openssl), a mirror. Root only; without /usr/bin/docker-registry (scripts/deps.sh
 //! installs it) each test prints why and skips.
 #![allow(clippy::tests_outside_test_module, clippy::unwrap_used)]
 
@@ -35,11 +36,37 @@ struct Registry {
     dir: tempfile::TempDir,
     addr: String,
     child: Child,
+    /// Files the registry reads (a password file, a certificate), removed with it.
+    keep: Vec<tempfile::TempDir>,
 }
 
 impl Registry {
     /// Without `auth` anyone may pull and push; with it, htpasswd (bcrypt) basic auth.
     fn start(auth: Option<(&str, &str)>) -> Registry {
+        let Some((user, pass)) = auth else {
+            return Registry::start_configured("");
+        };
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", user, pass])
+            .output()
+            .expect("run htpasswd (apache2-utils)");
+        assert!(out.status.success());
+        let keep = tempfile::Builder::new()
+            .prefix("berth-htpasswd.")
+            .tempdir()
+            .unwrap();
+        let file = keep.path().join("htpasswd");
+        std::fs::write(&file, &out.stdout).unwrap();
+        let mut reg = Registry::start_configured(&format!(
+            "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+            file.display()
+        ));
+        reg.keep.push(keep);
+        reg
+    }
+
+    /// A registry whose config ends with `extra` (an `auth:` section).
+    fn start_configured(extra: &str) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("berth-registry.")
             .tempdir()
@@ -50,19 +77,7 @@ impl Registry {
             "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.path().join("storage").display()
         );
-        if let Some((user, pass)) = auth {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", user, pass])
-                .output()
-                .expect("run htpasswd (apache2-utils)");
-            assert!(out.status.success());
-            let file = dir.path().join("htpasswd");
-            std::fs::write(&file, &out.stdout).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                file.display()
-            ));
-        }
+        config.push_str(extra);
         let cfg = dir.path().join("config.yml");
         std::fs::write(&cfg, config).unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
@@ -74,7 +89,12 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry");
-        let r = Registry { dir, addr, child };
+        let r = Registry {
+            dir,
+            addr,
+            child,
+            keep: Vec::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while r.get("/v2/", "").0 == 0 {
             assert!(
@@ -757,5 +777,128 @@ fn a_download_cut_half_way_is_retried() {
     assert!(
         d.log().contains("blob download failed"),
         "the cut download is logged"
+    );
+}
+
+/// A token service (distribution's token auth) for `registry`: a Python HTTP server that
+/// grants what is asked to `user:pass` (basic auth) and nothing to anyone else, signing
+/// RS256 JWTs with `key.pem` (`openssl dgst`), its certificate in the `x5c` header.
+struct TokenServer {
+    child: Child,
+    realm: String,
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const TOKEN_SERVER: &str = r#"
+import base64, http.server, json, subprocess, sys, time, urllib.parse
+port, key, cert, user, password = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+der = "".join(l for l in open(cert).read().splitlines() if "-----" not in l)
+def b64(b): return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        auth = self.headers.get("Authorization", "")
+        access = []
+        if auth:
+            given = base64.b64decode(auth.split(" ", 1)[1]).decode()
+            if given != user + ":" + password:
+                self.send_response(401); self.end_headers(); self.wfile.write(b'{"details":"bad credentials"}'); return
+            for s in q.get("scope", []):
+                for one in s.split(" "):
+                    t, name, actions = one.split(":")
+                    access.append({"type": t, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        head = {"typ": "JWT", "alg": "RS256", "x5c": [der]}
+        claims = {"iss": "berth-issuer", "sub": user if auth else "", "aud": q.get("service", [""])[0],
+                  "exp": now + 300, "nbf": now - 10, "iat": now, "jti": str(time.time_ns()), "access": access}
+        signing = b64(json.dumps(head).encode()) + "." + b64(json.dumps(claims).encode())
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing.encode(), capture_output=True, check=True).stdout
+        token = signing + "." + b64(sig)
+        body = json.dumps({"token": token, "access_token": token, "expires_in": 300}).encode()
+        self.send_response(200); self.send_header("Content-Type", "application/json"); self.end_headers(); self.wfile.write(body)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), H).serve_forever()
+"#;
+
+impl Registry {
+    /// A registry with token auth, and its token service.
+    fn start_with_tokens(user: &str, pass: &str) -> (Registry, TokenServer) {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-token.")
+            .tempdir()
+            .unwrap();
+        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+        let st = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=berth-token", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl req");
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-c", TOKEN_SERVER, &port.to_string()])
+            .arg(&key)
+            .arg(&cert)
+            .args([user, pass])
+            .spawn()
+            .unwrap();
+        let realm = format!("http://127.0.0.1:{port}/token");
+        let tokens = TokenServer { child, realm };
+        let mut reg = Registry::start_configured(&format!(
+            "auth:\n  token:\n    realm: {}\n    service: berth-registry\n    issuer: berth-issuer\n    rootcertbundle: {}\n",
+            tokens.realm,
+            cert.display()
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
+            assert!(Instant::now() < deadline, "token server not up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        reg.keep.push(dir);
+        (reg, tokens)
+    }
+}
+
+#[test]
+fn token_auth_login_push_and_pull() {
+    require_registry!();
+    let (reg, _tokens) = Registry::start_with_tokens("bob", "t0ken");
+    let d = TestDaemon::start();
+    let id = d.import_busybox();
+    let name = format!("{}/tok:1", reg.addr);
+    d.docker_ok(&["tag", "busybox", &name]);
+    let wrong = d.docker(&["login", &reg.addr, "-u", "bob", "-p", "nope"]);
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong.stderr).contains("401 Unauthorized"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    let out = d.docker_ok(&["login", &reg.addr, "-u", "bob", "-p", "t0ken"]);
+    assert!(out.contains("Login Succeeded"), "{out}");
+    d.docker_ok(&["push", &name]);
+    d.docker_ok(&["rmi", "-f", &id]);
+    d.docker_ok(&["pull", &name]);
+    assert_eq!(image_id(&d, &name), id);
+    d.docker_ok(&["logout", &reg.addr]);
+    d.docker_ok(&["rmi", &name]);
+    let denied = d.docker(&["pull", &name]);
+    assert!(!denied.status.success());
+    assert!(
+        text(&denied.stderr).contains("pull access denied"),
+        "{}",
+        text(&denied.stderr)
     );
 }
