@@ -303,6 +303,13 @@ fn push_rmi_pull_by_tag_and_digest_then_run() {
     assert_eq!(listed.trim(), format!("{name} <none> {digest}"));
     let hi = d.docker_ok(&["run", "--rm", "--network", "none", &by_digest, "echo", "hi"]);
     assert_eq!(hi.trim(), "hi");
+    // A digest names the image: not pruned as dangling (dockerd's rule).
+    d.docker_ok(&["image", "prune", "-f"]);
+    assert_eq!(image_id(&d, &by_digest), id);
+    let out = d.docker_ok(&["rmi", &by_digest]);
+    assert!(out.contains(&format!("Untagged: {by_digest}")), "{out}");
+    assert!(out.contains(&format!("Deleted: {id}")), "{out}");
+    d.docker_ok(&["pull", &by_digest]);
     let missing = d.docker(&["pull", &format!("{name}:nope")]);
     assert!(!missing.status.success());
     assert!(

@@ -276,7 +276,7 @@ pub fn list_doc(rows: &[api::ImageSummary]) -> Value {
     let mut doc = serde_json::to_value(rows).unwrap_or_else(|_| Value::Array(Vec::new()));
     if let Value::Array(rows) = &mut doc {
         for row in rows {
-            null_if_empty(row, &["/Labels", "/RepoDigests"]);
+            null_if_empty(row, &["/Labels", "/RepoDigests", "/RepoTags"]);
             Template::ImageSummary.complete(row);
         }
     }

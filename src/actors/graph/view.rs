@@ -41,8 +41,8 @@ pub fn summary(f: &ImageFacts<'_>) -> api::ImageSummary {
             vec!["<none>@<none>".to_owned()],
         )
     } else if f.tags.is_empty() {
-        // Pulled by digest only: dockerd lists the digest and no tag.
-        (vec!["<none>:<none>".to_owned()], f.digests.clone())
+        // Pulled by digest only: dockerd lists the digest and no tag (`null`).
+        (Vec::new(), f.digests.clone())
     } else {
         (f.tags.clone(), f.digests.clone())
     };

@@ -405,7 +405,10 @@ impl GraphStore {
                         let id = format!("sha256:{}", img.id);
                         let child = st.parents.values().any(|p| *p == img.id);
                         let used = users.iter().any(|u| u.image_id == id);
-                        let tagged = !st.repos.tags_of(&id).is_empty();
+                        // A digest is a reference too: dockerd prunes as dangling only
+                        // the images nothing names.
+                        let tagged = !st.repos.tags_of(&id).is_empty()
+                            || !st.repos.digests_of(&id).is_empty();
                         if child || used || (dangling_only && tagged) {
                             return false;
                         }
