@@ -630,28 +630,41 @@ pub async fn pull(
         };
         let digest = digest.clone();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            span.in_scope(|| {
-                let step = |i: usize, s: LayerStep| {
-                    let id = ids.get(i).map_or("", String::as_str);
-                    let status = match s {
-                        LayerStep::Extracting => "Extracting",
-                        LayerStep::Done => "Pull complete",
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        // A thread of its own, not the arbiter's blocking pool: it waits for the blobs
+        // for as long as the pull lasts, and the downloads' file writes need that pool.
+        let spawned = std::thread::Builder::new()
+            .name("berth-pull".to_owned())
+            .spawn(move || {
+                let r = span.in_scope(|| {
+                    let step = |i: usize, s: LayerStep| {
+                        let id = ids.get(i).map_or("", String::as_str);
+                        let status = match s {
+                            LayerStep::Extracting => "Extracting",
+                            LayerStep::Done => "Pull complete",
+                        };
+                        let _ = progress.send(Progress::layer(id, status));
                     };
-                    let _ = progress.send(Progress::layer(id, status));
-                };
-                store.commit_pull(
-                    &PullCommit {
-                        config: &config,
-                        name: &name,
-                        tag: tag.as_deref(),
-                        digest: &digest,
-                    },
-                    rx,
-                    &step,
-                )
-            })
-        })
+                    store.commit_pull(
+                        &PullCommit {
+                            config: &config,
+                            name: &name,
+                            tag: tag.as_deref(),
+                            digest: &digest,
+                        },
+                        rx,
+                        &step,
+                    )
+                });
+                let _ = done_tx.send(r);
+            });
+        if let Err(e) = spawned {
+            return Err(GraphError::Io {
+                path: "berth-pull thread".into(),
+                source: e,
+            });
+        }
+        done_rx
     };
     for w in waits {
         let item: PulledLayer = match w {
