@@ -511,25 +511,81 @@ pub async fn pull(
     let all_tags = tag.as_deref().is_none_or(str::is_empty)
         && !image.contains('@')
         && split_name_tag(&image).1.is_none();
-    if all_tags {
-        return Err(RegistryError::Unsupported {
-            what: format!(
-                "berthd does not pull every tag of a repository (docker pull --all-tags) yet: name a tag of {image}"
-            ),
+    let want = wanted_platform(platform.as_deref())?;
+    let ra = auth.to_registry_auth();
+    if !all_tags {
+        let target = Target::parse(&image, tag.as_deref())?;
+        let newer = pull_one(&reg, &store, &target, &want, &ra, &progress).await?;
+        let shown = target.familiar();
+        let _ = progress.send(Progress::line(if newer {
+            format!("Status: Downloaded newer image for {shown}")
+        } else {
+            format!("Status: Image is up to date for {shown}")
+        }));
+        return Ok(());
+    }
+    // `docker pull --all-tags`: every tag the registry lists, one after the other.
+    let base = Target::parse(&image, None)?;
+    let mut tags = None;
+    let mut last_err = None;
+    for endpoint in reg.endpoints(&base.registry) {
+        let client = reg.client(&endpoint, &ra).await;
+        match client
+            .list_tags(&base.at(&endpoint, None), &ra, None, None)
+            .await
+        {
+            Ok(t) => {
+                tags = Some(t.tags);
+                break;
+            }
+            Err(e) => last_err = Some(remote(&endpoint, &base.name, e)),
+        }
+    }
+    let Some(mut tags) = tags else {
+        return Err(last_err
+            .unwrap_or(RegistryError::TaskFailed { operation: "pull" })
+            .into());
+    };
+    tags.sort();
+    if tags.is_empty() {
+        return Err(RegistryError::ManifestUnknown {
+            reference: base.name.clone(),
         }
         .into());
     }
-    let target = Target::parse(&image, tag.as_deref())?;
-    let want = wanted_platform(platform.as_deref())?;
-    let ra = auth.to_registry_auth();
+    let mut newer = false;
+    for t in tags {
+        let target = Target {
+            tag: Some(t),
+            ..base.clone()
+        };
+        newer |= pull_one(&reg, &store, &target, &want, &ra, &progress).await?;
+    }
+    let _ = progress.send(Progress::line(if newer {
+        format!("Status: Downloaded newer image for {}", base.name)
+    } else {
+        format!("Status: Image is up to date for {}", base.name)
+    }));
+    Ok(())
+}
+
+/// Pulls one tag or digest; true when the image was not there under that name already.
+async fn pull_one(
+    reg: &Arc<Registries>,
+    store: &Arc<GraphStore>,
+    target: &Target,
+    want: &Platform,
+    ra: &RegistryAuth,
+    progress: &ProgressTx,
+) -> Result<bool, GraphError> {
     // The manifest, from the first endpoint that has it (Docker Hub's mirrors first).
     let endpoints = reg.endpoints(&target.registry);
     let mut found = None;
     let mut last_err = None;
     for (i, endpoint) in endpoints.iter().enumerate() {
-        let client = reg.client(endpoint, &ra).await;
+        let client = reg.client(endpoint, ra).await;
         let r = target.at(endpoint, None);
-        match fetch_manifest(&client, &r, &ra, &target, &want).await {
+        match fetch_manifest(&client, &r, ra, target, want).await {
             Ok(m) => {
                 found = Some((endpoint.clone(), client, m));
                 break;
@@ -699,14 +755,8 @@ pub async fn pull(
         reg.remember(diff_id, &l.digest, size, &endpoint, &target.repository);
     }
     let _ = progress.send(Progress::line(format!("Digest: {digest}")));
-    let shown = target.familiar();
-    let _ = progress.send(Progress::line(if pulled.newer {
-        format!("Status: Downloaded newer image for {shown}")
-    } else {
-        format!("Status: Image is up to date for {shown}")
-    }));
-    store.registry_event(&pulled.id, &shown, &target.name, "pull");
-    Ok(())
+    store.registry_event(&pulled.id, &target.familiar(), &target.name, "pull");
+    Ok(pulled.newer)
 }
 
 fn check_layer_type(media_type: &str) -> Result<(), RegistryError> {
