@@ -756,6 +756,7 @@ async fn pull_one(
     }
     let _ = progress.send(Progress::line(format!("Digest: {digest}")));
     store.registry_event(&pulled.id, &target.familiar(), &target.name, "pull");
+    tracing::info!(reference = %target.familiar(), %digest, image = %pulled.id, newer = pulled.newer, "image pulled");
     Ok(pulled.newer)
 }
 

@@ -360,6 +360,7 @@ pub async fn push(
                 .map_err(|_| GraphError::TaskFailed { operation: "push" })??;
         }
         store.registry_event(&id, &key, &familiar, "push");
+        tracing::info!(reference = %key, %digest, image = %id, "image pushed");
     }
     Ok(())
 }
