@@ -658,6 +658,20 @@ fn login_and_pull_push_with_basic_auth() {
         "{}",
         text(&out.stderr)
     );
+    // The Python SDK's login: POST /auth, a 401 it raises on a wrong password.
+    let out = d.python_sdk_ok(&format!(
+        r#"
+import docker.errors
+try:
+    c.login(username='alice', password='wrong', registry='{addr}', reauth=True)
+    raise SystemExit('a wrong password logged in')
+except docker.errors.APIError as e:
+    assert e.status_code == 401, e
+print(c.login(username='alice', password='s3cret', registry='{addr}', reauth=True)['Status'])
+"#,
+        addr = reg.addr
+    ));
+    assert_eq!(out.trim(), "Login Succeeded");
     let search = d.docker(&["search", "busybox"]);
     assert!(!search.status.success());
     assert!(
