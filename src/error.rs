@@ -12,6 +12,8 @@ pub enum ErrorKind {
     InvalidParameter,
     /// The request conflicts with the object's state or another object (409).
     Conflict,
+    /// The registry refused the credentials (401).
+    Unauthorized,
     /// The request asks for the state the object is already in (304).
     NotModified,
     /// The request is understood and refused for good (403: a predefined network's

@@ -397,7 +397,8 @@ const QUERY_KEYS: &[&str] = &[
     "timestamps",
     "name",
     "fromSrc",
-    "fromImage",
+    // Not `fromImage`: a pull reaches out to a registry (Docker Hub for a bare name),
+    // whose absence is a 500 as with dockerd; root_registry tests pulls.
     "repo",
     "tag",
     "changes",

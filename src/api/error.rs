@@ -48,6 +48,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::InvalidParameter => StatusCode::BAD_REQUEST,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

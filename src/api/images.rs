@@ -16,7 +16,6 @@ use crate::actors::graph::{
     SaveImages, TagImage,
 };
 use crate::actors::store::ListImageUsers;
-use crate::error::ErrorKind;
 use crate::model::api;
 use crate::model::complete::{Template, null_if_empty};
 use crate::model::filters::{Filters, ImageFilter};
@@ -204,24 +203,19 @@ pub fn split_repo_tag(s: &str) -> (String, Option<String>) {
     }
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the request body (`docker import`) with
-/// `repo`, `tag`, `message` and every `changes` parameter in order; `fromImage` would
-/// pull, and no registry is reachable from berthd. `platform` must be this host's.
+/// `POST /images/create`: `fromImage` pulls (`docker pull`, [`super::registry::pull`]);
+/// `fromSrc=-` imports the request body (`docker import`) with `repo`, `tag`, `message`
+/// and every `changes` parameter in order, and its `platform` must be this host's.
 async fn create(
     state: web::Data<AppState>,
+    req: HttpRequest,
     query: Query,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    check_platform(query.get("platform"), "POST /images/create")?;
     if let Some(image) = query.non_empty("fromImage") {
-        let tag = query.non_empty("tag").unwrap_or("latest");
-        return Err(ApiError::new(
-            ErrorKind::NotFound,
-            format!(
-                "pull access denied for {image}:{tag}: berthd does not pull from registries; bring the image in with docker load or docker import"
-            ),
-        ));
+        return super::registry::pull(&state, &req, &query, image).await;
     }
+    check_platform(query.get("platform"), "POST /images/create")?;
     match query.get("fromSrc") {
         Some("-") => {}
         Some(other) if !other.is_empty() => {
@@ -282,7 +276,7 @@ pub fn list_doc(rows: &[api::ImageSummary]) -> Value {
     let mut doc = serde_json::to_value(rows).unwrap_or_else(|_| Value::Array(Vec::new()));
     if let Value::Array(rows) = &mut doc {
         for row in rows {
-            null_if_empty(row, &["/Labels", "/RepoDigests"]);
+            null_if_empty(row, &["/Labels", "/RepoDigests", "/RepoTags"]);
             Template::ImageSummary.complete(row);
         }
     }
@@ -355,6 +349,7 @@ mod tests {
         ImageFacts {
             image,
             tags,
+            digests: Vec::new(),
             size: 1_982_424,
             cache_ids: vec!["top".into(), "base".into()],
             last_tagged: None,

@@ -16,6 +16,7 @@ pub mod images;
 pub mod live;
 pub mod logs;
 pub mod networks;
+pub mod registry;
 pub mod stats;
 pub mod system;
 pub mod usage;
@@ -73,6 +74,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     archive::routes(cfg);
     live::routes(cfg);
     exec::routes(cfg);
+    registry::routes(cfg);
     images::routes(cfg);
     logs::routes(cfg);
     volumes::routes(cfg);

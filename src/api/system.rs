@@ -290,22 +290,17 @@ pub fn info_doc(s: &InfoSources<'_>) -> Value {
         architecture: Some(f.arch.clone()),
         ncpu: count(f.ncpu),
         mem_total: Some(i64::try_from(f.mem_total).unwrap_or(i64::MAX)),
-        // berthd talks to no registry: no index server, and an empty registry
-        // configuration (nothing is configured, nothing is insecure).
-        index_server_address: Some(String::new()),
-        registry_config: Some(api::RegistryServiceConfig {
-            allow_nondistributable_artifacts_cid_rs: Some(Vec::new()),
-            allow_nondistributable_artifacts_hostnames: Some(Vec::new()),
-            insecure_registry_cid_rs: Some(Vec::new()),
-            index_configs: Some(std::collections::HashMap::new()),
-            mirrors: Some(Vec::new()),
-        }),
+        // Docker Hub's index, as dockerd names it; the registries' configuration:
+        // loopback and `--insecure-registry` CIDRs are insecure, `--registry-mirror`s
+        // serve Docker Hub's names.
+        index_server_address: Some("https://index.docker.io/v1/".to_owned()),
+        registry_config: Some(registry_config(c)),
         // A swarm concept: null, as dockerd without swarm resources.
         generic_resources: None,
-        // berthd makes no outgoing HTTP requests, so no proxy applies to it.
-        http_proxy: Some(String::new()),
-        https_proxy: Some(String::new()),
-        no_proxy: Some(String::new()),
+        // The registry client (reqwest) takes its proxies from the environment.
+        http_proxy: Some(env_either("HTTP_PROXY")),
+        https_proxy: Some(env_either("HTTPS_PROXY")),
+        no_proxy: Some(env_either("NO_PROXY")),
         name: Some(f.hostname.clone()),
         // berthd has no daemon labels (`--label`).
         labels: Some(Vec::new()),
@@ -466,6 +461,55 @@ pub async fn metrics_handler(state: web::Data<AppState>) -> HttpResponse {
         .body(crate::metrics::render())
 }
 
+/// `NAME` or `name` from the environment, empty when neither is set.
+fn env_either(name: &str) -> String {
+    std::env::var(name)
+        .or_else(|_| std::env::var(name.to_ascii_lowercase()))
+        .unwrap_or_default()
+}
+
+/// `/info`'s `RegistryConfig` as dockerd reports it.
+fn registry_config(config: &DaemonConfig) -> api::RegistryServiceConfig {
+    let mut cidrs = vec!["127.0.0.0/8".to_owned()];
+    let mut index = std::collections::HashMap::new();
+    for r in &config.insecure_registries {
+        if r.contains('/') {
+            cidrs.push(r.clone());
+        } else {
+            index.insert(
+                r.clone(),
+                api::IndexInfo {
+                    name: Some(r.clone()),
+                    mirrors: Some(Vec::new()),
+                    secure: Some(false),
+                    official: Some(false),
+                },
+            );
+        }
+    }
+    let mirrors: Vec<String> = config
+        .registry_mirrors
+        .iter()
+        .map(|m| format!("{m}/"))
+        .collect();
+    index.insert(
+        "docker.io".to_owned(),
+        api::IndexInfo {
+            name: Some("docker.io".to_owned()),
+            mirrors: Some(mirrors.clone()),
+            secure: Some(true),
+            official: Some(true),
+        },
+    );
+    api::RegistryServiceConfig {
+        allow_nondistributable_artifacts_cid_rs: Some(Vec::new()),
+        allow_nondistributable_artifacts_hostnames: Some(Vec::new()),
+        insecure_registry_cid_rs: Some(cidrs),
+        index_configs: Some(index),
+        mirrors: Some(mirrors),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -609,7 +653,15 @@ mod tests {
         assert_eq!(doc["Swarm"]["LocalNodeState"], "inactive");
         assert_eq!(doc["Swarm"]["RemoteManagers"], Value::Null);
         assert_eq!(doc["GenericResources"], Value::Null);
-        assert_eq!(doc["IndexServerAddress"], "");
+        assert_eq!(doc["IndexServerAddress"], "https://index.docker.io/v1/");
+        assert_eq!(
+            doc["RegistryConfig"]["InsecureRegistryCIDRs"],
+            json!(["127.0.0.0/8"])
+        );
+        assert_eq!(
+            doc["RegistryConfig"]["IndexConfigs"]["docker.io"]["Official"],
+            true
+        );
         assert_eq!(doc["InitBinary"], "");
         assert_eq!(doc["RuncCommit"], json!({"ID": "", "Expected": ""}));
         let warnings = doc["Warnings"].as_array().unwrap();

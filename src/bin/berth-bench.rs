@@ -13,7 +13,10 @@
 //! daemon tree's memory; e. `GET /containers/json?all=1` load over 8 keep-alive connections;
 //! f. import of a 2 MB and a 100 MB rootfs tarball; g. cold start to `/_ping` 200 with an
 //! empty data root and with 1000 containers on disk, and SIGTERM to exit; h. `docker exec
-//! ctr true` through the CLI and an exec over the API (issue 14).
+//! ctr true` through the CLI and an exec over the API (issue 14); i. load, save, commit and
+//! cp of images; j. `docker push` and `docker pull` of case i's ~100 MB three-layer image
+//! through a registry (Debian's docker-registry) on 127.0.0.1 in the daemon's network
+//! namespace (issue 17).
 //!
 //! Every container the kit creates carries the label `berth.bench=1`; cleanup removes only
 //! containers with that label, also when a case fails. Daemons started by the kit run on
@@ -70,8 +73,8 @@ struct Args {
     /// A fast smoke run: few repetitions, short load, 100 containers on disk for case g.
     #[arg(long)]
     quick: bool,
-    /// Which cases to run (letters a-i; d runs with c).
-    #[arg(long, default_value = "abcdefghi")]
+    /// Which cases to run (letters a-j; d runs with c).
+    #[arg(long, default_value = "abcdefghij")]
     cases: String,
     /// Repetitions for the fast cases (a, b); the slow ones scale from it.
     #[arg(long)]
@@ -1399,6 +1402,161 @@ async fn image_round(t: &Target, archive: &[u8]) -> Result<ImageRound, String> {
     })
 }
 
+/// A registry (Debian's docker-registry) for case j, on 127.0.0.1 in a daemon's network
+/// namespace, with its storage in a temp dir; stopped by pid and removed on drop.
+struct BenchRegistry {
+    dir: PathBuf,
+    addr: String,
+    child: Child,
+}
+
+impl BenchRegistry {
+    const BIN: &'static str = "/usr/bin/docker-registry";
+
+    fn start(daemon: i32, tmp: &Path) -> Result<BenchRegistry, String> {
+        if !Path::new(Self::BIN).exists() {
+            return Err(format!(
+                "{} is missing (scripts/deps.sh installs docker-registry)",
+                Self::BIN
+            ));
+        }
+        let netns = format!("--net=/proc/{daemon}/ns/net");
+        // A fresh network namespace has its loopback down.
+        let _ = Command::new("nsenter")
+            .args([netns.as_str(), "ip", "link", "set", "lo", "up"])
+            .status();
+        let mut rnd = [0u8; 4];
+        rand::rng().fill_bytes(&mut rnd);
+        let dir = tmp.join(format!(
+            "berth-bench.{}.registry.{}",
+            std::process::id(),
+            hex::encode(rnd)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        // A port from the host's free ones; the namespace's own are all free.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = dir.join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.join("storage").display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join("registry.log")).map_err(|e| e.to_string())?;
+        let child = Command::new("nsenter")
+            .arg(&netns)
+            .arg(Self::BIN)
+            .arg("serve")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("start the registry: {e}"))?;
+        let mut r = BenchRegistry { dir, addr, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let up = Command::new("nsenter")
+                .args([netns.as_str(), "curl", "-sf", "-o", "/dev/null"])
+                .arg(format!("http://{}/v2/", r.addr))
+                .status()
+                .is_ok_and(|s| s.success());
+            if up {
+                return Ok(r);
+            }
+            if let Ok(Some(st)) = r.child.try_wait() {
+                return Err(format!(
+                    "the registry exited ({st}): {}",
+                    tail_file(&r.dir.join("registry.log"), 5)
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err("the registry did not answer in 10 s".to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for BenchRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One round of case j on `t`: load, tag, push (timed), remove, pull (timed, with the
+/// daemon's peak RSS), remove.
+async fn registry_round(
+    t: &Target,
+    archive: &[u8],
+    addr: &str,
+    rep: usize,
+) -> Result<(Duration, Duration, Option<f64>), String> {
+    let mut c = t.conn().await?;
+    let step = |r: io::Result<Resp>, what: &str| -> Result<Resp, String> {
+        let r = r.map_err(|e| e.to_string())?.ok(what)?;
+        if r.text().contains("errorDetail") {
+            return Err(format!("{what}: {}", r.text().lines().last().unwrap_or("")));
+        }
+        Ok(r)
+    };
+    step(
+        c.request(
+            "POST",
+            &format!("{API}/images/load?quiet=1"),
+            &[archive],
+            Some("application/x-tar"),
+        )
+        .await,
+        "load",
+    )?;
+    let repo = format!("{addr}/bench{rep}-{}", rand::rng().next_u32());
+    step(
+        c.post(&format!(
+            "{API}/images/berth-bench-load:1/tag?repo={}&tag=1",
+            urlencode(&repo)
+        ))
+        .await,
+        "tag",
+    )?;
+    // dockerd reads the credentials from the body when the header is missing.
+    let t0 = Instant::now();
+    step(
+        c.post_json(&format!("{API}/images/{repo}/push?tag=1"), &json!({}))
+            .await,
+        "push",
+    )?;
+    let push = t0.elapsed();
+    for name in [format!("{repo}:1"), "berth-bench-load:1".to_owned()] {
+        step(
+            c.delete(&format!("{API}/images/{name}?force=1")).await,
+            "rmi",
+        )?;
+    }
+    peak_rss(t.pid, true);
+    let t0 = Instant::now();
+    step(
+        c.post(&format!(
+            "{API}/images/create?fromImage={}&tag=1",
+            urlencode(&repo)
+        ))
+        .await,
+        "pull",
+    )?;
+    let pull = t0.elapsed();
+    let rss = peak_rss(t.pid, true);
+    let _ = c.delete(&format!("{API}/images/{repo}:1?force=1")).await;
+    Ok((push, pull, rss))
+}
+
 /// `docker import` over the API (what the CLI sends); the time until the reply ends.
 async fn api_import(
     t: &Target,
@@ -1939,6 +2097,54 @@ impl Ctx {
         self.cleanup_all().await;
     }
 
+    /// j. Registries: case i's image loaded, pushed to a fresh registry on 127.0.0.1 in
+    /// the daemon's network namespace (so every blob is uploaded), removed, and pulled
+    /// back; time of the push and of the pull, and the
+    /// daemon's peak RSS during the pull.
+    async fn case_j(&mut self) {
+        let kpush = "j. docker push, three layers".to_owned();
+        let kpull = "j. docker pull of it from 127.0.0.1".to_owned();
+        let krss = format!("{kpull}: peak daemon RSS");
+        self.report.declare(&kpush, "s", None, None);
+        self.report.declare(&kpull, "s", None, None);
+        self.report
+            .declare(&krss, "MiB", Some(Budget::AtMost(64.0)), None);
+        let archive = match busybox_tar(&self.cache).and_then(|bb| load_archive(&bb, &self.cache)) {
+            Ok(a) => a,
+            Err(e) => {
+                self.report.fail(&kpull, "s", 0, e);
+                return;
+            }
+        };
+        let reps = if self.args.quick { 1 } else { 3 };
+        say(format!("case j: push and pull, {reps} x"));
+        for rep in 0..reps {
+            for ti in order(self.targets.len(), rep) {
+                let t = &self.targets[ti];
+                // A fresh registry each round: every blob is uploaded (no daemon can
+                // skip or mount one), and its start is not timed.
+                let reg = match BenchRegistry::start(t.pid, &self.args.tmp) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.report.fail(&kpull, "s", ti, e);
+                        continue;
+                    }
+                };
+                match registry_round(t, &archive, &reg.addr, rep).await {
+                    Ok((push, pull, rss)) => {
+                        self.report.add(&kpush, "s", ti, push.as_secs_f64());
+                        self.report.add(&kpull, "s", ti, pull.as_secs_f64());
+                        if let Some(rss) = rss {
+                            self.report.add(&krss, "MiB", ti, rss);
+                        }
+                    }
+                    Err(e) => self.report.fail(&kpull, "s", ti, format!("failed: {e}")),
+                }
+            }
+        }
+        self.cleanup_all().await;
+    }
+
     /// g. Cold start to `/_ping` 200, empty and with N containers on disk; SIGTERM to exit.
     async fn case_g(&mut self) {
         let n = self
@@ -2360,7 +2566,7 @@ async fn make_target(
 
 async fn run(ctx: &mut Ctx) {
     let cases = ctx.args.cases.clone();
-    for case in ['a', 'b', 'c', 'e', 'f', 'h', 'i', 'g'] {
+    for case in ['a', 'b', 'c', 'e', 'f', 'h', 'i', 'j', 'g'] {
         let wanted = cases.contains(case) || (case == 'c' && cases.contains('d'));
         if !wanted {
             continue;
@@ -2377,6 +2583,7 @@ async fn run(ctx: &mut Ctx) {
             'f' => ctx.case_f().await,
             'g' => ctx.case_g().await,
             'i' => ctx.case_i().await,
+            'j' => ctx.case_j().await,
             _ => ctx.case_h().await,
         }
     }

@@ -98,6 +98,11 @@ pub struct DaemonConfig {
     /// `--ip`: the host address of a published port that names none (`None`: every
     /// address, `0.0.0.0`).
     pub default_bind_ip: Option<std::net::Ipv4Addr>,
+    /// `--insecure-registry`: registries (`host[:port]` or CIDR) reached over plain HTTP
+    /// (loopback ones always are).
+    pub insecure_registries: Vec<String>,
+    /// `--registry-mirror`: URLs tried before Docker Hub for its images.
+    pub registry_mirrors: Vec<String>,
     /// `--dns`: the nameservers of containers' resolv.conf (empty: the host's).
     pub dns: Vec<std::net::IpAddr>,
     /// `-s`: `overlay2` or `vfs`; `None` picks one as dockerd does.

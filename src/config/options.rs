@@ -360,6 +360,35 @@ pub static OPTIONS: &[DaemonOption] = &[
         },
     },
     DaemonOption {
+        flag: "--insecure-registry",
+        short: None,
+        key: Some("insecure-registries"),
+        form: Form::List,
+        default: None,
+        status: Status::Honoured,
+        value_name: "REGISTRY",
+        help: "Registry (host[:port] or CIDR) reached over plain HTTP (repeatable; loopback registries always are)",
+        set: |c, v| {
+            c.insecure_registries =
+                v.list(crate::actors::graph::registry::check_insecure_registry)?;
+            Ok(())
+        },
+    },
+    DaemonOption {
+        flag: "--registry-mirror",
+        short: None,
+        key: Some("registry-mirrors"),
+        form: Form::List,
+        default: None,
+        status: Status::Honoured,
+        value_name: "URL",
+        help: "Mirror (http:// or https:// URL) tried before Docker Hub for its images (repeatable)",
+        set: |c, v| {
+            c.registry_mirrors = v.list(crate::actors::graph::registry::check_mirror)?;
+            Ok(())
+        },
+    },
+    DaemonOption {
         flag: "--storage-driver",
         short: Some('s'),
         key: Some("storage-driver"),

@@ -1058,3 +1058,32 @@ fn default_ulimits_flag_and_file() {
     let e = err(&["--config-file", &path]).to_string();
     assert!(e.contains("invalid type for default-ulimits"), "{e}");
 }
+
+#[test]
+fn registries_from_flags_and_file() {
+    let c = ok(&[
+        "--insecure-registry",
+        "10.0.0.0/8",
+        "--insecure-registry",
+        "reg.example:5000",
+        "--registry-mirror",
+        "http://127.0.0.1:5000/",
+    ]);
+    assert_eq!(c.insecure_registries, ["10.0.0.0/8", "reg.example:5000"]);
+    assert_eq!(c.registry_mirrors, ["http://127.0.0.1:5000"]);
+    let (_dir, path) = file(
+        r#"{"insecure-registries": ["192.168.0.0/16"], "registry-mirrors": ["https://mirror.example"]}"#,
+    );
+    let c = ok(&["--config-file", &path]);
+    assert_eq!(c.insecure_registries, ["192.168.0.0/16"]);
+    assert_eq!(c.registry_mirrors, ["https://mirror.example"]);
+    let c = ok(&[]);
+    assert!(c.insecure_registries.is_empty() && c.registry_mirrors.is_empty());
+    let e = err(&["--registry-mirror", "127.0.0.1:5000"]).to_string();
+    assert!(
+        e.contains("--registry-mirror") && e.contains("http://"),
+        "{e}"
+    );
+    let e = err(&["--insecure-registry", "10.0.0.0/40"]).to_string();
+    assert!(e.contains("--insecure-registry"), "{e}");
+}

@@ -52,6 +52,9 @@ pub enum GraphError {
     /// A list filter dockerd would refuse.
     #[error(transparent)]
     Filter(#[from] crate::model::filters::FilterError),
+    /// A pull, push or login failed.
+    #[error(transparent)]
+    Registry(#[from] crate::actors::graph::registry::RegistryError),
     /// A message arrived before `Init` finished (or after it failed).
     #[error("the graph subsystem is not initialised")]
     NotReady,
@@ -68,6 +71,7 @@ impl GraphError {
             | GraphError::VolumeDriverNotFound { .. } => ErrorKind::NotFound,
             GraphError::Invalid { .. } => ErrorKind::InvalidParameter,
             GraphError::Filter(e) => e.kind(),
+            GraphError::Registry(e) => e.kind(),
             GraphError::UnknownDriver { .. }
             | GraphError::InvalidArchive { .. }
             | GraphError::InvalidReference { .. }

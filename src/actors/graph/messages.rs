@@ -277,3 +277,36 @@ pub struct GetDiskUsage {
     pub users: Vec<super::store::ImageUser>,
     pub with_images: bool,
 }
+
+/// From `api::images::create` with `fromImage` (`docker pull`): pulls `image` (with
+/// `tag`: a tag or `sha256:` digest) for `platform` (this host's when `None`) with
+/// `auth` (the `X-Registry-Auth` header). Progress lines go to `progress` as they
+/// happen; the reply comes when the image is made.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), GraphError>")]
+pub struct PullImage {
+    pub image: String,
+    pub tag: Option<String>,
+    pub platform: Option<String>,
+    pub auth: super::registry::AuthConfig,
+    pub progress: super::registry::ProgressTx,
+}
+
+/// From `api::images::push` (`docker push`): pushes `name:tag` (every tag of `name`
+/// when `tag` is `None`) with `auth`; progress lines go to `progress`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), GraphError>")]
+pub struct PushImage {
+    pub name: String,
+    pub tag: Option<String>,
+    pub auth: super::registry::AuthConfig,
+    pub progress: super::registry::ProgressTx,
+}
+
+/// From `api::system::auth` (`docker login`): checks `auth` against its registry.
+/// Replies the registry's name.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<String, GraphError>")]
+pub struct CheckLogin {
+    pub auth: super::registry::AuthConfig,
+}

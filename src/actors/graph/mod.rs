@@ -18,6 +18,11 @@
 //! [`Deleter`](crate::deleter::Deleter) given at construction (one thread, shared with
 //! the container store), which `Shutdown` drains before its flush.
 //!
+//! Registries ([`registry::Registries`]): `PullImage`, `PushImage` and `CheckLogin` run
+//! their network work as async tasks on this arbiter, sharing downloads and pushes in the
+//! pulling and pushing pools; pulled layers are made on a blocking thread as a load makes
+//! them.
+//!
 //! Architecture invariant: the graph never mounts a container's rootfs; it replies with
 //! a [`RootfsSpec`](crate::monitor::spec::RootfsSpec) that the container's init mounts
 //! in its own mount namespace.
@@ -30,6 +35,7 @@ pub mod driver;
 pub mod error;
 pub mod messages;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod tarsplit;
 pub mod view;
@@ -61,17 +67,25 @@ pub struct GraphActor {
     /// actor starts so that it runs while the actors before this one initialise;
     /// `Init` waits for it.
     selecting: Option<tokio::task::JoinHandle<Result<driver::Driver, GraphError>>>,
+    /// The registries: clients, the pulling and pushing pools. Their network work runs
+    /// as tasks on this actor's arbiter.
+    registries: Arc<registry::Registries>,
 }
 
 impl GraphActor {
     /// `deleter` deletes the dirs that removals rename away; `Shutdown` drains it.
     pub fn new(config: Arc<DaemonConfig>, deleter: Deleter) -> Self {
+        let registries = Arc::new(registry::Registries::new(
+            &config.insecure_registries,
+            &config.registry_mirrors,
+        ));
         GraphActor {
             config,
             deleter,
             store: None,
             volumes: None,
             selecting: None,
+            registries,
         }
     }
 
@@ -437,5 +451,50 @@ impl Handler<GetDiskUsage> for GraphActor {
         with_store(self, "disk usage", move |s| {
             Ok(s.disk_usage(&msg.users, msg.with_images))
         })
+    }
+}
+
+impl Handler<PullImage> for GraphActor {
+    type Result = ResponseFuture<Result<(), GraphError>>;
+    fn handle(&mut self, msg: PullImage, _: &mut Self::Context) -> Self::Result {
+        let store = match self.store() {
+            Ok(s) => s,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        Box::pin(registry::pull(
+            self.registries.clone(),
+            store,
+            msg.image,
+            msg.tag,
+            msg.platform,
+            msg.auth,
+            msg.progress,
+        ))
+    }
+}
+
+impl Handler<PushImage> for GraphActor {
+    type Result = ResponseFuture<Result<(), GraphError>>;
+    fn handle(&mut self, msg: PushImage, _: &mut Self::Context) -> Self::Result {
+        let store = match self.store() {
+            Ok(s) => s,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        Box::pin(registry::push(
+            self.registries.clone(),
+            store,
+            msg.name,
+            msg.tag,
+            msg.auth,
+            msg.progress,
+        ))
+    }
+}
+
+impl Handler<CheckLogin> for GraphActor {
+    type Result = ResponseFuture<Result<String, GraphError>>;
+    fn handle(&mut self, msg: CheckLogin, _: &mut Self::Context) -> Self::Result {
+        let registries = self.registries.clone();
+        Box::pin(async move { Ok(registries.login(&msg.auth).await?) })
     }
 }

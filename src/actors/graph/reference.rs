@@ -12,6 +12,9 @@ pub enum Reference {
     Id(String),
     /// Something that may be a unique prefix of an image id (hex, without `sha256:`).
     Prefix(String),
+    /// A repository and the digest of the manifest it was pulled or pushed by
+    /// (`busybox`, `sha256:<hex>`).
+    Digested { name: String, digest: String },
 }
 
 /// The default tag when a reference has none.
@@ -33,8 +36,15 @@ pub fn parse_reference(s: &str) -> Result<Reference, String> {
     if crate::util::is_full_id(s) {
         return Ok(Reference::Id(s.to_owned()));
     }
-    if s.contains('@') {
-        return Err("digest references are not supported".to_owned());
+    if let Some((name, digest)) = s.split_once('@') {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .filter(|h| crate::util::is_full_id(h))
+            .ok_or_else(|| format!("invalid digest {digest:?}"))?;
+        return Ok(Reference::Digested {
+            name: normalize_name(name)?,
+            digest: format!("sha256:{hex}"),
+        });
     }
     let (name, tag) = split_name_tag(s);
     let name = normalize_name(name)?;

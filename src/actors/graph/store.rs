@@ -178,15 +178,60 @@ impl Repositories {
 
     /// Every `name:tag` that points at `id`, sorted.
     pub fn tags_of(&self, id: &str) -> Vec<String> {
+        self.names_of(id, false)
+    }
+
+    /// Every `name@sha256:<digest>` that points at `id` (a pull's or push's manifest
+    /// digest, dockerd's `RepoDigests`), sorted.
+    pub fn digests_of(&self, id: &str) -> Vec<String> {
+        self.names_of(id, true)
+    }
+
+    fn names_of(&self, id: &str, digests: bool) -> Vec<String> {
         let mut out: Vec<String> = self
             .repositories
             .values()
             .flat_map(|m| m.iter())
-            .filter(|(_, v)| v.as_str() == id)
+            .filter(|(k, v)| v.as_str() == id && k.contains('@') == digests)
             .map(|(k, _)| k.clone())
             .collect();
         out.sort();
         out
+    }
+
+    /// Points `name@digest` at `id`, as dockerd's `repositories.json` keeps it.
+    pub fn set_digest(&mut self, name: &str, digest: &str, id: &str) {
+        self.repositories
+            .entry(name.to_owned())
+            .or_default()
+            .insert(format!("{name}@{digest}"), id.to_owned());
+    }
+
+    pub fn get_digest(&self, name: &str, digest: &str) -> Option<&str> {
+        self.repositories
+            .get(name)?
+            .get(&format!("{name}@{digest}"))
+            .map(String::as_str)
+    }
+
+    /// Removes `name@digest`; true when it was there.
+    pub fn remove_digest(&mut self, name: &str, digest: &str) -> bool {
+        let Some(m) = self.repositories.get_mut(name) else {
+            return false;
+        };
+        let removed = m.remove(&format!("{name}@{digest}")).is_some();
+        if m.is_empty() {
+            self.repositories.remove(name);
+        }
+        removed
+    }
+
+    /// Removes every digest reference to `id`.
+    pub fn remove_digests_of(&mut self, id: &str) {
+        for m in self.repositories.values_mut() {
+            m.retain(|k, v| !(k.contains('@') && v == id));
+        }
+        self.repositories.retain(|_, m| !m.is_empty());
     }
 
     /// Drops tags whose image is not kept; true when anything changed.
@@ -233,10 +278,12 @@ struct State {
 mod commit;
 mod history;
 mod load;
+mod pull;
 mod save;
 mod tags;
 mod usage;
 pub use commit::{Change, ChangeKind, CommitStep};
+pub use pull::{LayerStep, PullCommit, Pulled, PulledLayer, PushLayer, PushSource};
 pub use save::SavePlan;
 pub use tags::{ImageUser, parse_until};
 pub use usage::DiskUsage;
@@ -404,6 +451,12 @@ impl GraphStore {
     }
     fn repos_path(&self) -> PathBuf {
         self.meta.join("repositories.json")
+    }
+
+    /// Where pulls keep their blobs and pushes their compressed layers while they work
+    /// (removed at the next open).
+    pub fn work_dir(&self, what: &str) -> PathBuf {
+        self.meta.join("tmp").join(what)
     }
 
     pub fn driver(&self) -> &Driver {
@@ -1109,6 +1162,7 @@ fn facts_of<'a>(st: &State, img: &'a Image, with_layers: bool) -> ImageFacts<'a>
     ImageFacts {
         image: img,
         tags: st.repos.tags_of(&format!("sha256:{}", img.id)),
+        digests: st.repos.digests_of(&format!("sha256:{}", img.id)),
         size: image_size(st, img),
         cache_ids,
         last_tagged: st.last_tagged.get(&img.id).copied(),
@@ -1160,6 +1214,20 @@ fn resolve_in(st: &State, reference: &str) -> Result<String, GraphError> {
     let found = match reference::parse_reference(reference) {
         Ok(Reference::Id(hex)) => st.images.contains_key(&hex).then_some(hex),
         Ok(Reference::Prefix(hex)) => by_prefix(&hex),
+        Ok(Reference::Digested { name, digest }) => {
+            let found = st
+                .repos
+                .get_digest(&name, &digest)
+                .and_then(|id| id.strip_prefix("sha256:"))
+                .filter(|h| st.images.contains_key(*h))
+                .map(str::to_owned);
+            if found.is_none() {
+                return Err(GraphError::ImageNotFound {
+                    reference: format!("{name}@{digest}"),
+                });
+            }
+            found
+        }
         Ok(Reference::Tagged { name, tag }) => {
             let by_name = st
                 .repos

@@ -19,6 +19,8 @@ pub struct ImageFacts<'a> {
     pub image: &'a Image,
     /// `name:tag`, sorted.
     pub tags: Vec<String>,
+    /// `name@sha256:<manifest digest>` (pulled or pushed), sorted.
+    pub digests: Vec<String>,
     /// The layers' sizes added up (dockerd's `Size` of the top layer's chain).
     pub size: i64,
     /// The layers' cache ids (their dirs under the driver home), top layer first.
@@ -33,14 +35,16 @@ pub struct ImageFacts<'a> {
 pub fn summary(f: &ImageFacts<'_>) -> api::ImageSummary {
     let id = format!("sha256:{}", f.image.id);
     // dockerd's row for an image with neither tag nor digest.
-    let (repo_tags, repo_digests) = if f.tags.is_empty() {
+    let (repo_tags, repo_digests) = if f.tags.is_empty() && f.digests.is_empty() {
         (
             vec!["<none>:<none>".to_owned()],
             vec!["<none>@<none>".to_owned()],
         )
+    } else if f.tags.is_empty() {
+        // Pulled by digest only: dockerd lists the digest and no tag (`null`).
+        (Vec::new(), f.digests.clone())
     } else {
-        // berthd pulls from no registry, so no image has a digest.
-        (f.tags.clone(), Vec::new())
+        (f.tags.clone(), f.digests.clone())
     };
     api::ImageSummary {
         id,
@@ -83,7 +87,7 @@ pub fn inspect(f: &ImageFacts<'_>, driver: &Driver) -> api::Image {
         id: format!("sha256:{}", f.image.id),
         repo_tags: Some(f.tags.clone()),
         // berthd pulls from no registry, so no image has a digest.
-        repo_digests: Some(Vec::new()),
+        repo_digests: Some(f.digests.clone()),
         // A committed image's parent; imported and loaded images have none.
         parent: f.parent.clone().unwrap_or_default(),
         // The config's own fields, as dockerd reads them; absent ones are dockerd's

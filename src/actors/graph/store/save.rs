@@ -40,6 +40,26 @@ fn io_err(what: &str) -> impl FnOnce(io::Error) -> GraphError + '_ {
     }
 }
 
+impl SavePlan {
+    /// The plan's first image as a push reads it.
+    pub(super) fn into_push_source(self) -> Option<super::pull::PushSource> {
+        let img = self.images.into_iter().next()?;
+        Some(super::pull::PushSource {
+            id: format!("sha256:{}", img.hex),
+            config: img.config,
+            layers: img
+                .layers
+                .into_iter()
+                .map(|(d, content, record)| super::pull::PushLayer {
+                    diff_id: format!("sha256:{d}"),
+                    content,
+                    record,
+                })
+                .collect(),
+        })
+    }
+}
+
 impl GraphStore {
     /// Resolves `names` as dockerd's exporter does: `name:tag` and ids save one image (an
     /// id without its tags), a bare name every tag of that repository.

@@ -131,13 +131,23 @@ impl GraphStore {
                     )));
                 }
             }
-            let Ok(Reference::Tagged { name, tag }) = reference::parse_reference(reference) else {
-                return Err(GraphError::ImageNotFound {
-                    reference: reference.to_owned(),
-                });
+            let removed = match reference::parse_reference(reference) {
+                Ok(Reference::Tagged { name, tag }) => st
+                    .repos
+                    .remove(&name, &tag)
+                    .then(|| format!("{name}:{tag}")),
+                Ok(Reference::Digested { name, digest }) => st
+                    .repos
+                    .remove_digest(&name, &digest)
+                    .then(|| format!("{name}@{digest}")),
+                _ => {
+                    return Err(GraphError::ImageNotFound {
+                        reference: reference.to_owned(),
+                    });
+                }
             };
-            if st.repos.remove(&name, &tag) {
-                records.push(untagged(&format!("{name}:{tag}")));
+            if let Some(r) = removed {
+                records.push(untagged(&r));
                 image_event(st.images.get(&hex), &id, &id, "untag");
             }
             if !st.repos.tags_of(&id).is_empty() {
@@ -395,7 +405,10 @@ impl GraphStore {
                         let id = format!("sha256:{}", img.id);
                         let child = st.parents.values().any(|p| *p == img.id);
                         let used = users.iter().any(|u| u.image_id == id);
-                        let tagged = !st.repos.tags_of(&id).is_empty();
+                        // A digest is a reference too: dockerd prunes as dangling only
+                        // the images nothing names.
+                        let tagged = !st.repos.tags_of(&id).is_empty()
+                            || !st.repos.digests_of(&id).is_empty();
                         if child || used || (dangling_only && tagged) {
                             return false;
                         }
@@ -444,6 +457,10 @@ fn untag_all(st: &mut State, id: &str, records: &mut Vec<api::ImageDeleteRespons
         let hex = id.strip_prefix("sha256:").unwrap_or(id);
         image_event(st.images.get(hex), id, id, "untag");
     }
+    for d in st.repos.digests_of(id) {
+        records.push(untagged(&d));
+    }
+    st.repos.remove_digests_of(id);
 }
 
 /// Every layer that an image or a container layer (made or being made) stands on.
