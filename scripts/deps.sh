@@ -3,8 +3,8 @@
 # when everything is there): libseccomp-dev (linked into berthd: the seccomp filters),
 # iptables, busybox-static (the test image), prometheus (for promtool), systemd
 # (systemd-analyze), the docker CLI when missing, runc and tini (the oci exec driver's
-# runtime, and its static docker-init for `--init`: tini-static), and the Python docker
-# SDK.
+# runtime, and its static docker-init for `--init`: tini-static), crun (the second runtime
+# of `--add-runtime`'s test: as root no test may skip), and the Python docker SDK.
 set -euo pipefail
 
 need=()
@@ -16,6 +16,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v docker >/dev/null 2>&1 || need+=(docker.io)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v crun >/dev/null 2>&1 || need+=(crun)
 command -v docker-init >/dev/null 2>&1 || command -v tini-static >/dev/null 2>&1 || need+=(tini)
 if ((${#need[@]})); then
     echo "deps: installing ${need[*]}" >&2

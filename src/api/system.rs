@@ -669,8 +669,10 @@ mod tests {
     #[test]
     fn the_git_commit_is_the_checkouts() {
         if std::env::var_os("BERTH_GIT_COMMIT").is_some() {
-            eprintln!("skipped: BERTH_GIT_COMMIT overrides the checkout's commit");
-            return;
+            return crate::test_ledger::skip(
+                module_path!(),
+                "BERTH_GIT_COMMIT overrides the checkout's commit",
+            );
         }
         let out = std::process::Command::new("git")
             .args(["rev-parse", "--short=7", "HEAD"])
@@ -681,7 +683,7 @@ mod tests {
                 let head = String::from_utf8_lossy(&o.stdout).trim().to_owned();
                 assert_eq!(GIT_COMMIT, head, "rebuild after a commit updates it");
             }
-            _ => eprintln!("skipped: not a git checkout, or no git"),
+            _ => crate::test_ledger::skip(module_path!(), "not a git checkout, or no git"),
         }
     }
 }
