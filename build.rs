@@ -13,6 +13,10 @@
 //!   checkout, as dockerd's `GitCommit`; a packager building from a tarball may set
 //!   `BERTH_GIT_COMMIT` itself (as dockerd's `DOCKER_GITCOMMIT`). Otherwise empty: the
 //!   build cannot know the commit, and an empty value is what dockerd reports then.
+//! - `BERTH_GIT_COMMIT_FROM`: where that value came from, `env` (the variable), `git` or
+//!   `none`, for the tests that hold the commit to the checkout's. (Cargo also puts the
+//!   `rustc-env` variables in the environment of `cargo test`, so a test cannot tell an
+//!   override by looking for `BERTH_GIT_COMMIT` there.)
 //! - `BERTH_BUILD_TIME`: `SOURCE_DATE_EPOCH` (the reproducible-builds convention that
 //!   Debian's dockerd uses for its `BuildTime`) in dockerd's format, else empty. A clock
 //!   reading taken here would not be the build time: this script reruns only when its
@@ -28,7 +32,9 @@ fn main() {
     if release && linux {
         println!("cargo:rustc-link-arg-bin=berthd=-no-pie");
     }
-    println!("cargo:rustc-env=BERTH_GIT_COMMIT={}", git_commit());
+    let (commit, from) = git_commit();
+    println!("cargo:rustc-env=BERTH_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=BERTH_GIT_COMMIT_FROM={from}");
     println!("cargo:rustc-env=BERTH_BUILD_TIME={}", build_time());
 }
 
@@ -47,13 +53,14 @@ fn git(args: &[&str]) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn git_commit() -> String {
+/// The commit and where it came from: `env`, `git` or `none`.
+fn git_commit() -> (String, &'static str) {
     println!("cargo:rerun-if-env-changed=BERTH_GIT_COMMIT");
     if let Ok(c) = std::env::var("BERTH_GIT_COMMIT") {
-        return c;
+        return (c, "env");
     }
     let Some(commit) = git(&["rev-parse", "--short=7", "HEAD"]) else {
-        return String::new();
+        return (String::new(), "none");
     };
     // Rerun when HEAD moves: HEAD itself (a checkout, a detached HEAD), the branch it
     // names (a commit) and packed-refs (a branch that `git gc` packed). The paths come
@@ -70,7 +77,7 @@ fn git_commit() -> String {
             }
         }
     }
-    commit
+    (commit, "git")
 }
 
 fn build_time() -> String {

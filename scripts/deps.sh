@@ -3,10 +3,11 @@
 # when everything is there): libseccomp-dev (linked into berthd: the seccomp filters),
 # iptables, busybox-static (the test image), prometheus (for promtool), systemd
 # (systemd-analyze), the docker CLI when missing, runc and tini (the oci exec driver's
-# runtime, and its static docker-init for `--init`: tini-static), docker-registry (the
-# registry tests/root_registry.rs runs on 127.0.0.1) with apache2-utils (its `htpasswd`
-# makes the bcrypt password file) and openssl (the token service's key and signatures),
-# and the Python docker SDK.
+# runtime, and its static docker-init for `--init`: tini-static), crun (the second runtime
+# of `--add-runtime`'s test: as root no test may skip), docker-registry (the registry
+# tests/root_registry.rs runs on 127.0.0.1) with apache2-utils (its `htpasswd` makes the
+# bcrypt password file) and openssl (the token service's key and signatures), and the
+# Python docker SDK.
 set -euo pipefail
 
 need=()
@@ -18,6 +19,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v docker >/dev/null 2>&1 || need+=(docker.io)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v crun >/dev/null 2>&1 || need+=(crun)
 command -v docker-init >/dev/null 2>&1 || command -v tini-static >/dev/null 2>&1 || need+=(tini)
 [[ -x /usr/bin/docker-registry ]] || need+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)

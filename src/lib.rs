@@ -36,3 +36,8 @@ pub mod security;
 pub mod server;
 pub mod sys;
 pub mod util;
+
+/// The test ledger (tests/common/ledger.rs): the unit tests that skip record it there.
+#[cfg(test)]
+#[path = "../tests/common/ledger.rs"]
+pub(crate) mod test_ledger;

@@ -13,6 +13,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+#[path = "common/ledger.rs"]
+mod ledger;
+
 fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
@@ -266,8 +269,7 @@ fn systemd_units_verify() {
     assert!(socket.contains("\nSocketMode=0660\n"));
 
     if !have(tool) {
-        println!("skipped: {tool} is not installed");
-        return;
+        return ledger::skip(module_path!(), &format!("{tool} is not installed"));
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = env!("CARGO_BIN_EXE_berthd");
@@ -338,8 +340,7 @@ fn metrics_pass_promtool() {
     }
 
     if !have(tool) {
-        println!("skipped: {tool} is not installed");
-        return;
+        return ledger::skip(module_path!(), &format!("{tool} is not installed"));
     }
     let mut child = Command::new(tool)
         .args(["check", "metrics"])
@@ -397,8 +398,10 @@ fn example_daemon_json_loads() {
 #[test]
 fn mkbusybox_is_deterministic() {
     if !have("/bin/busybox") {
-        println!("skipped: /bin/busybox is missing (apt-get install busybox-static)");
-        return;
+        return ledger::skip(
+            module_path!(),
+            "/bin/busybox is missing (apt-get install busybox-static)",
+        );
     }
     let script = repo_file("scripts/mkbusybox.sh");
     let dir = tempfile::tempdir().expect("tempdir");

@@ -205,8 +205,7 @@ fn cpuset_cpus_reach_the_container() {
     require_root!();
     let l = layout();
     if !l.cpuset {
-        eprintln!("skipped: no cpuset controller");
-        return;
+        skip_test!("no cpuset controller");
     }
     let d = TestDaemon::start();
     d.import_busybox();
@@ -257,7 +256,7 @@ fn devices_are_made_and_allowed_and_others_refused() {
     assert_eq!(out, "wrote\ncharacter special file 1:3 666\n");
 
     if !Path::new("/dev/loop0").exists() {
-        eprintln!("skipped the block device part: no /dev/loop0");
+        skip_part!("the block device part: no /dev/loop0");
         return;
     }
     let script = "dd if=/dev/xloop of=/dev/null count=1 2>/dev/null && echo read; \
@@ -410,7 +409,7 @@ fn blkio_settings_reach_the_cgroup_or_are_refused_with_the_reason() {
         .into_iter()
         .find(|p| Path::new(p).exists());
     let Some(disk) = disk else {
-        eprintln!("skipped the throttles: no block device found");
+        skip_part!("the throttles: no block device found");
         return;
     };
     let (code, out, err) = run_sh(
@@ -426,7 +425,7 @@ fn blkio_settings_reach_the_cgroup_or_are_refused_with_the_reason() {
         );
     }
     if !l.blkio_throttle {
-        eprintln!("skipped the throttles: the host has none");
+        skip_part!("the throttles: the host has none");
         return;
     }
     let rdev = {

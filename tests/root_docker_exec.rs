@@ -178,8 +178,7 @@ fn a_tty_through_script() {
         .output()
         .is_err()
     {
-        eprintln!("skipped: script(1) is not installed");
-        return;
+        skip_test!("script(1) is not installed");
     }
     let d = with_running("ex4");
     let docker = format!(

@@ -706,8 +706,7 @@ fn v2_device_filter_allows_null_and_denies_kmsg() {
     let fx = Fixture::new();
     let host = CgroupLayout::detect();
     let Some(unified) = host.unified.clone() else {
-        eprintln!("skipped: no cgroup2 hierarchy");
-        return;
+        skip_test!("no cgroup2 hierarchy");
     };
     let layout = CgroupLayout {
         v1: Vec::new(),

@@ -21,12 +21,12 @@ use berth::config::DaemonConfig;
 use berth::deleter::Deleter;
 use berth::error::ErrorKind;
 
+#[path = "common/ledger.rs"]
+mod ledger;
+
+/// True (the test returns) unless root; the test ledger records the skip or the run.
 fn skip_unless_root() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: root tests need euid 0");
-        return true;
-    }
-    false
+    !ledger::root_or_skip(module_path!(), "root tests need euid 0")
 }
 
 fn temp_root() -> tempfile::TempDir {

@@ -19,7 +19,10 @@ fn runc() -> Option<PathBuf> {
         .map(PathBuf::from)
         .find(|p| p.is_file());
     if found.is_none() {
-        eprintln!("skipped: runc is not installed (apt-get install runc)");
+        common::ledger::skip(
+            module_path!(),
+            "runc is not installed (apt-get install runc)",
+        );
     }
     found
 }
@@ -259,7 +262,7 @@ fn the_oci_driver_runs_containers_through_the_cli() {
         assert_eq!(code(&out), Some(4), "{text}");
         assert!(text.contains("/dev/pts/0") && text.contains("42"), "{text}");
     } else {
-        eprintln!("skipped: -it (script is not installed)");
+        skip_part!("-it (script is not installed)");
     }
 
     // Nothing is left in runc's root.
@@ -388,8 +391,7 @@ fn crun_runs_the_container_or_refuses_it_clearly() {
         .map(PathBuf::from)
         .find(|p| p.is_file())
     else {
-        eprintln!("skipped: crun is not installed");
-        return;
+        skip_test!("crun is not installed (apt-get install crun)");
     };
     let d = TestDaemon::start_with(Opts {
         args: vec!["--add-runtime".into(), format!("crun={}", crun.display())],

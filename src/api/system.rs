@@ -720,9 +720,12 @@ mod tests {
 
     #[test]
     fn the_git_commit_is_the_checkouts() {
-        if std::env::var_os("BERTH_GIT_COMMIT").is_some() {
-            eprintln!("skipped: BERTH_GIT_COMMIT overrides the checkout's commit");
-            return;
+        // Not the environment's BERTH_GIT_COMMIT: cargo test sets it to the built value.
+        if env!("BERTH_GIT_COMMIT_FROM") == "env" {
+            return crate::test_ledger::skip(
+                module_path!(),
+                "BERTH_GIT_COMMIT overrides the checkout's commit",
+            );
         }
         let out = std::process::Command::new("git")
             .args(["rev-parse", "--short=7", "HEAD"])
@@ -733,7 +736,7 @@ mod tests {
                 let head = String::from_utf8_lossy(&o.stdout).trim().to_owned();
                 assert_eq!(GIT_COMMIT, head, "rebuild after a commit updates it");
             }
-            _ => eprintln!("skipped: not a git checkout, or no git"),
+            _ => crate::test_ledger::skip(module_path!(), "not a git checkout, or no git"),
         }
     }
 }

@@ -293,8 +293,10 @@ mod tests {
             .iter()
             .any(|d| Path::new(d).join("docker-init").exists())
         {
-            eprintln!("skipped: this host has a docker-init in dockerd's libexec dirs");
-            return;
+            return crate::test_ledger::skip(
+                module_path!(),
+                "this host has a docker-init in dockerd's libexec dirs",
+            );
         }
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().display().to_string();

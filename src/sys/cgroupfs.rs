@@ -305,8 +305,7 @@ mod tests {
     /// cgroup dirs below a tmpfs, read-only, with the co-mount links.
     #[test]
     fn the_host_view_binds_each_dir_read_only() {
-        if !crate::sys::host::is_root() {
-            eprintln!("skipped: needs root for mounts");
+        if !crate::test_ledger::root_or_skip(module_path!(), "needs root for mounts") {
             return;
         }
         let t = tempfile::tempdir().unwrap();

@@ -683,10 +683,12 @@ mod tests {
     /// real cgroup2 directory: the unified hierarchy of this host, v2-only or hybrid.
     #[test]
     fn the_kernel_loads_and_attaches_the_programs() {
-        let layout = crate::sys::cgroups::CgroupLayout::detect();
-        let (Some(root), true) = (layout.unified, crate::sys::host::is_root()) else {
-            eprintln!("skipped: needs root and a cgroup2 mount");
+        if !crate::test_ledger::root_or_skip(module_path!(), "needs root") {
             return;
+        }
+        let layout = crate::sys::cgroups::CgroupLayout::detect();
+        let Some(root) = layout.unified else {
+            return crate::test_ledger::skip(module_path!(), "no cgroup2 mount");
         };
         let dir = root.join(format!("berth-bpf-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();

@@ -154,8 +154,7 @@ mod tests {
 
     #[test]
     fn only_devices_are_copied_and_skipped_dirs_stay_out() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: mknod needs root");
+        if !crate::test_ledger::root_or_skip(module_path!(), "mknod needs root") {
             return;
         }
         let t = tempfile::tempdir().unwrap();

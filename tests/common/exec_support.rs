@@ -24,18 +24,33 @@ use berth::monitor::spec::{CgroupSpec, ContainerSpec, NetworkSpec, RootfsSpec};
 use berth::sys::cgroups::CgroupLayout;
 use tokio::sync::{mpsc, oneshot};
 
+#[path = "ledger.rs"]
+pub mod ledger;
+
 pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    ledger::is_root()
 }
 
-/// Skips the test (returns early) unless running as root.
+/// Skips the test (returns early, recording the skip in the test ledger) unless running
+/// as root; as root it records the test as run.
 #[macro_export]
 macro_rules! require_root {
     () => {
-        if !exec_support::is_root() {
-            eprintln!("skipped: needs root (euid 0) for namespaces, mounts and cgroups");
+        if !$crate::exec_support::ledger::root_or_skip(
+            module_path!(),
+            "needs root (euid 0) for namespaces, mounts and cgroups",
+        ) {
             return;
         }
+    };
+}
+
+/// Skips the rest of the calling test: prints the reason, records it in the test ledger
+/// and returns.
+#[macro_export]
+macro_rules! skip_test {
+    ($($why:tt)+) => {
+        return $crate::exec_support::ledger::skip(module_path!(), &format!($($why)+))
     };
 }
 

@@ -11,14 +11,36 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Skips the calling test (with a printed reason) unless it runs as root.
+pub mod ledger;
+
+/// Skips the calling test unless it runs as root: prints why and records the skip in the
+/// test ledger ([`ledger`]); as root it records the test as run.
 #[macro_export]
 macro_rules! require_root {
     () => {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: this test needs root (it starts a real berthd)");
+        if !$crate::common::ledger::root_or_skip(
+            module_path!(),
+            "this test needs root (it starts a real berthd)",
+        ) {
             return;
         }
+    };
+}
+
+/// Skips the rest of the calling test (a tool or a host feature is missing): prints the
+/// reason, records it in the test ledger and returns.
+#[macro_export]
+macro_rules! skip_test {
+    ($($why:tt)+) => {
+        return $crate::common::ledger::skip(module_path!(), &format!($($why)+))
+    };
+}
+
+/// Records (and prints) that the calling test leaves a part out; the test goes on.
+#[macro_export]
+macro_rules! skip_part {
+    ($($why:tt)+) => {
+        $crate::common::ledger::skip_part(module_path!(), &format!($($why)+))
     };
 }
 

@@ -1100,7 +1100,7 @@ mod tests {
     /// written buffered. Root only (it mounts).
     #[test]
     fn files_of_every_size_are_written_where_o_direct_is_refused() {
-        if !crate::sys::host::is_root() {
+        if !crate::test_ledger::root_or_skip(module_path!(), "needs root (it mounts a ramfs)") {
             return;
         }
         struct Unmount(PathBuf);
@@ -1277,8 +1277,7 @@ mod tests {
 
     #[test]
     fn owners_devices_and_xattrs_are_kept_as_root() {
-        if !crate::sys::host::is_root() {
-            eprintln!("skipped: needs root");
+        if !crate::test_ledger::root_or_skip(module_path!(), "needs root") {
             return;
         }
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
