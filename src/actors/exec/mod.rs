@@ -717,6 +717,7 @@ mod tests {
                 open_stdin: false,
                 stdin_once: false,
                 log_path: t.path().join("y.log"),
+                log: Default::default(),
                 state_dir: PathBuf::new(),
                 cgroup: Default::default(),
                 mounts: Vec::new(),

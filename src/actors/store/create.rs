@@ -221,6 +221,18 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
         open_stdin: cfg.open_stdin.unwrap_or(false),
         stdin_once: cfg.stdin_once.unwrap_or(false),
         log_path: container_dir.join(format!("{}-json.log", c.id)),
+        // Checked at create; a record that no longer parses keeps an unbounded json-file.
+        log: h
+            .log_config
+            .as_ref()
+            .and_then(|l| {
+                crate::model::logconfig::parse_map(
+                    l.typ.as_deref().unwrap_or(""),
+                    l.config.as_ref(),
+                )
+                .ok()
+            })
+            .unwrap_or_default(),
         state_dir: crate::actors::exec::state_dir(exec_root, &c.id),
         cgroup,
         mounts,

@@ -497,6 +497,7 @@ mod tests {
             open_stdin: false,
             stdin_once: false,
             log_path: PathBuf::new(),
+            log: Default::default(),
             state_dir: PathBuf::new(),
             cgroup: CgroupSpec::default(),
             mounts: Vec::new(),
