@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use super::{ApiError, AppState, QueryParams};
 use crate::actors::store::{GetLogInfo, WaitCondition, WaitContainer, WaitOutcome};
 use crate::model::logconfig::LogDriver;
-use crate::monitor::logfile::rotated;
+use crate::monitor::logfile::{rotated, rotated_gz};
 use crate::monitor::proto::{STDERR, STDOUT, stdcopy_frame};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -143,6 +143,21 @@ fn read_lines(f: &mut File, offset: u64, out: &mut Vec<u8>) -> std::io::Result<u
     Ok(offset + complete as u64)
 }
 
+/// Appends the complete lines of a gzipped rotated file (`compress`), if it exists.
+fn read_gz(path: &std::path::Path, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let Some(f) = open_existing(path)? else {
+        return Ok(());
+    };
+    let start = out.len();
+    flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f)).read_to_end(out)?;
+    let complete = out[start..]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    out.truncate(start + complete);
+    Ok(())
+}
+
 fn open_existing(path: &std::path::Path) -> std::io::Result<Option<File>> {
     match File::open(path) {
         Ok(f) => Ok(Some(f)),
@@ -165,6 +180,7 @@ impl Reader {
         let mut out = Vec::new();
         for n in (1..r.max_file).rev() {
             let Some(mut f) = open_existing(&rotated(&r.path, n))? else {
+                read_gz(&rotated_gz(&r.path, n), &mut out)?;
                 continue;
             };
             // The current file rotated since it was opened: it and the newer ones are
@@ -222,8 +238,11 @@ impl Reader {
                 }
             }
             for n in (1..ours.unwrap_or(1)).rev() {
-                if let Some(mut f) = open_existing(&rotated(&self.path, n))? {
-                    read_lines(&mut f, 0, &mut out)?;
+                match open_existing(&rotated(&self.path, n))? {
+                    Some(mut f) => {
+                        read_lines(&mut f, 0, &mut out)?;
+                    }
+                    None => read_gz(&rotated_gz(&self.path, n), &mut out)?,
                 }
             }
             self.file = None;
@@ -464,6 +483,23 @@ mod tests {
             line(6) + &line(7)
         );
         assert!(r.read_new().unwrap().is_empty());
+        // compress: the rotated files are read gzipped, in order.
+        let gz = t.path().join("g-json.log");
+        let spec = LogSpec {
+            max_size: Some(20),
+            max_file: 3,
+            compress: true,
+            ..LogSpec::default()
+        };
+        let mut w = LogFile::open(&gz, &spec).unwrap();
+        for i in 0..5 {
+            w.write(line(i).as_bytes()).unwrap();
+        }
+        let (backlog, _) = Reader::backlog(gz.clone(), 3).unwrap();
+        assert_eq!(
+            String::from_utf8(backlog).unwrap(),
+            line(2) + &line(3) + &line(4)
+        );
         // max-file 1: the truncated file is read from its start.
         let one = t.path().join("d-json.log");
         let spec = LogSpec {

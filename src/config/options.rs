@@ -591,7 +591,7 @@ pub static OPTIONS: &[DaemonOption] = &[
         default: None,
         status: Status::Partial,
         value_name: "KEY=VALUE",
-        help: "Default log driver options (repeatable): json-file's max-size and max-file; daemon.json: {\"max-size\": \"10m\"}",
+        help: "Default log driver options (repeatable): json-file's max-size, max-file and compress; daemon.json: {\"max-size\": \"10m\"}",
         set: |c, v| {
             c.log_opts = log_opts(v)?;
             Ok(())

@@ -1,8 +1,8 @@
 //! A container's log configuration (`HostConfig.LogConfig`, the daemon's `--log-driver`
 //! and `--log-opt`): checked in dockerd's words and turned into what the monitor needs.
 //!
-//! berthd has two drivers: `json-file` (with dockerd's `max-size` and `max-file`
-//! rotation) and `none`. dockerd's other drivers and the json-file options berthd does not
+//! berthd has two drivers: `json-file` (with dockerd's `max-size`, `max-file` and
+//! `compress` rotation) and `none`. dockerd's other drivers and the json-file options berthd does not
 //! do yet are refused naming them ([`LogConfigError::NotYet`]).
 
 use std::collections::HashMap;
@@ -47,6 +47,9 @@ pub struct LogSpec {
     /// `max-file`: the current file and up to `max_file - 1` rotated ones; 1 (the
     /// default) truncates the file when it reaches `max_size`.
     pub max_file: u32,
+    /// `compress`: rotated files are gzipped (`<id>-json.log.1.gz`, …).
+    #[serde(default)]
+    pub compress: bool,
 }
 
 impl Default for LogSpec {
@@ -55,6 +58,7 @@ impl Default for LogSpec {
             driver: LogDriver::JsonFile,
             max_size: None,
             max_file: 1,
+            compress: false,
         }
     }
 }
@@ -191,7 +195,7 @@ pub fn parse<'a>(
                         .into(),
                 ));
             }
-            return Err(LogConfigError::NotYet("--log-opt compress=true".into()));
+            spec.compress = true;
         }
     }
     Ok(spec)
@@ -326,12 +330,13 @@ mod tests {
             p("local", &[]),
             Err(LogConfigError::NotYet("--log-driver local".into()))
         );
-        assert_eq!(
+        assert!(
             p(
                 "json-file",
                 &[("max-size", "1m"), ("max-file", "2"), ("compress", "true")]
-            ),
-            Err(LogConfigError::NotYet("--log-opt compress=true".into()))
+            )
+            .unwrap()
+            .compress
         );
         assert_eq!(
             p("json-file", &[("labels", "a")]),

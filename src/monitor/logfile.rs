@@ -1,7 +1,8 @@
 //! The json-file log the monitor appends to, rotated as dockerd's `loggerutils.LogFile`:
 //! before a write, a file that has reached `max-size` is renamed to `<id>-json.log.1`
 //! (`.1` to `.2`, … up to `max-file - 1`, the oldest removed) and a new one started; with
-//! `max-file` 1 the file is started again instead. The cost of a write is one comparison
+//! `max-file` 1 the file is started again instead. With `compress` the rotated files are
+//! gzipped (`<id>-json.log.1.gz`, …). The cost of a write is one comparison
 //! while the entries fit, and nothing of the log is held in memory.
 
 use std::fs::{self, File, OpenOptions};
@@ -18,6 +19,13 @@ pub fn rotated(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The name of rotated file `n` gzipped (`compress`): `<id>-json.log.1.gz`, as dockerd.
+pub fn rotated_gz(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}.gz"));
+    PathBuf::from(s)
+}
+
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
@@ -26,6 +34,7 @@ pub struct LogFile {
     size: u64,
     max_size: Option<u64>,
     max_file: u32,
+    compress: bool,
 }
 
 fn open(path: &Path) -> io::Result<File> {
@@ -47,6 +56,7 @@ impl LogFile {
             size,
             max_size: spec.max_size,
             max_file: spec.max_file.max(1),
+            compress: spec.compress,
         })
     }
 
@@ -89,15 +99,43 @@ impl LogFile {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         };
-        ignore_missing(fs::remove_file(rotated(&self.path, self.max_file - 1)))?;
+        let name = if self.compress { rotated_gz } else { rotated };
+        ignore_missing(fs::remove_file(name(&self.path, self.max_file - 1)))?;
         for n in (1..self.max_file - 1).rev() {
-            ignore_missing(fs::rename(
-                rotated(&self.path, n),
-                rotated(&self.path, n + 1),
-            ))?;
+            ignore_missing(fs::rename(name(&self.path, n), name(&self.path, n + 1)))?;
         }
-        fs::rename(&self.path, rotated(&self.path, 1))?;
+        let first = rotated(&self.path, 1);
+        fs::rename(&self.path, &first)?;
         self.file = open(&self.path)?;
+        if self.compress {
+            // dockerd gzips in the background; here the container's output waits the
+            // few milliseconds a file of max-size takes. The gzip is made under a temp
+            // name and renamed, so `.1` or `.1.gz` always holds the entries.
+            let gz = rotated_gz(&self.path, 1);
+            let mut tmp = gz.clone().into_os_string();
+            tmp.push(".tmp");
+            let tmp = PathBuf::from(tmp);
+            let made = (|| -> io::Result<()> {
+                let mut from = File::open(&first)?;
+                let out = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o640)
+                    .open(&tmp)?;
+                let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+                io::copy(&mut from, &mut enc)?;
+                enc.finish()?;
+                fs::rename(&tmp, &gz)
+            })();
+            match made {
+                Ok(()) => fs::remove_file(&first)?,
+                // The entries stay in `.1`, uncompressed, where the reader finds them too.
+                Err(_) => {
+                    let _ = fs::remove_file(&tmp);
+                }
+            }
+        }
         self.size = 0;
         Ok(())
     }
@@ -113,6 +151,7 @@ mod tests {
             driver: LogDriver::JsonFile,
             max_size: Some(max_size),
             max_file,
+            compress: false,
         }
     }
 
@@ -131,6 +170,33 @@ mod tests {
         assert_eq!(read(rotated(&path, 1)), "line3xxxxx\n");
         assert_eq!(read(rotated(&path, 2)), "line2xxxxx\n");
         assert!(!rotated(&path, 3).exists());
+    }
+
+    #[test]
+    fn compress_gzips_the_rotated_files() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("c-json.log");
+        let spec = LogSpec {
+            compress: true,
+            ..spec(10, 3)
+        };
+        let mut f = LogFile::open(&path, &spec).unwrap();
+        f.write(b"line0xxxxx\nline1xxxxx\nline2xxxxx\nline3xxxxx\n")
+            .unwrap();
+        let gunzip = |p: PathBuf| {
+            let mut s = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(File::open(p).unwrap()),
+                &mut s,
+            )
+            .unwrap();
+            s
+        };
+        assert_eq!(fs::read_to_string(&path).unwrap(), "line3xxxxx\n");
+        assert_eq!(gunzip(rotated_gz(&path, 1)), "line2xxxxx\n");
+        assert_eq!(gunzip(rotated_gz(&path, 2)), "line1xxxxx\n");
+        assert!(!rotated(&path, 1).exists());
+        assert!(!rotated_gz(&path, 3).exists());
     }
 
     #[test]
