@@ -319,3 +319,50 @@ fn daemon_log_opts_apply_and_bad_options_are_refused() {
     );
     assert_eq!(out.trim(), "none");
 }
+
+/// daemon.json's `log-driver` and `log-opts` keys: the default driver of containers that
+/// name none.
+#[test]
+fn daemon_json_log_driver_is_the_default() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daemon.json");
+    std::fs::write(
+        &path,
+        r#"{"log-driver": "none", "log-opts": {"max-size": "1m"}}"#,
+    )
+    .unwrap();
+    let d = TestDaemon::start_with(Opts {
+        args: vec!["--config-file".into(), path.display().to_string()],
+        ..Opts::default()
+    });
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "dj",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        inspect(&d, "dj", "{{json .HostConfig.LogConfig}}"),
+        r#"{"Type":"none","Config":{"max-size":"1m"}}"#
+    );
+    let logs = d.docker(&["logs", "dj"]);
+    assert!(text(&logs.stderr).contains("configured logging driver does not support reading"));
+    // A container that names json-file gets its own options only.
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "own",
+        "--log-driver",
+        "json-file",
+        "busybox",
+    ]);
+    assert_eq!(
+        inspect(&d, "own", "{{json .HostConfig.LogConfig}}"),
+        r#"{"Type":"json-file","Config":{}}"#
+    );
+}
