@@ -337,6 +337,10 @@ fn daemon_json_log_driver_is_the_default() {
         ..Opts::default()
     });
     d.import_busybox();
+    assert_eq!(
+        d.docker_ok(&["info", "-f", "{{.LoggingDriver}}"]).trim(),
+        "none"
+    );
     d.docker_ok(&[
         "run",
         "--name",
