@@ -370,3 +370,34 @@ fn daemon_json_log_driver_is_the_default() {
         r#"{"Type":"json-file","Config":{}}"#
     );
 }
+
+/// The issue's case at full size: 1 GB written with max-size=10m and max-file=3 leaves
+/// about 30 MB. Slow (a minute or more on a debug build): run with `--ignored`.
+#[test]
+#[ignore]
+fn a_gigabyte_leaves_about_thirty_megabytes() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "gb",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=10m",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "awk",
+        "BEGIN { p = sprintf(\"%992s\", \"x\"); for (i = 1; i <= 1000000; i++) printf \"%07d %s\\n\", i, p }",
+    ]);
+    let files = log_files(&d, "gb");
+    assert_eq!(files.len(), 3, "{files:?}");
+    let total: u64 = files.iter().map(|(_, s)| s).sum();
+    assert!(total <= 31_000_000, "{files:?}");
+    let tail = numbers(&d.docker_ok(&["logs", "--tail", "1", "gb"]));
+    assert_eq!(tail, [1_000_000]);
+    eprintln!("{files:?}");
+}
