@@ -401,3 +401,58 @@ fn a_gigabyte_leaves_about_thirty_megabytes() {
     assert_eq!(tail, [1_000_000]);
     eprintln!("{files:?}");
 }
+
+/// `--log-opt labels`, `labels-regex`, `env`, `env-regex`: the named labels and variables
+/// go into each entry's `attrs` and lead each line of `docker logs --details`, as dockerd
+/// writes them (`k=v,…` in key order, query-escaped).
+#[test]
+fn labels_and_env_options_reach_docker_logs_details() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "attrs",
+        "--network",
+        "none",
+        "--label",
+        "app=web",
+        "--label",
+        "tier=front end",
+        "--label",
+        "other=no",
+        "-e",
+        "STAGE=prod",
+        "-e",
+        "IGNORED=1",
+        "--log-opt",
+        "labels=app",
+        "--log-opt",
+        "labels-regex=^ti",
+        "--log-opt",
+        "env=STAGE",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(
+        d.docker_ok(&["logs", "--details", "attrs"]),
+        "STAGE=prod,app=web,tier=front+end hi\n"
+    );
+    assert_eq!(d.docker_ok(&["logs", "attrs"]), "hi\n");
+    let id = inspect(&d, "attrs", "{{.Id}}");
+    let raw = std::fs::read_to_string(
+        d.data_root
+            .join("containers")
+            .join(&id)
+            .join(format!("{id}-json.log")),
+    )
+    .unwrap();
+    assert!(
+        raw.starts_with(
+            r#"{"log":"hi\n","stream":"stdout","attrs":{"STAGE":"prod","app":"web","tier":"front end"},"time":""#
+        ),
+        "{raw}"
+    );
+}

@@ -30,9 +30,8 @@ pub struct LogOptions {
     pub stdout: bool,
     pub stderr: bool,
     pub timestamps: bool,
-    /// dockerd's `details`: each line led by the log's extra attributes and a space. The
-    /// attributes come from log options (`labels`, `env`), which berthd has none of, so
-    /// the lead is the space alone, as dockerd writes it for a log without attributes.
+    /// dockerd's `details`: each line led by the entry's extra attributes (from
+    /// `--log-opt labels`, `labels-regex`, `env`, `env-regex`) and a space.
     pub details: bool,
     /// `None`: all lines.
     pub tail: Option<usize>,
@@ -47,6 +46,20 @@ struct Entry {
     log: String,
     stream: String,
     time: String,
+    /// `--log-opt labels`, `env`, …: shown by `details`.
+    #[serde(default)]
+    attrs: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// Go's `url.QueryEscape`, which dockerd applies to each attribute's key and value.
+fn query_escape(s: &str, out: &mut Vec<u8>) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b),
+            b' ' => out.push(b'+'),
+            _ => out.extend_from_slice(format!("%{b:02X}").as_bytes()),
+        }
+    }
 }
 
 fn unix_nanos(time: &str) -> Option<i128> {
@@ -100,6 +113,15 @@ pub fn render(lines: &[&[u8]], o: &LogOptions, out: &mut Vec<u8>) {
             payload.push(b' ');
         }
         if o.details {
+            // dockerd's `attrsByteSlice`: `k=v,k2=v2` in key order, then a space.
+            for (i, (k, v)) in e.attrs.iter().flatten().enumerate() {
+                if i > 0 {
+                    payload.push(b',');
+                }
+                query_escape(k, &mut payload);
+                payload.push(b'=');
+                query_escape(v, &mut payload);
+            }
             payload.push(b' ');
         }
         payload.extend_from_slice(e.log.as_bytes());
@@ -449,6 +471,18 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, b"2026-01-01T00:00:00.5Z  hi\n");
+        let b = br#"{"log":"hi\n","stream":"stdout","attrs":{"b":"x y","a":"1"},"time":"T"}"#;
+        let mut out = Vec::new();
+        render(
+            &[b],
+            &LogOptions {
+                details: true,
+                tty: true,
+                ..opts()
+            },
+            &mut out,
+        );
+        assert_eq!(out, b"a=1,b=x+y hi\n");
     }
 
     #[test]

@@ -152,8 +152,16 @@ pub fn parse<'a>(
     keys.sort_unstable();
     for key in keys {
         match key {
-            "max-size" | "max-file" | "compress" | "mode" => {}
-            "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {
+            "max-size" | "max-file" | "compress" | "mode" | "labels" | "env" => {}
+            "labels-regex" | "env-regex" => {
+                let re = get(key).unwrap_or("");
+                if let Err(e) = regex_lite::Regex::new(re) {
+                    return Err(LogConfigError::Invalid(format!(
+                        "error parsing regexp: {e}"
+                    )));
+                }
+            }
+            "tag" => {
                 return Err(LogConfigError::NotYet(format!("--log-opt {key}")));
             }
             _ => {
@@ -199,6 +207,52 @@ pub fn parse<'a>(
         }
     }
     Ok(spec)
+}
+
+/// dockerd's `Info.ExtraAttributes`: the container's labels named by `labels` (a comma
+/// list) or matching `labels-regex`, and its environment variables named by `env` or
+/// matching `env-regex`, written into each json-file entry as `attrs`. `None` when there
+/// are none.
+pub fn extra_attributes(
+    opts: Option<&HashMap<String, String>>,
+    labels: Option<&HashMap<String, String>>,
+    env: &[String],
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let opts = opts?;
+    let mut extra = std::collections::BTreeMap::new();
+    let empty = HashMap::new();
+    let labels = labels.unwrap_or(&empty);
+    let opt = |k: &str| opts.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    if let Some(names) = opt("labels") {
+        for name in names.split(',') {
+            if let Some(v) = labels.get(name) {
+                extra.insert(name.to_owned(), v.clone());
+            }
+        }
+    }
+    if let Some(re) = opt("labels-regex").and_then(|r| regex_lite::Regex::new(r).ok()) {
+        for (k, v) in labels {
+            if re.is_match(k) {
+                extra.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let vars: Vec<(&str, &str)> = env.iter().filter_map(|e| e.split_once('=')).collect();
+    if let Some(names) = opt("env") {
+        for name in names.split(',') {
+            if let Some((k, v)) = vars.iter().rev().find(|(k, _)| *k == name) {
+                extra.insert((*k).to_owned(), (*v).to_owned());
+            }
+        }
+    }
+    if let Some(re) = opt("env-regex").and_then(|r| regex_lite::Regex::new(r).ok()) {
+        for (k, v) in &vars {
+            if re.is_match(k) {
+                extra.insert((*k).to_owned(), (*v).to_owned());
+            }
+        }
+    }
+    (!extra.is_empty()).then_some(extra)
 }
 
 /// Parses a map as [`parse`] does.
@@ -339,9 +393,14 @@ mod tests {
             .compress
         );
         assert_eq!(
-            p("json-file", &[("labels", "a")]),
-            Err(LogConfigError::NotYet("--log-opt labels".into()))
+            p("json-file", &[("tag", "a")]),
+            Err(LogConfigError::NotYet("--log-opt tag".into()))
         );
+        assert!(p("json-file", &[("labels", "a"), ("env-regex", "^A")]).is_ok());
+        assert!(matches!(
+            p("json-file", &[("labels-regex", "(")]),
+            Err(LogConfigError::Invalid(m)) if m.starts_with("error parsing regexp: ")
+        ));
     }
 
     #[test]
@@ -352,6 +411,38 @@ mod tests {
         assert_eq!(from_human_size("42").unwrap(), 42);
         assert!(from_human_size("k").is_err());
         assert!(from_human_size("1x").is_err());
+    }
+
+    #[test]
+    fn extra_attributes_as_dockerd() {
+        let map = |kv: &[(&str, &str)]| -> HashMap<String, String> {
+            kv.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let labels = map(&[("app", "web"), ("tier", "front"), ("x", "1")]);
+        let env = vec!["A=1".to_owned(), "AB=2".to_owned(), "B=3".to_owned()];
+        let opts = map(&[
+            ("labels", "app,missing"),
+            ("labels-regex", "^ti"),
+            ("env", "B"),
+            ("env-regex", "^A"),
+        ]);
+        let got = extra_attributes(Some(&opts), Some(&labels), &env).unwrap();
+        let want: Vec<(&str, &str)> = vec![
+            ("A", "1"),
+            ("AB", "2"),
+            ("B", "3"),
+            ("app", "web"),
+            ("tier", "front"),
+        ];
+        assert_eq!(
+            got.iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+            want
+        );
+        assert!(extra_attributes(Some(&map(&[("max-size", "1m")])), Some(&labels), &env).is_none());
     }
 
     #[test]

@@ -653,6 +653,7 @@ mod tests {
             stdin_once: false,
             log_path: "/l.log".into(),
             log: Default::default(),
+            log_attrs: None,
             state_dir: "/run/berth/containers/abc".into(),
             cgroup: CgroupSpec {
                 path: "berth/abc".into(),

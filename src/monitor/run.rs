@@ -525,6 +525,7 @@ impl Monitor {
         if spec.log.driver == LogDriver::None {
             return Ok(());
         }
+        self.splitter.attrs.clone_from(&spec.log_attrs);
         if let Some(parent) = spec.log_path.parent() {
             let _ = fs::create_dir_all(parent);
         }

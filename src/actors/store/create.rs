@@ -233,6 +233,11 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
                 .ok()
             })
             .unwrap_or_default(),
+        log_attrs: crate::model::logconfig::extra_attributes(
+            h.log_config.as_ref().and_then(|l| l.config.as_ref()),
+            cfg.labels.as_ref(),
+            cfg.env.as_deref().unwrap_or(&[]),
+        ),
         state_dir: crate::actors::exec::state_dir(exec_root, &c.id),
         cgroup,
         mounts,

@@ -498,6 +498,7 @@ mod tests {
             stdin_once: false,
             log_path: PathBuf::new(),
             log: Default::default(),
+            log_attrs: None,
             state_dir: PathBuf::new(),
             cgroup: CgroupSpec::default(),
             mounts: Vec::new(),
