@@ -107,8 +107,8 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             "HostConfig.LogConfig (--log-driver local)",
         ),
         (
-            &["--log-opt", "tag=a"],
-            "HostConfig.LogConfig (--log-opt tag)",
+            &["--log-opt", "tag={{upper .Name}}"],
+            "HostConfig.LogConfig (--log-opt tag={{upper .Name}})",
         ),
         (
             &["--log-opt", "x=1"],

@@ -456,3 +456,41 @@ fn labels_and_env_options_reach_docker_logs_details() {
         "{raw}"
     );
 }
+
+/// `--log-opt tag`: dockerd's json-file writes the rendered template as the `tag`
+/// attribute, which `docker logs --details` shows.
+#[test]
+fn tag_is_an_attribute_of_each_entry() {
+    require_root!();
+    let d = TestDaemon::start();
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "tagged",
+        "--network",
+        "none",
+        "--log-opt",
+        "tag={{.Name}}/{{.ID}} {{.ImageName}} {{.DaemonName}}",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
+    let id = inspect(&d, "tagged", "{{.Id}}");
+    assert_eq!(
+        d.docker_ok(&["logs", "--details", "tagged"]),
+        format!("tag=tagged%2F{}+busybox+docker hi\n", &id[..12])
+    );
+    let out = d.docker(&[
+        "create",
+        "--log-opt",
+        "tag={{split .Name \"-\"}}",
+        "busybox",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("HostConfig.LogConfig (--log-opt tag={{split .Name \"-\"}})"),
+        "{}",
+        text(&out.stderr)
+    );
+}

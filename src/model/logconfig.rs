@@ -161,9 +161,7 @@ pub fn parse<'a>(
                     )));
                 }
             }
-            "tag" => {
-                return Err(LogConfigError::NotYet(format!("--log-opt {key}")));
-            }
+            "tag" => check_tag(get(key).unwrap_or(""))?,
             _ => {
                 return Err(LogConfigError::Invalid(format!(
                     "unknown log opt '{key}' for json-file log driver"
@@ -209,7 +207,95 @@ pub fn parse<'a>(
     Ok(spec)
 }
 
-/// dockerd's `Info.ExtraAttributes`: the container's labels named by `labels` (a comma
+/// What a `tag` template may name: dockerd's `logger.Info` methods.
+#[derive(Debug, Clone, Default)]
+pub struct TagInfo {
+    pub id: String,
+    /// With or without its leading `/`.
+    pub name: String,
+    /// `sha256:…`.
+    pub image_id: String,
+    /// The image as the create named it.
+    pub image_name: String,
+    /// The container's path and args.
+    pub command: Vec<String>,
+}
+
+const TAG_FIELDS: &[&str] = &[
+    "ID",
+    "FullID",
+    "Name",
+    "ImageID",
+    "ImageFullID",
+    "ImageName",
+    "DaemonName",
+    "Command",
+];
+
+/// The `{{ … }}` actions of a template and the text around them.
+fn tag_parts(t: &str) -> Vec<(bool, &str)> {
+    let mut parts = Vec::new();
+    let mut rest = t;
+    while let Some(start) = rest.find("{{") {
+        parts.push((false, &rest[..start]));
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            parts.push((true, after));
+            return parts;
+        };
+        parts.push((true, after[..end].trim()));
+        rest = &after[end + 2..];
+    }
+    parts.push((false, rest));
+    parts
+}
+
+/// A `tag` berthd can render: text and `{{.Field}}` actions of dockerd's fields
+/// (`ID`, `FullID`, `Name`, `ImageID`, `ImageFullID`, `ImageName`, `DaemonName`,
+/// `Command`). Template functions and other actions are refused naming the tag.
+fn check_tag(t: &str) -> Result<(), LogConfigError> {
+    for (action, part) in tag_parts(t) {
+        if action
+            && !part
+                .strip_prefix('.')
+                .is_some_and(|f| TAG_FIELDS.contains(&f))
+        {
+            return Err(LogConfigError::NotYet(format!("--log-opt tag={t}")));
+        }
+    }
+    Ok(())
+}
+
+/// dockerd's `stringid.TruncateID`.
+fn short_id(id: &str) -> &str {
+    let id = id.split_once(':').map_or(id, |(_, rest)| rest);
+    &id[..id.len().min(12)]
+}
+
+/// Renders a `tag` checked by [`check_tag`] as dockerd's `ParseLogTag` does.
+pub fn render_tag(t: &str, info: &TagInfo) -> String {
+    let mut out = String::new();
+    for (action, part) in tag_parts(t) {
+        if !action {
+            out.push_str(part);
+            continue;
+        }
+        match part.trim_start_matches('.') {
+            "ID" => out.push_str(short_id(&info.id)),
+            "FullID" => out.push_str(&info.id),
+            "Name" => out.push_str(info.name.trim_start_matches('/')),
+            "ImageID" => out.push_str(short_id(&info.image_id)),
+            "ImageFullID" => out.push_str(&info.image_id),
+            "ImageName" => out.push_str(&info.image_name),
+            "DaemonName" => out.push_str("docker"),
+            "Command" => out.push_str(&info.command.join(" ")),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// dockerd's `Info.ExtraAttributes`, and json-file's `tag` attribute: the container's labels named by `labels` (a comma
 /// list) or matching `labels-regex`, and its environment variables named by `env` or
 /// matching `env-regex`, written into each json-file entry as `attrs`. `None` when there
 /// are none.
@@ -217,9 +303,13 @@ pub fn extra_attributes(
     opts: Option<&HashMap<String, String>>,
     labels: Option<&HashMap<String, String>>,
     env: &[String],
+    tag: impl FnOnce() -> TagInfo,
 ) -> Option<std::collections::BTreeMap<String, String>> {
     let opts = opts?;
     let mut extra = std::collections::BTreeMap::new();
+    if let Some(t) = opts.get("tag").filter(|t| !t.is_empty()) {
+        extra.insert("tag".to_owned(), render_tag(t, &tag()));
+    }
     let empty = HashMap::new();
     let labels = labels.unwrap_or(&empty);
     let opt = |k: &str| opts.get(k).map(String::as_str).filter(|v| !v.is_empty());
@@ -392,10 +482,11 @@ mod tests {
             .unwrap()
             .compress
         );
-        assert_eq!(
-            p("json-file", &[("tag", "a")]),
-            Err(LogConfigError::NotYet("--log-opt tag".into()))
-        );
+        assert!(p("json-file", &[("tag", "{{.Name}}-x")]).is_ok());
+        assert!(matches!(
+            p("json-file", &[("tag", "{{split .Name \"-\"}}")]),
+            Err(LogConfigError::NotYet(m)) if m.starts_with("--log-opt tag={{split")
+        ));
         assert!(p("json-file", &[("labels", "a"), ("env-regex", "^A")]).is_ok());
         assert!(matches!(
             p("json-file", &[("labels-regex", "(")]),
@@ -428,7 +519,7 @@ mod tests {
             ("env", "B"),
             ("env-regex", "^A"),
         ]);
-        let got = extra_attributes(Some(&opts), Some(&labels), &env).unwrap();
+        let got = extra_attributes(Some(&opts), Some(&labels), &env, TagInfo::default).unwrap();
         let want: Vec<(&str, &str)> = vec![
             ("A", "1"),
             ("AB", "2"),
@@ -442,7 +533,32 @@ mod tests {
                 .collect::<Vec<_>>(),
             want
         );
-        assert!(extra_attributes(Some(&map(&[("max-size", "1m")])), Some(&labels), &env).is_none());
+        assert!(
+            extra_attributes(
+                Some(&map(&[("max-size", "1m")])),
+                Some(&labels),
+                &env,
+                TagInfo::default
+            )
+            .is_none()
+        );
+        let info = TagInfo {
+            id: "0123456789abcdef".into(),
+            name: "/web".into(),
+            image_id: "sha256:fedcba9876543210".into(),
+            image_name: "busybox".into(),
+            command: vec!["echo".into(), "hi".into()],
+        };
+        assert_eq!(
+            render_tag(
+                "{{.Name}}/{{.ID}} {{ .ImageID }} {{.ImageName}} {{.DaemonName}} {{.Command}}",
+                &info
+            ),
+            "web/0123456789ab fedcba987654 busybox docker echo hi"
+        );
+        let tagged =
+            extra_attributes(Some(&map(&[("tag", "app")])), None, &[], || info.clone()).unwrap();
+        assert_eq!(tagged["tag"], "app");
     }
 
     #[test]

@@ -237,6 +237,15 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
             h.log_config.as_ref().and_then(|l| l.config.as_ref()),
             cfg.labels.as_ref(),
             cfg.env.as_deref().unwrap_or(&[]),
+            || crate::model::logconfig::TagInfo {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                image_id: c.image.clone(),
+                image_name: text(&cfg.image),
+                command: std::iter::once(c.path.clone())
+                    .chain(c.args.iter().cloned())
+                    .collect(),
+            },
         ),
         state_dir: crate::actors::exec::state_dir(exec_root, &c.id),
         cgroup,
