@@ -144,7 +144,7 @@ pub fn parse<'a>(
     }
     if get("max-buffer-size").is_some() {
         return Err(LogConfigError::Invalid(
-            "option max-buffer-size is only valid with log-opt mode=non-blocking".into(),
+            "logger: max-buffer-size option is only supported with 'mode=non-blocking'".into(),
         ));
     }
     // json-file's keys, in a stable order for the first refusal.
@@ -162,6 +162,11 @@ pub fn parse<'a>(
                 }
             }
             "tag" => check_tag(get(key).unwrap_or(""))?,
+            // dockerd's log cache (dual logging): built-in options that do nothing for a
+            // driver that can be read, such as json-file; not taken yet.
+            _ if key.starts_with("cache-") => {
+                return Err(LogConfigError::NotYet(format!("--log-opt {key}")));
+            }
             _ => {
                 return Err(LogConfigError::Invalid(format!(
                     "unknown log opt '{key}' for json-file log driver"
@@ -488,6 +493,14 @@ mod tests {
             Err(LogConfigError::NotYet(m)) if m.starts_with("--log-opt tag={{split")
         ));
         assert!(p("json-file", &[("labels", "a"), ("env-regex", "^A")]).is_ok());
+        assert_eq!(
+            p("json-file", &[("cache-disabled", "true")]),
+            Err(LogConfigError::NotYet("--log-opt cache-disabled".into()))
+        );
+        assert_eq!(
+            invalid("json-file", &[("max-buffer-size", "4m")]),
+            "logger: max-buffer-size option is only supported with 'mode=non-blocking'"
+        );
         assert!(matches!(
             p("json-file", &[("labels-regex", "(")]),
             Err(LogConfigError::Invalid(m)) if m.starts_with("error parsing regexp: ")
