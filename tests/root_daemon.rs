@@ -452,6 +452,14 @@ fn refused_options_exit_1_naming_the_option() {
             &["--ip", "::1"][..],
             "--ip=::1 is not supported by this berthd yet: berthd publishes ports on IPv4 addresses only",
         ),
+        (
+            &["--log-driver", "local"][..],
+            "failed to set log opts: berthd does not support --log-driver local yet",
+        ),
+        (
+            &["--log-opt", "max-size=0"][..],
+            "failed to set log opts: max-size must be a positive number",
+        ),
     ] {
         refused(flags, |_| {}, expect);
     }
@@ -471,6 +479,10 @@ fn refused_options_exit_1_naming_the_option() {
         (
             r#"{"ip": "::1"}"#,
             "ip: ::1 is not supported by this berthd yet",
+        ),
+        (
+            r#"{"log-opts": {"max-file": "0"}}"#,
+            "failed to set log opts: max-file cannot be less than 1",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();

@@ -104,12 +104,16 @@ fn the_cli_refuses_what_berthd_does_not_do() {
     d.import_busybox();
     let refused: &[(&[&str], &str)] = &[
         (
-            &["--log-driver", "none"],
-            "HostConfig.LogConfig (--log-driver)",
+            &["--log-driver", "local"],
+            "HostConfig.LogConfig (--log-driver local)",
         ),
         (
-            &["--log-opt", "max-size=10m"],
-            "HostConfig.LogConfig (--log-driver)",
+            &["--log-opt", "tag={{upper .Name}}"],
+            "HostConfig.LogConfig (--log-opt tag={{upper .Name}})",
+        ),
+        (
+            &["--log-opt", "x=1"],
+            "unknown log opt 'x' for json-file log driver",
         ),
         (
             &["--cpu-rt-period", "1000000"],

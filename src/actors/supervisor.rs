@@ -113,6 +113,8 @@ impl Actors {
             runtimes: config.runtime_names(),
             default_runtime: config.default_runtime_name().to_owned(),
             oci_init: config.init_binary.is_some(),
+            log_driver: config.log_driver.clone(),
+            log_opts: config.log_opts.clone(),
             ..HostCaps::new(&cgroups, ncpu)
         };
         let db_path = data_root.join("linkgraph.db");

@@ -248,7 +248,7 @@ pub fn info_doc(s: &InfoSources<'_>) -> Value {
             network: Some(network_drivers),
             // berthd has no authorization plugins: dockerd's nil list.
             authorization: None,
-            // Every container's monitor writes a json-file log; there is no other driver.
+            // The drivers a container may name: json-file (dockerd lists no `none`).
             log: Some(vec!["json-file".to_owned()]),
         }),
         // The container cgroup writes memory.limit_in_bytes / memory.max.
@@ -277,7 +277,12 @@ pub fn info_doc(s: &InfoSources<'_>) -> Value {
         // thing (dockerd's CLI shows it only in debug mode, as "Goroutines").
         n_goroutines: count(s.host.threads),
         system_time: Some(s.host.system_time.clone()),
-        logging_driver: Some("json-file".to_owned()),
+        // `--log-driver`: the driver of containers that name none.
+        logging_driver: Some(if c.log_driver.is_empty() {
+            crate::model::logconfig::DEFAULT_DRIVER.to_owned()
+        } else {
+            c.log_driver.clone()
+        }),
         // berthd writes the cgroup files itself; it does not ask systemd.
         cgroup_driver: Some(api::SystemInfoCgroupDriverEnum::CGROUPFS),
         cgroup_version: Some(cg_version),

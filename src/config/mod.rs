@@ -135,6 +135,11 @@ pub struct DaemonConfig {
     /// The static init that `--init` runs under an OCI runtime (docker-init or
     /// tini-static, `runtimes::find_init`), looked up with the runtimes; not an option.
     pub init_binary: Option<PathBuf>,
+    /// `--log-driver`: the log driver of containers that name none (`json-file`).
+    pub log_driver: String,
+    /// `--log-opt`: the options of the default driver, `key`, `value` in the order given
+    /// (a later key replaces an earlier one); checked with the driver once both are read.
+    pub log_opts: Vec<(String, String)>,
 }
 
 impl DaemonConfig {
@@ -220,6 +225,10 @@ pub enum ConfigError {
         "--default-runtime=native contradicts --exec-driver=oci, which runs every container with an OCI runtime"
     )]
     NativeWithOciDriver,
+    /// `--log-driver` and `--log-opt` checked together (dockerd's prefix; the rest is
+    /// dockerd's words, or names what berthd does not do yet).
+    #[error("failed to set log opts: {message}")]
+    LogConfig { message: String },
 }
 
 impl ConfigError {
@@ -488,6 +497,10 @@ fn check_rules(c: &DaemonConfig) -> Result<(), ConfigError> {
     if !c.iptables && !c.icc {
         return Err(ConfigError::IccWithoutIptables);
     }
+    let opts = c.log_opts.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    crate::model::logconfig::parse(&c.log_driver, opts).map_err(|e| ConfigError::LogConfig {
+        message: e.to_string(),
+    })?;
     Ok(())
 }
 

@@ -598,7 +598,62 @@ pub static OPTIONS: &[DaemonOption] = &[
             Ok(())
         },
     },
+    DaemonOption {
+        flag: "--log-driver",
+        short: None,
+        key: Some("log-driver"),
+        form: Form::Value,
+        default: Some("json-file"),
+        status: Status::Partial,
+        value_name: "NAME",
+        help: "Default log driver of containers: json-file or none (dockerd's others are refused)",
+        set: |c, v| {
+            c.log_driver = v.string()?;
+            Ok(())
+        },
+    },
+    DaemonOption {
+        flag: "--log-opt",
+        short: None,
+        key: Some("log-opts"),
+        form: Form::List,
+        default: None,
+        status: Status::Partial,
+        value_name: "KEY=VALUE",
+        help: "Default log driver options (repeatable): json-file's max-size, max-file and compress; daemon.json: {\"max-size\": \"10m\"}",
+        set: |c, v| {
+            c.log_opts = log_opts(v)?;
+            Ok(())
+        },
+    },
 ];
+
+/// `--log-opt key=value` values, or daemon.json's `log-opts` object of strings. A later
+/// value of a key replaces an earlier one, as in dockerd's map.
+fn log_opts(v: &Given<'_>) -> Result<Vec<(String, String)>, Bad> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut put = |k: String, val: String| {
+        out.retain(|(o, _)| *o != k);
+        out.push((k, val));
+    };
+    match v {
+        Given::Text(_) => {
+            for opt in v.strings()? {
+                let (k, val) = opt.split_once('=').ok_or_else(|| {
+                    Bad::invalid(&opt, "invalid key value pair format in driver options")
+                })?;
+                put(k.to_owned(), val.to_owned());
+            }
+        }
+        Given::Json(value) => {
+            let map: std::collections::BTreeMap<String, String> = typed(value)?;
+            for (k, val) in map {
+                put(k, val);
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// `--default-ulimit name=soft[:hard]` values, or daemon.json's `default-ulimits` in
 /// dockerd's shape: an object of `{"Name", "Soft", "Hard"}` by name. A later value of a

@@ -1087,3 +1087,60 @@ fn registries_from_flags_and_file() {
     let e = err(&["--insecure-registry", "10.0.0.0/40"]).to_string();
     assert!(e.contains("--insecure-registry"), "{e}");
 }
+
+/// `--log-driver` and `--log-opt` from flags and daemon.json (`log-driver`, `log-opts`,
+/// an object), checked together at start in dockerd's words.
+#[test]
+fn log_driver_and_opts_from_flags_and_file() {
+    let c = ok(&[]);
+    assert_eq!(c.log_driver, "json-file");
+    assert!(c.log_opts.is_empty());
+    let c = ok(&[
+        "--log-opt",
+        "max-size=10m",
+        "--log-opt",
+        "max-file=3",
+        "--log-opt",
+        "max-size=1m",
+    ]);
+    assert_eq!(
+        c.log_opts,
+        vec![
+            ("max-file".to_owned(), "3".to_owned()),
+            ("max-size".to_owned(), "1m".to_owned())
+        ]
+    );
+    assert_eq!(ok(&["--log-driver", "none"]).log_driver, "none");
+    let (_dir, path) =
+        file(r#"{"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}}"#);
+    let c = ok(&["--config-file", &path]);
+    assert_eq!(c.log_driver, "json-file");
+    assert_eq!(c.log_opts.len(), 2);
+    assert_eq!(
+        err(&["--log-opt", "max-file=0"]).to_string(),
+        "failed to set log opts: max-file cannot be less than 1"
+    );
+    assert_eq!(
+        err(&["--log-opt", "x=1"]).to_string(),
+        "failed to set log opts: unknown log opt 'x' for json-file log driver"
+    );
+    assert_eq!(
+        err(&["--log-driver", "local"]).to_string(),
+        "failed to set log opts: berthd does not support --log-driver local yet"
+    );
+    assert_eq!(
+        err(&["--log-driver", "nosuch"]).to_string(),
+        "failed to set log opts: logger: no log driver named 'nosuch' is registered"
+    );
+    assert!(
+        err(&["--log-opt", "novalue"])
+            .to_string()
+            .contains("--log-opt")
+    );
+    let (_dir, path) = file(r#"{"log-opts": {"max-size": 10}}"#);
+    assert!(
+        err(&["--config-file", &path])
+            .to_string()
+            .contains("log-opts")
+    );
+}

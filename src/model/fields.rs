@@ -603,10 +603,10 @@ pub const HOST_CONFIG: &[Field] = &[
     p(
         "HostConfig.LogConfig",
         "--log-driver",
-        "json-file (the default) honoured; other drivers and --log-opt not yet (issue 18)",
-        "root_containers::logs_reach_the_cli_and_the_sdk",
-        r#"{"Type":"json-file","Config":{}}"#,
-        r#"{"Type":"none","Config":{}}"#,
+        "json-file (the default; `--log-opt max-size`, `max-file`, `compress` (gzipped rotated files), `labels`, `labels-regex`, `env`, `env-regex`, `tag` (`{{.Field}}` of dockerd's ID, FullID, Name, ImageID, ImageFullID, ImageName, DaemonName, Command; each entry's `attrs`, shown by `docker logs --details`), `mode=blocking`, rotated as dockerd names the files) and none (no log kept; `docker logs` gets dockerd's 501) honoured; the daemon's `--log-driver`/`--log-opt` merged in as dockerd; bad options get dockerd's words (at create, where dockerd refuses the values at start); a `tag` with template functions, `mode=non-blocking`, the log cache's `cache-*` and dockerd's other drivers (`local`, `syslog`, `journald`, …) not yet",
+        "root_logs::max_size_and_max_file_bound_the_log_on_disk",
+        r#"{"Type":"json-file","Config":{"max-size":"10m","max-file":"3"}}"#,
+        r#"{"Type":"local","Config":{}}"#,
     ),
     p(
         "HostConfig.NetworkMode",

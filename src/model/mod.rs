@@ -16,5 +16,6 @@ pub mod create;
 pub mod exec;
 pub mod fields;
 pub mod filters;
+pub mod logconfig;
 pub mod ulimit;
 pub mod version;

@@ -652,6 +652,8 @@ mod tests {
             open_stdin: true,
             stdin_once: false,
             log_path: "/l.log".into(),
+            log: Default::default(),
+            log_attrs: None,
             state_dir: "/run/berth/containers/abc".into(),
             cgroup: CgroupSpec {
                 path: "berth/abc".into(),

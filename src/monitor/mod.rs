@@ -82,6 +82,7 @@ pub mod bundle;
 pub mod cgroup_setup;
 pub mod exec;
 pub mod init;
+pub mod logfile;
 pub mod lookup;
 pub mod proto;
 pub mod reaper;

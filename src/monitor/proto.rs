@@ -243,15 +243,22 @@ pub fn stdcopy_frame(stream: u8, data: &[u8], out: &mut Vec<u8>) {
 struct LogEntry<'a> {
     log: &'a str,
     stream: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attrs: Option<&'a LogAttrs>,
     time: &'a str,
 }
 
-/// One json-file log line: `{"log":"hi\n","stream":"stdout","time":"…Z"}\n`.
-pub fn log_line(stream: u8, data: &[u8], time: &str, out: &mut Vec<u8>) {
+/// The extra attributes of each entry (`--log-opt labels`, `env`, …), in key order.
+pub type LogAttrs = std::collections::BTreeMap<String, String>;
+
+/// One json-file log line: `{"log":"hi\n","stream":"stdout","time":"…Z"}\n`, with
+/// `"attrs":{…}` before the time when there are any (dockerd's order).
+pub fn log_line(stream: u8, data: &[u8], attrs: Option<&LogAttrs>, time: &str, out: &mut Vec<u8>) {
     let text = String::from_utf8_lossy(data);
     let entry = LogEntry {
         log: &text,
         stream: if stream == STDERR { "stderr" } else { "stdout" },
+        attrs,
         time,
     };
     if serde_json::to_writer(&mut *out, &entry).is_ok() {
@@ -269,6 +276,8 @@ pub fn now_rfc3339() -> String {
 #[derive(Debug, Default)]
 pub struct LogSplitter {
     partial: [Vec<u8>; 2],
+    /// Written into every entry (`--log-opt labels`, `env`, …); `None`: no `attrs` key.
+    pub attrs: Option<LogAttrs>,
 }
 
 /// Longest partial line kept back, as Docker's copier does.
@@ -282,18 +291,18 @@ impl LogSplitter {
         while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
             let (line, tail) = rest.split_at(pos + 1);
             if self.partial[idx].is_empty() {
-                log_line(stream, line, time, out);
+                log_line(stream, line, self.attrs.as_ref(), time, out);
             } else {
                 self.partial[idx].extend_from_slice(line);
                 let whole = std::mem::take(&mut self.partial[idx]);
-                log_line(stream, &whole, time, out);
+                log_line(stream, &whole, self.attrs.as_ref(), time, out);
             }
             rest = tail;
         }
         self.partial[idx].extend_from_slice(rest);
         if self.partial[idx].len() >= MAX_PARTIAL {
             let whole = std::mem::take(&mut self.partial[idx]);
-            log_line(stream, &whole, time, out);
+            log_line(stream, &whole, self.attrs.as_ref(), time, out);
         }
     }
 
@@ -302,7 +311,7 @@ impl LogSplitter {
         for (idx, stream) in [(0, STDOUT), (1, STDERR)] {
             if !self.partial[idx].is_empty() {
                 let whole = std::mem::take(&mut self.partial[idx]);
-                log_line(stream, &whole, time, out);
+                log_line(stream, &whole, self.attrs.as_ref(), time, out);
             }
         }
     }
@@ -348,10 +357,28 @@ mod tests {
     #[test]
     fn log_lines_are_docker_json_file() {
         let mut out = Vec::new();
-        log_line(STDOUT, b"hi\n", "2026-01-01T00:00:00.000000001Z", &mut out);
+        log_line(
+            STDOUT,
+            b"hi\n",
+            None,
+            "2026-01-01T00:00:00.000000001Z",
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"log\":\"hi\\n\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00.000000001Z\"}\n"
+        );
+        let attrs: LogAttrs = [
+            ("b".to_owned(), "2".to_owned()),
+            ("a".to_owned(), "1".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let mut out = Vec::new();
+        log_line(STDERR, b"x\n", Some(&attrs), "T", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"log\":\"x\\n\",\"stream\":\"stderr\",\"attrs\":{\"a\":\"1\",\"b\":\"2\"},\"time\":\"T\"}\n"
         );
     }
 

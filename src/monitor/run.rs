@@ -25,6 +25,7 @@ use super::proto::{
 };
 use super::settings;
 use super::spec::{ContainerSpec, IpcNs, NetworkSpec, PidNs};
+use crate::model::logconfig::LogDriver;
 use crate::sys::cgroups::{CgroupLayout, ContainerCgroup};
 
 mod oci;
@@ -237,7 +238,8 @@ pub(super) struct Monitor {
     stdin_close_pending: bool,
     sigfd: SignalFd,
     pub(super) conns: Vec<Conn>,
-    log: Option<File>,
+    /// `None` with the `none` driver, and once the container's output is done.
+    log: Option<super::logfile::LogFile>,
     splitter: LogSplitter,
     pub(super) cgroup: ContainerCgroup,
     pub(super) exit_code: Option<i32>,
@@ -520,14 +522,14 @@ impl Monitor {
             )
         })?;
         self.listener = Some(listener);
+        if spec.log.driver == LogDriver::None {
+            return Ok(());
+        }
+        self.splitter.attrs.clone_from(&spec.log_attrs);
         if let Some(parent) = spec.log_path.parent() {
             let _ = fs::create_dir_all(parent);
         }
-        let log = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o640)
-            .open(&spec.log_path)
+        let log = super::logfile::LogFile::open(&spec.log_path, &spec.log)
             .map_err(|e| format!("open log {}: {e}", spec.log_path.display()))?;
         self.log = Some(log);
         Ok(())
@@ -652,7 +654,7 @@ impl Monitor {
             return;
         }
         if let Some(f) = &mut self.log {
-            let _ = f.write_all(data);
+            let _ = f.write(data);
         }
     }
 

@@ -38,6 +38,12 @@ pub struct ContainerSpec {
     pub stdin_once: bool,
     /// The json-file log the monitor appends to (`containers/<id>/<id>-json.log`).
     pub log_path: PathBuf,
+    /// The log driver and the json-file rotation (`HostConfig.LogConfig`).
+    #[serde(default)]
+    pub log: crate::model::logconfig::LogSpec,
+    /// The `attrs` of each json-file entry (`--log-opt labels`, `env`, …).
+    #[serde(default)]
+    pub log_attrs: Option<super::proto::LogAttrs>,
     /// The container's runtime dir under the exec root: the monitor's socket, its pid file
     /// and the exit status live here.
     pub state_dir: PathBuf,

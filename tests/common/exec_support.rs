@@ -134,6 +134,8 @@ impl Fixture {
             open_stdin: false,
             stdin_once: false,
             log_path: self.tmp.path().join("logs").join(format!("{id}-json.log")),
+            log: Default::default(),
+            log_attrs: None,
             state_dir: berth::actors::exec::state_dir(&self.exec_root, &id),
             cgroup: CgroupSpec {
                 path: format!("{}/{}", self.cgroup_parent, id),

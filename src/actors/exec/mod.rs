@@ -717,6 +717,8 @@ mod tests {
                 open_stdin: false,
                 stdin_once: false,
                 log_path: t.path().join("y.log"),
+                log: Default::default(),
+                log_attrs: None,
                 state_dir: PathBuf::new(),
                 cgroup: Default::default(),
                 mounts: Vec::new(),

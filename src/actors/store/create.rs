@@ -221,6 +221,32 @@ pub fn build_spec(c: &Container, container_dir: &Path, exec_root: &Path) -> Cont
         open_stdin: cfg.open_stdin.unwrap_or(false),
         stdin_once: cfg.stdin_once.unwrap_or(false),
         log_path: container_dir.join(format!("{}-json.log", c.id)),
+        // Checked at create; a record that no longer parses keeps an unbounded json-file.
+        log: h
+            .log_config
+            .as_ref()
+            .and_then(|l| {
+                crate::model::logconfig::parse_map(
+                    l.typ.as_deref().unwrap_or(""),
+                    l.config.as_ref(),
+                )
+                .ok()
+            })
+            .unwrap_or_default(),
+        log_attrs: crate::model::logconfig::extra_attributes(
+            h.log_config.as_ref().and_then(|l| l.config.as_ref()),
+            cfg.labels.as_ref(),
+            cfg.env.as_deref().unwrap_or(&[]),
+            || crate::model::logconfig::TagInfo {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                image_id: c.image.clone(),
+                image_name: text(&cfg.image),
+                command: std::iter::once(c.path.clone())
+                    .chain(c.args.iter().cloned())
+                    .collect(),
+            },
+        ),
         state_dir: crate::actors::exec::state_dir(exec_root, &c.id),
         cgroup,
         mounts,

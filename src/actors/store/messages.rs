@@ -242,6 +242,10 @@ pub struct LogInfo {
     pub path: std::path::PathBuf,
     pub tty: bool,
     pub running: bool,
+    /// The log driver: `none` keeps nothing to read.
+    pub driver: crate::model::logconfig::LogDriver,
+    /// `max-file`: how many rotated files (`<path>.1`, …) there may be, plus one.
+    pub max_file: u32,
 }
 
 /// From `api::live::pause`: freezes a running container's processes.

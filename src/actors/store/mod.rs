@@ -1919,10 +1919,22 @@ impl Handler<GetLogInfo> for ContainerStoreActor {
         let dir = self.containers_dir();
         let entry = self.entry(&msg.id)?;
         let id = entry.c.id.clone();
+        let log = entry.c.host_config.log_config.as_ref();
+        let spec = log
+            .and_then(|l| {
+                crate::model::logconfig::parse_map(
+                    l.typ.as_deref().unwrap_or(""),
+                    l.config.as_ref(),
+                )
+                .ok()
+            })
+            .unwrap_or_default();
         Ok(LogInfo {
             path: dir.join(&id).join(format!("{id}-json.log")),
             tty: entry.c.tty(),
             running: entry.c.state.is_running() || entry.starting,
+            driver: spec.driver,
+            max_file: spec.max_file,
             id,
         })
     }

@@ -11,10 +11,12 @@ use serde_json::Value;
 
 use super::error::StoreError;
 use crate::model::api::{
-    ContainerConfig, HostConfig, HostConfigIsolationEnum, RestartPolicyNameEnum,
+    ContainerConfig, HostConfig, HostConfigIsolationEnum, HostConfigLogConfig,
+    RestartPolicyNameEnum,
 };
 use crate::model::create::{self, CreateRequest};
 use crate::model::fields::{self, Field, Status};
+use crate::model::logconfig::{self, LogConfigError, LogSpec};
 use crate::sys::cgroups::CgroupLayout;
 
 /// dockerd's smallest memory limit (6 MiB), for the overhead of a container's start.
@@ -39,6 +41,10 @@ pub struct HostCaps {
     /// The daemon has a static init for `--init` under an OCI runtime
     /// (`DaemonConfig::init_binary`).
     pub oci_init: bool,
+    /// The daemon's `--log-driver` ("": json-file) and `--log-opt`s, merged into a
+    /// container's `LogConfig` as dockerd merges them.
+    pub log_driver: String,
+    pub log_opts: Vec<(String, String)>,
 }
 
 impl HostCaps {
@@ -54,6 +60,8 @@ impl HostCaps {
             runtimes: Vec::new(),
             default_runtime: String::new(),
             oci_init: false,
+            log_driver: String::new(),
+            log_opts: Vec::new(),
         }
     }
 }
@@ -90,6 +98,7 @@ pub fn validate(req: &mut CreateRequest, host: &HostCaps) -> Result<Vec<String>,
     super::process::check(&req.config, &req.host_config)?;
     check_runtime(&mut req.host_config, host)?;
     check_networking(req)?;
+    merge_log_config(&mut req.host_config, host);
     refuse_unsupported(req)?;
     create::default_cgroupns_mode(&mut req.host_config, host.cgroups.version() == 2);
     // The capabilities berthd can grant, and the seccomp profile compiled ahead.
@@ -650,6 +659,30 @@ fn is_default(field: &str, v: &Value) -> bool {
     }
 }
 
+/// dockerd's `mergeAndVerifyLogConfig`: the daemon's driver for a container that names
+/// none, and the daemon's options for one of the daemon's driver (shown so by inspect).
+fn merge_log_config(h: &mut HostConfig, host: &HostCaps) {
+    let log = h.log_config.get_or_insert_with(Default::default);
+    let driver = if host.log_driver.is_empty() {
+        logconfig::DEFAULT_DRIVER
+    } else {
+        host.log_driver.as_str()
+    };
+    logconfig::merge_daemon_default(&mut log.typ, &mut log.config, driver, &host.log_opts);
+}
+
+/// The log driver and its options, in dockerd's words; what berthd does not do yet is
+/// refused naming the driver or option.
+pub(super) fn check_log_config(log: &HostConfigLogConfig) -> Result<LogSpec, StoreError> {
+    logconfig::parse_map(log.typ.as_deref().unwrap_or(""), log.config.as_ref()).map_err(|e| match e
+    {
+        LogConfigError::Invalid(message) => invalid(message),
+        LogConfigError::NotYet(what) => StoreError::NotSupported {
+            field: format!("HostConfig.LogConfig ({what})"),
+        },
+    })
+}
+
 /// Refuses every field the table marks not yet or refused that holds anything but its
 /// default, and the values of partial fields berthd does not do yet.
 fn refuse_unsupported(req: &CreateRequest) -> Result<(), StoreError> {
@@ -659,12 +692,7 @@ fn refuse_unsupported(req: &CreateRequest) -> Result<(), StoreError> {
         parse_bind(b)?;
     }
     if let Some(log) = &h.log_config {
-        let typ = log.typ.as_deref().unwrap_or("");
-        if !(typ.is_empty() || typ == "json-file")
-            || log.config.as_ref().is_some_and(|c| !c.is_empty())
-        {
-            return Err(not_yet("HostConfig.LogConfig"));
-        }
+        check_log_config(log)?;
     }
     // Every other field: by the table.
     let config = serde_json::to_value(&req.config).unwrap_or(Value::Null);
@@ -736,6 +764,8 @@ mod tests {
             runtimes: Vec::new(),
             default_runtime: String::new(),
             oci_init: false,
+            log_driver: String::new(),
+            log_opts: Vec::new(),
         }
     }
 

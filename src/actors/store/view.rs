@@ -193,7 +193,18 @@ pub fn inspect(c: &Container, data_root: &Path, status: Status) -> Value {
         resolv_conf_path: p("resolv.conf"),
         hostname_path: p("hostname"),
         hosts_path: p("hosts"),
-        log_path: p(&format!("{}-json.log", c.id)),
+        // dockerd names a file only for the json-file driver.
+        log_path: if c
+            .host_config
+            .log_config
+            .as_ref()
+            .and_then(|l| l.typ.as_deref())
+            == Some("none")
+        {
+            Some(String::new())
+        } else {
+            p(&format!("{}-json.log", c.id))
+        },
         name: Some(c.name.clone()),
         restart_count: Some(c.restart_count),
         driver: Some(c.driver.clone()),

@@ -497,6 +497,8 @@ mod tests {
             open_stdin: false,
             stdin_once: false,
             log_path: PathBuf::new(),
+            log: Default::default(),
+            log_attrs: None,
             state_dir: PathBuf::new(),
             cgroup: CgroupSpec::default(),
             mounts: Vec::new(),
