@@ -760,6 +760,47 @@ fn predefined_networks_as_dockerd_lists_them() {
     let names = d.python_sdk_ok("print(sorted(n.name for n in c.networks.list()))");
     assert_eq!(names.trim(), "['bridge', 'host', 'none']");
     d.docker_ok(&["rm", "-f", "web"]);
+    d.docker_ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    // dockerd's network events: connect at each start, disconnect at each exit.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let evs = d.docker_ok(&[
+        "events",
+        "--since",
+        "1",
+        "--until",
+        &until,
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}} {{.Actor.Attributes.container}}",
+    ]);
+    let lines: Vec<&str> = evs.lines().collect();
+    assert_eq!(lines.len(), 4, "{evs}");
+    assert_eq!(lines[0], format!("connect bridge bridge {web}"));
+    assert_eq!(lines[1], format!("disconnect bridge bridge {web}"));
+    assert!(lines[2].starts_with("connect none null "), "{evs}");
+    assert!(lines[3].starts_with("disconnect none null "), "{evs}");
+    let bridge_id = d.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "bridge"]);
+    let ids = d.docker_ok(&[
+        "events",
+        "--since",
+        "1",
+        "--until",
+        &until,
+        "--filter",
+        "network=bridge",
+        "--format",
+        "{{.Actor.ID}}",
+    ]);
+    assert!(
+        ids.lines().count() == 2 && ids.lines().all(|l| l == bridge_id.trim()),
+        "{ids}"
+    );
 }
 
 #[test]

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
-use sha2::Digest;
 
 use super::{ApiError, AppState, QueryParams, json_reply};
 use crate::actors::graph::store::parse_until;
@@ -39,10 +38,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// The keys `GET /networks` takes (dockerd's `acceptedNetworkFilters`).
 const LIST_FILTERS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
 
-/// A predefined network's stable id (dockerd keeps random ones in its store; berthd has
-/// no store for three fixed networks). The bridge's is `NetworkInfo::network_id`.
+/// A predefined network's stable id (the bridge's is set below from the info).
 fn fixed_id(name: &str) -> String {
-    hex::encode(sha2::Sha256::digest(format!("berth-network/{name}")))
+    crate::actors::network::predefined_network_id(name, &NetworkInfo::default())
 }
 
 /// The predefined networks, in dockerd's order of `docker network ls` (by name); `icc`

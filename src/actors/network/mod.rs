@@ -496,6 +496,16 @@ impl Handler<GetNetworkInfo> for NetworkActor {
     }
 }
 
+/// The id of predefined network `name` (`bridge`, `host`, `none`): the bridge's from
+/// `info`; the other two stable ids of their own (dockerd keeps random ones in its store,
+/// berthd has no store for two fixed networks).
+pub fn predefined_network_id(name: &str, info: &NetworkInfo) -> String {
+    if name == "bridge" {
+        return info.network_id.clone();
+    }
+    hex::encode(sha2::Sha256::digest(format!("berth-network/{name}")))
+}
+
 /// Maps a container's `HostConfig.NetworkMode` to what its monitor should create. The
 /// store calls it on its copy of the [`NetworkInfo`] (no message: it needs no state of the
 /// actor).

@@ -992,6 +992,27 @@ impl Handler<Shutdown> for ContainerStoreActor {
     }
 }
 
+/// dockerd's network event of container `c` joining (`connect`, at each start) or
+/// leaving (`disconnect`, at each exit) its predefined network; none on another
+/// container's network.
+fn network_event(net: &NetworkInfo, c: &Container, action: &str) {
+    if process::network_donor(&c.host_config).is_some() {
+        return;
+    }
+    let name = view::network_name(c);
+    let driver = if name == "none" { "null" } else { name };
+    crate::events::events().other(
+        crate::events::Kind::Network,
+        action,
+        &crate::actors::network::predefined_network_id(name, net),
+        [
+            ("container", c.id.clone()),
+            ("name", name.to_owned()),
+            ("type", driver.to_owned()),
+        ],
+    );
+}
+
 /// The container whose network a start joins (`--network container:<id>`).
 #[derive(Debug)]
 struct NetDonor {
@@ -1278,6 +1299,7 @@ impl ContainerStoreActor {
                             .observe(t0.elapsed().as_secs_f64());
                         tracing::info!(container_id = %id, pid = started.pid, "container started");
                         let c = entry.c.clone();
+                        network_event(&act.net, &c, "connect");
                         c.event("start", []);
                         let early_exit = entry.early_exit.take();
                         if by_policy && entry.exit_on_next && early_exit.is_none() {
@@ -1379,6 +1401,8 @@ impl ContainerStoreActor {
         entry
             .c
             .event("die", [("exitCode", msg.exit_code.to_string())]);
+        let c = entry.c.clone();
+        network_event(&self.net, &c, "disconnect");
         self.execs.container_exited(&msg.id);
         let Some(entry) = self.containers.get_mut(&msg.id) else {
             return;
