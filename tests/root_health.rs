@@ -5,26 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Opts, TestDaemon};
-
-fn inspect(d: &TestDaemon, name: &str, format: &str) -> String {
-    d.docker_ok(&["inspect", "-f", format, name])
-        .trim()
-        .to_owned()
-}
-
-fn wait_for(secs: u64, mut what: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if what() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
+use common::{Opts, TestDaemon, inspect, wait_for};
 
 fn health(d: &TestDaemon, name: &str) -> String {
     inspect(

@@ -5,31 +5,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Opts, TestDaemon};
+use common::{Opts, TestDaemon, inspect, wait_for};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// `docker inspect -f`.
-fn inspect(d: &TestDaemon, name: &str, format: &str) -> String {
-    d.docker_ok(&["inspect", "-f", format, name])
-        .trim()
-        .to_owned()
-}
-
-/// Polls `what` until it is true, for at most `secs` seconds.
-fn wait_for(secs: u64, mut what: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if what() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 fn run_d(d: &TestDaemon, name: &str, restart: &str, cmd: &[&str]) {

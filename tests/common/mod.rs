@@ -44,6 +44,25 @@ macro_rules! skip_part {
     };
 }
 
+/// `docker inspect -f FORMAT NAME`, trimmed.
+pub fn inspect(d: &TestDaemon, name: &str, format: &str) -> String {
+    d.docker_ok(&["inspect", "-f", format, name])
+        .trim()
+        .to_owned()
+}
+
+/// Polls `what` every 50 ms until it is true, for at most `secs` seconds.
+pub fn wait_for(secs: u64, mut what: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if what() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 pub fn berthd_bin() -> &'static str {
     env!("CARGO_BIN_EXE_berthd")
 }
