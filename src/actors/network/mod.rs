@@ -19,6 +19,7 @@
 //! Docker leaves docker0. Published ports (`-p`, `-P`): [`ports`].
 
 pub mod bridge;
+pub mod dns;
 pub mod error;
 pub mod firewall;
 pub mod ipam;
