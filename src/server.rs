@@ -12,6 +12,7 @@
 mod exec_start;
 mod framing;
 mod hijack;
+pub mod tls;
 
 use std::cell::RefCell;
 use std::io;
@@ -20,6 +21,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -53,6 +55,8 @@ pub enum ListenError {
     NoSystemdSockets,
     #[error("systemd socket {name} not found")]
     NoSuchSystemdSocket { name: String },
+    #[error("can't create unix socket: group {group} not found")]
+    NoSuchGroup { group: String },
 }
 
 impl ListenError {
@@ -60,6 +64,12 @@ impl ListenError {
         ErrorKind::System
     }
 }
+
+/// `--group`'s default, whose absence only warns.
+const DEFAULT_GROUP: &str = "docker";
+
+/// How long a TLS client has for its handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// A bound listener, ready for the server.
 #[derive(Debug)]
@@ -83,8 +93,12 @@ pub fn check_unix_path(path: &Path) -> Result<(), ListenError> {
     Ok(())
 }
 
-/// Checks every `-H` before the actors start, so a taken socket fails fast.
-pub fn precheck(hosts: &[HostAddr]) -> Result<(), ListenError> {
+/// Checks every `-H` and `--group` before the actors start, so a taken socket or a
+/// missing group fails fast.
+pub fn precheck(hosts: &[HostAddr], group: &str) -> Result<(), ListenError> {
+    if hosts.iter().any(|h| matches!(h, HostAddr::Unix(_))) {
+        socket_group(group)?;
+    }
     for h in hosts {
         if let HostAddr::Unix(p) = h {
             check_unix_path(p)?;
@@ -93,8 +107,40 @@ pub fn precheck(hosts: &[HostAddr]) -> Result<(), ListenError> {
     Ok(())
 }
 
-/// Binds every `-H` address.
-pub fn bind_all(hosts: &[HostAddr]) -> Result<Vec<Listener>, ListenError> {
+/// The group of the unix sockets (`--group`): `None` for root's. dockerd's rule: a
+/// missing group is an error, except its default `docker`, which only warns.
+fn socket_group(group: &str) -> Result<Option<nix::unistd::Gid>, ListenError> {
+    if group.is_empty() {
+        return Ok(None);
+    }
+    let found = match group.parse::<u32>() {
+        Ok(gid) => Some(nix::unistd::Gid::from_raw(gid)),
+        Err(_) => nix::unistd::Group::from_name(group)
+            .ok()
+            .flatten()
+            .map(|g| g.gid),
+    };
+    match found {
+        Some(gid) => Ok(Some(gid)),
+        None if group == DEFAULT_GROUP => {
+            tracing::warn!(
+                "could not change the group of the unix sockets to {group}: group {group} not found"
+            );
+            Ok(None)
+        }
+        None => Err(ListenError::NoSuchGroup {
+            group: group.to_owned(),
+        }),
+    }
+}
+
+/// Binds every `-H` address; unix sockets get `group` (`--group`).
+pub fn bind_all(hosts: &[HostAddr], group: &str) -> Result<Vec<Listener>, ListenError> {
+    let gid = if hosts.iter().any(|h| matches!(h, HostAddr::Unix(_))) {
+        socket_group(group)?
+    } else {
+        None
+    };
     let mut out = Vec::new();
     for h in hosts {
         match h {
@@ -114,6 +160,10 @@ pub fn bind_all(hosts: &[HostAddr]) -> Result<Vec<Listener>, ListenError> {
                 let listener = std::os::unix::net::UnixListener::bind(path).map_err(bind_err)?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
                     .map_err(bind_err)?;
+                if let Some(gid) = gid {
+                    nix::unistd::chown(path.as_path(), None, Some(gid))
+                        .map_err(|e| bind_err(io::Error::from(e)))?;
+                }
                 out.push(Listener::Unix {
                     listener,
                     path: Some(path.clone()),
@@ -169,6 +219,8 @@ pub fn bind_all(hosts: &[HostAddr]) -> Result<Vec<Listener>, ListenError> {
 pub enum Conn {
     Unix(UnixStream),
     Tcp(TcpStream),
+    /// A TCP connection after its TLS handshake (`--tls`, `--tlsverify`).
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
 impl AsyncRead for Conn {
@@ -180,6 +232,7 @@ impl AsyncRead for Conn {
         match self.get_mut() {
             Conn::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -193,18 +246,21 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Unix(s) => Pin::new(s).poll_flush(cx),
             Conn::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -240,13 +296,17 @@ where
 }
 
 /// Builds the per-worker service: one actix-web App and one HTTP/1 service per worker.
-fn conn_factory<T, F>(
+///
+/// `wrap` turns an accepted stream into a [`Conn`]: at once for plain ones, after the
+/// handshake for TLS; a stream it refuses is dropped (the reason logged at debug).
+fn conn_factory<T, F, Fut>(
     state: AppState,
     wrap: F,
 ) -> impl ServiceFactory<T, Config = (), Response = (), Error = (), InitError = ()>
 where
     T: 'static,
-    F: Fn(T) -> Conn + Clone + 'static,
+    F: Fn(T) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = io::Result<Conn>> + 'static,
 {
     fn_factory(move || {
         let state = state.clone();
@@ -266,7 +326,10 @@ where
                 let state = state.clone();
                 let h1 = handler.clone();
                 async move {
-                    handle_conn(conn, state, h1).await;
+                    match conn.await {
+                        Ok(conn) => handle_conn(conn, state, h1).await,
+                        Err(e) => tracing::debug!(error = %e, "connection refused before HTTP"),
+                    }
                     Ok::<(), ()>(())
                 }
             }))
@@ -276,10 +339,13 @@ where
 
 /// Starts the API server on `listeners` with `workers` threads. Signals are berthd's
 /// own business (the supervisor), so actix-server's handling is off.
+///
+/// `tls`: the TLS every TCP listener serves (`--tls`, `--tlsverify`); `None`: plain TCP.
 pub fn start(
     listeners: Vec<Listener>,
     state: AppState,
     workers: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> io::Result<(ServerHandle, Vec<PathBuf>)> {
     let mut builder = actix_server::Server::build()
         .workers(workers)
@@ -294,14 +360,38 @@ pub fn start(
                 }
                 let state = state.clone();
                 builder = builder.listen_uds(format!("api-unix-{i}"), listener, move || {
-                    conn_factory(state.clone(), Conn::Unix)
+                    conn_factory(state.clone(), |s| std::future::ready(Ok(Conn::Unix(s))))
                 })?;
             }
             Listener::Tcp(listener) => {
                 let state = state.clone();
-                builder = builder.listen(format!("api-tcp-{i}"), listener, move || {
-                    conn_factory(state.clone(), Conn::Tcp)
-                })?;
+                let name = format!("api-tcp-{i}");
+                builder = match &tls {
+                    None => builder.listen(name, listener, move || {
+                        conn_factory(state.clone(), |s| std::future::ready(Ok(Conn::Tcp(s))))
+                    })?,
+                    Some(config) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+                        builder.listen(name, listener, move || {
+                            let acceptor = acceptor.clone();
+                            conn_factory(state.clone(), move |s| {
+                                let accepting = acceptor.accept(s);
+                                async move {
+                                    // A client that never finishes its handshake does
+                                    // not hold the connection for ever.
+                                    match tokio::time::timeout(TLS_HANDSHAKE, accepting).await {
+                                        Ok(Ok(t)) => Ok(Conn::Tls(Box::new(t))),
+                                        Ok(Err(e)) => Err(e),
+                                        Err(_) => Err(io::Error::new(
+                                            io::ErrorKind::TimedOut,
+                                            "TLS handshake timed out",
+                                        )),
+                                    }
+                                }
+                            })
+                        })?
+                    }
+                };
             }
         }
     }

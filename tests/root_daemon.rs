@@ -460,6 +460,28 @@ fn refused_options_exit_1_naming_the_option() {
             &["--log-opt", "max-size=0"][..],
             "failed to set log opts: max-size must be a positive number",
         ),
+        // A root API on the network needs TLS or the explicit opt-out (root_tls.rs
+        // serves it with TLS).
+        (
+            &["-H", "tcp://0.0.0.0:2375"][..],
+            "listening on tcp://0.0.0.0:2375 without TLS gives root access on this machine",
+        ),
+        (
+            &[
+                "-H",
+                "tcp://127.0.0.1:2376",
+                "--tlsverify",
+                "--tlscert",
+                "/nonexistent/cert.pem",
+                "--tlskey",
+                "/nonexistent/key.pem",
+            ][..],
+            "could not load X509 key pair (cert: \"/nonexistent/cert.pem\", key: \"/nonexistent/key.pem\"): open /nonexistent/cert.pem: no such file or directory",
+        ),
+        (
+            &["--group", "no-such-group-berth"][..],
+            "can't create unix socket: group no-such-group-berth not found",
+        ),
     ] {
         refused(flags, |_| {}, expect);
     }

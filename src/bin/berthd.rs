@@ -89,7 +89,24 @@ fn run(config: DaemonConfig) -> Result<(), String> {
         cgroup_version = facts.cgroups.version(),
         "system checks passed"
     );
-    server::precheck(&config.hosts).map_err(|e| err(&e))?;
+    server::precheck(&config.hosts, &config.group).map_err(|e| err(&e))?;
+    let tls_files = config.tls_files();
+    let tls = match &tls_files {
+        Some(files) => Some(server::tls::server_config(files).map_err(|e| err(&e))?),
+        None => None,
+    };
+    // dockerd's warnings for a TCP API that does not check its clients.
+    for h in &config.hosts {
+        if let berth::config::HostAddr::Tcp(addr) = h {
+            let host = format!("tcp://{addr}");
+            if !tls_files.as_ref().is_some_and(|f| f.verify) {
+                tracing::warn!(%host, "Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.");
+            }
+            if tls_files.is_none() {
+                tracing::warn!(%host, "Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there!");
+            }
+        }
+    }
     let pidfile = Pidfile::create(&config.pidfile).map_err(|e| err(&e))?;
     let data_root =
         daemon::prepare_work_dirs(&config.data_root, &config.exec_root).map_err(|e| err(&e))?;
@@ -112,6 +129,7 @@ fn run(config: DaemonConfig) -> Result<(), String> {
         engine_id,
         monitor_exe,
         format,
+        tls,
     ));
     drop(pidfile);
     result
@@ -124,6 +142,7 @@ async fn serve(
     engine_id: daemon::EngineId,
     monitor_exe: std::path::PathBuf,
     format: daemon::DataRootFormat,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), String> {
     use actix::Actor;
     let actors = Actors::create(
@@ -150,7 +169,7 @@ async fn serve(
         engine_id: engine_id.id.clone(),
         monitor_exe,
     };
-    let listeners = match server::bind_all(&config.hosts) {
+    let listeners = match server::bind_all(&config.hosts, &config.group) {
         Ok(l) => l,
         Err(e) => {
             let _ = supervisor.send(StopAll).await;
@@ -161,7 +180,7 @@ async fn serve(
         .map(|n| n.get())
         .unwrap_or(1)
         .min(2);
-    let (api, socket_paths) = match server::start(listeners, state.clone(), workers) {
+    let (api, socket_paths) = match server::start(listeners, state.clone(), workers, tls) {
         Ok(v) => v,
         Err(e) => {
             let _ = supervisor.send(StopAll).await;

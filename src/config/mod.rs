@@ -84,6 +84,18 @@ impl Default for StorageOpts {
 #[derive(Debug, Clone, Default)]
 pub struct DaemonConfig {
     pub hosts: Vec<HostAddr>,
+    /// `--tls` as given (`None`: not given). `Some(false)` is dockerd's explicit opt-out
+    /// that allows a non-loopback TCP address without TLS. Read through
+    /// [`DaemonConfig::tls_files`].
+    pub tls: Option<bool>,
+    /// `--tlsverify` as given; given at all, it turns TLS on (dockerd's rule).
+    pub tls_verify: Option<bool>,
+    /// `--tlscacert`, `--tlscert`, `--tlskey` as given.
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// `--group`: the unix sockets' group (empty: root's).
+    pub group: String,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub pidfile: PathBuf,
@@ -143,6 +155,30 @@ pub struct DaemonConfig {
 }
 
 impl DaemonConfig {
+    /// The TLS of the TCP listeners: `None` without TLS. TLS is on with `--tls` or any
+    /// `--tlsverify` (dockerd's rule); the files default to `$DOCKER_CERT_PATH` or
+    /// `~/.docker` (`ca.pem`, `cert.pem`, `key.pem`), as dockerd's flags do.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        if self.tls != Some(true) && self.tls_verify.is_none() {
+            return None;
+        }
+        let dir = std::env::var_os("DOCKER_CERT_PATH")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("/root"))
+                    .join(".docker")
+            });
+        let pick = |given: &Option<PathBuf>, name: &str| given.clone().unwrap_or(dir.join(name));
+        Some(TlsFiles {
+            verify: self.tls_verify == Some(true),
+            ca: pick(&self.tls_ca, "ca.pem"),
+            cert: pick(&self.tls_cert, "cert.pem"),
+            key: pick(&self.tls_key, "key.pem"),
+        })
+    }
     /// The configuration that `berthd` with no flags and no config file would use.
     pub fn defaults() -> Self {
         let mut c = DaemonConfig::default();
@@ -160,6 +196,16 @@ impl DaemonConfig {
 
 /// Where `berthd` looks for daemon.json when `--config-file` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+
+/// The files of the API's TLS ([`DaemonConfig::tls_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `--tlsverify`: clients must present a certificate signed by `ca`.
+    pub verify: bool,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
 /// What [`load`] decided.
 // A `DaemonConfig` is built once per process; boxing it would only make callers unwrap a box.
@@ -225,6 +271,11 @@ pub enum ConfigError {
         "--default-runtime=native contradicts --exec-driver=oci, which runs every container with an OCI runtime"
     )]
     NativeWithOciDriver,
+    /// A non-loopback `-H tcp://` without TLS and without the explicit opt-out.
+    #[error(
+        "listening on tcp://{addr} without TLS gives root access on this machine to everyone who can reach that address: use --tlsverify (with --tlscacert, --tlscert and --tlskey), or pass --tls=false to run without authentication anyway"
+    )]
+    TcpWithoutTls { addr: SocketAddr },
     /// `--log-driver` and `--log-opt` checked together (dockerd's prefix; the rest is
     /// dockerd's words, or names what berthd does not do yet).
     #[error("failed to set log opts: {message}")]
@@ -496,6 +547,16 @@ fn check_rules(c: &DaemonConfig) -> Result<(), ConfigError> {
     }
     if !c.iptables && !c.icc {
         return Err(ConfigError::IccWithoutIptables);
+    }
+    // A root API open to the network needs TLS, or the operator's explicit `--tls=false`
+    // (dockerd 27 refuses to start likewise; loopback is fine).
+    if c.tls_files().is_none() && c.tls != Some(false) {
+        if let Some(addr) = c.hosts.iter().find_map(|h| match h {
+            HostAddr::Tcp(a) if !a.ip().is_loopback() => Some(*a),
+            _ => None,
+        }) {
+            return Err(ConfigError::TcpWithoutTls { addr });
+        }
     }
     let opts = c.log_opts.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     crate::model::logconfig::parse(&c.log_driver, opts).map_err(|e| ConfigError::LogConfig {

@@ -200,6 +200,90 @@ pub static OPTIONS: &[DaemonOption] = &[
         },
     },
     DaemonOption {
+        flag: "--tls",
+        short: None,
+        key: Some("tls"),
+        form: Form::Bool,
+        default: None,
+        status: Status::Honoured,
+        value_name: "BOOL",
+        help: "Serve TCP addresses over TLS (implied by --tlsverify); --tls=false is the explicit opt-out that allows a non-loopback TCP address without TLS",
+        set: |c, v| {
+            c.tls = Some(v.boolean()?);
+            Ok(())
+        },
+    },
+    DaemonOption {
+        flag: "--tlsverify",
+        short: None,
+        key: Some("tlsverify"),
+        form: Form::Bool,
+        default: None,
+        status: Status::Honoured,
+        value_name: "BOOL",
+        help: "Use TLS and require client certificates signed by --tlscacert (given at all, even false, it turns TLS on, as dockerd)",
+        set: |c, v| {
+            c.tls_verify = Some(v.boolean()?);
+            Ok(())
+        },
+    },
+    DaemonOption {
+        flag: "--tlscacert",
+        short: None,
+        key: Some("tlscacert"),
+        form: Form::Value,
+        default: None,
+        status: Status::Honoured,
+        value_name: "PATH",
+        help: "Trust client certificates signed by this CA only (default $DOCKER_CERT_PATH/ca.pem or ~/.docker/ca.pem)",
+        set: |c, v| {
+            c.tls_ca = Some(v.text(parse_path)?);
+            Ok(())
+        },
+    },
+    DaemonOption {
+        flag: "--tlscert",
+        short: None,
+        key: Some("tlscert"),
+        form: Form::Value,
+        default: None,
+        status: Status::Honoured,
+        value_name: "PATH",
+        help: "The server's TLS certificate (default $DOCKER_CERT_PATH/cert.pem or ~/.docker/cert.pem)",
+        set: |c, v| {
+            c.tls_cert = Some(v.text(parse_path)?);
+            Ok(())
+        },
+    },
+    DaemonOption {
+        flag: "--tlskey",
+        short: None,
+        key: Some("tlskey"),
+        form: Form::Value,
+        default: None,
+        status: Status::Honoured,
+        value_name: "PATH",
+        help: "The server's TLS key (default $DOCKER_CERT_PATH/key.pem or ~/.docker/key.pem)",
+        set: |c, v| {
+            c.tls_key = Some(v.text(parse_path)?);
+            Ok(())
+        },
+    },
+    DaemonOption {
+        flag: "--group",
+        short: Some('G'),
+        key: Some("group"),
+        form: Form::Value,
+        default: Some("docker"),
+        status: Status::Honoured,
+        value_name: "GROUP",
+        help: "The group of the unix sockets (mode 0660); a missing default group only warns",
+        set: |c, v| {
+            c.group = v.string()?;
+            Ok(())
+        },
+    },
+    DaemonOption {
         flag: "--data-root",
         short: None,
         key: Some("data-root"),

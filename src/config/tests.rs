@@ -197,7 +197,7 @@ fn bool_flag_does_not_swallow_next_arg() {
 
 #[test]
 fn host_forms() {
-    let hosts = |arg: &str| ok(&["-H", arg]).hosts;
+    let hosts = |arg: &str| ok(&["--tls=false", "-H", arg]).hosts;
     assert_eq!(
         hosts("/tmp/x.sock"),
         vec![HostAddr::Unix("/tmp/x.sock".into())]
@@ -1142,5 +1142,45 @@ fn log_driver_and_opts_from_flags_and_file() {
         err(&["--config-file", &path])
             .to_string()
             .contains("log-opts")
+    );
+}
+
+/// A non-loopback TCP address needs TLS (`--tls`, `--tlsverify`) or the explicit
+/// `--tls=false`; loopback does not. TLS is on with `--tls` or any `--tlsverify`.
+#[test]
+fn tcp_without_tls_needs_the_explicit_opt_out() {
+    let e = err(&["-H", "tcp://0.0.0.0:2375"]);
+    assert!(
+        matches!(e, ConfigError::TcpWithoutTls { addr } if addr.port() == 2375),
+        "{e:?}"
+    );
+    assert!(ok(&["-H", "tcp://127.0.0.1:2375"]).tls_files().is_none());
+    assert!(
+        ok(&["--tls=false", "-H", "tcp://0.0.0.0:2375"])
+            .tls_files()
+            .is_none()
+    );
+    let c = ok(&[
+        "-H",
+        "tcp://0.0.0.0:2376",
+        "--tlsverify",
+        "--tlscacert=/c/ca.pem",
+        "--tlscert=/c/cert.pem",
+        "--tlskey=/c/key.pem",
+    ]);
+    let files = c.tls_files().unwrap();
+    assert!(files.verify);
+    assert_eq!(files.ca, PathBuf::from("/c/ca.pem"));
+    assert_eq!(files.key, PathBuf::from("/c/key.pem"));
+    // dockerd's quirk: --tlsverify=false still means TLS, without client checks.
+    let files = ok(&["--tlsverify=false", "-H", "tcp://0.0.0.0:2376"])
+        .tls_files()
+        .unwrap();
+    assert!(!files.verify);
+    assert!(files.cert.ends_with("cert.pem"));
+    assert!(
+        ok(&["--tls", "-H", "tcp://0.0.0.0:2376"])
+            .tls_files()
+            .is_some()
     );
 }
