@@ -16,7 +16,7 @@
 //! ctr true` through the CLI and an exec over the API (issue 14); i. load, save, commit and
 //! cp of images; j. `docker push` and `docker pull` of case i's ~100 MB three-layer image
 //! through a registry (Debian's docker-registry) on 127.0.0.1 in the daemon's network
-//! namespace (issue 17).
+//! namespace (issue 17); k. the daemon tree's CPU and wakeups while idle (issue 18).
 //!
 //! Every container the kit creates carries the label `berth.bench=1`; cleanup removes only
 //! containers with that label, also when a case fails. Daemons started by the kit run on
@@ -74,7 +74,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Which cases to run (letters a-j; d runs with c).
-    #[arg(long, default_value = "abcdefghij")]
+    #[arg(long, default_value = "abcdefghijk")]
     cases: String,
     /// Repetitions for the fast cases (a, b); the slow ones scale from it.
     #[arg(long)]
@@ -364,6 +364,55 @@ fn daemon_tree(daemon: i32, container_inits: &[i32]) -> Vec<i32> {
     let mut v: Vec<i32> = set.into_iter().collect();
     v.sort_unstable();
     v
+}
+
+/// (run time in ns, times scheduled) summed over every thread of `pids`
+/// (/proc/PID/task/TID/schedstat); threads that ended in between are not counted.
+fn sched_totals(pids: &[i32]) -> (u64, u64) {
+    let (mut ns, mut slices) = (0u64, 0u64);
+    for p in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+                continue;
+            };
+            let mut f = text
+                .split_whitespace()
+                .map(|v| v.parse::<u64>().unwrap_or(0));
+            ns += f.next().unwrap_or(0);
+            let _wait = f.next();
+            slices += f.next().unwrap_or(0);
+        }
+    }
+    (ns, slices)
+}
+
+/// Case k's activity before the idle window: 5 containers run to their end and removed,
+/// then one `sleep` left running (removed by the case's cleanup).
+async fn idle_prelude(t: &Target) -> Result<(), String> {
+    let mut c = t.conn().await.map_err(|e| e.to_string())?;
+    for _ in 0..5 {
+        let id = create_on(&mut c, &["true"], "none").await?;
+        c.post(&format!("{API}/containers/{id}/start"))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok("start")?;
+        c.post(&format!("{API}/containers/{id}/wait"))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok("wait")?;
+        c.delete(&format!("{API}/containers/{id}?force=1"))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let id = create_on(&mut c, &["sleep", "3600"], "none").await?;
+    c.post(&format!("{API}/containers/{id}/start"))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok("start")?;
+    Ok(())
 }
 
 /// (RSS, PSS) in KiB summed over `pids` from smaps_rollup.
@@ -2145,6 +2194,45 @@ impl Ctx {
         self.cleanup_all().await;
     }
 
+    /// k. The daemon idle (issue 18 part 6): CPU time and wakeups of the daemon tree over
+    /// a window (60 s; 15 s with `--quick`) that starts after a little activity (5 short
+    /// containers run and removed, one `sleep` left running) and after the machine settled.
+    /// Every target is measured in the same window. CPU is the tasks' run time from
+    /// /proc/PID/task/TID/schedstat; wakeups are the number of times they were scheduled
+    /// (its third field), per second.
+    async fn case_k(&mut self) {
+        let window = Duration::from_secs(if self.args.quick { 15 } else { 60 });
+        let kcpu = "k. daemon tree CPU while idle";
+        let kwake = "k. daemon tree wakeups while idle";
+        self.report
+            .declare(kcpu, "% of a CPU", Some(Budget::AtMost(0.1)), None);
+        self.report.declare(kwake, "/s", None, None);
+        say(format!("case k: idle for {} s", window.as_secs()));
+        let mut trees = Vec::new();
+        for (ti, t) in self.targets.iter().enumerate() {
+            match idle_prelude(t).await {
+                Ok(()) => trees.push((ti, t.tree().await)),
+                Err(e) => {
+                    self.report.fail(kcpu, "", ti, format!("failed: {e}"));
+                }
+            }
+        }
+        settle().await;
+        let before: Vec<_> = trees.iter().map(|(_, pids)| sched_totals(pids)).collect();
+        tokio::time::sleep(window).await;
+        for ((ti, pids), b) in trees.iter().zip(before) {
+            let a = sched_totals(pids);
+            let secs = window.as_secs_f64();
+            let cpu = a.0.saturating_sub(b.0) as f64 / 1e9 / secs * 100.0;
+            let wakes = a.1.saturating_sub(b.1) as f64 / secs;
+            self.report.add(kcpu, "% of a CPU", *ti, cpu);
+            self.report.add(kwake, "/s", *ti, wakes);
+        }
+        for t in &self.targets {
+            t.cleanup().await;
+        }
+    }
+
     /// g. Cold start to `/_ping` 200, empty and with N containers on disk; SIGTERM to exit.
     async fn case_g(&mut self) {
         let n = self
@@ -2566,7 +2654,7 @@ async fn make_target(
 
 async fn run(ctx: &mut Ctx) {
     let cases = ctx.args.cases.clone();
-    for case in ['a', 'b', 'c', 'e', 'f', 'h', 'i', 'j', 'g'] {
+    for case in ['a', 'b', 'c', 'e', 'f', 'h', 'i', 'j', 'k', 'g'] {
         let wanted = cases.contains(case) || (case == 'c' && cases.contains('d'));
         if !wanted {
             continue;
@@ -2584,6 +2672,7 @@ async fn run(ctx: &mut Ctx) {
             'g' => ctx.case_g().await,
             'i' => ctx.case_i().await,
             'j' => ctx.case_j().await,
+            'k' => ctx.case_k().await,
             _ => ctx.case_h().await,
         }
     }
