@@ -1172,8 +1172,11 @@ fn say(msg: impl AsRef<str>) {
 // ---------------------------------------------------------------------------------------
 // Tarballs.
 
+/// The repository's root (the kit's package is its `bench/` directory), where
+/// `scripts/` and the default cache live.
 fn source_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
+    bench.parent().unwrap_or(bench).to_path_buf()
 }
 
 fn busybox_tar(cache: &Path) -> Result<PathBuf, String> {
