@@ -16,7 +16,8 @@
 //! ctr true` through the CLI and an exec over the API (issue 14); i. load, save, commit and
 //! cp of images; j. `docker push` and `docker pull` of case i's ~100 MB three-layer image
 //! through a registry (Debian's docker-registry) on 127.0.0.1 in the daemon's network
-//! namespace (issue 17); k. the daemon tree's CPU and wakeups while idle (issue 18).
+//! namespace (issue 17); k. the daemon tree's CPU and wakeups while idle (issue 18); s. a
+//! soak of concurrent clients (issue 18; only with `--cases s`).
 //!
 //! Every container the kit creates carries the label `berth.bench=1`; cleanup removes only
 //! containers with that label, also when a case fails. Daemons started by the kit run on
@@ -85,6 +86,13 @@ struct Args {
     /// Containers on disk for the cold start of case g.
     #[arg(long)]
     disk_containers: Option<usize>,
+    /// Case s (soak, not in the default cases): how long each daemon is driven (default
+    /// 600 s; 60 s with --quick).
+    #[arg(long)]
+    soak_secs: Option<u64>,
+    /// Case s: concurrent clients.
+    #[arg(long, default_value_t = 100)]
+    soak_clients: usize,
     /// Where the tarballs are cached (default: bench/.cache in the source tree).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -387,6 +395,218 @@ fn sched_totals(pids: &[i32]) -> (u64, u64) {
         }
     }
     (ns, slices)
+}
+
+/// Case s's operations, in the order they are reported.
+const SOAK_OPS: [&str; 5] = ["run", "exec", "logs", "inspect", "list"];
+
+/// What case s's clients did: latencies (ms) per operation, failures.
+#[derive(Debug, Default)]
+struct SoakOut {
+    lat: BTreeMap<&'static str, Vec<f64>>,
+    failed: usize,
+    /// The first few failures' texts.
+    errors: Vec<String>,
+}
+
+/// What a daemon leaves: its tree's RSS, processes and descriptors, mounts under its
+/// temp root (when the kit started it).
+#[derive(Debug, Default)]
+struct Leftovers {
+    rss_kib: u64,
+    procs: usize,
+    fds: usize,
+    mounts: usize,
+}
+
+async fn leftovers(t: &Target, root: Option<&Path>) -> Leftovers {
+    let tree = t.tree().await;
+    let fds = tree
+        .iter()
+        .map(|p| {
+            std::fs::read_dir(format!("/proc/{p}/fd"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        })
+        .sum();
+    let mounts = match root {
+        Some(r) => std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&*r.to_string_lossy()))
+            .count(),
+        None => 0,
+    };
+    Leftovers {
+        rss_kib: mem_kib(&tree).0,
+        procs: tree.len(),
+        fds,
+        mounts,
+    }
+}
+
+/// One client's operation `op` on its connection; the shared container `shared` runs
+/// `sleep` (exec, logs and inspect use it).
+async fn soak_op(c: &mut Conn, op: &str, shared: &str) -> Result<(), String> {
+    let e = |e: io::Error| e.to_string();
+    match op {
+        "run" => {
+            let id = create_on(c, &["sh", "-c", "echo soak"], "none").await?;
+            c.post(&format!("{API}/containers/{id}/start"))
+                .await
+                .map_err(e)?
+                .ok("start")?;
+            c.post(&format!("{API}/containers/{id}/wait"))
+                .await
+                .map_err(e)?
+                .ok("wait")?;
+            c.get(&format!("{API}/containers/{id}/logs?stdout=1"))
+                .await
+                .map_err(e)?
+                .ok("logs")?;
+            c.delete(&format!("{API}/containers/{id}?force=1"))
+                .await
+                .map_err(e)?
+                .ok("remove")?;
+        }
+        "exec" => {
+            let r = c
+                .post_json(
+                    &format!("{API}/containers/{shared}/exec"),
+                    &json!({"Cmd": ["true"]}),
+                )
+                .await
+                .map_err(e)?
+                .ok("exec create")?;
+            let exec = r
+                .json()
+                .get("Id")
+                .and_then(Value::as_str)
+                .ok_or("exec create: no Id")?
+                .to_owned();
+            c.post_json(
+                &format!("{API}/exec/{exec}/start"),
+                &json!({"Detach": true, "Tty": false}),
+            )
+            .await
+            .map_err(e)?
+            .ok("exec start")?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let v = c
+                    .get(&format!("{API}/exec/{exec}/json"))
+                    .await
+                    .map_err(e)?
+                    .ok("exec inspect")?
+                    .json();
+                if v.get("Running") == Some(&Value::Bool(false))
+                    && v.get("Pid").is_some_and(|p| p != 0)
+                {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err("exec: no exit in 60 s".into());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        "logs" => {
+            c.get(&format!("{API}/containers/{shared}/logs?stdout=1&tail=10"))
+                .await
+                .map_err(e)?
+                .ok("logs")?;
+        }
+        "inspect" => {
+            c.get(&format!("{API}/containers/{shared}/json"))
+                .await
+                .map_err(e)?
+                .ok("inspect")?;
+        }
+        _ => {
+            c.get(&format!("{API}/containers/json?all=1"))
+                .await
+                .map_err(e)?
+                .ok("list")?;
+        }
+    }
+    Ok(())
+}
+
+/// Case s's load on one daemon.
+async fn soak(t: &Target, clients: usize, dur: Duration) -> Result<SoakOut, String> {
+    let mut c = t.conn().await?;
+    let shared = create_on(&mut c, &["sh", "-c", "echo ready; exec sleep 3600"], "none").await?;
+    c.post(&format!("{API}/containers/{shared}/start"))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok("start")?;
+    let out = Arc::new(std::sync::Mutex::new(SoakOut::default()));
+    let deadline = Instant::now() + dur;
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let sock = t.sock.clone();
+        let shared = shared.clone();
+        let out = out.clone();
+        tasks.push(tokio::spawn(async move {
+            // run 30 %, exec 20 %, logs, inspect and list 50 % together.
+            const MIX: [&str; 10] = [
+                "run", "exec", "logs", "run", "inspect", "list", "run", "exec", "logs", "inspect",
+            ];
+            let mut n = i;
+            let mut conn = Conn::connect(&sock).await.ok();
+            while Instant::now() < deadline {
+                let op = MIX[n % MIX.len()];
+                n += 1;
+                let c = match conn.as_mut() {
+                    Some(c) => c,
+                    None => match Conn::connect(&sock).await {
+                        Ok(c) => conn.insert(c),
+                        Err(e) => {
+                            {
+                                let mut o = out.lock().unwrap();
+                                o.failed += 1;
+                                if o.errors.len() < 5 {
+                                    o.errors.push(format!("connect: {e}"));
+                                }
+                            }
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                };
+                let t0 = Instant::now();
+                let r = soak_op(c, op, &shared).await;
+                let took = ms(t0.elapsed());
+                let mut o = out.lock().unwrap();
+                match r {
+                    Ok(()) => {
+                        let key = SOAK_OPS
+                            .iter()
+                            .find(|k| **k == op)
+                            .copied()
+                            .unwrap_or("list");
+                        o.lat.entry(key).or_default().push(took);
+                    }
+                    Err(e) => {
+                        o.failed += 1;
+                        if o.errors.len() < 5 {
+                            o.errors.push(format!("{op}: {e}"));
+                        }
+                        // The connection may be in any state: a fresh one next time.
+                        conn = None;
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let _ = c
+        .delete(&format!("{API}/containers/{shared}?force=1"))
+        .await;
+    let out = std::mem::take(&mut *out.lock().unwrap());
+    Ok(out)
 }
 
 /// Case k's activity before the idle window: 5 containers run to their end and removed,
@@ -2197,6 +2417,87 @@ impl Ctx {
         self.cleanup_all().await;
     }
 
+    /// s. Soak (issue 18 part 5; only when asked for with `--cases s`): `--soak-clients`
+    /// concurrent API clients, each on its own keep-alive connection, doing a mix of run
+    /// (create, start, wait, logs, remove), exec (create, detached start, exit seen),
+    /// logs, inspect and list against one daemon at a time for `--soak-secs`. Reported:
+    /// requests/s, p99 per operation, failed requests, and what is left afterwards (daemon
+    /// tree RSS against the idle figure before, processes, descriptors, mounts under the
+    /// daemon's temp root) once everything was removed and the machine settled.
+    async fn case_s(&mut self) {
+        let secs = self
+            .args
+            .soak_secs
+            .unwrap_or(if self.args.quick { 60 } else { 600 });
+        let clients = self.args.soak_clients.max(1);
+        let kreq = "s. soak requests served";
+        let krate = "s. soak throughput";
+        let kfail = "s. soak failed requests";
+        let krss0 = "s. daemon tree RSS before (idle)";
+        let krss1 = "s. daemon tree RSS after (idle)";
+        let kleak = "s. left after: processes, fds, mounts (delta)";
+        self.report.declare(kreq, "requests", None, None);
+        self.report.declare(krate, "requests/s", None, None);
+        self.report
+            .declare(kfail, "requests", Some(Budget::AtMost(0.0)), None);
+        self.report.declare(krss0, "MiB", None, None);
+        self.report.declare(krss1, "MiB", None, None);
+        self.report
+            .declare(kleak, "count", Some(Budget::AtMost(0.0)), None);
+        for op in SOAK_OPS {
+            self.report
+                .declare(&format!("s. p99 {op}"), "ms", None, None);
+        }
+        say(format!("case s: {clients} clients for {secs} s per daemon"));
+        for ti in 0..self.targets.len() {
+            settle().await;
+            let t = &self.targets[ti];
+            let root = t
+                .managed
+                .as_ref()
+                .and(t.sock.parent().map(Path::to_path_buf));
+            let before = leftovers(t, root.as_deref()).await;
+            let out = soak(t, clients, Duration::from_secs(secs)).await;
+            t.cleanup().await;
+            settle().await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let after = leftovers(t, root.as_deref()).await;
+            let rp = &mut self.report;
+            match out {
+                Ok(o) => {
+                    let served: usize = o.lat.values().map(Vec::len).sum();
+                    rp.add(kreq, "requests", ti, served as f64);
+                    rp.add(krate, "requests/s", ti, served as f64 / secs as f64);
+                    rp.add(kfail, "requests", ti, o.failed as f64);
+                    for (op, mut v) in o.lat {
+                        v.sort_by(f64::total_cmp);
+                        rp.add(&format!("s. p99 {op}"), "ms", ti, percentile(&v, 0.99));
+                    }
+                    if !o.errors.is_empty() {
+                        say(format!(
+                            "{}: first failures: {}",
+                            t.name,
+                            o.errors.join(" | ")
+                        ));
+                    }
+                }
+                Err(e) => rp.fail(kreq, "", ti, format!("failed: {e}")),
+            }
+            let mib = |k: u64| k as f64 / 1024.0;
+            rp.add(krss0, "MiB", ti, mib(before.rss_kib));
+            rp.add(krss1, "MiB", ti, mib(after.rss_kib));
+            let delta = |a: usize, b: usize| a.saturating_sub(b);
+            let left = delta(after.procs, before.procs)
+                + delta(after.fds, before.fds)
+                + delta(after.mounts, before.mounts);
+            say(format!(
+                "{}: before {before:?}, after {after:?}",
+                self.targets[ti].name
+            ));
+            rp.add(kleak, "count", ti, left as f64);
+        }
+    }
+
     /// k. The daemon idle (issue 18 part 6): CPU time and wakeups of the daemon tree over
     /// a window (60 s; 15 s with `--quick`) that starts after a little activity (5 short
     /// containers run and removed, one `sleep` left running) and after the machine settled.
@@ -2657,7 +2958,7 @@ async fn make_target(
 
 async fn run(ctx: &mut Ctx) {
     let cases = ctx.args.cases.clone();
-    for case in ['a', 'b', 'c', 'e', 'f', 'h', 'i', 'j', 'k', 'g'] {
+    for case in ['a', 'b', 'c', 'e', 'f', 'h', 'i', 'j', 'k', 'g', 's'] {
         let wanted = cases.contains(case) || (case == 'c' && cases.contains('d'));
         if !wanted {
             continue;
@@ -2676,6 +2977,7 @@ async fn run(ctx: &mut Ctx) {
             'i' => ctx.case_i().await,
             'j' => ctx.case_j().await,
             'k' => ctx.case_k().await,
+            's' => ctx.case_s().await,
             _ => ctx.case_h().await,
         }
     }

@@ -479,7 +479,14 @@ pub(crate) fn sock_request(
     state_dir: &Path,
     req: &SockRequest,
 ) -> io::Result<(UnixStream, SockReply)> {
-    let mut s = connect_unix(&state_dir.join(SOCKET_NAME))?;
+    // A signal that reaches this thread (EINTR) is retried, as `write_all` does for the
+    // request; the soak of berth-bench case s saw it fail `docker exec` under load.
+    let mut s = loop {
+        match connect_unix(&state_dir.join(SOCKET_NAME)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
     s.set_read_timeout(Some(SOCK_TIMEOUT))?;
     s.set_write_timeout(Some(SOCK_TIMEOUT))?;
     s.write_all(&encode_line(req))?;
@@ -487,7 +494,10 @@ pub(crate) fn sock_request(
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     loop {
-        let n = s.read(&mut b)?;
+        let n = match s.read(&mut b) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => other?,
+        };
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
