@@ -22,6 +22,7 @@ use common::{Opts, TestDaemon, berthd_bin, inspect, wait_for};
 /// Whether `out` failed with the disk-full error named in its message.
 fn failed_for_enospc(what: &str, out: &Output) {
     let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{what} on a full disk: {}", stderr.trim());
     assert!(!out.status.success(), "{what} succeeded on a full disk");
     assert!(
         stderr.to_lowercase().contains("no space left on device"),
@@ -95,6 +96,29 @@ fn a_full_data_root_fails_clearly_tears_nothing_and_recovers_once_freed() {
     let before = names(&containers);
     assert_eq!(before.len(), 2, "{before:?}");
     let images = d.docker_ok(&["images", "-q", "--no-trunc"]);
+    // The layers' contents and metadata, which a failed create, import or commit must
+    // leave as they were.
+    let driver = d
+        .docker_ok(&["info", "-f", "{{.Driver}}"])
+        .trim()
+        .to_owned();
+    let layer_dirs = [
+        d.data_root.join(&driver),
+        d.data_root
+            .join("image")
+            .join(&driver)
+            .join("layerdb/sha256"),
+        d.data_root
+            .join("image")
+            .join(&driver)
+            .join("layerdb/mounts"),
+        d.data_root
+            .join("image")
+            .join(&driver)
+            .join("imagedb/content/sha256"),
+    ];
+    let layers_before: Vec<Vec<String>> = layer_dirs.iter().map(|p| names(p)).collect();
+    assert!(!layers_before[0].is_empty(), "{driver}: no layer dirs");
 
     // Fill it: fallocate what it can, then dd to the last block.
     let filler = d.data_root.join("filler");
@@ -133,6 +157,13 @@ fn a_full_data_root_fails_clearly_tears_nothing_and_recovers_once_freed() {
     ps.sort();
     assert_eq!(ps, ["before created", "talker running"]);
     assert_eq!(names(&containers), before);
+    // The deleter removes what a failed request undid after its reply.
+    let layers_now = || layer_dirs.iter().map(|p| names(p)).collect::<Vec<_>>();
+    assert!(
+        wait_for(5, || layers_now() == layers_before),
+        "{:?}\n!=\n{layers_before:?}",
+        layers_now()
+    );
     assert_eq!(d.docker_ok(&["images", "-q", "--no-trunc"]), images);
     assert_eq!(inspect(&d, "talker", "{{.State.Status}}"), "running");
     assert!(d.docker(&["inspect", "full"]).status.code() == Some(1));
