@@ -275,6 +275,56 @@ fn a_killed_monitor_leaves_its_container_exited_with_an_error_and_berthd_serving
     d.docker_ok(&["rm", "-f", "lost"]);
 }
 
+#[test]
+fn a_monitor_killed_while_berthd_is_down_is_found_at_start() {
+    require_root!();
+    let live = Opts {
+        args: vec!["--live-restore".into()],
+        ..Opts::default()
+    };
+    let mut d = TestDaemon::start_with(live.clone());
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "orphan",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let pid: i32 = inspect(&d, "orphan", "{{.State.Pid}}").parse().unwrap();
+    assert!(d.stop().success());
+    let monitors = d.monitor_pids();
+    assert_eq!(monitors.len(), 1, "live-restore leaves the monitor");
+    common::signal(monitors[0] as u32, libc::SIGKILL);
+    d.restart(&live);
+    assert_eq!(
+        inspect(&d, "orphan", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 255"
+    );
+    assert!(
+        inspect(&d, "orphan", "{{.State.Error}}")
+            .starts_with("the container's monitor was killed or crashed"),
+        "{}",
+        inspect(&d, "orphan", "{{.State.Error}}")
+    );
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    };
+    assert!(wait_for(5, gone), "the container's init {pid} runs on");
+    d.docker_ok(&["start", "orphan"]);
+    assert_eq!(inspect(&d, "orphan", "{{.State.Status}}"), "running");
+    d.docker_ok(&["rm", "-f", "orphan"]);
+}
+
 /// The image config file of image `id` (`sha256:<hex>`) under the data root.
 fn image_config(data_root: &Path, id: &str) -> PathBuf {
     let hex = id.trim().trim_start_matches("sha256:");
