@@ -455,6 +455,29 @@ fn corrupt_records_are_moved_aside_at_start_and_the_rest_is_served() {
     ps.sort();
     assert_eq!(ps, ["good", "trunc"]);
     d.docker_ok(&["rm", "-f", "good", "trunc"]);
+    // Garbage tags: moved aside too (not overwritten by the next tag); the images stay.
+    assert!(d.stop().success());
+    let repos = config.ancestors().nth(4).unwrap().join("repositories.json");
+    std::fs::write(&repos, b"{\"Repositories\":{\"busy").unwrap();
+    d.restart(&Opts::default());
+    assert_eq!(
+        logged(
+            &d,
+            "ERROR",
+            "corrupt repositories.json moved aside; tags lost"
+        )
+        .len(),
+        1,
+        "{}",
+        d.log()
+    );
+    let moved = names(&quarantine.join("images"));
+    assert!(
+        moved.iter().any(|m| m.starts_with("repositories.json.")),
+        "{moved:?}"
+    );
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(images.trim(), "<none>:<none>");
 }
 
 /// Runs berthd as `wrap berthd ARGS` with environment `env` and its own temp roots,

@@ -648,7 +648,16 @@ impl GraphStore {
         if let Ok(bytes) = fs::read(&repos_path) {
             match serde_json::from_slice::<Repositories>(&bytes) {
                 Ok(r) => st.repos = r,
-                Err(e) => tracing::warn!(error = %e, "repositories.json unreadable; tags lost"),
+                // Moved aside rather than overwritten by the next tag.
+                Err(e) => match self.quarantine(&repos_path) {
+                    Ok(to) => tracing::error!(
+                        path = %repos_path.display(), moved_to = %to.display(), error = %e,
+                        "corrupt repositories.json moved aside; tags lost"
+                    ),
+                    Err(q) => tracing::error!(
+                        error = %e, quarantine_error = %q, "repositories.json unreadable; tags lost"
+                    ),
+                },
             }
         }
         let images = &st.images;
