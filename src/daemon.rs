@@ -59,6 +59,10 @@ pub enum StartupError {
         found: u32,
         known: u32,
     },
+    #[error(
+        "Devices cgroup isn't mounted: berthd found {found} mounted and cannot apply containers' limits without it (mount the cgroup hierarchies at /sys/fs/cgroup; `ip netns exec` remounts /sys without them)"
+    )]
+    CgroupsMissing { found: String },
     #[error("data root format file {path} could not be used")]
     Format {
         path: PathBuf,
@@ -104,6 +108,8 @@ pub fn system_checks() -> Result<SystemFacts, StartupError> {
     if arch != "x86_64" && arch != "aarch64" {
         return Err(StartupError::Architecture { arch });
     }
+    let cgroups = crate::sys::cgroups::CgroupLayout::detect();
+    check_cgroups(&cgroups)?;
     let (operating_system, os_version) = os_release();
     Ok(SystemFacts {
         kernel_version: release,
@@ -115,7 +121,33 @@ pub fn system_checks() -> Result<SystemFacts, StartupError> {
             .unwrap_or(1),
         mem_total: mem_total(),
         hostname: uts.nodename,
-        cgroups: crate::sys::cgroups::CgroupLayout::detect(),
+        cgroups,
+    })
+}
+
+/// Refuses a host whose cgroup hierarchies are not mounted, as dockerd does ("Devices
+/// cgroup isn't mounted"): a v2-only host needs its cgroup2 mount, a v1 or hybrid one the
+/// v1 `devices` hierarchy. Without them a container would run without its limits and with
+/// every device open; a namespace whose /sys was mounted again (`ip netns exec`, a bare
+/// `mount -t sysfs`) has none.
+pub fn check_cgroups(layout: &crate::sys::cgroups::CgroupLayout) -> Result<(), StartupError> {
+    let ok = match layout.version() {
+        2 => layout.unified.is_some(),
+        _ => layout.v1_mount("devices").is_some(),
+    };
+    if ok {
+        return Ok(());
+    }
+    let mut found: Vec<String> = layout.v1.iter().map(|(c, _)| format!("v1 {c}")).collect();
+    if let Some(u) = &layout.unified {
+        found.push(format!("cgroup2 at {}", u.display()));
+    }
+    Err(StartupError::CgroupsMissing {
+        found: if found.is_empty() {
+            "no cgroup hierarchy".to_owned()
+        } else {
+            found.join(", ")
+        },
     })
 }
 
@@ -434,6 +466,30 @@ mod tests {
     fn uuids_carry_version_and_variant() {
         assert_eq!(new_uuid([0; 16]), "00000000-0000-4000-8000-000000000000");
         assert_eq!(new_uuid([0xff; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+    }
+
+    #[test]
+    fn a_host_without_its_cgroup_hierarchies_is_refused() {
+        use crate::sys::cgroups::CgroupLayout;
+        let v1 = "32 31 0:29 / /sys/fs/cgroup/devices rw - cgroup cgroup rw,devices\n";
+        let v2 = "31 23 0:28 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let hybrid_no_devices = "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+            41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        assert!(check_cgroups(&CgroupLayout::from_mountinfo(v1)).is_ok());
+        assert!(check_cgroups(&CgroupLayout::from_mountinfo(v2)).is_ok());
+        let none = check_cgroups(&CgroupLayout::from_mountinfo("")).unwrap_err();
+        assert!(
+            none.to_string()
+                .starts_with("Devices cgroup isn't mounted: berthd found no cgroup hierarchy"),
+            "{none}"
+        );
+        let partial = check_cgroups(&CgroupLayout::from_mountinfo(hybrid_no_devices))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            partial.contains("found v1 memory, cgroup2 at /sys/fs/cgroup/unified"),
+            "{partial}"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Renders an error and its sources as `outer: inner: root`, skipping a source whose text
 /// the outer message already contains.
@@ -46,6 +46,43 @@ pub fn sync_all_concurrently(files: &[&fs::File]) -> io::Result<()> {
 /// fsync of the directory. A crash leaves the old or the new content, never a torn file.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     write_atomic_inner(path, data, true)
+}
+
+/// The dir under the data root where corrupt records are moved aside at start.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// Moves `path` (a file or dir under `data_root` that cannot be parsed) aside to
+/// `<data_root>/quarantine/<kind>/<name>.<UTC time>`, so that the daemon starts without
+/// it, never deletes it, and does not meet it again at the next start. Returns where it
+/// went; the caller logs both paths.
+pub fn quarantine(data_root: &Path, kind: &str, path: &Path) -> io::Result<PathBuf> {
+    let dir = data_root.join(QUARANTINE_DIR).join(kind);
+    fs::create_dir_all(&dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let mut to = dir.join(name).into_os_string();
+    to.push(format!(
+        ".{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
+    ));
+    let to = PathBuf::from(to);
+    fs::rename(path, &to)?;
+    Ok(to)
+}
+
+/// What [`quarantine`] moved under `kind`: the names they had (the part before the
+/// time).
+pub fn quarantined_names(data_root: &Path, kind: &str) -> Vec<String> {
+    let Ok(rd) = fs::read_dir(data_root.join(QUARANTINE_DIR).join(kind)) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.split_once('.').map(|(id, _)| id.to_owned())
+        })
+        .collect()
 }
 
 /// As [`write_atomic`], without the fsyncs: the rename is still atomic, but a power cut may

@@ -35,6 +35,16 @@ pub struct LogFile {
     max_size: Option<u64>,
     max_file: u32,
     compress: bool,
+    /// Output that could not be written (the disk full, `ENOSPC`): what the entry that
+    /// says so, written before the next entry that fits, reports.
+    lost: Option<Lost>,
+}
+
+/// Entries a failed write dropped, and the error of the last one.
+#[derive(Debug)]
+struct Lost {
+    bytes: u64,
+    error: String,
 }
 
 fn open(path: &Path) -> io::Result<File> {
@@ -57,24 +67,74 @@ impl LogFile {
             max_size: spec.max_size,
             max_file: spec.max_file.max(1),
             compress: spec.compress,
+            lost: None,
         })
     }
 
     /// Appends whole log entries (one JSON document a line). As dockerd, the limit is
     /// checked before each entry: a file that has reached it is rotated first. While the
     /// entries fit, they go out in one write.
+    ///
+    /// A write that fails (the disk full) leaves no part of an entry behind: the file is
+    /// cut back to its last whole entry and the entries are dropped, as dockerd's
+    /// json-file logger drops them (the container runs on). Once writes succeed again, a
+    /// `stderr` entry first says how much output was lost and why, so `docker logs`
+    /// shows the gap.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if let Some(lost) = &self.lost {
+            let note = format!(
+                "berthd: {} bytes of the container's output were not logged: {}\n",
+                lost.bytes, lost.error
+            );
+            let mut line = Vec::new();
+            super::proto::log_line(
+                super::proto::STDERR,
+                note.as_bytes(),
+                None,
+                &super::proto::now_rfc3339(),
+                &mut line,
+            );
+            let mut done = 0;
+            if let Err(e) = self.write_entries(&line, &mut done) {
+                return Err(self.dropped(data.len(), e));
+            }
+            self.lost = None;
+        }
+        let mut done = 0;
+        self.write_entries(data, &mut done)
+            .map_err(|e| self.dropped(data.len() - done, e))
+    }
+
+    /// Cuts the file back to its last whole entry and counts `bytes` as lost.
+    fn dropped(&mut self, bytes: usize, e: io::Error) -> io::Error {
+        let _ = self.file.set_len(self.size);
+        let lost = self.lost.get_or_insert(Lost {
+            bytes: 0,
+            error: String::new(),
+        });
+        lost.bytes += bytes as u64;
+        lost.error = e.to_string();
+        e
+    }
+
+    /// Writes `data`'s entries, adding to `done` the bytes of each that is written.
+    fn write_entries(&mut self, data: &[u8], done: &mut usize) -> io::Result<()> {
         let Some(max) = self.max_size else {
-            return self.append(data);
+            self.append(data)?;
+            *done += data.len();
+            return Ok(());
         };
         if self.size + data.len() as u64 <= max {
-            return self.append(data);
+            self.append(data)?;
+            *done += data.len();
+            return Ok(());
         }
         for entry in data.split_inclusive(|b| *b == b'\n') {
             if self.size >= max {
                 self.rotate()?;
             }
             self.append(entry)?;
+            *done += entry.len();
         }
         Ok(())
     }
@@ -153,6 +213,33 @@ mod tests {
             max_file,
             compress: false,
         }
+    }
+
+    #[test]
+    fn a_full_disk_drops_whole_entries_and_says_so_once_writes_succeed() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("c-json.log");
+        let mut spec = spec(0, 1);
+        spec.max_size = None;
+        let mut f = LogFile::open(&path, &spec).unwrap();
+        f.write(b"{\"log\":\"a\\n\"}\n").unwrap();
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let real = std::mem::replace(&mut f.file, open(Path::new("/dev/full")).unwrap());
+        let err = f.write(b"{\"log\":\"b\\n\"}\n").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
+        f.file = real;
+        f.write(b"{\"log\":\"c\\n\"}\n").unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], "{\"log\":\"a\\n\"}");
+        let note: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(note["stream"], "stderr");
+        assert_eq!(
+            note["log"],
+            "berthd: 14 bytes of the container's output were not logged: No space left on device (os error 28)\n"
+        );
+        assert_eq!(lines[2], "{\"log\":\"c\\n\"}");
     }
 
     #[test]

@@ -81,8 +81,25 @@ impl CgroupLayout {
     pub fn detect() -> CgroupLayout {
         let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut layout = CgroupLayout::from_mountinfo(&text);
+        layout.drop_hidden();
         layout.probe();
         layout
+    }
+
+    /// Forgets the hierarchies whose mount point does not reach them: mountinfo still
+    /// lists a cgroup mount that another mount covers (an empty tmpfs over
+    /// /sys/fs/cgroup, a /sys mounted again), where berthd could not make a cgroup.
+    fn drop_hidden(&mut self) {
+        use nix::sys::statfs::{CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, statfs};
+        let is = |p: &Path, magic| statfs(p).is_ok_and(|st| st.filesystem_type() == magic);
+        self.v1.retain(|(_, p)| is(p, CGROUP_SUPER_MAGIC));
+        if self
+            .unified
+            .as_deref()
+            .is_some_and(|p| !is(p, CGROUP2_SUPER_MAGIC))
+        {
+            self.unified = None;
+        }
     }
 
     /// The hierarchies named in a mountinfo text; the capability flags stay false.

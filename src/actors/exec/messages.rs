@@ -111,6 +111,9 @@ pub struct ContainerExited {
     pub exit_code: i32,
     pub finished_at: DateTime<Utc>,
     pub oom_killed: bool,
+    /// Set when the monitor died without an exit status (killed, or crashed): the store
+    /// shows it as `State.Error` and ends the container's processes left running.
+    pub monitor_lost: bool,
 }
 
 /// From `ContainerStoreActor` (stop, kill, shutdown): sends `signal` to the container's

@@ -200,6 +200,7 @@ impl ExecActor {
                     if let Some(t) = teardown {
                         act.track_teardown(ctx, id2.clone(), t);
                     }
+                    let monitor_lost = status.is_none();
                     let (exit_code, finished_at, oom_killed) = match status {
                         Some(st) => (st.exit_code, parse_time(&st.finished_at), st.oom_killed),
                         None => {
@@ -214,6 +215,7 @@ impl ExecActor {
                             exit_code,
                             finished_at,
                             oom_killed,
+                            monitor_lost,
                         });
                     }
                 }),

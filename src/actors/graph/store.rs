@@ -436,6 +436,17 @@ impl GraphStore {
         Ok(store)
     }
 
+    /// Moves a corrupt image config to `<data-root>/quarantine/images/` (see
+    /// [`crate::util::quarantine`]).
+    fn quarantine(&self, path: &Path) -> std::io::Result<PathBuf> {
+        let data_root = self
+            .meta
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(&self.meta);
+        crate::util::quarantine(data_root, "images", path)
+    }
+
     fn imagedb(&self) -> PathBuf {
         self.meta.join("imagedb/content/sha256")
     }
@@ -542,11 +553,14 @@ impl GraphStore {
                 continue;
             }
             let bytes = fs::read(&path).map_err(io_error(&path))?;
-            if !crate::util::is_full_id(&name) || hex::encode(Sha256::digest(&bytes)) != name {
-                tracing::warn!(path = %path.display(), "image config does not match its id; ignored");
-                continue;
-            }
-            match Image::parse(&name, &bytes) {
+            let parsed = if !crate::util::is_full_id(&name) {
+                Err("not named by an image id".to_owned())
+            } else if hex::encode(Sha256::digest(&bytes)) != name {
+                Err("its content does not match its id".to_owned())
+            } else {
+                Image::parse(&name, &bytes)
+            };
+            match parsed {
                 Ok(img) if img.chain.iter().all(|c| st.layers.contains_key(c)) => {
                     st.images.insert(name, img);
                 }
@@ -554,9 +568,19 @@ impl GraphStore {
                     tracing::warn!(image = %name, "image layers missing; removing the image");
                     fs::remove_file(&path).map_err(io_error(&path))?;
                 }
-                Err(reason) => {
-                    tracing::warn!(image = %name, %reason, "unreadable image config ignored");
-                }
+                // Corrupt (truncated, garbage): moved aside, never deleted, and the
+                // image is gone from the store (its layers too, unless a container's
+                // layer or another image uses them), as dockerd's store skips it.
+                Err(reason) => match self.quarantine(&path) {
+                    Ok(to) => tracing::error!(
+                        path = %path.display(), moved_to = %to.display(), %reason,
+                        "corrupt image config moved aside"
+                    ),
+                    Err(e) => tracing::error!(
+                        path = %path.display(), %reason, error = %e,
+                        "corrupt image config ignored; it could not be moved aside"
+                    ),
+                },
             }
         }
         // Tag times, of the images there are.
@@ -624,7 +648,16 @@ impl GraphStore {
         if let Ok(bytes) = fs::read(&repos_path) {
             match serde_json::from_slice::<Repositories>(&bytes) {
                 Ok(r) => st.repos = r,
-                Err(e) => tracing::warn!(error = %e, "repositories.json unreadable; tags lost"),
+                // Moved aside rather than overwritten by the next tag.
+                Err(e) => match self.quarantine(&repos_path) {
+                    Ok(to) => tracing::error!(
+                        path = %repos_path.display(), moved_to = %to.display(), error = %e,
+                        "corrupt repositories.json moved aside; tags lost"
+                    ),
+                    Err(q) => tracing::error!(
+                        error = %e, quarantine_error = %q, "repositories.json unreadable; tags lost"
+                    ),
+                },
             }
         }
         let images = &st.images;

@@ -23,7 +23,7 @@ pub enum GraphDbError {
         #[source]
         source: std::io::Error,
     },
-    #[error("link graph {op} failed")]
+    #[error("link graph {op} failed{}", disk_full(source))]
     Sqlite {
         op: &'static str,
         #[source]
@@ -31,6 +31,15 @@ pub enum GraphDbError {
     },
     #[error("link graph is closed")]
     Closed,
+}
+
+/// SQLite's "database or disk is full" is the data root's disk full (`ENOSPC`): say so in
+/// the words every other write in berthd uses, so that the cause reads the same.
+fn disk_full(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => ": no space left on device",
+        _ => "",
+    }
 }
 
 impl GraphDbError {

@@ -719,15 +719,13 @@ impl Handler<MonitorLost> for ContainerStoreActor {
             .is_some_and(|e| e.c.state.is_running());
         if running {
             tracing::warn!(container_id = %msg.id, "container's monitor is gone; marked exited");
-            if let Some(e) = self.containers.get_mut(&msg.id) {
-                e.c.state.error = "the container's monitor was lost".to_owned();
-            }
             self.apply_exit(
                 ContainerExited {
                     id: msg.id,
                     exit_code: 255,
                     finished_at: Utc::now(),
                     oom_killed: false,
+                    monitor_lost: true,
                 },
                 ctx,
             );
@@ -850,8 +848,9 @@ impl Handler<Init> for ContainerStoreActor {
                             c.state.pid = 0;
                         }
                         Ok(Ok(RestoreState::Gone)) | Ok(Err(_)) => {
+                            let pid = c.state.pid;
                             c.state.set_exited(255, Utc::now(), false);
-                            c.state.error = "the container's monitor was lost".to_owned();
+                            c.state.error = state::monitor_lost_error(&c.id, pid);
                             tracing::warn!(container_id = %c.id, "container's monitor is gone; marked exited");
                         }
                         Err(e) => return Err(LifecycleError::from_error(&e)),
@@ -1383,10 +1382,14 @@ impl ContainerStoreActor {
         let Some(entry) = self.containers.get_mut(&msg.id) else {
             return;
         };
+        let pid = entry.c.state.pid;
         entry
             .c
             .state
             .set_exited(msg.exit_code, msg.finished_at, msg.oom_killed);
+        if msg.monitor_lost {
+            entry.c.state.error = state::monitor_lost_error(&msg.id, pid);
+        }
         entry.notify_exit();
         tracing::info!(container_id = %msg.id, exit_code = msg.exit_code, "container exited");
         // Its restart policy may make it `restarting` (dockerd sets that before the

@@ -72,13 +72,23 @@ pub(super) fn relocate_rootfs(
     true
 }
 
-/// Reads every record under `containers/`. A record that cannot be read is logged and
-/// skipped (left on disk for the operator), so one bad file cannot stop the daemon. The
+/// Reads every record under `containers/`. A record that cannot be parsed (truncated,
+/// garbage) has its dir moved aside to `<data-root>/quarantine/containers/<id>.<time>`
+/// and logged as an error with both paths, so one bad file cannot stop the daemon and is
+/// not met again; its name is released as dockerd leaves it free, and its layer kept
+/// while the dir stays in quarantine (deleting it there lets the next start remove the
+/// layer). A record that cannot be read (an I/O error) is logged and skipped. The
 /// dir of a container whose removal a crash cut short (renamed to a doomed name), and that
 /// of a create a crash cut short (no config.v2.json), are handed to `deleter`.
 pub(super) fn load_records(dir: &Path, deleter: &Deleter) -> std::io::Result<Loaded> {
     fs::create_dir_all(dir)?;
     let mut out = Loaded::default();
+    let data_root = dir.parent().unwrap_or(dir);
+    out.ids.extend(
+        crate::util::quarantined_names(data_root, "containers")
+            .into_iter()
+            .filter(|n| crate::util::is_full_id(n)),
+    );
     for ent in fs::read_dir(dir)? {
         let ent = ent?;
         let path = ent.path();
@@ -109,19 +119,37 @@ pub(super) fn load_records(dir: &Path, deleter: &Deleter) -> std::io::Result<Loa
             continue;
         }
         out.ids.insert(name.clone().into_owned());
-        let parsed = fs::read(&record)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Container>(&b).map_err(|e| e.to_string()))
+        // Err(Ok(..)): it could not be read; Err(Err(..)): it is not a record.
+        let host = path.join("hostconfig.json");
+        let parse = |file: &Path| -> Result<Vec<u8>, Result<String, String>> {
+            fs::read(file).map_err(|e| Ok(format!("{}: {e}", file.display())))
+        };
+        let parsed = parse(&record)
+            .and_then(|b| {
+                serde_json::from_slice::<Container>(&b)
+                    .map_err(|e| Err(format!("{}: {e}", record.display())))
+            })
             .and_then(|mut c| {
-                let host = fs::read(path.join("hostconfig.json")).map_err(|e| e.to_string())?;
-                c.host_config = serde_json::from_slice(&host).map_err(|e| e.to_string())?;
+                let bytes = parse(&host)?;
+                c.host_config = serde_json::from_slice(&bytes)
+                    .map_err(|e| Err(format!("{}: {e}", host.display())))?;
                 Ok(c)
             });
         match parsed {
             Ok(c) => out.records.push(c),
-            Err(e) => {
+            Err(Ok(e)) => {
                 tracing::warn!(path = %record.display(), error = %e, "container record skipped")
             }
+            Err(Err(e)) => match crate::util::quarantine(data_root, "containers", &path) {
+                Ok(to) => tracing::error!(
+                    path = %path.display(), moved_to = %to.display(), error = %e,
+                    "corrupt container record moved aside"
+                ),
+                Err(q) => tracing::error!(
+                    path = %path.display(), error = %e, quarantine_error = %q,
+                    "corrupt container record skipped; it could not be moved aside"
+                ),
+            },
         }
     }
     Ok(out)
@@ -337,20 +365,41 @@ mod tests {
         // The dir made, nothing in it yet.
         let empty = crate::util::new_id();
         fs::create_dir(dir.join(&empty)).unwrap();
-        // A record that cannot be read is left for the operator, and so is its layer.
+        // A record that cannot be parsed is moved aside for the operator, its layer
+        // kept; so is one whose hostconfig.json is garbage.
         let bad = crate::util::new_id();
         write_container_files(&dir.join(&bad), &etc("bad", &[]), b"{}").unwrap();
         fs::write(dir.join(&bad).join("config.v2.json"), b"{").unwrap();
+        let bad_host = crate::util::new_id();
+        write_dir(&dir.join(&bad_host), &record(&bad_host));
+        fs::write(dir.join(&bad_host).join("hostconfig.json"), b"\0\0garbage").unwrap();
 
         let deleter = Deleter::new();
         let loaded = load_records(&dir, &deleter).unwrap();
         assert_eq!(loaded.records.len(), 1);
         assert_eq!(loaded.records[0].id, kept);
-        assert_eq!(loaded.ids, [kept.clone(), bad.clone()].into());
+        let all = [kept.clone(), bad.clone(), bad_host.clone()];
+        assert_eq!(loaded.ids, all.clone().into());
         deleter.drain();
-        let mut want = vec![kept, bad];
+        assert_eq!(names(&dir), vec![kept.clone()]);
+        let mut moved = names(&tmp.path().join("quarantine/containers"));
+        moved.sort();
+        let mut want = vec![bad.clone(), bad_host.clone()];
         want.sort();
-        assert_eq!(names(&dir), want);
+        assert_eq!(moved.len(), 2, "{moved:?}");
+        for (m, id) in moved.iter().zip(&want) {
+            assert!(m.starts_with(&format!("{id}.")), "{m}");
+        }
+        assert!(
+            tmp.path()
+                .join("quarantine/containers")
+                .join(&moved[0])
+                .join("config.v2.json")
+                .exists()
+        );
+        // The next start keeps their layers while they are in quarantine.
+        let again = load_records(&dir, &deleter).unwrap();
+        assert_eq!(again.ids, all.into());
     }
 
     #[test]

@@ -512,6 +512,23 @@ pub fn parse_signal(s: &str) -> Result<i32, StoreError> {
     Ok(sig)
 }
 
+/// `State.Error` of a container whose monitor died without reporting its exit (SIGKILL, a
+/// crash): nothing supervises its processes any more, so the ones still running (the init
+/// `pid`, which ends its PID namespace) are killed, as containerd's shim takes its task
+/// with it, rather than left running behind a container shown as exited. The pid is only
+/// signalled while /proc says it is still in the container's cgroup (not a reused pid).
+pub fn monitor_lost_error(id: &str, pid: i32) -> String {
+    let ours = pid > 0
+        && std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| c.contains(id));
+    let killed = ours && crate::sys::process::kill(pid, libc::SIGKILL).is_ok();
+    if killed {
+        tracing::warn!(container_id = %id, pid, "container's monitor is gone; its processes killed");
+        "the container's monitor was killed or crashed, so its exit status is unknown; its processes were killed".to_owned()
+    } else {
+        "the container's monitor was killed or crashed, so its exit status is unknown".to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
