@@ -67,8 +67,8 @@ use self::records::{Loaded, load_records, migrate_records, restore_derived_files
 use self::state::{Container, Status};
 use super::exec::{
     AttachContainer, CleanupContainer, ContainerExited, DropPrestart, ExecActor, ExecError,
-    PendingAttach, PrepareStart, Prestart as ExecPrestart, ResizeContainer, RestoreContainer,
-    RestoreState, SignalContainer, StartContainer as ExecStart,
+    PendingAttach, PrepareStart, Prestart as ExecPrestart, ReapOrphan, ResizeContainer,
+    RestoreContainer, RestoreState, SignalContainer, StartContainer as ExecStart,
 };
 use super::graph::{GetDriverInfo, GraphActor, PruneRwLayers, RemoveRwLayer};
 use super::graphdb::{
@@ -858,6 +858,10 @@ impl Handler<Init> for ContainerStoreActor {
                     }
                 }
                 if !c.state.is_running() {
+                    // A start that a crash cut short after the monitor ran the
+                    // container, before the store recorded it: killed, so that the
+                    // record holds (the start was never answered).
+                    let _ = peers.exec.send(ReapOrphan { id: c.id.clone() }).await;
                     // Its namespace, and with it its veth, is gone.
                     c.endpoint = None;
                 }
