@@ -373,10 +373,8 @@ fn clean_restart(args: &[&str]) -> (TestDaemon, BTreeMap<&'static str, &'static 
                     sb["FinishedAt"].as_str() > sa["StartedAt"].as_str(),
                     "{name}: {sb}"
                 );
-                // The trap's exit at the stop signal; SIGKILL after the timeout for
-                // the one without a trap. (berthd gives every container the daemon's
-                // --shutdown-timeout; dockerd gives each its own stop timeout, 1 s
-                // here, and --shutdown-timeout only bounds the daemon's whole wait.) A paused container is thawed to see its
+                // The trap's exit at the stop signal; SIGKILL after its own stop
+                // timeout for the one without a trap (below). A paused container is thawed to see its
                 // signal (dockerd's containerStop of a paused container).
                 let code = if name == "run-timeout" { 137 } else { 7 };
                 assert_eq!(sb["ExitCode"], code, "{name}: {sb}");
@@ -398,6 +396,19 @@ fn clean_restart(args: &[&str]) -> (TestDaemon, BTreeMap<&'static str, &'static 
             other => unreachable!("{other}"),
         }
     }
+    if !live {
+        // dockerd's shutdownContainer: a container's own --stop-timeout (1 s) before
+        // SIGKILL, not the daemon's --shutdown-timeout (5 s here).
+        let finished = |n: &str| {
+            chrono::DateTime::parse_from_rfc3339(after[n]["State"]["FinishedAt"].as_str().unwrap())
+                .unwrap()
+        };
+        let gap = finished("run-timeout") - finished("run-plain");
+        assert!(
+            gap > chrono::TimeDelta::milliseconds(800) && gap < chrono::TimeDelta::seconds(4),
+            "run-timeout was killed {gap} after run-plain exited at its stop signal"
+        );
+    }
     (d, want)
 }
 
@@ -407,7 +418,7 @@ fn clean_restart(args: &[&str]) -> (TestDaemon, BTreeMap<&'static str, &'static 
 #[test]
 fn clean_restart_keeps_every_record() {
     require_root!();
-    let (d, _) = clean_restart(&["--shutdown-timeout", "3"]);
+    let (d, _) = clean_restart(&["--shutdown-timeout", "5"]);
     // The restored containers work: a created one starts, the bind is there.
     d.docker_ok(&["start", "cr-bind"]);
     assert_eq!(d.docker_ok(&["wait", "cr-bind"]).trim(), "0");
@@ -477,100 +488,131 @@ struct Seen {
     rm_in_flight: bool,
 }
 
-/// SIGKILL of berthd while 8 threads run 200 create/start/stop/rm requests on the
-/// socket; then a restart on the same roots: every container whose create was answered
-/// is there unless its rm was answered too, none whose rm was answered came back, each
-/// inspects, `docker rm -f` of all works, and no monitor or mount is left.
-#[test]
-fn sigkill_during_concurrent_operations_loses_nothing_answered() {
-    require_root!();
-    let mut d = TestDaemon::start();
-    d.import_busybox();
+/// The create body of the crash tests.
+const CREATE: &str = r#"{"Image":"busybox","Cmd":["sleep","600"],"Labels":{"durability":"1"},"HostConfig":{"NetworkMode":"none"}}"#;
+
+/// One round of the crash test: 8 threads send 200 requests at most (each thread: a
+/// create, a start, then by turns a stop, an rm -f, or an rm -f of one of `old`, the
+/// containers an earlier round left), and berthd is killed (SIGKILL) once `kill_at` of
+/// them are answered. Updates `seen` (by container name) with what the answers said.
+fn crash_round(
+    d: &mut TestDaemon,
+    round: usize,
+    kill_at: usize,
+    old: &[String],
+    seen: &mut BTreeMap<String, Seen>,
+) {
     let sock: PathBuf = d.sock.clone();
     let answered = AtomicUsize::new(0);
     let sent = AtomicUsize::new(0);
-    let seen: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
-    let log: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let found: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let olds: Mutex<Vec<String>> = Mutex::new(old.to_vec());
     std::thread::scope(|s| {
         for t in 0..8 {
-            let (sock, answered, sent, seen, log) = (&sock, &answered, &sent, &seen, &log);
+            let (sock, answered, sent, found, errors, olds) =
+                (&sock, &answered, &sent, &found, &errors, &olds);
             s.spawn(move || {
+                // Sends one request; false when no answer came (the daemon is gone).
+                let send = |method: &str, path: &str, body: Option<&str>, me: &mut Seen| {
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    let Some((code, text)) = api(sock, method, path, body) else {
+                        me.rm_in_flight |= method == "DELETE";
+                        return false;
+                    };
+                    answered.fetch_add(1, Ordering::SeqCst);
+                    match (method, code) {
+                        ("POST", 201) => {
+                            let v: Value = serde_json::from_str(&text).unwrap();
+                            me.created = Some(v["Id"].as_str().unwrap().to_owned());
+                        }
+                        ("DELETE", 204) => me.removed = true,
+                        (_, 200..300) => {}
+                        _ => errors
+                            .lock()
+                            .unwrap()
+                            .push(format!("{method} {path}: {code} {text}")),
+                    }
+                    true
+                };
                 let mut i = 0;
-                // Each thread: create, start, then by turns stop, rm -f, or nothing.
-                'outer: while sent.load(Ordering::SeqCst) < 200 {
-                    let name = format!("k{t}-{i}");
+                while sent.load(Ordering::SeqCst) < 200 {
+                    let name = format!("k{round}-{t}-{i}");
                     let mut me = Seen {
                         name: name.clone(),
                         ..Seen::default()
                     };
-                    let body = r#"{"Image":"busybox","Cmd":["sleep","600"],"Labels":{"durability":"1"},"HostConfig":{"NetworkMode":"none"}}"#;
-                    sent.fetch_add(1, Ordering::SeqCst);
-                    let r = api(sock, "POST", &format!("/containers/create?name={name}"), Some(body));
-                    let steps: Vec<(&str, String)> = match i % 3 {
-                        0 => vec![("POST", format!("/containers/{name}/start")), ("POST", format!("/containers/{name}/stop?t=0"))],
-                        1 => vec![("POST", format!("/containers/{name}/start")), ("DELETE", format!("/containers/{name}?force=1"))],
-                        _ => vec![("POST", format!("/containers/{name}/start"))],
-                    };
-                    i += 1;
-                    match r {
-                        Some((201, body)) => {
-                            answered.fetch_add(1, Ordering::SeqCst);
-                            let v: Value = serde_json::from_str(&body).unwrap();
-                            me.created = Some(v["Id"].as_str().unwrap().to_owned());
-                        }
-                        Some((code, body)) => {
-                            log.lock().unwrap().push(format!("create {name}: {code} {body}"));
-                            seen.lock().unwrap().push(me);
-                            continue;
-                        }
-                        None => {
-                            seen.lock().unwrap().push(me);
-                            break;
-                        }
+                    let mut alive = send(
+                        "POST",
+                        &format!("/containers/create?name={name}"),
+                        Some(CREATE),
+                        &mut me,
+                    );
+                    if alive && me.created.is_some() {
+                        alive = send("POST", &format!("/containers/{name}/start"), None, &mut me);
                     }
-                    for (method, path) in steps {
-                        sent.fetch_add(1, Ordering::SeqCst);
-                        match api(sock, method, &path, None) {
-                            Some((code, body)) => {
-                                answered.fetch_add(1, Ordering::SeqCst);
-                                if method == "DELETE" && code == 204 {
-                                    me.removed = true;
-                                } else if !(200..300).contains(&code) {
-                                    log.lock().unwrap().push(format!("{method} {path}: {code} {body}"));
+                    if alive && me.created.is_some() {
+                        match i % 3 {
+                            0 => {
+                                let p = format!("/containers/{name}/stop?t=0");
+                                alive = send("POST", &p, None, &mut me);
+                            }
+                            1 => {
+                                let p = format!("/containers/{name}?force=1");
+                                alive = send("DELETE", &p, None, &mut me);
+                            }
+                            _ => {
+                                let next = olds.lock().unwrap().pop();
+                                if let Some(o) = next {
+                                    let mut them = Seen {
+                                        name: o.clone(),
+                                        ..Seen::default()
+                                    };
+                                    let p = format!("/containers/{o}?force=1");
+                                    alive = send("DELETE", &p, None, &mut them);
+                                    found.lock().unwrap().push(them);
                                 }
                             }
-                            None => {
-                                me.rm_in_flight = method == "DELETE";
-                                seen.lock().unwrap().push(me);
-                                break 'outer;
-                            }
                         }
                     }
-                    seen.lock().unwrap().push(me);
+                    i += 1;
+                    found.lock().unwrap().push(me);
+                    if !alive {
+                        break;
+                    }
                 }
             });
         }
-        // The kill lands in the middle: half the requests answered.
         assert!(
-            wait_for(120, || answered.load(Ordering::SeqCst) >= 100),
+            wait_for(120, || answered.load(Ordering::SeqCst) >= kill_at),
             "the requests did not get answers:\n{}",
             common::tail(&d.log(), 30)
         );
         d.kill();
     });
-    let seen = seen.into_inner().unwrap();
-    let errors = log.into_inner().unwrap();
+    let errors = errors.into_inner().unwrap();
     eprintln!(
-        "{} requests sent, {} answered before the kill, {} containers tried; non-2xx: {errors:?}",
+        "round {round}: {} requests sent, {} answered before the kill; non-2xx: {errors:?}",
         sent.load(Ordering::SeqCst),
         answered.load(Ordering::SeqCst),
-        seen.len()
     );
     assert!(
         errors.is_empty(),
         "requests failed before the kill: {errors:?}"
     );
-    d.restart(&Opts::default());
+    for f in found.into_inner().unwrap() {
+        let e = seen.entry(f.name.clone()).or_insert_with(|| f.clone());
+        e.created = e.created.clone().or(f.created);
+        e.removed |= f.removed;
+        e.rm_in_flight |= f.rm_in_flight;
+    }
+}
+
+/// After a restart: every container whose create was answered 201 is listed unless its
+/// rm was answered (or was in flight at the kill), none whose rm was answered 204 came
+/// back, and each listed one inspects with a state a container can be in. Returns the
+/// names listed.
+fn check_after_crash(d: &TestDaemon, seen: &BTreeMap<String, Seen>) -> Vec<String> {
     let listed = d.docker_ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}"]);
     let listed: BTreeMap<String, String> = listed
         .lines()
@@ -579,27 +621,26 @@ fn sigkill_during_concurrent_operations_loses_nothing_answered() {
             (id.to_owned(), name.to_owned())
         })
         .collect();
-    for s in &seen {
-        if let Some(id) = &s.created {
-            if s.removed {
-                assert!(
-                    !listed.contains_key(id),
-                    "{}: removed (204) but back",
-                    s.name
-                );
-            } else if !s.rm_in_flight {
-                assert_eq!(
-                    listed.get(id),
-                    Some(&s.name),
-                    "{}: created (201) but lost after the crash",
-                    s.name
-                );
-            }
+    for s in seen.values() {
+        let Some(id) = &s.created else { continue };
+        if s.removed {
+            assert!(
+                !listed.contains_key(id),
+                "{}: removed (204) but back",
+                s.name
+            );
+        } else if !s.rm_in_flight {
+            assert_eq!(
+                listed.get(id),
+                Some(&s.name),
+                "{}: created (201) but lost after the crash",
+                s.name
+            );
         }
     }
     // No torn record: each inspects, and its state is one a container can be in.
     for (id, name) in &listed {
-        let st = common::inspect(&d, id, "{{.State.Status}} {{.Name}} {{.Config.Image}}");
+        let st = common::inspect(d, id, "{{.State.Status}} {{.Name}} {{.Config.Image}}");
         let mut parts = st.split(' ');
         let status = parts.next().unwrap();
         assert!(
@@ -609,8 +650,28 @@ fn sigkill_during_concurrent_operations_loses_nothing_answered() {
         assert_eq!(parts.next(), Some(format!("/{name}").as_str()));
         assert_eq!(parts.next(), Some("busybox"));
     }
+    listed.into_values().collect()
+}
+
+/// SIGKILL of berthd while 8 threads run create/start/stop/rm requests on the socket,
+/// twice (the second round also removes containers the first left, and its crash comes
+/// later): after each restart on the same roots nothing answered is lost or back, no
+/// record is torn; then `docker rm -f` of all works and no monitor, mount or container
+/// dir is left.
+#[test]
+fn sigkill_during_concurrent_operations_loses_nothing_answered() {
+    require_root!();
+    let mut d = TestDaemon::start();
+    d.import_busybox();
+    let mut seen = BTreeMap::new();
+    crash_round(&mut d, 1, 60, &[], &mut seen);
+    d.restart(&Opts::default());
+    let left = check_after_crash(&d, &seen);
+    crash_round(&mut d, 2, 150, &left, &mut seen);
+    d.restart(&Opts::default());
+    let listed = check_after_crash(&d, &seen);
     let mut args = vec!["rm", "-f"];
-    args.extend(listed.keys().map(String::as_str));
+    args.extend(listed.iter().map(String::as_str));
     if !listed.is_empty() {
         d.docker_ok(&args);
     }

@@ -85,6 +85,57 @@ class Containers(Base):
         # remove=True: gone once run returns.
         self.assertEqual(self.c.containers.list(all=True, filters={"name": name}), [])
 
+    def test_run_options_reach_the_container(self):
+        """The SDK's encoding of run's options, each seen inside the container."""
+        from docker.types import Mount, Ulimit
+
+        def run(cmd, **kw):
+            return self.c.containers.run(IMAGE, cmd, remove=True, **NONE, **kw).decode()
+
+        self.assertEqual(run(["sh", "-c", "cat /proc/1/comm"], init=True), "berthd-init\n")
+        self.assertIn("Read-only file system", run(["sh", "-c", "touch /x 2>&1; true"], read_only=True))
+        self.assertRegex(
+            run(["grep", " /t ", "/proc/mounts"], tmpfs={"/t": "size=1m"}), r"tmpfs /t tmpfs .*size=1024k"
+        )
+        self.assertEqual(
+            run(["grep", "CapEff", "/proc/self/status"], cap_drop=["ALL"]),
+            "CapEff:\t0000000000000000\n",
+        )
+        self.assertEqual(run(["cat", "/proc/sys/kernel/msgmax"], sysctls={"kernel.msgmax": "65536"}), "65536\n")
+        self.assertEqual(
+            run(["sh", "-c", "ulimit -n; ulimit -Hn"], ulimits=[Ulimit(name="nofile", soft=1024, hard=2048)]),
+            "1024\n2048\n",
+        )
+        self.assertEqual(run(["hostname"], hostname="hh"), "hh\n")
+        self.assertEqual(run(["grep", "foo", "/etc/hosts"], extra_hosts={"foo": "1.2.3.4"}), "1.2.3.4\tfoo\n")
+        self.assertEqual(
+            run(["cat", "/etc/resolv.conf"], dns=["9.9.9.9"], dns_search=["ex.com"], dns_opt=["ndots:2"]),
+            "nameserver 9.9.9.9\nsearch ex.com\noptions ndots:2\n",
+        )
+        self.assertEqual(run(["x"], entrypoint=["echo", "ep"]), "ep x\n")
+        self.assertIn("size=8192k", run(["grep", "/dev/shm", "/proc/mounts"], shm_size="8m"))
+        vol = uniq("mvol")
+        self.assertEqual(
+            run(
+                ["sh", "-c", "echo in > /mv/f; cat /mb/hostname; grep ' /mt ' /proc/mounts | cut -d' ' -f3"],
+                mounts=[
+                    Mount("/mv", vol, type="volume"),
+                    Mount("/mb", "/etc", type="bind", read_only=True),
+                    Mount("/mt", None, type="tmpfs", tmpfs_size=1 << 20),
+                ],
+            ),
+            open("/etc/hostname").read() + "tmpfs\n",
+        )
+        self.assertEqual(run(["cat", "/mv/f"], volumes=[f"{vol}:/mv"]), "in\n")
+        self.c.volumes.get(vol).remove()
+        self.assertEqual(run(["cat", "/proc/self/oom_score_adj"], oom_score_adj=100), "100\n")
+        self.assertEqual(run(["id", "-G"], group_add=["123"]), "0 123\n")
+        self.assertEqual(
+            run(["grep", "NoNewPrivs", "/proc/self/status"], security_opt=["no-new-privileges"]),
+            "NoNewPrivs:\t1\n",
+        )
+        self.assertEqual(run(["echo", "x"], tty=True), "x\r\n")
+
     def test_run_attached_failure_raises_container_error(self):
         with self.assertRaises(docker.errors.ContainerError) as cm:
             self.c.containers.run(

@@ -968,16 +968,24 @@ impl Handler<Shutdown> for ContainerStoreActor {
             tracing::info!("live-restore: containers keep running");
             return ready(Ok(()));
         }
-        let timeout = Duration::from_secs(self.config.shutdown_timeout);
-        let running: Vec<(String, i32)> = self
+        // A container's own stop timeout (`--stop-timeout`, negative: no SIGKILL) as
+        // dockerd's shutdownContainer; without one, the daemon's --shutdown-timeout.
+        let default = Duration::from_secs(self.config.shutdown_timeout);
+        let running: Vec<(String, i32, Option<Duration>)> = self
             .containers
             .values()
             .filter(|e| e.c.state.is_running())
-            .map(|e| (e.c.id.clone(), Self::stop_signal_of(&e.c)))
+            .map(|e| {
+                let timeout = match e.c.config.stop_timeout {
+                    Some(secs) => u64::try_from(secs).ok().map(Duration::from_secs),
+                    None => Some(default),
+                };
+                (e.c.id.clone(), Self::stop_signal_of(&e.c), timeout)
+            })
             .collect();
         let stops: Vec<_> = running
             .iter()
-            .map(|(id, sig)| self.stop_future(id, *sig, Some(timeout)))
+            .map(|(id, sig, timeout)| self.stop_future(id, *sig, *timeout))
             .collect();
         let n = stops.len();
         Box::pin(actix::fut::wrap_future(async move {
