@@ -426,11 +426,7 @@ fn clean_restart_keeps_every_record() {
     let out = d.docker_ok(&["exec", "run-vol", "cat", "/data/f"]);
     assert_eq!(out, "bound\n");
     d.docker_ok(&["stop", "-t", "1", "run-vol", "always-1"]);
-    let all = d.docker_ok(&["ps", "-aq"]);
-    let mut args = vec!["rm", "-f"];
-    args.extend(all.split_whitespace());
-    d.docker_ok(&args);
-    assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
+    remove_all(&d);
 }
 
 /// The same with `--live-restore`: nothing is stopped, every document is the same but
@@ -449,11 +445,18 @@ fn clean_restart_with_live_restore_keeps_every_record() {
     assert!(wait_for(20, || {
         common::inspect(&d, "run-health", "{{.State.Health.Status}}") == "healthy"
     }));
-    let all = d.docker_ok(&["ps", "-aq"]);
-    let mut args = vec!["rm", "-f"];
-    args.extend(all.split_whitespace());
+    remove_all(&d);
+}
+
+/// `docker rm -f` of every container, then [`nothing_left`].
+fn remove_all(d: &TestDaemon) {
+    let all = d.docker_ok(&["ps", "-aq", "--no-trunc"]);
+    let ids: BTreeSet<String> = all.split_whitespace().map(str::to_owned).collect();
+    let mut args = vec!["rm", "-f", "-v"];
+    args.extend(ids.iter().map(String::as_str));
     d.docker_ok(&args);
-    assert!(wait_for(10, || d.monitor_pids().is_empty()));
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
+    nothing_left(d, &ids);
 }
 
 /// One HTTP request on a fresh connection to the API socket: the status, or None when
@@ -676,6 +679,14 @@ fn sigkill_during_concurrent_operations_loses_nothing_answered() {
         d.docker_ok(&args);
     }
     assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
+    let ids: BTreeSet<String> = seen.values().filter_map(|s| s.created.clone()).collect();
+    nothing_left(&d, &ids);
+}
+
+/// Once every container is removed: no monitor, no mount under the data root, no
+/// container dir, no cgroup of any of `ids`, and no error (nor a warning about a
+/// container's remains) in the log since the daemon's last start.
+fn nothing_left(d: &TestDaemon, ids: &BTreeSet<String>) {
     if !wait_for(20, || d.monitor_pids().is_empty()) {
         let about: Vec<String> = d
             .monitor_pids()
@@ -690,7 +701,7 @@ fn sigkill_during_concurrent_operations_loses_nothing_answered() {
             })
             .collect();
         panic!(
-            "monitors left after rm -f of all:\n{}\nseen: {seen:?}\nlog:\n{}",
+            "monitors left after rm -f of all:\n{}\nlog:\n{}",
             about.join("\n"),
             d.log()
         );
@@ -714,6 +725,33 @@ fn sigkill_during_concurrent_operations_loses_nothing_answered() {
             .unwrap_or(true)),
         "container dirs left: {:?}",
         std::fs::read_dir(&dir).unwrap().collect::<Vec<_>>()
+    );
+    // No cgroup of any of them (each is named by the container's id, so only ours).
+    let mut cgroups = Vec::new();
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        for sub in [h.path().join("berth"), h.path()] {
+            for e in std::fs::read_dir(sub).into_iter().flatten().flatten() {
+                if ids.contains(e.file_name().to_string_lossy().as_ref()) {
+                    cgroups.push(e.path());
+                }
+            }
+        }
+    }
+    assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+    // The daemon's log after the last restart has no error, and no warning about a
+    // container's remains.
+    let log = d.log();
+    let last = log
+        .rfind("\"actor\":\"graphdb\"")
+        .map_or(&log[..], |i| &log[i..]);
+    let bad: Vec<&str> = last
+        .lines()
+        .filter(|l| l.contains("\"level\":\"ERROR\"") || l.contains("still in use"))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "the restarted daemon logged:\n{}",
+        bad.join("\n")
     );
 }
 
@@ -770,6 +808,5 @@ fn a_start_cut_short_by_a_crash_leaves_no_orphan() {
         common::inspect(&d, "orphan", "{{.State.Status}}"),
         "running"
     );
-    d.docker_ok(&["rm", "-f", "orphan", "fresh"]);
-    assert!(wait_for(10, || d.monitor_pids().is_empty()));
+    remove_all(&d);
 }
