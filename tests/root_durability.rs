@@ -810,3 +810,73 @@ fn a_start_cut_short_by_a_crash_leaves_no_orphan() {
     );
     remove_all(&d);
 }
+
+/// A SIGKILL while Init starts the containers a restart policy brings back at boot: the
+/// next start brings each back once, with one monitor per running container (a boot's
+/// start cut short leaves no second one), and nothing is left after the rm of all.
+#[test]
+fn sigkill_while_init_restarts_containers() {
+    require_root!();
+    let opts = Opts {
+        args: vec!["--shutdown-timeout".into(), "1".into()],
+        ..Opts::default()
+    };
+    let mut d = TestDaemon::start_with(opts.clone());
+    d.import_busybox();
+    for i in 0..8 {
+        let name = format!("always-{i}");
+        make(
+            &d,
+            "run",
+            &name,
+            &["--restart", "always", "busybox", "sleep", "600"],
+        );
+    }
+    assert!(d.stop().success());
+    let before = d.log().len();
+    // The API serves once Init's starts are done (TestDaemon waits for it): this berthd
+    // is started by hand and killed at the first of its boot's starts.
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&d.log_path)
+        .unwrap();
+    let mut child = std::process::Command::new(common::berthd_bin())
+        .args(d.base_args())
+        .args(["-b", "none", "--shutdown-timeout", "1"])
+        .args(common::exec_driver_args(&[]))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(30, || d.log()[before..].contains("\"container started\"")),
+        "no boot start:\n{}",
+        &d.log()[before..]
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let boot = d.log()[before..].matches("\"container started\"").count();
+    eprintln!("{boot} of 8 started at boot before the kill");
+    d.restart(&opts);
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.lines().count(), 8, "{ps}");
+    let mut pids = BTreeSet::new();
+    for i in 0..8 {
+        let st = common::inspect(
+            &d,
+            &format!("always-{i}"),
+            "{{.State.Status}} {{.State.Pid}}",
+        );
+        let (status, pid) = st.split_once(' ').unwrap();
+        assert_eq!(status, "running", "always-{i}");
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        pids.insert(pid.to_owned());
+    }
+    assert_eq!(pids.len(), 8);
+    assert!(
+        wait_for(5, || d.monitor_pids().len() == 8),
+        "monitors: {:?}",
+        d.monitor_pids()
+    );
+    remove_all(&d);
+}
