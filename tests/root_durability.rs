@@ -1,9 +1,10 @@
-//! Durability of the container records through the real docker CLI against a real berthd:
-//! a clean stop (SIGTERM) and start again on the same roots with 20 containers in mixed
-//! states, with and without `--live-restore`, compared `docker inspect` to `docker
-//! inspect`; and a SIGKILL of berthd in the middle of 200 concurrent create, start, stop
-//! and rm requests, after which nothing answered is lost, nothing is torn and nothing is
-//! left behind. Root only.
+//! Durability of the container records through the real docker CLI and the API socket
+//! against a real berthd: a clean stop (SIGTERM) and start again on the same roots with
+//! 20 containers in mixed states, with and without `--live-restore`, compared `docker
+//! inspect` to `docker inspect`; SIGKILLs of berthd in the middle of concurrent create,
+//! start, stop and rm requests (two rounds), of pause, unpause and rename requests, and of
+//! Init's boot starts, after which nothing answered is lost, nothing is torn, no container
+//! runs twice and nothing is left behind (monitors, mounts, dirs, cgroups). Root only.
 #![allow(clippy::tests_outside_test_module, clippy::unwrap_used)]
 
 mod common;
@@ -878,5 +879,85 @@ fn sigkill_while_init_restarts_containers() {
         "monitors: {:?}",
         d.monitor_pids()
     );
+    remove_all(&d);
+}
+
+/// SIGKILL of berthd while 8 threads pause, unpause and rename 8 running containers
+/// through the socket: after the restart each one's `paused` agrees with its freezer (so
+/// `docker unpause`/`docker pause` work), and its name is the last rename answered or a
+/// later one (in flight at the kill); then nothing is left after the rm of all.
+#[test]
+fn sigkill_during_pause_and_rename_keeps_state_and_names() {
+    require_root!();
+    let mut d = TestDaemon::start();
+    d.import_busybox();
+    let ids: Vec<String> = (0..8)
+        .map(|i| {
+            make(&d, "run", &format!("c{i}"), &["busybox", "sleep", "600"]);
+            common::inspect(&d, &format!("c{i}"), "{{.Id}}")
+        })
+        .collect();
+    let sock = d.sock.clone();
+    let answered = AtomicUsize::new(0);
+    // Per container: the index of the last rename answered 204.
+    let renamed: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
+    std::thread::scope(|s| {
+        for (i, id) in ids.iter().enumerate() {
+            let (sock, answered, renamed) = (&sock, &answered, &renamed);
+            s.spawn(move || {
+                for n in 0.. {
+                    let (method, path) = match n % 3 {
+                        0 => ("POST", format!("/containers/{id}/pause")),
+                        1 => ("POST", format!("/containers/{id}/unpause")),
+                        _ => ("POST", format!("/containers/{id}/rename?name=c{i}-r{n}")),
+                    };
+                    let Some((code, body)) = api(sock, method, &path, None) else {
+                        return;
+                    };
+                    assert!((200..300).contains(&code), "{path}: {code} {body}");
+                    answered.fetch_add(1, Ordering::SeqCst);
+                    if n % 3 == 2 {
+                        renamed.lock().unwrap().insert(i, n);
+                    }
+                }
+            });
+        }
+        assert!(wait_for(60, || answered.load(Ordering::SeqCst) >= 200));
+        d.kill();
+    });
+    d.restart(&Opts::default());
+    let renamed = renamed.into_inner().unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let st = common::inspect(&d, id, "{{.Name}} {{.State.Status}}");
+        let (name, status) = st.split_once(' ').unwrap();
+        let n: Option<usize> = name.rsplit_once("-r").map(|(_, n)| n.parse().unwrap());
+        assert!(
+            n >= renamed.get(&i).copied(),
+            "{id}: {name}, but c{i}-r{:?} was answered",
+            renamed.get(&i)
+        );
+        let freezer = ["freezer/berth", "berth", "unified/berth"]
+            .iter()
+            .find_map(|h| {
+                let dir = Path::new("/sys/fs/cgroup").join(h).join(id);
+                std::fs::read_to_string(dir.join("freezer.state"))
+                    .map(|s| s.trim() == "FROZEN")
+                    .or_else(|_| {
+                        std::fs::read_to_string(dir.join("cgroup.freeze")).map(|s| s.trim() == "1")
+                    })
+                    .ok()
+            })
+            .expect("no freezer");
+        assert_eq!(
+            status == "paused",
+            freezer,
+            "{name}: {status}, frozen {freezer}"
+        );
+        assert!(["paused", "running"].contains(&status), "{name}: {status}");
+        if status == "paused" {
+            d.docker_ok(&["unpause", id]);
+        }
+        assert_eq!(d.docker_ok(&["exec", id, "echo", "ok"]), "ok\n");
+    }
     remove_all(&d);
 }
