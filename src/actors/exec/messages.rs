@@ -152,6 +152,18 @@ pub struct RestoreContainer {
     pub id: String,
 }
 
+/// From `ContainerStoreActor::Init` for each container its records say is not running:
+/// a monitor still alive there ran a start that a crash of berthd cut short before the
+/// store recorded it (the start was never answered). The container is killed (SIGKILL
+/// through its monitor, whose exit is awaited, 10 s at most) so that the record, created
+/// or exited, is true again and nothing of it is left running or mounted. Replies
+/// whether a monitor was found.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct ReapOrphan {
+    pub id: String,
+}
+
 /// The reply to [`RestoreContainer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestoreState {

@@ -587,6 +587,60 @@ impl Handler<RestoreContainer> for ExecActor {
     }
 }
 
+impl Handler<ReapOrphan> for ExecActor {
+    type Result = ResponseFuture<bool>;
+    fn handle(&mut self, msg: ReapOrphan, _: &mut Self::Context) -> Self::Result {
+        let dir = self.dir_of(&msg.id);
+        let id = msg.id;
+        Box::pin(async move {
+            // Most records have no monitor socket left at all: nothing to ask.
+            if !dir.join(crate::monitor::proto::SOCKET_NAME).exists() {
+                return false;
+            }
+            tokio::task::spawn_blocking(move || reap_orphan(&dir, &id))
+                .await
+                .unwrap_or(false)
+        })
+    }
+}
+
+/// [`ReapOrphan`]'s blocking part: a watch (is a container running there?), SIGKILL, and
+/// the watch read until the monitor reports the exit or closes.
+fn reap_orphan(dir: &Path, id: &str) -> bool {
+    use std::io::Read;
+    let Ok(client::WatchReply::Running { pid, mut sock, .. }) = client::watch(dir) else {
+        return false;
+    };
+    warn!(container_id = %id, pid, "a container runs that its record says is not running (a start cut short by a crash); killing it");
+    if let Err(e) = client::sock_request(
+        dir,
+        &SockRequest::Signal {
+            signal: libc::SIGKILL,
+        },
+    ) {
+        warn!(container_id = %id, error = %e, "orphaned container not signalled");
+        return true;
+    }
+    // The monitor sends `Exited` once the cgroup is gone, then closes.
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = [0u8; 1024];
+    let mut lines = crate::monitor::proto::LineBuf::default();
+    'read: loop {
+        while let Some(line) = lines.next_line() {
+            if let Ok(SockReply::Exited(_)) = serde_json::from_slice(&line) {
+                break 'read;
+            }
+        }
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => lines.push(&buf[..n]),
+        }
+    }
+    // Its exit status belongs to no run the record knows of.
+    let _ = std::fs::remove_file(dir.join(crate::monitor::proto::EXIT_FILE));
+    true
+}
+
 impl Handler<CleanupContainer> for ExecActor {
     type Result = ResponseActFuture<Self, Result<(), ExecError>>;
     fn handle(&mut self, msg: CleanupContainer, ctx: &mut Self::Context) -> Self::Result {

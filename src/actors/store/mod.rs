@@ -67,8 +67,8 @@ use self::records::{Loaded, load_records, migrate_records, restore_derived_files
 use self::state::{Container, Status};
 use super::exec::{
     AttachContainer, CleanupContainer, ContainerExited, DropPrestart, ExecActor, ExecError,
-    PendingAttach, PrepareStart, Prestart as ExecPrestart, ResizeContainer, RestoreContainer,
-    RestoreState, SignalContainer, StartContainer as ExecStart,
+    PendingAttach, PrepareStart, Prestart as ExecPrestart, ReapOrphan, ResizeContainer,
+    RestoreContainer, RestoreState, SignalContainer, StartContainer as ExecStart,
 };
 use super::graph::{GetDriverInfo, GraphActor, PruneRwLayers, RemoveRwLayer};
 use super::graphdb::{
@@ -857,6 +857,10 @@ impl Handler<Init> for ContainerStoreActor {
                     }
                 }
                 if !c.state.is_running() {
+                    // A start that a crash cut short after the monitor ran the
+                    // container, before the store recorded it: killed, so that the
+                    // record holds (the start was never answered).
+                    let _ = peers.exec.send(ReapOrphan { id: c.id.clone() }).await;
                     // Its namespace, and with it its veth, is gone.
                     c.endpoint = None;
                 }
@@ -963,16 +967,24 @@ impl Handler<Shutdown> for ContainerStoreActor {
             tracing::info!("live-restore: containers keep running");
             return ready(Ok(()));
         }
-        let timeout = Duration::from_secs(self.config.shutdown_timeout);
-        let running: Vec<(String, i32)> = self
+        // A container's own stop timeout (`--stop-timeout`, negative: no SIGKILL) as
+        // dockerd's shutdownContainer; without one, the daemon's --shutdown-timeout.
+        let default = Duration::from_secs(self.config.shutdown_timeout);
+        let running: Vec<(String, i32, Option<Duration>)> = self
             .containers
             .values()
             .filter(|e| e.c.state.is_running())
-            .map(|e| (e.c.id.clone(), Self::stop_signal_of(&e.c)))
+            .map(|e| {
+                let timeout = match e.c.config.stop_timeout {
+                    Some(secs) => u64::try_from(secs).ok().map(Duration::from_secs),
+                    None => Some(default),
+                };
+                (e.c.id.clone(), Self::stop_signal_of(&e.c), timeout)
+            })
             .collect();
         let stops: Vec<_> = running
             .iter()
-            .map(|(id, sig)| self.stop_future(id, *sig, Some(timeout)))
+            .map(|(id, sig, timeout)| self.stop_future(id, *sig, *timeout))
             .collect();
         let n = stops.len();
         Box::pin(actix::fut::wrap_future(async move {
