@@ -484,7 +484,7 @@ fn network_modes_and_network_disabled() {
         String::from_utf8_lossy(&out.stderr).contains("No such container: x"),
         "{out:?}"
     );
-    // A user-defined network: none can be made yet.
+    // A user-defined network that does not exist.
     let out = d.docker(&["run", "--rm", "--network", "mynet", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(

@@ -107,6 +107,8 @@ const T_CONFIG: &str = "root_fields::config_fields_reach_the_container";
 const T_LIMITS: &str = "root_fields::resource_limits_reach_the_container";
 const T_DEV: &str = "root_fields::shm_and_console_sizes_reach_the_container";
 const T_NET: &str = "root_fields::network_modes_and_network_disabled";
+const T_USERNET_IP: &str = "root_networks::containers_on_a_user_network_get_its_addresses";
+const T_USERNET_ALIAS: &str = "root_networks::containers_on_a_user_network_get_its_addresses";
 const T_RM: &str = "root_containers::the_docker_cli_runs_a_first_container";
 const T_RO: &str = "root_fields::config_fields_reach_the_container";
 const T_BIND: &str = "root_fields::binds_reach_the_container";
@@ -902,13 +904,13 @@ pub const NETWORKING_CONFIG: &[Field] = &[
         r#"{"none":{}}"#,
         r#"{"none":{},"other":{}}"#,
     ),
-    f(
+    p(
         "NetworkingConfig.EndpointsConfig.*.IPAMConfig",
         "--ip",
-        NotYet,
-        "issue 15",
-        T_FIELDS,
-        r#"{"IPv4Address":"10.199.0.9"}"#,
+        "IPv4Address on a user-defined network with a subnet given at its create (dockerd's rule); IPv6Address and LinkLocalIPs not yet",
+        T_USERNET_IP,
+        "",
+        r#"{"IPv6Address":"fd00::9"}"#,
     ),
     f(
         "NetworkingConfig.EndpointsConfig.*.Links",
@@ -921,10 +923,10 @@ pub const NETWORKING_CONFIG: &[Field] = &[
     f(
         "NetworkingConfig.EndpointsConfig.*.Aliases",
         "--network-alias",
-        NotYet,
-        "issue 15",
-        T_FIELDS,
-        r#"["web"]"#,
+        Honoured,
+        "on a user-defined network (elsewhere dockerd's refusal): the names answered by its embedded DNS and shown in Aliases",
+        T_USERNET_ALIAS,
+        "",
     ),
     f(
         "NetworkingConfig.EndpointsConfig.*.NetworkID",
