@@ -65,6 +65,13 @@ pub enum NetworkError {
         endpoint: String,
         detail: Box<str>,
     },
+    /// The embedded DNS server of a container (`dns::serve`).
+    #[error("embedded DNS server: {what} failed")]
+    Dns {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("network namespace for a container could not be made")]
     Sandbox {
         #[source]
@@ -83,7 +90,8 @@ impl NetworkError {
             | NetworkError::Iptables { .. }
             | NetworkError::IptablesSpawn { .. }
             | NetworkError::Sysctl { .. }
-            | NetworkError::Sandbox { .. } => ErrorKind::System,
+            | NetworkError::Sandbox { .. }
+            | NetworkError::Dns { .. } => ErrorKind::System,
             NetworkError::PortTaken { .. } => ErrorKind::Conflict,
             NetworkError::BridgeNotFound { .. }
             | NetworkError::NotABridge { .. }
