@@ -95,9 +95,16 @@ pub enum NetworkError {
     Forbidden { message: String },
     /// The embedded DNS server of a container on a user-defined network did not start.
     #[error("the embedded DNS server (127.0.0.11) of the container could not be started")]
-    Dns {
+    DnsStart {
         #[source]
         source: Box<NetworkError>,
+    },
+    /// The embedded DNS server of a container (`dns::serve`).
+    #[error("embedded DNS server: {what} failed")]
+    Dns {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
     },
     #[error("network namespace for a container could not be made")]
     Sandbox {
@@ -120,6 +127,7 @@ impl NetworkError {
             | NetworkError::Sandbox { .. }
             | NetworkError::Records { .. }
             | NetworkError::NoPoolLeft
+            | NetworkError::DnsStart { .. }
             | NetworkError::Dns { .. } => ErrorKind::System,
             NetworkError::NetworkExists { .. } => ErrorKind::Conflict,
             NetworkError::InvalidNetwork { .. } => ErrorKind::InvalidParameter,

@@ -924,7 +924,7 @@ impl Handler<TakeSandbox> for NetworkActor {
                     }
                     Err(e) => {
                         act.forget(&id);
-                        return Err(NetworkError::Dns {
+                        return Err(NetworkError::DnsStart {
                             source: Box::new(e),
                         });
                     }
