@@ -253,7 +253,16 @@ fn network_create_ls_inspect_rm_as_dockerd() {
 #[test]
 fn containers_on_a_user_network_get_its_addresses() {
     require_root!();
-    let n = NetNs::start("berth0", &["--bip", "10.199.66.1/24"], &[]);
+    let n = NetNs::start(
+        "berth0",
+        &[
+            "--bip",
+            "10.199.66.1/24",
+            "--default-address-pool",
+            "base=10.199.69.0/24,size=24",
+        ],
+        &[],
+    );
     let d = n.d();
     d.import_busybox();
     d.docker_ok(&["network", "create", "--subnet", "10.199.67.0/24", "na"]);
@@ -416,18 +425,12 @@ fn containers_on_a_user_network_get_its_addresses() {
         &["network", "rm", "na"],
         &format!("error while removing network: network na id {netid} has active endpoints"),
     );
-    // --mac-address on a user network.
-    let mac = d.docker_ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "na",
-        "--mac-address",
-        "02:42:0a:c7:43:99",
-        "busybox",
-        "cat",
-        "/sys/class/net/eth0/address",
-    ]);
+    // Config.MacAddress on a user network (the CLI sends --mac-address with --network
+    // NAME per endpoint, which needs API 1.44; the SDK sends it as API 1.41 has it).
+    let mac = d.python_sdk_ok(
+        "print(c.containers.run('busybox', 'cat /sys/class/net/eth0/address', network='na', \
+         mac_address='02:42:0a:c7:43:99', remove=True).decode())",
+    );
     assert_eq!(mac.trim(), "02:42:0a:c7:43:99");
     // The Python SDK: a network and a container on it.
     let out = d.python_sdk_ok(
@@ -514,7 +517,7 @@ fn connect_and_disconnect_running_and_stopped_containers() {
     assert!(!addr.contains("eth1"), "{addr}");
     assert_eq!(
         inspect(d, "c1", "{{index .NetworkSettings.Networks \"nx\"}}"),
-        "<no value>"
+        "<nil>"
     );
     refused(
         d,

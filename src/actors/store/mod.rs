@@ -1266,10 +1266,16 @@ impl ContainerStoreActor {
             .mac_address
             .as_deref()
             .and_then(crate::actors::network::bridge::parse_mac);
-        let prestart = entry.prestart.take();
+        let mut prestart = entry.prestart.take();
         let check_files = std::mem::take(&mut entry.files_unchecked);
         if prestart.is_some() {
             self.prestarts = self.prestarts.saturating_sub(1);
+        }
+        if let (Some(p), false) = (&prestart, extras.is_empty()) {
+            // Connected to more networks since its create: its namespace is made now, to
+            // wire them too.
+            drop_prestart(&self.peers, &id, p);
+            prestart = None;
         }
         let exec = self.peers.exec.clone();
         let network = self.peers.network.clone();
