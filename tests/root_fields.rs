@@ -144,7 +144,11 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             &["--isolation", "hyperv"],
             "invalid isolation 'hyperv' on linux",
         ),
-        (&["--ip", "10.199.0.9"], "IPAMConfig"),
+        // dockerd's words for --ip off user-defined networks.
+        (
+            &["--ip", "10.199.0.9"],
+            "user specified IP address is supported on user defined networks only",
+        ),
         (&["--runtime", "nope"], "Unknown runtime specified nope"),
         (&["-m", "1k"], "Minimum memory limit allowed is 6MB"),
         (
