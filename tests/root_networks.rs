@@ -560,3 +560,108 @@ fn connect_and_disconnect_running_and_stopped_containers() {
         "{evs}"
     );
 }
+
+/// The embedded DNS: names, short ids and aliases answer on the same network only; a
+/// container connected to a second network resolves its names too; after a
+/// `--live-restore` restart of berthd a running container keeps its address, and its
+/// names still answer.
+#[test]
+fn names_resolve_on_the_same_network_only() {
+    require_root!();
+    let args = ["--bip", "10.199.73.1/24", "--live-restore"];
+    let mut n = NetNs::start("berth0", &args, &[]);
+    let d = n.d();
+    d.import_busybox();
+    d.docker_ok(&["network", "create", "--subnet", "10.199.74.0/24", "da"]);
+    d.docker_ok(&["network", "create", "--subnet", "10.199.75.0/24", "db"]);
+    let srv = d
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--network",
+            "da",
+            "--network-alias",
+            "alias1",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .trim()
+        .to_owned();
+    let ip = inspect(d, "srv", "{{.NetworkSettings.Networks.da.IPAddress}}");
+    assert!(ip.starts_with("10.199.74."), "{ip}");
+    // Upstream at 127.0.0.1 (nothing listens in the test's namespace): other names fail
+    // at once instead of waiting for a resolver that is not there.
+    let lookup = |net: &str, name: &str| {
+        d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "--dns",
+            "127.0.0.1",
+            "busybox",
+            "nslookup",
+            name,
+        ])
+    };
+    for name in ["srv", "alias1", &srv[..12], "SRV"] {
+        let out = lookup("da", name);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(&ip),
+            "{name}: {out:?}"
+        );
+    }
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "da",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "alias1",
+    ]);
+    for name in ["srv", "alias1"] {
+        let out = lookup("db", name);
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains(&ip),
+            "{name} answered on db: {out:?}"
+        );
+    }
+    // A container on db connected to da: da's names answer there too.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "db",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.docker_ok(&["network", "connect", "da", "cli"]);
+    let got = d.docker_ok(&["exec", "cli", "nslookup", "srv"]);
+    assert!(got.contains(&ip), "{got}");
+    // A live-restore restart: the containers keep running, on their addresses, and the
+    // names answer from a new server.
+    n.restart(&args);
+    let d = n.d();
+    assert_eq!(
+        inspect(d, "srv", "{{.NetworkSettings.Networks.da.IPAddress}}"),
+        ip
+    );
+    let got = d.docker_ok(&["exec", "cli", "nslookup", "alias1"]);
+    assert!(got.contains(&ip), "{got}");
+    let out = d.docker(&["network", "rm", "da"]);
+    assert!(stderr_of(&out).contains("has active endpoints"), "{out:?}");
+    d.docker_ok(&["rm", "-f", "srv", "cli"]);
+    d.docker_ok(&["network", "rm", "da", "db"]);
+}

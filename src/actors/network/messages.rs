@@ -240,4 +240,8 @@ pub struct RestoreEndpoints {
     pub endpoints: Vec<(String, Endpoint)>,
     /// Container id → its name, for the embedded DNS's names.
     pub names: std::collections::HashMap<String, String>,
+    /// The containers on a user-defined network whose embedded DNS server is started
+    /// again (it went with the last berthd): id, init pid (its namespace is
+    /// `/proc/PID/ns/net`), upstreams.
+    pub dns: Vec<(String, i32, Vec<std::net::SocketAddr>)>,
 }

@@ -1022,6 +1022,22 @@ impl Handler<RestoreEndpoints> for NetworkActor {
                 refused.push(id);
             }
         }
+        for (id, pid, upstreams) in msg.dns {
+            if refused.contains(&id) {
+                continue;
+            }
+            let served = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                .map_err(|source| NetworkError::Sandbox { source })
+                .and_then(|ns| dns::serve(ns.as_fd(), self.names.clone(), &id, upstreams));
+            match served {
+                Ok(server) => {
+                    self.dns_servers.insert(id, server);
+                }
+                Err(e) => {
+                    tracing::warn!(container_id = %id, error = %crate::util::error_chain(&e), "embedded DNS server not started again");
+                }
+            }
+        }
         MessageResult(refused)
     }
 }

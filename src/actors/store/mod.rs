@@ -749,6 +749,7 @@ impl Handler<Init> for ContainerStoreActor {
         let deleter = self.deleter.clone();
         let data_root = self.data_root.clone();
         let migrate = self.migrate;
+        let daemon_dns = self.config.dns.clone();
         let work = async move {
             let records = tokio::task::spawn_blocking({
                 let dir = dir.clone();
@@ -879,10 +880,30 @@ impl Handler<Init> for ContainerStoreActor {
                 .iter()
                 .map(|c| (c.id.clone(), c.name.trim_start_matches('/').to_owned()))
                 .collect();
+            let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let dns = restored
+                .iter()
+                .filter(|c| {
+                    c.state.pid > 0
+                        && c.endpoint
+                            .as_ref()
+                            .is_some_and(|e| !e.network_name.is_empty())
+                })
+                .filter_map(|c| {
+                    let etc =
+                        EtcFiles::new(&c.config, &c.host_config, &c.network, &daemon_dns, None)
+                            .ok()?;
+                    Some((c.id.clone(), c.state.pid, etc.upstreams(&host_resolv)))
+                })
+                .collect();
             if !endpoints.is_empty() {
                 peers
                     .network
-                    .send(RestoreEndpoints { endpoints, names })
+                    .send(RestoreEndpoints {
+                        endpoints,
+                        names,
+                        dns,
+                    })
                     .await
                     .map_err(|e| LifecycleError::from_error(&e))?;
             }
