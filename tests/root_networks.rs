@@ -665,3 +665,110 @@ fn names_resolve_on_the_same_network_only() {
     d.docker_ok(&["rm", "-f", "srv", "cli"]);
     d.docker_ok(&["network", "rm", "da", "db"]);
 }
+
+/// The bridge driver's options: `--internal` (no way out, no default route),
+/// `enable_icc=false` (containers on it cannot reach each other), the MTU.
+#[test]
+fn internal_icc_and_mtu_options_reach_the_containers() {
+    require_root!();
+    let n = NetNs::start("berth0", &["--bip", "10.199.76.1/24"], &[]);
+    let d = n.d();
+    d.import_busybox();
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.199.77.0/24",
+        "--opt",
+        "com.docker.network.bridge.name=btn77",
+        "ni",
+    ]);
+    assert_eq!(net_inspect(d, "ni", "{{.Internal}}"), "true");
+    let route = d.docker_ok(&["run", "--rm", "--network", "ni", "busybox", "ip", "route"]);
+    assert!(!route.contains("default"), "{route}");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "ni",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        "10.199.76.1",
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    let filter = n.rules("filter");
+    assert!(
+        filter.contains("-A BERTH-F-btn77 -i btn77 ! -o btn77 -j DROP"),
+        "{filter}"
+    );
+    assert!(
+        !n.rules("nat")
+            .contains("-s 10.199.77.0/24 ! -o btn77 -j MASQUERADE")
+    );
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.199.78.0/24",
+        "--opt",
+        "com.docker.network.bridge.enable_icc=false",
+        "--opt",
+        "com.docker.network.driver.mtu=1400",
+        "nq",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "q1",
+        "--network",
+        "nq",
+        "--ip",
+        "10.199.78.10",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let mtu = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "nq",
+        "busybox",
+        "cat",
+        "/sys/class/net/eth0/mtu",
+    ]);
+    assert_eq!(mtu.trim(), "1400");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "nq",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        "10.199.78.10",
+    ]);
+    assert!(
+        !out.status.success(),
+        "icc=false let a ping through: {out:?}"
+    );
+    // The gateway (the host) is still reachable.
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "nq",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "10.199.78.1",
+    ]);
+    d.docker_ok(&["rm", "-f", "q1"]);
+    d.docker_ok(&["network", "rm", "ni", "nq"]);
+}
