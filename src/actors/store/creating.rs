@@ -173,7 +173,8 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         let security_defaults = self.security_defaults();
         let peers = self.peers.clone();
         peers.exec.do_send(PrepareStart);
-        if network != NetworkSpec::Host {
+        // (A user-defined network's namespace is made at the start, none ahead.)
+        if network != NetworkSpec::Host && attachment.is_none() {
             peers.network.do_send(Prewarm {
                 bridged: network == NetworkSpec::New,
             });
