@@ -772,3 +772,80 @@ fn internal_icc_and_mtu_options_reach_the_containers() {
     d.docker_ok(&["rm", "-f", "q1"]);
     d.docker_ok(&["network", "rm", "ni", "nq"]);
 }
+
+/// After berthd is killed (-9) and started again, a running container on a user-defined
+/// network keeps its address and the network its rules; after a plain stop and start, a
+/// `--restart always` container comes back on its network with an address from it.
+#[test]
+fn containers_get_their_network_back_after_a_daemon_restart() {
+    require_root!();
+    let args = ["--bip", "10.199.79.1/26"];
+    let mut n = NetNs::start("berth0", &args, &[]);
+    let d = n.d();
+    d.import_busybox();
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.199.79.64/26",
+        "--opt",
+        "com.docker.network.bridge.name=btn79",
+        "nr",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "r1",
+        "--restart",
+        "always",
+        "--network",
+        "nr",
+        "--ip",
+        "10.199.79.70",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    n.crash_and_restart(&args);
+    let d = n.d();
+    assert_eq!(
+        inspect(
+            d,
+            "r1",
+            "{{.State.Running}} {{.NetworkSettings.Networks.nr.IPAddress}}"
+        ),
+        "true 10.199.79.70"
+    );
+    let filter = n.rules("filter");
+    assert!(
+        filter.contains("-A BERTH-F-btn79 -i btn79 -o btn79 -j ACCEPT"),
+        "{filter}"
+    );
+    // Its address is still its own: another container cannot take it.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "nr",
+        "--ip",
+        "10.199.79.70",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        stderr_of(&out).contains("Address already in use"),
+        "{out:?}"
+    );
+    // A stop of berthd stops it; its restart policy starts it again on its network.
+    n.restart(&args);
+    let d = n.d();
+    assert!(
+        common::wait_for(10, || inspect(d, "r1", "{{.State.Running}}") == "true"),
+        "r1 not restarted"
+    );
+    let addr = d.docker_ok(&["exec", "r1", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(addr.contains("10.199.79.70/26"), "{addr}");
+    d.docker_ok(&["rm", "-f", "r1"]);
+    d.docker_ok(&["network", "rm", "nr"]);
+}
