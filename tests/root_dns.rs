@@ -13,12 +13,13 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth::actors::network::dns::{self, Entry, Names};
-use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
@@ -78,8 +79,8 @@ impl Drop for Ns {
 }
 
 fn query(name: &str, rtype: RecordType) -> Message {
-    let mut m = Message::query();
-    m.metadata.recursion_desired = true;
+    let mut m = Message::new();
+    m.set_id(rand::random()).set_recursion_desired(true);
     m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
     m
 }
@@ -95,7 +96,7 @@ fn ask_udp(ns: &Ns, name: &str, rtype: RecordType) -> Option<Message> {
         let (n, from) = s.recv_from(&mut buf).ok()?;
         assert_eq!(from, "127.0.0.11:53".parse::<SocketAddr>().unwrap());
         let m = Message::from_vec(&buf[..n]).unwrap();
-        assert_eq!(m.metadata.id, q.metadata.id);
+        assert_eq!(m.id(), q.id());
         Some(m)
     })
 }
@@ -120,9 +121,9 @@ fn ask_tcp(ns: &Ns, name: &str, rtype: RecordType) -> Message {
 
 fn a_records(m: &Message) -> Vec<Ipv4Addr> {
     let mut v: Vec<Ipv4Addr> = m
-        .answers
+        .answers()
         .iter()
-        .filter_map(|r| match r.data {
+        .filter_map(|r| match *r.data() {
             RData::A(A(ip)) => Some(ip),
             _ => None,
         })
@@ -140,10 +141,12 @@ fn fake_upstream() -> SocketAddr {
     let udp = UdpSocket::bind(at).unwrap();
     fn answer(raw: &[u8], over_tcp: bool) -> Vec<u8> {
         let q = Message::from_vec(raw).unwrap();
-        let mut m = Message::response(q.metadata.id, q.metadata.op_code);
-        m.metadata.recursion_desired = q.metadata.recursion_desired;
-        m.add_queries(q.queries.iter().cloned());
-        let name = q.queries[0].name().clone();
+        let mut m = Message::new();
+        m.set_id(q.id())
+            .set_message_type(MessageType::Response)
+            .set_recursion_desired(q.recursion_desired());
+        m.add_queries(q.queries().iter().cloned());
+        let name = q.queries()[0].name().clone();
         match name.to_ascii().as_str() {
             "forwarded.test." => {
                 m.add_answer(Record::from_rdata(
@@ -152,7 +155,9 @@ fn fake_upstream() -> SocketAddr {
                     RData::A(A([192, 0, 2, 1].into())),
                 ));
             }
-            "big.test." if !over_tcp => m.metadata.truncation = true,
+            "big.test." if !over_tcp => {
+                m.set_truncated(true);
+            }
             "big.test." => {
                 m.add_answer(Record::from_rdata(
                     name,
@@ -160,7 +165,9 @@ fn fake_upstream() -> SocketAddr {
                     RData::A(A([192, 0, 2, 2].into())),
                 ));
             }
-            _ => m.metadata.response_code = ResponseCode::NXDomain,
+            _ => {
+                m.set_response_code(ResponseCode::NXDomain);
+            }
         }
         m.to_vec().unwrap()
     }
@@ -228,31 +235,31 @@ fn names_ptr_and_forwarding_over_udp_and_tcp() {
         "AbCdEf012345.",
     ] {
         let r = ask_udp(&ns, name, RecordType::A).unwrap_or_else(|| panic!("{name}: no answer"));
-        assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{name}");
+        assert_eq!(r.response_code(), ResponseCode::NoError, "{name}");
         assert!(!a_records(&r).is_empty(), "{name}: {r:?}");
-        assert!(r.answers.iter().all(|a| a.ttl == 600), "{name}: {r:?}");
+        assert!(r.answers().iter().all(|a| a.ttl() == 600), "{name}: {r:?}");
     }
     let r = ask_udp(&ns, "db", RecordType::A).unwrap();
     assert_eq!(a_records(&r), vec![Ipv4Addr::new(10, 231, 0, 3)]);
 
     // AAAA of a known name: NOERROR, nothing.
     let r = ask_udp(&ns, "db", RecordType::AAAA).unwrap();
-    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
-    assert!(r.answers.is_empty(), "{r:?}");
+    assert_eq!(r.response_code(), ResponseCode::NoError);
+    assert!(r.answers().is_empty(), "{r:?}");
 
     // A name on a network WEB is not on goes upstream, which does not know it.
     let r = ask_udp(&ns, "other", RecordType::A).unwrap();
-    assert_eq!(r.metadata.response_code, ResponseCode::NXDomain, "{r:?}");
+    assert_eq!(r.response_code(), ResponseCode::NXDomain, "{r:?}");
 
     // PTR of a container address on a shared network; of one that is not: upstream.
     let r = ask_udp(&ns, "3.0.231.10.in-addr.arpa.", RecordType::PTR).unwrap();
     assert_eq!(
-        r.answers[0].data,
+        *r.answers()[0].data(),
         RData::PTR(PTR(Name::from_ascii("db.").unwrap())),
         "{r:?}"
     );
     let r = ask_udp(&ns, "4.0.232.10.in-addr.arpa.", RecordType::PTR).unwrap();
-    assert_eq!(r.metadata.response_code, ResponseCode::NXDomain, "{r:?}");
+    assert_eq!(r.response_code(), ResponseCode::NXDomain, "{r:?}");
 
     // Forwarded to the upstream; a truncated UDP answer is fetched again over TCP.
     let r = ask_udp(&ns, "forwarded.test", RecordType::A).unwrap();
@@ -265,6 +272,36 @@ fn names_ptr_and_forwarding_over_udp_and_tcp() {
     assert_eq!(a_records(&r), vec![Ipv4Addr::new(10, 231, 0, 2)]);
     let r = ask_tcp(&ns, "forwarded.test.", RecordType::A);
     assert_eq!(a_records(&r), vec![Ipv4Addr::new(192, 0, 2, 1)], "{r:?}");
+
+    // A process of the container can still have port 53 itself (the server is on other
+    // ports, 53 redirected to them only for 127.0.0.11), and the server still answers.
+    let (udp53, tcp53) = ns.run(|| {
+        (
+            UdpSocket::bind("0.0.0.0:53").map(|_| ()),
+            TcpListener::bind("0.0.0.0:53").map(|_| ()),
+        )
+    });
+    udp53.expect("a process binds 0.0.0.0:53/udp in the namespace");
+    tcp53.expect("a process binds 0.0.0.0:53/tcp in the namespace");
+    assert_ne!(server.udp.port(), 53);
+    assert_ne!(server.tcp.port(), 53);
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", ns.path()))
+        .args([
+            "/bin/busybox",
+            "timeout",
+            "1",
+            "/bin/busybox",
+            "nc",
+            "-l",
+            "-p",
+            "53",
+        ])
+        .output()
+        .unwrap();
+    // busybox nc listens until the timeout's SIGTERM ends it; a failed bind would end
+    // it at once with exit status 1 ("nc: bind: Address already in use").
+    assert_eq!(out.status.signal(), Some(15), "{out:?}");
 
     // busybox's nslookup, as a container would ask.
     let out = Command::new("nsenter")
@@ -318,6 +355,6 @@ fn a_container_on_two_networks_resolves_both_and_no_upstream_is_servfail() {
     );
     let started = Instant::now();
     let r = ask_udp(&ns, "elsewhere.test", RecordType::A).unwrap();
-    assert_eq!(r.metadata.response_code, ResponseCode::ServFail, "{r:?}");
+    assert_eq!(r.response_code(), ResponseCode::ServFail, "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,6 +37,8 @@ use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::error::NetworkError;
+
+mod nat;
 
 /// dockerd's address of the embedded server inside every container.
 pub const RESOLVER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
@@ -60,6 +62,9 @@ const MAX_TCP_CONNECTIONS: usize = 32;
 
 /// An idle TCP connection from the container is closed after this long.
 const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// The UDP payload size the server's answers advertise (DNS flag day 2020's value).
+const EDNS_PAYLOAD: u16 = 1232;
 
 /// Largest message read (UDP datagram or TCP frame) from the container or an upstream.
 const MAX_MESSAGE: usize = 65535;
@@ -244,11 +249,18 @@ fn sockets_in(netns: BorrowedFd<'_>) -> Result<Sockets, NetworkError> {
                 crate::sys::namespaces::enter_netns(netns).map_err(|e| {
                     dns_err("entering the container's namespace")(io::Error::other(e))
                 })?;
-                let at = SocketAddr::from((RESOLVER_IP, 53));
+                // Ports the kernel picks, port 53 being redirected to them: a process of
+                // the container may bind port 53 itself (dockerd's way).
+                let at = SocketAddr::from((RESOLVER_IP, 0));
                 let udp = std::net::UdpSocket::bind(at).map_err(dns_err("binding UDP"))?;
                 let tcp = std::net::TcpListener::bind(at).map_err(dns_err("binding TCP"))?;
                 udp.set_nonblocking(true).map_err(dns_err("binding UDP"))?;
                 tcp.set_nonblocking(true).map_err(dns_err("binding TCP"))?;
+                let port = |a: io::Result<SocketAddr>| a.map(|a| a.port());
+                let udp_port = port(udp.local_addr()).map_err(dns_err("binding UDP"))?;
+                let tcp_port = port(tcp.local_addr()).map_err(dns_err("binding TCP"))?;
+                nat::redirect_port_53(RESOLVER_IP, udp_port, tcp_port)
+                    .map_err(dns_err("redirecting port 53 (nf_tables)"))?;
                 Ok(Sockets { udp, tcp })
             })
             .map_err(dns_err("its namespace thread"))?
@@ -323,13 +335,13 @@ enum Handled {
 
 /// The reply header of `query`: same id, opcode, RD and CD; RA set (dockerd's).
 fn reply_to(query: &Message) -> Message {
-    let mut m = Message::response(query.metadata.id, query.metadata.op_code);
-    m.metadata = Metadata::response_from_request(&query.metadata);
-    m.metadata.recursion_available = true;
-    m.add_queries(query.queries.iter().cloned());
-    if query.edns.is_some() {
+    let mut m = Message::new();
+    m.set_header(Header::response_from_request(query.header()));
+    m.set_recursion_available(true);
+    m.add_queries(query.queries().iter().cloned());
+    if query.extensions().is_some() {
         let mut edns = Edns::new();
-        edns.set_max_payload(hickory_proto::op::DEFAULT_MAX_PAYLOAD_LEN);
+        edns.set_max_payload(EDNS_PAYLOAD);
         m.set_edns(edns);
     }
     m
@@ -337,7 +349,7 @@ fn reply_to(query: &Message) -> Message {
 
 fn error_reply(query: &Message, code: ResponseCode) -> Vec<u8> {
     let mut m = reply_to(query);
-    m.metadata.response_code = code;
+    m.set_response_code(code);
     m.to_vec().unwrap_or_default()
 }
 
@@ -364,13 +376,13 @@ impl Shared {
         let Ok(query) = Message::from_vec(raw) else {
             return formerr_of_raw(raw);
         };
-        if query.metadata.message_type != MessageType::Query {
+        if query.message_type() != MessageType::Query {
             return Handled::Ignore;
         }
-        if query.metadata.op_code != OpCode::Query {
+        if query.op_code() != OpCode::Query {
             return Handled::Reply(error_reply(&query, ResponseCode::NotImp));
         }
-        let [q] = query.queries.as_slice() else {
+        let [q] = query.queries() else {
             return Handled::Reply(error_reply(&query, ResponseCode::FormErr));
         };
         if q.query_class() != DNSClass::IN {
@@ -420,7 +432,7 @@ impl Shared {
             _ => return Handled::Forward(query),
         };
         let mut m = reply_to(&query);
-        m.metadata.authoritative = true;
+        m.set_authoritative(true);
         m.add_answers(answers);
         match m.to_vec() {
             Ok(v) => Handled::Reply(v),
@@ -433,11 +445,11 @@ impl Shared {
     async fn forward(&self, query: &Message, raw: &[u8], tcp: bool) -> Vec<u8> {
         for &up in self.upstreams.iter().take(MAX_UPSTREAMS) {
             let got = if tcp {
-                tcp_exchange(up, raw, query.metadata.id).await
+                tcp_exchange(up, raw, query.id()).await
             } else {
-                match udp_exchange(up, raw, query.metadata.id).await {
+                match udp_exchange(up, raw, query.id()).await {
                     // Too big for UDP: the whole answer over TCP, else the cut one.
-                    Ok((bytes, true)) => match tcp_exchange(up, raw, query.metadata.id).await {
+                    Ok((bytes, true)) => match tcp_exchange(up, raw, query.id()).await {
                         Ok(full) => Ok(full),
                         Err(_) => Ok((bytes, true)),
                     },
@@ -456,10 +468,10 @@ impl Shared {
 /// Checks that `bytes` answer query `id`; returns whether the answer is truncated.
 fn check_answer(bytes: &[u8], id: u16) -> io::Result<bool> {
     let m = Message::from_vec(bytes).map_err(|e| io::Error::other(e.to_string()))?;
-    if m.metadata.message_type != MessageType::Response || m.metadata.id != id {
+    if m.message_type() != MessageType::Response || m.id() != id {
         return Err(io::Error::other("not the answer to the query"));
     }
-    Ok(m.metadata.truncation)
+    Ok(m.truncated())
 }
 
 async fn udp_exchange(up: SocketAddr, raw: &[u8], id: u16) -> io::Result<(Vec<u8>, bool)> {
@@ -708,8 +720,8 @@ mod tests {
     }
 
     fn query(name: &str, rtype: RecordType) -> Vec<u8> {
-        let mut m = Message::query();
-        m.metadata.recursion_desired = true;
+        let mut m = Message::new();
+        m.set_id(0x4242).set_recursion_desired(true);
         m.add_query(hickory_proto::op::Query::query(
             Name::from_ascii(name).expect("name"),
             rtype,
@@ -732,24 +744,27 @@ mod tests {
         let s = shared(n, ID_B);
 
         let r = reply(s.handle(&query("Web.", RecordType::A)));
-        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
-        assert_eq!(r.answers.len(), 1);
-        assert_eq!(r.answers[0].ttl, ANSWER_TTL);
-        assert_eq!(r.answers[0].data, RData::A(A(Ipv4Addr::new(10, 1, 0, 2))));
+        assert_eq!(r.response_code(), ResponseCode::NoError);
+        assert_eq!(r.answers().len(), 1);
+        assert_eq!(r.answers()[0].ttl(), ANSWER_TTL);
+        assert_eq!(
+            *r.answers()[0].data(),
+            RData::A(A(Ipv4Addr::new(10, 1, 0, 2)))
+        );
 
         // Several addresses turn from one answer to the next.
-        let first = |r: Message| r.answers[0].data.clone();
+        let first = |r: Message| r.answers()[0].data().clone();
         let one = first(reply(s.handle(&query("svc", RecordType::A))));
         let two = first(reply(s.handle(&query("svc", RecordType::A))));
         assert_ne!(one, two);
 
         let r = reply(s.handle(&query("web", RecordType::AAAA)));
-        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
-        assert!(r.answers.is_empty());
+        assert_eq!(r.response_code(), ResponseCode::NoError);
+        assert!(r.answers().is_empty());
 
         let r = reply(s.handle(&query("2.0.1.10.in-addr.arpa.", RecordType::PTR)));
         assert_eq!(
-            r.answers[0].data,
+            *r.answers()[0].data(),
             RData::PTR(PTR(Name::from_ascii("web.").expect("name")))
         );
 
@@ -771,15 +786,15 @@ mod tests {
         // A header claiming one question and no question.
         let bad = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
         let r = reply(s.handle(&bad));
-        assert_eq!(r.metadata.id, 0x1234);
-        assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+        assert_eq!(r.id(), 0x1234);
+        assert_eq!(r.response_code(), ResponseCode::FormErr);
         // The same as a response: never answered.
         let bad = [0x12, 0x34, 0x81, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
         assert!(matches!(s.handle(&bad), Handled::Ignore));
         // No question at all.
         let none = [0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(
-            reply(s.handle(&none)).metadata.response_code,
+            reply(s.handle(&none)).response_code(),
             ResponseCode::FormErr
         );
         // Random garbage of every length up to 64 never panics.
