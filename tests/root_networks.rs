@@ -405,20 +405,47 @@ fn containers_on_a_user_network_get_its_addresses() {
         ],
         "user specified IP address is supported only when connecting to networks with user configured subnets",
     );
-    refused(
-        d,
-        &[
+    // A published port of a container on a user-defined network, from the host.
+    let web = d
+        .docker_ok(&[
             "run",
-            "--rm",
+            "-d",
+            "--name",
+            "web",
             "--network",
             "na",
             "-p",
-            "8080",
+            "127.0.0.1:18090:8080",
             "busybox",
-            "true",
-        ],
-        "user-defined networks",
+            "sh",
+            "-c",
+            "mkdir -p /www && hostname > /www/hostname && exec httpd -f -p 8080 -h /www",
+        ])
+        .trim()
+        .to_owned();
+    let get = || {
+        n.ns(&[
+            "timeout",
+            "3",
+            "busybox",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://127.0.0.1:18090/hostname",
+        ])
+    };
+    assert!(
+        common::wait_for(10, || get().status.success()),
+        "{:?}",
+        get()
     );
+    assert_eq!(String::from_utf8_lossy(&get().stdout).trim(), &web[..12]);
+    assert_eq!(
+        d.docker_ok(&["port", "web"]).trim(),
+        "8080/tcp -> 127.0.0.1:18090"
+    );
+    d.docker_ok(&["rm", "-f", "web"]);
     // A network with a running container stays.
     refused(
         d,

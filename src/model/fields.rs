@@ -613,7 +613,7 @@ pub const HOST_CONFIG: &[Field] = &[
     p(
         "HostConfig.NetworkMode",
         "--network",
-        "default, bridge, none and host honoured (under `-b none` the default is a namespace with only lo, as dockerd); container:<name|id> honoured (its namespace, hostname, hosts and resolv.conf; dockerd's conflicts refused; `root_network::container_network_mode_shares_the_namespace_name_and_files`); a user-defined network by name, id or id prefix honoured (eth0 on its bridge, its embedded DNS; `root_networks::containers_on_a_user_network_get_its_addresses`), published ports there not yet; an unknown name is `network NAME not found` (400)",
+        "default, bridge, none and host honoured (under `-b none` the default is a namespace with only lo, as dockerd); container:<name|id> honoured (its namespace, hostname, hosts and resolv.conf; dockerd's conflicts refused; `root_network::container_network_mode_shares_the_namespace_name_and_files`); a user-defined network by name, id or id prefix honoured (eth0 on its bridge, its embedded DNS, published ports; `root_networks::containers_on_a_user_network_get_its_addresses`); an unknown name is `network NAME not found` (400)",
         T_NET,
         r#""none""#,
         "",
@@ -622,7 +622,7 @@ pub const HOST_CONFIG: &[Field] = &[
         "HostConfig.PortBindings",
         "--publish",
         Honoured,
-        "`[ip:]hostport:port[/proto]` (tcp, udp or sctp), host port ranges, an empty host port (one the kernel picks); a kernel DNAT in berth's chains, the host port held by a bound socket (dockerd's `port is already allocated` / `address already in use`, 409), reachable at 127.0.0.1 and from other containers; IPv4 host addresses only; refused with `--network host`, `none` and `container:`, and with `--iptables=false`; on a user-defined network not yet (issue 15)",
+        "`[ip:]hostport:port[/proto]` (tcp, udp or sctp), host port ranges, an empty host port (one the kernel picks); a kernel DNAT in berth's chains, the host port held by a bound socket (dockerd's `port is already allocated` / `address already in use`, 409), reachable at 127.0.0.1 and from other containers; IPv4 host addresses only; refused with `--network host`, `none` and `container:`, and with `--iptables=false`; on a user-defined network too, in its bridge's chains",
         T_PORTS,
         // Not sent alone: it needs a bridge, which the fields test's daemon has not.
         "",

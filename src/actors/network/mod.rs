@@ -551,6 +551,9 @@ async fn make_user(
             .map_err(|e| NetworkError::IptablesSpawn {
                 source: std::io::Error::other(e),
             })??;
+        // Published ports answer at 127.0.0.1 (as on the default bridge).
+        let path = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", rec.bridge);
+        std::fs::write(&path, "1").map_err(|source| NetworkError::Sysctl { path, source })?;
     }
     Ok(UserNet {
         bridge: rec.bridge.clone(),
@@ -807,6 +810,15 @@ impl NetworkActor {
             self.release_address(ip);
         }
         res
+    }
+
+    /// The rules of network `network_id` (the default bridge's or a user one's), if it
+    /// has any (`--iptables`).
+    fn firewall_of(&self, network_id: &str) -> Option<Firewall> {
+        if let Some(net) = self.net.as_ref().filter(|n| n.network_id == network_id) {
+            return net.firewall.clone();
+        }
+        self.user_nets.get(network_id)?.firewall.clone()
     }
 
     /// The address pool of network `network_id` (the default bridge's or a user one's).

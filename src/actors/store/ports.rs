@@ -130,9 +130,6 @@ pub fn check(
             "berthd publishes ports with iptables rules, which --iptables=false turns off"
                 .to_owned(),
         )),
-        NetworkSpec::New if !matches!(mode, "" | "default" | "bridge") => Err(invalid(
-            "berthd does not publish ports of containers on user-defined networks yet (issue 15): publish them on the default bridge network".to_owned(),
-        )),
         NetworkSpec::New => Ok(()),
         NetworkSpec::Host => Err(invalid(
             "berthd does not publish ports of a container on the host network (--network host): its ports are the host's already (dockerd discards them with a warning)".to_owned(),
