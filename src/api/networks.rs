@@ -418,6 +418,13 @@ fn create_request(body: &[u8]) -> Result<CreateNetwork, ApiError> {
                 )));
             }
             "EnableIPv6" | "Ingress" | "ConfigOnly" | "ConfigFrom" => {}
+            // Newer clients say so explicitly: berthd's networks are IPv4 ones.
+            "EnableIPv4" if v.as_bool() != Some(false) => {}
+            "EnableIPv4" => {
+                return Err(bad(
+                    "berthd does not support EnableIPv4=false: its networks are IPv4 networks",
+                ));
+            }
             other if is_zero(v) => {
                 tracing::debug!(field = other, "empty network create field ignored");
             }
@@ -727,6 +734,41 @@ mod tests {
             predefined(&off, true, std::net::Ipv4Addr::UNSPECIFIED).len(),
             2
         );
+    }
+
+    #[test]
+    fn create_bodies_are_honoured_or_refused_by_field() {
+        // What the docker CLI 28 sends for `docker network create --subnet ... tnet`.
+        let r = create_request(br#"{"Driver":"bridge","Scope":"","IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"10.199.60.0/24","IPRange":"","Gateway":""}]},"Internal":true,"Attachable":false,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":{"com.docker.network.bridge.name":"b1"},"Labels":{"a":"b"},"Name":"tnet","CheckDuplicate":true}"#).unwrap();
+        assert_eq!(r.name, "tnet");
+        assert_eq!(r.subnet.as_deref(), Some("10.199.60.0/24"));
+        assert_eq!(r.gateway, None);
+        assert!(r.internal && !r.attachable);
+        assert_eq!(r.labels["a"], "b");
+        for (body, field) in [
+            (r#"{"Name":"x","Driver":"overlay"}"#, "overlay"),
+            (r#"{"Name":"x","EnableIPv6":true}"#, "EnableIPv6"),
+            (r#"{"Name":"x","EnableIPv4":false}"#, "EnableIPv4"),
+            (r#"{"Name":"x","Ingress":true}"#, "Ingress"),
+            (r#"{"Name":"x","Bogus":1}"#, "Bogus"),
+            (r#"{"Name":"x","IPAM":{"Driver":"other"}}"#, "IPAM.Driver"),
+            (
+                r#"{"Name":"x","IPAM":{"Options":{"a":"b"}}}"#,
+                "IPAM.Options",
+            ),
+            (
+                r#"{"Name":"x","IPAM":{"Config":[{"Subnet":"10.1.0.0/24"},{"Subnet":"10.2.0.0/24"}]}}"#,
+                "IPAM.Config",
+            ),
+            (
+                r#"{"Name":"x","IPAM":{"Config":[{"AuxiliaryAddresses":{"a":"10.1.0.9"}}]}}"#,
+                "AuxiliaryAddresses",
+            ),
+        ] {
+            let e = create_request(body.as_bytes()).err().unwrap();
+            assert!(e.to_string().contains(field), "{body}: {e}");
+        }
+        assert!(create_request(br#"{"Name":"x","EnableIPv4":true}"#).is_ok());
     }
 
     #[test]
