@@ -107,6 +107,19 @@ fn network_create_ls_inspect_rm_as_dockerd() {
         "com.docker.network.foo",
     );
     refused(d, &["network", "create", "-d", "macvlan", "n3"], "macvlan");
+    // A link of that name that is not a bridge: refused, and left alone.
+    refused(
+        d,
+        &[
+            "network",
+            "create",
+            "--opt",
+            "com.docker.network.bridge.name=lo",
+            "n3",
+        ],
+        "lo is not a bridge",
+    );
+    assert!(n.link_exists("lo"));
     refused(d, &["network", "create", "--ipv6", "n3"], "EnableIPv6");
     refused(
         d,

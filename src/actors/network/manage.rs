@@ -262,6 +262,11 @@ impl Handler<CreateNetwork> for NetworkActor {
         };
         let rec2 = rec.clone();
         let work = async move {
+            // A link of that name made by someone else is never deleted on a failure.
+            let existed = matches!(
+                bridge::link_by_name(&handle, &rec2.bridge).await,
+                Ok(Some(_))
+            );
             let made = super::make_user(&handle, &rec2, mtu, fw).await;
             if made.is_ok() {
                 let others = others.clone();
@@ -274,18 +279,20 @@ impl Handler<CreateNetwork> for NetworkActor {
                 })
                 .await;
             }
-            (made, handle)
+            (made, handle, existed)
         };
-        Box::pin(actix::fut::wrap_future(work).map(move |(made, handle), act: &mut Self, _| {
+        Box::pin(actix::fut::wrap_future(work).map(move |(made, handle, existed), act: &mut Self, _| {
             act.creating.retain(|(n, _, _)| *n != rec.name);
             let un = match made {
                 Ok(un) => un,
                 Err(e) => {
-                    // Nothing of it is left: its bridge and rules go.
-                    let bridge = rec.bridge.clone();
-                    actix::spawn(async move {
-                        let _ = bridge::delete_link(&handle, &bridge).await;
-                    });
+                    // Nothing of it is left: the bridge it made goes.
+                    if !existed {
+                        let bridge = rec.bridge.clone();
+                        actix::spawn(async move {
+                            let _ = bridge::delete_link(&handle, &bridge).await;
+                        });
+                    }
                     return Err(e);
                 }
             };

@@ -543,6 +543,13 @@ async fn make_user(
     mtu: u32,
     fw: Option<Firewall>,
 ) -> Result<UserNet, NetworkError> {
+    if let Some(l) = link_by_name(handle, &rec.bridge).await? {
+        if !is_bridge(&l) {
+            return Err(NetworkError::NotABridge {
+                name: rec.bridge.clone(),
+            });
+        }
+    }
     let index = bridge::ensure_bridge(handle, &rec.bridge, mtu).await?;
     bridge::add_addr(handle, index, rec.bridge_addr()).await?;
     if let Some(fw) = fw.clone() {
