@@ -239,6 +239,16 @@ struct Sockets {
     tcp: std::net::TcpListener,
 }
 
+/// Binds the server's UDP and TCP sockets on 127.0.0.11:`port`, non-blocking.
+fn bind(port: u16) -> Result<(std::net::UdpSocket, std::net::TcpListener), NetworkError> {
+    let at = SocketAddr::from((RESOLVER_IP, port));
+    let udp = std::net::UdpSocket::bind(at).map_err(dns_err("binding UDP"))?;
+    let tcp = std::net::TcpListener::bind(at).map_err(dns_err("binding TCP"))?;
+    udp.set_nonblocking(true).map_err(dns_err("binding UDP"))?;
+    tcp.set_nonblocking(true).map_err(dns_err("binding TCP"))?;
+    Ok((udp, tcp))
+}
+
 /// Makes the sockets on a thread that enters `netns` and ends (this thread must never
 /// change namespace).
 fn sockets_in(netns: BorrowedFd<'_>) -> Result<Sockets, NetworkError> {
@@ -249,18 +259,26 @@ fn sockets_in(netns: BorrowedFd<'_>) -> Result<Sockets, NetworkError> {
                 crate::sys::namespaces::enter_netns(netns).map_err(|e| {
                     dns_err("entering the container's namespace")(io::Error::other(e))
                 })?;
+                // 127.0.0.11 needs `lo` up (a sandbox has it; two ioctls make sure).
+                crate::sys::namespaces::loopback_up()
+                    .map_err(|e| dns_err("bringing lo up")(io::Error::other(e)))?;
                 // Ports the kernel picks, port 53 being redirected to them: a process of
                 // the container may bind port 53 itself (dockerd's way).
-                let at = SocketAddr::from((RESOLVER_IP, 0));
-                let udp = std::net::UdpSocket::bind(at).map_err(dns_err("binding UDP"))?;
-                let tcp = std::net::TcpListener::bind(at).map_err(dns_err("binding TCP"))?;
-                udp.set_nonblocking(true).map_err(dns_err("binding UDP"))?;
-                tcp.set_nonblocking(true).map_err(dns_err("binding TCP"))?;
+                let (udp, tcp) = bind(0)?;
                 let port = |a: io::Result<SocketAddr>| a.map(|a| a.port());
                 let udp_port = port(udp.local_addr()).map_err(dns_err("binding UDP"))?;
                 let tcp_port = port(tcp.local_addr()).map_err(dns_err("binding TCP"))?;
-                nat::redirect_port_53(RESOLVER_IP, udp_port, tcp_port)
-                    .map_err(dns_err("redirecting port 53 (nf_tables)"))?;
+                if let Err(e) = nat::redirect_port_53(RESOLVER_IP, udp_port, tcp_port) {
+                    // A kernel without nf_tables NAT: names still resolve, but port 53
+                    // of 127.0.0.11 is taken in the container.
+                    tracing::warn!(
+                        error = %e,
+                        "embedded DNS: port 53 could not be redirected (nf_tables); binding it"
+                    );
+                    drop((udp, tcp));
+                    let (udp, tcp) = bind(53)?;
+                    return Ok(Sockets { udp, tcp });
+                }
                 Ok(Sockets { udp, tcp })
             })
             .map_err(dns_err("its namespace thread"))?
