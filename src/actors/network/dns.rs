@@ -112,17 +112,26 @@ struct Tables {
     networks: HashMap<String, HashMap<String, Entry>>,
     /// Container id → the networks it is on.
     joined: HashMap<String, BTreeSet<String>>,
+    /// Network id → its name, for `NAME.NETWORK` queries and PTR answers.
+    network_names: HashMap<String, String>,
 }
 
 impl Tables {
-    /// The entries of the networks `container_id` is on.
-    fn visible<'a>(&'a self, container_id: &str) -> impl Iterator<Item = &'a Entry> + 'a {
+    /// The entries of the networks `container_id` is on, each with its network's name
+    /// when known.
+    fn visible<'a>(
+        &'a self,
+        container_id: &str,
+    ) -> impl Iterator<Item = (Option<&'a str>, &'a Entry)> + 'a {
         self.joined
             .get(container_id)
             .into_iter()
             .flatten()
-            .filter_map(|net| self.networks.get(net))
-            .flat_map(|entries| entries.values())
+            .filter_map(|net| {
+                let name = self.network_names.get(net).map(String::as_str);
+                self.networks.get(net).map(|entries| (name, entries))
+            })
+            .flat_map(|(name, entries)| entries.values().map(move |e| (name, e)))
     }
 }
 
@@ -145,6 +154,30 @@ impl Names {
             .insert(entry.container_id.clone(), entry);
     }
 
+    /// Network `network_id` is called `name`: from then on `CONTAINER.NAME` is answered
+    /// too, and a PTR answer is `CONTAINER.NAME` (dockerd's). Optional.
+    pub fn name_network(&self, network_id: &str, name: &str) {
+        let mut t = self.tables.write().unwrap_or_else(PoisonError::into_inner);
+        t.network_names
+            .insert(network_id.to_owned(), name.to_owned());
+    }
+
+    /// The network is gone (`docker network rm`): its entries and name go.
+    pub fn forget_network(&self, network_id: &str) {
+        let mut t = self.tables.write().unwrap_or_else(PoisonError::into_inner);
+        t.network_names.remove(network_id);
+        if let Some(entries) = t.networks.remove(network_id) {
+            for id in entries.keys() {
+                if let Some(nets) = t.joined.get_mut(id) {
+                    nets.remove(network_id);
+                    if nets.is_empty() {
+                        t.joined.remove(id);
+                    }
+                }
+            }
+        }
+    }
+
     /// The container left the network (disconnect, stop, removal). Unknown pairs are fine.
     pub fn leave(&self, network_id: &str, container_id: &str) {
         let mut t = self.tables.write().unwrap_or_else(PoisonError::into_inner);
@@ -163,7 +196,8 @@ impl Names {
     }
 
     /// The addresses `name` (case-insensitive, a trailing dot ignored) has on the networks
-    /// `container_id` is on; empty when none.
+    /// `container_id` is on; empty when none. `NAME.NETWORK` (a named network's) is
+    /// looked up as NAME on that network only, as dockerd does.
     pub fn lookup(&self, container_id: &str, name: &str) -> Vec<Ipv4Addr> {
         let name = name.strip_suffix('.').unwrap_or(name);
         if name.is_empty() {
@@ -171,8 +205,14 @@ impl Names {
         }
         let t = self.tables.read().unwrap_or_else(PoisonError::into_inner);
         let mut ips = Vec::new();
-        for e in t.visible(container_id) {
-            if e.answers_to(name) && !ips.contains(&e.ip) {
+        for (net, e) in t.visible(container_id) {
+            let on_net = net.and_then(|net| {
+                let cut = name.len().checked_sub(net.len() + 1)?;
+                let (head, tail) = (name.get(..cut)?, name.get(cut..)?);
+                (tail.starts_with('.') && tail[1..].eq_ignore_ascii_case(net)).then_some(head)
+            });
+            let hit = e.answers_to(name) || on_net.is_some_and(|head| e.answers_to(head));
+            if hit && !ips.contains(&e.ip) {
                 ips.push(e.ip);
             }
         }
@@ -180,12 +220,16 @@ impl Names {
     }
 
     /// The name of the container at `ip` on one of the networks `container_id` is on, for
-    /// a PTR query; `None` when no such container is visible to it.
+    /// a PTR query (`NAME.NETWORK` when the network is named); `None` when no such
+    /// container is visible to it.
     pub fn reverse(&self, container_id: &str, ip: Ipv4Addr) -> Option<String> {
         let t = self.tables.read().unwrap_or_else(PoisonError::into_inner);
         t.visible(container_id)
-            .find(|e| e.ip == ip)
-            .map(Entry::ptr_name)
+            .find(|(_, e)| e.ip == ip)
+            .map(|(net, e)| match net {
+                Some(net) => format!("{}.{net}", e.ptr_name()),
+                None => e.ptr_name(),
+            })
     }
 }
 
@@ -725,6 +769,34 @@ mod tests {
         n.leave("net1", ID_A);
         n.leave("nonet", "nobody");
         assert_eq!(n.lookup(ID_B, "db"), vec![Ipv4Addr::new(10, 1, 0, 3)]);
+    }
+
+    #[test]
+    fn a_named_network_answers_name_dot_network_and_ptr_with_it() {
+        let n = Names::new();
+        n.join("id1", entry(ID_A, &["web"], [10, 1, 0, 2]));
+        n.join("id1", entry(ID_B, &["db"], [10, 1, 0, 3]));
+        n.join("id2", entry(ID_B, &["db"], [10, 2, 0, 3]));
+        n.join("id2", entry(ID_C, &["app"], [10, 2, 0, 4]));
+        n.name_network("id1", "front");
+        n.name_network("id2", "back");
+        assert_eq!(
+            n.lookup(ID_A, "web.front"),
+            vec![Ipv4Addr::new(10, 1, 0, 2)]
+        );
+        assert_eq!(n.lookup(ID_B, "DB.Back."), vec![Ipv4Addr::new(10, 2, 0, 3)]);
+        assert_eq!(n.lookup(ID_B, "db.front"), vec![Ipv4Addr::new(10, 1, 0, 3)]);
+        assert!(n.lookup(ID_A, "app.back").is_empty(), "not on that network");
+        assert!(n.lookup(ID_A, "web.back").is_empty());
+        assert!(n.lookup(ID_A, ".front").is_empty());
+        assert_eq!(
+            n.reverse(ID_A, Ipv4Addr::new(10, 1, 0, 3)),
+            Some("db.front".to_owned())
+        );
+        n.forget_network("id2");
+        assert!(n.lookup(ID_B, "app").is_empty());
+        assert!(n.lookup(ID_C, "db").is_empty());
+        assert_eq!(n.lookup(ID_A, "db"), vec![Ipv4Addr::new(10, 1, 0, 3)]);
     }
 
     fn shared(names: Arc<Names>, id: &str) -> Shared {
