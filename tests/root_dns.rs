@@ -404,3 +404,19 @@ fn serve_again_on_the_same_namespace_replaces_the_redirect() {
     assert_eq!(a_records(&r), vec![Ipv4Addr::new(10, 231, 0, 3)]);
     drop(second);
 }
+
+/// `serve_async`, awaited on a current-thread runtime as the network actor's arbiter runs.
+#[test]
+fn serve_async_on_a_current_thread_runtime() {
+    require_root!();
+    let ns = Ns::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fut = dns::serve_async(ns.fd.as_fd(), names(), WEB, vec![]);
+    let server = rt.block_on(fut).unwrap();
+    let r = ask_udp(&ns, "frontend", RecordType::A).unwrap();
+    assert_eq!(a_records(&r), vec![Ipv4Addr::new(10, 231, 0, 2)]);
+    drop(server);
+}

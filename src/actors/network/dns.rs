@@ -23,7 +23,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -293,42 +293,36 @@ fn bind(port: u16) -> Result<(std::net::UdpSocket, std::net::TcpListener), Netwo
     Ok((udp, tcp))
 }
 
-/// Makes the sockets on a thread that enters `netns` and ends (this thread must never
-/// change namespace).
-fn sockets_in(netns: BorrowedFd<'_>) -> Result<Sockets, NetworkError> {
-    std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .name("berth-dns-ns".into())
-            .spawn_scoped(s, move || -> Result<Sockets, NetworkError> {
-                crate::sys::namespaces::enter_netns(netns).map_err(|e| {
-                    dns_err("entering the container's namespace")(io::Error::other(e))
-                })?;
-                // 127.0.0.11 needs `lo` up (a sandbox has it; two ioctls make sure).
-                crate::sys::namespaces::loopback_up()
-                    .map_err(|e| dns_err("bringing lo up")(io::Error::other(e)))?;
-                // Ports the kernel picks, port 53 being redirected to them: a process of
-                // the container may bind port 53 itself (dockerd's way).
-                let (udp, tcp) = bind(0)?;
-                let port = |a: io::Result<SocketAddr>| a.map(|a| a.port());
-                let udp_port = port(udp.local_addr()).map_err(dns_err("binding UDP"))?;
-                let tcp_port = port(tcp.local_addr()).map_err(dns_err("binding TCP"))?;
-                if let Err(e) = nat::redirect_port_53(RESOLVER_IP, udp_port, tcp_port) {
-                    // A kernel without nf_tables NAT: names still resolve, but port 53
-                    // of 127.0.0.11 is taken in the container.
-                    tracing::warn!(
-                        error = %e,
-                        "embedded DNS: port 53 could not be redirected (nf_tables); binding it"
-                    );
-                    drop((udp, tcp));
-                    let (udp, tcp) = bind(53)?;
-                    return Ok(Sockets { udp, tcp });
-                }
-                Ok(Sockets { udp, tcp })
-            })
-            .map_err(dns_err("its namespace thread"))?
-            .join()
-            .map_err(|_| dns_err("its namespace thread")(io::Error::other("panicked")))?
-    })
+/// Makes the sockets in `netns`. Runs on a thread of its own, which enters `netns` and
+/// ends afterwards (a thread that serves anything else must never change namespace).
+fn make_sockets(netns: BorrowedFd<'_>) -> Result<Sockets, NetworkError> {
+    crate::sys::namespaces::enter_netns(netns)
+        .map_err(|e| dns_err("entering the container's namespace")(io::Error::other(e)))?;
+    // 127.0.0.11 needs `lo` up (a sandbox has it; two ioctls make sure).
+    crate::sys::namespaces::loopback_up()
+        .map_err(|e| dns_err("bringing lo up")(io::Error::other(e)))?;
+    // Ports the kernel picks, port 53 being redirected to them: a process of the
+    // container may bind port 53 itself (dockerd's way).
+    let (udp, tcp) = bind(0)?;
+    let port = |a: io::Result<SocketAddr>| a.map(|a| a.port());
+    let udp_port = port(udp.local_addr()).map_err(dns_err("binding UDP"))?;
+    let tcp_port = port(tcp.local_addr()).map_err(dns_err("binding TCP"))?;
+    if let Err(e) = nat::redirect_port_53(RESOLVER_IP, udp_port, tcp_port) {
+        // A kernel without nf_tables NAT: names still resolve, but port 53 of
+        // 127.0.0.11 is taken in the container.
+        tracing::warn!(
+            error = %e,
+            "embedded DNS: port 53 could not be redirected (nf_tables); binding it"
+        );
+        drop((udp, tcp));
+        let (udp, tcp) = bind(53)?;
+        return Ok(Sockets { udp, tcp });
+    }
+    Ok(Sockets { udp, tcp })
+}
+
+fn ns_thread() -> std::thread::Builder {
+    std::thread::Builder::new().name("berth-dns-ns".into())
 }
 
 /// Starts the DNS server of container `container_id`, whose network namespace is `netns`:
@@ -336,7 +330,8 @@ fn sockets_in(netns: BorrowedFd<'_>) -> Result<Sockets, NetworkError> {
 /// where other names go (port 53 unless given).
 ///
 /// Returns once the sockets exist, so a query sent after it is answered; the call itself
-/// only waits for the short thread that makes them inside the namespace.
+/// waits for the short thread that makes them inside the namespace (about 0.5 ms; see
+/// [`serve_async`] for a caller that must not wait at all).
 pub fn serve(
     netns: BorrowedFd<'_>,
     names: Arc<Names>,
@@ -344,7 +339,54 @@ pub fn serve(
     upstreams: Vec<SocketAddr>,
 ) -> Result<Server, NetworkError> {
     let rt = runtime()?;
-    let socks = sockets_in(netns)?;
+    let socks = std::thread::scope(|s| {
+        ns_thread()
+            .spawn_scoped(s, move || make_sockets(netns))
+            .map_err(dns_err("its namespace thread"))?
+            .join()
+            .map_err(|_| dns_err("its namespace thread")(io::Error::other("panicked")))?
+    })?;
+    start(&rt, socks, names, container_id, upstreams)
+}
+
+/// [`serve`] as a future that does not hold the calling thread while the sockets are
+/// made (`netns` is duplicated, so the caller's descriptor may go at once).
+pub fn serve_async(
+    netns: BorrowedFd<'_>,
+    names: Arc<Names>,
+    container_id: &str,
+    upstreams: Vec<SocketAddr>,
+) -> impl std::future::Future<Output = Result<Server, NetworkError>> + Send + 'static {
+    let container_id = container_id.to_owned();
+    let made = netns
+        .try_clone_to_owned()
+        .map_err(dns_err("duplicating the namespace descriptor"))
+        .and_then(|netns| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            ns_thread()
+                .spawn(move || {
+                    let _ = tx.send(make_sockets(netns.as_fd()));
+                })
+                .map_err(dns_err("its namespace thread"))?;
+            Ok(rx)
+        });
+    async move {
+        let rt = runtime()?;
+        let socks = made?
+            .await
+            .map_err(|_| dns_err("its namespace thread")(io::Error::other("ended")))??;
+        start(&rt, socks, names, &container_id, upstreams)
+    }
+}
+
+/// Hands the sockets to the "berth-dns" runtime and starts serving them.
+fn start(
+    rt: &tokio::runtime::Handle,
+    socks: Sockets,
+    names: Arc<Names>,
+    container_id: &str,
+    upstreams: Vec<SocketAddr>,
+) -> Result<Server, NetworkError> {
     let udp_at = socks.udp.local_addr().map_err(dns_err("binding UDP"))?;
     let tcp_at = socks.tcp.local_addr().map_err(dns_err("binding TCP"))?;
     let _in_rt = rt.enter();
