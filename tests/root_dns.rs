@@ -420,3 +420,45 @@ fn serve_async_on_a_current_thread_runtime() {
     assert_eq!(a_records(&r), vec![Ipv4Addr::new(10, 231, 0, 2)]);
     drop(server);
 }
+
+/// An upstream that refuses is skipped for the next; garbage from the container gets
+/// FORMERR or nothing, and the server goes on answering.
+#[test]
+fn the_next_upstream_answers_and_garbage_is_survived() {
+    require_root!();
+    let ns = Ns::new();
+    let dead = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let up = fake_upstream();
+    let _server = dns::serve(ns.fd.as_fd(), names(), WEB, vec![dead, up]).unwrap();
+    let r = ask_udp(&ns, "forwarded.test", RecordType::A).unwrap();
+    assert_eq!(a_records(&r), vec![Ipv4Addr::new(192, 0, 2, 1)], "{r:?}");
+
+    let formerr = ns.run(|| {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.connect("127.0.0.11:53").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        for junk in [&[][..], &[1, 2, 3], &[0xff; 40]] {
+            s.send(junk).unwrap();
+        }
+        // A header that claims a question it does not have.
+        s.send(&[0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0])
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let mut codes = Vec::new();
+        while let Ok(n) = s.recv(&mut buf) {
+            let m = Message::from_vec(&buf[..n]).unwrap();
+            codes.push((m.id(), m.response_code()));
+        }
+        codes
+    });
+    assert!(
+        formerr.contains(&(0x1234, ResponseCode::FormErr)),
+        "{formerr:?}"
+    );
+    let r = ask_udp(&ns, "db", RecordType::A).unwrap();
+    assert_eq!(a_records(&r), vec![Ipv4Addr::new(10, 231, 0, 3)]);
+}

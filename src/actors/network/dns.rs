@@ -234,6 +234,10 @@ impl Names {
 }
 
 /// A running server for one container; dropping it stops it and closes its sockets.
+///
+/// Its sockets hold the container's network namespace (a socket keeps the namespace it
+/// was made in): drop the server when the container stops, or the namespace, its veth
+/// and its address live on until then.
 #[derive(Debug)]
 pub struct Server {
     tasks: Vec<AbortHandle>,
