@@ -23,7 +23,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -112,17 +112,26 @@ struct Tables {
     networks: HashMap<String, HashMap<String, Entry>>,
     /// Container id → the networks it is on.
     joined: HashMap<String, BTreeSet<String>>,
+    /// Network id → its name, for `NAME.NETWORK` queries and PTR answers.
+    network_names: HashMap<String, String>,
 }
 
 impl Tables {
-    /// The entries of the networks `container_id` is on.
-    fn visible<'a>(&'a self, container_id: &str) -> impl Iterator<Item = &'a Entry> + 'a {
+    /// The entries of the networks `container_id` is on, each with its network's name
+    /// when known.
+    fn visible<'a>(
+        &'a self,
+        container_id: &str,
+    ) -> impl Iterator<Item = (Option<&'a str>, &'a Entry)> + 'a {
         self.joined
             .get(container_id)
             .into_iter()
             .flatten()
-            .filter_map(|net| self.networks.get(net))
-            .flat_map(|entries| entries.values())
+            .filter_map(|net| {
+                let name = self.network_names.get(net).map(String::as_str);
+                self.networks.get(net).map(|entries| (name, entries))
+            })
+            .flat_map(|(name, entries)| entries.values().map(move |e| (name, e)))
     }
 }
 
@@ -145,6 +154,30 @@ impl Names {
             .insert(entry.container_id.clone(), entry);
     }
 
+    /// Network `network_id` is called `name`: from then on `CONTAINER.NAME` is answered
+    /// too, and a PTR answer is `CONTAINER.NAME` (dockerd's). Optional.
+    pub fn name_network(&self, network_id: &str, name: &str) {
+        let mut t = self.tables.write().unwrap_or_else(PoisonError::into_inner);
+        t.network_names
+            .insert(network_id.to_owned(), name.to_owned());
+    }
+
+    /// The network is gone (`docker network rm`): its entries and name go.
+    pub fn forget_network(&self, network_id: &str) {
+        let mut t = self.tables.write().unwrap_or_else(PoisonError::into_inner);
+        t.network_names.remove(network_id);
+        if let Some(entries) = t.networks.remove(network_id) {
+            for id in entries.keys() {
+                if let Some(nets) = t.joined.get_mut(id) {
+                    nets.remove(network_id);
+                    if nets.is_empty() {
+                        t.joined.remove(id);
+                    }
+                }
+            }
+        }
+    }
+
     /// The container left the network (disconnect, stop, removal). Unknown pairs are fine.
     pub fn leave(&self, network_id: &str, container_id: &str) {
         let mut t = self.tables.write().unwrap_or_else(PoisonError::into_inner);
@@ -163,7 +196,8 @@ impl Names {
     }
 
     /// The addresses `name` (case-insensitive, a trailing dot ignored) has on the networks
-    /// `container_id` is on; empty when none.
+    /// `container_id` is on; empty when none. `NAME.NETWORK` (a named network's) is
+    /// looked up as NAME on that network only, as dockerd does.
     pub fn lookup(&self, container_id: &str, name: &str) -> Vec<Ipv4Addr> {
         let name = name.strip_suffix('.').unwrap_or(name);
         if name.is_empty() {
@@ -171,8 +205,14 @@ impl Names {
         }
         let t = self.tables.read().unwrap_or_else(PoisonError::into_inner);
         let mut ips = Vec::new();
-        for e in t.visible(container_id) {
-            if e.answers_to(name) && !ips.contains(&e.ip) {
+        for (net, e) in t.visible(container_id) {
+            let on_net = net.and_then(|net| {
+                let cut = name.len().checked_sub(net.len() + 1)?;
+                let (head, tail) = (name.get(..cut)?, name.get(cut..)?);
+                (tail.starts_with('.') && tail[1..].eq_ignore_ascii_case(net)).then_some(head)
+            });
+            let hit = e.answers_to(name) || on_net.is_some_and(|head| e.answers_to(head));
+            if hit && !ips.contains(&e.ip) {
                 ips.push(e.ip);
             }
         }
@@ -180,16 +220,24 @@ impl Names {
     }
 
     /// The name of the container at `ip` on one of the networks `container_id` is on, for
-    /// a PTR query; `None` when no such container is visible to it.
+    /// a PTR query (`NAME.NETWORK` when the network is named); `None` when no such
+    /// container is visible to it.
     pub fn reverse(&self, container_id: &str, ip: Ipv4Addr) -> Option<String> {
         let t = self.tables.read().unwrap_or_else(PoisonError::into_inner);
         t.visible(container_id)
-            .find(|e| e.ip == ip)
-            .map(Entry::ptr_name)
+            .find(|(_, e)| e.ip == ip)
+            .map(|(net, e)| match net {
+                Some(net) => format!("{}.{net}", e.ptr_name()),
+                None => e.ptr_name(),
+            })
     }
 }
 
 /// A running server for one container; dropping it stops it and closes its sockets.
+///
+/// Its sockets hold the container's network namespace (a socket keeps the namespace it
+/// was made in): drop the server when the container stops, or the namespace, its veth
+/// and its address live on until then.
 #[derive(Debug)]
 pub struct Server {
     tasks: Vec<AbortHandle>,
@@ -239,34 +287,46 @@ struct Sockets {
     tcp: std::net::TcpListener,
 }
 
-/// Makes the sockets on a thread that enters `netns` and ends (this thread must never
-/// change namespace).
-fn sockets_in(netns: BorrowedFd<'_>) -> Result<Sockets, NetworkError> {
-    std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .name("berth-dns-ns".into())
-            .spawn_scoped(s, move || -> Result<Sockets, NetworkError> {
-                crate::sys::namespaces::enter_netns(netns).map_err(|e| {
-                    dns_err("entering the container's namespace")(io::Error::other(e))
-                })?;
-                // Ports the kernel picks, port 53 being redirected to them: a process of
-                // the container may bind port 53 itself (dockerd's way).
-                let at = SocketAddr::from((RESOLVER_IP, 0));
-                let udp = std::net::UdpSocket::bind(at).map_err(dns_err("binding UDP"))?;
-                let tcp = std::net::TcpListener::bind(at).map_err(dns_err("binding TCP"))?;
-                udp.set_nonblocking(true).map_err(dns_err("binding UDP"))?;
-                tcp.set_nonblocking(true).map_err(dns_err("binding TCP"))?;
-                let port = |a: io::Result<SocketAddr>| a.map(|a| a.port());
-                let udp_port = port(udp.local_addr()).map_err(dns_err("binding UDP"))?;
-                let tcp_port = port(tcp.local_addr()).map_err(dns_err("binding TCP"))?;
-                nat::redirect_port_53(RESOLVER_IP, udp_port, tcp_port)
-                    .map_err(dns_err("redirecting port 53 (nf_tables)"))?;
-                Ok(Sockets { udp, tcp })
-            })
-            .map_err(dns_err("its namespace thread"))?
-            .join()
-            .map_err(|_| dns_err("its namespace thread")(io::Error::other("panicked")))?
-    })
+/// Binds the server's UDP and TCP sockets on 127.0.0.11:`port`, non-blocking.
+fn bind(port: u16) -> Result<(std::net::UdpSocket, std::net::TcpListener), NetworkError> {
+    let at = SocketAddr::from((RESOLVER_IP, port));
+    let udp = std::net::UdpSocket::bind(at).map_err(dns_err("binding UDP"))?;
+    let tcp = std::net::TcpListener::bind(at).map_err(dns_err("binding TCP"))?;
+    udp.set_nonblocking(true).map_err(dns_err("binding UDP"))?;
+    tcp.set_nonblocking(true).map_err(dns_err("binding TCP"))?;
+    Ok((udp, tcp))
+}
+
+/// Makes the sockets in `netns`. Runs on a thread of its own, which enters `netns` and
+/// ends afterwards (a thread that serves anything else must never change namespace).
+fn make_sockets(netns: BorrowedFd<'_>) -> Result<Sockets, NetworkError> {
+    crate::sys::namespaces::enter_netns(netns)
+        .map_err(|e| dns_err("entering the container's namespace")(io::Error::other(e)))?;
+    // 127.0.0.11 needs `lo` up (a sandbox has it; two ioctls make sure).
+    crate::sys::namespaces::loopback_up()
+        .map_err(|e| dns_err("bringing lo up")(io::Error::other(e)))?;
+    // Ports the kernel picks, port 53 being redirected to them: a process of the
+    // container may bind port 53 itself (dockerd's way).
+    let (udp, tcp) = bind(0)?;
+    let port = |a: io::Result<SocketAddr>| a.map(|a| a.port());
+    let udp_port = port(udp.local_addr()).map_err(dns_err("binding UDP"))?;
+    let tcp_port = port(tcp.local_addr()).map_err(dns_err("binding TCP"))?;
+    if let Err(e) = nat::redirect_port_53(RESOLVER_IP, udp_port, tcp_port) {
+        // A kernel without nf_tables NAT: names still resolve, but port 53 of
+        // 127.0.0.11 is taken in the container.
+        tracing::warn!(
+            error = %e,
+            "embedded DNS: port 53 could not be redirected (nf_tables); binding it"
+        );
+        drop((udp, tcp));
+        let (udp, tcp) = bind(53)?;
+        return Ok(Sockets { udp, tcp });
+    }
+    Ok(Sockets { udp, tcp })
+}
+
+fn ns_thread() -> std::thread::Builder {
+    std::thread::Builder::new().name("berth-dns-ns".into())
 }
 
 /// Starts the DNS server of container `container_id`, whose network namespace is `netns`:
@@ -274,7 +334,8 @@ fn sockets_in(netns: BorrowedFd<'_>) -> Result<Sockets, NetworkError> {
 /// where other names go (port 53 unless given).
 ///
 /// Returns once the sockets exist, so a query sent after it is answered; the call itself
-/// only waits for the short thread that makes them inside the namespace.
+/// waits for the short thread that makes them inside the namespace (about 0.5 ms; see
+/// [`serve_async`] for a caller that must not wait at all).
 pub fn serve(
     netns: BorrowedFd<'_>,
     names: Arc<Names>,
@@ -282,7 +343,54 @@ pub fn serve(
     upstreams: Vec<SocketAddr>,
 ) -> Result<Server, NetworkError> {
     let rt = runtime()?;
-    let socks = sockets_in(netns)?;
+    let socks = std::thread::scope(|s| {
+        ns_thread()
+            .spawn_scoped(s, move || make_sockets(netns))
+            .map_err(dns_err("its namespace thread"))?
+            .join()
+            .map_err(|_| dns_err("its namespace thread")(io::Error::other("panicked")))?
+    })?;
+    start(&rt, socks, names, container_id, upstreams)
+}
+
+/// [`serve`] as a future that does not hold the calling thread while the sockets are
+/// made (`netns` is duplicated, so the caller's descriptor may go at once).
+pub fn serve_async(
+    netns: BorrowedFd<'_>,
+    names: Arc<Names>,
+    container_id: &str,
+    upstreams: Vec<SocketAddr>,
+) -> impl std::future::Future<Output = Result<Server, NetworkError>> + Send + 'static {
+    let container_id = container_id.to_owned();
+    let made = netns
+        .try_clone_to_owned()
+        .map_err(dns_err("duplicating the namespace descriptor"))
+        .and_then(|netns| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            ns_thread()
+                .spawn(move || {
+                    let _ = tx.send(make_sockets(netns.as_fd()));
+                })
+                .map_err(dns_err("its namespace thread"))?;
+            Ok(rx)
+        });
+    async move {
+        let rt = runtime()?;
+        let socks = made?
+            .await
+            .map_err(|_| dns_err("its namespace thread")(io::Error::other("ended")))??;
+        start(&rt, socks, names, &container_id, upstreams)
+    }
+}
+
+/// Hands the sockets to the "berth-dns" runtime and starts serving them.
+fn start(
+    rt: &tokio::runtime::Handle,
+    socks: Sockets,
+    names: Arc<Names>,
+    container_id: &str,
+    upstreams: Vec<SocketAddr>,
+) -> Result<Server, NetworkError> {
     let udp_at = socks.udp.local_addr().map_err(dns_err("binding UDP"))?;
     let tcp_at = socks.tcp.local_addr().map_err(dns_err("binding TCP"))?;
     let _in_rt = rt.enter();
@@ -707,6 +815,34 @@ mod tests {
         n.leave("net1", ID_A);
         n.leave("nonet", "nobody");
         assert_eq!(n.lookup(ID_B, "db"), vec![Ipv4Addr::new(10, 1, 0, 3)]);
+    }
+
+    #[test]
+    fn a_named_network_answers_name_dot_network_and_ptr_with_it() {
+        let n = Names::new();
+        n.join("id1", entry(ID_A, &["web"], [10, 1, 0, 2]));
+        n.join("id1", entry(ID_B, &["db"], [10, 1, 0, 3]));
+        n.join("id2", entry(ID_B, &["db"], [10, 2, 0, 3]));
+        n.join("id2", entry(ID_C, &["app"], [10, 2, 0, 4]));
+        n.name_network("id1", "front");
+        n.name_network("id2", "back");
+        assert_eq!(
+            n.lookup(ID_A, "web.front"),
+            vec![Ipv4Addr::new(10, 1, 0, 2)]
+        );
+        assert_eq!(n.lookup(ID_B, "DB.Back."), vec![Ipv4Addr::new(10, 2, 0, 3)]);
+        assert_eq!(n.lookup(ID_B, "db.front"), vec![Ipv4Addr::new(10, 1, 0, 3)]);
+        assert!(n.lookup(ID_A, "app.back").is_empty(), "not on that network");
+        assert!(n.lookup(ID_A, "web.back").is_empty());
+        assert!(n.lookup(ID_A, ".front").is_empty());
+        assert_eq!(
+            n.reverse(ID_A, Ipv4Addr::new(10, 1, 0, 3)),
+            Some("db.front".to_owned())
+        );
+        n.forget_network("id2");
+        assert!(n.lookup(ID_B, "app").is_empty());
+        assert!(n.lookup(ID_C, "db").is_empty());
+        assert_eq!(n.lookup(ID_A, "db"), vec![Ipv4Addr::new(10, 1, 0, 3)]);
     }
 
     fn shared(names: Arc<Names>, id: &str) -> Shared {

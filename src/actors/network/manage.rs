@@ -316,6 +316,7 @@ impl Handler<CreateNetwork> for NetworkActor {
                 f.isolate.push(rec.bridge.clone());
             }
             act.user.replace(all);
+            act.names.name_network(&rec.id, &rec.name);
             act.user_nets.insert(rec.id.clone(), un);
             tracing::info!(network = %rec.name, id = %rec.id, bridge = %rec.bridge, subnet = %rec.subnet, "network created");
             Ok(rec)
@@ -352,6 +353,7 @@ impl Handler<RemoveNetwork> for NetworkActor {
             return Box::pin(async move { Err(e) });
         }
         self.user.replace(all);
+        self.names.forget_network(&rec.id);
         let un = self.user_nets.remove(&rec.id);
         let subnet = rec.cidr();
         self.host_routes.retain(|r| *r != subnet);

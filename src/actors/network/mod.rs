@@ -505,6 +505,9 @@ impl Handler<Init> for NetworkActor {
                         user_networks = records.len(),
                         "network settings resolved"
                     );
+                    for r in &records {
+                        act.names.name_network(&r.id, &r.name);
+                    }
                     act.user.replace(records);
                     info.user = act.user.clone();
                     act.info = info;
