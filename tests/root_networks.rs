@@ -647,7 +647,7 @@ fn names_resolve_on_the_same_network_only() {
             name,
         ])
     };
-    for name in ["srv", "alias1", &srv[..12], "SRV"] {
+    for name in ["srv", "alias1", &srv[..12], "SRV", "srv.da"] {
         let out = lookup("da", name);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
