@@ -571,6 +571,8 @@ fn connect_and_disconnect_running_and_stopped_containers() {
     d.docker_ok(&["start", "c2"]);
     let addr = d.docker_ok(&["exec", "c2", "ip", "-4", "-o", "addr", "show", "eth1"]);
     assert!(addr.contains("10.199.72."), "{addr}");
+    let on_nx = d.docker_ok(&["ps", "--filter", "network=nx", "--format", "{{.Names}}"]);
+    assert_eq!(on_nx.trim(), "c2");
     // rm -f takes it off every network: the network can go then.
     refused(d, &["network", "rm", "nx"], "has active endpoints");
     d.docker_ok(&["rm", "-f", "c1", "c2"]);

@@ -1056,6 +1056,21 @@ fn network_event(net: &NetworkInfo, c: &Container, action: &str) {
     );
 }
 
+/// dockerd's network event of a container joining or leaving a user-defined network it
+/// was connected to (`ep`, eth1..), at its start and exit.
+fn extra_network_event(ep: &Endpoint, container: &str, action: &str) {
+    crate::events::events().other(
+        crate::events::Kind::Network,
+        action,
+        &ep.network_id,
+        [
+            ("container", container.to_owned()),
+            ("name", ep.network_name.clone()),
+            ("type", "bridge".to_owned()),
+        ],
+    );
+}
+
 /// The user-defined networks a start of `c` joins: its `NetworkMode`'s (eth0), if that
 /// is one, and the others it was connected to, whose networks still exist (eth1..).
 fn user_attachments(
@@ -1439,6 +1454,9 @@ impl ContainerStoreActor {
                         tracing::info!(container_id = %id, pid = started.pid, "container started");
                         let c = entry.c.clone();
                         network_event(&act.net, &c, "connect");
+                        for ep in &c.extra_endpoints {
+                            extra_network_event(ep, &c.id, "connect");
+                        }
                         c.event("start", []);
                         let early_exit = entry.early_exit.take();
                         if by_policy && entry.exit_on_next && early_exit.is_none() {
@@ -1542,6 +1560,9 @@ impl ContainerStoreActor {
             .event("die", [("exitCode", msg.exit_code.to_string())]);
         let c = entry.c.clone();
         network_event(&self.net, &c, "disconnect");
+        for ep in &c.extra_endpoints {
+            extra_network_event(ep, &c.id, "disconnect");
+        }
         self.execs.container_exited(&msg.id);
         let Some(entry) = self.containers.get_mut(&msg.id) else {
             return;

@@ -367,7 +367,15 @@ pub fn filter_view(c: &Container) -> ContainerFilterView<'_> {
         networks: if super::process::network_donor(&c.host_config).is_some() {
             Vec::new()
         } else {
-            vec![(network_name(c), network_id)]
+            // Its own network, then the user-defined ones it was connected to.
+            std::iter::once((network_name(c), network_id))
+                .chain(
+                    c.attachments
+                        .iter()
+                        .filter(|a| a.name != network_name(c))
+                        .map(|a| (a.name.as_str(), a.network_id.as_str())),
+                )
+                .collect()
         },
         ports,
         mounts,
