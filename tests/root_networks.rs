@@ -889,5 +889,16 @@ fn containers_get_their_network_back_after_a_daemon_restart() {
     let addr = d.docker_ok(&["exec", "r1", "ip", "-4", "-o", "addr", "show", "eth0"]);
     assert!(addr.contains("10.199.79.70/26"), "{addr}");
     d.docker_ok(&["rm", "-f", "r1"]);
-    d.docker_ok(&["network", "rm", "nr"]);
+    // A stop of berthd removes every rule of ours, the user network's too; its bridge
+    // stays, as dockerd's.
+    n.d_mut().stop();
+    for table in ["filter", "nat"] {
+        let rules = n.rules(table);
+        assert!(
+            !rules.contains("BERTH") && !rules.contains("btn79"),
+            "{rules}"
+        );
+    }
+    // (The bridge goes with the test's namespace.)
+    assert!(n.link_exists("btn79"));
 }
