@@ -144,7 +144,11 @@ fn the_cli_refuses_what_berthd_does_not_do() {
             &["--isolation", "hyperv"],
             "invalid isolation 'hyperv' on linux",
         ),
-        (&["--ip", "10.199.0.9"], "IPAMConfig"),
+        // dockerd's words for --ip off user-defined networks.
+        (
+            &["--ip", "10.199.0.9"],
+            "user specified IP address is supported on user defined networks only",
+        ),
         (&["--runtime", "nope"], "Unknown runtime specified nope"),
         (&["-m", "1k"], "Minimum memory limit allowed is 6MB"),
         (
@@ -484,7 +488,7 @@ fn network_modes_and_network_disabled() {
         String::from_utf8_lossy(&out.stderr).contains("No such container: x"),
         "{out:?}"
     );
-    // A user-defined network: none can be made yet.
+    // A user-defined network that does not exist.
     let out = d.docker(&["run", "--rm", "--network", "mynet", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(

@@ -1,11 +1,13 @@
-//! `/networks`: the predefined networks as dockerd shows them (`docker network ls`,
-//! `docker network inspect`), and the prune that `docker system prune` calls.
+//! `/networks`: the predefined networks and the user-defined bridge networks as dockerd
+//! shows them (`docker network ls`, `inspect`), and their create, removal, prune,
+//! connect and disconnect.
 //!
-//! berthd's networks are the predefined `bridge` (absent under `-b none`), `host` and
-//! `none`. User-defined networks (create, connect, disconnect) are not done yet (issue
-//! 15): those routes answer 501 naming what is missing, never a silent success. The
-//! bridge's facts come from the NetworkActor (`GetNetworkInfo`), the containers on each
-//! network from the store (`ListNetworkUsers`).
+//! berthd's predefined networks are `bridge` (absent under `-b none`), `host` and `none`;
+//! user-defined ones are bridge networks that the NetworkActor makes (`CreateNetwork`,
+//! `RemoveNetwork`) and lists (`NetworkInfo::user`). Every field of a create is honoured
+//! or refused with a 400 naming it. The containers on each network come from the store
+//! (`ListNetworkUsers`), which also connects and disconnects them (`ConnectNetwork`,
+//! `DisconnectNetwork`).
 
 use std::collections::HashMap;
 
@@ -15,8 +17,11 @@ use serde_json::json;
 
 use super::{ApiError, AppState, QueryParams, json_reply};
 use crate::actors::graph::store::parse_until;
-use crate::actors::network::{GetNetworkInfo, NetworkInfo};
-use crate::actors::store::{ListNetworkUsers, NetworkUser};
+use crate::actors::network::user::NetworkRecord;
+use crate::actors::network::{
+    Attachment, CreateNetwork, GetNetworkInfo, NetworkInfo, RemoveNetwork,
+};
+use crate::actors::store::{ConnectNetwork, DisconnectNetwork, ListNetworkUsers, NetworkUser};
 use crate::error::ErrorKind;
 use crate::model::api::{Ipam, Network, NetworkContainer};
 use crate::model::filters::{Filters, Patterns};
@@ -27,12 +32,12 @@ fn to_json(v: &impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/networks", web::get().to(list))
-        .route("/networks/create", web::post().to(not_yet))
+        .route("/networks/create", web::post().to(create))
         .route("/networks/prune", web::post().to(prune))
         .route("/networks/{id}", web::get().to(inspect))
         .route("/networks/{id}", web::delete().to(remove))
-        .route("/networks/{id}/connect", web::post().to(not_yet))
-        .route("/networks/{id}/disconnect", web::post().to(not_yet));
+        .route("/networks/{id}/connect", web::post().to(connect))
+        .route("/networks/{id}/disconnect", web::post().to(disconnect));
 }
 
 /// The keys `GET /networks` takes (dockerd's `acceptedNetworkFilters`).
@@ -112,13 +117,56 @@ fn subnet_of(cidr: &str) -> String {
     )
 }
 
+/// A user-defined network as dockerd shows it.
+fn user_network(r: &NetworkRecord) -> Network {
+    let mut cfg = HashMap::from([
+        ("Subnet".to_owned(), r.subnet.clone()),
+        ("Gateway".to_owned(), r.gateway.to_string()),
+    ]);
+    if let Some(range) = &r.ip_range {
+        cfg.insert("IPRange".to_owned(), range.clone());
+    }
+    Network {
+        name: Some(r.name.clone()),
+        id: Some(r.id.clone()),
+        created: Some(r.created),
+        scope: Some("local".to_owned()),
+        driver: Some("bridge".to_owned()),
+        enable_ipv6: Some(false),
+        ipam: Some(Ipam {
+            driver: Some("default".to_owned()),
+            config: Some(vec![cfg]),
+            options: Some(HashMap::new()),
+        }),
+        internal: Some(r.internal),
+        attachable: Some(r.attachable),
+        ingress: Some(false),
+        containers: Some(HashMap::new()),
+        options: Some(r.options.clone().into_iter().collect()),
+        labels: Some(r.labels.clone().into_iter().collect()),
+    }
+}
+
+/// Every network: the predefined ones, then the user-defined ones in creation order.
 async fn networks(state: &AppState) -> Result<Vec<Network>, ApiError> {
     let info = state.actors.network.send(GetNetworkInfo).await?;
     let host_ip = state
         .config
         .default_bind_ip
         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-    Ok(predefined(&info, state.config.icc, host_ip))
+    let mut all = predefined(&info, state.config.icc, host_ip);
+    all.extend(info.user.all().iter().map(user_network));
+    Ok(all)
+}
+
+fn is_predefined(n: &Network) -> bool {
+    matches!(n.name.as_deref(), Some("bridge" | "host" | "none"))
+}
+
+/// The names of the networks a running container is on.
+async fn used_networks(state: &AppState) -> Result<Vec<String>, ApiError> {
+    let users = state.actors.store.send(ListNetworkUsers).await?;
+    Ok(users.into_iter().map(|u| u.network).collect())
 }
 
 /// `GET /networks`: dockerd's filters; a predefined network is `builtin`, never dangling.
@@ -146,6 +194,11 @@ async fn list(state: web::Data<AppState>, query: QueryParams) -> Result<HttpResp
     }
     let names = Patterns::of(&filters, "name");
     let ids = Patterns::of(&filters, "id");
+    let used = if dangling.is_some() {
+        used_networks(&state).await?
+    } else {
+        Vec::new()
+    };
     let kept: Vec<Network> = networks(&state)
         .await?
         .into_iter()
@@ -160,11 +213,30 @@ async fn list(state: web::Data<AppState>, query: QueryParams) -> Result<HttpResp
         })
         .filter(|n| filters.exact_match("driver", n.driver.as_deref().unwrap_or("")))
         .filter(|_| filters.exact_match("scope", "local"))
-        .filter(|_| !filters.contains("type") || filters.get("type").any(|t| t == "builtin"))
-        // Labels: the predefined networks have none.
-        .filter(|_| filters.match_kv_list("label", &[]))
-        // Dangling: a network no container uses, other than a predefined one.
-        .filter(|_| dangling != Some(true))
+        .filter(|n| {
+            let t = if is_predefined(n) {
+                "builtin"
+            } else {
+                "custom"
+            };
+            !filters.contains("type") || filters.get("type").any(|x| x == t)
+        })
+        .filter(|n| {
+            let labels = n
+                .labels
+                .as_ref()
+                .map(|l| crate::model::filters::label_pairs(l.iter()));
+            filters.match_kv_list("label", labels.as_deref().unwrap_or(&[]))
+        })
+        // Dangling: a network no running container is on, other than a predefined one.
+        .filter(|n| match dangling {
+            None => true,
+            Some(d) => {
+                let name = n.name.as_deref().unwrap_or("");
+                let is_dangling = !is_predefined(n) && !used.iter().any(|u| u == name);
+                is_dangling == d
+            }
+        })
         .collect();
     Ok(json_reply(StatusCode::OK, &to_json(&kept)?))
 }
@@ -240,36 +312,381 @@ async fn inspect(
     Ok(json_reply(StatusCode::OK, &to_json(&net)?))
 }
 
-/// `DELETE /networks/{id}`: a predefined network cannot be removed (dockerd's 403).
+/// `DELETE /networks/{id}`: a user-defined network without running containers goes;
+/// a predefined one cannot (dockerd's 403).
 async fn remove(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = req.match_info().query("id").to_owned();
     let net = find(networks(&state).await?, &key)?;
+    if is_predefined(&net) {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name.unwrap_or_default()
+            ),
+        ));
+    }
+    let id = net.id.clone().unwrap_or_default();
+    state
+        .actors
+        .network
+        .send(RemoveNetwork { id: id.clone() })
+        .await??;
+    network_event("destroy", &id, net.name.as_deref().unwrap_or(""));
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn network_event(action: &str, id: &str, name: &str) {
+    crate::events::events().other(
+        crate::events::Kind::Network,
+        action,
+        id,
+        [("name", name.to_owned()), ("type", "bridge".to_owned())],
+    );
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message)
+}
+
+/// A JSON object of strings (`Options`, `Labels`); null is empty.
+fn string_map(
+    v: Option<&serde_json::Value>,
+    what: &str,
+) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(Default::default()),
+        Some(serde_json::Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(bad(format!("{what}.{k} must be a string"))),
+            })
+            .collect(),
+        Some(_) => Err(bad(format!("{what} must be an object of strings"))),
+    }
+}
+
+fn is_zero(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Bool(b) => !b,
+        serde_json::Value::String(s) => s.is_empty(),
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::Object(o) => o.values().all(is_zero),
+        serde_json::Value::Number(n) => n.as_f64() == Some(0.0),
+    }
+}
+
+/// The `POST /networks/create` body as a [`CreateNetwork`]: every field honoured or
+/// refused (400) by name.
+fn create_request(body: &[u8]) -> Result<CreateNetwork, ApiError> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("the request body must be a JSON object"))?;
+    let text = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    let flag = |k: &str| {
+        obj.get(k)
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    };
+    for (k, v) in obj {
+        match k.as_str() {
+            "Name" | "CheckDuplicate" | "Internal" | "Attachable" | "Options" | "Labels"
+            | "IPAM" => {}
+            "Driver" => {
+                let d = v.as_str().unwrap_or("");
+                if !matches!(d, "" | "bridge") {
+                    return Err(bad(format!(
+                        "berthd does not support network driver {d:?} (Driver): its user-defined networks are bridge networks"
+                    )));
+                }
+            }
+            "Scope" => {
+                let s = v.as_str().unwrap_or("");
+                if !matches!(s, "" | "local") {
+                    return Err(bad(format!(
+                        "berthd does not support network scope {s:?} (Scope): its networks are local"
+                    )));
+                }
+            }
+            "EnableIPv6" | "Ingress" | "ConfigOnly" | "ConfigFrom" if !is_zero(v) => {
+                return Err(bad(format!(
+                    "berthd does not support {k} in a network create: its networks are local IPv4 bridge networks"
+                )));
+            }
+            "EnableIPv6" | "Ingress" | "ConfigOnly" | "ConfigFrom" => {}
+            // Newer clients say so explicitly: berthd's networks are IPv4 ones.
+            "EnableIPv4" if v.as_bool() != Some(false) => {}
+            "EnableIPv4" => {
+                return Err(bad(
+                    "berthd does not support EnableIPv4=false: its networks are IPv4 networks",
+                ));
+            }
+            other if is_zero(v) => {
+                tracing::debug!(field = other, "empty network create field ignored");
+            }
+            other => {
+                return Err(bad(format!(
+                    "berthd does not support the network create field {other}"
+                )));
+            }
+        }
+    }
+    let mut req = CreateNetwork {
+        name: text("Name"),
+        internal: flag("Internal"),
+        attachable: flag("Attachable"),
+        options: string_map(obj.get("Options"), "Options")?,
+        labels: string_map(obj.get("Labels"), "Labels")?,
+        ..CreateNetwork::default()
+    };
+    if let Some(ipam) = obj.get("IPAM").filter(|v| !v.is_null()) {
+        let ipam = ipam
+            .as_object()
+            .ok_or_else(|| bad("IPAM must be an object"))?;
+        for (k, v) in ipam {
+            match k.as_str() {
+                "Driver" if !matches!(v.as_str().unwrap_or(""), "" | "default") => {
+                    return Err(bad(format!(
+                        "berthd does not support IPAM driver {v} (IPAM.Driver): it has the default one"
+                    )));
+                }
+                "Options" if !is_zero(v) => {
+                    return Err(bad("berthd does not support IPAM.Options (--ipam-opt)"));
+                }
+                "Driver" | "Options" | "Config" => {}
+                other => return Err(bad(format!("berthd does not support IPAM.{other}"))),
+            }
+        }
+        let configs = ipam
+            .get("Config")
+            .and_then(|c| c.as_array())
+            .cloned()
+            .unwrap_or_default();
+        if configs.len() > 1 {
+            return Err(bad(
+                "berthd does not support more than one IPAM.Config (one IPv4 subnet per network)",
+            ));
+        }
+        if let Some(c) = configs.first() {
+            let c = c
+                .as_object()
+                .ok_or_else(|| bad("IPAM.Config entries must be objects"))?;
+            for (k, v) in c {
+                let s = v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+                match k.as_str() {
+                    "Subnet" => req.subnet = s,
+                    "Gateway" => req.gateway = s,
+                    "IPRange" => req.ip_range = s,
+                    "AuxiliaryAddresses" | "AuxAddress" if !is_zero(v) => {
+                        return Err(bad(
+                            "berthd does not support IPAM.Config.AuxiliaryAddresses (--aux-address)",
+                        ));
+                    }
+                    "AuxiliaryAddresses" | "AuxAddress" => {}
+                    other => {
+                        return Err(bad(format!("berthd does not support IPAM.Config.{other}")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(req)
+}
+
+/// `POST /networks/create`: dockerd's 201 `{"Id", "Warning"}`.
+async fn create(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let req = create_request(&body)?;
+    let rec = state.actors.network.send(req).await??;
+    network_event("create", &rec.id, &rec.name);
+    Ok(json_reply(
+        StatusCode::CREATED,
+        &json!({"Id": rec.id, "Warning": ""}),
+    ))
+}
+
+/// The user-defined network `key` names, for connect and disconnect; the predefined
+/// ones are refused as berthd cannot (dis)connect them.
+async fn user_target(state: &AppState, key: &str) -> Result<NetworkRecord, ApiError> {
+    let info = state.actors.network.send(GetNetworkInfo).await?;
+    if let Some(r) = info.user.find(key) {
+        return Ok(r);
+    }
+    let net = find(networks(state).await?, key)?;
     Err(ApiError::new(
         ErrorKind::Forbidden,
         format!(
-            "{} is a pre-defined network and cannot be removed",
+            "berthd connects and disconnects containers on user-defined networks only, not on the pre-defined network {}",
             net.name.unwrap_or_default()
         ),
     ))
 }
 
-/// `POST /networks/create`, `/connect`, `/disconnect`: not done yet, said so.
-/// The body is read first: a reply before it would break the client's write.
-async fn not_yet(_body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        ErrorKind::NotImplemented,
-        "berthd does not support user-defined networks yet (docker network create, connect and disconnect); its networks are bridge, host and none",
-    ))
+/// `POST /networks/{id}/connect`: `{"Container", "EndpointConfig"}`; `--ip` and
+/// `--alias` honoured, the other endpoint fields refused when set.
+async fn connect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let key = req.match_info().query("id").to_owned();
+    let rec = user_target(&state, &key).await?;
+    let container = v["Container"].as_str().unwrap_or("").to_owned();
+    if container.is_empty() {
+        return Err(bad("no container given (Container)"));
+    }
+    let ep = &v["EndpointConfig"];
+    let mut attach = Attachment {
+        network_id: rec.id.clone(),
+        name: rec.name.clone(),
+        ..Attachment::default()
+    };
+    if let Some(o) = ep.as_object() {
+        for (k, val) in o {
+            match k.as_str() {
+                "Aliases" => {
+                    attach.aliases = val
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| a.as_str())
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                }
+                "IPAMConfig" => {
+                    for (ik, iv) in val.as_object().into_iter().flatten() {
+                        match ik.as_str() {
+                            "IPv4Address" => {
+                                if let Some(ip) = iv.as_str().filter(|s| !s.is_empty()) {
+                                    if !rec.user_subnet {
+                                        return Err(bad(
+                                            "user specified IP address is supported only when connecting to networks with user configured subnets",
+                                        ));
+                                    }
+                                    attach.ip =
+                                        Some(ip.parse().map_err(|_| {
+                                            bad(format!("invalid IPv4 address: {ip}"))
+                                        })?);
+                                }
+                            }
+                            other if is_zero(iv) => {
+                                tracing::debug!(field = other, "empty IPAMConfig field ignored");
+                            }
+                            other => {
+                                return Err(bad(format!(
+                                    "berthd does not support EndpointConfig.IPAMConfig.{other}: its networks are IPv4"
+                                )));
+                            }
+                        }
+                    }
+                }
+                // Set by the daemon; ignored in a request, as dockerd ignores them.
+                "NetworkID"
+                | "EndpointID"
+                | "Gateway"
+                | "IPAddress"
+                | "IPPrefixLen"
+                | "IPv6Gateway"
+                | "GlobalIPv6Address"
+                | "GlobalIPv6PrefixLen"
+                | "DNSNames"
+                | "GwPriority" => {}
+                other if is_zero(val) => {
+                    tracing::debug!(field = other, "empty EndpointConfig field ignored");
+                }
+                other => {
+                    return Err(bad(format!(
+                        "berthd does not support EndpointConfig.{other} in a network connect"
+                    )));
+                }
+            }
+        }
+    }
+    state
+        .actors
+        .store
+        .send(ConnectNetwork { container, attach })
+        .await??;
+    Ok(HttpResponse::Ok().finish())
 }
 
-/// dockerd's keys (`until`, `label`, `label!`) are checked as dockerd checks them, then
-/// nothing matches: no network berthd has can be pruned.
-async fn prune(query: QueryParams) -> Result<HttpResponse, ApiError> {
+/// `POST /networks/{id}/disconnect`: `{"Container", "Force"}`.
+async fn disconnect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let key = req.match_info().query("id").to_owned();
+    let rec = user_target(&state, &key).await?;
+    let container = v["Container"].as_str().unwrap_or("").to_owned();
+    if container.is_empty() {
+        return Err(bad("no container given (Container)"));
+    }
+    state
+        .actors
+        .store
+        .send(DisconnectNetwork {
+            container,
+            network_id: rec.id,
+            network_name: rec.name,
+            force: v["Force"].as_bool().unwrap_or(false),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// `POST /networks/prune`: the user-defined networks no running container is on, with
+/// dockerd's `until`, `label` and `label!` filters.
+async fn prune(state: web::Data<AppState>, query: QueryParams) -> Result<HttpResponse, ApiError> {
     let filters = Filters::parse(query.get("filters"))?;
     filters.validate(&["until", "label", "label!"])?;
     let now = chrono::Utc::now();
+    let mut until = None;
     for v in filters.get("until") {
-        parse_until(v, now)?;
+        until = Some(parse_until(v, now)?);
+    }
+    let used = used_networks(&state).await?;
+    let mut deleted = Vec::new();
+    for n in networks(&state).await? {
+        if is_predefined(&n) {
+            continue;
+        }
+        let name = n.name.clone().unwrap_or_default();
+        if used.contains(&name) {
+            continue;
+        }
+        if until.is_some_and(|u| n.created.is_some_and(|c| c >= u)) {
+            continue;
+        }
+        let labels = n.labels.clone().unwrap_or_default();
+        let pairs = crate::model::filters::label_pairs(labels.iter());
+        if !filters.match_kv_list("label", &pairs) {
+            continue;
+        }
+        if filters.contains("label!") && filters.match_kv_list("label!", &pairs) {
+            continue;
+        }
+        let id = n.id.clone().unwrap_or_default();
+        match state
+            .actors
+            .network
+            .send(RemoveNetwork { id: id.clone() })
+            .await?
+        {
+            Ok(()) => {
+                network_event("destroy", &id, &name);
+                deleted.push(name);
+            }
+            Err(e) => tracing::info!(network = %name, error = %e, "network not pruned"),
+        }
     }
     crate::events::events().other(
         crate::events::Kind::Network,
@@ -279,7 +696,7 @@ async fn prune(query: QueryParams) -> Result<HttpResponse, ApiError> {
     );
     Ok(json_reply(
         StatusCode::OK,
-        &json!({"NetworksDeleted": null}),
+        &json!({"NetworksDeleted": if deleted.is_empty() { serde_json::Value::Null } else { json!(deleted) }}),
     ))
 }
 
@@ -317,6 +734,41 @@ mod tests {
             predefined(&off, true, std::net::Ipv4Addr::UNSPECIFIED).len(),
             2
         );
+    }
+
+    #[test]
+    fn create_bodies_are_honoured_or_refused_by_field() {
+        // What the docker CLI 28 sends for `docker network create --subnet ... tnet`.
+        let r = create_request(br#"{"Driver":"bridge","Scope":"","IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"10.199.60.0/24","IPRange":"","Gateway":""}]},"Internal":true,"Attachable":false,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":{"com.docker.network.bridge.name":"b1"},"Labels":{"a":"b"},"Name":"tnet","CheckDuplicate":true}"#).unwrap();
+        assert_eq!(r.name, "tnet");
+        assert_eq!(r.subnet.as_deref(), Some("10.199.60.0/24"));
+        assert_eq!(r.gateway, None);
+        assert!(r.internal && !r.attachable);
+        assert_eq!(r.labels["a"], "b");
+        for (body, field) in [
+            (r#"{"Name":"x","Driver":"overlay"}"#, "overlay"),
+            (r#"{"Name":"x","EnableIPv6":true}"#, "EnableIPv6"),
+            (r#"{"Name":"x","EnableIPv4":false}"#, "EnableIPv4"),
+            (r#"{"Name":"x","Ingress":true}"#, "Ingress"),
+            (r#"{"Name":"x","Bogus":1}"#, "Bogus"),
+            (r#"{"Name":"x","IPAM":{"Driver":"other"}}"#, "IPAM.Driver"),
+            (
+                r#"{"Name":"x","IPAM":{"Options":{"a":"b"}}}"#,
+                "IPAM.Options",
+            ),
+            (
+                r#"{"Name":"x","IPAM":{"Config":[{"Subnet":"10.1.0.0/24"},{"Subnet":"10.2.0.0/24"}]}}"#,
+                "IPAM.Config",
+            ),
+            (
+                r#"{"Name":"x","IPAM":{"Config":[{"AuxiliaryAddresses":{"a":"10.1.0.9"}}]}}"#,
+                "AuxiliaryAddresses",
+            ),
+        ] {
+            let e = create_request(body.as_bytes()).err().unwrap();
+            assert!(e.to_string().contains(field), "{body}: {e}");
+        }
+        assert!(create_request(br#"{"Name":"x","EnableIPv4":true}"#).is_ok());
     }
 
     #[test]

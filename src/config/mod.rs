@@ -117,6 +117,11 @@ pub struct DaemonConfig {
     pub registry_mirrors: Vec<String>,
     /// `--dns`: the nameservers of containers' resolv.conf (empty: the host's).
     pub dns: Vec<std::net::IpAddr>,
+    /// `--default-address-pool base=CIDR,size=N` (daemon.json `default-address-pools`):
+    /// where the subnets of user-defined networks created without `--subnet` come from,
+    /// `(base, base prefix, size)`. Empty: dockerd's defaults
+    /// ([`crate::actors::network::user::default_pools`]).
+    pub default_address_pools: Vec<(std::net::Ipv4Addr, u8, u8)>,
     /// `-s`: `overlay2` or `vfs`; `None` picks one as dockerd does.
     pub storage_driver: Option<String>,
     pub storage_opts: StorageOpts,

@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::values::{
-    parse_bip, parse_bool, parse_bridge, parse_exec_driver, parse_host, parse_ip, parse_log_format,
-    parse_log_level, parse_metrics_addr, parse_path,
+    parse_address_pool, parse_bip, parse_bool, parse_bridge, parse_exec_driver, parse_host,
+    parse_ip, parse_log_format, parse_log_level, parse_metrics_addr, parse_path,
 };
 use super::{DaemonConfig, StorageOpts};
 use crate::actors::graph::driver::DriverKind;
@@ -440,6 +440,41 @@ pub static OPTIONS: &[DaemonOption] = &[
         help: "DNS server for containers' /etc/resolv.conf (repeatable)",
         set: |c, v| {
             c.dns = v.list(parse_ip)?;
+            Ok(())
+        },
+    },
+    DaemonOption {
+        flag: "--default-address-pool",
+        short: None,
+        key: Some("default-address-pools"),
+        form: Form::List,
+        default: None,
+        status: Status::Honoured,
+        value_name: "base=CIDR,size=N",
+        help: "Default address pool of user-defined networks (repeatable): subnets of size N carved from base",
+        set: |c, v| {
+            c.default_address_pools = match v {
+                Given::Text(values) => values
+                    .iter()
+                    .map(|s| parse_address_pool(s).map_err(|r| Bad::invalid(s, r)))
+                    .collect::<Result<_, _>>()?,
+                Given::Json(j) => {
+                    let pools: Vec<serde_json::Map<String, Value>> = typed(j)?;
+                    pools
+                        .iter()
+                        .map(|m| {
+                            let base = m.get("base").and_then(Value::as_str).unwrap_or("");
+                            let size = m.get("size").map_or(String::new(), |s| match s {
+                                Value::Number(n) => n.to_string(),
+                                Value::String(s) => s.clone(),
+                                _ => String::new(),
+                            });
+                            let text = format!("base={base},size={size}");
+                            parse_address_pool(&text).map_err(|r| Bad::invalid(&text, r))
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+            };
             Ok(())
         },
     },

@@ -1184,3 +1184,38 @@ fn tcp_without_tls_needs_the_explicit_opt_out() {
             .is_some()
     );
 }
+
+#[test]
+fn default_address_pools_from_flags_and_file() {
+    let c = ok(&[
+        "--default-address-pool",
+        "base=10.199.60.0/22,size=24",
+        "--default-address-pool",
+        "base=10.199.64.0/24,size=26",
+    ]);
+    assert_eq!(
+        c.default_address_pools,
+        [
+            ("10.199.60.0".parse().unwrap(), 22, 24),
+            ("10.199.64.0".parse().unwrap(), 24, 26)
+        ]
+    );
+    let (_dir, path) =
+        file(r#"{"default-address-pools": [{"base": "10.199.72.0/21", "size": 24}]}"#);
+    let c = ok(&["--config-file", &path]);
+    assert_eq!(
+        c.default_address_pools,
+        [("10.199.72.0".parse().unwrap(), 21, 24)]
+    );
+    for bad in [
+        "base=10.199.60.0/24,size=16",
+        "base=fd00::/64,size=80",
+        "size=24",
+        "base=10.199.60.0/22",
+        "base=10.199.60.0/22,size=24,x=1",
+    ] {
+        let e = err(&["--default-address-pool", bad]);
+        assert!(e.to_string().contains("--default-address-pool"), "{e}");
+    }
+    assert!(ok(&[]).default_address_pools.is_empty());
+}

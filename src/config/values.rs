@@ -37,6 +37,43 @@ pub(super) fn parse_ip(v: &str) -> Result<IpAddr, String> {
         .map_err(|_| "not an IP address".to_owned())
 }
 
+/// `base=10.199.60.0/22,size=24` (dockerd's `--default-address-pool`): an IPv4 base and
+/// the prefix length of the subnets carved from it.
+pub(super) fn parse_address_pool(v: &str) -> Result<(Ipv4Addr, u8, u8), String> {
+    let (mut base, mut size) = (None, None);
+    for part in v.split(',') {
+        match part.split_once('=') {
+            Some(("base", b)) => base = Some(b),
+            Some(("size", n)) => size = Some(n),
+            _ => return Err(format!("unexpected {part:?}: expected base=CIDR,size=N")),
+        }
+    }
+    let base = base.ok_or("address pool base is missing")?;
+    let (addr, prefix) = base
+        .split_once('/')
+        .ok_or_else(|| format!("base {base:?} is not an IPv4 CIDR"))?;
+    let addr: Ipv4Addr = addr.parse().map_err(|_| {
+        format!("base {base:?} is not an IPv4 CIDR (berthd has IPv4 networks only)")
+    })?;
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= 32)
+        .ok_or_else(|| format!("base {base:?} is not an IPv4 CIDR"))?;
+    let size: u8 = size
+        .ok_or("address pool size is missing")?
+        .parse()
+        .ok()
+        .filter(|s| *s <= 30)
+        .ok_or("size is not a prefix length up to 30")?;
+    if size < prefix {
+        return Err(format!(
+            "size {size} is shorter than the base's prefix length {prefix}"
+        ));
+    }
+    Ok((addr, prefix, size))
+}
+
 /// An IPv4 address with a prefix length, such as `10.200.0.1/24`.
 pub(super) fn parse_bip(v: &str) -> Result<String, String> {
     let (addr, prefix) = v

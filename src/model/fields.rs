@@ -107,6 +107,8 @@ const T_CONFIG: &str = "root_fields::config_fields_reach_the_container";
 const T_LIMITS: &str = "root_fields::resource_limits_reach_the_container";
 const T_DEV: &str = "root_fields::shm_and_console_sizes_reach_the_container";
 const T_NET: &str = "root_fields::network_modes_and_network_disabled";
+const T_USERNET_IP: &str = "root_networks::containers_on_a_user_network_get_its_addresses";
+const T_USERNET_ALIAS: &str = "root_networks::containers_on_a_user_network_get_its_addresses";
 const T_RM: &str = "root_containers::the_docker_cli_runs_a_first_container";
 const T_RO: &str = "root_fields::config_fields_reach_the_container";
 const T_BIND: &str = "root_fields::binds_reach_the_container";
@@ -611,7 +613,7 @@ pub const HOST_CONFIG: &[Field] = &[
     p(
         "HostConfig.NetworkMode",
         "--network",
-        "default, bridge, none and host honoured (under `-b none` the default is a namespace with only lo, as dockerd); container:<name|id> honoured (its namespace, hostname, hosts and resolv.conf; dockerd's conflicts refused; `root_network::container_network_mode_shares_the_namespace_name_and_files`); user-defined networks not yet (issue 15): none can be made, so another name is `network NAME not found` (400)",
+        "default, bridge, none and host honoured (under `-b none` the default is a namespace with only lo, as dockerd); container:<name|id> honoured (its namespace, hostname, hosts and resolv.conf; dockerd's conflicts refused; `root_network::container_network_mode_shares_the_namespace_name_and_files`); a user-defined network by name, id or id prefix honoured (eth0 on its bridge, its embedded DNS, published ports; `root_networks::containers_on_a_user_network_get_its_addresses`); an unknown name is `network NAME not found` (400)",
         T_NET,
         r#""none""#,
         "",
@@ -620,7 +622,7 @@ pub const HOST_CONFIG: &[Field] = &[
         "HostConfig.PortBindings",
         "--publish",
         Honoured,
-        "`[ip:]hostport:port[/proto]` (tcp, udp or sctp), host port ranges, an empty host port (one the kernel picks); a kernel DNAT in berth's chains, the host port held by a bound socket (dockerd's `port is already allocated` / `address already in use`, 409), reachable at 127.0.0.1 and from other containers; IPv4 host addresses only; refused with `--network host`, `none` and `container:`, and with `--iptables=false`",
+        "`[ip:]hostport:port[/proto]` (tcp, udp or sctp), host port ranges, an empty host port (one the kernel picks); a kernel DNAT in berth's chains, the host port held by a bound socket (dockerd's `port is already allocated` / `address already in use`, 409), reachable at 127.0.0.1 and from other containers; IPv4 host addresses only; refused with `--network host`, `none` and `container:`, and with `--iptables=false`; on a user-defined network too, in its bridge's chains",
         T_PORTS,
         // Not sent alone: it needs a bridge, which the fields test's daemon has not.
         "",
@@ -902,13 +904,13 @@ pub const NETWORKING_CONFIG: &[Field] = &[
         r#"{"none":{}}"#,
         r#"{"none":{},"other":{}}"#,
     ),
-    f(
+    p(
         "NetworkingConfig.EndpointsConfig.*.IPAMConfig",
         "--ip",
-        NotYet,
-        "issue 15",
-        T_FIELDS,
-        r#"{"IPv4Address":"10.199.0.9"}"#,
+        "IPv4Address on a user-defined network with a subnet given at its create (dockerd's rule); IPv6Address and LinkLocalIPs not yet",
+        T_USERNET_IP,
+        "",
+        r#"{"IPv6Address":"fd00::9"}"#,
     ),
     f(
         "NetworkingConfig.EndpointsConfig.*.Links",
@@ -921,10 +923,10 @@ pub const NETWORKING_CONFIG: &[Field] = &[
     f(
         "NetworkingConfig.EndpointsConfig.*.Aliases",
         "--network-alias",
-        NotYet,
-        "issue 15",
-        T_FIELDS,
-        r#"["web"]"#,
+        Honoured,
+        "on a user-defined network (elsewhere dockerd's refusal): the names answered by its embedded DNS and shown in Aliases",
+        T_USERNET_ALIAS,
+        "",
     ),
     f(
         "NetworkingConfig.EndpointsConfig.*.NetworkID",

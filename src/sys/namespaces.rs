@@ -194,6 +194,13 @@ pub fn join_netns(ns: &OwnedFd) -> Result<(), SysError> {
         .map_err(|e| SysError::call("setns(CLONE_NEWNET)", e))
 }
 
+/// Moves the calling thread (a short-lived one of berthd's: every socket it opens from
+/// then on lives in `ns`) into network namespace `ns`.
+pub fn enter_netns(ns: BorrowedFd<'_>) -> Result<(), SysError> {
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| SysError::call("setns(CLONE_NEWNET)", e))
+}
+
 /// Brings `lo` up in the calling thread's network namespace.
 pub fn loopback_up() -> Result<(), SysError> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};

@@ -202,8 +202,8 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
-/// Creates veth pair `host` ↔ `eth0`, the host side attached to `bridge` and up, the peer
-/// directly in network namespace `netns`, with `mac`. (The peer cannot be created up: a
+/// Creates veth pair `host` ↔ `peer` (`eth0`, `eth1`, ...), the host side attached to
+/// `bridge` and up, the peer directly in network namespace `netns`, with `mac`. (The peer cannot be created up: a
 /// veth refuses to open before its other end exists.)
 pub async fn create_veth(
     handle: &Handle,
@@ -212,15 +212,16 @@ pub async fn create_veth(
     mtu: u32,
     netns: BorrowedFd<'_>,
     mac: [u8; 6],
+    peer_name: &str,
 ) -> Result<(), NetworkError> {
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
-        .name("eth0")
+        .name(peer_name)
         .mtu(mtu)
         .address(mac.to_vec())
         .setns_by_fd(netns.as_raw_fd())
         .build();
     // Created up, on the bridge: one request under the rtnl lock, not three.
-    let msg = LinkVeth::new(host, "eth0")
+    let msg = LinkVeth::new(host, peer_name)
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .mtu(mtu)
         .controller(bridge)
@@ -246,21 +247,25 @@ pub async fn delete_link(handle: &Handle, name: &str) -> Result<bool, NetworkErr
     }
 }
 
-/// On a handle opened inside a container's network namespace: `addr` on `eth0`, `eth0`
-/// up, and the default route via `gateway`.
-pub async fn address_eth0(
+/// On a handle opened inside a container's network namespace: `addr` on `ifname`,
+/// `ifname` up, and (with `gateway`) the default route via `gateway`.
+pub async fn address_link(
     handle: &Handle,
+    ifname: &str,
     addr: Cidr,
-    gateway: Ipv4Addr,
+    gateway: Option<Ipv4Addr>,
 ) -> Result<(), NetworkError> {
-    let eth0 = link_by_name(handle, "eth0")
+    let eth0 = link_by_name(handle, ifname)
         .await?
         .ok_or_else(|| NetworkError::Sandbox {
-            source: std::io::Error::other("eth0 is missing right after its creation"),
+            source: std::io::Error::other(format!("{ifname} is missing right after its creation")),
         })?;
     let index = eth0.header.index;
     add_addr(handle, index, addr).await?;
-    set_up(handle, index, "eth0").await?;
+    set_up(handle, index, ifname).await?;
+    let Some(gateway) = gateway else {
+        return Ok(());
+    };
     handle
         .route()
         .add(

@@ -65,6 +65,47 @@ pub enum NetworkError {
         endpoint: String,
         detail: Box<str>,
     },
+    #[error("network records {path} could not be read or written")]
+    Records {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// dockerd's words for a network name in use.
+    #[error("network with name {name} already exists")]
+    NetworkExists { name: String },
+    /// A network create or connect that cannot be done as asked (dockerd's words where it
+    /// has some).
+    #[error("{message}")]
+    InvalidNetwork { message: String },
+    /// A subnet that overlaps another network's (dockerd's 403).
+    #[error("Pool overlaps with other one on this address space")]
+    PoolOverlaps,
+    /// No subnet left in the default address pools.
+    #[error(
+        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+    )]
+    NoPoolLeft,
+    /// dockerd's 403 for the removal of a network with running containers on it.
+    #[error("error while removing network: network {name} id {id} has active endpoints")]
+    ActiveEndpoints { name: String, id: String },
+    /// A request berthd refuses as dockerd does (403): a pre-defined network's removal, a
+    /// disconnect from a network the container is not on.
+    #[error("{message}")]
+    Forbidden { message: String },
+    /// The embedded DNS server of a container on a user-defined network did not start.
+    #[error("the embedded DNS server (127.0.0.11) of the container could not be started")]
+    DnsStart {
+        #[source]
+        source: Box<NetworkError>,
+    },
+    /// The embedded DNS server of a container (`dns::serve`).
+    #[error("embedded DNS server: {what} failed")]
+    Dns {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("network namespace for a container could not be made")]
     Sandbox {
         #[source]
@@ -83,7 +124,16 @@ impl NetworkError {
             | NetworkError::Iptables { .. }
             | NetworkError::IptablesSpawn { .. }
             | NetworkError::Sysctl { .. }
-            | NetworkError::Sandbox { .. } => ErrorKind::System,
+            | NetworkError::Sandbox { .. }
+            | NetworkError::Records { .. }
+            | NetworkError::NoPoolLeft
+            | NetworkError::DnsStart { .. }
+            | NetworkError::Dns { .. } => ErrorKind::System,
+            NetworkError::NetworkExists { .. } => ErrorKind::Conflict,
+            NetworkError::InvalidNetwork { .. } => ErrorKind::InvalidParameter,
+            NetworkError::PoolOverlaps
+            | NetworkError::ActiveEndpoints { .. }
+            | NetworkError::Forbidden { .. } => ErrorKind::Forbidden,
             NetworkError::PortTaken { .. } => ErrorKind::Conflict,
             NetworkError::BridgeNotFound { .. }
             | NetworkError::NotABridge { .. }

@@ -41,6 +41,15 @@ pub struct Firewall {
     pub filter_chain: String,
     /// filter chain of the published ports' accepts, jumped to from `filter_chain`.
     pub ports_chain: String,
+    /// A user-defined network made with `--internal`: nothing leaves or enters the
+    /// bridge but between its containers (and the host).
+    pub internal: bool,
+    /// Traffic leaving the host from the subnet is masqueraded (dockerd's
+    /// `enable_ip_masquerade`, on unless `--internal`).
+    pub masquerade: bool,
+    /// The daemon's other bridges: nothing is forwarded from this one to them (dockerd's
+    /// DOCKER-ISOLATION, as rules in this bridge's own chain).
+    pub isolate: Vec<String>,
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -69,6 +78,37 @@ impl Firewall {
             nat_chain,
             filter_chain,
             ports_chain,
+            internal: false,
+            masquerade: true,
+            isolate: Vec::new(),
+        }
+    }
+
+    /// The rule that keeps this bridge's containers from reaching bridge `other`'s.
+    pub fn isolation_rule(&self, other: &str) -> Rule {
+        Rule {
+            table: "filter",
+            chain: self.filter_chain.clone(),
+            spec: strings(&["-i", &self.bridge, "-o", other, "-j", "DROP"]),
+            insert: true,
+        }
+    }
+
+    /// The icc rule: traffic between the bridge's containers.
+    fn icc_rule(&self) -> Rule {
+        let br = self.bridge.as_str();
+        Rule {
+            table: "filter",
+            chain: self.filter_chain.clone(),
+            spec: strings(&[
+                "-i",
+                br,
+                "-o",
+                br,
+                "-j",
+                if self.icc { "ACCEPT" } else { "DROP" },
+            ]),
+            insert: false,
         }
     }
 
@@ -204,6 +244,14 @@ impl Firewall {
 
     /// The rules in built-in chains (jumps and MASQUERADE): removed one by one on teardown.
     pub fn builtin_rules(&self) -> Vec<Rule> {
+        let mut rules = self.all_builtin_rules();
+        if self.internal || !self.masquerade {
+            rules.remove(2);
+        }
+        rules
+    }
+
+    fn all_builtin_rules(&self) -> Vec<Rule> {
         let br = self.bridge.as_str();
         let subnet = self.subnet.to_string();
         vec![
@@ -239,6 +287,7 @@ impl Firewall {
                 spec: strings(&["-s", &subnet, "!", "-o", br, "-j", "MASQUERADE"]),
                 insert: false,
             },
+            // (Left out below for an internal network or without masquerade.)
             // A published port reached from the host itself (127.0.0.1 included, with
             // the bridge's route_localnet): the container answers the bridge's address.
             Rule {
@@ -289,42 +338,51 @@ impl Firewall {
     pub fn own_rules(&self) -> Vec<Rule> {
         let br = self.bridge.as_str();
         let chain = self.filter_chain.clone();
-        let icc = if self.icc { "ACCEPT" } else { "DROP" };
-        vec![
-            Rule {
+        let mut rules = vec![Rule {
+            table: "filter",
+            chain: chain.clone(),
+            spec: strings(&[
+                "-o",
+                br,
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
+                "ACCEPT",
+            ]),
+            insert: false,
+        }];
+        rules.extend(self.isolate.iter().map(|o| self.isolation_rule(o)));
+        if self.internal {
+            rules.push(Rule {
                 table: "filter",
                 chain: chain.clone(),
-                spec: strings(&[
-                    "-o",
-                    br,
-                    "-m",
-                    "conntrack",
-                    "--ctstate",
-                    "RELATED,ESTABLISHED",
-                    "-j",
-                    "ACCEPT",
-                ]),
+                spec: strings(&["-i", br, "!", "-o", br, "-j", "DROP"]),
                 insert: false,
-            },
-            Rule {
+            });
+            rules.push(Rule {
+                table: "filter",
+                chain: chain.clone(),
+                spec: strings(&["!", "-i", br, "-o", br, "-j", "DROP"]),
+                insert: false,
+            });
+        } else {
+            rules.push(Rule {
                 table: "filter",
                 chain: chain.clone(),
                 spec: strings(&["-i", br, "!", "-o", br, "-j", "ACCEPT"]),
                 insert: false,
-            },
-            Rule {
-                table: "filter",
-                chain: chain.clone(),
-                spec: strings(&["-i", br, "-o", br, "-j", icc]),
-                insert: false,
-            },
-            Rule {
-                table: "filter",
-                chain,
-                spec: strings(&["-o", br, "-j", &self.ports_chain]),
-                insert: false,
-            },
-        ]
+            });
+        }
+        rules.push(self.icc_rule());
+        rules.push(Rule {
+            table: "filter",
+            chain,
+            spec: strings(&["-o", br, "-j", &self.ports_chain]),
+            insert: false,
+        });
+        rules
     }
 
     /// Rules of earlier berthd versions that this one no longer wants: the OUTPUT jump
@@ -396,11 +454,7 @@ impl Firewall {
             icc: !self.icc,
             ..self.clone()
         };
-        let stale: Vec<Rule> = other
-            .own_rules()
-            .into_iter()
-            .skip(2)
-            .take(1)
+        let stale: Vec<Rule> = std::iter::once(other.icc_rule())
             .chain(self.retired_rules())
             .collect();
         let wanted: Vec<Rule> = self
@@ -665,6 +719,28 @@ mod tests {
             ]
         );
         assert_eq!(f.own_rules()[2].spec.join(" "), "-i bt1 -o bt1 -j DROP");
+        let mut user = Firewall::new("br-1", s, true);
+        user.internal = true;
+        user.isolate = vec!["berth0".into()];
+        assert!(
+            !user
+                .builtin_rules()
+                .iter()
+                .any(|r| r.spec.join(" ").contains("! -o br-1 -j MASQUERADE"))
+        );
+        let own: Vec<String> = user
+            .own_rules()
+            .iter()
+            .map(|r| rule_line(if r.insert { "-I" } else { "-A" }, r))
+            .collect();
+        assert_eq!(
+            own[1..4],
+            [
+                "-I BERTH-F-br-1 1 -i br-1 -o berth0 -j DROP",
+                "-A BERTH-F-br-1 -i br-1 ! -o br-1 -j DROP",
+                "-A BERTH-F-br-1 ! -i br-1 -o br-1 -j DROP",
+            ]
+        );
         assert_eq!(f.own_rules()[3].spec.join(" "), "-o bt1 -j BERTH-P-bt1");
         assert_eq!(
             Firewall::new("bt1", s, true).own_rules()[2].spec.join(" "),

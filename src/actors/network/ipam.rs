@@ -74,6 +74,9 @@ pub struct Ipam {
     taken: BTreeSet<u32>,
     /// Where the next search starts, so that a released address is not reused at once.
     next: u32,
+    /// `--ip-range`: where `allocate` looks (an address asked for may be anywhere in
+    /// the subnet).
+    range: Option<Cidr>,
 }
 
 impl Ipam {
@@ -84,7 +87,17 @@ impl Ipam {
             gateway,
             taken: BTreeSet::new(),
             next: first,
+            range: None,
         }
+    }
+
+    /// Addresses handed out by `allocate` come from `range` only.
+    pub fn with_range(mut self, range: Option<Cidr>) -> Self {
+        if let Some(r) = range {
+            self.next = u32::from(r.network());
+            self.range = Some(r);
+        }
+        self
     }
 
     pub fn subnet(&self) -> Cidr {
@@ -104,13 +117,18 @@ impl Ipam {
 
     /// The next free address, round-robin from the last one handed out.
     pub fn allocate(&mut self) -> Result<Ipv4Addr, NetworkError> {
-        let net = u32::from(self.subnet.network());
-        let bcast = u32::from(self.subnet.broadcast());
-        let size = bcast.saturating_sub(net);
+        let (lo, hi) = match self.range {
+            Some(r) => (u32::from(r.network()), u32::from(r.broadcast())),
+            None => (
+                u32::from(self.subnet.network()).saturating_add(1),
+                u32::from(self.subnet.broadcast()).saturating_sub(1),
+            ),
+        };
+        let size = hi.saturating_sub(lo).saturating_add(1);
         let mut ip = self.next;
         for _ in 0..size {
-            if ip <= net || ip >= bcast {
-                ip = net.saturating_add(1);
+            if ip < lo || ip > hi {
+                ip = lo;
             }
             if self.usable(ip) && !self.taken.contains(&ip) {
                 self.taken.insert(ip);

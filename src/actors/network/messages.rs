@@ -33,6 +33,8 @@ pub struct NetworkInfo {
     /// When the bridge network was set up (this daemon's start, as dockerd makes its
     /// predefined bridge network again at each start).
     pub created: Option<chrono::DateTime<chrono::Utc>>,
+    /// The user-defined networks (shared with the actor, which changes them).
+    pub user: super::user::UserNetworks,
 }
 
 /// A container's place on the bridge network. Kept in the container's record while it
@@ -54,6 +56,88 @@ pub struct Endpoint {
     /// The ports published for this run (`-p`, `-P`), as allocated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortMapping>,
+    /// The interface inside the container (`eth0` when empty: the records before user
+    /// networks).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ifname: String,
+    /// On a user-defined network: its `--network-alias`es.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// The address asked for (`--ip`), shown as `IPAMConfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam_ip: Option<Ipv4Addr>,
+    /// A user-defined network's name (empty: the default bridge).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub network_name: String,
+}
+
+/// What a container asks of a user-defined network it joins (`--network NAME` with
+/// `--ip`, `--network-alias`; `docker network connect`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network_id: String,
+    /// The network's name (a network is never renamed), the key of
+    /// `NetworkSettings.Networks`.
+    #[serde(default)]
+    pub name: String,
+    /// `--ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    /// `--network-alias`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+/// From `POST /networks/create`: makes a user-defined bridge network (its bridge, its
+/// rules, its record) and replies its record. The request is checked first: a name in use
+/// is dockerd's 409, a subnet that overlaps another network's its 403.
+#[derive(Debug, Clone, Default, Message)]
+#[rtype(result = "Result<super::user::NetworkRecord, NetworkError>")]
+pub struct CreateNetwork {
+    pub name: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    pub attachable: bool,
+    /// `--opt`: the bridge name, icc, masquerade, MTU.
+    pub options: std::collections::BTreeMap<String, String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// From `DELETE /networks/{id}` and `POST /networks/prune`: removes user-defined network
+/// `id` (its rules, its bridge, its record). Refused (403) while a container has an
+/// endpoint on it.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), NetworkError>")]
+pub struct RemoveNetwork {
+    pub id: String,
+}
+
+/// From `ContainerStoreActor` (`docker network connect` of a running container, and the
+/// start of a container connected to more networks than its own): a veth on network
+/// `attach.network_id` whose peer is `ifname` in the container's namespace `netns`, with
+/// an address; the endpoint is container `id`'s from now on. No default route (eth0 has
+/// it).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Endpoint, NetworkError>")]
+pub struct ConnectEndpoint {
+    pub id: String,
+    /// The container's name (without `/`), for the embedded DNS.
+    pub name: String,
+    pub netns: std::sync::Arc<std::os::fd::OwnedFd>,
+    pub ifname: String,
+    pub attach: Attachment,
+}
+
+/// From `ContainerStoreActor` (`docker network disconnect` of a running container): the
+/// endpoint of container `id` on network `network_id` goes (its veth deleted, its address
+/// released). Unknown pairs are fine.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), NetworkError>")]
+pub struct DisconnectEndpoint {
+    pub id: String,
+    pub network_id: String,
 }
 
 /// A container port to publish: `HostConfig.PortBindings` (and `-P`'s exposed ports).
@@ -119,6 +203,14 @@ pub struct TakeSandbox {
     /// `--mac-address`: a bridged sandbox made now with this MAC (not one made ahead,
     /// whose MAC comes from its address).
     pub mac: Option<[u8; 6]>,
+    /// A bridged sandbox on this user-defined network rather than the default bridge
+    /// (made now, not ahead), with the container's names registered for the embedded DNS.
+    pub attach: Option<Attachment>,
+    /// The container's name (without `/`), for the embedded DNS.
+    pub name: String,
+    /// Where the embedded DNS sends other names (the container's `--dns`, else the
+    /// host's nameservers); used with `attach`.
+    pub upstreams: Vec<std::net::SocketAddr>,
 }
 
 /// From `ContainerStoreActor` on create (`do_send`): a start of this kind is coming, so
@@ -146,4 +238,10 @@ pub struct ReleaseEndpoint {
 #[rtype(result = "Vec<String>")]
 pub struct RestoreEndpoints {
     pub endpoints: Vec<(String, Endpoint)>,
+    /// Container id → its name, for the embedded DNS's names.
+    pub names: std::collections::HashMap<String, String>,
+    /// The containers on a user-defined network whose embedded DNS server is started
+    /// again (it went with the last berthd): id, init pid (its namespace is
+    /// `/proc/PID/ns/net`), upstreams.
+    pub dns: Vec<(String, i32, Vec<std::net::SocketAddr>)>,
 }

@@ -23,9 +23,11 @@ pub mod dns;
 pub mod error;
 pub mod firewall;
 pub mod ipam;
+mod manage;
 pub mod messages;
 pub mod ports;
 pub mod sandbox;
+pub mod user;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -48,6 +50,7 @@ use self::sandbox::{Kind, Pool, Wiring};
 use super::{Init, LifecycleError, Shutdown};
 use crate::config::{BridgeSetting, DaemonConfig};
 use crate::monitor::spec::NetworkSpec;
+use std::os::fd::AsFd;
 
 /// The MTU when neither `--mtu` nor the default route's interface gives one.
 pub const DEFAULT_MTU: u32 = 1500;
@@ -87,6 +90,37 @@ pub struct NetworkActor {
     closing: bool,
     /// The rules as read when the actor started, for `Init`.
     snapshot: Option<tokio::task::JoinHandle<Result<firewall::Snapshot, NetworkError>>>,
+    /// The user-defined networks' records (shared with the store and the API through
+    /// [`NetworkInfo::user`]).
+    user: user::UserNetworks,
+    /// Network id → the bridge, pool and rules of each user-defined network.
+    user_nets: HashMap<String, UserNet>,
+    /// Networks being created: their names, subnets and bridges are taken.
+    creating: Vec<(String, Cidr, String)>,
+    /// The host's IPv4 routes as read at `Init`, which a subnet from the pools avoids.
+    host_routes: Vec<Cidr>,
+    /// Container id → its endpoints besides eth0 (`docker network connect`).
+    extra: HashMap<String, Vec<Endpoint>>,
+    /// The names on user-defined networks, which the embedded DNS servers answer.
+    names: Arc<dns::Names>,
+    /// Container id → its embedded DNS server, while it runs on a user-defined network.
+    dns_servers: HashMap<String, dns::Server>,
+    /// An rtnetlink handle for the user-defined networks' links.
+    nl: Option<Handle>,
+}
+
+/// An address taken for a sandbox being made, with its network's id.
+type Taken = Option<(String, Ipv4Addr)>;
+
+/// A user-defined network in force.
+#[derive(Debug)]
+struct UserNet {
+    bridge: String,
+    bridge_index: u32,
+    ipam: Ipam,
+    firewall: Option<Firewall>,
+    mtu: u32,
+    internal: bool,
 }
 
 /// The bridge network in force.
@@ -112,6 +146,14 @@ impl NetworkActor {
             pool: Pool::default(),
             closing: false,
             snapshot: None,
+            user: user::UserNetworks::default(),
+            user_nets: HashMap::new(),
+            creating: Vec::new(),
+            host_routes: Vec::new(),
+            extra: HashMap::new(),
+            names: dns::Names::new(),
+            dns_servers: HashMap::new(),
+            nl: None,
         }
     }
 }
@@ -423,6 +465,7 @@ async fn resolve(
         mtu,
         network_id: network_id(&name, &addr),
         created: Some(chrono::Utc::now()),
+        user: user::UserNetworks::default(),
     };
     Ok((
         info,
@@ -441,25 +484,136 @@ impl Handler<Init> for NetworkActor {
     fn handle(&mut self, _: Init, _: &mut Self::Context) -> Self::Result {
         let config = self.config.clone();
         let snapshot = self.snapshot.take();
-        Box::pin(actix::fut::wrap_future(resolve(config, snapshot)).map(
-            |res, act: &mut Self, _| match res {
-                Ok((info, net)) => {
+        let path = user::records_path(&config.data_root);
+        let work = async move {
+            let (info, net) = resolve(config.clone(), snapshot).await?;
+            let records = user::load(&path)?;
+            let handle = netlink()?;
+            let (nets, routes) =
+                setup_users(&config, &info, net.as_ref(), &records, &handle).await?;
+            Ok::<_, NetworkError>((info, net, records, nets, routes, handle))
+        };
+        Box::pin(
+            actix::fut::wrap_future(work).map(|res, act: &mut Self, _| match res {
+                Ok((mut info, net, records, nets, routes, handle)) => {
                     tracing::info!(
                         enabled = info.enabled,
                         bridge = %info.bridge_name,
                         subnet = %info.subnet,
                         iptables = net.as_ref().is_some_and(|n| n.firewall.is_some()),
                         mtu = info.mtu,
+                        user_networks = records.len(),
                         "network settings resolved"
                     );
+                    for r in &records {
+                        act.names.name_network(&r.id, &r.name);
+                    }
+                    act.user.replace(records);
+                    info.user = act.user.clone();
                     act.info = info;
                     act.net = net;
+                    act.user_nets = nets;
+                    act.host_routes = routes;
+                    act.nl = Some(handle);
                     Ok(())
                 }
                 Err(e) => Err(LifecycleError::from_error(&e)),
-            },
-        ))
+            }),
+        )
     }
+}
+
+/// The firewall of a user-defined network (`None` with `--iptables=false`).
+fn user_firewall(
+    config: &DaemonConfig,
+    rec: &user::NetworkRecord,
+    isolate: Vec<String>,
+) -> Option<Firewall> {
+    config.iptables.then(|| {
+        let mut fw = Firewall::new(&rec.bridge, rec.cidr(), rec.icc);
+        fw.internal = rec.internal;
+        fw.masquerade = rec.masquerade;
+        fw.isolate = isolate;
+        fw
+    })
+}
+
+/// Makes the bridge of user-defined network `rec` (if missing), with its address, and
+/// sets its rules. Returns the network in force.
+async fn make_user(
+    handle: &Handle,
+    rec: &user::NetworkRecord,
+    mtu: u32,
+    fw: Option<Firewall>,
+) -> Result<UserNet, NetworkError> {
+    if let Some(l) = link_by_name(handle, &rec.bridge).await? {
+        if !is_bridge(&l) {
+            return Err(NetworkError::NotABridge {
+                name: rec.bridge.clone(),
+            });
+        }
+    }
+    let index = bridge::ensure_bridge(handle, &rec.bridge, mtu).await?;
+    bridge::add_addr(handle, index, rec.bridge_addr()).await?;
+    if let Some(fw) = fw.clone() {
+        tokio::task::spawn_blocking(move || fw.setup(firewall::snapshot()?))
+            .await
+            .map_err(|e| NetworkError::IptablesSpawn {
+                source: std::io::Error::other(e),
+            })??;
+        // Published ports answer at 127.0.0.1 (as on the default bridge).
+        let path = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", rec.bridge);
+        std::fs::write(&path, "1").map_err(|source| NetworkError::Sysctl { path, source })?;
+    }
+    Ok(UserNet {
+        bridge: rec.bridge.clone(),
+        bridge_index: index,
+        ipam: Ipam::new(rec.cidr(), rec.gateway).with_range(rec.range()),
+        firewall: fw,
+        mtu,
+        internal: rec.internal,
+    })
+}
+
+/// Sets every recorded user-defined network up again at `Init`, and the default bridge's
+/// isolation from them; also reads the host's routes (for subnets from the pools).
+async fn setup_users(
+    config: &DaemonConfig,
+    info: &NetworkInfo,
+    net: Option<&BridgeNet>,
+    records: &[user::NetworkRecord],
+    handle: &Handle,
+) -> Result<(HashMap<String, UserNet>, Vec<Cidr>), NetworkError> {
+    let mut nets = HashMap::new();
+    let bridges: Vec<String> = records
+        .iter()
+        .map(|r| r.bridge.clone())
+        .chain(info.enabled.then(|| info.bridge_name.clone()))
+        .collect();
+    for rec in records {
+        let isolate = bridges
+            .iter()
+            .filter(|b| **b != rec.bridge)
+            .cloned()
+            .collect();
+        let mtu = if rec.mtu != 0 { rec.mtu } else { info.mtu };
+        let fw = user_firewall(config, rec, isolate);
+        let made = make_user(handle, rec, mtu, fw).await?;
+        tracing::info!(network = %rec.name, bridge = %rec.bridge, subnet = %rec.subnet, "user-defined network set up");
+        nets.insert(rec.id.clone(), made);
+    }
+    if let Some(mut fw) = net.and_then(|n| n.firewall.clone()) {
+        if !records.is_empty() {
+            fw.isolate = records.iter().map(|r| r.bridge.clone()).collect();
+            tokio::task::spawn_blocking(move || fw.setup(firewall::snapshot()?))
+                .await
+                .map_err(|e| NetworkError::IptablesSpawn {
+                    source: std::io::Error::other(e),
+                })??;
+        }
+    }
+    let routes = bridge::route_destinations(handle, None).await?;
+    Ok((nets, routes))
 }
 
 impl Handler<Shutdown> for NetworkActor {
@@ -468,17 +622,27 @@ impl Handler<Shutdown> for NetworkActor {
         // The ready namespaces go, and their veth pairs with them.
         self.closing = true;
         drop(self.pool.drain());
-        let fw = self.net.as_ref().and_then(|n| n.firewall.clone());
+        self.dns_servers.clear();
+        let fws: Vec<Firewall> = self
+            .net
+            .as_ref()
+            .and_then(|n| n.firewall.clone())
+            .into_iter()
+            .chain(self.user_nets.values().filter_map(|n| n.firewall.clone()))
+            .collect();
         let keep = self.config.live_restore;
         Box::pin(async move {
-            let Some(fw) = fw else { return Ok(()) };
+            if fws.is_empty() {
+                return Ok(());
+            }
             if keep {
                 tracing::info!("live-restore: iptables rules kept for running containers");
                 return Ok(());
             }
-            let res = tokio::task::spawn_blocking(move || fw.teardown())
-                .await
-                .map_err(|e| LifecycleError(format!("iptables cleanup: {e}")))?;
+            let res =
+                tokio::task::spawn_blocking(move || fws.iter().try_for_each(Firewall::teardown))
+                    .await
+                    .map_err(|e| LifecycleError(format!("iptables cleanup: {e}")))?;
             match res {
                 Ok(()) => {
                     tracing::info!("iptables rules removed");
@@ -523,6 +687,8 @@ pub fn plan_network(info: &NetworkInfo, mode: &str) -> Result<NetworkSpec, Netwo
         "" | "default" | "bridge" => Ok(NetworkSpec::New),
         // Another container's namespace, joined at the start (the store finds it).
         m if m.starts_with("container:") => Ok(NetworkSpec::None),
+        // A user-defined network: a namespace of its own, wired to that network's bridge.
+        m if info.user.find(m).is_some() => Ok(NetworkSpec::New),
         m => Err(NetworkError::NoSuchNetwork { name: m.into() }),
     }
 }
@@ -535,22 +701,25 @@ pub fn host_veth_name(id: &str) -> String {
 }
 
 impl NetworkActor {
-    /// Starts making a sandbox of `kind`; a bridged one takes its address now. Also
-    /// returns that address, to hand back if the making fails.
+    /// Starts making a sandbox of `kind`; a bridged one takes its address now (on
+    /// user-defined network `attach`, else on the default bridge). Also returns that
+    /// address and its network, to hand back if the making fails.
     fn start_make(
         &mut self,
         kind: Kind,
         mac: Option<[u8; 6]>,
+        attach: Option<&Attachment>,
     ) -> Result<
         (
-            Option<Ipv4Addr>,
+            Taken,
             impl Future<Output = Result<Sandbox, NetworkError>> + 'static,
         ),
         NetworkError,
     > {
-        let wiring = match kind {
-            Kind::Plain => None,
-            Kind::Bridged => {
+        let wiring = match (kind, attach) {
+            (Kind::Plain, _) => None,
+            (Kind::Bridged, Some(a)) => Some(self.user_wiring(a, mac, "eth0")?),
+            (Kind::Bridged, None) => {
                 let net = self.net.as_mut().ok_or(NetworkError::Disabled)?;
                 let ip = net.ipam.allocate()?;
                 let endpoint_id = crate::util::new_id();
@@ -559,6 +728,7 @@ impl NetworkActor {
                     mac,
                     bridge_index: net.bridge_index,
                     mtu: self.info.mtu,
+                    no_route: false,
                     endpoint: Endpoint {
                         network_id: net.network_id.clone(),
                         host_veth: host_veth_name(&endpoint_id),
@@ -569,18 +739,81 @@ impl NetworkActor {
                         gateway: net.ipam.gateway(),
                         mac: bridge::mac_string(&mac),
                         ports: Vec::new(),
+                        ifname: String::new(),
+                        aliases: Vec::new(),
+                        ipam_ip: None,
+                        network_name: String::new(),
                     },
                 })
             }
         };
-        let ip = wiring.as_ref().map(|w| w.endpoint.ip);
+        let ip = wiring
+            .as_ref()
+            .map(|w| (w.endpoint.network_id.clone(), w.endpoint.ip));
         Ok((ip, sandbox::make(wiring)))
+    }
+
+    /// The wiring of an endpoint on user-defined network `a.network_id`: its address
+    /// (`a.ip` if given) taken now.
+    fn user_wiring(
+        &mut self,
+        a: &Attachment,
+        mac: Option<[u8; 6]>,
+        ifname: &str,
+    ) -> Result<Wiring, NetworkError> {
+        let un =
+            self.user_nets
+                .get_mut(&a.network_id)
+                .ok_or_else(|| NetworkError::NoSuchNetwork {
+                    name: a.network_id.clone(),
+                })?;
+        let ip = match a.ip {
+            Some(ip) => {
+                if !un.ipam.subnet().contains(ip) {
+                    return Err(NetworkError::InvalidNetwork {
+                        message: format!(
+                            "no configured subnet or ip-range contain the IP address {ip}"
+                        ),
+                    });
+                }
+                if !un.ipam.reserve(ip) {
+                    return Err(NetworkError::InvalidNetwork {
+                        message: format!("Address already in use: {ip}"),
+                    });
+                }
+                ip
+            }
+            None => un.ipam.allocate()?,
+        };
+        let endpoint_id = crate::util::new_id();
+        let mac = mac.unwrap_or_else(|| bridge::mac_for(ip));
+        Ok(Wiring {
+            mac,
+            bridge_index: un.bridge_index,
+            mtu: un.mtu,
+            no_route: un.internal,
+            endpoint: Endpoint {
+                network_id: a.network_id.clone(),
+                host_veth: host_veth_name(&endpoint_id),
+                endpoint_id,
+                bridge: un.bridge.clone(),
+                ip,
+                prefix: un.ipam.subnet().prefix,
+                gateway: un.ipam.gateway(),
+                mac: bridge::mac_string(&mac),
+                ports: Vec::new(),
+                ifname: ifname.to_owned(),
+                aliases: a.aliases.clone(),
+                ipam_ip: a.ip,
+                network_name: a.name.clone(),
+            },
+        })
     }
 
     /// The end of a making: a failed one's address goes back to the pool.
     fn made(
         &mut self,
-        ip: Option<Ipv4Addr>,
+        ip: Option<(String, Ipv4Addr)>,
         res: Result<Sandbox, NetworkError>,
     ) -> Result<Sandbox, NetworkError> {
         if res.is_err() {
@@ -589,10 +822,47 @@ impl NetworkActor {
         res
     }
 
-    fn release_address(&mut self, ip: Option<Ipv4Addr>) {
-        if let (Some(ip), Some(net)) = (ip, self.net.as_mut()) {
-            net.ipam.release(ip);
+    /// The rules of network `network_id` (the default bridge's or a user one's), if it
+    /// has any (`--iptables`).
+    fn firewall_of(&self, network_id: &str) -> Option<Firewall> {
+        if let Some(net) = self.net.as_ref().filter(|n| n.network_id == network_id) {
+            return net.firewall.clone();
         }
+        self.user_nets.get(network_id)?.firewall.clone()
+    }
+
+    /// The address pool of network `network_id` (the default bridge's or a user one's).
+    fn ipam_of(&mut self, network_id: &str) -> Option<&mut Ipam> {
+        if let Some(net) = self.net.as_mut().filter(|n| n.network_id == network_id) {
+            return Some(&mut net.ipam);
+        }
+        self.user_nets.get_mut(network_id).map(|n| &mut n.ipam)
+    }
+
+    fn release_address(&mut self, ip: Option<(String, Ipv4Addr)>) {
+        if let Some((net, ip)) = ip {
+            if let Some(ipam) = self.ipam_of(&net) {
+                ipam.release(ip);
+            }
+        }
+    }
+
+    /// Registers container `id`'s names on the user-defined network of `ep` (none for the
+    /// default bridge).
+    fn join_names(&self, id: &str, name: &str, ep: &Endpoint) {
+        if !self.user_nets.contains_key(&ep.network_id) {
+            return;
+        }
+        let mut names = vec![name.trim_start_matches('/').to_owned()];
+        names.extend(ep.aliases.iter().cloned());
+        self.names.join(
+            &ep.network_id,
+            dns::Entry {
+                container_id: id.to_owned(),
+                names,
+                ip: ep.ip,
+            },
+        );
     }
 
     /// Starts making what the pool lacks, each on its own thread.
@@ -602,7 +872,7 @@ impl NetworkActor {
         }
         for kind in [Kind::Plain, Kind::Bridged] {
             for _ in 0..self.pool.missing(kind) {
-                let (ip, making) = match self.start_make(kind, None) {
+                let (ip, making) = match self.start_make(kind, None, None) {
                     Ok(m) => m,
                     Err(e) => {
                         tracing::debug!(error = %crate::util::error_chain(&e), ?kind, "no network namespace made ahead");
@@ -612,9 +882,9 @@ impl NetworkActor {
                 };
                 self.pool.making_started(kind);
                 ctx.spawn(making.into_actor(self).map(move |res, act, _| {
-                    match act.made(ip, res) {
+                    match act.made(ip.clone(), res) {
                         Ok(sb) if act.closing => {
-                            act.release_address(ip);
+                            act.release_address(ip.clone());
                             drop(sb);
                             act.pool.made(kind, None);
                         }
@@ -638,36 +908,71 @@ impl Handler<TakeSandbox> for NetworkActor {
         } else {
             Kind::Plain
         };
-        // A container being started again: the address of its last run goes back.
+        // A container being started again: the addresses of its last run go back.
         self.unpublish(&msg.id, ctx);
-        if let Some(old) = self.endpoints.remove(&msg.id) {
-            self.release_address(Some(old.ip));
-        }
-        // A given MAC: made now (the ones made ahead have their address's MAC).
-        let ready = if msg.mac.is_some() && msg.bridged {
+        self.forget(&msg.id);
+        // A given MAC or a user-defined network: made now (the ones made ahead are on
+        // the default bridge, with their address's MAC).
+        let ready = if (msg.mac.is_some() || msg.attach.is_some()) && msg.bridged {
             None
         } else {
             self.pool.take(kind)
         };
         let taking: futures_util::future::BoxFuture<'static, _> = match ready {
             Some(sb) => Box::pin(async { (None, Ok(sb)) }),
-            None => match self.start_make(kind, msg.mac) {
+            None => match self.start_make(kind, msg.mac, msg.attach.as_ref()) {
                 Ok((ip, making)) => Box::pin(async move { (ip, making.await) }),
                 Err(e) => return Box::pin(actix::fut::ready(Err(e))),
             },
         };
-        let id = msg.id;
+        let (id, name, upstreams) = (msg.id, msg.name, msg.upstreams);
+        let user = msg.attach.is_some();
         Box::pin(taking.into_actor(self).map(move |(ip, res), act, ctx| {
-            let res = act.made(ip, res);
+            let res = act.made(ip.clone(), res);
             // After this start's own: a making ahead would compete with it.
             act.refill(ctx);
             let sb = res?;
             if let Some(ep) = &sb.endpoint {
                 tracing::debug!(container_id = %id, ip = %ep.ip, veth = %ep.host_veth, "address allocated");
-                act.endpoints.insert(id, ep.clone());
+                act.endpoints.insert(id.clone(), ep.clone());
+                act.join_names(&id, &name, ep);
+            }
+            if user {
+                // The embedded DNS: on a user-defined network the container's resolv.conf
+                // names 127.0.0.11, so the start fails without it.
+                match dns::serve(sb.netns.as_fd(), act.names.clone(), &id, upstreams) {
+                    Ok(server) => {
+                        act.dns_servers.insert(id, server);
+                    }
+                    Err(e) => {
+                        act.forget(&id);
+                        return Err(NetworkError::DnsStart {
+                            source: Box::new(e),
+                        });
+                    }
+                }
             }
             Ok(sb)
         }))
+    }
+}
+
+impl NetworkActor {
+    /// Container `id`'s endpoints, names and DNS server are dropped from the books and
+    /// their addresses released (their veths are the caller's); returns the endpoints.
+    fn forget(&mut self, id: &str) -> Vec<Endpoint> {
+        self.dns_servers.remove(id);
+        let eps: Vec<Endpoint> = self
+            .endpoints
+            .remove(id)
+            .into_iter()
+            .chain(self.extra.remove(id).unwrap_or_default())
+            .collect();
+        for ep in &eps {
+            self.release_address(Some((ep.network_id.clone(), ep.ip)));
+            self.names.leave(&ep.network_id, id);
+        }
+        eps
     }
 }
 
@@ -687,27 +992,29 @@ impl Handler<ReleaseEndpoint> for NetworkActor {
     type Result = ResponseFuture<Result<(), NetworkError>>;
     fn handle(&mut self, msg: ReleaseEndpoint, ctx: &mut Self::Context) -> Self::Result {
         self.unpublish(&msg.id, ctx);
-        let Some(ep) = self.endpoints.remove(&msg.id) else {
+        let eps = self.forget(&msg.id);
+        let Some(handle) = self
+            .nl
+            .clone()
+            .or_else(|| self.net.as_ref().map(|n| n.handle.clone()))
+        else {
             return Box::pin(async { Ok(()) });
         };
-        let Some(net) = self.net.as_mut() else {
-            return Box::pin(async { Ok(()) });
-        };
-        net.ipam.release(ep.ip);
-        let handle = net.handle.clone();
         Box::pin(async move {
-            // The veth usually vanished with the namespace already.
-            match bridge::delete_link(&handle, &ep.host_veth).await {
-                Ok(true) => {
-                    tracing::debug!(container_id = %msg.id, veth = %ep.host_veth, "veth deleted")
+            for ep in eps {
+                // The veth usually vanished with the namespace already.
+                match bridge::delete_link(&handle, &ep.host_veth).await {
+                    Ok(true) => {
+                        tracing::debug!(container_id = %msg.id, veth = %ep.host_veth, "veth deleted")
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, container_id = %msg.id, veth = %ep.host_veth, "veth not deleted");
+                        return Err(e);
+                    }
                 }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, container_id = %msg.id, veth = %ep.host_veth, "veth not deleted");
-                    return Err(e);
-                }
+                tracing::debug!(container_id = %msg.id, ip = %ep.ip, "address released");
             }
-            tracing::debug!(container_id = %msg.id, ip = %ep.ip, "address released");
             Ok(())
         })
     }
@@ -718,18 +1025,39 @@ impl Handler<RestoreEndpoints> for NetworkActor {
     fn handle(&mut self, msg: RestoreEndpoints, ctx: &mut Self::Context) -> Self::Result {
         let mut refused = Vec::new();
         for (id, ep) in msg.endpoints {
-            let ok = match self.net.as_mut() {
-                Some(net) if ep.bridge == self.info.bridge_name => net.ipam.reserve(ep.ip),
-                _ => false,
-            };
+            let ok = self
+                .ipam_of(&ep.network_id)
+                .is_some_and(|ipam| ipam.reserve(ep.ip));
             if ok {
                 if !ep.ports.is_empty() {
                     self.republish(&id, &ep, ctx);
                 }
-                self.endpoints.insert(id, ep);
+                let name = msg.names.get(&id).cloned().unwrap_or_default();
+                self.join_names(&id, &name, &ep);
+                if ep.ifname.is_empty() || ep.ifname == "eth0" {
+                    self.endpoints.insert(id, ep);
+                } else {
+                    self.extra.entry(id).or_default().push(ep);
+                }
             } else {
                 tracing::warn!(container_id = %id, ip = %ep.ip, "address of a running container not restored");
                 refused.push(id);
+            }
+        }
+        for (id, pid, upstreams) in msg.dns {
+            if refused.contains(&id) {
+                continue;
+            }
+            let served = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                .map_err(|source| NetworkError::Sandbox { source })
+                .and_then(|ns| dns::serve(ns.as_fd(), self.names.clone(), &id, upstreams));
+            match served {
+                Ok(server) => {
+                    self.dns_servers.insert(id, server);
+                }
+                Err(e) => {
+                    tracing::warn!(container_id = %id, error = %crate::util::error_chain(&e), "embedded DNS server not started again");
+                }
             }
         }
         MessageResult(refused)

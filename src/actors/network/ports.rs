@@ -197,8 +197,11 @@ impl NetworkActor {
         let Some(held) = self.published.remove(id) else {
             return;
         };
-        let ip = self.endpoints.get(id).map(|e| e.ip);
-        let Some((fw, ip)) = self.net.as_ref().and_then(|n| n.firewall.clone()).zip(ip) else {
+        let Some((fw, ip)) = self
+            .endpoints
+            .get(id)
+            .and_then(|e| Some((self.firewall_of(&e.network_id)?, e.ip)))
+        else {
             return;
         };
         let rules: Vec<Rule> = held
@@ -224,7 +227,7 @@ impl NetworkActor {
     /// At Init, for a container still running: its ports held again and their rules
     /// added again (the set-up emptied berth's port chains).
     pub(super) fn republish(&mut self, id: &str, ep: &Endpoint, ctx: &mut Context<Self>) {
-        let Some(fw) = self.net.as_ref().and_then(|n| n.firewall.clone()) else {
+        let Some(fw) = self.firewall_of(&ep.network_id) else {
             return;
         };
         let mut held = Vec::new();
@@ -286,14 +289,19 @@ impl Handler<OpenLinks> for NetworkActor {
 impl Handler<PublishPorts> for NetworkActor {
     type Result = ResponseActFuture<Self, Result<Vec<PortMapping>, NetworkError>>;
     fn handle(&mut self, msg: PublishPorts, _: &mut Self::Context) -> Self::Result {
-        let fw = match self.net.as_ref() {
-            None => return Box::pin(actix::fut::ready(Err(NetworkError::Disabled))),
-            Some(n) => match n.firewall.clone() {
-                Some(fw) => fw,
-                None => {
-                    return Box::pin(actix::fut::ready(Err(NetworkError::PortsNeedIptables)));
-                }
-            },
+        // The rules of the network the container's endpoint is on (the default bridge's
+        // or a user-defined one's).
+        let Some(ep) = self.endpoints.get(&msg.id) else {
+            return Box::pin(actix::fut::ready(Err(NetworkError::NoEndpoint {
+                id: msg.id,
+            })));
+        };
+        let fw = match self.firewall_of(&ep.network_id) {
+            Some(fw) => fw,
+            None if self.config.iptables => {
+                return Box::pin(actix::fut::ready(Err(NetworkError::Disabled)));
+            }
+            None => return Box::pin(actix::fut::ready(Err(NetworkError::PortsNeedIptables))),
         };
         let mut held: Vec<Held> = Vec::new();
         for req in &msg.requests {

@@ -55,6 +55,55 @@ pub struct Wiring {
     pub endpoint: Endpoint,
     /// eth0's MAC.
     pub mac: [u8; 6],
+    /// No default route (an `--internal` network's, as dockerd).
+    pub no_route: bool,
+}
+
+/// Wires one more interface into the existing namespace `netns` (`docker network
+/// connect`, or a start with more than one network): a veth whose peer is `ifname`
+/// there, with the endpoint's address and no default route. On a thread of its own that
+/// enters the namespace and ends (as [`make`]).
+pub async fn attach(
+    netns: std::sync::Arc<OwnedFd>,
+    wiring: Wiring,
+    ifname: String,
+) -> Result<(), NetworkError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let span = tracing::Span::current();
+    std::thread::Builder::new()
+        .name("berth-sandbox".into())
+        .spawn(move || {
+            let _g = span.enter();
+            let _ = tx.send(attach_on_this_thread(&netns, wiring, &ifname));
+        })
+        .map_err(sandbox_err)?;
+    rx.await
+        .map_err(|_| sandbox_err(io::Error::other("sandbox thread ended without a reply")))?
+}
+
+fn attach_on_this_thread(netns: &OwnedFd, w: Wiring, ifname: &str) -> Result<(), NetworkError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(sandbox_err)?;
+    rt.block_on(async move {
+        let host = connect()?;
+        let ep = w.endpoint;
+        bridge::create_veth(
+            &host,
+            &ep.host_veth,
+            w.bridge_index,
+            w.mtu,
+            netns.as_fd(),
+            w.mac,
+            ifname,
+        )
+        .await?;
+        // This thread is ours and ends after.
+        crate::sys::namespaces::join_netns(netns).map_err(|e| sandbox_err(io::Error::other(e)))?;
+        let inside = connect()?;
+        bridge::address_link(&inside, ifname, Cidr::new(ep.ip, ep.prefix), None).await
+    })
 }
 
 fn sandbox_err(source: io::Error) -> NetworkError {
@@ -114,12 +163,14 @@ fn make_on_this_thread(wiring: Option<Wiring>) -> Result<Sandbox, NetworkError> 
             w.mtu,
             netns.as_fd(),
             mac,
+            "eth0",
         )
         .await?;
         // Opened after the unshare: this one acts inside the new namespace. (On an error
         // the veth pair goes with the namespace when `netns` is dropped.)
         let inside = connect()?;
-        bridge::address_eth0(&inside, Cidr::new(ep.ip, ep.prefix), ep.gateway).await?;
+        let gateway = (!w.no_route).then_some(ep.gateway);
+        bridge::address_link(&inside, "eth0", Cidr::new(ep.ip, ep.prefix), gateway).await?;
         Ok(Sandbox {
             netns,
             endpoint: Some(ep),

@@ -18,7 +18,8 @@ use crate::actors::graph::{
 use crate::actors::graphdb::{GraphDbError, ReserveName};
 use crate::actors::network::bridge::parse_mac;
 use crate::actors::network::{
-    NetworkError, Prewarm, ReleaseEndpoint, Sandbox, TakeSandbox, plan_network,
+    Attachment, NetworkError, NetworkInfo, Prewarm, ReleaseEndpoint, Sandbox, TakeSandbox,
+    plan_network,
 };
 use crate::model::create::CreateRequest;
 use crate::monitor::spec::{ContainerSpec, NetworkSpec};
@@ -41,7 +42,8 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         process::adapt_shared_namespaces(&mut request.host_config, |n| self.resolve(n).ok());
         let CreateRequest {
             mut config,
-            host_config,
+            mut host_config,
+            networking_config,
             ..
         } = request;
         // `--volumes-from`: the other containers' mounts, as they are now.
@@ -109,6 +111,14 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         if let Err(e) = check_mac(&config, &network) {
             return ready(Err(e));
         }
+        let attachment = match attachment_of(&self.net, &mode, &networking_config) {
+            Ok(a) => a,
+            Err(e) => return ready(Err(e)),
+        };
+        if let Some(a) = &attachment {
+            // The network by its name, also when given by id (the key of its Networks).
+            host_config.network_mode = Some(a.name.clone());
+        }
         let new_links = match self.links_of_create(&host_config, &network) {
             Ok(l) => l,
             Err(e) => return ready(Err(e)),
@@ -124,7 +134,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                 id[..12].to_owned()
             });
         }
-        let etc = match EtcFiles::new(
+        let mut etc = match EtcFiles::new(
             &config,
             &host_config,
             &network,
@@ -134,6 +144,7 @@ impl Handler<CreateContainer> for ContainerStoreActor {
             Ok(etc) => etc,
             Err(e) => return ready(Err(e)),
         };
+        etc.embedded_dns = attachment.is_some();
         // Hold the name now so that a concurrent create of the same name conflicts.
         self.names.insert(name.clone(), id.clone());
         let persister = match self.persister() {
@@ -148,8 +159,12 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         // start.
         let joins = process::joins_another(&host_config);
         // Nor with links: its hosts and environment come from the children at the start.
-        let may_prestart =
-            self.prestarts < MAX_PRESTARTS && !binds && !joins && new_links.is_empty();
+        // Nor on a user-defined network: its sandbox is made at the start, with its DNS.
+        let may_prestart = self.prestarts < MAX_PRESTARTS
+            && !binds
+            && !joins
+            && new_links.is_empty()
+            && attachment.is_none();
         if may_prestart {
             self.prestarts += 1;
         }
@@ -158,7 +173,8 @@ impl Handler<CreateContainer> for ContainerStoreActor {
         let security_defaults = self.security_defaults();
         let peers = self.peers.clone();
         peers.exec.do_send(PrepareStart);
-        if network != NetworkSpec::Host {
+        // (A user-defined network's namespace is made at the start, none ahead.)
+        if network != NetworkSpec::Host && attachment.is_none() {
             peers.network.do_send(Prewarm {
                 bridged: network == NetworkSpec::New,
             });
@@ -275,6 +291,8 @@ impl Handler<CreateContainer> for ContainerStoreActor {
                     has_been_manually_stopped: false,
                     mount_points,
                     endpoint: None,
+                    attachments: attachment.into_iter().collect(),
+                    extra_endpoints: Vec::new(),
                 };
                 let record = match serde_json::to_vec(&c) {
                     Ok(r) => r,
@@ -391,9 +409,85 @@ impl Handler<CreateContainer> for ContainerStoreActor {
     }
 }
 
+/// The user-defined network a create joins (`--network NAME`), with what its
+/// `NetworkingConfig.EndpointsConfig` entry asks (`--ip`, `--network-alias`); dockerd's
+/// refusals of those on the other networks.
+pub(super) fn attachment_of(
+    net: &NetworkInfo,
+    mode: &str,
+    nc: &crate::model::api::NetworkingConfig,
+) -> Result<Option<Attachment>, StoreError> {
+    let ep = nc.endpoints_config.as_ref().and_then(|m| {
+        m.get(mode)
+            .or_else(|| (m.len() == 1).then(|| m.values().next()).flatten())
+    });
+    let ip = ep
+        .and_then(|e| e.ipam_config.as_ref())
+        .and_then(|c| c.ipv4_address.as_deref())
+        .filter(|s| !s.is_empty());
+    let aliases: Vec<String> = ep
+        .and_then(|e| e.aliases.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| !a.is_empty())
+        .collect();
+    let invalid = |message: &str| StoreError::Invalid {
+        message: message.to_owned(),
+    };
+    let user = match mode {
+        "" | "default" | "bridge" | "host" | "none" => None,
+        m if m.starts_with("container:") => None,
+        m => net.user.find(m),
+    };
+    let Some(rec) = user else {
+        if ip.is_some() {
+            return Err(invalid(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
+        if !aliases.is_empty() {
+            return Err(invalid(
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
+        }
+        return Ok(None);
+    };
+    let ip = match ip {
+        Some(_) if !rec.user_subnet => {
+            return Err(invalid(
+                "user specified IP address is supported only when connecting to networks with user configured subnets",
+            ));
+        }
+        Some(text) => Some(
+            text.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| invalid(&format!("invalid IPv4 address: {text}")))?,
+        ),
+        None => None,
+    };
+    if let Some(ip) = ip {
+        let subnet = rec.cidr();
+        if !subnet.contains(ip)
+            || ip == subnet.network()
+            || ip == subnet.broadcast()
+            || ip == rec.gateway
+        {
+            return Err(invalid(&format!(
+                "no configured subnet or ip-range contain the IP address {ip}"
+            )));
+        }
+    }
+    Ok(Some(Attachment {
+        network_id: rec.id,
+        name: rec.name,
+        ip,
+        aliases,
+    }))
+}
+
 /// Takes a network namespace for container `id` (`bridged`: on the bridge, with an
 /// address) and, for a bridged one, writes the address into its /etc/hosts: behind the
 /// container's other writes on `persister`, or else on a blocking thread.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn take_sandbox(
     network: &ActorClient<NetworkActor>,
     persister: Option<Persister>,
@@ -402,12 +496,23 @@ pub(super) async fn take_sandbox(
     hosts: PathBuf,
     etc: &EtcFiles,
     mac: Option<[u8; 6]>,
+    user: Option<(Attachment, String)>,
 ) -> Result<Sandbox, StoreError> {
+    let (attach, name) = user.unzip();
+    let upstreams = if attach.is_some() {
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        etc.upstreams(&host)
+    } else {
+        Vec::new()
+    };
     let sb = network
         .send(TakeSandbox {
             id: id.to_owned(),
             bridged,
             mac,
+            attach,
+            name: name.unwrap_or_default(),
+            upstreams,
         })
         .await
         .map_err(StoreError::mailbox("network"))??;
@@ -450,7 +555,7 @@ async fn prestart(
         let bridged = network == NetworkSpec::New;
         // `hosts` is written beside the create's other writes, not behind them: none of
         // them touches it, and behind them it would wait for the record's fsyncs.
-        let sb = take_sandbox(&peers.network, None, &id, bridged, hosts, etc, mac).await;
+        let sb = take_sandbox(&peers.network, None, &id, bridged, hosts, etc, mac, None).await;
         match sb {
             Ok(sb) => {
                 endpoint = sb.endpoint;

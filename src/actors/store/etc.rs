@@ -30,6 +30,9 @@ pub struct EtcFiles {
     pub dns_options: Vec<String>,
     /// `--network host`: the host's own hosts and resolv.conf, as dockerd gives them.
     pub host_network: bool,
+    /// On a user-defined network: resolv.conf names the embedded DNS server
+    /// (`127.0.0.11`), which sends other names to [`EtcFiles::upstreams`].
+    pub embedded_dns: bool,
 }
 
 fn invalid(message: String) -> StoreError {
@@ -104,7 +107,58 @@ impl EtcFiles {
             dns_search: host_config.dns_search.clone().unwrap_or_default(),
             dns_options: host_config.dns_options.clone().unwrap_or_default(),
             host_network: *network == NetworkSpec::Host,
+            embedded_dns: false,
         })
+    }
+
+    /// Where the embedded DNS server sends the names it does not know: `--dns` (or the
+    /// daemon's), else the host's nameservers, loopback ones included (the server asks
+    /// them from the host's namespace), else dockerd's fallback; port 53.
+    pub fn upstreams(&self, host_file: &str) -> Vec<std::net::SocketAddr> {
+        let mut ips: Vec<IpAddr> = self.dns.clone();
+        if ips.is_empty() {
+            ips = host_file
+                .lines()
+                .filter_map(nameserver)
+                .filter_map(|ns| ns.parse().ok())
+                .collect();
+        }
+        if ips.is_empty() {
+            ips = FALLBACK_NAMESERVERS
+                .iter()
+                .filter_map(|ns| ns.parse().ok())
+                .collect();
+        }
+        ips.into_iter()
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+            .collect()
+    }
+
+    /// `/etc/resolv.conf` on a user-defined network (dockerd's): the embedded server, the
+    /// search list and options (given, else the host's), and `ndots:0` unless an ndots
+    /// option is given.
+    fn embedded_resolv_conf(&self, host_file: &str) -> String {
+        let search: Vec<String> = if self.dns_search.is_empty() {
+            last_list(host_file, "search")
+        } else if self.dns_search == ["."] {
+            Vec::new()
+        } else {
+            self.dns_search.clone()
+        };
+        let mut options = if self.dns_options.is_empty() {
+            last_list(host_file, "options")
+        } else {
+            self.dns_options.clone()
+        };
+        if !options.iter().any(|o| o.starts_with("ndots:")) {
+            options.push("ndots:0".to_owned());
+        }
+        let mut out = "nameserver 127.0.0.11\n".to_owned();
+        if !search.is_empty() {
+            out.push_str(&format!("search {}\n", search.join(" ")));
+        }
+        out.push_str(&format!("options {}\n", options.join(" ")));
+        out
     }
 
     /// `/etc/hostname`.
@@ -150,6 +204,9 @@ impl EtcFiles {
     /// options given, each taken from the host's file when not given. On the host's
     /// network the host's file as it is, unless one of them is given.
     pub fn resolv_conf(&self, host_file: &str) -> String {
+        if self.embedded_dns {
+            return self.embedded_resolv_conf(host_file);
+        }
         let given =
             !self.dns.is_empty() || !self.dns_search.is_empty() || !self.dns_options.is_empty();
         if self.host_network && !given {
@@ -261,6 +318,20 @@ mod tests {
 
     const HOST: &str =
         "nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch example.org\noptions edns0\n";
+
+    #[test]
+    fn user_networks_name_the_embedded_server() {
+        let mut f = files(json!({"Dns": ["10.199.60.53"]}), NetworkSpec::New).unwrap();
+        f.embedded_dns = true;
+        let host = "nameserver 127.0.0.53\nsearch example.org\n";
+        assert_eq!(
+            f.resolv_conf(host),
+            "nameserver 127.0.0.11\nsearch example.org\noptions ndots:0\n"
+        );
+        assert_eq!(f.upstreams(host), ["10.199.60.53:53".parse().unwrap()]);
+        f.dns.clear();
+        assert_eq!(f.upstreams(host), ["127.0.0.53:53".parse().unwrap()]);
+    }
 
     #[test]
     fn resolv_conf_as_dockerd_makes_it() {

@@ -190,18 +190,18 @@ pub struct RemoveLink {
     pub alias: String,
 }
 
-/// From `GET /networks/{id}`: the running containers on each predefined network.
+/// From `GET /networks/{id}`: the running containers on each network.
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<NetworkUser>")]
 pub struct ListNetworkUsers;
 
-/// A running container on a network (`bridge`, `host` or `none`), with its endpoint on the
-/// bridge.
+/// A running container on a network (`bridge`, `host`, `none` or a user-defined one, by
+/// name), with its endpoint there; one per endpoint.
 #[derive(Debug, Clone)]
 pub struct NetworkUser {
     pub id: String,
     pub name: String,
-    pub network: &'static str,
+    pub network: String,
     pub endpoint: Option<crate::actors::network::Endpoint>,
 }
 
@@ -370,4 +370,27 @@ pub struct ResizeExec {
     pub id: String,
     pub height: u16,
     pub width: u16,
+}
+
+/// From `POST /networks/{id}/connect`: container `container` (name, id or prefix) joins
+/// user-defined network `attach.network_id` (`docker network connect`): a running one
+/// gets one more interface at once (`ConnectEndpoint`), a stopped one at its next start.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct ConnectNetwork {
+    pub container: String,
+    pub attach: crate::actors::network::Attachment,
+}
+
+/// From `POST /networks/{id}/disconnect`: container `container` leaves user-defined
+/// network `network_id` (a running one loses that interface at once,
+/// `DisconnectEndpoint`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct DisconnectNetwork {
+    pub container: String,
+    pub network_id: String,
+    pub network_name: String,
+    /// `-f`: also when the container is not connected (nothing to do then).
+    pub force: bool,
 }

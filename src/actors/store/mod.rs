@@ -34,6 +34,7 @@ pub mod links;
 mod live;
 pub mod messages;
 pub mod mounts;
+mod netconnect;
 pub mod persist;
 pub mod ports;
 pub mod process;
@@ -75,8 +76,8 @@ use super::graphdb::{
     GraphDbActor, ListLinks, ListNames, ReleaseEntity, RenameEntity, ReserveName,
 };
 use super::network::{
-    Endpoint, GetNetworkInfo, NetworkActor, NetworkInfo, OpenLinks, PublishPorts, ReleaseEndpoint,
-    RestoreEndpoints,
+    Attachment, ConnectEndpoint, Endpoint, GetNetworkInfo, NetworkActor, NetworkError, NetworkInfo,
+    OpenLinks, PublishPorts, ReleaseEndpoint, RestoreEndpoints,
 };
 use super::{ActorClient, Init, LifecycleError, Shutdown};
 use crate::config::DaemonConfig;
@@ -746,6 +747,7 @@ impl Handler<Init> for ContainerStoreActor {
         let deleter = self.deleter.clone();
         let data_root = self.data_root.clone();
         let migrate = self.migrate;
+        let daemon_dns = self.config.dns.clone();
         let work = async move {
             let records = tokio::task::spawn_blocking({
                 let dir = dir.clone();
@@ -863,18 +865,48 @@ impl Handler<Init> for ContainerStoreActor {
                     let _ = peers.exec.send(ReapOrphan { id: c.id.clone() }).await;
                     // Its namespace, and with it its veth, is gone.
                     c.endpoint = None;
+                    c.extra_endpoints.clear();
                 }
                 restored.push(c);
             }
             // Addresses of the containers still running are taken again.
             let endpoints: Vec<_> = restored
                 .iter()
-                .filter_map(|c| c.endpoint.clone().map(|ep| (c.id.clone(), ep)))
+                .flat_map(|c| {
+                    c.endpoint
+                        .iter()
+                        .chain(&c.extra_endpoints)
+                        .map(|ep| (c.id.clone(), ep.clone()))
+                })
+                .collect();
+            let names = restored
+                .iter()
+                .map(|c| (c.id.clone(), c.name.trim_start_matches('/').to_owned()))
+                .collect();
+            let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let dns = restored
+                .iter()
+                .filter(|c| {
+                    c.state.pid > 0
+                        && c.endpoint
+                            .as_ref()
+                            .is_some_and(|e| !e.network_name.is_empty())
+                })
+                .filter_map(|c| {
+                    let etc =
+                        EtcFiles::new(&c.config, &c.host_config, &c.network, &daemon_dns, None)
+                            .ok()?;
+                    Some((c.id.clone(), c.state.pid, etc.upstreams(&host_resolv)))
+                })
                 .collect();
             if !endpoints.is_empty() {
                 peers
                     .network
-                    .send(RestoreEndpoints { endpoints })
+                    .send(RestoreEndpoints {
+                        endpoints,
+                        names,
+                        dns,
+                    })
                     .await
                     .map_err(|e| LifecycleError::from_error(&e))?;
             }
@@ -1011,17 +1043,84 @@ fn network_event(net: &NetworkInfo, c: &Container, action: &str) {
         return;
     }
     let name = view::network_name(c);
-    let driver = if name == "none" { "null" } else { name };
+    let driver = match name {
+        "none" => "null",
+        "host" => "host",
+        _ => "bridge",
+    };
+    let id = match c.endpoint.as_ref() {
+        Some(ep) => ep.network_id.clone(),
+        None => net.user.find(name).map_or_else(
+            || crate::actors::network::predefined_network_id(name, net),
+            |r| r.id,
+        ),
+    };
     crate::events::events().other(
         crate::events::Kind::Network,
         action,
-        &crate::actors::network::predefined_network_id(name, net),
+        &id,
         [
             ("container", c.id.clone()),
             ("name", name.to_owned()),
             ("type", driver.to_owned()),
         ],
     );
+}
+
+/// dockerd's network event of a container joining or leaving a user-defined network it
+/// was connected to (`ep`, eth1..), at its start and exit.
+fn extra_network_event(ep: &Endpoint, container: &str, action: &str) {
+    crate::events::events().other(
+        crate::events::Kind::Network,
+        action,
+        &ep.network_id,
+        [
+            ("container", container.to_owned()),
+            ("name", ep.network_name.clone()),
+            ("type", "bridge".to_owned()),
+        ],
+    );
+}
+
+/// The user-defined networks a start of `c` joins: its `NetworkMode`'s (eth0), if that
+/// is one, and the others it was connected to, whose networks still exist (eth1..).
+fn user_attachments(
+    net: &NetworkInfo,
+    c: &Container,
+) -> Result<(Option<Attachment>, Vec<Attachment>), StoreError> {
+    let mode = c.network_mode();
+    let primary = match (&c.network, mode) {
+        (NetworkSpec::New, "default" | "bridge" | "") => None,
+        (NetworkSpec::New, m) => {
+            let rec = net.user.find(m).ok_or_else(|| StoreError::Invalid {
+                message: format!("network {m} not found"),
+            })?;
+            Some(
+                c.attachments
+                    .iter()
+                    .find(|a| a.network_id == rec.id)
+                    .cloned()
+                    .unwrap_or(Attachment {
+                        network_id: rec.id,
+                        name: rec.name,
+                        ..Attachment::default()
+                    }),
+            )
+        }
+        _ => None,
+    };
+    let extras = c
+        .attachments
+        .iter()
+        .filter(|a| {
+            primary
+                .as_ref()
+                .is_none_or(|p| p.network_id != a.network_id)
+        })
+        .filter(|a| net.user.get(&a.network_id).is_some())
+        .cloned()
+        .collect();
+    Ok((primary, extras))
 }
 
 /// The container whose network a start joins (`--network container:<id>`).
@@ -1084,6 +1183,7 @@ impl ContainerStoreActor {
             .default_bind_ip
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
         let (daemon_config, gateway) = (self.config.clone(), self.net.gateway);
+        let net_info = self.net.clone();
         let entry = match self.entry(key) {
             Ok(e) => e,
             Err(e) => return ready(Err(e)),
@@ -1183,6 +1283,16 @@ impl ContainerStoreActor {
                 return ready(Err(e));
             }
         };
+        // User-defined networks: its own (eth0), and the ones it was connected to (eth1..).
+        let (primary, extras) = match user_attachments(&net_info, &entry.c) {
+            Ok(x) => x,
+            Err(e) => {
+                entry.starting = false;
+                return ready(Err(e));
+            }
+        };
+        etc.embedded_dns = primary.is_some();
+        let short_name = entry.c.name.trim_start_matches('/').to_owned();
         // Links: the children in /etc/hosts and their legacy environment.
         let mut link_ports = Vec::new();
         for ch in &children {
@@ -1203,10 +1313,16 @@ impl ContainerStoreActor {
             .mac_address
             .as_deref()
             .and_then(crate::actors::network::bridge::parse_mac);
-        let prestart = entry.prestart.take();
+        let mut prestart = entry.prestart.take();
         let check_files = std::mem::take(&mut entry.files_unchecked);
         if prestart.is_some() {
             self.prestarts = self.prestarts.saturating_sub(1);
+        }
+        if let (Some(p), false) = (&prestart, extras.is_empty()) {
+            // Connected to more networks since its create: its namespace is made now, to
+            // wire them too.
+            drop_prestart(&self.peers, &id, p);
+            prestart = None;
         }
         let exec = self.peers.exec.clone();
         let network = self.peers.network.clone();
@@ -1231,19 +1347,56 @@ impl ContainerStoreActor {
                         None => restore(),
                     };
                     if let Err(source) = restored {
-                        return (Err(StoreError::Persist { path: dir, source }), None);
+                        return (
+                            Err(StoreError::Persist { path: dir, source }),
+                            None,
+                            Vec::new(),
+                        );
                     }
                 }
                 if let Some(ns) = donor_netns {
                     start.netns = Some(ns);
                 } else if own_netns {
-                    let sb = take_sandbox(&network, persister, &id2, bridged, hosts, &etc, mac);
+                    let user = primary.map(|a| (a, short_name.clone()));
+                    let sb =
+                        take_sandbox(&network, persister, &id2, bridged, hosts, &etc, mac, user);
                     match sb.await {
                         Ok(sb) => {
                             endpoint = sb.endpoint;
                             start.netns = Some(sb.netns);
                         }
-                        Err(e) => return (Err(e), None),
+                        Err(e) => return (Err(e), None, Vec::new()),
+                    }
+                }
+            }
+            // The other networks it is connected to, each one more interface.
+            let mut more = Vec::new();
+            if let (Some(ns), false) = (start.netns.as_ref(), extras.is_empty()) {
+                let ns = match ns.try_clone() {
+                    Ok(ns) => std::sync::Arc::new(ns),
+                    Err(e) => {
+                        return (
+                            Err(StoreError::from(NetworkError::Sandbox { source: e })),
+                            endpoint,
+                            more,
+                        );
+                    }
+                };
+                for (i, attach) in extras.into_iter().enumerate() {
+                    let connected = network
+                        .send(ConnectEndpoint {
+                            id: id2.clone(),
+                            name: short_name.clone(),
+                            netns: ns.clone(),
+                            ifname: format!("eth{}", i + 1),
+                            attach,
+                        })
+                        .await
+                        .map_err(StoreError::mailbox("network"))
+                        .and_then(|r| r.map_err(StoreError::from));
+                    match connected {
+                        Ok(ep) => more.push(ep),
+                        Err(e) => return (Err(e), endpoint, more),
                     }
                 }
             }
@@ -1260,7 +1413,7 @@ impl ContainerStoreActor {
                     .map_err(StoreError::mailbox("network"))
                     .and_then(|r| r.map_err(StoreError::from));
                 if let Err(e) = opened {
-                    return (Err(e), endpoint);
+                    return (Err(e), endpoint, more);
                 }
             }
             if let (Some(ep), false) = (endpoint.as_mut(), port_requests.is_empty()) {
@@ -1277,7 +1430,7 @@ impl ContainerStoreActor {
                     .and_then(|r| r.map_err(StoreError::from));
                 match published {
                     Ok(mapped) => ep.ports = mapped,
-                    Err(e) => return (Err(e), endpoint),
+                    Err(e) => return (Err(e), endpoint, more),
                 }
             }
             let res = exec
@@ -1285,11 +1438,11 @@ impl ContainerStoreActor {
                 .await
                 .map_err(StoreError::mailbox("exec"))
                 .and_then(|r| r.map_err(StoreError::from));
-            (res, endpoint)
+            (res, endpoint, more)
         };
-        Box::pin(
-            actix::fut::wrap_future::<_, Self>(work).map(move |(res, endpoint), act, ctx| {
-                if endpoint.is_some() && res.is_err() {
+        Box::pin(actix::fut::wrap_future::<_, Self>(work).map(
+            move |(res, endpoint, more), act, ctx| {
+                if (endpoint.is_some() || !more.is_empty()) && res.is_err() {
                     act.release_endpoint(&id);
                 }
                 let Some(entry) = act.containers.get_mut(&id) else {
@@ -1300,6 +1453,7 @@ impl ContainerStoreActor {
                     Ok(started) => {
                         entry.c.state.set_running(started.pid, started.started_at);
                         entry.c.endpoint = endpoint;
+                        entry.c.extra_endpoints = more;
                         act.start_health(&id, ctx);
                         let Some(entry) = act.containers.get_mut(&id) else {
                             return Err(StoreError::NotFound { id });
@@ -1311,6 +1465,9 @@ impl ContainerStoreActor {
                         tracing::info!(container_id = %id, pid = started.pid, "container started");
                         let c = entry.c.clone();
                         network_event(&act.net, &c, "connect");
+                        for ep in &c.extra_endpoints {
+                            extra_network_event(ep, &c.id, "connect");
+                        }
                         c.event("start", []);
                         let early_exit = entry.early_exit.take();
                         if by_policy && entry.exit_on_next && early_exit.is_none() {
@@ -1348,8 +1505,8 @@ impl ContainerStoreActor {
                         Err(e)
                     }
                 }
-            }),
-        )
+            },
+        ))
     }
 }
 
@@ -1418,11 +1575,15 @@ impl ContainerStoreActor {
             .event("die", [("exitCode", msg.exit_code.to_string())]);
         let c = entry.c.clone();
         network_event(&self.net, &c, "disconnect");
+        for ep in &c.extra_endpoints {
+            extra_network_event(ep, &c.id, "disconnect");
+        }
         self.execs.container_exited(&msg.id);
         let Some(entry) = self.containers.get_mut(&msg.id) else {
             return;
         };
-        let had_endpoint = entry.c.endpoint.take().is_some();
+        let had_endpoint = entry.c.endpoint.take().is_some()
+            | !std::mem::take(&mut entry.c.extra_endpoints).is_empty();
         let c = entry.c.clone();
         let auto_remove = c.auto_remove() && !restarting && !entry.removing && !self.shutting_down;
         if auto_remove {
@@ -1899,11 +2060,21 @@ impl Handler<ListNetworkUsers> for ContainerStoreActor {
                 .values()
                 .filter(|e| e.c.state.is_running())
                 .filter(|e| process::network_donor(&e.c.host_config).is_none())
-                .map(|e| NetworkUser {
-                    id: e.c.id.clone(),
-                    name: e.c.name.trim_start_matches('/').to_owned(),
-                    network: view::network_name(&e.c),
-                    endpoint: e.c.endpoint.clone(),
+                .flat_map(|e| {
+                    let name = e.c.name.trim_start_matches('/').to_owned();
+                    let own = NetworkUser {
+                        id: e.c.id.clone(),
+                        name: name.clone(),
+                        network: view::network_name(&e.c).to_owned(),
+                        endpoint: e.c.endpoint.clone(),
+                    };
+                    let more = e.c.extra_endpoints.iter().map(move |ep| NetworkUser {
+                        id: e.c.id.clone(),
+                        name: name.clone(),
+                        network: ep.network_name.clone(),
+                        endpoint: Some(ep.clone()),
+                    });
+                    std::iter::once(own).chain(more)
                 })
                 .collect(),
         )

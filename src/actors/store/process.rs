@@ -399,6 +399,8 @@ mod tests {
             has_been_manually_stopped: false,
             mount_points: Vec::new(),
             endpoint: None,
+            attachments: Vec::new(),
+            extra_endpoints: Vec::new(),
         };
         let lookup = |pid: Option<i32>, ipc: &str| {
             let ipc = ipc.to_owned();

@@ -326,6 +326,8 @@ mod tests {
             has_been_manually_stopped: false,
             mount_points: Vec::new(),
             endpoint: None,
+            attachments: Vec::new(),
+            extra_endpoints: Vec::new(),
         }
     }
 

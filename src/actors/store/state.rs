@@ -314,6 +314,13 @@ pub struct Container {
     /// The bridge endpoint while the container runs on the bridge network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<crate::actors::network::Endpoint>,
+    /// The user-defined networks it is on, with what it asked of each (`--network NAME`
+    /// and `docker network connect`), in the order joined; its `NetworkMode`'s first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::actors::network::Attachment>,
+    /// Its endpoints besides `endpoint` (eth1, ...), while it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_endpoints: Vec<crate::actors::network::Endpoint>,
 }
 
 impl Container {

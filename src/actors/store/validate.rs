@@ -580,6 +580,16 @@ fn check_networking(req: &CreateRequest) -> Result<(), StoreError> {
     if eps.len() > 1 {
         return Err(not_yet("NetworkingConfig.EndpointsConfig"));
     }
+    for ep in eps.values() {
+        let Some(ipam) = &ep.ipam_config else {
+            continue;
+        };
+        let v6 = ipam.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
+            || ipam.link_local_i_ps.as_ref().is_some_and(|l| !l.is_empty());
+        if v6 {
+            return Err(not_yet("NetworkingConfig.EndpointsConfig.*.IPAMConfig"));
+        }
+    }
     Ok(())
 }
 

@@ -19,24 +19,53 @@ use crate::model::filters::{
 };
 use crate::monitor::spec::NetworkSpec;
 
-pub fn network_name(c: &Container) -> &'static str {
+/// The name of the container's own network: `bridge`, `host`, `none`, or the
+/// user-defined network its `NetworkMode` names.
+pub fn network_name(c: &Container) -> &str {
     match c.network {
         NetworkSpec::None => "none",
         NetworkSpec::Host => "host",
-        NetworkSpec::New => "bridge",
+        NetworkSpec::New => match c.network_mode() {
+            "default" | "bridge" | "" => "bridge",
+            m => m,
+        },
     }
 }
 
 /// The container's endpoint on its network, as inspect and ps show it.
 fn endpoint(c: &Container) -> EndpointSettings {
-    let ep = c.endpoint.as_ref();
+    let own = c.attachments.iter().find(|a| a.name == network_name(c));
+    endpoint_settings(c, c.endpoint.as_ref(), own)
+}
+
+/// An endpoint `ep` (while it runs) on a network, with what the container asked of it
+/// there (`attach`, on a user-defined network): dockerd's `EndpointSettings`.
+fn endpoint_settings(
+    c: &Container,
+    ep: Option<&crate::actors::network::Endpoint>,
+    attach: Option<&crate::actors::network::Attachment>,
+) -> EndpointSettings {
     let text =
         |f: fn(&crate::actors::network::Endpoint) -> String| Some(ep.map(f).unwrap_or_default());
     EndpointSettings {
-        ipam_config: None,
+        ipam_config: attach
+            .and_then(|a| a.ip)
+            .map(|ip| crate::model::api::EndpointIpamConfig {
+                ipv4_address: Some(ip.to_string()),
+                ..Default::default()
+            }),
         links: None,
-        aliases: None,
-        network_id: text(|e| e.network_id.clone()),
+        // dockerd 20.10: the given aliases and the short id, on a user-defined network.
+        aliases: attach.map(|a| {
+            let mut v = a.aliases.clone();
+            v.push(c.id[..12.min(c.id.len())].to_owned());
+            v
+        }),
+        network_id: Some(
+            ep.map(|e| e.network_id.clone())
+                .or_else(|| attach.map(|a| a.network_id.clone()))
+                .unwrap_or_default(),
+        ),
         endpoint_id: text(|e| e.endpoint_id.clone()),
         gateway: text(|e| e.gateway.to_string()),
         ip_address: text(|e| e.ip.to_string()),
@@ -55,7 +84,15 @@ fn networks_value(c: &Container) -> Value {
     if super::process::network_donor(&c.host_config).is_some() {
         return json!({});
     }
-    json!({ network_name(c): endpoint(c) })
+    let mut v = json!({ network_name(c): endpoint(c) });
+    for a in c.attachments.iter().filter(|a| a.name != network_name(c)) {
+        let ep = c
+            .extra_endpoints
+            .iter()
+            .find(|e| e.network_id == a.network_id);
+        v[a.name.as_str()] = json!(endpoint_settings(c, ep, Some(a)));
+    }
+    v
 }
 
 /// The mount points, as `Mounts` of ps and inspect (dockerd leaves `Name` and `Driver`
@@ -330,7 +367,15 @@ pub fn filter_view(c: &Container) -> ContainerFilterView<'_> {
         networks: if super::process::network_donor(&c.host_config).is_some() {
             Vec::new()
         } else {
-            vec![(network_name(c), network_id)]
+            // Its own network, then the user-defined ones it was connected to.
+            std::iter::once((network_name(c), network_id))
+                .chain(
+                    c.attachments
+                        .iter()
+                        .filter(|a| a.name != network_name(c))
+                        .map(|a| (a.name.as_str(), a.network_id.as_str())),
+                )
+                .collect()
         },
         ports,
         mounts,
