@@ -6,8 +6,8 @@
 # runtime, and its static docker-init for `--init`: tini-static), crun (the second runtime
 # of `--add-runtime`'s test: as root no test may skip), docker-registry (the registry
 # tests/root_registry.rs runs on 127.0.0.1) with apache2-utils (its `htpasswd` makes the
-# bcrypt password file) and openssl (the token service's key and signatures), and the
-# Python docker SDK.
+# bcrypt password file) and openssl (the token service's key and signatures), Debian's
+# docker-compose (tests/root_compose.rs), and the Python docker SDK.
 set -euo pipefail
 
 need=()
@@ -24,6 +24,7 @@ command -v docker-init >/dev/null 2>&1 || command -v tini-static >/dev/null 2>&1
 [[ -x /usr/bin/docker-registry ]] || need+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if ((${#need[@]})); then
     echo "deps: installing ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
