@@ -506,6 +506,20 @@ fn a_corrupted_blob_fails_the_pull_and_leaves_no_image() {
         .map(|r| r.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "blobs left behind: {left:?}");
+    // The layer extracted while it downloaded is gone too (its `<id>-tmp` dir removed
+    // before the pull answered; nothing of it was made a layer).
+    let staged: Vec<_> = std::fs::read_dir(d.data_root.join("overlay2"))
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with("-tmp"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(staged.is_empty(), "staged layers left behind: {staged:?}");
+    let layers = d.data_root.join("image/overlay2/layerdb/sha256");
+    let made = std::fs::read_dir(&layers).map_or(0, |r| r.flatten().count());
+    assert_eq!(made, 0, "layers recorded after a failed pull");
 }
 
 #[test]

@@ -106,6 +106,29 @@ pub struct Options {
     pub no_direct: bool,
     /// Skip the stream's digest (an archive that is no layer: its `diff_id` is empty).
     pub no_digest: bool,
+    /// Fewer buffers in flight (a quarter of the memory or less): for extractions that
+    /// run several at once, as a pull's layers do while they download.
+    pub lean: bool,
+}
+
+impl Options {
+    /// Decoded chunks queued between the reader thread and the parser.
+    fn chunks_in_flight(self) -> usize {
+        if self.lean {
+            CHUNKS_IN_FLIGHT / 8
+        } else {
+            CHUNKS_IN_FLIGHT
+        }
+    }
+
+    /// Aligned buffers in the writers' hands at most.
+    fn aligned_in_flight(self) -> usize {
+        if self.lean {
+            ALIGNED_IN_FLIGHT / 4
+        } else {
+            ALIGNED_IN_FLIGHT
+        }
+    }
 }
 
 /// Reads `source` (a plain or gzip-compressed tar stream) into the existing, empty
@@ -145,7 +168,7 @@ pub fn extract_with(
             "{name}-compressed archives are not supported (use a plain or gzip-compressed tar)"
         )));
     }
-    let (tx, rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let (tx, rx) = mpsc::sync_channel(opts.chunks_in_flight());
     let span = tracing::Span::current();
     let reader = std::thread::Builder::new()
         .name("berth-tar-read".into())
@@ -337,7 +360,7 @@ fn extract_tar(
         dirs: Vec::new(),
         is_root,
         buf: AlignedBuf::new(BUF_SIZE),
-        pool: Pool::start(is_root, dest, !opts.no_direct)?,
+        pool: Pool::start(is_root, dest, !opts.no_direct, opts.aligned_in_flight())?,
         whiteouts,
         split,
     };
@@ -422,20 +445,33 @@ struct Pool {
     tx: Option<mpsc::SyncSender<FileJob>>,
     workers: Vec<std::thread::JoinHandle<()>>,
     shared: Arc<PoolShared>,
+    /// Aligned buffers at most ([`ALIGNED_IN_FLIGHT`], less for a lean extraction).
+    aligned_max: usize,
 }
 
 impl Pool {
-    fn start(is_root: bool, dest: &Path, direct: bool) -> Result<Pool, ArchiveError> {
+    fn start(
+        is_root: bool,
+        dest: &Path,
+        direct: bool,
+        aligned_max: usize,
+    ) -> Result<Pool, ArchiveError> {
         let n = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(2, MAX_WRITERS);
-        let (tx, rx) = mpsc::sync_channel::<FileJob>(JOBS_IN_FLIGHT);
+        let jobs = if aligned_max < ALIGNED_IN_FLIGHT {
+            JOBS_IN_FLIGHT / 4
+        } else {
+            JOBS_IN_FLIGHT
+        };
+        let (tx, rx) = mpsc::sync_channel::<FileJob>(jobs);
         let rx = Arc::new(parking_lot::Mutex::new(rx));
         let shared = Arc::new(PoolShared::new(direct));
         let mut pool = Pool {
             tx: Some(tx),
             workers: Vec::with_capacity(n),
             shared: shared.clone(),
+            aligned_max,
         };
         for i in 0..n {
             let rx = rx.clone();
@@ -471,14 +507,14 @@ impl Pool {
     }
 
     /// An aligned buffer of [`INLINE_MAX`] bytes: a spare one, a new one while fewer
-    /// than [`ALIGNED_IN_FLIGHT`] exist, else the next one a writer gives back.
+    /// than `aligned_max` exist, else the next one a writer gives back.
     fn aligned(&self) -> Result<AlignedBuf, ArchiveError> {
         let mut spare = self.shared.spare.lock();
         loop {
             if let Some(b) = spare.0.pop() {
                 return Ok(b);
             }
-            if spare.1 < ALIGNED_IN_FLIGHT {
+            if spare.1 < self.aligned_max {
                 spare.1 += 1;
                 return Ok(AlignedBuf::new(INLINE_MAX as usize));
             }

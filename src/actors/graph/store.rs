@@ -283,7 +283,7 @@ mod save;
 mod tags;
 mod usage;
 pub use commit::{Change, ChangeKind, CommitStep};
-pub use pull::{LayerStep, PullCommit, Pulled, PulledLayer, PushLayer, PushSource};
+pub use pull::{LayerStep, PullCommit, Pulled, PulledLayer, PushLayer, PushSource, StagedLayer};
 pub use save::SavePlan;
 pub use tags::{ImageUser, parse_until};
 pub use usage::DiskUsage;

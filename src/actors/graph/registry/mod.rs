@@ -10,9 +10,12 @@
 //! first and reports its result).
 //!
 //! Threads: the network work runs as tasks on the graph's arbiter (async, never
-//! blocking it); a blob is streamed to a file under the graph's work dir while it is
-//! hashed, never held whole in memory, and checked against its digest before anything
-//! reads it; extraction and compression run on blocking threads.
+//! blocking it). A layer blob is hashed as it arrives and streamed, never held whole in
+//! memory, to a thread that decompresses and extracts it into a layer dir of its own
+//! (a staged layer, not yet in the store); only once the blob's digest is verified does
+//! the pull's commit adopt it, in the image's order. A config blob goes to a file under
+//! the graph's work dir and is read once verified. Compression (push) runs on blocking
+//! threads.
 
 pub mod error;
 mod pull;
@@ -32,6 +35,7 @@ use oci_client::secrets::RegistryAuth;
 use parking_lot::Mutex;
 use serde::Deserialize;
 
+use crate::actors::graph::store::StagedLayer;
 pub use error::RegistryError;
 pub use pull::pull;
 pub use push::push;
@@ -206,17 +210,27 @@ impl AuthConfig {
     }
 }
 
-/// A blob downloaded and verified: its file, removed when the last pull that needs it
-/// lets go (a pull opens it first, so an unlinked file stays readable to it).
+/// A blob downloaded and verified, with what it became: an image config's bytes in a
+/// file (removed when the last pull that needs it lets go), or a layer extracted as it
+/// arrived (a [`StagedLayer`], removed unless a pull adopts it).
 #[derive(Debug)]
 pub struct Blob {
-    pub path: PathBuf,
     pub size: u64,
+    pub content: BlobContent,
+}
+
+/// What a blob became.
+#[derive(Debug)]
+pub enum BlobContent {
+    File(PathBuf),
+    Layer(Arc<StagedLayer>),
 }
 
 impl Drop for Blob {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if let BlobContent::File(path) = &self.content {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -230,7 +244,9 @@ struct InFlight {
     progress: tokio::sync::watch::Receiver<u64>,
 }
 
-/// An entry of the pulling pool: a download in flight, or a blob downloaded that some
+/// An entry of the pulling pool (by config digest, or by a layer's chain id and blob
+/// digest, as dockerd keys its downloads by the layers up to this one): a download in
+/// flight, or a blob downloaded that some
 /// pull still holds (a pull that wants it then takes it rather than downloading it
 /// again).
 #[derive(Clone)]
@@ -251,7 +267,7 @@ pub struct Registries {
     mirrors: Vec<(String, bool)>,
     /// One client per registry and credentials.
     clients: Mutex<HashMap<String, Client>>,
-    /// The pulling pool, by blob digest.
+    /// The pulling pool: by config digest, by `<chain id>@<blob digest>` for layers.
     pulling: Mutex<HashMap<String, Pooled>>,
     /// At most this many blob downloads at once, whatever the pulls (dockerd's
     /// `max-concurrent-downloads` default, 3): the memory of a pull stays bounded.

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use tokio::io::AsyncWrite;
 
 use super::{
-    AuthConfig, Blob, BlobResult, InFlight, Pooled, Progress, ProgressTx, Registries, RegistryError,
+    AuthConfig, Blob, BlobContent, BlobResult, InFlight, Pooled, Progress, ProgressTx, Registries,
+    RegistryError,
 };
 use crate::actors::graph::error::GraphError;
 use crate::actors::graph::reference::{self, split_name_tag};
@@ -368,7 +369,10 @@ async fn download(
                         digest: desc.digest.clone(),
                     });
                 }
-                return Ok(Arc::new(Blob { path, size: count }));
+                return Ok(Arc::new(Blob {
+                    size: count,
+                    content: BlobContent::File(path),
+                }));
             }
             Err(e) => {
                 let e = remote(reference.registry(), &name, e);
@@ -390,23 +394,221 @@ async fn download(
     }))
 }
 
+/// Chunks of a layer's blob queued for its extraction. Each holds its own buffer of up
+/// to hyper's 400 KiB read size, so this bounds a layer's queue to about 3 MiB (64 of
+/// them let three layers take the daemon to 92 MiB at its peak).
+const CHUNKS_QUEUED: usize = 8;
+
+/// The blob's bytes, as the extraction thread reads them: what the download hands on,
+/// to the end of the stream or the download's error.
+struct Chunks {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    cur: bytes::Bytes,
+}
+
+impl std::io::Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        bytes::Buf::advance(&mut self.cur, n);
+        Ok(n)
+    }
+}
+
+/// Why one attempt at a layer failed: worth another attempt or not.
+enum Attempt {
+    Retry(RegistryError),
+    Stop(RegistryError),
+}
+
+/// Downloads layer blob `desc` and extracts it as it arrives (a layer `over` others or
+/// a base layer) into a staged layer: its bytes are hashed by the client as they come
+/// and handed on to an extraction thread, and the result counts only once the whole
+/// blob matched its digest. A blob that does not is refused (dockerd's "filesystem
+/// layer verification failed", not retried) and its staged dir removed, even when its
+/// content broke the extraction first (the rest is then read and hashed only). Network
+/// failures are retried from the start, up to [`ATTEMPTS`] times.
+async fn fetch_layer(
+    client: Client,
+    reference: Reference,
+    desc: Desc,
+    store: Arc<GraphStore>,
+    over: bool,
+    name: String,
+    tx: tokio::sync::watch::Sender<u64>,
+) -> BlobResult {
+    let mut last = None;
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+        }
+        let t0 = Instant::now();
+        match fetch_layer_once(&client, &reference, &desc, &store, over, &name, &tx).await {
+            Ok(blob) => {
+                let ms = t0.elapsed().as_millis();
+                tracing::debug!(digest = %desc.digest, bytes = blob.size, ms, "pull: layer downloaded and extracted");
+                return Ok(blob);
+            }
+            Err(Attempt::Retry(e)) => {
+                tracing::warn!(digest = %desc.digest, attempt, error = %e, "blob download failed");
+                last = Some(e);
+            }
+            Err(Attempt::Stop(e)) => {
+                tracing::warn!(digest = %desc.digest, attempt, error = %e, "blob download failed");
+                return Err(e);
+            }
+        }
+    }
+    Err(last.unwrap_or(RegistryError::TaskFailed {
+        operation: "blob download",
+    }))
+}
+
+/// One attempt of [`fetch_layer`].
+async fn fetch_layer_once(
+    client: &Client,
+    reference: &Reference,
+    desc: &Desc,
+    store: &Arc<GraphStore>,
+    over: bool,
+    name: &str,
+    tx: &tokio::sync::watch::Sender<u64>,
+) -> Result<Arc<Blob>, Attempt> {
+    use futures_util::StreamExt;
+    let mismatch = || RegistryError::DigestMismatch {
+        digest: desc.digest.clone(),
+    };
+    let classify = |e: RegistryError| match e {
+        RegistryError::Transport { .. } | RegistryError::Remote { .. } => Attempt::Retry(e),
+        e => Attempt::Stop(e),
+    };
+    let mut stream = client
+        .pull_blob_stream(reference, &desc.oci())
+        .await
+        .map_err(|e| classify(remote(reference.registry(), name, e)))?;
+    let (chunks, rx) = tokio::sync::mpsc::channel(CHUNKS_QUEUED);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    {
+        let store = store.clone();
+        let span = tracing::Span::current();
+        let source = Chunks {
+            rx,
+            cur: bytes::Bytes::new(),
+        };
+        // A thread of its own: the extraction blocks on the stream for as long as the
+        // download lasts.
+        std::thread::Builder::new()
+            .name("berth-pull-layer".to_owned())
+            .spawn(move || {
+                let r = span.in_scope(|| store.stage_layer(source, over));
+                let _ = done_tx.send(r);
+            })
+            .map_err(|e| {
+                Attempt::Stop(RegistryError::local(
+                    std::path::Path::new("berth-pull-layer thread"),
+                    &e,
+                ))
+            })?;
+    }
+    let expected = u64::try_from(desc.size).ok().filter(|n| *n > 0);
+    let mut count = 0u64;
+    let mut last_bar = Instant::now();
+    let mut feeding = true;
+    let mut failed = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(bytes) => {
+                count += bytes.len() as u64;
+                if expected.is_some_and(|n| count > n) {
+                    failed = Some(Attempt::Stop(mismatch()));
+                    break;
+                }
+                if last_bar.elapsed() >= BAR_EVERY {
+                    last_bar = Instant::now();
+                    let _ = tx.send(count);
+                }
+                // When the extraction has stopped (content it cannot take, a local
+                // error), the rest is still read: the client hashes it, and a blob that
+                // is not its digest is reported as such.
+                if feeding && chunks.send(Ok(bytes)).await.is_err() {
+                    feeding = false;
+                }
+            }
+            Err(e) => {
+                let digest = e
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>());
+                failed = Some(if digest {
+                    Attempt::Stop(mismatch())
+                } else {
+                    Attempt::Retry(RegistryError::Transport {
+                        registry: reference.registry().to_owned(),
+                        reason: crate::util::error_chain(&e),
+                    })
+                });
+                break;
+            }
+        }
+    }
+    if failed.is_none() && expected.is_some_and(|n| count != n) {
+        failed = Some(Attempt::Stop(mismatch()));
+    }
+    if failed.is_some() {
+        // The extraction fails rather than taking a stream cut short as its end.
+        let _ = chunks
+            .send(Err(std::io::Error::other("the download failed")))
+            .await;
+    }
+    drop(chunks);
+    let staged = done_rx.await;
+    let _ = tx.send(count);
+    if let Some(f) = failed {
+        // A staged layer of a failed download is dropped here: its dir goes.
+        return Err(f);
+    }
+    match staged {
+        Ok(Ok(layer)) => Ok(Arc::new(Blob {
+            size: count,
+            content: BlobContent::Layer(Arc::new(layer)),
+        })),
+        Ok(Err(GraphError::Io { path, source })) => {
+            Err(Attempt::Stop(RegistryError::local(&path, &source)))
+        }
+        Ok(Err(e)) => Err(Attempt::Stop(RegistryError::BadDocument {
+            what: "layer",
+            reference: desc.digest.clone(),
+            reason: crate::util::error_chain(&e),
+        })),
+        Err(_) => Err(Attempt::Stop(RegistryError::TaskFailed {
+            operation: "layer extraction",
+        })),
+    }
+}
+
 impl Registries {
-    /// The download of `desc` in the pulling pool: joined when one is in flight, else
-    /// started (as a task of its own, so that it goes on whoever waits).
+    /// The download under `key` in the pulling pool: joined when one is in flight (or
+    /// its blob is still held by a pull), else started with `start` (as a task of its
+    /// own, so that it goes on whoever waits; at most [`super::MAX_DOWNLOADS`] at once).
     fn blob(
         self: &Arc<Self>,
-        client: &Client,
-        reference: &Reference,
-        desc: &Desc,
-        dir: &std::path::Path,
-        name: &str,
+        key: String,
+        start: impl FnOnce(
+            tokio::sync::watch::Sender<u64>,
+        ) -> futures_util::future::BoxFuture<'static, BlobResult>,
     ) -> (InFlight, bool) {
         let mut pool = self.pulling.lock();
         pool.retain(|_, p| match p {
             Pooled::InFlight(_) => true,
             Pooled::Held(w) => w.strong_count() > 0,
         });
-        match pool.get(&desc.digest) {
+        match pool.get(&key) {
             Some(Pooled::InFlight(f)) => return (f.clone(), false),
             Some(Pooled::Held(w)) => {
                 if let Some(blob) = w.upgrade() {
@@ -419,16 +621,9 @@ impl Registries {
         }
         let (tx, rx) = tokio::sync::watch::channel(0u64);
         let me = self.clone();
-        let digest = desc.digest.clone();
+        let fut = start(tx);
         let task = tokio::spawn({
-            let fut = download(
-                client.clone(),
-                reference.clone(),
-                desc.clone(),
-                dir.to_owned(),
-                name.to_owned(),
-                tx,
-            );
+            let key = key.clone();
             let slots = self.downloads.clone();
             async move {
                 let permit = slots.acquire_owned().await;
@@ -437,10 +632,10 @@ impl Registries {
                 let mut pool = me.pulling.lock();
                 match &r {
                     Ok(blob) => {
-                        pool.insert(digest, Pooled::Held(Arc::downgrade(blob)));
+                        pool.insert(key, Pooled::Held(Arc::downgrade(blob)));
                     }
                     Err(_) => {
-                        pool.remove(&digest);
+                        pool.remove(&key);
                     }
                 }
                 r
@@ -455,7 +650,7 @@ impl Registries {
             .boxed()
             .shared();
         let f = InFlight { done, progress: rx };
-        pool.insert(desc.digest.clone(), Pooled::InFlight(f.clone()));
+        pool.insert(key, Pooled::InFlight(f.clone()));
         (f, true)
     }
 }
@@ -578,6 +773,7 @@ async fn pull_one(
     ra: &RegistryAuth,
     progress: &ProgressTx,
 ) -> Result<bool, GraphError> {
+    let t0 = Instant::now();
     // The manifest, from the first endpoint that has it (Docker Hub's mirrors first).
     let endpoints = reg.endpoints(&target.registry);
     let mut found = None;
@@ -623,14 +819,29 @@ async fn pull_one(
     for l in &manifest.layers {
         check_layer_type(&l.media_type)?;
     }
+    tracing::debug!(ms = t0.elapsed().as_millis(), "pull: manifest");
     let dir = store.work_dir("pull");
     let r = target.at(&endpoint, Some(&digest));
     // The config, through the pool like any blob.
-    let (cfg, _) = reg.blob(&client, &r, &config_desc, &dir, &target.name);
+    let (cfg, _) = reg.blob(config_desc.digest.clone(), |tx| {
+        download(
+            client.clone(),
+            r.clone(),
+            config_desc.clone(),
+            dir.clone(),
+            target.name.clone(),
+            tx,
+        )
+        .boxed()
+    });
     let cfg_blob = cfg.done.await?;
-    let config = tokio::fs::read(&cfg_blob.path)
+    let BlobContent::File(cfg_path) = &cfg_blob.content else {
+        return Err(GraphError::TaskFailed { operation: "pull" });
+    };
+    let config = tokio::fs::read(cfg_path)
         .await
-        .map_err(|e| RegistryError::local(&cfg_blob.path, &e))?;
+        .map_err(|e| RegistryError::local(cfg_path, &e))?;
+    tracing::debug!(ms = t0.elapsed().as_millis(), "pull: config");
     // The blobs are held until the image is made, so that a pull of the same image that
     // starts meanwhile takes them from the pool instead of downloading them again.
     let mut held = vec![cfg_blob];
@@ -658,10 +869,19 @@ async fn pull_one(
             .await
             .map_err(|_| GraphError::TaskFailed { operation: "pull" })?
     };
-    // Start every missing layer's download (the pool runs them), then feed them in
-    // order to the blocking thread that makes the layers.
+    // Start every missing layer's download and extraction (the pool runs them, each
+    // into a layer dir of its own), then feed them in order to the blocking thread that
+    // adopts them as the store's layers. A layer is pooled under its chain id and blob
+    // digest: two pulls share it when their images agree up to it.
+    let chains = crate::actors::graph::store::chain_ids(&diff_ids);
     let mut waits = Vec::new();
-    for (l, here) in manifest.layers.iter().zip(&present) {
+    for (i, ((l, here), chain)) in manifest
+        .layers
+        .iter()
+        .zip(&present)
+        .zip(&chains)
+        .enumerate()
+    {
         let id = short(&l.digest);
         if *here {
             let _ = progress.send(Progress::layer(&id, "Already exists"));
@@ -669,7 +889,18 @@ async fn pull_one(
             continue;
         }
         let _ = progress.send(Progress::layer(&id, "Pulling fs layer"));
-        let (f, _) = reg.blob(&client, &r, l, &dir, &target.name);
+        let (f, _) = reg.blob(format!("{chain}@{}", l.digest), |tx| {
+            fetch_layer(
+                client.clone(),
+                r.clone(),
+                l.clone(),
+                store.clone(),
+                i > 0,
+                target.name.clone(),
+                tx,
+            )
+            .boxed()
+        });
         let total = u64::try_from(l.size).unwrap_or(0);
         waits.push(Some(tokio::spawn(follow(f, id, total, progress.clone()))));
     }
@@ -727,14 +958,12 @@ async fn pull_one(
             None => Ok(None),
             Some(h) => match h.await {
                 Ok(Ok(blob)) => {
-                    let f = std::fs::File::open(&blob.path)
-                        .map(Some)
-                        .map_err(|e| GraphError::Io {
-                            path: blob.path.clone(),
-                            source: e,
-                        });
+                    let staged = match &blob.content {
+                        BlobContent::Layer(s) => Ok(Some(s.clone())),
+                        BlobContent::File(_) => Err(GraphError::TaskFailed { operation: "pull" }),
+                    };
                     held.push(blob);
-                    f
+                    staged
                 }
                 Ok(Err(e)) => Err(e.into()),
                 Err(_) => Err(GraphError::TaskFailed { operation: "pull" }),
@@ -750,6 +979,7 @@ async fn pull_one(
         .await
         .map_err(|_| GraphError::TaskFailed { operation: "pull" })??;
     drop(held);
+    tracing::debug!(ms = t0.elapsed().as_millis(), "pull: image committed");
     for (l, diff_id) in manifest.layers.iter().zip(&diff_ids) {
         let size = u64::try_from(l.size).unwrap_or(0);
         reg.remember(diff_id, &l.digest, size, &endpoint, &target.repository);

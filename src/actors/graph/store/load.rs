@@ -121,6 +121,20 @@ pub(super) struct PendingLayer<'a> {
     cache_id: String,
     content: PathBuf,
     extracted: Option<archive::Extracted>,
+    /// Its contents are on disk already (one `syncfs` for a pull's layers).
+    synced: bool,
+}
+
+impl PendingLayer<'_> {
+    /// Its contents were flushed with others' (one `syncfs` for all of a pull's).
+    pub(super) fn set_synced(&mut self) {
+        self.synced = true;
+    }
+
+    /// Its content dir (empty before it exists).
+    pub(super) fn content(&self) -> &std::path::Path {
+        &self.content
+    }
 }
 
 impl Drop for PendingLayer<'_> {
@@ -166,6 +180,7 @@ impl GraphStore {
             cache_id: String::new(),
             content: PathBuf::new(),
             extracted: None,
+            synced: false,
         };
         let (cache_id, content, extracted) = self.extract_layer(source, parent)?;
         pending.cache_id = cache_id;
@@ -176,6 +191,49 @@ impl GraphStore {
                 extracted.diff_id
             )));
         }
+        pending.extracted = Some(extracted);
+        Ok((chain, Some(pending)))
+    }
+
+    /// [`GraphStore::begin_layer`] for a layer extracted already (a pull's, while its
+    /// blob downloaded): its chain id, and the layer checked against `diff_id` and
+    /// pending — or `None` when the store has it (pinned in `pins`; the staged copy is
+    /// dropped). Another pull that shares the staged layer and took it first has made the
+    /// layer by the time the claim returns, or failed: then this one fails too.
+    pub(super) fn adopt_layer<'s>(
+        &'s self,
+        staged: &super::pull::StagedLayer,
+        parent: Option<&str>,
+        diff_id: &str,
+        pins: &mut Pins<'_>,
+    ) -> Result<(String, Option<PendingLayer<'s>>), GraphError> {
+        let chain = chain_of(parent, diff_id);
+        if let Some(found) = staged.diff_id().filter(|d| d != diff_id) {
+            return Err(bad(format!(
+                "a layer's content is {found}, not the {diff_id} its image config names"
+            )));
+        }
+        if !self.claim_layer(&chain, pins) {
+            return Ok((chain, None));
+        }
+        let mut pending = PendingLayer {
+            store: self,
+            chain: chain.clone(),
+            parent: parent.map(str::to_owned),
+            cache_id: String::new(),
+            content: PathBuf::new(),
+            extracted: None,
+            synced: false,
+        };
+        let Some((cache_id, content, extracted)) = staged.take() else {
+            return Err(GraphError::Conflict {
+                message: format!(
+                    "layer {diff_id} was being made by another pull of it, which failed; pull again"
+                ),
+            });
+        };
+        pending.cache_id = cache_id;
+        pending.content = content;
         pending.extracted = Some(extracted);
         Ok((chain, Some(pending)))
     }
@@ -196,6 +254,7 @@ impl GraphStore {
             &extracted,
             p.parent.as_deref(),
             &p.chain,
+            !p.synced,
         )?;
         let mut st = self.state.lock();
         *st.pinned.entry(p.chain.clone()).or_default() += 1;
@@ -210,7 +269,19 @@ impl GraphStore {
         source: impl Read + Send + 'static,
         parent: Option<&str>,
     ) -> Result<(String, PathBuf, archive::Extracted), GraphError> {
-        if parent.is_some() && self.driver.name() == "vfs" {
+        self.extract_into(source, parent.is_some(), false)
+    }
+
+    /// [`GraphStore::extract_layer`] for a layer `over` others or not (only whiteouts
+    /// differ), `lean` when several run at once. Replies the layer's id, its content dir
+    /// and what the extraction found.
+    pub(super) fn extract_into(
+        &self,
+        source: impl Read + Send + 'static,
+        over: bool,
+        lean: bool,
+    ) -> Result<(String, PathBuf, archive::Extracted), GraphError> {
+        if over && self.driver.name() == "vfs" {
             return Err(GraphError::Conflict {
                 message: "berthd's vfs storage driver does not make layers over others yet (use overlay2)".to_owned(),
             });
@@ -218,13 +289,14 @@ impl GraphStore {
         let (cache_id, content) = self.driver.new_layer()?;
         let opts = Options {
             record: true,
-            whiteouts: if parent.is_some() {
+            whiteouts: if over {
                 Whiteouts::Overlay
             } else {
                 Whiteouts::Ignore
             },
             no_direct: false,
             no_digest: false,
+            lean,
         };
         match archive::extract_with(source, &content, opts) {
             Ok(x) => Ok((cache_id, content, x)),
@@ -258,6 +330,7 @@ impl GraphStore {
             cache_id,
             content,
             extracted: Some(extracted),
+            synced: false,
         };
         self.finish_pending(pending, pins)?;
         Ok((diff_id, chain))
@@ -280,7 +353,8 @@ impl GraphStore {
         true
     }
 
-    /// Commits an extracted layer dir and its metadata, and indexes it as `chain`.
+    /// Commits an extracted layer dir and its metadata, and indexes it as `chain`;
+    /// flushes the layer's contents first unless `sync` is false (flushed already).
     fn finish_layer(
         &self,
         cache_id: &str,
@@ -288,11 +362,12 @@ impl GraphStore {
         extracted: &archive::Extracted,
         parent: Option<&str>,
         chain: &str,
+        sync: bool,
     ) -> Result<(), GraphError> {
         let diff_id = extracted.diff_id.as_str();
         let cache_id = cache_id.to_owned();
         let committed = (|| {
-            if self.sync_layers {
+            if sync && self.sync_layers {
                 crate::sys::fs::sync_filesystem(content).map_err(io_error(content))?;
             }
             self.driver.commit(&cache_id)?;

@@ -2,17 +2,53 @@
 //! their blobs (verified by the registry client before they get here) as a load makes
 //! them, its config and names committed; and what a push reads of an image.
 
-use std::fs;
+use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
 use super::load::Pins;
 use super::{GraphStore, parse_repo_tag, resolve_in};
+use crate::actors::graph::archive;
 use crate::actors::graph::error::GraphError;
 
-/// One layer of a pull, in the image's order: its blob (opened; it may already be
-/// unlinked), or `None` when the layer was found in the store before the download.
-pub type PulledLayer = Result<Option<fs::File>, GraphError>;
+/// One layer of a pull, in the image's order: its layer extracted while its blob
+/// downloaded (and verified), or `None` when the layer was found in the store before
+/// the download.
+pub type PulledLayer = Result<Option<Arc<StagedLayer>>, GraphError>;
+
+/// A layer extracted into a layer dir of its own (the driver's `<id>-tmp`, which the
+/// next start removes when a crash leaves it), not yet a layer of the store: a pull's
+/// commit adopts it, in the image's order, once its blob's digest is verified. Dropped
+/// unadopted, its dir is removed. Pulls that share its download share it; the first
+/// to commit it takes it.
+#[derive(Debug)]
+pub struct StagedLayer {
+    store: Arc<GraphStore>,
+    made: parking_lot::Mutex<Option<(String, PathBuf, archive::Extracted)>>,
+}
+
+impl StagedLayer {
+    /// `sha256:` of its tar stream; `None` once taken.
+    pub fn diff_id(&self) -> Option<String> {
+        self.made.lock().as_ref().map(|m| m.2.diff_id.clone())
+    }
+
+    /// The layer's id, content dir and extraction, for the commit that adopts it.
+    pub(super) fn take(&self) -> Option<(String, PathBuf, archive::Extracted)> {
+        self.made.lock().take()
+    }
+}
+
+impl Drop for StagedLayer {
+    fn drop(&mut self) {
+        // Renamed away here, deleted on the deleter: the last holder may be an async
+        // task.
+        if let Some((cache_id, _, _)) = self.made.get_mut().take() {
+            self.store.remove_layer_detached(&cache_id);
+        }
+    }
+}
 
 /// What happened to a pulled layer, for the progress stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +99,21 @@ pub struct PushSource {
 }
 
 impl GraphStore {
+    /// Extracts the tar stream `source` (plain or gzip) into a new layer dir, a layer
+    /// `over` others or a base layer: a [`StagedLayer`]. Blocking; several run at once
+    /// (lean buffers). A failure leaves nothing.
+    pub fn stage_layer(
+        self: &Arc<Self>,
+        source: impl Read + Send + 'static,
+        over: bool,
+    ) -> Result<StagedLayer, GraphError> {
+        let made = self.extract_into(source, over, true)?;
+        Ok(StagedLayer {
+            store: self.clone(),
+            made: parking_lot::Mutex::new(Some(made)),
+        })
+    }
+
     /// The image config's diff ids, and which of their layers the store has: the layers
     /// a pull need not download.
     pub fn present_layers(&self, diff_ids: &[String]) -> Vec<bool> {
@@ -121,9 +172,9 @@ impl GraphStore {
                 operation: "image pull",
             })??;
             let (chain, p) = match layer {
-                Some(file) => {
+                Some(staged) => {
                     step(i, LayerStep::Extracting);
-                    let made = self.begin_layer(file, parent.as_deref(), diff_id, &mut pins)?;
+                    let made = self.adopt_layer(&staged, parent.as_deref(), diff_id, &mut pins)?;
                     step(i, LayerStep::Done);
                     made
                 }
@@ -134,7 +185,17 @@ impl GraphStore {
             pending.extend(p);
             parent = Some(chain);
         }
-        for p in pending {
+        // One syncfs for all the layers (one filesystem), then each committed in order.
+        if self.sync_layers {
+            if let Some(first) = pending.first() {
+                let dir = first.content().to_owned();
+                let t0 = std::time::Instant::now();
+                crate::sys::fs::sync_filesystem(&dir).map_err(super::io_error(&dir))?;
+                tracing::debug!(ms = t0.elapsed().as_millis(), "pull: layers flushed");
+            }
+        }
+        for mut p in pending {
+            p.set_synced();
             self.finish_pending(p, &mut pins)?;
         }
         let id = self.commit_image(c.config, &tags)?;
