@@ -202,10 +202,11 @@ async fn auth(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpRespon
     ))
 }
 
-/// `GET /images/search` (`docker search`): refused.
+/// `GET /images/search` (`docker search`): refused with a 400 naming it (berthd answers
+/// what it does not do with a 4xx, never a 5xx that clients may retry).
 async fn search() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
-        ErrorKind::NotImplemented,
+        ErrorKind::InvalidParameter,
         "berthd does not search registries (GET /images/search); pull the image by its name",
     ))
 }

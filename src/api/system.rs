@@ -20,7 +20,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/_ping", web::get().to(ping))
         .route("/_ping", web::head().to(ping))
         .route("/version", web::get().to(version))
-        .route("/info", web::get().to(info));
+        .route("/info", web::get().to(info))
+        .route("/swarm", web::get().to(swarm));
+}
+
+/// `GET /swarm`: berthd is never part of a swarm, and answers as dockerd does on a node
+/// that is not (503 and its words), which clients (the Python SDK's `client.swarm`, the
+/// CLI) take as "no swarm". Every other swarm endpoint is a 404.
+async fn swarm() -> Result<HttpResponse, super::ApiError> {
+    Err(super::ApiError::new(
+        crate::error::ErrorKind::Unavailable,
+        "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+    ))
 }
 
 /// `GET` answers `OK`; `HEAD` the same headers with no body (the CLI pings with HEAD

@@ -612,17 +612,17 @@ class Refusals(Base):
         # No builder, swarm, plugins or distribution endpoint: 404 naming the path.
         dockerfile = io.BytesIO(b"FROM busybox\nRUN true\n")
         self.refused(404, ["/build"], self.c.images.build, fileobj=dockerfile, tag="b:1")
-        # dockerd answers 503 "not a swarm manager" here, which the SDK's Swarm model
-        # takes as no swarm; berthd's 404 makes `client.swarm` raise.
-        self.refused(404, ["/swarm"], lambda: self.c.swarm)
+        # As dockerd on a node outside a swarm: 503 "not a swarm manager", which the
+        # SDK's Swarm model takes as no swarm.
+        self.assertIsNone(self.c.swarm.id)
         self.refused(404, ["/services"], self.c.services.list)
         self.refused(404, ["/nodes"], self.c.nodes.list)
         self.refused(404, ["/secrets"], self.c.secrets.list)
         self.refused(404, ["/configs"], self.c.configs.list)
         self.refused(404, ["/plugins"], self.c.plugins.list)
         self.refused(404, ["/distribution"], self.c.images.get_registry_data, "busybox:latest")
-        # Registry search is answered 501 (a 5xx, the one refusal here that is not 4xx).
-        self.refused(501, ["search"], self.c.images.search, "busybox")
+        # Registry search is refused with a 400 naming it.
+        self.refused(400, ["search"], self.c.images.search, "busybox")
 
     def test_fields_berthd_refuses(self):
         before = {x.id for x in self.c.containers.list(all=True)}
