@@ -16,7 +16,8 @@
 //! ctr true` through the CLI and an exec over the API (issue 14); i. load, save, commit and
 //! cp of images; j. `docker push` and `docker pull` of case i's ~100 MB three-layer image
 //! through a registry (Debian's docker-registry) on 127.0.0.1 in the daemon's network
-//! namespace (issue 17); k. the daemon tree's CPU and wakeups while idle (issue 18); s. a
+//! namespace (issue 17); k. the daemon tree's CPU and wakeups while idle (issue 18); l. 10
+//! /events subscribers during 50 concurrent starts (issue 16); s. a
 //! soak of concurrent clients (issue 18; only with `--cases s`).
 //!
 //! Every container the kit creates carries the label `berth.bench=1`; cleanup removes only
@@ -75,7 +76,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Which cases to run (letters a-j; d runs with c).
-    #[arg(long, default_value = "abcdefghijk")]
+    #[arg(long, default_value = "abcdefghijkl")]
     cases: String,
     /// Repetitions for the fast cases (a, b); the slow ones scale from it.
     #[arg(long)]
@@ -395,6 +396,133 @@ fn sched_totals(pids: &[i32]) -> (u64, u64) {
         }
     }
     (ns, slices)
+}
+
+/// Case g's list timings with the containers on disk: the API's list (median of 5) and
+/// `docker ps -a` through the CLI (median of 3).
+async fn list_times(sock: &Path) -> Result<(Duration, Duration), String> {
+    let mut c = Conn::connect(sock).await.map_err(|e| e.to_string())?;
+    let mut api = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        c.get(&format!("{API}/containers/json?all=1"))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok("list")?;
+        api.push(t0.elapsed());
+    }
+    let mut cli = Vec::new();
+    for _ in 0..3 {
+        let mut cmd = Command::new(&ARGS.get().unwrap().docker_cli);
+        cmd.env("DOCKER_HOST", format!("unix://{}", sock.display()))
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .args(["ps", "-a", "-q"]);
+        let t0 = Instant::now();
+        let out = cli_output(cmd).await.map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err("docker ps -a failed".into());
+        }
+        cli.push(t0.elapsed());
+    }
+    api.sort();
+    cli.sort();
+    Ok((api[api.len() / 2], cli[cli.len() / 2]))
+}
+
+/// Case l: `subs` raw `/events` streams count `"status":"start"` while `n` containers
+/// are created, then started at once; returns the time from the first start request until
+/// every stream has seen `n` starts, and the events delivered to all streams by then.
+async fn events_fanout(t: &Target, subs: usize, n: usize) -> Result<(Duration, usize), String> {
+    let filters = urlencode(r#"{"type":["container"],"label":["berth.bench=1"]}"#);
+    let mut streams = Vec::new();
+    for _ in 0..subs {
+        let mut s = UnixStream::connect(&t.sock)
+            .await
+            .map_err(|e| e.to_string())?;
+        let req = format!("GET {API}/events?filters={filters} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        streams.push(s);
+    }
+    // Each reader counts starts and all events it sees, and reports when it has n starts.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, usize)>(subs);
+    let mut readers = Vec::new();
+    for mut s in streams {
+        let tx = tx.clone();
+        readers.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut tail: Vec<u8> = Vec::new();
+            let (mut starts, mut events) = (0usize, 0usize);
+            loop {
+                let k = match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => k,
+                };
+                tail.extend_from_slice(&buf[..k]);
+                // Whole events only: count up to the last newline.
+                let Some(end) = tail.iter().rposition(|b| *b == b'\n') else {
+                    continue;
+                };
+                let chunk: Vec<u8> = tail.drain(..=end).collect();
+                let text = String::from_utf8_lossy(&chunk);
+                starts += text.matches("\"status\":\"start\"").count();
+                events += text.matches("\"timeNano\"").count();
+                if starts >= n {
+                    let _ = tx.send((Instant::now(), events)).await;
+                    return;
+                }
+            }
+        }));
+    }
+    drop(tx);
+    // The subscriptions are in place before anything happens.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut made = Vec::new();
+    for _ in 0..n {
+        let sock = t.sock.clone();
+        made.push(tokio::spawn(async move {
+            let mut c = Conn::connect(&sock).await.map_err(|e| e.to_string())?;
+            let id = create_on(&mut c, &["sleep", "3600"], "none").await?;
+            Ok::<_, String>((c, id))
+        }));
+    }
+    let mut conns = Vec::new();
+    for m in made {
+        conns.push(m.await.map_err(|e| e.to_string())??);
+    }
+    let t0 = Instant::now();
+    let mut starts = Vec::new();
+    for (mut c, id) in conns {
+        starts.push(tokio::spawn(async move {
+            c.post(&format!("{API}/containers/{id}/start"))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok("start")
+                .map(|_| ())
+        }));
+    }
+    for st in starts {
+        st.await.map_err(|e| e.to_string())??;
+    }
+    let mut last = t0;
+    let mut delivered = 0;
+    for _ in 0..subs {
+        match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+            Ok(Some((at, events))) => {
+                last = last.max(at);
+                delivered += events;
+            }
+            _ => {
+                for r in &readers {
+                    r.abort();
+                }
+                return Err("a subscriber did not see every start in 60 s".into());
+            }
+        }
+    }
+    Ok((last - t0, delivered))
 }
 
 /// Case s's operations, in the order they are reported.
@@ -2417,6 +2545,37 @@ impl Ctx {
         self.cleanup_all().await;
     }
 
+    /// l. Events fan-out (issue 16): 10 subscribers on `GET /events` (container events)
+    /// while 50 containers are created and started at once; reported: the time from the
+    /// first start request until every subscriber has seen all 50 `start` events, and the
+    /// events delivered per second over all subscribers in that time.
+    async fn case_l(&mut self) {
+        const SUBS: usize = 10;
+        const N: usize = 50;
+        let reps = if self.args.quick { 1 } else { 3 };
+        let kt = "l. 10 /events subscribers see 50 concurrent starts";
+        let kr = "l. events delivered to 10 subscribers";
+        self.report.declare(kt, "ms", None, None);
+        self.report.declare(kr, "events/s", None, None);
+        say(format!(
+            "case l: {SUBS} subscribers, {N} starts, {reps} runs"
+        ));
+        for rep in 0..reps {
+            for ti in order(self.targets.len(), rep) {
+                let t = &self.targets[ti];
+                match events_fanout(t, SUBS, N).await {
+                    Ok((took, delivered)) => {
+                        self.report.add(kt, "ms", ti, ms(took));
+                        self.report
+                            .add(kr, "events/s", ti, delivered as f64 / took.as_secs_f64());
+                    }
+                    Err(e) => self.report.fail(kt, "ms", ti, format!("failed: {e}")),
+                }
+                t.cleanup().await;
+            }
+        }
+    }
+
     /// s. Soak (issue 18 part 5; only when asked for with `--cases s`): `--soak-clients`
     /// concurrent API clients, each on its own keep-alive connection, doing a mix of run
     /// (create, start, wait, logs, remove), exec (create, detached start, exit seen),
@@ -2553,6 +2712,10 @@ impl Ctx {
         self.report.declare(k_term_empty, "ms", None, None);
         self.report.declare(&k_full, "ms", None, None);
         self.report.declare(&k_term_full, "ms", None, None);
+        let k_list_api = format!("g. GET /containers/json?all=1, {n} containers");
+        let k_list_cli = format!("g. docker ps -a, {n} containers");
+        self.report.declare(&k_list_api, "ms", None, None);
+        self.report.declare(&k_list_cli, "ms", None, None);
         let launches: Vec<Option<Launch>> = self.targets.iter().map(|t| t.launch.clone()).collect();
         for (ti, l) in launches.iter().enumerate() {
             if l.is_none() {
@@ -2664,6 +2827,16 @@ impl Ctx {
                             }
                         }
                         self.report.add(&k_full, "ms", ti, ms(up));
+                        match list_times(&m.sock).await {
+                            Ok((api, cli)) => {
+                                self.report.add(&k_list_api, "ms", ti, ms(api));
+                                self.report.add(&k_list_cli, "ms", ti, ms(cli));
+                            }
+                            Err(e) => {
+                                self.report
+                                    .fail(&k_list_api, "ms", ti, format!("failed: {e}"))
+                            }
+                        }
                         match m.stop() {
                             Some(d) => self.report.add(&k_term_full, "ms", ti, ms(d)),
                             None => self.report.fail(
@@ -2958,7 +3131,7 @@ async fn make_target(
 
 async fn run(ctx: &mut Ctx) {
     let cases = ctx.args.cases.clone();
-    for case in ['a', 'b', 'c', 'e', 'f', 'h', 'i', 'j', 'k', 'g', 's'] {
+    for case in ['a', 'b', 'c', 'e', 'f', 'h', 'i', 'j', 'k', 'l', 'g', 's'] {
         let wanted = cases.contains(case) || (case == 'c' && cases.contains('d'));
         if !wanted {
             continue;
@@ -2977,6 +3150,7 @@ async fn run(ctx: &mut Ctx) {
             'i' => ctx.case_i().await,
             'j' => ctx.case_j().await,
             'k' => ctx.case_k().await,
+            'l' => ctx.case_l().await,
             's' => ctx.case_s().await,
             _ => ctx.case_h().await,
         }
