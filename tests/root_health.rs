@@ -35,15 +35,6 @@ fn ps_names(d: &TestDaemon, filter: &str) -> Vec<String> {
     v
 }
 
-fn until_now() -> String {
-    (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string()
-}
-
 #[test]
 fn a_passing_check_turns_healthy() {
     require_root!();
@@ -97,17 +88,10 @@ fn a_passing_check_turns_healthy() {
     assert_eq!(inspect(&d, "good", "{{len .State.Health.Log}}"), "5");
     // The ps filter and the event.
     assert_eq!(ps_names(&d, "health=healthy"), ["good"]);
-    let ev = d.docker_ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until_now(),
-        "--filter",
-        "event=health_status",
-        "--format",
+    let ev = d.events_so_far(
+        &["event=health_status"],
         "{{.Action}} {{.Actor.Attributes.name}}",
-    ]);
+    );
     assert_eq!(ev.trim(), "health_status: healthy good", "{ev}");
     // A stop ends the check: unhealthy, as dockerd marks a stopped one.
     d.docker_ok(&["stop", "-t", "0", "good"]);
@@ -166,17 +150,7 @@ fn a_failing_check_turns_unhealthy_after_its_retries() {
     assert_eq!(ps_names(&d, "health=unhealthy"), ["bad"]);
     assert_eq!(ps_names(&d, "health=none"), ["plain"]);
     assert_eq!(health(&d, "plain"), "none");
-    let ev = d.docker_ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until_now(),
-        "--filter",
-        "event=health_status",
-        "--format",
-        "{{.Action}}",
-    ]);
+    let ev = d.events_so_far(&["event=health_status"], "{{.Action}}");
     assert_eq!(ev.trim(), "health_status: unhealthy", "{ev}");
     // A start period: failures inside it do not count.
     run(

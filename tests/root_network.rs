@@ -762,23 +762,7 @@ fn predefined_networks_as_dockerd_lists_them() {
     d.docker_ok(&["rm", "-f", "web"]);
     d.docker_ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
     // dockerd's network events: connect at each start, disconnect at each exit.
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
-    let evs = d.docker_ok(&[
-        "events",
-        "--since",
-        "1",
-        "--until",
-        &until,
-        "--filter",
-        "type=network",
-        "--format",
-        "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}} {{.Actor.Attributes.container}}",
-    ]);
+    let evs = d.events_so_far(&["type=network"], "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}} {{.Actor.Attributes.container}}");
     let lines: Vec<&str> = evs.lines().collect();
     assert_eq!(lines.len(), 4, "{evs}");
     assert_eq!(lines[0], format!("connect bridge bridge {web}"));
@@ -786,17 +770,7 @@ fn predefined_networks_as_dockerd_lists_them() {
     assert!(lines[2].starts_with("connect none null "), "{evs}");
     assert!(lines[3].starts_with("disconnect none null "), "{evs}");
     let bridge_id = d.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "bridge"]);
-    let ids = d.docker_ok(&[
-        "events",
-        "--since",
-        "1",
-        "--until",
-        &until,
-        "--filter",
-        "network=bridge",
-        "--format",
-        "{{.Actor.ID}}",
-    ]);
+    let ids = d.events_so_far(&["network=bridge"], "{{.Actor.ID}}");
     assert!(
         ids.lines().count() == 2 && ids.lines().all(|l| l == bridge_id.trim()),
         "{ids}"

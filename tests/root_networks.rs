@@ -241,25 +241,10 @@ fn network_create_ls_inspect_rm_as_dockerd() {
     let ls = d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert_eq!(ls, "bridge\nhost\nnone\n");
     // The events of create and destroy.
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
-    let evs = d.docker_ok(&[
-        "events",
-        "--since",
-        "1",
-        "--until",
-        &until,
-        "--filter",
-        "type=network",
-        "--filter",
-        "event=destroy",
-        "--format",
+    let evs = d.events_so_far(
+        &["type=network", "event=destroy"],
         "{{.Action}} {{.Actor.Attributes.name}}",
-    ]);
+    );
     assert!(evs.contains("destroy n1"), "{evs}");
 }
 
@@ -578,25 +563,7 @@ fn connect_and_disconnect_running_and_stopped_containers() {
     d.docker_ok(&["rm", "-f", "c1", "c2"]);
     d.docker_ok(&["network", "rm", "nx"]);
     // The connect and disconnect events.
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
-    let evs = d.docker_ok(&[
-        "events",
-        "--since",
-        "1",
-        "--until",
-        &until,
-        "--filter",
-        "type=network",
-        "--filter",
-        "network=nx",
-        "--format",
-        "{{.Action}}",
-    ]);
+    let evs = d.events_so_far(&["type=network", "network=nx"], "{{.Action}}");
     assert!(
         evs.contains("connect") && evs.contains("disconnect"),
         "{evs}"

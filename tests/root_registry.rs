@@ -349,22 +349,7 @@ fn push_rmi_pull_by_tag_and_digest_then_run() {
     );
     assert_eq!(image_id(&d, "mirrored:2"), id);
 
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let events = d.docker_ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until.to_string(),
-        "--filter",
-        "type=image",
-        "--format",
-        "{{.Action}} {{.ID}}",
-    ]);
+    let events = d.events_so_far(&["type=image"], "{{.Action}} {{.ID}}");
     assert!(events.contains(&format!("push {name}:1")), "{events}");
     assert!(events.contains(&format!("pull {name}:1")), "{events}");
     assert!(events.contains("pull mirrored:2"), "{events}");

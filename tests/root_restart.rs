@@ -37,25 +37,10 @@ fn kill_pid(pid: &str) {
 
 /// The `die` and `start` events of container `name` so far.
 fn events(d: &TestDaemon, name: &str, action: &str) -> usize {
-    // A second ahead: the events of this very second are all in.
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
-    let out = d.docker_ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until.to_string(),
-        "--filter",
-        &format!("container={name}"),
-        "--filter",
-        &format!("event={action}"),
-        "--format",
+    let out = d.events_so_far(
+        &[&format!("container={name}"), &format!("event={action}")],
         "{{.Action}}",
-    ]);
+    );
     out.lines().filter(|l| l.trim() == action).count()
 }
 

@@ -310,6 +310,24 @@ impl TestDaemon {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `docker events` of everything so far (`--since 0`, `--until` a second ahead, so
+    /// that the events of this very second are all in), with `filters` (`--filter`
+    /// arguments given as `key=value`) and `format`.
+    pub fn events_so_far(&self, filters: &[&str], format: &str) -> String {
+        let until = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1)
+        .to_string();
+        let mut args = vec!["events", "--since", "0", "--until", &until];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        args.extend(["--format", format]);
+        self.docker_ok(&args)
+    }
+
     /// Runs a Python docker SDK script with `c` already a `docker.DockerClient` on this
     /// daemon; asserts success and returns stdout.
     pub fn python_sdk_ok(&self, script: &str) -> String {
