@@ -375,10 +375,10 @@ fn daemon_tree(daemon: i32, container_inits: &[i32]) -> Vec<i32> {
     v
 }
 
-/// (run time in ns, times scheduled) summed over every thread of `pids`
-/// (/proc/PID/task/TID/schedstat); threads that ended in between are not counted.
-fn sched_totals(pids: &[i32]) -> (u64, u64) {
-    let (mut ns, mut slices) = (0u64, 0u64);
+/// Every thread of `pids`: (pid, tid) → (run time in ns, times scheduled), from
+/// /proc/PID/task/TID/schedstat.
+fn sched_threads(pids: &[i32]) -> HashMap<(i32, String), (u64, u64)> {
+    let mut out = HashMap::new();
     for p in pids {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
             continue;
@@ -390,12 +390,30 @@ fn sched_totals(pids: &[i32]) -> (u64, u64) {
             let mut f = text
                 .split_whitespace()
                 .map(|v| v.parse::<u64>().unwrap_or(0));
-            ns += f.next().unwrap_or(0);
+            let ns = f.next().unwrap_or(0);
             let _wait = f.next();
-            slices += f.next().unwrap_or(0);
+            let slices = f.next().unwrap_or(0);
+            out.insert(
+                (*p, task.file_name().to_string_lossy().into_owned()),
+                (ns, slices),
+            );
         }
     }
-    (ns, slices)
+    out
+}
+
+/// Run time (ns) and times scheduled between two [`sched_threads`] readings: each
+/// thread's growth, a thread born in between counted whole. A thread that ended in
+/// between (a blocking pool's, after 2 s idle) is not counted: its last figures are gone
+/// with it; summing totals instead would make the window's work negative.
+fn sched_delta(
+    before: &HashMap<(i32, String), (u64, u64)>,
+    after: &HashMap<(i32, String), (u64, u64)>,
+) -> (u64, u64) {
+    after.iter().fold((0, 0), |(ns, n), (k, a)| {
+        let b = before.get(k).copied().unwrap_or((0, 0));
+        (ns + a.0.saturating_sub(b.0), n + a.1.saturating_sub(b.1))
+    })
 }
 
 /// Case g's list timings with the containers on disk: the API's list (median of 5) and
@@ -495,13 +513,7 @@ async fn events_fanout(t: &Target, subs: usize, n: usize) -> Result<(Duration, u
     let t0 = Instant::now();
     let mut starts = Vec::new();
     for (mut c, id) in conns {
-        starts.push(tokio::spawn(async move {
-            c.post(&format!("{API}/containers/{id}/start"))
-                .await
-                .map_err(|e| e.to_string())?
-                .ok("start")
-                .map(|_| ())
-        }));
+        starts.push(tokio::spawn(async move { start_on(&mut c, &id).await }));
     }
     for st in starts {
         st.await.map_err(|e| e.to_string())??;
@@ -578,66 +590,8 @@ async fn leftovers(t: &Target, root: Option<&Path>) -> Leftovers {
 async fn soak_op(c: &mut Conn, op: &str, shared: &str) -> Result<(), String> {
     let e = |e: io::Error| e.to_string();
     match op {
-        "run" => {
-            let id = create_on(c, &["sh", "-c", "echo soak"], "none").await?;
-            c.post(&format!("{API}/containers/{id}/start"))
-                .await
-                .map_err(e)?
-                .ok("start")?;
-            c.post(&format!("{API}/containers/{id}/wait"))
-                .await
-                .map_err(e)?
-                .ok("wait")?;
-            c.get(&format!("{API}/containers/{id}/logs?stdout=1"))
-                .await
-                .map_err(e)?
-                .ok("logs")?;
-            c.delete(&format!("{API}/containers/{id}?force=1"))
-                .await
-                .map_err(e)?
-                .ok("remove")?;
-        }
-        "exec" => {
-            let r = c
-                .post_json(
-                    &format!("{API}/containers/{shared}/exec"),
-                    &json!({"Cmd": ["true"]}),
-                )
-                .await
-                .map_err(e)?
-                .ok("exec create")?;
-            let exec = r
-                .json()
-                .get("Id")
-                .and_then(Value::as_str)
-                .ok_or("exec create: no Id")?
-                .to_owned();
-            c.post_json(
-                &format!("{API}/exec/{exec}/start"),
-                &json!({"Detach": true, "Tty": false}),
-            )
-            .await
-            .map_err(e)?
-            .ok("exec start")?;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let v = c
-                    .get(&format!("{API}/exec/{exec}/json"))
-                    .await
-                    .map_err(e)?
-                    .ok("exec inspect")?
-                    .json();
-                if v.get("Running") == Some(&Value::Bool(false))
-                    && v.get("Pid").is_some_and(|p| p != 0)
-                {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err("exec: no exit in 60 s".into());
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
+        "run" => run_to_end_on(c, &["sh", "-c", "echo soak"]).await?,
+        "exec" => exec_on(c, shared, Duration::from_millis(5)).await?,
         "logs" => {
             c.get(&format!("{API}/containers/{shared}/logs?stdout=1&tail=10"))
                 .await
@@ -663,11 +617,7 @@ async fn soak_op(c: &mut Conn, op: &str, shared: &str) -> Result<(), String> {
 /// Case s's load on one daemon.
 async fn soak(t: &Target, clients: usize, dur: Duration) -> Result<SoakOut, String> {
     let mut c = t.conn().await?;
-    let shared = create_on(&mut c, &["sh", "-c", "echo ready; exec sleep 3600"], "none").await?;
-    c.post(&format!("{API}/containers/{shared}/start"))
-        .await
-        .map_err(|e| e.to_string())?
-        .ok("start")?;
+    let shared = run_detached_on(&mut c, &["sh", "-c", "echo ready; exec sleep 3600"]).await?;
     let out = Arc::new(std::sync::Mutex::new(SoakOut::default()));
     let deadline = Instant::now() + dur;
     let mut tasks = Vec::new();
@@ -742,24 +692,9 @@ async fn soak(t: &Target, clients: usize, dur: Duration) -> Result<SoakOut, Stri
 async fn idle_prelude(t: &Target) -> Result<(), String> {
     let mut c = t.conn().await.map_err(|e| e.to_string())?;
     for _ in 0..5 {
-        let id = create_on(&mut c, &["true"], "none").await?;
-        c.post(&format!("{API}/containers/{id}/start"))
-            .await
-            .map_err(|e| e.to_string())?
-            .ok("start")?;
-        c.post(&format!("{API}/containers/{id}/wait"))
-            .await
-            .map_err(|e| e.to_string())?
-            .ok("wait")?;
-        c.delete(&format!("{API}/containers/{id}?force=1"))
-            .await
-            .map_err(|e| e.to_string())?;
+        run_to_end_on(&mut c, &["true"]).await?;
     }
-    let id = create_on(&mut c, &["sleep", "3600"], "none").await?;
-    c.post(&format!("{API}/containers/{id}/start"))
-        .await
-        .map_err(|e| e.to_string())?
-        .ok("start")?;
+    run_detached_on(&mut c, &["sleep", "3600"]).await?;
     Ok(())
 }
 
@@ -1269,6 +1204,86 @@ async fn create_on(c: &mut Conn, cmd: &[&str], network: &str) -> Result<String, 
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| "create: no Id".to_owned())
+}
+
+/// `POST /containers/{id}/start` on `c`.
+async fn start_on(c: &mut Conn, id: &str) -> Result<(), String> {
+    c.post(&format!("{API}/containers/{id}/start"))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok("start")
+        .map(|_| ())
+}
+
+/// A labelled container running `cmd` without a network, started; its id.
+async fn run_detached_on(c: &mut Conn, cmd: &[&str]) -> Result<String, String> {
+    let id = create_on(c, cmd, "none").await?;
+    start_on(c, &id).await?;
+    Ok(id)
+}
+
+/// A labelled container running `cmd` without a network, to its end: created, started,
+/// waited for, its log read, removed.
+async fn run_to_end_on(c: &mut Conn, cmd: &[&str]) -> Result<(), String> {
+    let e = |e: io::Error| e.to_string();
+    let id = run_detached_on(c, cmd).await?;
+    c.post(&format!("{API}/containers/{id}/wait"))
+        .await
+        .map_err(e)?
+        .ok("wait")?;
+    c.get(&format!("{API}/containers/{id}/logs?stdout=1"))
+        .await
+        .map_err(e)?
+        .ok("logs")?;
+    c.delete(&format!("{API}/containers/{id}?force=1"))
+        .await
+        .map_err(e)?
+        .ok("remove")?;
+    Ok(())
+}
+
+/// `true` exec'd in running container `id` over the API: created, started detached, and
+/// its exit seen by polling its inspect every `poll` (at most 60 s); exit 0 required.
+async fn exec_on(c: &mut Conn, id: &str, poll: Duration) -> Result<(), String> {
+    let e = |e: io::Error| e.to_string();
+    let body = json!({"Cmd": ["true"], "AttachStdout": false, "AttachStderr": false});
+    let r = c
+        .post_json(&format!("{API}/containers/{id}/exec"), &body)
+        .await
+        .map_err(e)?
+        .ok("exec create")?;
+    let exec = r
+        .json()
+        .get("Id")
+        .and_then(Value::as_str)
+        .ok_or("exec create: no Id")?
+        .to_owned();
+    c.post_json(
+        &format!("{API}/exec/{exec}/start"),
+        &json!({"Detach": true, "Tty": false}),
+    )
+    .await
+    .map_err(e)?
+    .ok("exec start")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = c
+            .get(&format!("{API}/exec/{exec}/json"))
+            .await
+            .map_err(e)?
+            .ok("exec inspect")?
+            .json();
+        if v.get("Running") == Some(&Value::Bool(false)) && v.get("Pid").is_some_and(|p| p != 0) {
+            return match v.get("ExitCode").and_then(Value::as_i64) {
+                Some(0) => Ok(()),
+                other => Err(format!("exec exit code {other:?}")),
+            };
+        }
+        if Instant::now() > deadline {
+            return Err("exec: no exit in 60 s".into());
+        }
+        tokio::time::sleep(poll).await;
+    }
 }
 
 fn urlencode(s: &str) -> String {
@@ -2131,10 +2146,7 @@ impl Ctx {
                         let t0 = Instant::now();
                         let id = create_on(&mut c, &["true"], net).await?;
                         let t1 = Instant::now();
-                        c.post(&format!("{API}/containers/{id}/start"))
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .ok("start")?;
+                        start_on(&mut c, &id).await?;
                         let t2 = Instant::now();
                         let w = tokio::time::timeout(
                             Duration::from_secs(30),
@@ -2338,12 +2350,7 @@ impl Ctx {
         for (ti, t) in self.targets.iter().enumerate() {
             let r = async {
                 let mut c = t.conn().await?;
-                let id = create_on(&mut c, &["sleep", "600"], "none").await?;
-                c.post(&format!("{API}/containers/{id}/start"))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok("start")?;
-                Ok::<_, String>(id)
+                run_detached_on(&mut c, &["sleep", "600"]).await
             }
             .await;
             match r {
@@ -2681,13 +2688,13 @@ impl Ctx {
             }
         }
         settle().await;
-        let before: Vec<_> = trees.iter().map(|(_, pids)| sched_totals(pids)).collect();
+        let before: Vec<_> = trees.iter().map(|(_, pids)| sched_threads(pids)).collect();
         tokio::time::sleep(window).await;
         for ((ti, pids), b) in trees.iter().zip(before) {
-            let a = sched_totals(pids);
+            let (ns, slices) = sched_delta(&b, &sched_threads(pids));
             let secs = window.as_secs_f64();
-            let cpu = a.0.saturating_sub(b.0) as f64 / 1e9 / secs * 100.0;
-            let wakes = a.1.saturating_sub(b.1) as f64 / secs;
+            let cpu = ns as f64 / 1e9 / secs * 100.0;
+            let wakes = slices as f64 / secs;
             self.report.add(kcpu, "% of a CPU", *ti, cpu);
             self.report.add(kwake, "/s", *ti, wakes);
         }
@@ -2866,45 +2873,8 @@ async fn api_exec(t: &Target, id: &str) -> Result<Duration, String> {
     let mut c = t.conn().await?;
     let _ = c.get("/_ping").await;
     let t0 = Instant::now();
-    let body = json!({"Cmd": ["true"], "AttachStdout": false, "AttachStderr": false});
-    let r = c
-        .post_json(&format!("{API}/containers/{id}/exec"), &body)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok("exec create")?;
-    let exec = r
-        .json()
-        .get("Id")
-        .and_then(Value::as_str)
-        .ok_or("exec create: no Id")?
-        .to_owned();
-    c.post_json(
-        &format!("{API}/exec/{exec}/start"),
-        &json!({"Detach": true, "Tty": false}),
-    )
-    .await
-    .map_err(|e| e.to_string())?
-    .ok("exec start")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = c
-            .get(&format!("{API}/exec/{exec}/json"))
-            .await
-            .map_err(|e| e.to_string())?
-            .ok("exec inspect")?
-            .json();
-        if v.get("Running") == Some(&Value::Bool(false)) && v.get("Pid").is_some_and(|p| p != 0) {
-            let took = t0.elapsed();
-            return match v.get("ExitCode").and_then(Value::as_i64) {
-                Some(0) => Ok(took),
-                other => Err(format!("exec exit code {other:?}")),
-            };
-        }
-        if Instant::now() > deadline {
-            return Err("exec: no exit in 30 s".into());
-        }
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
+    exec_on(&mut c, id, Duration::from_micros(200)).await?;
+    Ok(t0.elapsed())
 }
 
 async fn cli_output(cmd: Command) -> io::Result<std::process::Output> {
@@ -2961,10 +2931,7 @@ async fn burst(t: &Target, n: usize) -> Result<BurstOut, String> {
     let mut tasks = vec![];
     for (mut c, id) in made {
         tasks.push(tokio::spawn(async move {
-            c.post(&format!("{API}/containers/{id}/start"))
-                .await
-                .map_err(|e| e.to_string())?
-                .ok("start")?;
+            start_on(&mut c, &id).await?;
             Ok::<_, String>(id)
         }));
     }
