@@ -500,7 +500,12 @@ pub(super) async fn take_sandbox(
 ) -> Result<Sandbox, StoreError> {
     let (attach, name) = user.unzip();
     let upstreams = if attach.is_some() {
-        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        // The host's resolvers only matter without `--dns` (daemon or container).
+        let host = if etc.dns.is_empty() {
+            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+        } else {
+            String::new()
+        };
         etc.upstreams(&host)
     } else {
         Vec::new()
